@@ -1,0 +1,134 @@
+# batlab: build, test and install.
+#
+#   make                 build ./batlab and build/libbatlab.a
+#   make check           build and run every test (TAP, under prove)
+#   make check SANITIZE=1  the same with ASan + UBSan (objects in build/san)
+#   make bench           performance figures
+#   make fuzz / check-fuzz  libFuzzer targets (clang)
+#   make install PREFIX=/usr/local
+#
+# Every target that compiles first runs `make deps`, which installs the
+# Debian packages that are missing (and does nothing when none are). Flags
+# come from pkg-config, so they are only computed after deps has run: the
+# public targets call make again for the real work.
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CC      ?= cc
+PKGS     = lua5.4 libserialport
+VERSION  = 0.1.0
+
+ifeq ($(SANITIZE),1)
+BUILD    = build/san
+OPT      = -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+BUILD    = build/rel
+OPT      = -O2
+endif
+
+CFLAGS  ?= -g
+ALL_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
+	-Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	$(OPT) $(CFLAGS) -Isrc -DBL_VERSION='"$(VERSION)"' \
+	-DBL_LUADIR='"$(PREFIX)/share/batlab/lua"' \
+	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+ALL_LDFLAGS = $(OPT) $(LDFLAGS)
+LIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+
+LIB_SRC  = $(sort $(filter-out src/main.c,$(wildcard src/*.c src/sim/*.c)))
+LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB      = $(BUILD)/libbatlab.a
+BIN      = $(BUILD)/batlab
+
+TEST_SRC = $(sort $(wildcard tests/c/test_*.c))
+TEST_BIN = $(TEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
+TEST_SUPPORT = $(wildcard tests/c/support/*.c)
+BENCH_SRC = $(sort $(wildcard tests/bench/bench_*.c))
+BENCH_BIN = $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all deps build check _check bench _bench fuzz check-fuzz _fuzz clean install run
+
+all: deps
+	@$(MAKE) --no-print-directory build
+
+deps:
+	@sh tools/deps.sh
+
+build: $(BIN) $(LIB)
+ifneq ($(SANITIZE),1)
+	@ln -sf $(BIN) batlab
+endif
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BIN): $(BUILD)/src/main.o $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/%: tests/c/%.c $(TEST_SUPPORT) $(LIB) tests/c/tap.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/c -o $@ $< $(TEST_SUPPORT) $(LIB) $(LIBS)
+
+$(BUILD)/bench/%: tests/bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/c -o $@ $< $(LIB) $(LIBS)
+
+check: deps
+	@$(MAKE) --no-print-directory _check
+
+_check: build $(TEST_BIN)
+	@BATLAB=$(CURDIR)/$(BIN) BUILD=$(CURDIR)/$(BUILD) prove -f --exec '' $(TEST_BIN) $(wildcard tests/*.t)
+
+bench: deps
+	@$(MAKE) --no-print-directory _bench
+
+_bench: build $(BENCH_BIN)
+	@for b in $(BENCH_BIN); do $$b || exit 1; done
+
+# libFuzzer targets need clang; they link the library sources directly so
+# the fuzzer instruments them.
+FUZZ_CC    = clang
+FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -Isrc -std=c11 \
+	-D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
+FUZZ_SRC   = $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN   = $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_RUNS ?= 10000000
+
+fuzz: deps
+	@$(MAKE) --no-print-directory _fuzz
+
+_fuzz: $(FUZZ_BIN)
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c src/proto.c src/proto.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< src/proto.c
+
+check-fuzz: fuzz
+	@for f in $(FUZZ_BIN); do \
+		mkdir -p build/fuzz/corpus-$$(basename $$f); \
+		echo "fuzz: $$f ($(FUZZ_RUNS) runs)"; \
+		$$f -runs=$(FUZZ_RUNS) -max_total_time=1200 -print_final_stats=1 \
+			build/fuzz/corpus-$$(basename $$f) 2>&1 | tail -n 12 || exit 1; \
+	done
+
+run: all
+	./batlab cycletest --sim
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/batlab/lua \
+		$(DESTDIR)$(PREFIX)/share/doc/batlab
+	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/batlab
+	cd lua && find . -name '*.lua' -exec install -D -m 644 {} $(DESTDIR)$(PREFIX)/share/batlab/lua/{} \;
+	install -m 644 README.md $(DESTDIR)$(PREFIX)/share/doc/batlab/
+	cd docs && find . -name '*.md' -exec install -D -m 644 {} $(DESTDIR)$(PREFIX)/share/doc/batlab/{} \;
+
+clean:
+	rm -rf build batlab
+
+-include $(LIB_OBJ:.o=.d) $(BUILD)/src/main.d
