@@ -68,7 +68,10 @@ $(LIB): $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(BIN): $(BUILD)/src/main.o $(LIB)
+CLI_SRC  = src/main.c $(sort $(wildcard src/cli/*.c))
+CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
+
+$(BIN): $(CLI_OBJ) $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/tests/%: tests/c/%.c $(TEST_SUPPORT) $(LIB) tests/c/tap.h
@@ -131,4 +134,4 @@ install: all
 clean:
 	rm -rf build batlab
 
--include $(LIB_OBJ:.o=.d) $(BUILD)/src/main.d
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

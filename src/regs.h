@@ -190,6 +190,7 @@ enum bl_led {
 #define BL_LOCK_LOCKED 1
 #define BL_WDT_RESET 255          /* value hosts write to WATCHDOG_TIMER */
 #define BL_COMMAND_ERROR 257      /* 0x0101: the device's error answer */
+#define BL_ADDR_MAX 0x7F          /* largest register address on the wire */
 #define BL_SETPOINT_MAX 575       /* hosts never command more (4.49 A) */
 #define BL_DUTY_MAX 640           /* 100 % PWM */
 #define BL_FIRMWARE_VERSION 7     /* the version this table describes */

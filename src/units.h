@@ -1,8 +1,11 @@
 /* units.h - raw register values <-> engineering units (PROTOCOL.md §5).
  *
  * Decoders take the 16-bit register value exactly as it came off the wire.
- * Encoders truncate the way the seed hosts do, except where the firmware's
- * own constants show it rounds (VCC), and clamp to what fits the register.
+ * Encoders round to the nearest raw count (the seed hosts truncate, which
+ * is up to one count off: 2.8 V gives 20388 there, where the firmware's own
+ * default is 20389) and clamp to what fits the register. Current encodes
+ * with the decoder's exact inverse, 8000 counts/A (the seed used 32767/4.096,
+ * one count low: 4.0 A gave 31999 where the firmware default is 32000).
  */
 #ifndef BL_UNITS_H
 #define BL_UNITS_H
@@ -17,24 +20,24 @@
 
 /* Voltage: VOLTAGE, VOLTAGE_LIMIT_*, VOLTAGE_PP. V = int16(raw) * 4.5 / 32768. */
 double bl_voltage_from_raw(uint16_t raw);
-uint16_t bl_voltage_to_raw(double volts);          /* trunc, clamped to int16 */
+uint16_t bl_voltage_to_raw(double volts);          /* clamped to int16 */
 
 /* Current: CURRENT, CURRENT_LIMIT_*, CURRENT_PP, ZERO_AMP_THRESH.
  * A = int16(raw) * 4.096 / 32768. */
 double bl_current_from_raw(uint16_t raw);
-uint16_t bl_current_to_raw(double amps);           /* trunc(A * 32767/4.096), 0..32767 */
+uint16_t bl_current_to_raw(double amps);           /* A * 8000, 0..32767 */
 
 /* Setpoint: CURRENT_SETPOINT, SINE_OFFSET. A = raw / 128. */
 double bl_setpoint_from_raw(uint16_t raw);
-uint16_t bl_setpoint_to_raw(double amps);          /* trunc(A * 128), 0..65535 */
+uint16_t bl_setpoint_to_raw(double amps);          /* A * 128, 0..65535 */
 
 /* VCC (UNIT 0x03): V = 134217.728 / raw; raw 0 (not measured yet) -> 0 V. */
 double bl_vcc_from_raw(uint16_t raw);
-uint16_t bl_vcc_to_raw(double volts);              /* rounded */
+uint16_t bl_vcc_to_raw(double volts);
 
 /* Sine frequency: Hz = raw * 10000 / 256. */
 double bl_freq_from_raw(uint16_t raw);
-uint16_t bl_freq_to_raw(double hz);                /* trunc */
+uint16_t bl_freq_to_raw(double hz);
 
 /* Sine magnitude divider: A pp = 2 / 2^raw; raw >= 8 gives no sine. */
 double bl_magdiv_from_raw(uint16_t raw);
@@ -45,7 +48,7 @@ uint16_t bl_magdiv_to_raw(double amps_pp);         /* round(1 - log2(App)), >= 0
  * Raw 0 or >= 32768 has no temperature: NAN. */
 double bl_temp_c_from_raw(uint16_t raw, double r, double b);
 double bl_temp_f_from_raw(uint16_t raw, double r, double b);
-uint16_t bl_temp_c_to_raw(double celsius, double r, double b);   /* rounded */
+uint16_t bl_temp_c_to_raw(double celsius, double r, double b);
 uint16_t bl_temp_f_to_raw(double fahrenheit, double r, double b);
 double bl_c_to_f(double celsius);
 double bl_f_to_c(double fahrenheit);

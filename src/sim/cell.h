@@ -51,6 +51,10 @@ struct bl_cell {
 	double throughput_ah;      /* total |charge| moved */
 	double charge_in_ah;       /* bookkeeping: delivered to the cell (+) */
 	double charge_out_ah;      /* bookkeeping: taken from the cell */
+	/* Charge pushed past the ends of the SOC range (< 0 below empty, > 0
+	 * above full). SOC itself stays in [0, 1]; this is what makes the
+	 * voltage collapse or soar instead of sitting at the table's ends. */
+	double excess_ah;
 };
 
 /* Built-in profiles, by name: "nmc18650", "lfp26650", "lipo-pouch",
@@ -71,5 +75,14 @@ double bl_cell_voltage(const struct bl_cell *c, double current_a);
 void bl_cell_step(struct bl_cell *c, double current_a, double dt_s);
 /* Magnitude of the impedance at a frequency (R0 + RC pair), ohms. */
 double bl_cell_impedance(const struct bl_cell *c, double hz);
+/* R0 and R1 now, after the temperature and low-SOC factors (either out
+ * pointer may be NULL). */
+void bl_cell_resistance(const struct bl_cell *c, double *r0, double *r1);
+/* Heat generated now with `current_a` flowing, watts (I^2 (R0+R1) plus the
+ * cell's self-heating). */
+double bl_cell_heat_w(const struct bl_cell *c, double current_a);
+/* Check a parameter set; on error writes the offending field into err and
+ * returns a negative bl_status. */
+int bl_cell_params_check(const struct bl_cell_params *p, char *err, size_t errlen);
 
 #endif

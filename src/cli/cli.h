@@ -1,0 +1,20 @@
+/* cli/cli.h - the batlab command's subcommands and exit codes. */
+#ifndef BL_CLI_H
+#define BL_CLI_H
+
+/* Exit codes (documented in README.md and docs/batlab.1). */
+enum bl_exit {
+	BL_EXIT_OK = 0,          /* done; every cell passed */
+	BL_EXIT_FAILED = 1,      /* a cell failed its verdict */
+	BL_EXIT_USAGE = 2,       /* bad arguments, settings or files */
+	BL_EXIT_DEVICE = 3,      /* device or communication error */
+	BL_EXIT_INTERRUPTED = 130,
+};
+
+/* Each subcommand gets argv with argv[0] = its own name. */
+int cmd_sim(int argc, char **argv);
+
+/* Print "batlab: <msg>" on stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

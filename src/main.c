@@ -1,0 +1,66 @@
+/* main.c - the `batlab` command: global options and subcommand dispatch. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+struct subcommand {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+};
+
+static const struct subcommand subcommands[] = {
+	{"sim", cmd_sim, "serve virtual Batlabs on pseudo-terminals"},
+};
+
+void cli_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("batlab: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+	        "usage: batlab [--version] [--help] COMMAND [ARGS...]\n"
+	        "\n"
+	        "Run battery-cell tests on Lexcelon Batlab V1.0 testers, or on virtual ones.\n"
+	        "\n"
+	        "Commands:\n");
+	for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
+		fprintf(out, "  %-14s %s\n", subcommands[i].name, subcommands[i].summary);
+	fprintf(out,
+	        "\n"
+	        "Run 'batlab COMMAND --help' for a command's options.\n"
+	        "Exit codes: 0 ok, 1 a cell failed, 2 usage/settings error,\n"
+	        "            3 device/communication error, 130 interrupted.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return BL_EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+		printf("batlab %s\n", BL_VERSION);
+		return BL_EXIT_OK;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return BL_EXIT_OK;
+	}
+	for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
+		if (strcmp(argv[1], subcommands[i].name) == 0)
+			return subcommands[i].run(argc - 1, argv + 1);
+	cli_error("unknown command '%s' (try 'batlab --help')", argv[1]);
+	return BL_EXIT_USAGE;
+}
