@@ -121,7 +121,7 @@ check-fuzz: fuzz
 	done
 
 run: all
-	./batlab cycletest --sim
+	./batlab --version
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/batlab/lua \
