@@ -13,6 +13,7 @@ struct subcommand {
 
 static const struct subcommand subcommands[] = {
 	{"sim", cmd_sim, "serve virtual Batlabs on pseudo-terminals"},
+	{"lua", cmd_lua, "run a Lua file with the batlab API loaded (like lua FILE)"},
 };
 
 void cli_error(const char *fmt, ...)
