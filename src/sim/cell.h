@@ -6,6 +6,9 @@
  * capacity fade with charge throughput and self-discharge.
  *
  * Sign convention everywhere: current > 0 charges the cell, < 0 discharges.
+ * Currents and voltages passed in and out are as the slot sees them; a
+ * reversed cell sees the slot's current negated (a slot "charge"
+ * discharges it) and shows the slot a negated voltage.
  * The model knows nothing about registers; sim/firmware.c turns it into
  * register values.
  */
