@@ -116,7 +116,11 @@ static void scan(struct bl_reframer *r)
 		uint8_t head = r->buf[0];
 
 		if (head == BL_START_PKT) {
-			if (r->len >= 2 && !bl_ns_plausible(r->buf[1])) {
+			/* Without an owner's check, only namespaces a device
+			 * normally answers are taken. With one, the owner
+			 * decides: the firmware does echo 0x06..0xFE when it
+			 * answers 257 to a request there. */
+			if (r->len >= 2 && !r->accept && !bl_ns_plausible(r->buf[1])) {
 				drop_one(r);
 				continue;
 			}

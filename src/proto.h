@@ -67,9 +67,10 @@ struct bl_frame {
 	} u;
 };
 
-/* Asked before a plausible 0xAA frame is taken: return false to reject it
- * (it does not answer the pending request), and the reframer drops one byte
- * and rescans. NULL accepts every plausible frame. */
+/* Asked before a 0xAA frame is taken: return false to reject it (it does
+ * not answer the pending request), and the reframer drops one byte and
+ * rescans. NULL accepts every frame whose namespace is plausible (0..5,
+ * 0xFF); with a hook, the hook alone decides. */
 typedef bool (*bl_reframer_accept_fn)(void *ud, const struct bl_packet *p);
 /* Called for each complete frame. */
 typedef void (*bl_reframer_frame_fn)(void *ud, const struct bl_frame *f);

@@ -1,0 +1,336 @@
+/* test_device.c - the device layer against the virtual Batlab, in virtual
+ * time, through real protocol bytes: connect, registers, 257, timeouts and
+ * retries, write_verify, charge read, regulation, watchdog, events,
+ * impedance, channel start/stop. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tap.h"
+#include "batlab.h"
+#include "bl.h"
+#include "clock.h"
+#include "link.h"
+#include "loop.h"
+#include "regs.h"
+#include "units.h"
+#include "sim/simdev.h"
+
+#define S(x) ((uint64_t)((x) * 1e6))
+
+struct rig {
+	struct bl_vclock vc;
+	struct bl_loop *loop;
+	struct bl_simdev *sim;
+	struct bl_device *dev;
+	int events[8];
+};
+
+static void on_event(struct bl_device *d, enum bl_device_event ev, void *ud)
+{
+	struct rig *r = ud;
+	(void)d;
+	if ((int)ev < 8)
+		r->events[ev]++;
+}
+
+static void rig_open(struct rig *r, const struct bl_simdev_config *cfg)
+{
+	struct bl_simdev_config def;
+	struct bl_link *link;
+
+	memset(r, 0, sizeof *r);
+	bl_vclock_init(&r->vc, S(1000));
+	r->loop = bl_loop_new(&r->vc.clock);
+	if (!cfg) {
+		bl_simdev_config_default(&def, 0);
+		cfg = &def;
+	}
+	r->sim = bl_simdev_new(cfg, bl_loop_now(r->loop));
+	if (bl_link_open_sim(r->sim, false, &r->vc.clock, "sim0", &link) != BL_OK)
+		abort();
+	r->dev = bl_device_new(r->loop, link, NULL);
+	bl_device_on_event(r->dev, on_event, r);
+}
+
+static void rig_close(struct rig *r)
+{
+	bl_device_free(r->dev);
+	bl_simdev_free(r->sim);
+	bl_loop_free(r->loop);
+}
+
+/* Run the loop for `s` virtual seconds. */
+static void run_for(struct rig *r, double s)
+{
+	bl_loop_run_until(r->loop, NULL, NULL, bl_loop_now(r->loop) + S(s));
+}
+
+static int rd(struct rig *r, uint8_t ns, uint8_t addr, uint16_t *v)
+{
+	return bl_device_wait(r->dev, bl_op_read(r->dev, ns, addr, NULL, NULL), v, NULL);
+}
+
+static int wr(struct rig *r, uint8_t ns, uint8_t addr, uint16_t v)
+{
+	return bl_device_wait(r->dev, bl_op_write(r->dev, ns, addr, v, NULL, NULL), NULL, NULL);
+}
+
+static void fault(struct rig *r, enum bl_fault_kind kind, int count, double value)
+{
+	struct bl_fault f;
+
+	memset(&f, 0, sizeof f);
+	f.kind = kind;
+	f.slot = -1;
+	f.count = count;
+	f.value = value;
+	bl_simdev_fault(r->sim, bl_loop_now(r->loop), &f);
+}
+
+static void test_connect(void)
+{
+	struct rig r;
+	const struct bl_identity *id;
+	uint16_t v = 0;
+
+	rig_open(&r, NULL);
+	/* a channel already discharging before we connect */
+	run_for(&r, 2);
+	is_int(bl_simdev_reg(r.sim, 1, BL_CELL_MODE), BL_MODE_IDLE, "a cell is detected before connect");
+	is_int(bl_device_wait(r.dev, bl_op_connect(r.dev, NULL, NULL), NULL, NULL), BL_OK, "connect succeeds");
+	id = bl_device_identity(r.dev);
+	ok(id->connected && !id->bootloader, "the application runs (namespace 5 answered 257)");
+	is_int(id->serial, 1000, "serial number SERIAL_NUM + 65536 x DEVICE_ID");
+	is_int(id->firmware, 7, "firmware version 7");
+	ok(id->settings & BL_SET_WATCHDOG_TIMER, "the watchdog is enabled");
+	is_int(id->temp_r[2], 1500, "cell 2 R calibration");
+	is_int(id->temp_b[3], 3380, "cell 3 B calibration");
+	is_int(bl_simdev_reg(r.sim, 1, BL_CELL_MODE), BL_MODE_IDLE, "connect wrote no mode");
+
+	/* read and write registers of every kind */
+	ok(rd(&r, 0, BL_CELL_VOLTAGE, &v) == BL_OK && bl_voltage_from_raw(v) > 3.0 && bl_voltage_from_raw(v) < 4.3,
+	   "cell voltage reads %.3f V", bl_voltage_from_raw(v));
+	ok(rd(&r, BL_NS_UNIT, BL_UNIT_VCC, &v) == BL_OK && fabs(bl_vcc_from_raw(v) - 5.0) < 0.05,
+	   "VCC reads %.3f V", bl_vcc_from_raw(v));
+	ok(rd(&r, BL_NS_COMMS, BL_COMMS_PSU, &v) == BL_OK && v == 1, "COMMS PSU reads 1");
+	is_int(wr(&r, 2, BL_CELL_VOLTAGE_LIMIT_CHG, bl_voltage_to_raw(4.1)), BL_OK, "write a cell limit");
+	ok(rd(&r, 2, BL_CELL_VOLTAGE_LIMIT_CHG, &v) == BL_OK && v == bl_voltage_to_raw(4.1), "and read it back");
+	is_int(wr(&r, BL_NS_UNIT, BL_UNIT_FIRMWARE_VER, 9), BL_ERR_DEVICE, "a refused write is BL_ERR_DEVICE (257)");
+	ok(rd(&r, 0, 0x1F, &v) == BL_OK && v == BL_COMMAND_ERROR, "a read beyond the cell namespace answers 257");
+	ok(rd(&r, 0x10, 0, &v) == BL_OK && v == BL_COMMAND_ERROR, "namespace 0x10 answers 257");
+
+	/* write_verify: success, and a register the device overwrites */
+	is_int(bl_device_wait(r.dev, bl_op_write_verify(r.dev, 1, BL_CELL_TEMP_LIMIT_CHG, 25000, NULL, NULL), NULL, NULL),
+	       BL_OK, "write_verify of a limit");
+	is_int(bl_device_wait(r.dev, bl_op_write_verify(r.dev, 1, BL_CELL_STATUS, 0x7777, NULL, NULL), &v, NULL),
+	       BL_ERR_VERIFY, "write_verify of STATUS (recomputed by the device) fails");
+
+	struct bl_device_stats st;
+	bl_device_stats(r.dev, &st);
+	is_int((long long)st.timeouts, 0, "no timeouts on a healthy link");
+	is_int(bl_device_pending(r.dev), 0, "nothing left pending");
+	rig_close(&r);
+}
+
+static void test_timeouts(void)
+{
+	struct rig r;
+	struct bl_device_stats st;
+	uint16_t v = 0;
+
+	rig_open(&r, NULL);
+	bl_device_wait(r.dev, bl_op_connect(r.dev, NULL, NULL), NULL, NULL);
+
+	fault(&r, BL_FAULT_NO_REPLY, 1, 0);
+	ok(rd(&r, BL_NS_UNIT, BL_UNIT_FIRMWARE_VER, &v) == BL_OK && v == 7, "one lost reply: the retry gets the value");
+	bl_device_stats(r.dev, &st);
+	is_int((long long)st.retries, 1, "one retry counted");
+
+	fault(&r, BL_FAULT_GARBAGE, 40, 0);
+	ok(rd(&r, BL_NS_UNIT, BL_UNIT_FIRMWARE_VER, &v) == BL_OK && v == 7, "garbage on the line: the read still succeeds");
+
+	fault(&r, BL_FAULT_DROP_BYTES, 3, 0);
+	ok(rd(&r, BL_NS_UNIT, BL_UNIT_FIRMWARE_VER, &v) == BL_OK && v == 7, "dropped bytes: the read recovers");
+
+	fault(&r, BL_FAULT_NO_REPLY, 8, 0); /* two requests' worth of attempts */
+	uint64_t t0 = bl_loop_now(r.loop);
+	is_int(rd(&r, BL_NS_UNIT, BL_UNIT_FIRMWARE_VER, &v), BL_ERR_TIMEOUT, "a silent device gives BL_ERR_TIMEOUT, not a value");
+	uint64_t took = bl_loop_now(r.loop) - t0;
+	ok(took >= S(0.99) && took <= S(1.01), "after 1 + 3 retries of 250 ms (%.3f s)", took / 1e6);
+	rd(&r, BL_NS_UNIT, BL_UNIT_FIRMWARE_VER, &v);
+	is_int(r.events[BL_DEV_SILENT], 1, "two failures in a row raise the silent event once");
+	ok(rd(&r, BL_NS_UNIT, BL_UNIT_FIRMWARE_VER, &v) == BL_OK && v == 7, "the device answers again");
+	is_int(r.events[BL_DEV_RECOVERED], 1, "and the recovered event follows");
+
+	fault(&r, BL_FAULT_LATE_REPLY, 1, 0.4);
+	ok(rd(&r, BL_NS_UNIT, BL_UNIT_FIRMWARE_VER, &v) == BL_OK && v == 7, "a reply late past the timeout: the retry's reply is used");
+	run_for(&r, 1);
+	ok(rd(&r, 0, BL_CELL_MODE, &v) == BL_OK && v <= BL_MODE_STOPPED, "the stale late reply did not pair with the next request");
+	rig_close(&r);
+}
+
+static void test_regulation(void)
+{
+	struct bl_simdev_config cfg;
+	struct rig r;
+	const struct bl_snapshot *snap;
+
+	bl_simdev_config_default(&cfg, 0);
+	cfg.vcc_v = 4.75;
+	rig_open(&r, &cfg);
+	bl_device_wait(r.dev, bl_op_connect(r.dev, NULL, NULL), NULL, NULL);
+	is_int(bl_device_wait(r.dev, bl_op_discharge_start(r.dev, 0, 2.0, NULL, NULL), NULL, NULL), BL_OK,
+	       "discharge at 2.0 A starts");
+	bl_device_set_report_interval(r.dev, 0, 1.0);
+	run_for(&r, 1.5);
+	double first = bl_current_from_raw(bl_device_snapshot(r.dev, 0)->s.current);
+	ok(first < 1.95, "at VCC 4.75 V the raw setpoint gives too little (%.3f A)", first);
+	run_for(&r, 20);
+	snap = bl_device_snapshot(r.dev, 0);
+	ok(snap->valid && snap->s.mode == BL_MODE_DISCHARGE, "still discharging");
+	double got = bl_current_from_raw(snap->s.current);
+	ok(fabs(got - 2.0) <= 0.01, "regulation settles at 2.00 +/- 0.01 A (measured %.4f A, setpoint %u)",
+	   got, bl_device_operating_setpoint(r.dev, 0));
+	ok(fabs(-bl_simdev_cell_current(r.sim, 0) - 2.0) <= 0.01, "the cell really carries %.4f A",
+	   -bl_simdev_cell_current(r.sim, 0));
+	run_for(&r, 60);
+	got = bl_current_from_raw(bl_device_snapshot(r.dev, 0)->s.current);
+	ok(fabs(got - 2.0) <= 0.01, "and stays there a minute later (%.4f A)", got);
+
+	/* the pure step function */
+	is_int(bl_regulate_step(256, 256, 2.0), 256, "no change inside the dead band");
+	is_int(bl_regulate_step(256, 256, 1.9), 269, "proportional step up");
+	is_int(bl_regulate_step(256, 256, 1.0), 288, "a step is at most 32 counts");
+	is_int(bl_regulate_step(256, 300, 2.5), 268, "and down");
+	is_int(bl_regulate_step(256, 256, 0.0), 256, "a zero reading (below ZERO_AMP_THRESH) changes nothing");
+	is_int(bl_regulate_step(512, 520, 4.1), 509, "above 4.02 A it backs off, harder the further above");
+	is_int(bl_regulate_step(560, 575, 3.0), 575, "never above 575");
+	is_int(bl_regulate_step(100, 200, 0.5), 126, "never more than 25 %% above the target");
+	is_int(bl_regulate_step(16, 9, 0.12), 9, "a reading inside the dead band leaves it");
+	is_int(bl_regulate_step(16, 8, 0.5), 8, "never below the trickle floor of 8");
+	is_int(bl_regulate_step(0, 100, 1.0), 0, "no target: setpoint 0");
+
+	/* safe state */
+	is_int(bl_device_wait(r.dev, bl_op_safe(r.dev, 0, NULL, NULL), NULL, NULL), BL_OK, "safe op");
+	is_int(bl_simdev_reg(r.sim, 0, BL_CELL_MODE), BL_MODE_IDLE, "the channel is IDLE");
+	run_for(&r, 1);
+	ok(fabs(bl_simdev_cell_current(r.sim, 0)) < 1e-9, "and no current flows");
+	rig_close(&r);
+}
+
+static void test_watchdog(void)
+{
+	struct rig r;
+	struct bl_device_stats st;
+
+	rig_open(&r, NULL);
+	bl_device_wait(r.dev, bl_op_connect(r.dev, NULL, NULL), NULL, NULL);
+	bl_device_wait(r.dev, bl_op_charge_start(r.dev, 1, 1.0, NULL, NULL), NULL, NULL);
+	run_for(&r, 120);
+	is_int(bl_simdev_reg(r.sim, 1, BL_CELL_MODE), BL_MODE_CHARGE, "two minutes on, the watchdog kept the channel charging");
+	bl_device_stats(r.dev, &st);
+	ok(st.watchdog_refreshes >= 60, "refreshed every 2 s (%llu times)", (unsigned long long)st.watchdog_refreshes);
+	uint64_t last = st.last_watchdog_us;
+
+	/* the host goes away without a word */
+	bl_device_free(r.dev);
+	r.dev = NULL;
+	bl_simdev_advance(r.sim, last + S(25.3));
+	is_int(bl_simdev_reg(r.sim, 1, BL_CELL_MODE), BL_MODE_CHARGE, "25.3 s after the last refresh: still charging");
+	bl_simdev_advance(r.sim, last + S(25.7));
+	is_int(bl_simdev_reg(r.sim, 1, BL_CELL_MODE), BL_MODE_STOPPED, "25.7 s after: the watchdog stopped it");
+	is_int(bl_simdev_reg(r.sim, 0, BL_CELL_MODE), BL_MODE_STOPPED, "every channel is stopped");
+	bl_simdev_free(r.sim);
+	bl_loop_free(r.loop);
+}
+
+static void test_charge_and_impedance(void)
+{
+	struct rig r;
+	double coulombs = 0, ohms = 0;
+	uint16_t v = 0;
+
+	rig_open(&r, NULL);
+	bl_device_wait(r.dev, bl_op_connect(r.dev, NULL, NULL), NULL, NULL);
+	bl_device_wait(r.dev, bl_op_discharge_start(r.dev, 2, 2.0, NULL, NULL), NULL, NULL);
+	wr(&r, 2, BL_CELL_CHARGEH, 0);
+	run_for(&r, 60);
+	uint32_t truth = bl_charge_join(bl_simdev_reg(r.sim, 2, BL_CELL_CHARGEH), bl_simdev_reg(r.sim, 2, BL_CELL_CHARGEL));
+	is_int(bl_device_wait(r.dev, bl_op_charge(r.dev, 2, NULL, NULL), NULL, &coulombs), BL_OK, "charge read");
+	ok(fabs(coulombs - bl_charge_coulombs(truth, 6)) < 2 * 16000 * 7.68e-5,
+	   "charge %.2f C matches the counter (%.2f C)", coulombs, bl_charge_coulombs(truth, 6));
+	ok(fabs(coulombs - 120.0) < 3.0, "about 2 A x 60 s = 120 C (%.2f)", coulombs);
+
+	/* rollover: put the counter just below a 16-bit boundary, then read
+	 * at every phase around the channel's latch until a read spans it */
+	int spans = 0, good = 0;
+	for (int k = 0; k < 40; k++) {
+		wr(&r, 2, BL_CELL_CHARGEL, 0xFFFF);
+		run_for(&r, 0.0005 * k + 0.3);
+		struct bl_op *op = bl_op_charge(r.dev, 2, NULL, NULL);
+		uint16_t h0 = bl_simdev_reg(r.sim, 2, BL_CELL_CHARGEH);
+		bl_device_wait(r.dev, op, NULL, &coulombs);
+		uint32_t after = bl_charge_join(bl_simdev_reg(r.sim, 2, BL_CELL_CHARGEH), bl_simdev_reg(r.sim, 2, BL_CELL_CHARGEL));
+		double c_after = bl_charge_coulombs(after, 6);
+		if (h0 != bl_simdev_reg(r.sim, 2, BL_CELL_CHARGEH))
+			spans++;
+		good += fabs(coulombs - c_after) < 1e-9 ||
+		        fabs(coulombs - bl_charge_coulombs(0xFFFF, 6)) < 1e-9;
+	}
+	is_int(good, 40, "every charge read is a consistent value, before or after the latch");
+	ok(spans > 0, "some reads spanned a rollover of the low half (%d)", spans);
+
+	bl_device_wait(r.dev, bl_op_safe(r.dev, 2, NULL, NULL), NULL, NULL);
+	run_for(&r, 2);
+	uint64_t t0 = bl_loop_now(r.loop);
+	is_int(bl_device_wait(r.dev, bl_op_impedance(r.dev, 1, NULL, NULL), NULL, &ohms), BL_OK, "impedance measurement");
+	double want = bl_cell_impedance(bl_simdev_cell(r.sim, 1), 39.0625);
+	ok(ohms > 0 && fabs(ohms - want) / want < 0.15, "impedance %.4f ohm (model %.4f ohm)", ohms, want);
+	ok(bl_loop_now(r.loop) - t0 >= S(2.0), "it settled 2 s in IMPEDANCE mode");
+	ok(rd(&r, BL_NS_UNIT, BL_UNIT_LOCK, &v) == BL_OK && v == 0, "LOCK is released");
+	ok(rd(&r, 1, BL_CELL_MODE, &v) == BL_OK && v == BL_MODE_IDLE, "the mode is restored to IDLE");
+
+	/* impedance with the reads failing still unlocks */
+	struct bl_op *op = bl_op_impedance(r.dev, 1, NULL, NULL);
+	run_for(&r, 1.0); /* inside the 2 s settle: the op is still alive */
+	fault(&r, BL_FAULT_NO_REPLY, 8, 0);
+	int rc = bl_device_wait(r.dev, op, NULL, &ohms);
+	fault(&r, BL_FAULT_NO_REPLY, 0, 0);
+	is_int(rc, BL_ERR_TIMEOUT, "impedance with lost replies fails");
+	ok(rd(&r, BL_NS_UNIT, BL_UNIT_LOCK, &v) == BL_OK && v == 0, "but LOCK was still released");
+	rig_close(&r);
+}
+
+static void test_events(void)
+{
+	struct rig r;
+	uint16_t v;
+
+	rig_open(&r, NULL);
+	bl_device_wait(r.dev, bl_op_connect(r.dev, NULL, NULL), NULL, NULL);
+	run_for(&r, 10);
+	fault(&r, BL_FAULT_RESET, 0, 0);
+	run_for(&r, 12);
+	is_int(r.events[BL_DEV_RESET], 1, "a device reset is detected and reported");
+	fault(&r, BL_FAULT_UNPLUG, 0, 0);
+	run_for(&r, 1);
+	is_int(r.events[BL_DEV_CLOSED], 1, "unplug is reported");
+	ok(bl_device_closed(r.dev), "the device is closed");
+	is_int(rd(&r, 0, BL_CELL_MODE, &v), BL_ERR_CLOSED, "a request on it fails with BL_ERR_CLOSED, no hang");
+	rig_close(&r);
+}
+
+int main(void)
+{
+	plan_lazy();
+	/* the warnings these faults cause are expected; keep the TAP clean */
+	bl_log_set_level(BL_LOG_ERROR);
+	test_connect();
+	test_timeouts();
+	test_regulation();
+	test_watchdog();
+	test_charge_and_impedance();
+	test_events();
+	return done_testing();
+}
