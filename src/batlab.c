@@ -6,6 +6,7 @@
 
 #include "bl.h"
 #include "batlab.h"
+#include "device_op.h"
 #include "units.h"
 
 #define MOD "device"
@@ -28,36 +29,6 @@ struct bl_request {
 	bool cancelled;
 	bl_req_fn fn;
 	void *ud;
-};
-
-struct op_waiter {
-	bool done;
-	int status;
-	uint16_t value;
-	double number;
-};
-
-typedef void (*op_step_fn)(struct bl_op *op, int status, uint16_t value);
-
-struct bl_op {
-	struct bl_device *d;
-	struct bl_op *next;          /* live ops of the device */
-	op_step_fn step;
-	int state;
-	int status;                  /* first error, kept while cleanup steps run */
-	int cell;
-	int tries;
-	int index;
-	uint16_t arg;
-	uint16_t value;
-	uint16_t tmp[4];
-	double number;
-	uint32_t raw32;
-	bool cancelled;
-	struct bl_timer timer;
-	bl_op_fn fn;
-	void *ud;
-	struct op_waiter *waiter;
 };
 
 struct channel {
@@ -100,7 +71,6 @@ struct bl_device {
 };
 
 static void pump(struct bl_device *d);
-static void op_finish(struct bl_op *op, int status);
 
 /* ---- Small helpers ------------------------------------------------------ */
 
@@ -419,7 +389,7 @@ void bl_device_free(struct bl_device *d)
 	while (d->ops) {
 		struct bl_op *op = d->ops;
 		op->cancelled = true;
-		op_finish(op, BL_ERR_CLOSED);
+		bl_opi_finish(op, BL_ERR_CLOSED);
 	}
 	bl_link_close(d->link);
 	free(d);
@@ -643,7 +613,7 @@ int bl_device_set_report_interval(struct bl_device *d, int cell, double seconds)
 
 /* ---- Operations: the engine --------------------------------------------- */
 
-static struct bl_op *op_new(struct bl_device *d, op_step_fn step, bl_op_fn fn, void *ud)
+struct bl_op *bl_opi_new(struct bl_device *d, op_step_fn step, bl_op_fn fn, void *ud)
 {
 	struct bl_op *op;
 
@@ -671,7 +641,7 @@ static void op_unlink(struct bl_op *op)
 		}
 }
 
-static void op_finish(struct bl_op *op, int status)
+void bl_opi_finish(struct bl_op *op, int status)
 {
 	struct bl_device *d = op->d;
 
@@ -687,6 +657,7 @@ static void op_finish(struct bl_op *op, int status)
 	} else if (!op->cancelled && op->fn) {
 		op->fn(d, op, op->status, op->ud);
 	}
+	free(op->ext);
 	free(op);
 }
 
@@ -700,21 +671,26 @@ static void op_on_reply(struct bl_device *d, int status, uint16_t value, void *u
 
 /* Send one request on behalf of an op; a refused submit (closed device)
  * finishes the op at once. */
-static void op_req(struct bl_op *op, struct bl_packet p, unsigned flags)
+void bl_opi_req(struct bl_op *op, struct bl_packet p, unsigned flags)
 {
-	int rc = bl_device_submit(op->d, &p, flags, 0, op_on_reply, op, NULL);
+	bl_opi_req_timeout(op, p, flags, 0);
+}
+
+void bl_opi_req_timeout(struct bl_op *op, struct bl_packet p, unsigned flags, uint64_t timeout_us)
+{
+	int rc = bl_device_submit(op->d, &p, flags, timeout_us, op_on_reply, op, NULL);
 	if (rc != BL_OK)
-		op_finish(op, rc);
+		bl_opi_finish(op, rc);
 }
 
-static void op_read(struct bl_op *op, uint8_t ns, uint8_t addr)
+void bl_opi_read(struct bl_op *op, uint8_t ns, uint8_t addr)
 {
-	op_req(op, bl_packet_read(ns, addr), 0);
+	bl_opi_req(op, bl_packet_read(ns, addr), 0);
 }
 
-static void op_write(struct bl_op *op, uint8_t ns, uint8_t addr, uint16_t v, unsigned flags)
+void bl_opi_write(struct bl_op *op, uint8_t ns, uint8_t addr, uint16_t v, unsigned flags)
 {
-	op_req(op, bl_packet_write(ns, addr, v), flags);
+	bl_opi_req(op, bl_packet_write(ns, addr, v), flags);
 }
 
 static void op_on_timer(struct bl_loop *loop, struct bl_timer *t, void *ud)
@@ -726,14 +702,14 @@ static void op_on_timer(struct bl_loop *loop, struct bl_timer *t, void *ud)
 	op->step(op, BL_OK, 0);
 }
 
-static void op_sleep(struct bl_op *op, uint64_t us)
+void bl_opi_sleep(struct bl_op *op, uint64_t us)
 {
 	bl_timer_init(&op->timer, op_on_timer, op);
 	bl_timer_after(op->d->loop, &op->timer, us, 0);
 }
 
 /* Remember the first failure; later cleanup steps keep running. */
-static void op_note(struct bl_op *op, int status)
+void bl_opi_note(struct bl_op *op, int status)
 {
 	if (op->status == BL_OK && status != BL_OK)
 		op->status = status;
@@ -784,23 +760,23 @@ static void step_single(struct bl_op *op, int status, uint16_t value)
 {
 	op->value = value;
 	op->number = value;
-	op_finish(op, status);
+	bl_opi_finish(op, status);
 }
 
 struct bl_op *bl_op_read(struct bl_device *d, uint8_t ns, uint8_t addr, bl_op_fn fn, void *ud)
 {
-	struct bl_op *op = op_new(d, step_single, fn, ud);
+	struct bl_op *op = bl_opi_new(d, step_single, fn, ud);
 	if (op)
-		op_read(op, ns, addr);
+		bl_opi_read(op, ns, addr);
 	return op;
 }
 
 struct bl_op *bl_op_write(struct bl_device *d, uint8_t ns, uint8_t addr, uint16_t value,
                           bl_op_fn fn, void *ud)
 {
-	struct bl_op *op = op_new(d, step_single, fn, ud);
+	struct bl_op *op = bl_opi_new(d, step_single, fn, ud);
 	if (op)
-		op_write(op, ns, addr, value, 0);
+		bl_opi_write(op, ns, addr, value, 0);
 	return op;
 }
 
@@ -813,30 +789,30 @@ static void step_write_verify(struct bl_op *op, int status, uint16_t value)
 	switch (op->state) {
 	case 0: /* write done */
 		if (status != BL_OK) {
-			op_finish(op, status);
+			bl_opi_finish(op, status);
 			return;
 		}
 		op->state = 1;
-		op_read(op, ns, addr);
+		bl_opi_read(op, ns, addr);
 		return;
 	case 1: /* read back */
 		if (status != BL_OK) {
-			op_finish(op, status);
+			bl_opi_finish(op, status);
 			return;
 		}
 		op->value = value;
 		if (value == op->arg) {
-			op_finish(op, BL_OK);
+			bl_opi_finish(op, BL_OK);
 			return;
 		}
 		if (++op->tries >= VERIFY_TRIES) {
 			BL_WARN(MOD, "%s: ns %u reg 0x%02X: wrote %u, reads %u",
 			        bl_link_name(op->d->link), ns, addr, op->arg, value);
-			op_finish(op, BL_ERR_VERIFY);
+			bl_opi_finish(op, BL_ERR_VERIFY);
 			return;
 		}
 		op->state = 0;
-		op_write(op, ns, addr, op->arg, 0);
+		bl_opi_write(op, ns, addr, op->arg, 0);
 		return;
 	}
 }
@@ -844,13 +820,13 @@ static void step_write_verify(struct bl_op *op, int status, uint16_t value)
 struct bl_op *bl_op_write_verify(struct bl_device *d, uint8_t ns, uint8_t addr, uint16_t value,
                                  bl_op_fn fn, void *ud)
 {
-	struct bl_op *op = op_new(d, step_write_verify, fn, ud);
+	struct bl_op *op = bl_opi_new(d, step_write_verify, fn, ud);
 	if (!op)
 		return NULL;
 	op->tmp[0] = ns;
 	op->tmp[1] = addr;
 	op->arg = value;
-	op_write(op, ns, addr, value, 0);
+	bl_opi_write(op, ns, addr, value, 0);
 	return op;
 }
 
@@ -907,7 +883,7 @@ static void connect_done(struct bl_op *op)
 		bl_timer_after(d->loop, &d->watchdog, d->opts.watchdog_us, d->opts.watchdog_us);
 	if (d->opts.health_us && !d->id.bootloader)
 		bl_timer_after(d->loop, &d->health, d->opts.health_us, d->opts.health_us);
-	op_finish(op, BL_OK);
+	bl_opi_finish(op, BL_OK);
 }
 
 static void step_connect(struct bl_op *op, int status, uint16_t value)
@@ -917,11 +893,11 @@ static void step_connect(struct bl_op *op, int status, uint16_t value)
 	switch (op->state) {
 	case CONNECT_PROBE:
 		if (status == BL_ERR_TIMEOUT && ++op->tries < CONNECT_PROBES) {
-			op_read(op, BL_NS_BOOTLOADER, BL_BOOT_ADDR);
+			bl_opi_read(op, BL_NS_BOOTLOADER, BL_BOOT_ADDR);
 			return;
 		}
 		if (status != BL_OK) {
-			op_finish(op, status);
+			bl_opi_finish(op, status);
 			return;
 		}
 		if (value != BL_COMMAND_ERROR) {
@@ -934,16 +910,16 @@ static void step_connect(struct bl_op *op, int status, uint16_t value)
 		d->id.bootloader = false;
 		op->state = CONNECT_IDENTITY;
 		op->index = 0;
-		op_read(op, id_reads[0].ns, id_reads[0].addr);
+		bl_opi_read(op, id_reads[0].ns, id_reads[0].addr);
 		return;
 	case CONNECT_IDENTITY:
 		if (status != BL_OK) {
-			op_finish(op, status);
+			bl_opi_finish(op, status);
 			return;
 		}
 		store_id_value(d, &id_reads[op->index], value);
 		if (++op->index < (int)BL_ARRAY_LEN(id_reads)) {
-			op_read(op, id_reads[op->index].ns, id_reads[op->index].addr);
+			bl_opi_read(op, id_reads[op->index].ns, id_reads[op->index].addr);
 			return;
 		}
 		if (d->id.firmware < 4 || d->opts.watchdog_us == 0) {
@@ -953,11 +929,11 @@ static void step_connect(struct bl_op *op, int status, uint16_t value)
 		/* Refresh before enabling, so a timer left at 0 by an earlier
 		 * session cannot stop every channel the moment it is enabled. */
 		op->state = CONNECT_WDT_FIRST;
-		op_write(op, BL_NS_UNIT, BL_UNIT_WATCHDOG_TIMER, BL_WDT_RESET, 0);
+		bl_opi_write(op, BL_NS_UNIT, BL_UNIT_WATCHDOG_TIMER, BL_WDT_RESET, 0);
 		return;
 	case CONNECT_WDT_FIRST:
 		if (status != BL_OK) {
-			op_finish(op, status);
+			bl_opi_finish(op, status);
 			return;
 		}
 		d->stats.watchdog_refreshes++;
@@ -965,24 +941,24 @@ static void step_connect(struct bl_op *op, int status, uint16_t value)
 		op->state = CONNECT_SETTINGS;
 		/* Read-modify-write: hi-res and NO_PSU_DCHG_ENABLE bits a running
 		 * test set are kept (the seed overwrote the whole register). */
-		op_write(op, BL_NS_UNIT, BL_UNIT_SETTINGS, d->settings | BL_SET_WATCHDOG_TIMER, 0);
+		bl_opi_write(op, BL_NS_UNIT, BL_UNIT_SETTINGS, d->settings | BL_SET_WATCHDOG_TIMER, 0);
 		return;
 	case CONNECT_SETTINGS:
 		if (status != BL_OK) {
-			op_finish(op, status);
+			bl_opi_finish(op, status);
 			return;
 		}
 		op->state = CONNECT_VERIFY;
-		op_read(op, BL_NS_UNIT, BL_UNIT_SETTINGS);
+		bl_opi_read(op, BL_NS_UNIT, BL_UNIT_SETTINGS);
 		return;
 	case CONNECT_VERIFY:
 		if (status != BL_OK) {
-			op_finish(op, status);
+			bl_opi_finish(op, status);
 			return;
 		}
 		d->id.settings = d->settings = value;
 		if (!(value & BL_SET_WATCHDOG_TIMER)) {
-			op_finish(op, BL_ERR_VERIFY);
+			bl_opi_finish(op, BL_ERR_VERIFY);
 			return;
 		}
 		d->watchdog_on = true;
@@ -993,9 +969,9 @@ static void step_connect(struct bl_op *op, int status, uint16_t value)
 
 struct bl_op *bl_op_connect(struct bl_device *d, bl_op_fn fn, void *ud)
 {
-	struct bl_op *op = op_new(d, step_connect, fn, ud);
+	struct bl_op *op = bl_opi_new(d, step_connect, fn, ud);
 	if (op)
-		op_read(op, BL_NS_BOOTLOADER, BL_BOOT_ADDR);
+		bl_opi_read(op, BL_NS_BOOTLOADER, BL_BOOT_ADDR);
 	return op;
 }
 
@@ -1006,18 +982,18 @@ static void step_charge(struct bl_op *op, int status, uint16_t value)
 	uint8_t cell = (uint8_t)op->cell;
 
 	if (status != BL_OK) {
-		op_finish(op, status);
+		bl_opi_finish(op, status);
 		return;
 	}
 	op->tmp[op->state] = value;
 	switch (op->state++) {
-	case 0: op_read(op, cell, BL_CELL_CHARGEL); return;
-	case 1: op_read(op, cell, BL_CELL_CHARGEH); return;
+	case 0: bl_opi_read(op, cell, BL_CELL_CHARGEL); return;
+	case 1: bl_opi_read(op, cell, BL_CELL_CHARGEH); return;
 	case 2:
 		if (op->tmp[2] != op->tmp[0]) {
 			/* The low half rolled over between the reads: the second
 			 * high half goes with a fresh low half. */
-			op_read(op, cell, BL_CELL_CHARGEL);
+			bl_opi_read(op, cell, BL_CELL_CHARGEL);
 			return;
 		}
 		op->raw32 = bl_charge_join(op->tmp[0], op->tmp[1]);
@@ -1027,7 +1003,7 @@ static void step_charge(struct bl_op *op, int status, uint16_t value)
 		break;
 	}
 	op->number = bl_charge_coulombs(op->raw32, bl_device_charge_multiplier(op->d, op->cell));
-	op_finish(op, BL_OK);
+	bl_opi_finish(op, BL_OK);
 }
 
 struct bl_op *bl_op_charge(struct bl_device *d, int cell, bl_op_fn fn, void *ud)
@@ -1036,10 +1012,10 @@ struct bl_op *bl_op_charge(struct bl_device *d, int cell, bl_op_fn fn, void *ud)
 
 	if (!valid_cell(cell))
 		return NULL;
-	op = op_new(d, step_charge, fn, ud);
+	op = bl_opi_new(d, step_charge, fn, ud);
 	if (op) {
 		op->cell = cell;
-		op_read(op, (uint8_t)cell, BL_CELL_CHARGEH);
+		bl_opi_read(op, (uint8_t)cell, BL_CELL_CHARGEH);
 	}
 	return op;
 }
@@ -1058,57 +1034,57 @@ static void step_impedance(struct bl_op *op, int status, uint16_t value)
 	switch (op->state) {
 	case IMP_READ_MODE:
 		if (status != BL_OK) {
-			op_finish(op, status);
+			bl_opi_finish(op, status);
 			return;
 		}
 		op->arg = value; /* mode to restore */
 		op->state = IMP_SET_MODE;
-		op_write(op, cell, BL_CELL_MODE, BL_MODE_IMPEDANCE, 0);
+		bl_opi_write(op, cell, BL_CELL_MODE, BL_MODE_IMPEDANCE, 0);
 		return;
 	case IMP_SET_MODE:
 		if (status != BL_OK) {
-			op_finish(op, status);
+			bl_opi_finish(op, status);
 			return;
 		}
 		op->state = IMP_SETTLED;
-		op_sleep(op, IMPEDANCE_SETTLE_US);
+		bl_opi_sleep(op, IMPEDANCE_SETTLE_US);
 		return;
 	case IMP_SETTLED:
 		op->state = IMP_LOCKED;
-		op_write(op, BL_NS_UNIT, BL_UNIT_LOCK, BL_LOCK_LOCKED, 0);
+		bl_opi_write(op, BL_NS_UNIT, BL_UNIT_LOCK, BL_LOCK_LOCKED, 0);
 		return;
 	case IMP_LOCKED:
-		op_note(op, status);
+		bl_opi_note(op, status);
 		op->state = IMP_GOT_IPP;
-		op_read(op, cell, BL_CELL_CURRENT_PP);
+		bl_opi_read(op, cell, BL_CELL_CURRENT_PP);
 		return;
 	case IMP_GOT_IPP:
-		op_note(op, status);
+		bl_opi_note(op, status);
 		op->tmp[0] = value;
 		op->state = IMP_GOT_VPP;
-		op_read(op, cell, BL_CELL_VOLTAGE_PP);
+		bl_opi_read(op, cell, BL_CELL_VOLTAGE_PP);
 		return;
 	case IMP_GOT_VPP:
-		op_note(op, status);
+		bl_opi_note(op, status);
 		op->tmp[1] = value;
 		/* Always unlock, whatever failed: a locked unit freezes every
 		 * temperature and VCC reading. */
 		op->state = IMP_UNLOCKED;
-		op_write(op, BL_NS_UNIT, BL_UNIT_LOCK, BL_LOCK_UNLOCKED, BL_REQ_PRIORITY);
+		bl_opi_write(op, BL_NS_UNIT, BL_UNIT_LOCK, BL_LOCK_UNLOCKED, BL_REQ_PRIORITY);
 		return;
 	case IMP_UNLOCKED:
-		op_note(op, status);
+		bl_opi_note(op, status);
 		op->state = IMP_RESTORED;
-		op_write(op, cell, BL_CELL_MODE, op->arg, BL_REQ_PRIORITY);
+		bl_opi_write(op, cell, BL_CELL_MODE, op->arg, BL_REQ_PRIORITY);
 		return;
 	case IMP_RESTORED:
-		op_note(op, status);
+		bl_opi_note(op, status);
 		if (op->status == BL_OK) {
 			double ipp = bl_current_from_raw(op->tmp[0]);
 			double vpp = bl_voltage_from_raw(op->tmp[1]);
 			op->number = ipp < 1e-6 ? 0.0 : vpp / ipp;
 		}
-		op_finish(op, op->status);
+		bl_opi_finish(op, op->status);
 		return;
 	}
 }
@@ -1119,10 +1095,10 @@ struct bl_op *bl_op_impedance(struct bl_device *d, int cell, bl_op_fn fn, void *
 
 	if (!valid_cell(cell))
 		return NULL;
-	op = op_new(d, step_impedance, fn, ud);
+	op = bl_opi_new(d, step_impedance, fn, ud);
 	if (op) {
 		op->cell = cell;
-		op_read(op, (uint8_t)cell, BL_CELL_MODE);
+		bl_opi_read(op, (uint8_t)cell, BL_CELL_MODE);
 	}
 	return op;
 }
@@ -1136,23 +1112,23 @@ static void step_charge_start(struct bl_op *op, int status, uint16_t value)
 
 	(void)value;
 	if (status != BL_OK) {
-		op_finish(op, status);
+		bl_opi_finish(op, status);
 		return;
 	}
 	switch (op->state++) {
 	case 0: /* setpoint 0 written */
-		op_write(op, cell, BL_CELL_MODE, BL_MODE_CHARGE, 0);
+		bl_opi_write(op, cell, BL_CELL_MODE, BL_MODE_CHARGE, 0);
 		return;
 	case 1: /* CHARGE written: let the relay settle before current flows */
-		op_sleep(op, RELAY_SETTLE_US);
+		bl_opi_sleep(op, RELAY_SETTLE_US);
 		return;
 	case 2:
 		c->op_raw = c->target_raw;
 		c->last_change_us = bl_loop_now(op->d->loop);
-		op_write(op, cell, BL_CELL_CURRENT_SETPOINT, c->target_raw, 0);
+		bl_opi_write(op, cell, BL_CELL_CURRENT_SETPOINT, c->target_raw, 0);
 		return;
 	default:
-		op_finish(op, BL_OK);
+		bl_opi_finish(op, BL_OK);
 	}
 }
 
@@ -1162,12 +1138,12 @@ struct bl_op *bl_op_charge_start(struct bl_device *d, int cell, double amps, bl_
 
 	if (!valid_cell(cell))
 		return NULL;
-	op = op_new(d, step_charge_start, fn, ud);
+	op = bl_opi_new(d, step_charge_start, fn, ud);
 	if (op) {
 		op->cell = cell;
 		bl_device_set_target(d, cell, amps);
 		d->ch[cell].op_raw = 0;
-		op_write(op, (uint8_t)cell, BL_CELL_CURRENT_SETPOINT, 0, 0);
+		bl_opi_write(op, (uint8_t)cell, BL_CELL_CURRENT_SETPOINT, 0, 0);
 	}
 	return op;
 }
@@ -1176,10 +1152,10 @@ static void step_discharge_start(struct bl_op *op, int status, uint16_t value)
 {
 	(void)value;
 	if (status != BL_OK || op->state++ > 0) {
-		op_finish(op, status);
+		bl_opi_finish(op, status);
 		return;
 	}
-	op_write(op, (uint8_t)op->cell, BL_CELL_MODE, BL_MODE_DISCHARGE, 0);
+	bl_opi_write(op, (uint8_t)op->cell, BL_CELL_MODE, BL_MODE_DISCHARGE, 0);
 }
 
 struct bl_op *bl_op_discharge_start(struct bl_device *d, int cell, double amps, bl_op_fn fn, void *ud)
@@ -1188,14 +1164,14 @@ struct bl_op *bl_op_discharge_start(struct bl_device *d, int cell, double amps, 
 
 	if (!valid_cell(cell))
 		return NULL;
-	op = op_new(d, step_discharge_start, fn, ud);
+	op = bl_opi_new(d, step_discharge_start, fn, ud);
 	if (op) {
 		struct channel *c = &d->ch[cell];
 		op->cell = cell;
 		bl_device_set_target(d, cell, amps);
 		c->op_raw = c->target_raw;
 		c->last_change_us = bl_loop_now(d->loop);
-		op_write(op, (uint8_t)cell, BL_CELL_CURRENT_SETPOINT, c->target_raw, 0);
+		bl_opi_write(op, (uint8_t)cell, BL_CELL_CURRENT_SETPOINT, c->target_raw, 0);
 	}
 	return op;
 }
@@ -1203,14 +1179,14 @@ struct bl_op *bl_op_discharge_start(struct bl_device *d, int cell, double amps, 
 static void step_safe(struct bl_op *op, int status, uint16_t value)
 {
 	(void)value;
-	op_note(op, status);
+	bl_opi_note(op, status);
 	if (op->state++ == 0) {
 		/* STOPPED first cuts the current whatever the mode was; IDLE
 		 * then clears ERROR and restarts cell detection. */
-		op_write(op, (uint8_t)op->cell, BL_CELL_MODE, BL_MODE_IDLE, BL_REQ_PRIORITY);
+		bl_opi_write(op, (uint8_t)op->cell, BL_CELL_MODE, BL_MODE_IDLE, BL_REQ_PRIORITY);
 		return;
 	}
-	op_finish(op, op->status);
+	bl_opi_finish(op, op->status);
 }
 
 struct bl_op *bl_op_safe(struct bl_device *d, int cell, bl_op_fn fn, void *ud)
@@ -1220,10 +1196,15 @@ struct bl_op *bl_op_safe(struct bl_device *d, int cell, bl_op_fn fn, void *ud)
 	if (!valid_cell(cell))
 		return NULL;
 	d->ch[cell].target_raw = 0;
-	op = op_new(d, step_safe, fn, ud);
+	op = bl_opi_new(d, step_safe, fn, ud);
 	if (op) {
 		op->cell = cell;
-		op_write(op, (uint8_t)cell, BL_CELL_MODE, BL_MODE_STOPPED, BL_REQ_PRIORITY);
+		bl_opi_write(op, (uint8_t)cell, BL_CELL_MODE, BL_MODE_STOPPED, BL_REQ_PRIORITY);
 	}
 	return op;
+}
+
+struct bl_identity *bl_opi_identity(struct bl_device *d)
+{
+	return &d->id;
 }
