@@ -464,6 +464,8 @@ static void on_watchdog(struct bl_loop *loop, struct bl_timer *t, void *ud)
 
 	(void)loop;
 	(void)t;
+	if (d->id.bootloader)
+		return; /* the bootloader answers namespace 5 only */
 	/* The one place the watchdog is refreshed. Priority, so a long queue
 	 * of procedure traffic can never starve it. */
 	bl_device_submit(d, &p, BL_REQ_PRIORITY, 0, on_watchdog_done, NULL, NULL);
@@ -521,6 +523,8 @@ static void on_health(struct bl_loop *loop, struct bl_timer *t, void *ud)
 
 	(void)loop;
 	(void)t;
+	if (d->id.bootloader)
+		return;
 	bl_device_read_async(d, BL_NS_UNIT, BL_UNIT_SYSTEM_TIMER, on_timer_read, NULL, NULL);
 	bl_device_read_async(d, BL_NS_UNIT, BL_UNIT_SETTINGS, on_settings_read, NULL, NULL);
 }
