@@ -24,15 +24,18 @@ enum bl_fault_kind {
 	BL_FAULT_CELL_INSERT,       /* slot: a cell (params) is put in */
 	BL_FAULT_UNPLUG,            /* the USB link closes */
 	BL_FAULT_RESET,             /* the measure MCU resets */
-	BL_FAULT_NO_REPLY,          /* the next `count` commands get no answer */
+	BL_FAULT_NO_REPLY,          /* the next `count` answers are lost (the
+	                             * commands still take effect; COMMS too) */
 	BL_FAULT_LATE_REPLY,        /* the next `count` answers come `value` s late */
 	BL_FAULT_GARBAGE,           /* `count` random bytes are sent to the host */
 	BL_FAULT_DROP_BYTES,        /* the next `count` device->host bytes are lost */
 	BL_FAULT_VCC_SAG,           /* USB supply becomes `value` volts */
 	BL_FAULT_PSU_LOST,          /* external supply removed (value 0) / back (1) */
-	BL_FAULT_THERMISTOR_OPEN,   /* slot: thermistor reads open */
+	BL_FAULT_THERMISTOR_OPEN,   /* slot: thermistor open (value 0) / mended (1) */
 	BL_FAULT_SELF_HEATING,      /* slot: the cell heats itself by `value` W */
 };
+/* count <= 0 means 1 where a count is used; a CELL_INSERT whose params
+ * have no capacity or OCV table inserts a default nmc18650. */
 
 struct bl_fault {
 	enum bl_fault_kind kind;
