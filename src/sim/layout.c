@@ -24,15 +24,11 @@
 #include "bl.h"
 
 #define DEFAULT_SERIAL      1000
-#define DEFAULT_VCC_V       5.0
 #define DEFAULT_AMBIENT_C   25.0
 #define DEFAULT_PROFILE     "nmc18650"
 /* Half charged: a dry run of the stock cycle test (charge first) then sees
  * a partial charge, a full discharge and a full charge in its first cycle. */
 #define DEFAULT_SOC         0.5
-#define DEFAULT_NOISE_V     0.0005
-#define DEFAULT_NOISE_A     0.001
-#define DEFAULT_OPERATOR_S  30.0
 
 #define MAX_FILE_BYTES      (16u << 20)
 #define MAX_SERIAL          0xFFFFFFFFu
@@ -130,23 +126,20 @@ static void cell_default(struct bl_cell_params *p, const char *profile, double a
 	p->temp_c = ambient_c;
 }
 
+/* The device defaults are simdev's (one place); a layout changes only the
+ * serial, seed, ambient and the starting state of charge: half full, since
+ * a dry-run cycle test begins by charging. */
 static void device_default(struct bl_simdev_config *cfg, int index, uint64_t seed, double ambient_c)
 {
-	memset(cfg, 0, sizeof *cfg);
+	bl_simdev_config_default(cfg, 0);
 	cfg->serial_num = (uint16_t)(DEFAULT_SERIAL + index);
-	cfg->device_id = 0;
-	cfg->vcc_v = DEFAULT_VCC_V;
-	cfg->psu = true;
 	cfg->ambient_c = ambient_c;
 	for (int s = 0; s < 4; s++) {
 		cfg->slot_used[s] = true;
 		cell_default(&cfg->cells[s], DEFAULT_PROFILE, ambient_c);
 		cfg->cells[s].soc = DEFAULT_SOC;
 	}
-	cfg->operator_delay_s = DEFAULT_OPERATOR_S;
 	cfg->seed = device_seed(seed, index);
-	cfg->noise_v = DEFAULT_NOISE_V;
-	cfg->noise_a = DEFAULT_NOISE_A;
 }
 
 int bl_sim_layout_default(struct bl_sim_layout *out, int ndevices, uint64_t seed)
@@ -671,10 +664,10 @@ static void sort_faults(struct bl_simdev_config *cfg)
 }
 
 static const char *const device_keys[] = {
-	"comment", "serial", "vcc", "psu", "ambient_c", "seed", "noise",
+	"comment", "serial", "vcc", "psu", "psu_v", "ambient_c", "seed", "noise",
 	"operator_delay_s", "cells", "faults", "queue", NULL,
 };
-static const char *const noise_keys[] = { "comment", "v", "a", NULL };
+static const char *const noise_keys[] = { "comment", "v", "a", "temp_c", NULL };
 
 static int parse_device(struct walk *w, int idx, int index, uint64_t base_seed,
                         double ambient_c, struct bl_simdev_config *cfg)
@@ -702,6 +695,8 @@ static int parse_device(struct walk *w, int idx, int index, uint64_t base_seed,
 		return rc;
 	if ((rc = get_bool(w, idx, where, "psu", &cfg->psu)) < 0)
 		return rc;
+	if ((rc = get_num(w, idx, where, "psu_v", 3.0, 6.0, &cfg->psu_v, NULL)) < 0)
+		return rc;
 	if ((rc = get_seed(w, idx, where, &cfg->seed)) < 0)
 		return rc;
 	if ((rc = get_num(w, idx, where, "operator_delay_s", 0, 1e7, &cfg->operator_delay_s, NULL)) < 0)
@@ -718,6 +713,8 @@ static int parse_device(struct walk *w, int idx, int index, uint64_t base_seed,
 			rc = get_num(w, -1, sub, "v", 0, 1, &cfg->noise_v, NULL);
 		if (rc == BL_OK)
 			rc = get_num(w, -1, sub, "a", 0, 1, &cfg->noise_a, NULL);
+		if (rc == BL_OK)
+			rc = get_num(w, -1, sub, "temp_c", 0, 5, &cfg->noise_temp_c, NULL);
 	}
 	lua_pop(L, 1);
 	if (rc < 0)
@@ -1198,7 +1195,9 @@ char *bl_sim_layout_describe(const struct bl_sim_layout *l)
 		       (uint32_t)d->device_id << 16 | d->serial_num);
 		sb_add(&s, "      \"vcc\": ");
 		sb_num(&s, d->vcc_v);
-		sb_add(&s, ",\n      \"psu\": %s,\n      \"ambient_c\": ", d->psu ? "true" : "false");
+		sb_add(&s, ",\n      \"psu\": %s,\n      \"psu_v\": ", d->psu ? "true" : "false");
+		sb_num(&s, d->psu_v);
+		sb_add(&s, ",\n      \"ambient_c\": ");
 		sb_num(&s, d->ambient_c);
 		sb_add(&s, ",\n      \"seed\": ");
 		sb_seed(&s, d->seed);
@@ -1206,6 +1205,8 @@ char *bl_sim_layout_describe(const struct bl_sim_layout *l)
 		sb_num(&s, d->noise_v);
 		sb_add(&s, ", \"a\": ");
 		sb_num(&s, d->noise_a);
+		sb_add(&s, ", \"temp_c\": ");
+		sb_num(&s, d->noise_temp_c);
 		sb_add(&s, "},\n      \"operator_delay_s\": ");
 		sb_num(&s, d->operator_delay_s);
 		sb_add(&s, ",\n      \"cells\": [");
