@@ -12,6 +12,8 @@ struct subcommand {
 };
 
 static const struct subcommand subcommands[] = {
+	{"run", cmd_run, "run a test procedure (a Lua file) on the connected cells"},
+	{"shell", cmd_shell, "a Lua prompt with the API, the pool and the active device"},
 	{"sim", cmd_sim, "serve virtual Batlabs on pseudo-terminals"},
 	{"lua", cmd_lua, "run a Lua file with the batlab API loaded (like lua FILE)"},
 };

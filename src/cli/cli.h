@@ -14,6 +14,8 @@ enum bl_exit {
 /* Each subcommand gets argv with argv[0] = its own name. */
 int cmd_sim(int argc, char **argv);
 int cmd_lua(int argc, char **argv);
+int cmd_shell(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 
 /* Print "batlab: <msg>" on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
