@@ -719,6 +719,22 @@ void bl_opi_note(struct bl_op *op, int status)
 		op->status = status;
 }
 
+bool bl_opi_failed(struct bl_op *op, int status)
+{
+	if (status == BL_OK)
+		return false;
+	bl_opi_finish(op, status);
+	return true;
+}
+
+bool bl_opi_probe_again(struct bl_op *op, int status, int max)
+{
+	if (status != BL_ERR_TIMEOUT || ++op->tries >= max)
+		return false;
+	bl_opi_read(op, BL_NS_BOOTLOADER, BL_BOOT_ADDR);
+	return true;
+}
+
 int bl_op_status(const struct bl_op *op) { return op->status; }
 uint16_t bl_op_value(const struct bl_op *op) { return op->value; }
 double bl_op_number(const struct bl_op *op) { return op->number; }
@@ -792,18 +808,14 @@ static void step_write_verify(struct bl_op *op, int status, uint16_t value)
 
 	switch (op->state) {
 	case 0: /* write done */
-		if (status != BL_OK) {
-			bl_opi_finish(op, status);
+		if (bl_opi_failed(op, status))
 			return;
-		}
 		op->state = 1;
 		bl_opi_read(op, ns, addr);
 		return;
 	case 1: /* read back */
-		if (status != BL_OK) {
-			bl_opi_finish(op, status);
+		if (bl_opi_failed(op, status))
 			return;
-		}
 		op->value = value;
 		if (value == op->arg) {
 			bl_opi_finish(op, BL_OK);
@@ -896,14 +908,10 @@ static void step_connect(struct bl_op *op, int status, uint16_t value)
 
 	switch (op->state) {
 	case CONNECT_PROBE:
-		if (status == BL_ERR_TIMEOUT && ++op->tries < CONNECT_PROBES) {
-			bl_opi_read(op, BL_NS_BOOTLOADER, BL_BOOT_ADDR);
+		if (bl_opi_probe_again(op, status, CONNECT_PROBES))
 			return;
-		}
-		if (status != BL_OK) {
-			bl_opi_finish(op, status);
+		if (bl_opi_failed(op, status))
 			return;
-		}
 		if (value != BL_COMMAND_ERROR) {
 			/* Only the bootloader answers namespace 5: it returns its
 			 * flash pointer, never 257. */
@@ -917,10 +925,8 @@ static void step_connect(struct bl_op *op, int status, uint16_t value)
 		bl_opi_read(op, id_reads[0].ns, id_reads[0].addr);
 		return;
 	case CONNECT_IDENTITY:
-		if (status != BL_OK) {
-			bl_opi_finish(op, status);
+		if (bl_opi_failed(op, status))
 			return;
-		}
 		store_id_value(d, &id_reads[op->index], value);
 		if (++op->index < (int)BL_ARRAY_LEN(id_reads)) {
 			bl_opi_read(op, id_reads[op->index].ns, id_reads[op->index].addr);
@@ -936,10 +942,8 @@ static void step_connect(struct bl_op *op, int status, uint16_t value)
 		bl_opi_write(op, BL_NS_UNIT, BL_UNIT_WATCHDOG_TIMER, BL_WDT_RESET, 0);
 		return;
 	case CONNECT_WDT_FIRST:
-		if (status != BL_OK) {
-			bl_opi_finish(op, status);
+		if (bl_opi_failed(op, status))
 			return;
-		}
 		d->stats.watchdog_refreshes++;
 		d->stats.last_watchdog_us = bl_loop_now(d->loop);
 		op->state = CONNECT_SETTINGS;
@@ -948,18 +952,14 @@ static void step_connect(struct bl_op *op, int status, uint16_t value)
 		bl_opi_write(op, BL_NS_UNIT, BL_UNIT_SETTINGS, d->settings | BL_SET_WATCHDOG_TIMER, 0);
 		return;
 	case CONNECT_SETTINGS:
-		if (status != BL_OK) {
-			bl_opi_finish(op, status);
+		if (bl_opi_failed(op, status))
 			return;
-		}
 		op->state = CONNECT_VERIFY;
 		bl_opi_read(op, BL_NS_UNIT, BL_UNIT_SETTINGS);
 		return;
 	case CONNECT_VERIFY:
-		if (status != BL_OK) {
-			bl_opi_finish(op, status);
+		if (bl_opi_failed(op, status))
 			return;
-		}
 		d->id.settings = d->settings = value;
 		if (!(value & BL_SET_WATCHDOG_TIMER)) {
 			bl_opi_finish(op, BL_ERR_VERIFY);
@@ -985,10 +985,8 @@ static void step_charge(struct bl_op *op, int status, uint16_t value)
 {
 	uint8_t cell = (uint8_t)op->cell;
 
-	if (status != BL_OK) {
-		bl_opi_finish(op, status);
+	if (bl_opi_failed(op, status))
 		return;
-	}
 	op->tmp[op->state] = value;
 	switch (op->state++) {
 	case 0: bl_opi_read(op, cell, BL_CELL_CHARGEL); return;
@@ -1037,19 +1035,15 @@ static void step_impedance(struct bl_op *op, int status, uint16_t value)
 
 	switch (op->state) {
 	case IMP_READ_MODE:
-		if (status != BL_OK) {
-			bl_opi_finish(op, status);
+		if (bl_opi_failed(op, status))
 			return;
-		}
 		op->arg = value; /* mode to restore */
 		op->state = IMP_SET_MODE;
 		bl_opi_write(op, cell, BL_CELL_MODE, BL_MODE_IMPEDANCE, 0);
 		return;
 	case IMP_SET_MODE:
-		if (status != BL_OK) {
-			bl_opi_finish(op, status);
+		if (bl_opi_failed(op, status))
 			return;
-		}
 		op->state = IMP_SETTLED;
 		bl_opi_sleep(op, IMPEDANCE_SETTLE_US);
 		return;
@@ -1115,10 +1109,8 @@ static void step_charge_start(struct bl_op *op, int status, uint16_t value)
 	struct channel *c = &op->d->ch[op->cell];
 
 	(void)value;
-	if (status != BL_OK) {
-		bl_opi_finish(op, status);
+	if (bl_opi_failed(op, status))
 		return;
-	}
 	switch (op->state++) {
 	case 0: /* setpoint 0 written */
 		bl_opi_write(op, cell, BL_CELL_MODE, BL_MODE_CHARGE, 0);

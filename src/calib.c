@@ -161,10 +161,8 @@ static void step_backup(struct bl_op *op, int status, uint16_t value)
 {
 	struct calib_state *cs = op->ext;
 
-	if (status != BL_OK) {
-		bl_opi_finish(op, status);
+	if (bl_opi_failed(op, status))
 		return;
-	}
 	if (op->index == 0)
 		cs->out->serial = value;
 	else if (op->index == 1)

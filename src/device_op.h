@@ -50,6 +50,12 @@ void bl_opi_read(struct bl_op *op, uint8_t ns, uint8_t addr);
 void bl_opi_write(struct bl_op *op, uint8_t ns, uint8_t addr, uint16_t v, unsigned flags);
 void bl_opi_sleep(struct bl_op *op, uint64_t us);
 void bl_opi_note(struct bl_op *op, int status);
+/* Finish the op if `status` is an error; true when it did (the op is gone). */
+bool bl_opi_failed(struct bl_op *op, int status);
+/* The application-or-bootloader probe (read namespace 5, address 1) timed
+ * out: send it again, up to `max` attempts in all; true when it did. A
+ * timeout is never taken for an answer. */
+bool bl_opi_probe_again(struct bl_op *op, int status, int max);
 /* The device's identity, writable by operations that change it. */
 struct bl_identity *bl_opi_identity(struct bl_device *d);
 

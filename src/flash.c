@@ -115,14 +115,10 @@ static void step_flash(struct bl_op *op, int status, uint16_t value)
 		bl_opi_read(op, BL_NS_BOOTLOADER, BL_BOOT_ADDR);
 		return;
 	case FL_PROBE:
-		if (status == BL_ERR_TIMEOUT && ++op->tries < PROBES) {
-			bl_opi_read(op, BL_NS_BOOTLOADER, BL_BOOT_ADDR);
+		if (bl_opi_probe_again(op, status, PROBES))
 			return;
-		}
-		if (status != BL_OK) {
-			bl_opi_finish(op, status);
+		if (bl_opi_failed(op, status))
 			return;
-		}
 		if (value == BL_COMMAND_ERROR) {
 			id->bootloader = false;
 			BL_ERROR(MOD, "%s: the unit did not enter its bootloader", bl_device_port(op->d));
@@ -135,28 +131,22 @@ static void step_flash(struct bl_op *op, int status, uint16_t value)
 		flash_byte(op);
 		return;
 	case FL_ADDR:
-		if (status != BL_OK) {
-			bl_opi_finish(op, status);
+		if (bl_opi_failed(op, status))
 			return;
-		}
 		op->state = FL_DATA;
 		bl_opi_req_timeout(op, bl_packet_write(BL_NS_BOOTLOADER, BL_BOOT_DATA, fs->image[op->index]),
 		                   0, fs->erased ? 0 : ERASE_TIMEOUT_US);
 		return;
 	case FL_DATA:
-		if (status != BL_OK) {
-			bl_opi_finish(op, status);
+		if (bl_opi_failed(op, status))
 			return;
-		}
 		fs->erased = true;
 		op->state = FL_VERIFY;
 		bl_opi_read(op, BL_NS_BOOTLOADER, BL_BOOT_DATA);
 		return;
 	case FL_VERIFY:
-		if (status != BL_OK) {
-			bl_opi_finish(op, status);
+		if (bl_opi_failed(op, status))
 			return;
-		}
 		if ((value & 0xFF) != fs->image[op->index]) {
 			if (++op->tries >= BYTE_TRIES) {
 				BL_ERROR(MOD, "%s: byte %d reads 0x%02X, wrote 0x%02X", bl_device_port(op->d),
@@ -183,10 +173,8 @@ static void step_flash(struct bl_op *op, int status, uint16_t value)
 			bl_opi_finish(op, BL_ERR_VERIFY);
 			return;
 		}
-		if (status != BL_OK) {
-			bl_opi_finish(op, status);
+		if (bl_opi_failed(op, status))
 			return;
-		}
 		op->state = FL_WAIT_APP;
 		bl_opi_sleep(op, RESET_WAIT_US);
 		return;
@@ -196,14 +184,10 @@ static void step_flash(struct bl_op *op, int status, uint16_t value)
 		bl_opi_read(op, BL_NS_BOOTLOADER, BL_BOOT_ADDR);
 		return;
 	case FL_PROBE_APP:
-		if (status == BL_ERR_TIMEOUT && ++op->tries < PROBES) {
-			bl_opi_read(op, BL_NS_BOOTLOADER, BL_BOOT_ADDR);
+		if (bl_opi_probe_again(op, status, PROBES))
 			return;
-		}
-		if (status != BL_OK) {
-			bl_opi_finish(op, status);
+		if (bl_opi_failed(op, status))
 			return;
-		}
 		if (value != BL_COMMAND_ERROR) {
 			bl_opi_finish(op, BL_ERR_STATE);
 			return;
