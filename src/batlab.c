@@ -21,7 +21,6 @@
 
 struct bl_request {
 	struct bl_request *next;
-	struct bl_device *dev;
 	struct bl_packet pkt;
 	unsigned flags;
 	uint64_t timeout_us;
@@ -36,6 +35,10 @@ struct channel {
 	uint16_t target_raw;         /* user's target; 0 = not regulating */
 	uint16_t op_raw;             /* setpoint we last wrote */
 	uint64_t last_change_us;
+	/* Bumped whenever the channel is started or made safe: an operation
+	 * that began before (an impedance measurement) must not put back a
+	 * mode that is no longer wanted. */
+	unsigned gen;
 };
 
 struct bl_device {
@@ -62,6 +65,9 @@ struct bl_device {
 	int consecutive_failures;
 	bool silent;
 	bool closed;
+	bool watchdog_pending;       /* a refresh is queued or in flight */
+	bool health_pending;
+	int dispatching;             /* inside a callback of this device */
 
 	bl_stream_fn stream_fn;
 	void *stream_ud;
@@ -203,7 +209,6 @@ int bl_device_submit(struct bl_device *d, const struct bl_packet *req, unsigned 
 	r = calloc(1, sizeof *r);
 	if (!r)
 		return BL_ERR_MEM;
-	r->dev = d;
 	r->pkt = *req;
 	r->flags = flags;
 	r->timeout_us = timeout_us ? timeout_us : d->opts.timeout_us;
@@ -257,8 +262,8 @@ static bool accept_reply(void *ud, const struct bl_packet *p)
 		return true;
 	/* The bootloader answers a write to an address it does not know with
 	 * address byte 0x82 (PROTOCOL §4.4). */
-	return r->pkt.ns == BL_NS_BOOTLOADER && r->pkt.write && p->ns == BL_NS_BOOTLOADER &&
-	       p->write && p->addr == BL_BOOT_DATA;
+	return r->pkt.ns == BL_NS_BOOTLOADER && r->pkt.write && r->pkt.addr >= BL_BOOTLOADER_NREGS &&
+	       p->ns == BL_NS_BOOTLOADER && p->write && p->addr == BL_BOOT_DATA;
 }
 
 static void regulate(struct bl_device *d, int cell);
@@ -322,8 +327,12 @@ static void on_link(struct bl_link *link, void *ud)
 	uint8_t buf[256];
 	int n;
 
+	/* Callbacks run from here may not wait on this device (a nested
+	 * loop run would feed newer bytes before the rest of this buffer). */
+	d->dispatching++;
 	while ((n = bl_link_read(link, buf, sizeof buf)) > 0)
 		bl_reframer_feed(&d->rf, buf, (size_t)n);
+	d->dispatching--;
 	d->stats.dropped_bytes = d->rf.dropped;
 	if (n == BL_ERR_CLOSED && !d->closed) {
 		d->closed = true;
@@ -385,12 +394,10 @@ void bl_device_free(struct bl_device *d)
 	d->closed = true;
 	fail_all(d, BL_ERR_CLOSED);
 	/* Ops still alive were waiting on requests that just failed; those
-	 * failures finished them. Any left (sleeping) are dropped here. */
-	while (d->ops) {
-		struct bl_op *op = d->ops;
-		op->cancelled = true;
-		bl_opi_finish(op, BL_ERR_CLOSED);
-	}
+	 * failures finished them. Any left were sleeping: they finish now,
+	 * and their owners hear BL_ERR_CLOSED like everyone else. */
+	while (d->ops)
+		bl_opi_finish(d->ops, BL_ERR_CLOSED);
 	bl_link_close(d->link);
 	free(d);
 }
@@ -451,6 +458,7 @@ static void on_watchdog_done(struct bl_device *d, int status, uint16_t value, vo
 {
 	(void)value;
 	(void)ud;
+	d->watchdog_pending = false;
 	if (status != BL_OK)
 		return;
 	d->stats.watchdog_refreshes++;
@@ -464,8 +472,12 @@ static void on_watchdog(struct bl_loop *loop, struct bl_timer *t, void *ud)
 
 	(void)loop;
 	(void)t;
-	if (d->id.bootloader)
-		return; /* the bootloader answers namespace 5 only */
+	/* The bootloader answers namespace 5 only; and while one refresh is
+	 * still trying to get through a silent device, stacking more behind
+	 * it would only have stale writes go out later. */
+	if (d->id.bootloader || d->watchdog_pending)
+		return;
+	d->watchdog_pending = true;
 	/* The one place the watchdog is refreshed. Priority, so a long queue
 	 * of procedure traffic can never starve it. */
 	bl_device_submit(d, &p, BL_REQ_PRIORITY, 0, on_watchdog_done, NULL, NULL);
@@ -489,6 +501,7 @@ static void device_was_reset(struct bl_device *d)
 static void on_settings_read(struct bl_device *d, int status, uint16_t value, void *ud)
 {
 	(void)ud;
+	d->health_pending = false;
 	if (status != BL_OK)
 		return;
 	d->settings = value;
@@ -523,8 +536,9 @@ static void on_health(struct bl_loop *loop, struct bl_timer *t, void *ud)
 
 	(void)loop;
 	(void)t;
-	if (d->id.bootloader)
+	if (d->id.bootloader || d->health_pending)
 		return;
+	d->health_pending = true;
 	bl_device_read_async(d, BL_NS_UNIT, BL_UNIT_SYSTEM_TIMER, on_timer_read, NULL, NULL);
 	bl_device_read_async(d, BL_NS_UNIT, BL_UNIT_SETTINGS, on_settings_read, NULL, NULL);
 }
@@ -561,8 +575,11 @@ uint16_t bl_regulate_step(uint16_t target_raw, uint16_t op_raw, double measured_
 		ceiling = BL_SETPOINT_MAX;
 	if (op > ceiling)
 		op = ceiling;
-	if (op < REG_FLOOR)
-		op = REG_FLOOR;
+	/* Keep a trickle flowing so the current stays measurable, but never
+	 * more than was asked for. */
+	long floor = target_raw < REG_FLOOR ? target_raw : REG_FLOOR;
+	if (op < floor)
+		op = floor;
 	return (uint16_t)op;
 }
 
@@ -617,6 +634,8 @@ int bl_device_set_report_interval(struct bl_device *d, int cell, double seconds)
 
 /* ---- Operations: the engine --------------------------------------------- */
 
+static void op_on_timer(struct bl_loop *loop, struct bl_timer *t, void *ud);
+
 struct bl_op *bl_opi_new(struct bl_device *d, op_step_fn step, bl_op_fn fn, void *ud)
 {
 	struct bl_op *op;
@@ -631,6 +650,7 @@ struct bl_op *bl_opi_new(struct bl_device *d, op_step_fn step, bl_op_fn fn, void
 	op->fn = fn;
 	op->ud = ud;
 	op->status = BL_OK;
+	bl_timer_init(&op->timer, op_on_timer, op);
 	op->next = d->ops;
 	d->ops = op;
 	return op;
@@ -708,7 +728,6 @@ static void op_on_timer(struct bl_loop *loop, struct bl_timer *t, void *ud)
 
 void bl_opi_sleep(struct bl_op *op, uint64_t us)
 {
-	bl_timer_init(&op->timer, op_on_timer, op);
 	bl_timer_after(op->d->loop, &op->timer, us, 0);
 }
 
@@ -735,6 +754,32 @@ bool bl_opi_probe_again(struct bl_op *op, int status, int max)
 	return true;
 }
 
+/* Failure while starting current (or restoring it): whatever was already
+ * written may have taken effect, so end in the safe state (regulation off,
+ * STOPPED, then IDLE) and report the first error. */
+static void step_abort_safe(struct bl_op *op, int status, uint16_t value)
+{
+	(void)status;
+	(void)value;
+	if (op->state++ == 0) {
+		bl_opi_write(op, (uint8_t)op->cell, BL_CELL_MODE, BL_MODE_IDLE, BL_REQ_PRIORITY);
+		return;
+	}
+	bl_opi_finish(op, op->status);
+}
+
+static void op_abort_safe(struct bl_op *op, int status)
+{
+	struct channel *c = &op->d->ch[op->cell];
+
+	bl_opi_note(op, status);
+	c->target_raw = 0;
+	c->gen++;
+	op->step = step_abort_safe;
+	op->state = 0;
+	bl_opi_write(op, (uint8_t)op->cell, BL_CELL_MODE, BL_MODE_STOPPED, BL_REQ_PRIORITY);
+}
+
 int bl_op_status(const struct bl_op *op) { return op->status; }
 uint16_t bl_op_value(const struct bl_op *op) { return op->value; }
 double bl_op_number(const struct bl_op *op) { return op->number; }
@@ -757,7 +802,13 @@ int bl_device_wait(struct bl_device *d, struct bl_op *op, uint16_t *value, doubl
 	int rc;
 
 	if (!op)
-		return d->closed ? BL_ERR_CLOSED : BL_ERR_MEM;
+		return d->closed ? BL_ERR_CLOSED : BL_ERR_ARG;
+	if (d->dispatching) {
+		/* Refuse a nested loop run from this device's own callbacks. */
+		op->cancelled = true;
+		BL_ERROR(MOD, "%s: bl_device_wait called from a device callback", bl_link_name(d->link));
+		return BL_ERR_STATE;
+	}
 	op->waiter = &w;
 	rc = bl_loop_run_until(d->loop, waiter_done, &w, BL_NEVER);
 	if (!w.done) {
@@ -947,9 +998,17 @@ static void step_connect(struct bl_op *op, int status, uint16_t value)
 		d->stats.watchdog_refreshes++;
 		d->stats.last_watchdog_us = bl_loop_now(d->loop);
 		op->state = CONNECT_SETTINGS;
-		/* Read-modify-write: hi-res and NO_PSU_DCHG_ENABLE bits a running
-		 * test set are kept (the seed overwrote the whole register). */
-		bl_opi_write(op, BL_NS_UNIT, BL_UNIT_SETTINGS, d->settings | BL_SET_WATCHDOG_TIMER, 0);
+		/* Read-modify-write, keeping only what is safe to inherit: no
+		 * other program holds the port (it is opened exclusively), so
+		 * other bits are leftovers of a session that died. A stale
+		 * hi-res bit freezes the temperature and VCC the limits rely on,
+		 * SAFETY_DISABLE turns every limit off, and the firmware trim
+		 * would fight our current loop. */
+		if (d->settings & ~(BL_SET_NO_PSU_DCHG_ENABLE | BL_SET_WATCHDOG_TIMER))
+			BL_WARN(MOD, "%s: clearing leftover SETTINGS bits 0x%04X", bl_link_name(d->link),
+			        d->settings & ~(BL_SET_NO_PSU_DCHG_ENABLE | BL_SET_WATCHDOG_TIMER));
+		bl_opi_write(op, BL_NS_UNIT, BL_UNIT_SETTINGS,
+		             (d->settings & BL_SET_NO_PSU_DCHG_ENABLE) | BL_SET_WATCHDOG_TIMER, 0);
 		return;
 	case CONNECT_SETTINGS:
 		if (bl_opi_failed(op, status))
@@ -1026,8 +1085,43 @@ struct bl_op *bl_op_charge(struct bl_device *d, int cell, bl_op_fn fn, void *ud)
 
 enum {
 	IMP_READ_MODE, IMP_SET_MODE, IMP_SETTLED, IMP_LOCKED, IMP_GOT_IPP, IMP_GOT_VPP,
-	IMP_UNLOCKED, IMP_RESTORED,
+	IMP_UNLOCKED, IMP_RESTORE_MODE, IMP_RESTORE_SETTLE, IMP_RESTORE_SETPOINT, IMP_RESTORED,
 };
+
+/* Put the channel back as it was before the measurement. Current is only
+ * restarted the proper way (charge: setpoint 0, CHARGE, relay settle, then
+ * the setpoint) and only if nothing changed the channel meanwhile: after
+ * it was made safe or restarted, the mode is no longer ours to restore,
+ * and an abandoned measurement leaves the channel IDLE. */
+static void impedance_restore(struct bl_op *op)
+{
+	struct channel *c = &op->d->ch[op->cell];
+	uint8_t cell = (uint8_t)op->cell;
+
+	if ((uint16_t)c->gen != op->tmp[2]) {
+		bl_opi_finish(op, op->status);
+		return;
+	}
+	if (op->cancelled) {
+		op->state = IMP_RESTORED;
+		bl_opi_write(op, cell, BL_CELL_MODE, BL_MODE_IDLE, BL_REQ_PRIORITY);
+		return;
+	}
+	switch (op->arg) {
+	case BL_MODE_CHARGE:
+		op->state = IMP_RESTORE_MODE;
+		bl_opi_write(op, cell, BL_CELL_CURRENT_SETPOINT, 0, BL_REQ_PRIORITY);
+		return;
+	case BL_MODE_DISCHARGE:
+		op->state = IMP_RESTORE_SETPOINT;
+		bl_opi_write(op, cell, BL_CELL_CURRENT_SETPOINT, c->op_raw, BL_REQ_PRIORITY);
+		return;
+	default:
+		op->state = IMP_RESTORED;
+		bl_opi_write(op, cell, BL_CELL_MODE, op->arg, BL_REQ_PRIORITY);
+		return;
+	}
+}
 
 static void step_impedance(struct bl_op *op, int status, uint16_t value)
 {
@@ -1042,8 +1136,12 @@ static void step_impedance(struct bl_op *op, int status, uint16_t value)
 		bl_opi_write(op, cell, BL_CELL_MODE, BL_MODE_IMPEDANCE, 0);
 		return;
 	case IMP_SET_MODE:
-		if (bl_opi_failed(op, status))
+		if (status != BL_OK) {
+			/* The write may have taken effect: put the mode back. */
+			bl_opi_note(op, status);
+			impedance_restore(op);
 			return;
+		}
 		op->state = IMP_SETTLED;
 		bl_opi_sleep(op, IMPEDANCE_SETTLE_US);
 		return;
@@ -1072,8 +1170,38 @@ static void step_impedance(struct bl_op *op, int status, uint16_t value)
 		return;
 	case IMP_UNLOCKED:
 		bl_opi_note(op, status);
+		impedance_restore(op);
+		return;
+	case IMP_RESTORE_MODE: /* charge: setpoint 0 is written */
+		if (status != BL_OK) {
+			op_abort_safe(op, status);
+			return;
+		}
+		op->state = IMP_RESTORE_SETTLE;
+		bl_opi_write(op, cell, BL_CELL_MODE, BL_MODE_CHARGE, BL_REQ_PRIORITY);
+		return;
+	case IMP_RESTORE_SETTLE:
+		if (status != BL_OK) {
+			op_abort_safe(op, status);
+			return;
+		}
+		op->state = IMP_RESTORE_SETPOINT;
+		op->arg = BL_MODE_NO_CELL; /* from here on: the last setpoint write */
+		bl_opi_sleep(op, RELAY_SETTLE_US);
+		return;
+	case IMP_RESTORE_SETPOINT:
+		if (status != BL_OK) {
+			op_abort_safe(op, status);
+			return;
+		}
+		if (op->arg == BL_MODE_DISCHARGE) {
+			op->state = IMP_RESTORED;
+			bl_opi_write(op, cell, BL_CELL_MODE, BL_MODE_DISCHARGE, BL_REQ_PRIORITY);
+			return;
+		}
 		op->state = IMP_RESTORED;
-		bl_opi_write(op, cell, BL_CELL_MODE, op->arg, BL_REQ_PRIORITY);
+		op->d->ch[op->cell].last_change_us = bl_loop_now(op->d->loop);
+		bl_opi_write(op, cell, BL_CELL_CURRENT_SETPOINT, op->d->ch[op->cell].op_raw, BL_REQ_PRIORITY);
 		return;
 	case IMP_RESTORED:
 		bl_opi_note(op, status);
@@ -1096,6 +1224,7 @@ struct bl_op *bl_op_impedance(struct bl_device *d, int cell, bl_op_fn fn, void *
 	op = bl_opi_new(d, step_impedance, fn, ud);
 	if (op) {
 		op->cell = cell;
+		op->tmp[2] = (uint16_t)d->ch[cell].gen;
 		bl_opi_read(op, (uint8_t)cell, BL_CELL_MODE);
 	}
 	return op;
@@ -1109,8 +1238,10 @@ static void step_charge_start(struct bl_op *op, int status, uint16_t value)
 	struct channel *c = &op->d->ch[op->cell];
 
 	(void)value;
-	if (bl_opi_failed(op, status))
+	if (status != BL_OK) {
+		op_abort_safe(op, status);
 		return;
+	}
 	switch (op->state++) {
 	case 0: /* setpoint 0 written */
 		bl_opi_write(op, cell, BL_CELL_MODE, BL_MODE_CHARGE, 0);
@@ -1136,9 +1267,13 @@ struct bl_op *bl_op_charge_start(struct bl_device *d, int cell, double amps, bl_
 		return NULL;
 	op = bl_opi_new(d, step_charge_start, fn, ud);
 	if (op) {
+		struct channel *c = &d->ch[cell];
 		op->cell = cell;
 		bl_device_set_target(d, cell, amps);
-		d->ch[cell].op_raw = 0;
+		c->op_raw = 0;
+		c->gen++;
+		/* no regulation step while the relay settles */
+		c->last_change_us = bl_loop_now(d->loop);
 		bl_opi_write(op, (uint8_t)cell, BL_CELL_CURRENT_SETPOINT, 0, 0);
 	}
 	return op;
@@ -1147,8 +1282,12 @@ struct bl_op *bl_op_charge_start(struct bl_device *d, int cell, double amps, bl_
 static void step_discharge_start(struct bl_op *op, int status, uint16_t value)
 {
 	(void)value;
-	if (status != BL_OK || op->state++ > 0) {
-		bl_opi_finish(op, status);
+	if (status != BL_OK) {
+		op_abort_safe(op, status);
+		return;
+	}
+	if (op->state++ > 0) {
+		bl_opi_finish(op, BL_OK);
 		return;
 	}
 	bl_opi_write(op, (uint8_t)op->cell, BL_CELL_MODE, BL_MODE_DISCHARGE, 0);
@@ -1166,6 +1305,7 @@ struct bl_op *bl_op_discharge_start(struct bl_device *d, int cell, double amps, 
 		op->cell = cell;
 		bl_device_set_target(d, cell, amps);
 		c->op_raw = c->target_raw;
+		c->gen++;
 		c->last_change_us = bl_loop_now(d->loop);
 		bl_opi_write(op, (uint8_t)cell, BL_CELL_CURRENT_SETPOINT, c->target_raw, 0);
 	}
@@ -1192,6 +1332,7 @@ struct bl_op *bl_op_safe(struct bl_device *d, int cell, bl_op_fn fn, void *ud)
 	if (!valid_cell(cell))
 		return NULL;
 	d->ch[cell].target_raw = 0;
+	d->ch[cell].gen++;
 	op = bl_opi_new(d, step_safe, fn, ud);
 	if (op) {
 		op->cell = cell;

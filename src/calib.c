@@ -294,6 +294,11 @@ static void step_restore(struct bl_op *op, int status, uint16_t value)
 			restore_reg(op);
 			return;
 		}
+		/* Temperatures are decoded with these from now on. */
+		for (int c = 0; c < BL_CELLS; c++) {
+			bl_opi_identity(op->d)->temp_r[c] = cs->in.reg[c * 11 + 5];
+			bl_opi_identity(op->d)->temp_b[c] = cs->in.reg[c * 11 + 6];
+		}
 		bl_opi_finish(op, BL_OK);
 		return;
 	}

@@ -54,6 +54,11 @@ int bl_link_open_tty(const char *path, struct bl_link **out, char *err, size_t e
 int bl_link_open_sim(struct bl_simdev *dev, bool own, const struct bl_clock *clock,
                      const char *name, struct bl_link **out);
 
+/* Put a terminal descriptor in raw 8N1 at 38400 with no flow control and
+ * VMIN 1 (so a non-blocking read of nothing is EAGAIN, never 0). 0 or -1
+ * with errno. Shared by the tty link and the pty server. */
+int bl_tty_set_raw(int fd);
+
 /* Paths of the USB serial ports with the Batlab's VID:PID (04D8:000A),
  * sorted. Free with bl_link_list_free. Returns the count or a negative
  * status. */

@@ -217,29 +217,45 @@ static int fd_write(struct bl_link *l, const uint8_t *data, size_t n)
 			continue;
 		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
-		if (w < 0 && !gone_errno(errno)) {
+		if (w < 0 && !gone_errno(errno) && off == 0) {
 			bl_link_set_error(l, "%s: write: %s", l->name, strerror(errno));
 			return BL_ERR_IO;
 		}
+		/* Gone, or failing after part of the data went out: the device
+		 * would merge that part with the next packet into a command
+		 * nobody sent, so the link is given up instead. */
 		fd_mark_closed(f, w < 0 ? strerror(errno) : "write returned 0");
 		return BL_ERR_CLOSED;
 	}
 	if (off < n) {
 		size_t need = f->tx_len + (n - off);
+		const char *why = NULL;
+		int err = BL_OK;
 		if (need > TX_LIMIT) {
-			bl_link_set_error(l, "%s: output buffer full (device not reading)", l->name);
-			return BL_ERR_IO;
-		}
-		if (need > f->tx_cap) {
+			why = "output buffer full (device not reading)";
+			err = BL_ERR_IO;
+		} else if (need > f->tx_cap) {
 			size_t cap = f->tx_cap ? f->tx_cap : 256;
 			uint8_t *p;
 			while (cap < need)
 				cap *= 2;
 			p = realloc(f->tx, cap);
-			if (!p)
-				return BL_ERR_MEM;
-			f->tx = p;
-			f->tx_cap = cap;
+			if (!p) {
+				why = "out of memory";
+				err = BL_ERR_MEM;
+			} else {
+				f->tx = p;
+				f->tx_cap = cap;
+			}
+		}
+		if (why) {
+			bl_link_set_error(l, "%s: %s", l->name, why);
+			if (off == 0)
+				return err;
+			/* part of this write is out: the rest must follow or the
+			 * link goes (see above) */
+			fd_mark_closed(f, why);
+			return BL_ERR_CLOSED;
 		}
 		memcpy(f->tx + f->tx_len, data + off, n - off);
 		f->tx_len = need;
@@ -352,7 +368,7 @@ int bl_link_fd_adopt(int fd, const char *path, const char *kind,
 
 	r = lock_fd(fd, path, err, errlen);
 	if (r == BL_OK && tcgetattr(fd, &t) == 0 && (t.c_cc[VMIN] != 1 || t.c_cc[VTIME] != 0)) {
-		/* libserialport leaves VMIN 0; see set_raw for why 1. */
+		/* libserialport leaves VMIN 0; see bl_tty_set_raw for why 1. */
 		t.c_cc[VMIN] = 1;
 		t.c_cc[VTIME] = 0;
 		tcsetattr(fd, TCSANOW, &t);
@@ -401,7 +417,7 @@ static int open_status(int e)
 	}
 }
 
-static int set_raw(int fd)
+int bl_tty_set_raw(int fd)
 {
 	struct termios t;
 
@@ -417,11 +433,7 @@ static int set_raw(int fd)
 	t.c_cc[VTIME] = 0;
 	cfsetispeed(&t, B38400);
 	cfsetospeed(&t, B38400);
-	if (tcsetattr(fd, TCSANOW, &t) < 0)
-		return -1;
-	/* Bytes from before we came are not ours to interpret. */
-	tcflush(fd, TCIOFLUSH);
-	return 0;
+	return tcsetattr(fd, TCSANOW, &t);
 }
 
 int bl_link_open_tty(const char *path, struct bl_link **out, char *err, size_t errlen)
@@ -448,7 +460,8 @@ int bl_link_open_tty(const char *path, struct bl_link **out, char *err, size_t e
 		close(fd);
 		return r;
 	}
-	if (set_raw(fd) < 0) {
+	/* Bytes from before we came are not ours to interpret: flushed. */
+	if (bl_tty_set_raw(fd) < 0 || tcflush(fd, TCIOFLUSH) < 0) {
 		snprintf(err, errlen, "%s: cannot set 38400 8N1 raw: %s", path, strerror(errno));
 		close(fd);
 		return BL_ERR_IO;

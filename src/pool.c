@@ -190,6 +190,13 @@ static void on_connected(struct bl_device *d, struct bl_op *op, int status, void
 	(void)op;
 	if (m->state == DEAD)
 		return;
+	if (status != BL_OK && !first) {
+		/* a reconnect after a reset failed: the device leaves the pool
+		 * the ordinary way (unplug event, a new active device) */
+		BL_WARN(MOD, "%s: reconnect failed: %s", m->port, bl_strerror(status));
+		kill_member(p, m);
+		return;
+	}
 	if (status != BL_OK) {
 		BL_WARN(MOD, "%s: connect failed: %s", m->port, bl_strerror(status));
 		say(p, "Batlab on %s did not connect: %s", m->port, bl_strerror(status));

@@ -5,23 +5,12 @@
 #include "bl.h"
 #include "proto.h"
 
-static uint16_t get_le16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static void put_le16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v & 0xFF);
-	p[1] = (uint8_t)(v >> 8);
-}
-
 void bl_packet_encode(const struct bl_packet *p, uint8_t out[BL_PKT_LEN])
 {
 	out[0] = BL_START_PKT;
 	out[1] = p->ns;
 	out[2] = (uint8_t)((p->addr & BL_ADDR_MASK) | (p->write ? BL_WRITE_FLAG : 0));
-	put_le16(out + 3, p->value);
+	bl_le16_put(out + 3, p->value);
 }
 
 int bl_packet_decode(const uint8_t in[BL_PKT_LEN], struct bl_packet *p)
@@ -31,7 +20,7 @@ int bl_packet_decode(const uint8_t in[BL_PKT_LEN], struct bl_packet *p)
 	p->ns = in[1];
 	p->addr = in[2] & BL_ADDR_MASK;
 	p->write = (in[2] & BL_WRITE_FLAG) != 0;
-	p->value = get_le16(in + 3);
+	p->value = bl_le16_get(in + 3);
 	return BL_OK;
 }
 
@@ -57,11 +46,11 @@ void bl_stream_encode(const struct bl_stream *s, uint8_t out[BL_STREAM_LEN])
 	out[0] = BL_START_STREAM;
 	out[1] = s->cell;
 	out[2] = 0;
-	put_le16(out + 3, s->mode);
-	put_le16(out + 5, s->status);
-	put_le16(out + 7, s->temperature);
-	put_le16(out + 9, s->current);
-	put_le16(out + 11, s->voltage);
+	bl_le16_put(out + 3, s->mode);
+	bl_le16_put(out + 5, s->status);
+	bl_le16_put(out + 7, s->temperature);
+	bl_le16_put(out + 9, s->current);
+	bl_le16_put(out + 11, s->voltage);
 }
 
 int bl_stream_decode(const uint8_t in[BL_STREAM_LEN], struct bl_stream *s)
@@ -69,11 +58,11 @@ int bl_stream_decode(const uint8_t in[BL_STREAM_LEN], struct bl_stream *s)
 	if (in[0] != BL_START_STREAM || in[1] > 3 || in[2] != 0)
 		return BL_ERR_PROTO;
 	s->cell = in[1];
-	s->mode = get_le16(in + 3);
-	s->status = get_le16(in + 5);
-	s->temperature = get_le16(in + 7);
-	s->current = get_le16(in + 9);
-	s->voltage = get_le16(in + 11);
+	s->mode = bl_le16_get(in + 3);
+	s->status = bl_le16_get(in + 5);
+	s->temperature = bl_le16_get(in + 7);
+	s->current = bl_le16_get(in + 9);
+	s->voltage = bl_le16_get(in + 11);
 	return BL_OK;
 }
 

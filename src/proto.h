@@ -37,6 +37,18 @@ struct bl_stream {
 	uint16_t voltage;      /* raw (int16 on the wire) */
 };
 
+/* 16-bit little-endian, the wire's (and the firmware EEPROM's) byte order. */
+static inline uint16_t bl_le16_get(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static inline void bl_le16_put(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v & 0xFF);
+	p[1] = (uint8_t)(v >> 8);
+}
+
 void bl_packet_encode(const struct bl_packet *p, uint8_t out[BL_PKT_LEN]);
 /* BL_ERR_PROTO if the start byte is not 0xAA. */
 int bl_packet_decode(const uint8_t in[BL_PKT_LEN], struct bl_packet *p);

@@ -23,7 +23,9 @@
 #include <string.h>
 
 #include "bl.h"
+#include "proto.h"
 #include "regs.h"
+#include "units.h"
 #include "sim/firmware.h"
 
 #define UNIT_OF(fw, a) ((fw)->unit[BL_UNIT_##a])
@@ -90,17 +92,6 @@ static uint16_t u16(int64_t v)
 	return (uint16_t)((uint64_t)v & 0xFFFF);
 }
 
-static uint16_t get_le16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static void put_le16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v & 0xFF);
-	p[1] = (uint8_t)(v >> 8);
-}
-
 static bool driving(uint16_t mode)
 {
 	return mode == BL_MODE_CHARGE || mode == BL_MODE_DISCHARGE;
@@ -119,21 +110,12 @@ static double gauss(struct bl_fw *fw, double sigma)
 
 static uint16_t ee_get16(const struct bl_fw *fw, unsigned a)
 {
-	return get_le16(&fw->ee[a]);
+	return bl_le16_get(&fw->ee[a]);
 }
 
 static void ee_put16(struct bl_fw *fw, unsigned a, uint16_t v)
 {
-	put_le16(&fw->ee[a], v);
-}
-
-/* The channel that owns every slice, or -1 (§7.6: the highest bit wins). */
-static int hires_channel(uint16_t settings)
-{
-	for (int c = BL_CELLS - 1; c >= 0; c--)
-		if (settings & (BL_SET_CH0_HI_RES << c))
-			return c;
-	return -1;
+	bl_le16_put(&fw->ee[a], v);
 }
 
 /* ---- Current control (§8) --------------------------------------------- */
@@ -396,12 +378,13 @@ static void send_streams(struct bl_fw *fw, uint64_t t)
 		if (n == 0 || (uint16_t)(now - ch->last_sent) <= n)
 			continue;
 		ch->last_sent = now;
-		uint8_t p[13] = {0xAF, (uint8_t)c, 0};
-		put_le16(p + 3, ch->r[BL_CELL_MODE]);
-		put_le16(p + 5, ch->r[BL_CELL_STATUS]);
-		put_le16(p + 7, ch->r[BL_CELL_TEMPERATURE]);
-		put_le16(p + 9, ch->r[BL_CELL_CURRENT]);
-		put_le16(p + 11, ch->r[BL_CELL_VOLTAGE]);
+		uint8_t p[BL_STREAM_LEN];
+		struct bl_stream st = {
+			.cell = (uint8_t)c, .mode = ch->r[BL_CELL_MODE], .status = ch->r[BL_CELL_STATUS],
+			.temperature = ch->r[BL_CELL_TEMPERATURE], .current = ch->r[BL_CELL_CURRENT],
+			.voltage = ch->r[BL_CELL_VOLTAGE],
+		};
+		bl_stream_encode(&st, p);
 		fw->n_streams++;
 		if (fw->hooks.to_host)
 			fw->hooks.to_host(fw->hooks.ud, t, p, sizeof p);
@@ -576,7 +559,7 @@ static void latch_vcc(struct bl_fw *fw, uint64_t t)
 
 static void slice_end(struct bl_fw *fw, uint64_t t)
 {
-	int hr = hires_channel(UNIT_OF(fw, SETTINGS));
+	int hr = bl_hires_channel(UNIT_OF(fw, SETTINGS));
 	int idx = hr >= 0 ? hr : fw->slice_idx;
 	if (idx < BL_CELLS) {
 		latch_channel(fw, idx, t);
@@ -847,7 +830,7 @@ static void app_command(struct bl_fw *fw, uint64_t t, const uint8_t pkt[5], uint
 	uint8_t ns = pkt[1];
 	bool wr = pkt[2] & 0x80;
 	unsigned addr = pkt[2] & 0x7F;
-	uint16_t v = get_le16(pkt + 3);
+	uint16_t v = bl_le16_get(pkt + 3);
 	bool ok = false;
 	uint16_t out = 0;
 
@@ -880,7 +863,7 @@ static void app_command(struct bl_fw *fw, uint64_t t, const uint8_t pkt[5], uint
 		break;   /* namespace 5 and 0x06..0xFE: 257 */
 	}
 	if (ok)
-		put_le16(resp + 3, wr ? 0 : out);
+		bl_le16_put(resp + 3, wr ? 0 : out);
 }
 
 static void boot_command(struct bl_fw *fw, uint64_t t, const uint8_t pkt[5], uint8_t resp[5],
@@ -888,7 +871,7 @@ static void boot_command(struct bl_fw *fw, uint64_t t, const uint8_t pkt[5], uin
 {
 	bool wr = pkt[2] & 0x80;
 	unsigned addr = pkt[2] & 0x7F;
-	uint16_t v = get_le16(pkt + 3);
+	uint16_t v = bl_le16_get(pkt + 3);
 	bool ok = false;
 	uint16_t out = 0;
 
@@ -934,7 +917,7 @@ static void boot_command(struct bl_fw *fw, uint64_t t, const uint8_t pkt[5], uin
 		break;
 	}
 	if (ok)
-		put_le16(resp + 3, wr ? 0 : out);
+		bl_le16_put(resp + 3, wr ? 0 : out);
 }
 
 uint64_t bl_fw_command(struct bl_fw *fw, uint64_t t, uint64_t arrived, const uint8_t pkt[5])

@@ -12,6 +12,7 @@
 
 #include "bl.h"
 #include "loop.h"
+#include "link.h"
 #include "sim/ptyserve.h"
 
 #define MOD "sim"
@@ -192,23 +193,6 @@ static void dev_rewatch(struct pty_dev *d)
 	bl_io_start(d->srv->loop, &d->io, BL_IO_READ | (d->out_len ? BL_IO_WRITE : 0));
 }
 
-static int set_raw(int fd)
-{
-	struct termios t;
-
-	if (tcgetattr(fd, &t) < 0)
-		return -1;
-	cfmakeraw(&t);
-	t.c_cflag &= ~(tcflag_t)(CSIZE | PARENB | CSTOPB | CRTSCTS);
-	t.c_cflag |= CS8 | CLOCAL | CREAD;
-	/* VMIN 1: with O_NONBLOCK an empty read is EAGAIN, never 0. */
-	t.c_cc[VMIN] = 1;
-	t.c_cc[VTIME] = 0;
-	cfsetispeed(&t, B38400);
-	cfsetospeed(&t, B38400);
-	return tcsetattr(fd, TCSANOW, &t);
-}
-
 static int open_pty(struct pty_dev *d, char *err, size_t errlen)
 {
 	const char *step;
@@ -228,7 +212,7 @@ static int open_pty(struct pty_dev *d, char *err, size_t errlen)
 	if (ptsname_r(d->master, d->path, sizeof d->path) != 0)
 		goto fail;
 	step = "set master raw";
-	if (set_raw(d->master) < 0)
+	if (bl_tty_set_raw(d->master) < 0)
 		goto fail;
 	step = "fcntl";
 	if (fcntl(d->master, F_SETFL, fcntl(d->master, F_GETFL) | O_NONBLOCK) < 0)
@@ -238,7 +222,7 @@ static int open_pty(struct pty_dev *d, char *err, size_t errlen)
 	if (d->slave < 0)
 		goto fail;
 	step = "set slave raw";
-	if (set_raw(d->slave) < 0)
+	if (bl_tty_set_raw(d->slave) < 0)
 		goto fail;
 	return BL_OK;
 fail:

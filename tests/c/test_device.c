@@ -302,6 +302,85 @@ static void test_charge_and_impedance(void)
 	rig_close(&r);
 }
 
+static int closed_calls;
+
+static void on_op_done(struct bl_device *d, struct bl_op *op, int status, void *ud)
+{
+	(void)d;
+	(void)op;
+	(void)ud;
+	closed_calls += status == BL_ERR_CLOSED;
+}
+
+/* The review's safety cases: nothing may leave current flowing. */
+static void test_safety_paths(void)
+{
+	struct rig r;
+	uint16_t v = 0;
+	double ohms = 0;
+
+	rig_open(&r, NULL);
+	bl_device_wait(r.dev, bl_op_connect(r.dev, NULL, NULL), NULL, NULL);
+
+	/* made safe while an impedance measurement is under way: the
+	 * measurement must not restart the charge when it finishes */
+	bl_device_wait(r.dev, bl_op_charge_start(r.dev, 0, 1.0, NULL, NULL), NULL, NULL);
+	run_for(&r, 3);
+	struct bl_op *imp = bl_op_impedance(r.dev, 0, NULL, NULL);
+	run_for(&r, 1);
+	bl_op_cancel(imp);
+	bl_device_wait(r.dev, bl_op_safe(r.dev, 0, NULL, NULL), NULL, NULL);
+	run_for(&r, 5);
+	is_int(bl_simdev_reg(r.sim, 0, BL_CELL_MODE), BL_MODE_IDLE, "safe during impedance: the channel stays IDLE");
+	ok(fabs(bl_simdev_cell_current(r.sim, 0)) < 1e-9, "and no current flows");
+
+	/* an impedance measurement in the middle of a charge restarts it
+	 * properly and the charge goes on */
+	bl_device_wait(r.dev, bl_op_charge_start(r.dev, 1, 1.0, NULL, NULL), NULL, NULL);
+	bl_device_set_report_interval(r.dev, 1, 1.0);
+	run_for(&r, 5);
+	is_int(bl_device_wait(r.dev, bl_op_impedance(r.dev, 1, NULL, NULL), NULL, &ohms), BL_OK, "impedance while charging");
+	run_for(&r, 5);
+	is_int(bl_simdev_reg(r.sim, 1, BL_CELL_MODE), BL_MODE_CHARGE, "the charge resumed");
+	ok(fabs(bl_simdev_cell_current(r.sim, 1) - 1.0) < 0.02, "at 1 A (%.3f A)", bl_simdev_cell_current(r.sim, 1));
+	bl_device_wait(r.dev, bl_op_safe(r.dev, 1, NULL, NULL), NULL, NULL);
+
+	/* the reply to the last write of a charge start is lost: the start
+	 * fails, and the channel is left safe rather than charging */
+	struct bl_op *start = bl_op_charge_start(r.dev, 2, 1.0, NULL, NULL);
+	run_for(&r, 0.008); /* setpoint 0 and CHARGE are through; the relay settles */
+	struct bl_fault f = {.kind = BL_FAULT_NO_REPLY, .slot = -1, .count = 4};
+	bl_simdev_fault(r.sim, bl_loop_now(r.loop), &f); /* every reply to the setpoint write */
+	int rc = bl_device_wait(r.dev, start, NULL, NULL);
+	ok(rc != BL_OK, "a charge start whose replies are lost fails (%s)", bl_strerror(rc));
+	run_for(&r, 30);
+	ok(bl_simdev_reg(r.sim, 2, BL_CELL_MODE) != BL_MODE_CHARGE, "the channel is not left charging (mode %u)",
+	   bl_simdev_reg(r.sim, 2, BL_CELL_MODE));
+	ok(fabs(bl_simdev_cell_current(r.sim, 2)) < 1e-9, "and carries no current");
+	is_int(bl_device_target(r.dev, 2) == 0.0, 1, "and regulation is off");
+
+	/* the regulation floor never exceeds a small target */
+	ok(bl_regulate_step(4, 4, 0.01) <= 6, "a 31 mA target is not pushed to the 62.5 mA floor");
+
+	/* leftover SETTINGS bits of a dead session are cleared at connect */
+	bl_device_wait(r.dev, bl_op_write(r.dev, BL_NS_UNIT, BL_UNIT_SETTINGS,
+	               BL_SET_SAFETY_DISABLE | BL_SET_CH1_HI_RES | BL_SET_NO_PSU_DCHG_ENABLE | BL_SET_TRIM_OUTPUT,
+	               NULL, NULL), NULL, NULL);
+	bl_device_wait(r.dev, bl_op_connect(r.dev, NULL, NULL), NULL, NULL);
+	ok(rd(&r, BL_NS_UNIT, BL_UNIT_SETTINGS, &v) == BL_OK &&
+	   v == (BL_SET_NO_PSU_DCHG_ENABLE | BL_SET_WATCHDOG_TIMER),
+	   "connect keeps only NO_PSU_DCHG_ENABLE and sets the watchdog (0x%04X)", v);
+
+	/* freeing the device finishes a sleeping op with BL_ERR_CLOSED */
+	closed_calls = 0;
+	bl_op_impedance(r.dev, 3, on_op_done, NULL);
+	run_for(&r, 0.5);
+	bl_device_free(r.dev);
+	r.dev = NULL;
+	is_int(closed_calls, 1, "an op asleep when the device is freed hears BL_ERR_CLOSED");
+	rig_close(&r);
+}
+
 static void test_events(void)
 {
 	struct rig r;
@@ -332,5 +411,6 @@ int main(void)
 	test_watchdog();
 	test_charge_and_impedance();
 	test_events();
+	test_safety_paths();
 	return done_testing();
 }

@@ -18,6 +18,11 @@ struct counts {
 	struct bl_device *last;
 };
 
+/* When set, the device is silenced as soon as its reset is reported, so
+ * the reconnect that follows fails. */
+static struct bl_simdev *silence_on_reset;
+static struct bl_loop *the_loop;
+
 static void on_pool(struct bl_pool *p, enum bl_pool_event ev, struct bl_device *d, const char *port, void *ud)
 {
 	struct counts *c = ud;
@@ -25,6 +30,11 @@ static void on_pool(struct bl_pool *p, enum bl_pool_event ev, struct bl_device *
 	(void)port;
 	c->ev[ev]++;
 	c->last = d;
+	if (ev == BL_POOL_RESET && silence_on_reset) {
+		struct bl_fault f = {.kind = BL_FAULT_NO_REPLY, .slot = -1, .count = 100000};
+		bl_simdev_fault(silence_on_reset, bl_loop_now(the_loop), &f);
+		silence_on_reset = NULL;
+	}
 }
 
 static struct bl_simdev *make_sim(struct bl_loop *loop, uint16_t serial)
@@ -144,6 +154,21 @@ int main(void)
 	bl_pool_settle(pool, S(30));
 	is_int(c.ev[BL_POOL_FAILED], 1, "a silent device fails to connect");
 	is_int(bl_pool_count(pool), 3, "and is not in the pool");
+
+	/* a reset whose reconnect fails: the device leaves the pool cleanly,
+	 * and the active device is never left dangling */
+	struct bl_device *act = bl_pool_find_serial(pool, 1000);
+	bl_pool_set_active(pool, act);
+	int unplugs = c.ev[BL_POOL_UNPLUG];
+	the_loop = loop;
+	silence_on_reset = s1000;
+	fault_now(loop, s1000, BL_FAULT_RESET);
+	bl_loop_run_until(loop, NULL, NULL, bl_loop_now(loop) + S(60));
+	is_int(c.ev[BL_POOL_UNPLUG], unplugs + 1, "a failed reconnect is an unplug");
+	ok(bl_pool_find_serial(pool, 1000) == NULL, "the device left the pool");
+	ok(bl_pool_active(pool) != act && bl_pool_active(pool) != NULL, "another device is active");
+	ok(bl_device_identity(bl_pool_active(pool))->serial != 1000, "(serial %u)",
+	   bl_device_identity(bl_pool_active(pool))->serial);
 
 	bl_pool_free(pool);
 	ok(bl_loop_timer_count(loop) == 0, "no timers left after the pool is freed");
