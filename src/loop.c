@@ -53,6 +53,7 @@ struct bl_loop {
 
 	int wake_r, wake_w;
 	volatile sig_atomic_t stop;
+	int run_depth;              /* nested bl_loop_run_until calls */
 	volatile sig_atomic_t caught;
 	bool idle;              /* the last step found nothing that could fire */
 };
@@ -664,7 +665,7 @@ int bl_loop_step(struct bl_loop *loop, uint64_t max_wait_us)
 	return run_due(loop, bl_loop_now(loop));
 }
 
-int bl_loop_run_until(struct bl_loop *loop, bl_loop_pred done, void *ud, uint64_t deadline_us)
+static int run_until(struct bl_loop *loop, bl_loop_pred done, void *ud, uint64_t deadline_us)
 {
 	for (;;) {
 		uint64_t now, wait;
@@ -673,7 +674,10 @@ int bl_loop_run_until(struct bl_loop *loop, bl_loop_pred done, void *ud, uint64_
 		if (done && done(ud))
 			return BL_OK;
 		if (loop->stop) {
-			loop->stop = 0;
+			/* A stop (Ctrl-C) ends every nested run up to the outermost,
+			 * which alone clears it: an inner wait must not swallow it. */
+			if (loop->run_depth == 1)
+				loop->stop = 0;
 			return BL_LOOP_STOPPED;
 		}
 		now = bl_loop_now(loop);
@@ -686,6 +690,16 @@ int bl_loop_run_until(struct bl_loop *loop, bl_loop_pred done, void *ud, uint64_
 		if (r == 0 && loop->idle)
 			return BL_LOOP_IDLE;
 	}
+}
+
+int bl_loop_run_until(struct bl_loop *loop, bl_loop_pred done, void *ud, uint64_t deadline_us)
+{
+	int r;
+
+	loop->run_depth++;
+	r = run_until(loop, done, ud, deadline_us);
+	loop->run_depth--;
+	return r;
 }
 
 int bl_loop_run(struct bl_loop *loop)

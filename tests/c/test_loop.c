@@ -596,9 +596,52 @@ static void test_determinism(void)
 	ok(a != c, "different inputs differ (sanity)");
 }
 
+/* A stop raised inside a nested run (a Ctrl-C during a blocking wait
+ * inside a callback) must end the outer run too. */
+static int inner_result;
+
+static void stop_now(struct bl_loop *loop, struct bl_timer *t, void *ud)
+{
+	(void)t;
+	(void)ud;
+	bl_loop_stop(loop);
+}
+
+static void run_nested(struct bl_loop *loop, struct bl_timer *t, void *ud)
+{
+	struct bl_timer *stopper = ud;
+	(void)t;
+	bl_timer_after(loop, stopper, 1000, 0);
+	inner_result = bl_loop_run_until(loop, NULL, NULL, bl_loop_now(loop) + 60000000);
+}
+
+static void test_nested_stop(void)
+{
+	struct bl_vclock vc;
+	struct bl_loop *loop;
+	struct bl_timer outer, stopper, later;
+
+	bl_vclock_init(&vc, 0);
+	loop = bl_loop_new(&vc.clock);
+	bl_timer_init(&stopper, stop_now, NULL);
+	bl_timer_init(&outer, run_nested, &stopper);
+	bl_timer_init(&later, stop_now, NULL);
+	bl_timer_after(loop, &outer, 1000, 0);
+	bl_timer_after(loop, &later, 30000000, 0); /* would end it anyway, much later */
+	int r = bl_loop_run_until(loop, NULL, NULL, BL_NEVER);
+	is_int(inner_result, BL_LOOP_STOPPED, "a stop inside a nested run ends the nested run");
+	is_int(r, BL_LOOP_STOPPED, "and the outer run too");
+	ok(bl_loop_now(loop) < 1000000, "at once, not at the next stop (%llu us)", (unsigned long long)bl_loop_now(loop));
+	r = bl_loop_run_until(loop, NULL, NULL, bl_loop_now(loop) + 1000);
+	is_int(r, BL_ERR_TIMEOUT, "the outermost run cleared the stop");
+	bl_timer_stop(loop, &later);
+	bl_loop_free(loop);
+}
+
 int main(void)
 {
 	plan_lazy();
+	test_nested_stop();
 	test_clock();
 	test_order_and_ties();
 	test_cancel();
