@@ -1,0 +1,200 @@
+-- batlab.lexcelon_log - Lexcelon's `batlab-log_<playlist>.csv` format.
+--
+-- The Python library's main log (REFERENCE-HOST §4.1), so existing analysis
+-- keeps working: the settings JSON text as one quoted CSV field, then the
+-- column header, then level-1 rows (one per sample) and level-2 rows (one
+-- per finished step). Differences from the seed, all in docs/results.md:
+--
+--   * the header names all 23 columns the rows have (the seed's level-1 rows
+--     carried 3 unnamed extras: operating setpoint, software setpoint, duty);
+--     every row has 23 fields;
+--   * the settings line ends with 22 commas (23 fields) to match;
+--   * fields are quoted when they need it (a comma in a cell name);
+--   * timestamps come from the run's start epoch plus test time (virtual
+--     time under the simulator), always with 6 fractional digits;
+--   * level-2 "Avg Impedance" is empty when the step had no measurement
+--     (the seed carried the previous step's average over).
+--
+--   local lex = require "batlab.lexcelon_log"
+--   local log = assert(lex.open(dir .. "/batlab-log_My Playlist.csv", json_text,
+--                               { start_time = epoch }))
+--   log:level1{ name = "A1", serial = 262209, channel = 3, time = 12.5,
+--               voltage = 3.71, current = 1.5, temp_c = 24.2, energy_j = 10.1,
+--               charge_c = 2.7, state = "DISCHARGE", vcc = 5.01 }
+--   log:level2{ name = "A1", serial = 262209, channel = 3, time = 3600,
+--               state = "DISCHARGE", charge_c = 9000, energy_j = 33000, ... }
+--   log:close()
+
+local csv = require "batlab.csv"
+
+local M = {}
+
+M.COLUMNS = {
+	"Cell Name", "Batlab SN", "Channel", "Timestamp (s)", "Voltage (V)",
+	"Current (A)", "Temperature (C)", "Impedance (Ohm)", "Energy (J)",
+	"Charge (Coulombs)", "Test State", "Test Type", "Charge Capacity (Coulombs)",
+	"Energy Capacity (J)", "Avg Impedance (Ohm)", "delta Temperature (C)",
+	"Avg Current (A)", "Avg Voltage", "Runtime (s)", "VCC (V)",
+	-- The seed wrote these three past its 20-column header, unnamed.
+	"Operating Setpoint (raw)", "Setpoint (raw)", "Duty (raw)",
+}
+M.NCOLS = #M.COLUMNS          -- 23
+M.SEED_HEADER_COLS = 20       -- the seed's header, for readers' reference
+
+local Log = {}
+Log.__index = Log
+Log.__name = "batlab.LexcelonLog"
+
+-- timestamp(epoch [, utc]) -> "YYYY-mm-dd HH:MM:SS.ffffff" (local time,
+-- like Python's str(datetime.now()), or UTC).
+function M.timestamp(epoch, utc)
+	local us = math.floor(epoch * 1e6 + 0.5)
+	local secs, frac = us // 1000000, us % 1000000
+	return os.date((utc and "!" or "") .. "%Y-%m-%d %H:%M:%S", secs) .. string.format(".%06d", frac)
+end
+
+-- open(path, settings_text [, opts]) -> log | nil, err
+--   settings_text  the settings file's text (written as the first header
+--                  field); nil writes only the column header (the seed's
+--                  per-cell files)
+--   opts.start_time  epoch of test time 0 (default: os.time() now)
+--   opts.utc         timestamps in UTC instead of local time
+--   opts.append      append to an existing file (a new header block first)
+function M.open(path, settings_text, opts)
+	opts = opts or {}
+	local f, err = io.open(path, opts.append and "ab" or "wb")
+	if not f then
+		return nil, err
+	end
+	local self = setmetatable({
+		path = path, f = f, start_time = opts.start_time or os.time(),
+		utc = opts.utc and true or false, closed = false, rows = 0,
+	}, Log)
+	local head = {}
+	if settings_text ~= nil then
+		-- Always one quoted field, like the seed, then empty fields up to
+		-- the header's width.
+		head[1] = '"' .. (tostring(settings_text):gsub('"', '""')) .. '"'
+			.. string.rep(",", M.NCOLS - 1) .. "\n"
+	end
+	head[#head + 1] = csv.line(M.COLUMNS)
+	local ok, werr = self:_write(table.concat(head))
+	if not ok then
+		return nil, werr
+	end
+	return self
+end
+
+function Log:_write(text)
+	if self.closed then
+		return nil, self.path .. ": log is closed"
+	end
+	local ok, err = self.f:write(text)
+	if not ok then
+		return nil, self.path .. ": " .. tostring(err)
+	end
+	self.f:flush()
+	return true
+end
+
+function Log:_stamp(row)
+	if row.timestamp ~= nil then
+		return tostring(row.timestamp)
+	end
+	local epoch = row.epoch or (self.start_time + (row.time or 0))
+	return M.timestamp(epoch, self.utc)
+end
+
+local function f4(v)
+	return csv.num(v, "%.4f")
+end
+
+local function abs4(v)
+	return type(v) == "number" and f4(math.abs(v)) or ""
+end
+
+local function int(v)
+	return csv.num(v, "%d")
+end
+
+local function first(a, b, scale)
+	if a ~= nil then
+		return a
+	end
+	if type(b) == "number" then
+		return b * scale
+	end
+	return nil
+end
+
+-- level1(row) -> true | nil, err. One sample. Fields: name, serial,
+-- channel, time (test time, s) | epoch | timestamp (string), voltage,
+-- current (written as a magnitude, like the Batlab reports it), temp_c,
+-- impedance (only on impedance rows), energy_j (or energy_wh), charge_c
+-- (or charge_ah), state (the test state), vcc, op_raw, sp_raw, duty.
+function Log:level1(row)
+	local fields = {
+		csv.field(row.name), csv.field(row.serial), csv.field(row.channel), csv.field(self:_stamp(row)),
+		f4(row.voltage), abs4(row.current), f4(row.temp_c), f4(row.impedance),
+		f4(first(row.energy_j, row.energy_wh, 3600)), f4(first(row.charge_c, row.charge_ah, 3600)),
+		csv.field(row.state), "", "", "", "", "", "", "", "",
+		f4(row.vcc), int(row.op_raw), int(row.sp_raw), int(row.duty),
+	}
+	self.rows = self.rows + 1
+	return self:_write(csv.line(fields, M.NCOLS))
+end
+
+-- level2(row) -> true | nil, err. One finished step. Fields: name,
+-- serial, channel, time | epoch | timestamp (when the step ended), state
+-- (the step's name: written in "Test Type", like the seed), charge_c (or
+-- charge_ah), energy_j (or energy_wh), avg_impedance (nil when none was
+-- measured in the step), delta_temp, avg_current (magnitude),
+-- avg_voltage, runtime (the step's duration, s).
+function Log:level2(row)
+	local fields = {
+		csv.field(row.name), csv.field(row.serial), csv.field(row.channel), csv.field(self:_stamp(row)),
+		"", "", "", "", "", "", "",
+		csv.field(row.state),
+		f4(first(row.charge_c, row.charge_ah, 3600)), f4(first(row.energy_j, row.energy_wh, 3600)),
+		f4(row.avg_impedance), f4(row.delta_temp), abs4(row.avg_current), f4(row.avg_voltage),
+		csv.trimmed(row.runtime, 6),
+	}
+	self.rows = self.rows + 1
+	return self:_write(csv.line(fields, M.NCOLS))
+end
+
+-- close() -> true | nil, err. Idempotent.
+function Log:close()
+	if self.closed then
+		return true
+	end
+	self.closed = true
+	local ok, err = self.f:close()
+	if not ok then
+		return nil, self.path .. ": " .. tostring(err)
+	end
+	return true
+end
+
+Log.__close = function(self)
+	self:close()
+end
+
+-- read(text) -> header, rows: a reader like the existing tools' (skip
+-- every line until one starting with "Cell Name"). header is the array of
+-- column names, rows arrays of fields. For tests and analysis.
+function M.read(text)
+	local rows = csv.parse(text)
+	for i, r in ipairs(rows) do
+		if r[1] == "Cell Name" then
+			local out = {}
+			for j = i + 1, #rows do
+				out[#out + 1] = rows[j]
+			end
+			return r, out
+		end
+	end
+	return nil, rows
+end
+
+return M
