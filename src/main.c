@@ -13,9 +13,26 @@ struct subcommand {
 
 static const struct subcommand subcommands[] = {
 	{"run", cmd_run, "run a test procedure (a Lua file) on the connected cells"},
+	{"cycletest", cmd_cycletest, "Lexcelon's stock cycle test with a settings file"},
+	{"dischargetest", cmd_dischargetest, "Lexcelon's stock discharge test with a settings file"},
 	{"shell", cmd_shell, "a Lua prompt with the API, the pool and the active device"},
 	{"sim", cmd_sim, "serve virtual Batlabs on pseudo-terminals"},
 	{"lua", cmd_lua, "run a Lua file with the batlab API loaded (like lua FILE)"},
+	{"list", cmd_list, "every connected Batlab: serial, port, firmware, power, modes"},
+	{"info", cmd_info, "one unit's identity and settings"},
+	{"measure", cmd_measure, "voltage, current, temperature, charge and mode per cell"},
+	{"setpoints", cmd_setpoints, "current setpoint and limits per cell"},
+	{"read", cmd_read, "read a register: batlab read CELL2 VOLTAGE"},
+	{"write", cmd_write, "write a register: batlab write CELL0 VOLTAGE_LIMIT_CHG 4.1V"},
+	{"impedance", cmd_impedance, "measure a cell's impedance (ohms)"},
+	{"charge", cmd_charge, "start charging a cell (or all) at a current"},
+	{"discharge", cmd_discharge, "start discharging a cell (or all) at a current"},
+	{"sinewave", cmd_sinewave, "drive the impedance sine through a cell"},
+	{"stop", cmd_stop, "stop a channel (or every channel)"},
+	{"reset", cmd_reset, "put a channel (or all four) back to IDLE, clearing ERROR"},
+	{"lowcurrent", cmd_lowcurrent, "set the zero-current threshold (kept in EEPROM)"},
+	{"firmware", cmd_firmware, "firmware load FILE: flash a firmware image"},
+	{"calibration", cmd_calibration, "calibration backup|restore FILE"},
 };
 
 void cli_error(const char *fmt, ...)

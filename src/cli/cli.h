@@ -16,6 +16,25 @@ int cmd_sim(int argc, char **argv);
 int cmd_lua(int argc, char **argv);
 int cmd_shell(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_cycletest(int argc, char **argv);
+int cmd_dischargetest(int argc, char **argv);
+/* The utility commands (cmd_info.c, cmd_regs.c, cmd_channel.c,
+ * cmd_firmware.c), on the device selection of devsel.h. */
+int cmd_list(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_measure(int argc, char **argv);
+int cmd_setpoints(int argc, char **argv);
+int cmd_read(int argc, char **argv);
+int cmd_write(int argc, char **argv);
+int cmd_lowcurrent(int argc, char **argv);
+int cmd_impedance(int argc, char **argv);
+int cmd_charge(int argc, char **argv);
+int cmd_discharge(int argc, char **argv);
+int cmd_sinewave(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
+int cmd_reset(int argc, char **argv);
+int cmd_firmware(int argc, char **argv);
+int cmd_calibration(int argc, char **argv);
 
 /* Print "batlab: <msg>" on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -1,0 +1,646 @@
+/* cli/devsel.c - argument parsing and device selection shared by the
+ * device commands. See devsel.h. */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "bl.h"
+#include "cli/cli.h"
+#include "cli/devsel.h"
+#include "link.h"
+#include "regs.h"
+#include "sim/layout.h"
+#include "sim/simdev.h"
+#include "units.h"
+
+#define US(s) ((uint64_t)((s) * 1e6))
+#define DEFAULT_TIMEOUT_S 10.0
+/* A virtual unit has been powered for this long when we connect, so its
+ * cells are detected (the first measurement pass takes 0.6 s), as on a
+ * real unit that sat plugged in. */
+#define SIM_WARMUP_US 3000000u
+
+/* ---- Argument parsing ------------------------------------------------------ */
+
+void cli_usage(const struct cli_cmd *c, FILE *out)
+{
+	fprintf(out, "usage: batlab %s %s%s\n", c->name, c->usage,
+	        c->device ? " [--port PATH | --serial N | --sim[=LAYOUT]]" : "");
+}
+
+void cli_devsel_help(FILE *out)
+{
+	fprintf(out,
+	        "\n"
+	        "Device selection (default: every Batlab found by USB ID 04D8:000A; single-\n"
+	        "device commands use the one with the lowest serial number):\n"
+	        "  --port PATH      only the Batlab on PATH (with --sim: a virtual unit's\n"
+	        "                   name, sim0, sim1, ...)\n"
+	        "  --serial N       the Batlab with serial number N\n"
+	        "  --sim[=LAYOUT]   virtual Batlabs in virtual time instead of hardware:\n"
+	        "                   the built-in unit, or a JSON layout file\n"
+	        "  --devices N      with --sim: N default virtual units (1..%d)\n"
+	        "  --seed S         with --sim: measurement-noise seed (default 0)\n"
+	        "  --timeout S      give devices S seconds to connect (default %g)\n"
+	        "  -v, --verbose    library messages on standard error (-vv: more)\n"
+	        "  -h, --help       this text\n",
+	        BL_SIM_MAX_DEVICES, DEFAULT_TIMEOUT_S);
+}
+
+static void print_help(const struct cli_cmd *c)
+{
+	cli_usage(c, stdout);
+	fputc('\n', stdout);
+	fputs(c->help, stdout);
+	if (c->device)
+		cli_devsel_help(stdout);
+	else
+		fputs("  -h, --help       this text\n", stdout);
+}
+
+/* "--name" exactly, or "--name=..." when the option takes a value. */
+static bool opt_match(const char *arg, const char *name, bool may_have_value)
+{
+	size_t n = strlen(name);
+
+	return strncmp(arg, name, n) == 0 &&
+	       (arg[n] == '\0' || (may_have_value && arg[n] == '='));
+}
+
+/* The value of "--name=V" or "--name V"; NULL after a message. */
+static const char *opt_value(const struct cli_cmd *c, int argc, char **argv, int *i,
+                             const char *name)
+{
+	const char *a = argv[*i];
+	size_t n = strlen(name);
+
+	if (a[n] == '=')
+		return a + n + 1;
+	if (*i + 1 >= argc) {
+		cli_error("%s: %s needs a value", c->name, name);
+		return NULL;
+	}
+	return argv[++*i];
+}
+
+static bool looks_negative_number(const char *a)
+{
+	return a[0] == '-' && (isdigit((unsigned char)a[1]) || a[1] == '.');
+}
+
+static int parse_u64(const struct cli_cmd *c, const char *name, const char *v, uint64_t max,
+                     uint64_t *out)
+{
+	char *end;
+	unsigned long long n;
+
+	errno = 0;
+	n = strtoull(v, &end, 0);
+	if (errno || end == v || *end || !isdigit((unsigned char)v[0]) || n > max) {
+		cli_error("%s: %s needs an integer 0..%llu, not '%s'", c->name, name,
+		          (unsigned long long)max, v);
+		return BL_EXIT_USAGE;
+	}
+	*out = n;
+	return BL_EXIT_OK;
+}
+
+/* A device-selection option at argv[*i]: 1 consumed, 0 not one, or
+ * -BL_EXIT_USAGE after a message. */
+static int devsel_option(const struct cli_cmd *c, int argc, char **argv, int *i,
+                         struct cli_devsel_opts *o)
+{
+	const char *a = argv[*i], *v;
+	uint64_t n;
+
+	if (opt_match(a, "--sim", true)) {
+		o->sim = true;
+		if (a[5] == '=') {
+			if (!a[6]) {
+				cli_error("%s: --sim= needs a layout file", c->name);
+				return -BL_EXIT_USAGE;
+			}
+			o->layout = a + 6;
+		}
+		return 1;
+	}
+	if (opt_match(a, "--port", true)) {
+		if (!(v = opt_value(c, argc, argv, i, "--port")))
+			return -BL_EXIT_USAGE;
+		o->port = v;
+		return 1;
+	}
+	if (opt_match(a, "--serial", true)) {
+		if (!(v = opt_value(c, argc, argv, i, "--serial")) ||
+		    parse_u64(c, "--serial", v, UINT32_MAX, &n) != BL_EXIT_OK)
+			return -BL_EXIT_USAGE;
+		o->have_serial = true;
+		o->serial = (uint32_t)n;
+		return 1;
+	}
+	if (opt_match(a, "--devices", true)) {
+		if (!(v = opt_value(c, argc, argv, i, "--devices")) ||
+		    parse_u64(c, "--devices", v, BL_SIM_MAX_DEVICES, &n) != BL_EXIT_OK)
+			return -BL_EXIT_USAGE;
+		if (n < 1) {
+			cli_error("%s: --devices must be 1..%d", c->name, BL_SIM_MAX_DEVICES);
+			return -BL_EXIT_USAGE;
+		}
+		o->devices = (int)n;
+		return 1;
+	}
+	if (opt_match(a, "--seed", true)) {
+		if (!(v = opt_value(c, argc, argv, i, "--seed")) ||
+		    parse_u64(c, "--seed", v, UINT64_MAX, &o->seed) != BL_EXIT_OK)
+			return -BL_EXIT_USAGE;
+		return 1;
+	}
+	if (opt_match(a, "--timeout", true)) {
+		double t;
+		if (!(v = opt_value(c, argc, argv, i, "--timeout")) ||
+		    cli_parse_number(c->name, "--timeout", v, "s", &t) != BL_EXIT_OK)
+			return -BL_EXIT_USAGE;
+		if (!(t > 0)) {
+			cli_error("%s: --timeout must be more than 0 s, not '%s'", c->name, v);
+			return -BL_EXIT_USAGE;
+		}
+		o->timeout_s = t;
+		return 1;
+	}
+	if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+		o->verbose++;
+		return 1;
+	}
+	if (strcmp(a, "-vv") == 0) {
+		o->verbose += 2;
+		return 1;
+	}
+	return 0;
+}
+
+/* A command option at argv[*i]: 1 consumed, 0 not one, -BL_EXIT_USAGE. */
+static int command_option(const struct cli_cmd *c, int argc, char **argv, int *i,
+                          const struct cli_opt *opts)
+{
+	for (const struct cli_opt *o = opts; o && o->name; o++) {
+		if (!opt_match(argv[*i], o->name, o->has_value))
+			continue;
+		if (o->has_value) {
+			const char *v = opt_value(c, argc, argv, i, o->name);
+			if (!v)
+				return -BL_EXIT_USAGE;
+			*o->value = v;
+		}
+		if (o->seen)
+			*o->seen = true;
+		return 1;
+	}
+	return 0;
+}
+
+static int check_selection(const struct cli_cmd *c, const struct cli_devsel_opts *o)
+{
+	if (!o->sim && (o->devices || o->seed)) {
+		cli_error("%s: --devices and --seed need --sim", c->name);
+		return BL_EXIT_USAGE;
+	}
+	if (o->layout && o->devices) {
+		cli_error("%s: --devices and --sim=LAYOUT exclude each other (the layout lists the devices)",
+		          c->name);
+		return BL_EXIT_USAGE;
+	}
+	return BL_EXIT_OK;
+}
+
+int cli_parse(const struct cli_cmd *c, int argc, char **argv, const struct cli_opt *opts,
+              struct cli_devsel_opts *sel, char **pos, int *npos)
+{
+	bool only_pos = false;
+
+	memset(sel, 0, sizeof *sel);
+	sel->timeout_s = DEFAULT_TIMEOUT_S;
+	*npos = 0;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		int r = 0;
+
+		if (!only_pos && strcmp(a, "--") == 0) {
+			only_pos = true;
+			continue;
+		}
+		if (!only_pos && a[0] == '-' && a[1] && !looks_negative_number(a)) {
+			if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+				print_help(c);
+				return CLI_HELP;
+			}
+			r = command_option(c, argc, argv, &i, opts);
+			if (r == 0 && c->device)
+				r = devsel_option(c, argc, argv, &i, sel);
+			if (r < 0)
+				return -r;
+			if (r == 0) {
+				cli_error("%s: unknown option '%s' (try 'batlab %s --help')", c->name, a,
+				          c->name);
+				return BL_EXIT_USAGE;
+			}
+			continue;
+		}
+		if (*npos >= c->max_pos || *npos >= CLI_MAX_POS) {
+			cli_error("%s: unexpected argument '%s' (usage: batlab %s %s)", c->name, a,
+			          c->name, c->usage);
+			return BL_EXIT_USAGE;
+		}
+		pos[(*npos)++] = argv[i];
+	}
+	if (*npos < c->min_pos) {
+		cli_error("%s: missing arguments (usage: batlab %s %s)", c->name, c->name, c->usage);
+		return BL_EXIT_USAGE;
+	}
+	return c->device ? check_selection(c, sel) : BL_EXIT_OK;
+}
+
+/* ---- Values ---------------------------------------------------------------- */
+
+int cli_parse_cell(const char *cmd, const char *text, bool allow_all, int *cell)
+{
+	char *end;
+	long n;
+
+	if (allow_all && strcasecmp(text, "all") == 0) {
+		*cell = CLI_ALL_CELLS;
+		return BL_EXIT_OK;
+	}
+	errno = 0;
+	n = strtol(text, &end, 10);
+	if (errno || end == text || *end) {
+		cli_error("%s: '%s' is not a cell number (0..3%s)", cmd, text, allow_all ? " or all" : "");
+		return BL_EXIT_USAGE;
+	}
+	if (n < 0 || n >= BL_CELLS) {
+		cli_error("%s: channel out of range: %ld (cells are 0..3)", cmd, n);
+		return BL_EXIT_USAGE;
+	}
+	*cell = (int)n;
+	return BL_EXIT_OK;
+}
+
+int cli_parse_number(const char *cmd, const char *what, const char *text, const char *unit,
+                     double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(text, &end);
+	/* strtod also takes hex floats, "inf" and "nan": none is a setting. */
+	if (end == text || errno || !isfinite(v) || strchr(text, 'x') || strchr(text, 'X') ||
+	    (*end && !(unit && strcasecmp(end, unit) == 0))) {
+		cli_error("%s: %s must be a number%s%s%s, not '%s'", cmd, what, unit ? " (in " : "",
+		          unit ? unit : "", unit ? ")" : "", text);
+		return BL_EXIT_USAGE;
+	}
+	*out = v;
+	return BL_EXIT_OK;
+}
+
+/* ---- The session ----------------------------------------------------------- */
+
+static void log_drop(void *ud, enum bl_log_level level, const char *module, const char *msg)
+{
+	(void)ud;
+	(void)level;
+	(void)module;
+	(void)msg;
+}
+
+static void set_logging(int verbose)
+{
+	if (verbose <= 0) {
+		/* Failures come back as status codes and get one line of our own;
+		 * library chatter would break "one line per error". */
+		bl_log_set_handler(log_drop, NULL);
+		return;
+	}
+	bl_log_set_handler(NULL, NULL);
+	bl_log_set_level(verbose == 1 ? BL_LOG_INFO : BL_LOG_DEBUG);
+}
+
+static void add_failed(struct cli_devsel *s, const char *path, const char *reason, int status)
+{
+	struct cli_failed_port *f;
+
+	for (int i = 0; i < s->nfailed; i++)
+		if (strcmp(s->failed[i].path, path) == 0)
+			return;
+	if (s->nfailed >= CLI_MAX_FAILED)
+		return;
+	f = &s->failed[s->nfailed++];
+	snprintf(f->path, sizeof f->path, "%s", path);
+	snprintf(f->reason, sizeof f->reason, "%s", reason);
+	f->status = status;
+}
+
+static void on_pool_event(struct bl_pool *p, enum bl_pool_event ev, struct bl_device *d,
+                          const char *port, void *ud)
+{
+	(void)p;
+	(void)d;
+	if (ev == BL_POOL_FAILED)
+		add_failed(ud, port, "no answer from a Batlab (is it one? is it powered?)", BL_ERR_TIMEOUT);
+}
+
+/* Strip the "PATH: " a link error starts with: we keep the path apart. */
+static const char *reason_of(const char *err, const char *path)
+{
+	size_t n = strlen(path);
+
+	if (strncmp(err, path, n) == 0 && err[n] == ':' && err[n + 1] == ' ')
+		return err + n + 2;
+	return err;
+}
+
+static int open_port(struct cli_devsel *s, const char *path)
+{
+	char err[256] = "";
+	int rc = bl_pool_add_port(s->pool, path, err, sizeof err);
+
+	if (rc != BL_OK)
+		add_failed(s, path, err[0] ? reason_of(err, path) : bl_strerror(rc), rc);
+	return rc;
+}
+
+static int open_sims(struct cli_devsel *s)
+{
+	struct bl_sim_layout layout;
+	char err[512] = "";
+	int rc;
+
+	if (s->opts.layout)
+		rc = bl_sim_layout_load(s->opts.layout, s->opts.seed, &layout, err, sizeof err);
+	else
+		rc = bl_sim_layout_default(&layout, s->opts.devices, s->opts.seed);
+	if (rc < 0) {
+		cli_error("%s: %s", s->cmd, err[0] ? err : bl_strerror(rc));
+		return BL_EXIT_USAGE;
+	}
+	/* Power the units up at time 0 and connect a little later. */
+	struct bl_simdev *sims[BL_SIM_MAX_DEVICES];
+	int n = layout.ndevices;
+	for (int i = 0; i < n; i++)
+		sims[i] = bl_simdev_new(&layout.devices[i], bl_loop_now(s->loop));
+	bl_clock_set(&s->vc.clock, bl_loop_now(s->loop) + SIM_WARMUP_US);
+	rc = BL_OK;
+	for (int i = 0; i < n; i++) {
+		char name[16];
+		snprintf(name, sizeof name, "sim%d", i);
+		if (!sims[i] || rc != BL_OK) {
+			bl_simdev_free(sims[i]);
+			rc = BL_ERR_MEM;
+			continue;
+		}
+		rc = bl_pool_add_sim(s->pool, sims[i], name);
+	}
+	bl_sim_layout_free(&layout);
+	if (rc != BL_OK) {
+		cli_error("%s: cannot create the virtual Batlabs: %s", s->cmd, bl_strerror(rc));
+		return BL_EXIT_DEVICE;
+	}
+	return BL_EXIT_OK;
+}
+
+static int open_real(struct cli_devsel *s)
+{
+	char **paths = NULL;
+	int n;
+
+	if (s->opts.port) {
+		open_port(s, s->opts.port);
+		return BL_EXIT_OK;
+	}
+	n = bl_link_list_batlabs(&paths);
+	if (n < 0) {
+		cli_error("%s: cannot list the serial ports: %s", s->cmd, bl_strerror(n));
+		return BL_EXIT_DEVICE;
+	}
+	for (int i = 0; i < n; i++)
+		open_port(s, paths[i]);
+	if (n > 0)
+		bl_link_list_free(paths, n);
+	return BL_EXIT_OK;
+}
+
+/* Why nothing is there, in one line. */
+static int report_none(struct cli_devsel *s)
+{
+	if (s->nfailed > 0) {
+		const struct cli_failed_port *f = &s->failed[0];
+		bool perm = strstr(f->reason, "ermission") != NULL;
+		cli_error("%s: %s%s", f->path, f->reason,
+		          perm ? " (see README: serial-port permissions)" : "");
+	} else {
+		cli_error("no Batlab found (is it plugged in? see README: serial-port permissions)");
+	}
+	return BL_EXIT_DEVICE;
+}
+
+static void list_serials(const struct cli_devsel *s, char *buf, size_t n)
+{
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < bl_pool_count(s->pool) && len < n; i++) {
+		struct bl_device *d = bl_pool_device(s->pool, i);
+		len += (size_t)snprintf(buf + len, n - len, "%s%u on %s", i ? ", " : "",
+		                        bl_device_identity(d)->serial, bl_device_port(d));
+	}
+}
+
+static int pick_target(struct cli_devsel *s, unsigned flags)
+{
+	const struct cli_devsel_opts *o = &s->opts;
+	char found[512];
+
+	s->selected = o->port || o->have_serial;
+	if (o->port) {
+		s->dev = bl_pool_find_port(s->pool, o->port);
+		if (!s->dev && o->sim) {
+			cli_error("%s: no virtual Batlab named '%s' (they are sim0..sim%zu)", s->cmd, o->port,
+			          bl_pool_count(s->pool) - 1);
+			return BL_EXIT_DEVICE;
+		}
+		if (!s->dev && (flags & CLI_SEL_ALL) && s->nfailed)
+			return BL_EXIT_OK; /* list shows why the port did not open */
+		if (!s->dev)
+			return report_none(s);
+	}
+	if (o->have_serial) {
+		struct bl_device *d = bl_pool_find_serial(s->pool, o->serial);
+		if (!d || (s->dev && d != s->dev)) {
+			list_serials(s, found, sizeof found);
+			cli_error("%s: no Batlab with serial %u%s (found: %s)", s->cmd, o->serial,
+			          o->port ? " on that port" : "", found);
+			return BL_EXIT_DEVICE;
+		}
+		s->dev = d;
+	}
+	if (!s->dev && !(flags & CLI_SEL_ALL))
+		s->dev = bl_pool_device(s->pool, 0);
+	if (s->dev) {
+		const struct bl_identity *id = bl_device_identity(s->dev);
+		bl_pool_set_active(s->pool, s->dev);
+		if (id->bootloader && !(flags & CLI_SEL_BOOTLOADER)) {
+			cli_error("%s: the Batlab on %s is in its bootloader (load firmware with "
+			          "'batlab firmware load FILE')", s->cmd, bl_device_port(s->dev));
+			return BL_EXIT_DEVICE;
+		}
+	}
+	return BL_EXIT_OK;
+}
+
+static void free_all(struct cli_devsel *s)
+{
+	bl_loop_release_signals();
+	bl_pool_free(s->pool);
+	bl_loop_free(s->loop);
+	s->pool = NULL;
+	s->loop = NULL;
+	s->dev = NULL;
+}
+
+int cli_devsel_open(struct cli_devsel *s, const struct cli_devsel_opts *o, const char *cmd,
+                    unsigned flags)
+{
+	struct bl_pool_opts po;
+	int code;
+
+	memset(s, 0, sizeof *s);
+	s->cmd = cmd;
+	s->opts = *o;
+	set_logging(o->verbose);
+	if (o->sim)
+		bl_vclock_init(&s->vc, 0);
+	s->loop = bl_loop_new(o->sim ? &s->vc.clock : bl_clock_real());
+	if (!s->loop) {
+		cli_error("%s: cannot create the event loop", cmd);
+		return BL_EXIT_DEVICE;
+	}
+	bl_pool_opts_default(&po);
+	/* Commands that only look leave the watchdog as they found it: enabling
+	 * it would stop every channel, idle ones too, 25 s after we exit. */
+	if (!o->watchdog)
+		po.dev.watchdog_us = 0;
+	s->pool = bl_pool_new(s->loop, &po);
+	if (!s->pool) {
+		bl_loop_free(s->loop);
+		cli_error("%s: out of memory", cmd);
+		return BL_EXIT_DEVICE;
+	}
+	bl_pool_on_event(s->pool, on_pool_event, s);
+	bl_loop_catch_signals(s->loop);
+	code = o->sim ? open_sims(s) : open_real(s);
+	if (code == BL_EXIT_OK) {
+		bl_pool_settle(s->pool, US(o->timeout_s));
+		if (cli_interrupted(s))
+			code = BL_EXIT_INTERRUPTED;
+		else if (bl_pool_count(s->pool) == 0 && !((flags & CLI_SEL_ALL) && s->nfailed))
+			code = report_none(s);
+		else
+			code = pick_target(s, flags);
+	}
+	if (code != BL_EXIT_OK)
+		free_all(s);
+	return code;
+}
+
+static bool mode_active(uint16_t mode)
+{
+	return mode == BL_MODE_CHARGE || mode == BL_MODE_DISCHARGE || mode == BL_MODE_IMPEDANCE;
+}
+
+static void release_watchdog(struct bl_device *d)
+{
+	uint16_t mode, settings;
+
+	if (bl_device_closed(d) || !bl_device_identity(d)->connected ||
+	    bl_device_identity(d)->bootloader || bl_device_identity(d)->firmware < 4)
+		return;
+	for (int c = 0; c < BL_CELLS; c++)
+		if (cli_read(d, (uint8_t)c, BL_CELL_MODE, &mode) != BL_OK || mode_active(mode))
+			return;
+	if (cli_read(d, BL_NS_UNIT, BL_UNIT_SETTINGS, &settings) != BL_OK ||
+	    !(settings & BL_SET_WATCHDOG_TIMER))
+		return;
+	cli_wait(d, bl_op_write_verify(d, BL_NS_UNIT, BL_UNIT_SETTINGS,
+	                               settings & (uint16_t)~BL_SET_WATCHDOG_TIMER, NULL, NULL),
+	         NULL, NULL);
+}
+
+void cli_devsel_close(struct cli_devsel *s)
+{
+	if (!s->loop)
+		return;
+	if (s->opts.watchdog && !s->keep_watchdog)
+		for (size_t i = 0; i < bl_pool_count(s->pool); i++)
+			release_watchdog(bl_pool_device(s->pool, i));
+	fflush(stdout);
+	free_all(s);
+}
+
+/* ---- Helpers --------------------------------------------------------------- */
+
+int cli_wait(struct bl_device *d, struct bl_op *op, uint16_t *value, double *number)
+{
+	return bl_device_wait(d, op, value, number);
+}
+
+int cli_read(struct bl_device *d, uint8_t ns, uint8_t addr, uint16_t *value)
+{
+	return bl_device_wait(d, bl_op_read(d, ns, addr, NULL, NULL), value, NULL);
+}
+
+int cli_write(struct bl_device *d, uint8_t ns, uint8_t addr, uint16_t value)
+{
+	return bl_device_wait(d, bl_op_write(d, ns, addr, value, NULL, NULL), NULL, NULL);
+}
+
+bool cli_interrupted(const struct cli_devsel *s)
+{
+	return s->loop && bl_loop_caught_signal(s->loop) != 0;
+}
+
+int cli_device_error(const struct cli_devsel *s, struct bl_device *d, int status,
+                     const char *what, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	if (cli_interrupted(s)) {
+		cli_error("%s: interrupted", s->cmd);
+		return BL_EXIT_INTERRUPTED;
+	}
+	va_start(ap, what);
+	vsnprintf(msg, sizeof msg, what, ap);
+	va_end(ap);
+	cli_error("%s: %s: %s: %s", s->cmd, d ? bl_device_port(d) : "?", msg, bl_strerror(status));
+	return BL_EXIT_DEVICE;
+}
+
+int cli_run_for(struct cli_devsel *s, double seconds, bool (*done)(void *ud), void *ud)
+{
+	uint64_t deadline = bl_loop_now(s->loop) + US(seconds);
+	int rc = bl_loop_run_until(s->loop, done, ud, deadline);
+
+	return rc == BL_LOOP_STOPPED || cli_interrupted(s) ? BL_ERR_STATE : BL_OK;
+}
+
+double cli_temp_c(const struct bl_device *d, int cell, uint16_t raw)
+{
+	const struct bl_identity *id = bl_device_identity(d);
+
+	return bl_temp_c_from_raw(raw, id->temp_r[cell], id->temp_b[cell]);
+}
