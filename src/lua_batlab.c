@@ -205,5 +205,8 @@ int luaopen_batlab(lua_State *L)
 	lua_pushliteral(L, BL_VERSION);
 	lua_setfield(L, -2, "VERSION");
 	bl_lua_open_packet(L);
+	bl_lua_open_sched(L);
+	bl_lua_open_device(L);
+	bl_lua_open_pool(L);
 	return 1;
 }

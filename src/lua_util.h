@@ -104,6 +104,50 @@ const struct bl_packet *bl_lua_check_packet(lua_State *L, int arg);
  * stack (the batlab module) and register their metatables. */
 void bl_lua_open_packet(lua_State *L);
 
+/* ---- Tasks, devices, channels, pools (src/lua_sched.c, src/lua_device.c,
+ * src/lua_pool.c) ------------------------------------------------------------ */
+
+#define BL_LUA_DEVICE "batlab.Device"
+#define BL_LUA_CHANNEL "batlab.Channel"
+#define BL_LUA_POOL "batlab.Pool"
+
+struct bl_device;
+struct bl_session;
+struct bl_lua_device;
+
+/* What ch:wait() returns, as C fields (bl_lua_push_sample makes the table;
+ * temp_c is NAN when the thermistor gives no reading). */
+struct bl_sample {
+	double time, step_time;
+	uint16_t mode, status, error;
+	double voltage, current, temp_c, charge_ah, energy_wh, vcc;
+	int cell;
+	uint32_t serial;
+};
+void bl_lua_push_sample(lua_State *L, const struct bl_sample *s);
+
+/* Push a Device object bound to d, a device of session s (the pool
+ * binding anchors it while d lives). */
+struct bl_lua_device *bl_lua_push_device(lua_State *L, struct bl_device *d,
+                                         struct bl_session *s);
+struct bl_device *bl_lua_device_ptr(const struct bl_lua_device *ld);
+/* d is going away: fail what waits on it, stop listening. No Lua. */
+void bl_lua_device_detach(struct bl_lua_device *ld);
+/* Start making every channel safe (STOPPED, then IDLE). No Lua. */
+void bl_lua_device_safe_all(struct bl_lua_device *ld);
+/* The device was reset: its channels' report intervals are asked again. */
+void bl_lua_device_reset(struct bl_lua_device *ld);
+/* Waits on channels and tick reads in flight, for leak checks. */
+int bl_lua_device_busy(const struct bl_lua_device *ld);
+
+/* Push a Pool object for a session the program owns (it closes the
+ * session after the engine); sets the scheduler's loop and the clock. */
+void bl_lua_push_pool(lua_State *L, struct bl_session *s);
+
+void bl_lua_open_sched(lua_State *L);
+void bl_lua_open_device(lua_State *L);
+void bl_lua_open_pool(lua_State *L);
+
 /* ---- The module ----------------------------------------------------------- */
 
 /* The `batlab` module (src/lua_batlab.c): constants, registers, lookups,

@@ -1,10 +1,238 @@
-/* cli/cmd_shell.c - `batlab shell` (placeholder until it lands). */
+/* cli/cmd_shell.c - `batlab shell`: Lua with the API, the pool and the
+ * active device. For now non-interactive: -e chunks, a FILE, or standard
+ * input when it is not a terminal.
+ *
+ * Exit status: 0 ok, 1 a chunk raised an error (message on stderr), 2
+ * usage error or a FILE that does not load, 3 no device could be opened,
+ * 130 interrupted.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lua.h>
+
+#include "bl.h"
 #include "cli/cli.h"
+#include "engine.h"
+#include "lua_util.h"
+#include "sched.h"
+#include "session.h"
+
+#define MAX_CHUNKS 64
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+	        "usage: batlab shell [-e CHUNK]... [--sim[=LAYOUT]] [--devices N] [--seed S]\n"
+	        "                    [--port PATH] [--serial N] [FILE [ARGS...]]\n"
+	        "\n"
+	        "Run Lua with the batlab API, the global 'pool' (the connected Batlabs) and\n"
+	        "'dev' (the active one). Chunks run in order, then FILE ('-' reads standard\n"
+	        "input); with neither, standard input is read when it is not a terminal.\n"
+	        "\n"
+	        "  -e CHUNK        run CHUNK\n"
+	        "  --sim[=LAYOUT]  virtual Batlabs (the default layout, or a JSON layout)\n"
+	        "                  in virtual time\n"
+	        "  --devices N     with --sim: N default units (1..64)\n"
+	        "  --seed S        with --sim: the noise seed (default 0)\n"
+	        "  --port PATH     open this port only (default: scan USB 04D8:000A)\n"
+	        "  --serial N      make the Batlab with serial number N the active one\n"
+	        "\n"
+	        "Exit status: 0 ok, 1 a Lua error, 2 usage error, 3 no device could be\n"
+	        "opened, 130 interrupted. Channels are left as the code left them; a task\n"
+	        "that fails, or is still running at the end, has its channels made safe.\n");
+}
+
+/* "--name value" or "--name=value". */
+static const char *opt_value(int argc, char **argv, int *i, const char *name)
+{
+	const char *a = argv[*i];
+	size_t n = strlen(name);
+
+	if (a[n] == '=')
+		return a + n + 1;
+	if (*i + 1 >= argc) {
+		cli_error("shell: %s needs a value", name);
+		return NULL;
+	}
+	return argv[++*i];
+}
+
+static bool is_opt(const char *a, const char *name)
+{
+	size_t n = strlen(name);
+
+	return strncmp(a, name, n) == 0 && (a[n] == '\0' || a[n] == '=');
+}
+
+static bool parse_uint(const char *s, unsigned long long max, unsigned long long *out)
+{
+	char *end;
+
+	if (!s || !*s || *s == '-')
+		return false;
+	errno = 0;
+	*out = strtoull(s, &end, 10);
+	return errno == 0 && *end == '\0' && *out <= max;
+}
+
+static int report(struct bl_engine *e, int st)
+{
+	lua_State *L = bl_engine_state(e);
+	const char *msg = lua_tostring(L, -1);
+
+	cli_error("%s", msg ? msg : "(error object is not a string)");
+	lua_pop(L, 1);
+	return st == LUA_ERRSYNTAX || st == LUA_ERRFILE ? BL_EXIT_USAGE : BL_EXIT_FAILED;
+}
+
+/* The globals pool and dev (protected: it allocates). */
+static int set_globals(lua_State *L)
+{
+	struct bl_session *s = lua_touserdata(L, 1);
+
+	bl_lua_push_pool(L, s);
+	lua_pushvalue(L, -1);
+	lua_setglobal(L, "pool");
+	lua_getfield(L, -1, "active");
+	lua_insert(L, -2);
+	lua_call(L, 1, 1);
+	lua_setglobal(L, "dev");
+	return 0;
+}
 
 int cmd_shell(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	cli_error("shell: not implemented yet");
-	return BL_EXIT_USAGE;
+	struct bl_session_opts so;
+	struct bl_session *s = NULL;
+	struct bl_engine *e;
+	const char *chunks[MAX_CHUNKS];
+	const char *file = NULL;
+	int nchunks = 0, i, rc = BL_EXIT_OK, st;
+	unsigned long long v;
+	char err[512];
+	lua_State *L;
+
+	memset(&so, 0, sizeof so);
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i], *val;
+
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			usage(stdout);
+			return BL_EXIT_OK;
+		}
+		if (strcmp(a, "--") == 0) {
+			i++;
+			break;
+		}
+		if (strcmp(a, "-e") == 0) {
+			if (i + 1 >= argc) {
+				cli_error("shell: -e needs a chunk of Lua");
+				return BL_EXIT_USAGE;
+			}
+			if (nchunks == MAX_CHUNKS) {
+				cli_error("shell: at most %d -e chunks", MAX_CHUNKS);
+				return BL_EXIT_USAGE;
+			}
+			chunks[nchunks++] = argv[++i];
+		} else if (is_opt(a, "--sim")) {
+			so.sim = true;
+			if (a[5] == '=')
+				so.layout = a + 6;
+		} else if (is_opt(a, "--devices")) {
+			if (!(val = opt_value(argc, argv, &i, "--devices")))
+				return BL_EXIT_USAGE;
+			if (!parse_uint(val, 64, &v) || v == 0) {
+				cli_error("shell: --devices must be 1..64, not '%s'", val);
+				return BL_EXIT_USAGE;
+			}
+			so.devices = (int)v;
+		} else if (is_opt(a, "--seed")) {
+			if (!(val = opt_value(argc, argv, &i, "--seed")))
+				return BL_EXIT_USAGE;
+			if (!parse_uint(val, UINT64_MAX, &v)) {
+				cli_error("shell: --seed must be a non-negative integer, not '%s'", val);
+				return BL_EXIT_USAGE;
+			}
+			so.seed = v;
+		} else if (is_opt(a, "--port")) {
+			if (!(val = opt_value(argc, argv, &i, "--port")))
+				return BL_EXIT_USAGE;
+			so.port = val;
+		} else if (is_opt(a, "--serial")) {
+			if (!(val = opt_value(argc, argv, &i, "--serial")))
+				return BL_EXIT_USAGE;
+			if (!parse_uint(val, 0xFFFFFFFFull, &v)) {
+				cli_error("shell: --serial must be a serial number, not '%s'", val);
+				return BL_EXIT_USAGE;
+			}
+			so.has_serial = true;
+			so.serial = (uint32_t)v;
+		} else if (a[0] == '-' && a[1] != '\0') {
+			cli_error("shell: unknown option '%s' (try 'batlab shell --help')", a);
+			return BL_EXIT_USAGE;
+		} else {
+			break;
+		}
+	}
+	if (i < argc)
+		file = argv[i];
+	if (so.sim && so.port) {
+		cli_error("shell: --sim and --port exclude each other");
+		return BL_EXIT_USAGE;
+	}
+	if (so.layout && so.devices) {
+		cli_error("shell: --devices and --sim=LAYOUT exclude each other (the layout lists the devices)");
+		return BL_EXIT_USAGE;
+	}
+	if (!file && nchunks == 0) {
+		if (isatty(STDIN_FILENO)) {
+			cli_error("shell: the interactive prompt is not there yet: give -e CHUNK or a FILE");
+			usage(stderr);
+			return BL_EXIT_USAGE;
+		}
+		file = "-";
+	}
+
+	st = bl_session_open(&so, &s, err, sizeof err);
+	if (st != BL_OK) {
+		cli_error("shell: %s", err[0] ? err : bl_strerror(st));
+		return st == BL_ERR_ARG ? BL_EXIT_USAGE : BL_EXIT_DEVICE;
+	}
+	e = bl_engine_new(&(struct bl_engine_opts){.clock = bl_session_clock(s), .seed = so.seed});
+	if (!e) {
+		cli_error("shell: cannot start the Lua engine");
+		bl_session_close(s);
+		return BL_EXIT_FAILED;
+	}
+	L = bl_engine_state(e);
+	lua_pushcfunction(L, set_globals);
+	lua_pushlightuserdata(L, s);
+	st = bl_engine_pcall(e, 1, 0);
+	if (st != LUA_OK)
+		rc = report(e, st);
+	else
+		st = bl_engine_set_arg(e, file, file ? argc - i - 1 : 0, file ? argv + i + 1 : NULL);
+	if (rc == BL_EXIT_OK && st != LUA_OK)
+		rc = report(e, st);
+	for (int j = 0; rc == BL_EXIT_OK && j < nchunks; j++) {
+		st = bl_engine_dostring(e, chunks[j], "=(command line)");
+		if (st != LUA_OK)
+			rc = report(e, st);
+	}
+	if (rc == BL_EXIT_OK && file) {
+		st = bl_engine_dofile(e, file, argc - i - 1, argv + i + 1);
+		if (st != LUA_OK)
+			rc = report(e, st);
+	}
+	if (rc == BL_EXIT_OK && bl_sched_interrupted(bl_sched_get(L)))
+		rc = BL_EXIT_INTERRUPTED;
+	/* Closing the state ends unfinished tasks (their channels go safe)
+	 * and lets the commands out before the devices are freed. */
+	bl_engine_free(e);
+	bl_session_close(s);
+	return rc;
 }

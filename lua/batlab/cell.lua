@@ -1,0 +1,120 @@
+-- batlab.cell - the object a procedure's run(cell, params) gets: one
+-- channel of one Batlab, with a name, a record of results and a log.
+--
+--   local cell = require("batlab.cell").new(dev:channel(0), { name = "A1" })
+--   cell:limits{ vmax = 4.2, vmin = 2.8, imax = 4.0, tmax_c = 50 }
+--   cell:discharge(1.0)
+--   repeat local s = assert(cell:wait()) until s.voltage < 3.0
+--   cell:idle()
+--   cell:record{ capacity_ah = -cell.last.charge_ah }
+--   cell:log("done after %.0f s", cell.last.step_time)
+--
+-- Fields: name, device (batlab.Device), channel (index 0..3), ch (the
+-- batlab.Channel), records (what record{} accumulated), last (the latest
+-- sample seen through cell:wait, or nil).
+--
+-- Hooks a runner may set (all optional):
+--   cell.on_sample = function(sample, cell) end   -- every sample cell:wait returns
+--   cell.on_record = function(fields, cell) end   -- every record{} call
+--   cell.log_sink  = function(line, cell) end     -- where cell:log writes
+--                                                 -- (default: print)
+-- A hook must not wait (it runs inside cell:wait).
+--
+-- The channel methods (charge, discharge, idle, stop, set_current,
+-- impedance, limits, report_interval, wait) behave as on batlab.Channel:
+-- they return nil, message, code on device failures and raise on bad
+-- arguments.
+local batlab = require "batlab"
+local wait = require "batlab.wait"
+
+local M = {}
+
+local Cell = {}
+Cell.__index = Cell
+M.Cell = Cell
+
+-- new(ch [, opts]): opts.name (default "SERIAL:INDEX"), opts.on_sample,
+-- opts.on_record, opts.log_sink.
+function M.new(ch, opts)
+	if getmetatable(ch) == nil or type(ch.wait) ~= "function" or ch.index == nil then
+		error("batlab.cell.new: batlab.Channel expected, got " .. type(ch), 2)
+	end
+	opts = opts or {}
+	if type(opts) ~= "table" then
+		error("batlab.cell.new: options table expected, got " .. type(opts), 2)
+	end
+	local dev = ch.device
+	return setmetatable({
+		ch = ch,
+		device = dev,
+		channel = ch.index,
+		name = opts.name and tostring(opts.name) or string.format("%d:%d", dev.sn, ch.index),
+		records = {},
+		last = nil,
+		on_sample = opts.on_sample,
+		on_record = opts.on_record,
+		log_sink = opts.log_sink,
+	}, Cell)
+end
+
+function Cell:wait(timeout_s)
+	local s, err, code = self.ch:wait(timeout_s)
+	if s then
+		self.last = s
+		if self.on_sample then
+			self.on_sample(s, self)
+		end
+	end
+	return s, err, code
+end
+
+-- Channel methods, forwarded as they are.
+for _, name in ipairs { "charge", "discharge", "idle", "stop", "set_current", "impedance",
+                        "limits", "report_interval" } do
+	Cell[name] = function(self, ...)
+		return self.ch[name](self.ch, ...)
+	end
+end
+
+-- wait_until(cond, timeout_s): batlab.wait.until_ on this cell's reports.
+function Cell:wait_until(cond, timeout_s)
+	return wait.until_(cond, timeout_s, self)
+end
+
+-- record{key = value, ...}: merged into cell.records (later keys win).
+function Cell:record(fields)
+	if type(fields) ~= "table" then
+		error("cell:record: table expected, got " .. type(fields), 2)
+	end
+	for k, v in pairs(fields) do
+		self.records[k] = v
+	end
+	if self.on_record then
+		self.on_record(fields, self)
+	end
+	return self
+end
+
+-- log(fmt, ...): one line "[   123.4] NAME: message" (batlab.now() time)
+-- to the sink; returns the line.
+function Cell:log(fmt, ...)
+	local msg
+	if select("#", ...) > 0 then
+		msg = string.format(fmt, ...)
+	else
+		msg = tostring(fmt)
+	end
+	local line = string.format("[%9.1f] %s: %s", batlab.now(), self.name, msg)
+	if self.log_sink then
+		self.log_sink(line, self)
+	else
+		print(line)
+	end
+	return line
+end
+
+function Cell:__tostring()
+	return "cell " .. self.name
+end
+
+return M
