@@ -487,6 +487,12 @@ static int poll_and_dispatch(struct bl_loop *loop, uint64_t wait_us)
 	size_t nfds = loop->nios + 1;
 	int n = 0, r;
 
+	/* Nothing to watch and no time to wait (a virtual loop between
+	 * events): a stop from a signal handler is seen through loop->stop
+	 * and a wake has nothing to wake, so skip the system call, which
+	 * otherwise costs a third of a virtual run. */
+	if (wait_us == 0 && loop->nios == 0)
+		return 0;
 	if (grow((void **)&loop->pfds, &loop->cappfds, nfds, sizeof *loop->pfds) < 0)
 		return BL_ERR_MEM;
 	loop->pfds[0].fd = loop->wake_r;

@@ -3,8 +3,10 @@
  * add themselves (Packet, Encoder; Device and Pool later).
  */
 #include <string.h>
+#include <unistd.h>
 
 #include "bl.h"
+#include "engine.h"
 #include "lua_util.h"
 #include "regs.h"
 #include "units.h"
@@ -185,7 +187,49 @@ static int l_batlab_now(lua_State *L)
 	return 1;
 }
 
+/* load_procedure(path) -> the table or function a procedure file returns,
+ * loaded in a fresh sandbox; nil, message on a missing file, a syntax
+ * error ("FILE:LINE: ...") or an error while its main chunk runs. */
+static int l_batlab_load_procedure(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	struct bl_engine *e = bl_engine_from_state(L);
+
+	if (!e)
+		return luaL_error(L, "load_procedure: not inside the batlab engine");
+	if (bl_engine_load_procedure(e, path) != LUA_OK) {
+		lua_pushnil(L);
+		lua_insert(L, -2);
+		lua_pushstring(L, "EINVAL");
+		return 3;
+	}
+	return 1;
+}
+
+/* isatty(fd): whether standard output (1) or another descriptor is a
+ * terminal: progress is drawn live there, as plain lines elsewhere. */
+static int l_batlab_isatty(lua_State *L)
+{
+	lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+	return 1;
+}
+
+/* luadir(): the lua/ directory in use (scripts/ sits beside it). */
+static int l_batlab_luadir(lua_State *L)
+{
+	struct bl_engine *e = bl_engine_from_state(L);
+
+	if (e && bl_engine_luadir(e))
+		lua_pushstring(L, bl_engine_luadir(e));
+	else
+		lua_pushnil(L);
+	return 1;
+}
+
 static const luaL_Reg batlab_funcs[] = {
+	{"load_procedure", l_batlab_load_procedure},
+	{"isatty", l_batlab_isatty},
+	{"luadir", l_batlab_luadir},
 	{"lookup", l_batlab_lookup},
 	{"mode_name", l_batlab_mode_name},
 	{"led_name", l_batlab_led_name},
@@ -205,6 +249,7 @@ int luaopen_batlab(lua_State *L)
 	lua_pushliteral(L, BL_VERSION);
 	lua_setfield(L, -2, "VERSION");
 	bl_lua_open_packet(L);
+	bl_lua_open_csv(L);
 	bl_lua_open_sched(L);
 	bl_lua_open_device(L);
 	bl_lua_open_pool(L);

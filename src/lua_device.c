@@ -399,6 +399,21 @@ static void tick_read(struct lchan *c)
 		tick_fail(c, BL_ERR_CLOSED);
 }
 
+/* VCC is shared by the four channels: read it only when the last reading
+ * is stale. */
+static void tick_done_vcc_or_finish(struct lchan *c)
+{
+	struct bl_lua_device *ld = c->ld;
+
+	if (ld->have_vcc && bl_loop_now(bl_device_loop(ld->d)) - ld->vcc_us < VCC_FRESH_US) {
+		c->tick.vcc = ld->vcc;
+		tick_finish(c);
+		return;
+	}
+	c->tick_stage = 2;
+	tick_read(c);
+}
+
 static void tick_done(struct bl_device *d, struct bl_op *op, int status, void *ud)
 {
 	struct lchan *c = ud;
@@ -418,18 +433,21 @@ static void tick_done(struct bl_device *d, struct bl_op *op, int status, void *u
 		sign = c->step == STEP_CHARGE ? 1.0 : c->step == STEP_DISCHARGE ? -1.0
 		     : c->tick.mode == BL_MODE_CHARGE ? 1.0 : -1.0;
 		c->tick.charge_ah = bl_op_number(op) > 0 ? sign * bl_op_number(op) / 3600.0 : 0.0;
+		/* ERROR latches only when the firmware stops a channel and IDLE
+		 * clears it, so it is worth a request only in the other modes. */
+		if (c->tick.mode == BL_MODE_IDLE || c->tick.mode == BL_MODE_CHARGE ||
+		    c->tick.mode == BL_MODE_DISCHARGE || c->tick.mode == BL_MODE_IMPEDANCE) {
+			c->tick.error = 0;
+			c->tick_stage = 1;
+			tick_done_vcc_or_finish(c);
+			return;
+		}
 		c->tick_stage = 1;
 		tick_read(c);
 		return;
 	case 1:
 		c->tick.error = bl_op_value(op);
-		if (ld->have_vcc && bl_loop_now(bl_device_loop(ld->d)) - ld->vcc_us < VCC_FRESH_US) {
-			c->tick.vcc = ld->vcc;
-			tick_finish(c);
-			return;
-		}
-		c->tick_stage = 2;
-		tick_read(c);
+		tick_done_vcc_or_finish(c);
 		return;
 	case 2:
 		ld->vcc = bl_vcc_from_raw(bl_op_value(op));

@@ -103,6 +103,8 @@ const struct bl_packet *bl_lua_check_packet(lua_State *L, int arg);
 /* Add Packet, Encoder, ascharge and ascharge_ah to the table on top of the
  * stack (the batlab module) and register their metatables. */
 void bl_lua_open_packet(lua_State *L);
+/* batlab.csv_line (lua_csv.c) */
+void bl_lua_open_csv(lua_State *L);
 
 /* ---- Tasks, devices, channels, pools (src/lua_sched.c, src/lua_device.c,
  * src/lua_pool.c) ------------------------------------------------------------ */

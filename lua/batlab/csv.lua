@@ -15,6 +15,11 @@ M.is_finite = is_finite
 -- field(v) -> the CSV text of one value. nil -> "", booleans -> "true" /
 -- "false", numbers -> %.10g (use num() for a column format), strings
 -- quoted when needed.
+-- Strings seen before: a run writes the same step and mode names on
+-- every row, so their quoting is worked out once (bounded, so a run with
+-- many distinct strings does not grow it without end).
+local field_cache, field_cached = {}, 0
+
 function M.field(v)
 	local tv = type(v)
 	if v == nil then
@@ -25,10 +30,19 @@ function M.field(v)
 		return v and "true" or "false"
 	end
 	local s = tostring(v)
-	if s:find('[,"\r\n]') or s:find("^ ") or s:find(" $") then
-		return '"' .. s:gsub('"', '""') .. '"'
+	local q = field_cache[s]
+	if q then
+		return q
 	end
-	return s
+	q = s
+	if s:find('[,"\r\n]') or s:find("^ ") or s:find(" $") then
+		q = '"' .. s:gsub('"', '""') .. '"'
+	end
+	if field_cached < 1024 then
+		field_cache[s] = q
+		field_cached = field_cached + 1
+	end
+	return q
 end
 
 -- num(v, fmt) -> v formatted with fmt ("%.4f"), "" for nil, NaN and
@@ -44,7 +58,8 @@ function M.num(v, fmt)
 		return string.format("%d", v)
 	end
 	local s = string.format(fmt, v)
-	if s:sub(1, 1) == "-" and not s:find("[1-9]") then
+	-- Only a value in (-1, 0) can print as a negative zero.
+	if v < 0 and v > -1 and not s:find("[1-9]") then
 		s = s:sub(2)
 	end
 	return s

@@ -25,6 +25,7 @@
 --               state = "DISCHARGE", charge_c = 9000, energy_j = 33000, ... }
 --   log:close()
 
+local batlab = require "batlab"
 local csv = require "batlab.csv"
 
 local M = {}
@@ -47,10 +48,17 @@ Log.__name = "batlab.LexcelonLog"
 
 -- timestamp(epoch [, utc]) -> "YYYY-mm-dd HH:MM:SS.ffffff" (local time,
 -- like Python's str(datetime.now()), or UTC).
+-- The date part is formatted once per second: rows come every second.
+local stamp_key, stamp_prefix
+
 function M.timestamp(epoch, utc)
 	local us = math.floor(epoch * 1e6 + 0.5)
 	local secs, frac = us // 1000000, us % 1000000
-	return os.date((utc and "!" or "") .. "%Y-%m-%d %H:%M:%S", secs) .. string.format(".%06d", frac)
+	local key = utc and -secs - 1 or secs
+	if key ~= stamp_key then
+		stamp_key, stamp_prefix = key, os.date((utc and "!" or "") .. "%Y-%m-%d %H:%M:%S", secs)
+	end
+	return stamp_prefix .. string.format(".%06d", frac)
 end
 
 -- open(path, settings_text [, opts]) -> log | nil, err
@@ -132,16 +140,30 @@ end
 -- current (written as a magnitude, like the Batlab reports it), temp_c,
 -- impedance (only on impedance rows), energy_j (or energy_wh), charge_c
 -- (or charge_ah), state (the test state), vcc, op_raw, sp_raw, duty.
+-- Rows are formatted by batlab.csv_line (C): a level-1 row is written for
+-- every cell at every report. Columns as in M.HEADER.
+local L1_SPEC = "s,s,s,%s,f4,a4,f4,f4,f4,f4,s,-,-,-,-,-,-,-,-,f4,d,d,d"
+local L2_SPEC = "s,s,s,%s,-,-,-,-,-,-,-,s,f4,f4,f4,f4,a4,f4,r,-,-,-,-"
+
+-- The timestamp: the date-time code for an epoch, or a given text.
+function Log:_stamp_arg(row)
+	if row.timestamp ~= nil then
+		return "s", tostring(row.timestamp)
+	end
+	local epoch = row.epoch or (self.start_time + (row.time or 0))
+	if self.utc then
+		return "s", M.timestamp(epoch, true)
+	end
+	return "L", epoch
+end
+
 function Log:level1(row)
-	local fields = {
-		csv.field(row.name), csv.field(row.serial), csv.field(row.channel), csv.field(self:_stamp(row)),
-		f4(row.voltage), abs4(row.current), f4(row.temp_c), f4(row.impedance),
-		f4(first(row.energy_j, row.energy_wh, 3600)), f4(first(row.charge_c, row.charge_ah, 3600)),
-		csv.field(row.state), "", "", "", "", "", "", "", "",
-		f4(row.vcc), int(row.op_raw), int(row.sp_raw), int(row.duty),
-	}
+	local code, stamp = self:_stamp_arg(row)
 	self.rows = self.rows + 1
-	return self:_write(csv.line(fields, M.NCOLS))
+	return self:_write(batlab.csv_line(L1_SPEC:format(code), row.name, row.serial, row.channel, stamp,
+		row.voltage, row.current, row.temp_c, row.impedance,
+		first(row.energy_j, row.energy_wh, 3600), first(row.charge_c, row.charge_ah, 3600),
+		row.state, nil, nil, nil, nil, nil, nil, nil, nil, row.vcc, row.op_raw, row.sp_raw, row.duty))
 end
 
 -- level2(row) -> true | nil, err. One finished step. Fields: name,
@@ -151,16 +173,13 @@ end
 -- measured in the step), delta_temp, avg_current (magnitude),
 -- avg_voltage, runtime (the step's duration, s).
 function Log:level2(row)
-	local fields = {
-		csv.field(row.name), csv.field(row.serial), csv.field(row.channel), csv.field(self:_stamp(row)),
-		"", "", "", "", "", "", "",
-		csv.field(row.state),
-		f4(first(row.charge_c, row.charge_ah, 3600)), f4(first(row.energy_j, row.energy_wh, 3600)),
-		f4(row.avg_impedance), f4(row.delta_temp), abs4(row.avg_current), f4(row.avg_voltage),
-		csv.trimmed(row.runtime, 6),
-	}
+	local code, stamp = self:_stamp_arg(row)
 	self.rows = self.rows + 1
-	return self:_write(csv.line(fields, M.NCOLS))
+	return self:_write(batlab.csv_line(L2_SPEC:format(code), row.name, row.serial, row.channel, stamp,
+		nil, nil, nil, nil, nil, nil, nil, row.state,
+		first(row.charge_c, row.charge_ah, 3600), first(row.energy_j, row.energy_wh, 3600),
+		row.avg_impedance, row.delta_temp, row.avg_current, row.avg_voltage,
+		csv.trimmed(row.runtime, 6)))
 end
 
 -- close() -> true | nil, err. Idempotent.

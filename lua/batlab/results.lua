@@ -23,6 +23,7 @@
 --   cw:summary{ threshold = s.acceptableImpedanceThreshold }
 --   run:close("completed")
 
+local batlab = require "batlab"
 local csv = require "batlab.csv"
 local fsutil = require "batlab.fsutil"
 local lexcelon_log = require "batlab.lexcelon_log"
@@ -152,12 +153,19 @@ end
 -- Times
 
 -- iso_time(epoch) -> "YYYY-mm-ddTHH:MM:SS.sssZ" (UTC, milliseconds).
+-- Rows come once a second: the date part is formatted once per second.
+local iso_second, iso_prefix = nil, nil
+
 function M.iso_time(epoch)
 	if type(epoch) ~= "number" or not csv.is_finite(epoch) then
 		return nil
 	end
 	local ms = math.floor(epoch * 1000 + 0.5)
-	return os.date("!%Y-%m-%dT%H:%M:%S", ms // 1000) .. string.format(".%03dZ", ms % 1000)
+	local sec = ms // 1000
+	if sec ~= iso_second then
+		iso_second, iso_prefix = sec, os.date("!%Y-%m-%dT%H:%M:%S", sec)
+	end
+	return iso_prefix .. string.format(".%03dZ", ms % 1000)
 end
 
 -- default_dir(base, name, time) -> "<base>/<safe name>-YYYYmmdd-HHMMSS"
@@ -277,19 +285,43 @@ local function header(columns)
 	return csv.line(h)
 end
 
+-- The batlab.csv_line field code of a column format ("%.4f" -> "f4").
+local function column_code(fmt)
+	if type(fmt) == "function" then
+		return "r" -- the function returns CSV text
+	elseif fmt == "s" then
+		return "s"
+	elseif fmt == "%d" then
+		return "d"
+	end
+	local n = fmt:match("^%%%.(%d+)f$")
+	assert(n, "column format " .. tostring(fmt))
+	return "f" .. n
+end
+
+-- One CSV line of a row. The formatting itself is batlab.csv_line (C):
+-- these rows are written once per cell per report, and field-by-field
+-- formatting in Lua cost more than the rest of a run.
 local function format_row(columns, row, ctx)
-	local out = {}
+	local spec = columns._spec
+	if not spec then
+		local codes = {}
+		for i, c in ipairs(columns) do
+			codes[i] = column_code(c[3])
+		end
+		spec = table.concat(codes, ",")
+		columns._spec = spec
+	end
+	local vals = {}
 	for i, c in ipairs(columns) do
-		local fmt, v = c[3], row[c[2]]
+		local fmt = c[3]
 		if type(fmt) == "function" then
-			out[i] = fmt(row, ctx)
-		elseif fmt == "s" then
-			out[i] = v == nil and "" or csv.field(type(v) == "number" and csv.num(v, "%.10g") or v)
+			vals[i] = fmt(row, ctx)
 		else
-			out[i] = csv.num(v, fmt)
+			vals[i] = row[c[2]]
 		end
 	end
-	return csv.line(out)
+	return batlab.csv_line(spec, table.unpack(vals, 1, #columns))
 end
 M.format_row = format_row
 M.header = header
@@ -824,11 +856,26 @@ end
 
 -- sample(row) -> true | nil, err. One row of the cell's time series
 -- (fields: docs/results.md). Flushed at once.
+-- The time-series row, written once per cell per report: the columns of
+-- SAMPLE_COLUMNS in one batlab.csv_line call (same bytes as format_row).
+local SAMPLE_SPEC = "f3,f3,d,s,d,s,s,f4,f4,f2,f6,f6,f5,f3,T,s"
+
+local function sample_line(row, run)
+	local err = row.errors
+	local t = row.time
+	return batlab.csv_line(SAMPLE_SPEC, t, row.step_time, row.cycle, row.cycle_kind, row.step,
+		row.step_name, mode_text(row), row.voltage, row.current, row.temp_c, row.charge_ah,
+		row.energy_wh, row.impedance, row.vcc,
+		type(t) == "number" and run.start_time + t or nil,
+		(err == nil or (type(err) == "table" and err[1] == nil)) and "" or names_text(err))
+end
+M._sample_line = sample_line
+
 function Cell:sample(row)
 	if self.closed then
 		return nil, self.name .. ": cell writer is closed"
 	end
-	local ok, err = self.f:write(format_row(M.SAMPLE_COLUMNS, row, self.run))
+	local ok, err = self.f:write(sample_line(row, self.run))
 	if not ok then
 		return nil, err
 	end

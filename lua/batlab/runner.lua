@@ -1,0 +1,570 @@
+-- batlab.runner - `batlab run`, `batlab cycletest` and `batlab dischargetest`:
+-- load a procedure, open the Batlabs (or virtual ones), assign cells to
+-- channels, run one task per cell, write the results directory, report.
+--
+-- Exit codes (README, docs/batlab.1): 0 every cell passed, 1 a cell failed
+-- its verdict (or its procedure failed), 2 usage or settings error, 3
+-- device or communication error, 130 interrupted.
+
+local batlab = require "batlab"
+local cellmod = require "batlab.cell"
+local results = require "batlab.results"
+local settings = require "batlab.settings"
+local cjson = require "cjson"
+
+local M = {}
+
+local EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DEVICE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+-- Virtual runs are dated from this epoch (2000-01-01T00:00:00Z), so that
+-- two runs with the same seed give byte-identical files.
+local SIM_EPOCH = 946684800
+
+local USAGE = {
+	run = [[
+usage: batlab run SCRIPT [options] [NAME...]
+
+Run a test procedure (a Lua file returning a table with run(cell, params))
+on the connected Batlabs, one task per cell.
+
+Options:
+  --settings FILE      Lexcelon settings / cell playlist (JSON)
+  --cell CH=NAME       put cell NAME on channel CH (0.. across Batlabs in
+                       serial-number order, or SERIAL:CH); repeatable
+  --cells-from FILE    cell names, one per line, onto the channels in order
+  --set KEY=VALUE      override a setting or procedure parameter; repeatable
+  --out DIR            results directory (default batlab-runs/NAME-DATE)
+  --sim[=LAYOUT]       virtual Batlab(s) in virtual time (default layout:
+                       one unit, four cells)
+  --devices N          with --sim: number of virtual units
+  --seed S             with --sim: noise seed
+  --port PATH          real hardware on this port only
+  --serial N           only the Batlab with this serial number
+  --timeout S          end discharges S seconds after the test started
+  --json               print the final summary as JSON on standard output
+  --quiet              no progress output
+]],
+}
+USAGE.cycletest = [[
+usage: batlab cycletest [--settings FILE] [options] NAME...
+
+Lexcelon's stock cycle test (scripts/cycle-test.lua): cells NAME... go
+onto the channels in order, across Batlabs in serial-number order. Takes
+the options of 'batlab run' (see 'batlab run --help').
+]]
+USAGE.dischargetest = [[
+usage: batlab dischargetest [--settings FILE] [--timeout S] [options] NAME...
+
+Lexcelon's stock discharge test (scripts/discharge-test.lua). Takes the
+options of 'batlab run' (see 'batlab run --help').
+]]
+
+local function err(msg)
+	io.stderr:write("batlab: ", msg, "\n")
+end
+
+-- ---- arguments ----------------------------------------------------------
+
+local VALUED = {
+	["--settings"] = true, ["--cell"] = true, ["--cells-from"] = true, ["--set"] = true,
+	["--out"] = true, ["--devices"] = true, ["--seed"] = true, ["--port"] = true,
+	["--serial"] = true, ["--timeout"] = true,
+}
+
+local function parse_args(mode, argv)
+	local o = { cells = {}, sets = {}, names = {} }
+	local i = 1
+	while i <= #argv do
+		local a = argv[i]
+		local key, val = a:match("^(%-%-[%w-]+)=(.*)$")
+		key = key or a
+		if key == "--help" or key == "-h" then
+			o.help = true
+		elseif key == "--json" then
+			o.json = true
+		elseif key == "--quiet" then
+			o.quiet = true
+		elseif key == "--sim" then
+			o.sim = val or true
+		elseif VALUED[key] then
+			if not val then
+				i = i + 1
+				val = argv[i]
+				if val == nil then
+					return nil, key .. " needs a value"
+				end
+			end
+			if key == "--cell" then
+				o.cells[#o.cells + 1] = val
+			elseif key == "--set" then
+				o.sets[#o.sets + 1] = val
+			else
+				o[key:sub(3):gsub("-", "_")] = val
+			end
+		elseif a:sub(1, 2) == "--" then
+			return nil, ("unknown option '%s' (see 'batlab %s --help')"):format(a, mode)
+		elseif mode == "run" and not o.script then
+			o.script = a
+		else
+			o.names[#o.names + 1] = a
+		end
+		i = i + 1
+	end
+	for _, k in ipairs({ "devices", "seed", "serial", "timeout" }) do
+		if o[k] ~= nil then
+			local n = tonumber(o[k])
+			if not n or n < 0 or (k ~= "timeout" and n ~= math.floor(n)) then
+				return nil, ("--%s: '%s' is not a valid number"):format(k, o[k])
+			end
+			o[k] = n
+		end
+	end
+	return o
+end
+
+-- Where the stock scripts live: beside lua/ in the source tree, or under
+-- share/batlab/ once installed.
+local function stock_script(name)
+	local luadir = batlab.luadir() or "lua"
+	for _, dir in ipairs({ luadir .. "/../scripts", luadir .. "/../../scripts", "scripts" }) do
+		local path = dir .. "/" .. name
+		local f = io.open(path)
+		if f then
+			f:close()
+			return path
+		end
+	end
+	return nil
+end
+
+-- ---- cells onto channels -----------------------------------------------
+
+local function read_names(path)
+	local f, e = io.open(path)
+	if not f then
+		return nil, e
+	end
+	local names = {}
+	for line in f:lines() do
+		local n = line:match("^%s*(.-)%s*$")
+		if n ~= "" and n:sub(1, 1) ~= "#" then
+			names[#names + 1] = n
+		end
+	end
+	f:close()
+	return names
+end
+
+-- Every channel of every Batlab, in serial-number order.
+local function all_channels(pool)
+	local list = {}
+	for _, dev in ipairs(pool:devices()) do
+		for c = 0, 3 do
+			list[#list + 1] = { dev = dev, index = c, ch = dev:channel(c), global = #list }
+		end
+	end
+	return list
+end
+
+local function find_channel(chans, spec)
+	local sn, c = spec:match("^(%d+):(%d+)$")
+	if sn then
+		for _, ch in ipairs(chans) do
+			if ch.dev.sn == tonumber(sn) and ch.index == tonumber(c) then
+				return ch
+			end
+		end
+		return nil
+	end
+	local g = tonumber(spec)
+	return g and chans[g + 1] or nil
+end
+
+-- A slot with no cell (or a cell in backwards) is skipped, and the name goes
+-- to the next slot: Lexcelon's `global cycletest` dropped the name instead.
+local function occupied(ch)
+	local mode = ch.dev:read(ch.index, batlab.MODE)
+	return mode ~= nil and mode ~= batlab.MODE_NO_CELL and mode ~= batlab.MODE_BACKWARDS, mode
+end
+
+local function assign(o, chans, s)
+	local plan, used = {}, {}
+	for _, spec in ipairs(o.cells) do
+		local where, name = spec:match("^([^=]+)=(.+)$")
+		if not where then
+			return nil, ("--cell '%s': expected CH=NAME"):format(spec)
+		end
+		local ch = find_channel(chans, where)
+		if not ch then
+			return nil, ("--cell '%s': no channel %s (%d channels connected)"):format(spec, where, #chans)
+		end
+		if used[ch] then
+			return nil, ("--cell '%s': channel %s is given twice"):format(spec, where)
+		end
+		used[ch] = true
+		plan[#plan + 1] = { ch = ch, name = name }
+	end
+	local names = o.names
+	if #names == 0 and o.cells_from then
+		local n, e = read_names(o.cells_from)
+		if not n then
+			return nil, "--cells-from: " .. tostring(e)
+		end
+		names = n
+	end
+	if #names == 0 and #plan == 0 and s and s.cellNames and #s.cellNames > 0 then
+		names = s.cellNames
+	end
+	local left = {}
+	local k = 1
+	for _, ch in ipairs(chans) do
+		if k > #names then
+			break
+		end
+		if not used[ch] then
+			if occupied(ch) then
+				plan[#plan + 1] = { ch = ch, name = names[k] }
+				used[ch] = true
+				k = k + 1
+			end
+		end
+	end
+	for j = k, #names do
+		left[#left + 1] = names[j]
+	end
+	if #plan == 0 and #names == 0 and #o.cells == 0 then
+		-- No names at all: every occupied channel, named SERIAL-CH.
+		for _, ch in ipairs(chans) do
+			if occupied(ch) then
+				plan[#plan + 1] = { ch = ch, name = ("%d-%d"):format(ch.dev.sn, ch.index) }
+			end
+		end
+	end
+	table.sort(plan, function(a, b) return a.ch.global < b.ch.global end)
+	return plan, left
+end
+
+-- ---- progress -------------------------------------------------------------
+
+local function hms(t)
+	t = math.floor(t + 0.5)
+	return ("%d:%02d:%02d"):format(t // 3600, t // 60 % 60, t % 60)
+end
+
+local function new_progress(o, cells, t0)
+	local tty = not o.quiet and not o.json and os.getenv("TERM") ~= nil and os.getenv("TERM") ~= "dumb"
+		and batlab.isatty and batlab.isatty(1)
+	local p = { tty = tty, quiet = o.quiet or o.json, last_draw = -1 }
+	function p.line(text)
+		if p.quiet then
+			return
+		end
+		if p.tty then
+			io.stdout:write("\r\27[K")
+		end
+		io.stdout:write(text, "\n")
+		io.stdout:flush()
+	end
+	function p.event(cell, text, t)
+		p.line(("[%s] %s: %s"):format(hms(t), cell, text))
+	end
+	-- On a terminal: one live line per channel, redrawn at most every
+	-- virtual second (the cursor goes back up over them).
+	function p.draw(t)
+		if not p.tty or t - p.last_draw < 1 then
+			return
+		end
+		p.last_draw = t
+		local out = {}
+		for _, c in ipairs(cells) do
+			local s = c.last
+			out[#out + 1] = s and ("\27[K%-12s %-9s %6.3f V %7.3f A %5.1f C %7.4f Ah  cycle %s  %s"):format(
+				c.name, c.step or "", s.voltage, s.current, s.temp_c or 0, math.abs(s.charge_ah or 0),
+				tostring(c.cycle or 0), hms(t - t0)) or ("\27[K%-12s waiting"):format(c.name)
+		end
+		io.stdout:write(table.concat(out, "\n"), "\27[", #out - 1 > 0 and tostring(#out - 1) or "0",
+			#out > 1 and "A\r" or "\r")
+		io.stdout:flush()
+	end
+	return p
+end
+
+-- ---- the run ---------------------------------------------------------------
+
+local function task_verdict(task)
+	if task.status == "done" then
+		local r = task.results or {}
+		if r[1] then
+			return "pass", r[2] or "completed"
+		end
+		return "fail", r[2] and tostring(r[2]) or "the procedure reported a failure"
+	elseif task.status == "cancelled" then
+		return "incomplete", "interrupted"
+	end
+	local msg = tostring(task.error or "task failed"):match("^[^\n]*")
+	return "error", msg
+end
+
+function M.main(mode, argv)
+	local o, perr = parse_args(mode, argv)
+	if not o then
+		err(perr)
+		return EXIT_USAGE
+	end
+	if o.help then
+		io.stdout:write(USAGE[mode])
+		return EXIT_OK
+	end
+	local script = o.script
+	if mode ~= "run" then
+		script = stock_script(mode == "cycletest" and "cycle-test.lua" or "discharge-test.lua")
+		if not script then
+			err("cannot find the stock scripts (scripts/cycle-test.lua)")
+			return EXIT_USAGE
+		end
+	elseif not script then
+		err("run: which script? (see 'batlab run --help')")
+		return EXIT_USAGE
+	end
+	local proc, perr2 = batlab.load_procedure(script)
+	if not proc then
+		err(perr2)
+		return EXIT_USAGE
+	end
+	if type(proc) == "function" then
+		proc = { name = script:match("([^/]+)%.lua$") or script, run = proc }
+	end
+	if type(proc) ~= "table" or type(proc.run) ~= "function" then
+		err(script .. ": a procedure returns a function, or a table with run(cell, params)")
+		return EXIT_USAGE
+	end
+
+	-- settings and parameters
+	local s, warnings, info
+	if o.settings or proc.needs_settings then
+		if o.settings then
+			s, warnings, info = settings.load(o.settings, o.sets)
+		else
+			s, warnings, info = settings.parse("{}", "(defaults)", o.sets)
+		end
+		if not s then
+			err(warnings)
+			return EXIT_USAGE
+		end
+		for _, w in ipairs(warnings) do
+			err("warning: " .. w)
+		end
+	end
+	local params = s
+	if not params then
+		params = {}
+		for k, v in pairs(proc.params or {}) do
+			params[k] = v
+		end
+		for _, kv in ipairs(o.sets) do
+			local k, v = kv:match("^([%w_]+)=(.*)$")
+			if not k then
+				err(("--set '%s': expected KEY=VALUE"):format(kv))
+				return EXIT_USAGE
+			end
+			if v == "true" or v == "false" then
+				params[k] = v == "true"
+			else
+				params[k] = tonumber(v) or v
+			end
+		end
+	end
+	local deadline
+	if o.timeout then
+		if mode ~= "dischargetest" and not (s and proc.needs_settings) then
+			err("--timeout applies to discharge tests")
+			return EXIT_USAGE
+		end
+	end
+
+	-- devices
+	local pool, oerr, code = batlab.open{
+		sim = o.sim, devices = o.devices, seed = o.seed, port = o.port, serial = o.serial,
+	}
+	if not pool then
+		err(oerr)
+		return code == "EINVAL" and EXIT_USAGE or EXIT_DEVICE
+	end
+	local chans = all_channels(pool)
+	local plan, left = assign(o, chans, s)
+	if not plan then
+		err(left)
+		pool:close()
+		return EXIT_USAGE
+	end
+	if #plan == 0 then
+		err("no cell to test: every channel is empty (insert cells, or check the layout)")
+		pool:close()
+		return EXIT_DEVICE
+	end
+
+	-- results
+	local t0 = batlab.now()
+	local epoch = o.sim and SIM_EPOCH or os.time()
+	local name = (s and s.cellPlaylistName) or proc.name or "run"
+	local devices = {}
+	for _, dev in ipairs(pool:devices()) do
+		devices[#devices + 1] = { serial = dev.sn, firmware = dev.ver, port = dev.port }
+	end
+	local run, rerr = results.open(o.out or results.default_dir("batlab-runs", name, epoch), {
+		start_time = epoch,
+		clock = function() return batlab.now() - t0 end,
+		procedure = proc.name, script = script, settings = s, settings_file = o.settings,
+		settings_warnings = warnings, devices = devices, versions = { batlab = batlab.VERSION },
+		options = { sim = o.sim or false, seed = o.seed, timeout = o.timeout },
+		virtual_time = o.sim and true or false,
+	})
+	if not run then
+		err(rerr)
+		pool:close()
+		return EXIT_USAGE
+	end
+	local lex
+	if proc.needs_settings and s then
+		local text
+		if o.settings then
+			local f = io.open(o.settings)
+			text = f and f:read("a")
+			if f then
+				f:close()
+			end
+		end
+		lex = run:lexcelon_log(s.cellPlaylistName or name, text or cjson.encode(s))
+	end
+	if o.timeout then
+		deadline = t0 + o.timeout
+	end
+
+	-- one task per cell
+	local cells = {}
+	local progress = new_progress(o, cells, t0)
+	for _, left_name in ipairs(left) do
+		run:event(("cell %s not tested: no free channel"):format(left_name))
+		progress.line(("batlab: no free channel for cell %s"):format(left_name))
+	end
+	for _, a in ipairs(plan) do
+		local c = { name = a.name, ch = a.ch, step_no = 0, cycle = 0, kind = "other" }
+		c.cw = run:cell(a.name, { serial = a.ch.dev.sn, channel = a.ch.index })
+		c.cell = cellmod.new(a.ch.ch, { name = a.name, log_sink = function(line)
+			c.cw:event(line)
+			progress.event(a.name, line, batlab.now() - t0)
+		end })
+		local ctx = { deadline = deadline }
+		function ctx.begin_step(_, step_name, meta)
+			c.step_no = c.step_no + 1
+			c.step = step_name
+			c.cycle, c.kind = meta and meta.cycle or c.cycle, meta and meta.kind or c.kind
+			c.step_start = batlab.now() - t0
+			c.z = nil
+			progress.event(a.name, ("%s (cycle %d, %s)"):format(step_name, c.cycle, c.kind), c.step_start)
+		end
+		-- One row table per cell, refilled at every sample: the writers
+		-- copy what they need, and a run makes hundreds of thousands.
+		local row, lrow = {}, { name = a.name, serial = a.ch.dev.sn, channel = a.ch.index }
+		function ctx.sample(_, smp)
+			c.last = smp
+			local t = smp.time - t0
+			row.time, row.step_time, row.cycle, row.cycle_kind = t, smp.step_time, c.cycle, c.kind
+			row.step, row.step_name, row.mode_name = c.step_no, c.step, smp.mode_name
+			row.voltage, row.current, row.temp_c = smp.voltage, smp.current, smp.temp_c
+			row.charge_ah, row.energy_wh, row.vcc = smp.charge_ah, smp.energy_wh, smp.vcc
+			row.errors, row.impedance = smp.error_names, c.z
+			c.cw:sample(row)
+			if lex then
+				lrow.time, lrow.voltage, lrow.current, lrow.temp_c = t, smp.voltage, smp.current, smp.temp_c
+				lrow.impedance, lrow.energy_wh, lrow.charge_ah = c.z, smp.energy_wh, smp.charge_ah
+				lrow.state, lrow.vcc = c.step, smp.vcc
+				lex:level1(lrow)
+			end
+			c.z = nil
+			progress.draw(t)
+		end
+		function ctx.impedance(_, z)
+			c.z = z
+		end
+		function ctx.event(_, text)
+			c.cw:event(text)
+			progress.event(a.name, text, batlab.now() - t0)
+		end
+		function ctx.cycle(_, meta)
+			c.cycle, c.kind = meta.cycle, meta.kind
+		end
+		function ctx.end_step(_, sum, meta)
+			local zs = {}
+			for _, z in ipairs(sum.impedance or {}) do
+				zs[#zs + 1] = z.ohms
+			end
+			local avg_z = results.median(zs)
+			local step = {
+				cycle = meta and meta.cycle or c.cycle, cycle_kind = meta and meta.kind or c.kind,
+				step = c.step_no, step_name = sum.name, kind = sum.kind, start = c.step_start,
+				duration = sum.duration, end_reason = sum.end_reason,
+				safety_stop = sum.errors or (sum.safety and { sum.safety }) or nil,
+				charge_ah = sum.ah, energy_wh = sum.wh, avg_v = sum.avg_v,
+				avg_i = (sum.kind == "discharge" and -1 or 1) * (sum.avg_i or 0),
+				temp_start = sum.temp_start, temp_end = sum.temp_end, impedance = avg_z,
+			}
+			c.cw:step(step)
+			if lex then
+				lex:level2{
+					name = a.name, serial = a.ch.dev.sn, channel = a.ch.index,
+					time = batlab.now() - t0, state = sum.name, charge_ah = sum.ah, energy_wh = sum.wh,
+					avg_impedance = avg_z, delta_temp = sum.temp_rise, avg_current = sum.avg_i,
+					avg_voltage = sum.avg_v, runtime = sum.duration,
+				}
+			end
+			progress.event(a.name, ("%s done: %s, %.4f Ah, %.4f Wh, %s"):format(sum.name, sum.end_reason,
+				sum.ah or 0, sum.wh or 0, hms(sum.duration or 0)), batlab.now() - t0)
+		end
+		c.task = batlab.spawn_for(a.ch.ch, function()
+			return proc.run(c.cell, params, ctx)
+		end)
+		cells[#cells + 1] = c
+	end
+	run:event(("started %d cell(s)"):format(#cells))
+
+	local finished, why = batlab.run()
+	local interrupted = not finished and why == "interrupted"
+
+	-- verdicts, summaries, files
+	local worst = EXIT_OK
+	local out = {}
+	for _, c in ipairs(cells) do
+		local verdict, reason = task_verdict(c.task)
+		if c.task.status == "failed" then
+			c.cw:event("procedure failed: " .. tostring(c.task.error))
+		end
+		-- A procedure that passed still fails on impedance above the
+		-- settings' threshold: the summary decides that.
+		local sum = c.cw:summary(verdict ~= "pass" and { verdict = verdict, reason = reason } or {}) or {}
+		local v = sum.verdict or verdict
+		out[#out + 1] = sum
+		if v ~= "pass" and worst == EXIT_OK then
+			worst = EXIT_FAILED
+		end
+		if not o.json then
+			local cap = sum.capacity_ah
+			io.stdout:write(("%-16s %-10s %s%s\n"):format(c.name, v:upper(), sum.reason or reason or "",
+				cap and ("  capacity %.4f Ah"):format(cap) or ""))
+		end
+	end
+	run:close(interrupted and "interrupted" or worst == EXIT_OK and "completed" or "failed")
+	pool:close()
+	if o.json then
+		io.stdout:write(results.json_encode({ dir = run.dir, cells = out,
+			outcome = interrupted and "interrupted" or worst == EXIT_OK and "pass" or "fail" }), "\n")
+	else
+		io.stdout:write(("results: %s\n"):format(run.dir))
+	end
+	if interrupted then
+		return EXIT_INTERRUPTED
+	end
+	return worst
+end
+
+M._parse_args = parse_args
+return M

@@ -1,0 +1,372 @@
+-- batlab.steps - the building blocks of test procedures: constant-current
+-- charge and discharge that end on conditions and say which one ended
+-- them, a constant-voltage hold, rest and impedance. Every step returns a
+-- summary table (see docs/procedures.md):
+--
+--   { name, kind, duration, ah, wh, avg_v, avg_i, temp_start, temp_end,
+--     temp_max, temp_rise, end_reason, safety, errors, samples,
+--     impedance = { {time, step_time, charge_ah, ohms}, ... }, end_sample }
+--
+-- end_reason is one of: "voltage", "current", "time", "charge", "energy",
+-- "temperature", a predicate's own reason, "safety" (the device stopped
+-- the channel on a limit it was not asked to end on: see `safety` and
+-- `errors`), "stopped" (stopped with no error: watchdog or another
+-- program), "removed" (the cell is gone), "no reports" (the device went
+-- silent), or a guard's reason ("low VCC", ...). ok(summary) tells a
+-- normal end from the others.
+--
+-- A step runs in the task that drives the cell; it yields at every report.
+
+local M = {}
+
+-- Ends that are a normal outcome of a step (everything else is abnormal).
+local NORMAL = {
+	voltage = true, current = true, time = true, charge = true, energy = true,
+	temperature = true, predicate = true, timeout = true,
+}
+
+function M.ok(summary)
+	return summary ~= nil and (NORMAL[summary.end_reason] or summary.predicate_reason ~= nil)
+		and summary.safety == nil
+end
+
+local function has(list, name)
+	for _, v in ipairs(list or {}) do
+		if v == name then
+			return true
+		end
+	end
+	return false
+end
+
+-- A summary under construction: running sums, first and last values.
+local function new_summary(name, kind)
+	return {
+		name = name, kind = kind, samples = 0, duration = 0, ah = 0, wh = 0,
+		avg_v = 0, avg_i = 0, impedance = {}, _sum_v = 0, _sum_i = 0,
+	}
+end
+
+local function account(sum, s)
+	sum.samples = sum.samples + 1
+	sum._sum_v = sum._sum_v + s.voltage
+	sum._sum_i = sum._sum_i + math.abs(s.current)
+	sum.temp_start = sum.temp_start or s.temp_c
+	sum.temp_end = s.temp_c
+	if s.temp_c and (not sum.temp_max or s.temp_c > sum.temp_max) then
+		sum.temp_max = s.temp_c
+	end
+	sum.duration = s.step_time
+	sum.ah = math.abs(s.charge_ah or 0)
+	sum.wh = math.abs(s.energy_wh or 0)
+	sum.end_sample = s
+end
+
+local function finish(sum, reason, extra)
+	sum.end_reason = reason
+	if sum.samples > 0 then
+		sum.avg_v = sum._sum_v / sum.samples
+		sum.avg_i = sum._sum_i / sum.samples
+	end
+	if sum.temp_start and sum.temp_max then
+		sum.temp_rise = sum.temp_max - sum.temp_start
+	end
+	sum._sum_v, sum._sum_i = nil, nil
+	for k, v in pairs(extra or {}) do
+		sum[k] = v
+	end
+	return sum
+end
+
+-- The device stopped the channel. Hitting the limit the step was heading
+-- for (the charge limit while charging up to it, the discharge limit while
+-- discharging down to it) is how a Lexcelon-style step ends; any other
+-- error bit is a safety stop.
+local function classify_stop(kind, s)
+	local errs = s.error_names or {}
+	if #errs == 0 then
+		return "stopped"
+	end
+	local expected = kind == "charge" and "VOLTAGE_LIMIT_CHG" or kind == "discharge" and "VOLTAGE_LIMIT_DCHG"
+	if expected and #errs == 1 and errs[1] == expected then
+		return "voltage"
+	end
+	return "safety", errs
+end
+
+-- Default guards, after Lexcelon's test manager: abort on two VCC readings
+-- in a row below 4.1 V, and on repeated voltage drops with steady current
+-- (a hardware fault seen on some units).
+function M.default_guards(log)
+	local low_vcc, warned, jumps, prev = 0, false, 0, nil
+	return function(s)
+		if s.vcc and s.vcc > 0 then
+			if s.vcc < 4.1 then
+				low_vcc = low_vcc + 1
+				if low_vcc >= 2 then
+					return "low VCC"
+				end
+			else
+				low_vcc = 0
+			end
+			if s.vcc < 4.35 and not warned and log then
+				warned = true
+				log(("VCC %.2f V is low: use a powered hub"):format(s.vcc))
+			end
+		end
+		if prev and math.abs(prev.current) > 0.05 and prev.voltage > 0.5
+			and math.abs(math.abs(s.current) - math.abs(prev.current)) < 0.05
+			and prev.voltage - s.voltage > 0.2 then
+			jumps = jumps + 1
+			if log then
+				log(("voltage dropped %.3f V at steady current (%d)"):format(prev.voltage - s.voltage, jumps))
+			end
+			if jumps > 5 then
+				return "voltage jumps: possible hardware problem"
+			end
+		end
+		prev = s
+		return nil
+	end
+end
+
+-- Wait for the next report, with a limit on how long the device may stay
+-- silent before the step gives up on it.
+local function next_sample(cell, opts)
+	return cell:wait(opts.report_timeout or 15)
+end
+
+-- The generic loop for charge/discharge/rest. `kind` picks the end-of-step
+-- logic; `start` begins the step (or nil to continue the current mode).
+local function run(cell, kind, name, opts, start)
+	local sum = new_summary(name, kind)
+	local sign = kind == "charge" and 1 or -1
+	local trickle_on = false
+	local pulse_on, pulse_t = true, 0
+	local base_current = opts.current
+	local last_z = nil
+	if start then
+		local ok, err, code = start()
+		if not ok then
+			return finish(sum, "safety", { safety = err, errors = { code } })
+		end
+	end
+	while true do
+		local s, err = next_sample(cell, opts)
+		if not s then
+			return finish(sum, "no reports", { safety = err })
+		end
+		account(sum, s)
+		if opts.on_sample then
+			opts.on_sample(s, sum)
+		end
+		local mode = s.mode_name
+		if mode == "NO_CELL" or mode == "BACKWARDS" then
+			return finish(sum, "removed")
+		end
+		if mode == "STOPPED" then
+			local reason, errs = classify_stop(kind, s)
+			return finish(sum, reason, { safety = errs and table.concat(errs, ",") or nil, errors = errs })
+		end
+		if opts.guard then
+			local why = opts.guard(s)
+			if why then
+				return finish(sum, why, { safety = why })
+			end
+		end
+		-- end conditions, in a fixed order so the reason is predictable
+		local v, i = s.voltage, math.abs(s.current)
+		if opts.until_v and ((sign > 0 and v >= opts.until_v) or (sign < 0 and kind ~= "rest" and v <= opts.until_v)) then
+			return finish(sum, "voltage")
+		end
+		if opts.until_i and s.step_time >= (opts.settle or 5) and i <= opts.until_i then
+			return finish(sum, "current")
+		end
+		if opts.max_time and s.step_time >= opts.max_time then
+			return finish(sum, opts.time_reason or "time")
+		end
+		if opts.max_ah and sum.ah >= opts.max_ah then
+			return finish(sum, "charge")
+		end
+		if opts.max_wh and sum.wh >= opts.max_wh then
+			return finish(sum, "energy")
+		end
+		if opts.max_temp_c and s.temp_c and s.temp_c >= opts.max_temp_c then
+			return finish(sum, "temperature")
+		end
+		if opts["until"] then
+			local why = opts["until"](s, sum)
+			if why then
+				return finish(sum, type(why) == "string" and why or "predicate",
+					{ predicate_reason = type(why) == "string" and why or "predicate" })
+			end
+		end
+		-- features that change the current within the step
+		if opts.trickle and not trickle_on and
+			((sign > 0 and v >= opts.trickle.engage_v) or (sign < 0 and v <= opts.trickle.engage_v)) then
+			trickle_on = true
+			base_current = opts.trickle.current
+			if pulse_on then
+				cell:set_current(base_current)
+			end
+			cell:log(("%s: trickle at %.3f A from %.3f V"):format(name, base_current, v))
+		end
+		if opts.pulse and (opts.pulse.on or 0) > 0 then
+			local phase = s.step_time - pulse_t
+			if pulse_on and phase >= opts.pulse.on then
+				pulse_on, pulse_t = false, s.step_time
+				cell:set_current(opts.pulse.off_current or 0)
+			elseif not pulse_on and (opts.pulse.off or 0) > 0 and phase >= opts.pulse.off then
+				pulse_on, pulse_t = true, s.step_time
+				cell:set_current(base_current)
+			end
+		end
+		if opts.cv_approach and pulse_on and not trickle_on then
+			-- Taper before the voltage limit: Vmax - I x Z x sensitivity
+			-- (Lexcelon's constant-voltage approximation), one step of
+			-- `stepsize` per report.
+			local cv = opts.cv_approach
+			local z = math.min(math.max(last_z or cv.z or 0.05, 0.01), 0.5)
+			local margin = base_current * z * (cv.sensitivity or 1)
+			local near = sign > 0 and v > cv.v - margin or sign < 0 and v < cv.v + margin
+			if near and base_current > cv.step then
+				base_current = math.max(base_current - cv.step, cv.step)
+				cell:set_current(base_current)
+			end
+		end
+		if opts.impedance_every and opts.impedance_every > 0 and not trickle_on then
+			local due = (sum._next_z or opts.impedance_every)
+			if s.step_time >= due then
+				sum._next_z = s.step_time + opts.impedance_every
+				local z = cell:impedance()
+				if z and z > 0 then
+					last_z = z
+					sum.impedance[#sum.impedance + 1] = {
+						time = s.time, step_time = s.step_time, charge_ah = s.charge_ah, ohms = z,
+					}
+					if opts.on_impedance then
+						opts.on_impedance(z, s, sum)
+					end
+				end
+			end
+		end
+	end
+end
+
+local function check_current(a, what)
+	if type(a) ~= "number" or a <= 0 or a > 4.5 then
+		error(("%s: current must be a number in (0, 4.5] A, got %s"):format(what, tostring(a)), 3)
+	end
+end
+
+-- Constant-current charge. opts: current (A, required), until_v, until_i,
+-- max_time, max_ah, max_wh, max_temp_c, until(sample, summary) -> reason,
+-- trickle = {engage_v, current}, pulse = {on, off, off_current},
+-- cv_approach = {v, step (A), sensitivity, z}, impedance_every (s),
+-- guard(sample) -> reason, on_sample(sample, summary), name, cv = {v,
+-- until_i, max_time} (a constant-voltage hold after the CC phase).
+function M.charge(cell, opts)
+	check_current(opts.current, "charge")
+	local sum = run(cell, "charge", opts.name or "CHARGE", opts, function()
+		return cell:charge(opts.current)
+	end)
+	if opts.cv and sum.end_reason == "voltage" and sum.safety == nil then
+		sum.cv = M.cv_hold(cell, {
+			v = opts.cv.v or opts.until_v, until_i = opts.cv.until_i, max_time = opts.cv.max_time,
+			current = opts.current, guard = opts.guard, on_sample = opts.on_sample,
+			name = (opts.name or "CHARGE") .. "-CV",
+		})
+	end
+	return sum
+end
+
+-- Constant-current discharge; the same options (until_v is a floor).
+function M.discharge(cell, opts)
+	check_current(opts.current, "discharge")
+	return run(cell, "discharge", opts.name or "DISCHARGE", opts, function()
+		return cell:discharge(opts.current)
+	end)
+end
+
+-- Rest (IDLE) for `seconds`. opts: on_sample, guard, name.
+function M.rest(cell, seconds, opts)
+	opts = opts or {}
+	if type(seconds) ~= "number" or seconds < 0 then
+		error("rest: seconds must be a number >= 0", 2)
+	end
+	local o = { max_time = seconds, on_sample = opts.on_sample, guard = opts.guard,
+		report_timeout = opts.report_timeout }
+	if seconds == 0 then
+		return finish(new_summary(opts.name or "REST", "rest"), "time")
+	end
+	return run(cell, "rest", opts.name or "REST", o, function()
+		return cell:idle()
+	end)
+end
+
+-- Hold the cell at `v` while charging: a proportional loop on voltage that
+-- lowers the current target, ending when the current falls to until_i
+-- (default 0.05 A) or after max_time. The channel stays in CHARGE (no new
+-- relay sequence); the device's charge limit must sit above v.
+function M.cv_hold(cell, opts)
+	local v = assert(opts.v, "cv_hold: v is required")
+	local target = opts.current or 1.0
+	local until_i = opts.until_i or 0.05
+	local r_est = 0.1   -- ohms: how hard to correct per volt of error
+	local sum = new_summary(opts.name or "CV", "charge")
+	while true do
+		local s, err = cell:wait(opts.report_timeout or 15)
+		if not s then
+			return finish(sum, "no reports", { safety = err })
+		end
+		account(sum, s)
+		if opts.on_sample then
+			opts.on_sample(s, sum)
+		end
+		if s.mode_name == "NO_CELL" or s.mode_name == "BACKWARDS" then
+			return finish(sum, "removed")
+		end
+		if s.mode_name == "STOPPED" then
+			local reason, errs = classify_stop("cv", s)
+			return finish(sum, reason, { safety = errs and table.concat(errs, ",") or nil, errors = errs })
+		end
+		if opts.guard then
+			local why = opts.guard(s)
+			if why then
+				return finish(sum, why, { safety = why })
+			end
+		end
+		if math.abs(s.current) <= until_i and target <= until_i * 1.5 then
+			return finish(sum, "current")
+		end
+		if opts.max_time and s.step_time >= opts.max_time then
+			return finish(sum, "time")
+		end
+		local new = target - (s.voltage - v) / r_est
+		new = math.max(math.min(new, opts.current or target), until_i)
+		if math.abs(new - target) >= 0.008 then
+			target = new
+			cell:set_current(target)
+		end
+	end
+end
+
+-- One impedance measurement (ohms at the sine frequency).
+function M.impedance(cell)
+	return cell:impedance()
+end
+
+-- Measure impedance `count` times `interval` seconds apart, resting.
+function M.impedance_survey(cell, count, interval)
+	local out = {}
+	for k = 1, count do
+		out[k] = cell:impedance()
+		if k < count then
+			M.rest(cell, interval)
+		end
+	end
+	return out
+end
+
+M._has = has
+return M

@@ -1,0 +1,186 @@
+-- batlab.stocktest - Lexcelon's stock cycle and discharge tests (their test
+-- manager's state machine) on batlab's engine; scripts/cycle-test.lua and
+-- scripts/discharge-test.lua are the procedures that use it.
+--
+-- The sequence is the test manager's: precharge, rest, then for each of
+-- the warm-up and measurement cycles a discharge, rest, charge and rest,
+-- then an optional storage discharge. What differs, on purpose:
+--   * a step the device stopped on a safety limit (temperature, current,
+--     supply) is reported as such and ends that cell's test, instead of
+--     passing for a normal end of step;
+--   * a removed cell ends that cell's test with a clear result;
+--   * the last charge gets its rest like every other;
+--   * every cycle is numbered and marked warm-up or measurement;
+--   * an impedance measurement or a step change on one channel never stalls
+--     the others (each cell is its own task);
+--   * ZERO_AMP_THRESH, which the constant-voltage mode lowers and which the
+--     device keeps in EEPROM, is put back however the test ends.
+
+local steps = require "batlab.steps"
+
+local M = {}
+
+-- The rate for a step, or nil when the settings say not to run it.
+local function rate(x)
+	return type(x) == "number" and x > 0 and x or nil
+end
+
+-- Options every current step shares, from the settings.
+local function step_options(cell, p, ctx, kind)
+	local o = {
+		guard = steps.default_guards(function(msg) ctx.event(cell, msg) end),
+		on_sample = function(s, sum) ctx.sample(cell, s, sum) end,
+		on_impedance = function(z, s, sum) ctx.impedance(cell, z, s, sum) end,
+		impedance_every = (p.impedanceReportingPeriod or 0) > 0 and p.impedanceReportingPeriod or nil,
+	}
+	local charge = kind == "charge"
+	if p.trickleEnable and not p.constantVoltageEnable then
+		o.trickle = charge
+			and { engage_v = p.trickleChrgEngageVoltage, current = p.trickleChrgRate }
+			or { engage_v = p.trickleDischrgEngageVoltage, current = p.trickleDischrgRate }
+	end
+	if p.pulseEnable and kind ~= "precharge" then
+		o.pulse = charge
+			and { on = p.pulseChrgOnTime, off = p.pulseChrgOffTime, off_current = p.pulseChrgOffRate }
+			or { on = p.pulseDischrgOnTime, off = p.pulseDischrgOffTime, off_current = p.pulseDischrgOffRate }
+	end
+	local cv = charge and p.constantVoltageEnable or (kind == "discharge" and p.constantVoltageDischargeEnable)
+	if kind == "precharge" and p.constantVoltageEnable then
+		cv = true
+	end
+	if cv and not o.pulse then
+		o.cv_approach = {
+			v = charge and p.highVoltageCutoff or kind == "precharge" and p.highVoltageCutoff or p.lowVoltageCutoff,
+			step = (p.constantVoltageStepsize or 8) / 128,
+			sensitivity = p.constantVoltageSensitivity or 1,
+		}
+	end
+	return o
+end
+
+local function charge_step(cell, p, ctx, name, current, meta)
+	local o = step_options(cell, p, ctx, name == "PRECHARGE" and "precharge" or "charge")
+	o.name, o.current, o.until_v = name, current, p.highVoltageCutoff
+	ctx.begin_step(cell, name, meta)
+	return steps.charge(cell, o)
+end
+
+local function discharge_step(cell, p, ctx, name, floor, meta)
+	local o = step_options(cell, p, ctx, "discharge")
+	o.name, o.current, o.until_v = name, p.dischargeRate, floor
+	if ctx.deadline then
+		-- The discharge test's timeout counts from the start of the test.
+		o["until"] = function(s)
+			return s.time >= ctx.deadline and "timeout" or nil
+		end
+	end
+	ctx.begin_step(cell, name, meta)
+	return steps.discharge(cell, o)
+end
+
+local function rest_step(cell, p, ctx, name, meta)
+	ctx.begin_step(cell, name, meta)
+	return steps.rest(cell, p.restPeriod or 0, {
+		name = name,
+		on_sample = function(s, sum) ctx.sample(cell, s, sum) end,
+		guard = steps.default_guards(function(msg) ctx.event(cell, msg) end),
+	})
+end
+
+-- Run one step function and record it; an abnormal end stops the test.
+local function record(cell, ctx, sum, meta)
+	ctx.end_step(cell, sum, meta)
+	if not steps.ok(sum) then
+		local why = sum.end_reason
+		if sum.safety and sum.safety ~= why then
+			why = why .. " (" .. tostring(sum.safety) .. ")"
+		end
+		return false, ("%s ended: %s"):format(sum.name, why)
+	end
+	return true
+end
+
+-- Put ZERO_AMP_THRESH back however the test ends (it lives in EEPROM).
+local function zero_amp_guard(cell)
+	local dev = cell.device
+	local old, err = dev:read(batlab.UNIT, batlab.ZERO_AMP_THRESH)
+	if not old then
+		return nil, err
+	end
+	local ok, werr = dev:write_verify(batlab.UNIT, batlab.ZERO_AMP_THRESH, batlab.Encoder(0.05):ascurrent())
+	if not ok then
+		return nil, werr
+	end
+	return setmetatable({}, { __close = function()
+		dev:write_verify(batlab.UNIT, batlab.ZERO_AMP_THRESH, old)
+	end })
+end
+
+-- test_type: "cycle" or "discharge". Returns ok, message (the verdict).
+function M.run(cell, p, ctx, test_type)
+	local ok, err = cell:limits{
+		vmax = p.highVoltageCutoff, vmin = p.lowVoltageCutoff,
+		imax_chg = p.chargeCurrentSafetyCutoff, imax_dchg = p.dischargeCurrentSafetyCutoff,
+		tmax_chg_c = p.chargeTemperatureCutoff, tmax_dchg_c = p.dischargeTemperatureCutoff,
+	}
+	if not ok then
+		return false, "could not set the limits: " .. tostring(err)
+	end
+	local zguard <close> = p.constantVoltageEnable and assert(zero_amp_guard(cell)) or nil
+	local discharge_only = test_type == "discharge"
+	local n = (p.numWarmupCycles or 0) + (p.numMeasurementCycles or 0)
+
+	if discharge_only then
+		local sum = discharge_step(cell, p, ctx, "DISCHARGE", p.lowVoltageCutoff, { cycle = 1, kind = "measurement" })
+		local fine, why = record(cell, ctx, sum, { cycle = 1, kind = "measurement" })
+		cell:idle()
+		return fine, why
+	end
+
+	if rate(p.prechargeRate) then
+		local meta = { cycle = 0, kind = "precharge" }
+		local fine, why = record(cell, ctx, charge_step(cell, p, ctx, "PRECHARGE", p.prechargeRate, meta), meta)
+		if not fine then
+			cell:idle()
+			return false, why
+		end
+		fine, why = record(cell, ctx, rest_step(cell, p, ctx, "CHARGEREST", meta), meta)
+		if not fine then
+			cell:idle()
+			return false, why
+		end
+	end
+
+	for cycle = 1, n do
+		local meta = { cycle = cycle, kind = cycle <= (p.numWarmupCycles or 0) and "warmup" or "measurement" }
+		ctx.cycle(cell, meta)
+		local fine, why = record(cell, ctx, discharge_step(cell, p, ctx, "DISCHARGE", p.lowVoltageCutoff, meta), meta)
+		if fine then
+			fine, why = record(cell, ctx, rest_step(cell, p, ctx, "DISCHARGEREST", meta), meta)
+		end
+		if fine and rate(p.chargeRate) then
+			fine, why = record(cell, ctx, charge_step(cell, p, ctx, "CHARGE", p.chargeRate, meta), meta)
+			if fine then
+				fine, why = record(cell, ctx, rest_step(cell, p, ctx, "CHARGEREST", meta), meta)
+			end
+		end
+		if not fine then
+			cell:idle()
+			return false, why
+		end
+	end
+
+	if p.storageDischarge then
+		local meta = { cycle = n, kind = "storage" }
+		local fine, why = record(cell, ctx,
+			discharge_step(cell, p, ctx, "POSTDISCHARGE", p.storageDischargeVoltage, meta), meta)
+		if not fine then
+			cell:idle()
+			return false, why
+		end
+	end
+	cell:idle()
+	return true, "completed"
+end
+
+return M
