@@ -478,6 +478,39 @@ static int l_pool_sim_current(lua_State *L)
 	return 1;
 }
 
+/* pool:sim_cell(dev, cell) -> the model's truth about a virtual cell (nil
+ * for an empty slot): soc, capacity_ah, temp_c, charge_in_ah (put into
+ * the cell so far), charge_out_ah (taken out), throughput_ah. Tests
+ * compare measured capacities with these. */
+static int l_pool_sim_cell(lua_State *L)
+{
+	struct lpool *lp = check_pool(L, 1);
+	struct bl_simdev *sim = check_sim(L, lp, 2);
+	lua_Integer cell = luaL_checkinteger(L, 3);
+	const struct bl_cell *c;
+
+	luaL_argcheck(L, cell >= 0 && cell < BL_CELLS, 3, "cell must be 0..3");
+	c = bl_simdev_cell(sim, (int)cell);
+	if (!c) {
+		lua_pushnil(L);
+		return 1;
+	}
+	lua_createtable(L, 0, 6);
+	lua_pushnumber(L, c->soc);
+	lua_setfield(L, -2, "soc");
+	lua_pushnumber(L, c->capacity_ah);
+	lua_setfield(L, -2, "capacity_ah");
+	lua_pushnumber(L, c->temp_c);
+	lua_setfield(L, -2, "temp_c");
+	lua_pushnumber(L, c->charge_in_ah);
+	lua_setfield(L, -2, "charge_in_ah");
+	lua_pushnumber(L, c->charge_out_ah);
+	lua_setfield(L, -2, "charge_out_ah");
+	lua_pushnumber(L, c->throughput_ah);
+	lua_setfield(L, -2, "throughput_ah");
+	return 1;
+}
+
 static int l_pool_sim_fault(lua_State *L)
 {
 	static const char *const kinds[] = {
@@ -552,6 +585,7 @@ static const luaL_Reg pool_methods[] = {
 	{"close", l_pool_close},
 	{"sim_reg", l_pool_sim_reg},
 	{"sim_current", l_pool_sim_current},
+	{"sim_cell", l_pool_sim_cell},
 	{"sim_fault", l_pool_sim_fault},
 	{NULL, NULL},
 };

@@ -130,6 +130,25 @@ function M.default_guards(log)
 	end
 end
 
+-- The cell is gone: the channel says so in IDLE (mode NO_CELL/BACKWARDS),
+-- but a charge or discharge carries on into an empty slot until a limit
+-- stops it, which would look like the end of the step. An empty slot reads
+-- (near) zero volts with the NO_CELL or BACKWARDS status bit; a cell being
+-- discharged to a low cut-off still reads well above that.
+local function removed(s)
+	if s.mode_name == "NO_CELL" or s.mode_name == "BACKWARDS" then
+		return true
+	end
+	if s.voltage < 0.5 then
+		for _, name in ipairs(s.status_names or {}) do
+			if name == "NO_CELL" or name == "BACKWARDS" then
+				return true
+			end
+		end
+	end
+	return false
+end
+
 -- Wait for the next report, with a limit on how long the device may stay
 -- silent before the step gives up on it.
 local function next_sample(cell, opts)
@@ -160,11 +179,10 @@ local function run(cell, kind, name, opts, start)
 		if opts.on_sample then
 			opts.on_sample(s, sum)
 		end
-		local mode = s.mode_name
-		if mode == "NO_CELL" or mode == "BACKWARDS" then
+		if removed(s) then
 			return finish(sum, "removed")
 		end
-		if mode == "STOPPED" then
+		if s.mode_name == "STOPPED" then
 			local reason, errs = classify_stop(kind, s)
 			return finish(sum, reason, { safety = errs and table.concat(errs, ",") or nil, errors = errs })
 		end
@@ -323,7 +341,7 @@ function M.cv_hold(cell, opts)
 		if opts.on_sample then
 			opts.on_sample(s, sum)
 		end
-		if s.mode_name == "NO_CELL" or s.mode_name == "BACKWARDS" then
+		if removed(s) then
 			return finish(sum, "removed")
 		end
 		if s.mode_name == "STOPPED" then
