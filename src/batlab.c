@@ -614,6 +614,35 @@ void bl_device_set_target(struct bl_device *d, int cell, double amps)
 	d->ch[cell].target_raw = raw > BL_SETPOINT_MAX ? BL_SETPOINT_MAX : raw;
 }
 
+int bl_device_set_current(struct bl_device *d, int cell, double amps)
+{
+	struct channel *c;
+	uint16_t old, raw;
+	long op;
+
+	if (!valid_cell(cell))
+		return BL_ERR_ARG;
+	c = &d->ch[cell];
+	old = c->target_raw;
+	bl_device_set_target(d, cell, amps);
+	raw = c->target_raw;
+	/* Keep the correction the regulation has learnt (the VCC ratio) when
+	 * the target moves: the new current is right at once, not a minute
+	 * of corrections later. */
+	op = raw;
+	if (old > 0 && raw > 0 && c->op_raw > 0) {
+		op = lround((double)c->op_raw * raw / old);
+		if (op > raw + raw / 4 + 1)
+			op = raw + raw / 4 + 1;
+		if (op > BL_SETPOINT_MAX)
+			op = BL_SETPOINT_MAX;
+	}
+	c->op_raw = (uint16_t)op;
+	c->last_change_us = bl_loop_now(d->loop);
+	return bl_device_write_async(d, (uint8_t)cell, BL_CELL_CURRENT_SETPOINT, c->op_raw,
+	                             ignore_reply, NULL, NULL);
+}
+
 double bl_device_target(const struct bl_device *d, int cell)
 {
 	return valid_cell(cell) ? bl_setpoint_from_raw(d->ch[cell].target_raw) : 0.0;

@@ -164,6 +164,11 @@ struct bl_op *bl_op_safe(struct bl_device *d, int cell, bl_op_fn fn, void *ud);
  * CHARGE or DISCHARGE (PROTOCOL §8.3, with proportional steps). */
 void bl_device_set_target(struct bl_device *d, int cell, double amps);
 double bl_device_target(const struct bl_device *d, int cell);
+/* Change the current of a channel that is charging or discharging: a new
+ * target, and the setpoint written now (scaled by the correction the
+ * regulation has found, so the VCC error does not come back). 0 A stops
+ * the current but leaves the mode. */
+int bl_device_set_current(struct bl_device *d, int cell, double amps);
 /* The setpoint last written by us (raw), for diagnostics. */
 uint16_t bl_device_operating_setpoint(const struct bl_device *d, int cell);
 /* Ask for stream reports every `seconds` (0 = off): writes REPORT_INTERVAL. */

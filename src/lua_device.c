@@ -686,7 +686,8 @@ static int l_device_set_current(lua_State *L)
 
 	if (!ld->d)
 		return fail_detached(L, ld);
-	bl_device_set_target(ld->d, cell, amps);
+	if (bl_device_set_current(ld->d, cell, amps) != BL_OK)
+		return fail_detached(L, ld);
 	lua_pushboolean(L, 1);
 	return 1;
 }
@@ -1195,7 +1196,8 @@ static int l_channel_set_current(lua_State *L)
 		bl_task_bind(L, t, 1);
 		chan_of(ch)->bound_task = bl_task_id(t);
 	}
-	bl_device_set_target(ch->ld->d, ch->cell, amps);
+	if (bl_device_set_current(ch->ld->d, ch->cell, amps) != BL_OK)
+		return fail_detached(L, ch->ld);
 	lua_pushboolean(L, 1);
 	return 1;
 }

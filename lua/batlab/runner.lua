@@ -290,13 +290,19 @@ end
 
 -- ---- the run ---------------------------------------------------------------
 
+-- A procedure returns ok [, message [, verdict]]: true passes, false
+-- fails, and a third value may say "error" (the test could not be done,
+-- e.g. a safety stop) or "incomplete" instead of "fail".
+local VERDICTS = { pass = true, fail = true, error = true, incomplete = true }
+
 local function task_verdict(task)
 	if task.status == "done" then
 		local r = task.results or {}
+		local msg = r[2] ~= nil and tostring(r[2]) or nil
 		if r[1] then
-			return "pass", r[2] or "completed"
+			return "pass", msg
 		end
-		return "fail", r[2] and tostring(r[2]) or "the procedure reported a failure"
+		return VERDICTS[r[3]] and r[3] ~= "pass" and r[3] or "fail", msg or "the procedure reported a failure"
 	elseif task.status == "cancelled" then
 		return "incomplete", "interrupted"
 	end
@@ -501,7 +507,9 @@ function M.main(mode, argv)
 			local avg_z = results.median(zs)
 			local step = {
 				cycle = meta and meta.cycle or c.cycle, cycle_kind = meta and meta.kind or c.kind,
-				step = c.step_no, step_name = sum.name, kind = sum.kind, start = c.step_start,
+				step = c.step_no, step_name = sum.name, start = c.step_start,
+				-- a storage discharge is no cycle's capacity
+				kind = meta and meta.kind == "storage" and "storage" or sum.kind,
 				duration = sum.duration, end_reason = sum.end_reason,
 				safety_stop = sum.errors or (sum.safety and { sum.safety }) or nil,
 				charge_ah = sum.ah, energy_wh = sum.wh, avg_v = sum.avg_v,
@@ -540,16 +548,17 @@ function M.main(mode, argv)
 		end
 		-- A procedure that passed still fails on impedance above the
 		-- settings' threshold: the summary decides that.
-		local sum = c.cw:summary(verdict ~= "pass" and { verdict = verdict, reason = reason } or {}) or {}
+		local sum = c.cw:summary(verdict ~= "pass" and { verdict = verdict, reason = reason }
+			or { message = reason }) or {}
 		local v = sum.verdict or verdict
 		out[#out + 1] = sum
 		if v ~= "pass" and worst == EXIT_OK then
 			worst = EXIT_FAILED
 		end
 		if not o.json then
-			local cap = sum.capacity_ah
-			io.stdout:write(("%-16s %-10s %s%s\n"):format(c.name, v:upper(), sum.reason or reason or "",
-				cap and ("  capacity %.4f Ah"):format(cap) or ""))
+			-- the procedure's own words when it passed, else why not
+			local why = v == "pass" and reason or sum.reason or reason
+			io.stdout:write(("%-16s %-10s %s\n"):format(c.name, v:upper(), why or sum.reason or ""))
 		end
 	end
 	run:close(interrupted and "interrupted" or worst == EXIT_OK and "completed" or "failed")

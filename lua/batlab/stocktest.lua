@@ -100,6 +100,13 @@ local function record(cell, ctx, sum, meta)
 	return true
 end
 
+-- An abnormal end means the test could not be done: the verdict is
+-- "error", not a failed cell.
+local function abort(cell, why)
+	cell:idle()
+	return false, why, "error"
+end
+
 -- Put ZERO_AMP_THRESH back however the test ends (it lives in EEPROM).
 local function zero_amp_guard(cell)
 	local dev = cell.device
@@ -124,30 +131,42 @@ function M.run(cell, p, ctx, test_type)
 		tmax_chg_c = p.chargeTemperatureCutoff, tmax_dchg_c = p.dischargeTemperatureCutoff,
 	}
 	if not ok then
-		return false, "could not set the limits: " .. tostring(err)
+		return false, "could not set the limits: " .. tostring(err), "error"
 	end
-	local zguard <close> = p.constantVoltageEnable and assert(zero_amp_guard(cell)) or nil
+	-- Below ZERO_AMP_THRESH (0.25 A from the factory) the device reads 0 A
+	-- and counts no charge: a C/10 test of a 2.5 Ah cell would measure
+	-- half its capacity. Small currents (and the constant-voltage taper)
+	-- get the threshold lowered to 0.05 A for the test, put back after.
+	local small = p.constantVoltageEnable
+	for _, r in ipairs({ p.prechargeRate, p.chargeRate, p.dischargeRate,
+		p.trickleEnable and p.trickleChrgRate, p.trickleEnable and p.trickleDischrgRate }) do
+		if type(r) == "number" and r > 0 and r < 0.5 then
+			small = true
+		end
+	end
+	local zguard <close> = small and assert(zero_amp_guard(cell)) or nil
 	local discharge_only = test_type == "discharge"
 	local n = (p.numWarmupCycles or 0) + (p.numMeasurementCycles or 0)
 
 	if discharge_only then
 		local sum = discharge_step(cell, p, ctx, "DISCHARGE", p.lowVoltageCutoff, { cycle = 1, kind = "measurement" })
 		local fine, why = record(cell, ctx, sum, { cycle = 1, kind = "measurement" })
+		if not fine then
+			return abort(cell, why)
+		end
 		cell:idle()
-		return fine, why
+		return true, "completed"
 	end
 
 	if rate(p.prechargeRate) then
 		local meta = { cycle = 0, kind = "precharge" }
 		local fine, why = record(cell, ctx, charge_step(cell, p, ctx, "PRECHARGE", p.prechargeRate, meta), meta)
 		if not fine then
-			cell:idle()
-			return false, why
+			return abort(cell, why)
 		end
 		fine, why = record(cell, ctx, rest_step(cell, p, ctx, "CHARGEREST", meta), meta)
 		if not fine then
-			cell:idle()
-			return false, why
+			return abort(cell, why)
 		end
 	end
 
@@ -165,8 +184,7 @@ function M.run(cell, p, ctx, test_type)
 			end
 		end
 		if not fine then
-			cell:idle()
-			return false, why
+			return abort(cell, why)
 		end
 	end
 
@@ -175,8 +193,7 @@ function M.run(cell, p, ctx, test_type)
 		local fine, why = record(cell, ctx,
 			discharge_step(cell, p, ctx, "POSTDISCHARGE", p.storageDischargeVoltage, meta), meta)
 		if not fine then
-			cell:idle()
-			return false, why
+			return abort(cell, why)
 		end
 	end
 	cell:idle()
