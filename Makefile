@@ -131,7 +131,7 @@ check-fuzz: fuzz
 	done
 
 run: all
-	./batlab --version
+	./batlab cycletest --sim CELL_A CELL_B CELL_C CELL_D
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/batlab/lua \

@@ -11,6 +11,7 @@ local cellmod = require "batlab.cell"
 local results = require "batlab.results"
 local settings = require "batlab.settings"
 local cjson = require "cjson"
+local lfs = require "lfs"
 
 local M = {}
 
@@ -310,6 +311,29 @@ local function task_verdict(task)
 	return "error", msg
 end
 
+-- One line per cell: verdict, why (the procedure's own words when it
+-- passed), and the figures a tester looks at first.
+local function summary_line(name, verdict, sum, reason)
+	local parts = { ("%-16s %-10s"):format(name, verdict:upper()) }
+	local why = verdict == "pass" and reason or sum.reason or reason
+	if why and why ~= "" then
+		parts[#parts + 1] = why
+	end
+	if type(sum.capacity_ah) == "number" then
+		parts[#parts + 1] = ("capacity %.4f Ah"):format(sum.capacity_ah)
+	end
+	if type(sum.coulombic_efficiency) == "number" then
+		parts[#parts + 1] = ("CE %.4f"):format(sum.coulombic_efficiency)
+	end
+	if type(sum.impedance_ohm) == "number" then
+		parts[#parts + 1] = ("Z %.4f ohm"):format(sum.impedance_ohm)
+	end
+	if type(sum.temp_rise_c) == "number" then
+		parts[#parts + 1] = ("dT %.1f K"):format(sum.temp_rise_c)
+	end
+	return table.concat(parts, "  ")
+end
+
 function M.main(mode, argv)
 	local o, perr = parse_args(mode, argv)
 	if not o then
@@ -416,7 +440,19 @@ function M.main(mode, argv)
 	for _, dev in ipairs(pool:devices()) do
 		devices[#devices + 1] = { serial = dev.sn, firmware = dev.ver, port = dev.port }
 	end
-	local run, rerr = results.open(o.out or results.default_dir("batlab-runs", name, epoch), {
+	-- The directory is named after the wall clock even for a virtual run
+	-- (the data inside is dated from SIM_EPOCH), and never reuses one.
+	local dir = o.out
+	if not dir then
+		local base = results.default_dir("batlab-runs", name, os.time())
+		dir = base
+		local k = 1
+		while lfs.attributes(dir) do
+			k = k + 1
+			dir = ("%s-%d"):format(base, k)
+		end
+	end
+	local run, rerr = results.open(dir, {
 		start_time = epoch,
 		clock = function() return batlab.now() - t0 end,
 		procedure = proc.name, script = script, settings = s, settings_file = o.settings,
@@ -556,9 +592,7 @@ function M.main(mode, argv)
 			worst = EXIT_FAILED
 		end
 		if not o.json then
-			-- the procedure's own words when it passed, else why not
-			local why = v == "pass" and reason or sum.reason or reason
-			io.stdout:write(("%-16s %-10s %s\n"):format(c.name, v:upper(), why or sum.reason or ""))
+			io.stdout:write(summary_line(c.name, v, sum, reason), "\n")
 		end
 	end
 	run:close(interrupted and "interrupted" or worst == EXIT_OK and "completed" or "failed")

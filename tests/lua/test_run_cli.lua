@@ -220,5 +220,35 @@ else
 	t.skip("reference Lexcelon log", "../shared/reference/lexcelon not present")
 end
 
+-- Ctrl-C in the middle of a long run: exit 130, the files complete. The
+-- signal is sent once the run has printed its first line (a blocking read
+-- on a pipe, no timing involved); 200 cycles take far longer than that.
+local long = tmp .. "/long.json"
+write(long, [[{ "cellPlaylistName": "long", "numWarmupCycles": 0, "numMeasurementCycles": 200 }]])
+write(tmp .. "/sigint.sh", ([[
+cd '%s' || exit 9
+mkfifo '%s/fifo' || exit 9
+'%s' cycletest --settings '%s' --sim --out '%s/r11' L1 L2 > '%s/fifo' 2>&1 &
+pid=$!
+{ IFS= read -r first; kill -INT "$pid"; cat > /dev/null; } < '%s/fifo'
+wait "$pid"
+echo "exit=$?"
+]]):format(lfs.currentdir(), tmp, BATLAB, long, tmp, tmp, tmp))
+local p = io.popen("sh " .. tmp .. "/sigint.sh")
+local got = p:read("a")
+p:close()
+t.like(got, "exit=130", "SIGINT: exit 130")
+local sj = cjson.decode(read(tmp .. "/r11/summary.json") or "null")
+local verdicts = {}
+for _, c in ipairs(type(sj) == "table" and (sj.cells or sj) or {}) do
+	verdicts[#verdicts + 1] = c.verdict
+end
+t.is(table.concat(verdicts, " "), "incomplete incomplete", "every cell's summary is there, marked incomplete")
+local rj = cjson.decode(read(tmp .. "/r11/run.json") or "null")
+t.ok(type(rj) == "table" and tostring(rj.outcome and (rj.outcome.status or rj.outcome)):find("interrupted"),
+	"run.json says the run was interrupted")
+local tail = (read(tmp .. "/r11/cells/L1.csv") or ""):match("([^\n]*)\n$") or ""
+t.ok(select(2, tail:gsub(",", ",")) == 15, "the time series ends with a complete row")
+
 os.execute("rm -rf " .. tmp)
 t.done()
