@@ -135,11 +135,17 @@ run: all
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/batlab/lua \
-		$(DESTDIR)$(PREFIX)/share/doc/batlab
+		$(DESTDIR)$(PREFIX)/share/batlab/scripts $(DESTDIR)$(PREFIX)/share/doc/batlab \
+		$(DESTDIR)$(PREFIX)/share/man/man1 \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions
 	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/batlab
 	cd lua && find . -name '*.lua' -exec install -D -m 644 {} $(DESTDIR)$(PREFIX)/share/batlab/lua/{} \;
+	install -m 644 scripts/*.lua $(DESTDIR)$(PREFIX)/share/batlab/scripts/
+	install -m 644 docs/batlab.1 $(DESTDIR)$(PREFIX)/share/man/man1/batlab.1
+	install -m 644 tools/batlab-completion.bash \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/batlab
 	install -m 644 README.md $(DESTDIR)$(PREFIX)/share/doc/batlab/
-	cd docs && find . -name '*.md' -exec install -D -m 644 {} $(DESTDIR)$(PREFIX)/share/doc/batlab/{} \;
+	cd docs && find . \( -name '*.md' -o -name '*.json' \) -exec install -D -m 644 {} $(DESTDIR)$(PREFIX)/share/doc/batlab/{} \;
 
 clean:
 	rm -rf build batlab

@@ -38,6 +38,7 @@
 #include "units.h"
 
 #define MOD "lua"
+#define STEP_SETTLE_US 920000u /* one 614.4 ms measurement cycle + the duty ramp */
 #define VCC_FRESH_US 500000u
 #define DEFAULT_INTERVAL_S 1.0
 
@@ -469,6 +470,12 @@ static void on_stream(struct bl_device *d, int cell, const struct bl_snapshot *s
 	uint64_t t = snap->time_us;
 
 	(void)d;
+	/* A report this soon after a step started may carry values latched
+	 * before it (the device measures a channel every 614.4 ms and the
+	 * duty ramps up for a few hundred ms more): it is not a sample of the
+	 * step, so it is neither integrated nor handed to a waiter. */
+	if (c->step_on && t >= c->step_us && t - c->step_us < STEP_SETTLE_US)
+		return;
 	/* Energy from V x I at every report, trapezoids between reports; the
 	 * first report of a step counts from the step's start. */
 	if (c->step_on && t >= c->step_us) {

@@ -8,6 +8,7 @@
 #include "session.h"
 #include "sim/layout.h"
 
+#define SIM_WARMUP_US 3000000u /* see open_sims */
 #define DEFAULT_SETTLE_US 5000000u
 /* Virtual devices connect in a few hundred virtual ms; the margin costs
  * nothing in virtual time. */
@@ -75,20 +76,33 @@ static int open_sims(struct bl_session *s, const struct bl_session_opts *o, char
 		snprintf(err, errlen, "out of memory");
 		return BL_ERR_MEM;
 	}
-	for (int i = 0; i < layout.ndevices; i++) {
-		struct sim_entry *e = &s->sims[s->nsims];
-		struct bl_simdev *sim = bl_simdev_new(&layout.devices[i], bl_loop_now(s->loop));
-
-		if (!sim) {
+	/* The units are powered up a few seconds before we connect, as a real
+	 * unit that sat plugged in: their cells are detected and measured
+	 * (the first measurement pass takes 0.6 s). */
+	for (int i = 0; i < layout.ndevices && rc == BL_OK; i++) {
+		s->sims[i].sim = bl_simdev_new(&layout.devices[i], bl_loop_now(s->loop));
+		if (!s->sims[i].sim)
 			rc = BL_ERR_MEM;
-			break;
+	}
+	if (rc == BL_OK)
+		bl_clock_set(s->clock, bl_loop_now(s->loop) + SIM_WARMUP_US);
+	/* Hand them to the pool, which owns (and on failure frees) each; the
+	 * ones not handed over are freed here. */
+	for (int i = 0; i < layout.ndevices; i++) {
+		struct sim_entry *e = &s->sims[i];
+		struct bl_simdev *sim = e->sim;
+
+		e->sim = NULL;
+		if (rc != BL_OK) {
+			bl_simdev_free(sim);
+			continue;
 		}
 		snprintf(e->name, sizeof e->name, "sim%d", i);
 		rc = bl_pool_add_sim(s->pool, sim, e->name);
-		if (rc != BL_OK)
-			break;
-		e->sim = sim;
-		s->nsims++;
+		if (rc == BL_OK) {
+			e->sim = sim;
+			s->nsims++;
+		}
 	}
 	bl_sim_layout_free(&layout);
 	if (rc != BL_OK)

@@ -584,8 +584,11 @@ function M.main(mode, argv)
 		end
 		-- A procedure that passed still fails on impedance above the
 		-- settings' threshold: the summary decides that.
-		local sum = c.cw:summary(verdict ~= "pass" and { verdict = verdict, reason = reason }
-			or { message = reason }) or {}
+		local extra = verdict ~= "pass" and { verdict = verdict, reason = reason } or { message = reason }
+		if next(c.cell.records) ~= nil then
+			extra.records = c.cell.records -- what the procedure recorded
+		end
+		local sum = c.cw:summary(extra) or {}
 		local v = sum.verdict or verdict
 		out[#out + 1] = sum
 		if v ~= "pass" and worst == EXIT_OK then

@@ -360,8 +360,10 @@ function M.cv_hold(cell, opts)
 		if opts.max_time and s.step_time >= opts.max_time then
 			return finish(sum, "time")
 		end
+		-- The target may go below the end current: that is how the
+		-- current gets there while the voltage is held.
 		local new = target - (s.voltage - v) / r_est
-		new = math.max(math.min(new, opts.current or target), until_i)
+		new = math.max(math.min(new, opts.current or target), until_i / 2)
 		if math.abs(new - target) >= 0.008 then
 			target = new
 			cell:set_current(target)

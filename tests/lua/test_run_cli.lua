@@ -220,6 +220,12 @@ else
 	t.skip("reference Lexcelon log", "../shared/reference/lexcelon not present")
 end
 
+-- the example procedures of docs/procedures.md run as they are
+for _, ex in ipairs({ "capacity", "impedance-survey", "grade" }) do
+	code, out, err = batlab_cmd(("run scripts/%s.lua --sim --out %s/ex-%s --cell 0=E1 --cell 3=E2"):format(ex, tmp, ex))
+	t.ok(code == 0 and out:find("E2%s+PASS"), ("scripts/%s.lua runs and passes (%s)"):format(ex, (out .. err):match("[^\n]*")))
+end
+
 -- Ctrl-C in the middle of a long run: exit 130, the files complete. The
 -- signal is sent once the run has printed its first line (a blocking read
 -- on a pipe, no timing involved); 200 cycles take far longer than that.

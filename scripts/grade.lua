@@ -1,0 +1,27 @@
+-- grade.lua - sort cells into bins for pack building by capacity and
+-- impedance: one charge/discharge cycle, then a grade per cell.
+-- Run: batlab run scripts/grade.lua --sim --cells-from cells.txt
+local steps = require "batlab.steps"
+
+return {
+	name = "grade",
+	params = { current = 2.0, vmax = 4.2, vmin = 2.8, min_ah = 2.0, max_ohm = 0.08 },
+	run = function(cell, p)
+		cell:limits{ vmax = p.vmax, vmin = p.vmin, imax = 4.0, tmax_c = 55 }
+		local c = steps.charge(cell, { current = p.current, until_v = p.vmax, cv = { until_i = 0.1 } })
+		if not steps.ok(c) then
+			return false, "charge ended: " .. c.end_reason, "error"
+		end
+		steps.rest(cell, 600)
+		local z = cell:impedance()
+		local d = steps.discharge(cell, { current = p.current, until_v = p.vmin })
+		if not steps.ok(d) then
+			return false, "discharge ended: " .. d.end_reason, "error"
+		end
+		cell:idle()
+		local grade = (d.ah < p.min_ah or (z or 1) > p.max_ohm) and "reject"
+			or d.ah >= p.min_ah * 1.1 and "A" or "B"
+		cell:record{ capacity_ah = d.ah, impedance_ohm = z, grade = grade }
+		return grade ~= "reject", ("grade %s: %.3f Ah, %.4f ohm"):format(grade, d.ah, z or 0)
+	end,
+}
