@@ -293,22 +293,22 @@ end
 
 -- A procedure returns ok [, message [, verdict]]: true passes, false
 -- fails, and a third value may say "error" (the test could not be done,
--- e.g. a safety stop) or "incomplete" instead of "fail".
+-- e.g. a safety stop) or "incomplete" instead of "fail". A procedure that
+-- raised is an error; one that never finished (Ctrl-C) is incomplete.
 local VERDICTS = { pass = true, fail = true, error = true, incomplete = true }
 
-local function task_verdict(task)
-	if task.status == "done" then
-		local r = task.results or {}
+local function cell_verdict(c)
+	if c.result then
+		local r = c.result
 		local msg = r[2] ~= nil and tostring(r[2]) or nil
 		if r[1] then
 			return "pass", msg
 		end
 		return VERDICTS[r[3]] and r[3] ~= "pass" and r[3] or "fail", msg or "the procedure reported a failure"
-	elseif task.status == "cancelled" then
-		return "incomplete", "interrupted"
+	elseif c.failure then
+		return "error", c.failure:match("^[^\n]*")
 	end
-	local msg = tostring(task.error or "task failed"):match("^[^\n]*")
-	return "error", msg
+	return "incomplete", "interrupted"
 end
 
 -- One line per cell: verdict, why (the procedure's own words when it
@@ -481,14 +481,13 @@ function M.main(mode, argv)
 		deadline = t0 + o.timeout
 	end
 
-	-- one task per cell
+	-- one task per channel: its cell, then (when there are more cells than
+	-- channels) the next waiting cell once the operator has swapped them
 	local cells = {}
+	local queue = left
 	local progress = new_progress(o, cells, t0)
-	for _, left_name in ipairs(left) do
-		run:event(("cell %s not tested: no free channel"):format(left_name))
-		progress.line(("batlab: no free channel for cell %s"):format(left_name))
-	end
-	for _, a in ipairs(plan) do
+
+	local function new_cell(a)
 		local c = { name = a.name, ch = a.ch, step_no = 0, cycle = 0, kind = "other" }
 		c.cw = run:cell(a.name, { serial = a.ch.dev.sn, channel = a.ch.index })
 		c.cell = cellmod.new(a.ch.ch, { name = a.name, log_sink = function(line)
@@ -496,6 +495,7 @@ function M.main(mode, argv)
 			progress.event(a.name, line, batlab.now() - t0)
 		end })
 		local ctx = { deadline = deadline }
+		c.ctx = ctx
 		function ctx.begin_step(_, step_name, meta)
 			c.step_no = c.step_no + 1
 			c.step = step_name
@@ -564,24 +564,81 @@ function M.main(mode, argv)
 			progress.event(a.name, ("%s done: %s, %.4f Ah, %.4f Wh, %s"):format(sum.name, sum.end_reason,
 				sum.ah or 0, sum.wh or 0, hms(sum.duration or 0)), batlab.now() - t0)
 		end
-		c.task = batlab.spawn_for(a.ch.ch, function()
-			return proc.run(c.cell, params, ctx)
-		end)
 		cells[#cells + 1] = c
+		return c
 	end
-	run:event(("started %d cell(s)"):format(#cells))
+
+	-- The placement flow (more cells than channels): say which cell to
+	-- take out and which to put in, then wait for the slot to empty and
+	-- fill again. On the virtual Batlab the virtual operator does it: it
+	-- takes the cell out, and the layout's operator queue (or, without
+	-- one, the runner) puts a fresh cell in after the operator's delay.
+	local function swap(ch, done_name, next_name)
+		local where = ("Batlab %d channel %d"):format(ch.dev.sn, ch.index)
+		local msg = ("%s is done: take it out of %s and put in %s"):format(done_name, where, next_name)
+		run:event(msg)
+		progress.line(("[%s] %s"):format(hms(batlab.now() - t0), msg))
+		if o.sim then
+			pool:sim_fault(ch.dev, "cell_remove", { slot = ch.index })
+		end
+		local gone_at
+		while true do
+			local smp = ch.ch:wait(60)
+			local mode = smp and smp.mode_name
+			if not gone_at and (mode == "NO_CELL" or mode == "BACKWARDS") then
+				gone_at = batlab.now()
+			elseif gone_at and mode == "IDLE" then
+				break
+			end
+			if o.sim and gone_at and batlab.now() - gone_at > 60 then
+				pool:sim_fault(ch.dev, "cell_insert", { slot = ch.index })
+			end
+		end
+		run:event(("%s inserted in %s"):format(next_name, where))
+	end
+
+	local function slot_task(a)
+		while a do
+			local c = new_cell(a)
+			local ok, r1, r2, r3 = xpcall(proc.run, debug.traceback, c.cell, params, c.ctx)
+			if ok then
+				c.result = { r1, r2, r3 }
+			else
+				-- as the scheduler does for a failing task: the message,
+				-- then the channel safe, then the next cell
+				c.failure = tostring(r1)
+				c.cw:event("procedure failed: " .. c.failure)
+				c.cell:stop()
+				c.cell:idle()
+			end
+			local next_name = table.remove(queue, 1)
+			if not next_name then
+				break
+			end
+			swap(a.ch, a.name, next_name)
+			a = { ch = a.ch, name = next_name }
+		end
+	end
+
+	for _, a in ipairs(plan) do
+		batlab.spawn_for(a.ch.ch, slot_task, a)
+	end
+	if #queue > 0 then
+		run:event(("%d cell(s) wait for a free channel: %s"):format(#queue, table.concat(queue, ", ")))
+	end
+	run:event(("started %d cell(s)"):format(#plan))
 
 	local finished, why = batlab.run()
 	local interrupted = not finished and why == "interrupted"
+	for _, name in ipairs(queue) do
+		run:event(("cell %s not tested"):format(name))
+	end
 
 	-- verdicts, summaries, files
 	local worst = EXIT_OK
 	local out = {}
 	for _, c in ipairs(cells) do
-		local verdict, reason = task_verdict(c.task)
-		if c.task.status == "failed" then
-			c.cw:event("procedure failed: " .. tostring(c.task.error))
-		end
+		local verdict, reason = cell_verdict(c)
 		-- A procedure that passed still fails on impedance above the
 		-- settings' threshold: the summary decides that.
 		local extra = verdict ~= "pass" and { verdict = verdict, reason = reason } or { message = reason }

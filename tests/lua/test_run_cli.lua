@@ -220,6 +220,17 @@ else
 	t.skip("reference Lexcelon log", "../shared/reference/lexcelon not present")
 end
 
+-- more cells than channels: the operator is told which cell to swap in,
+-- the swap is detected, and every cell is tested (the virtual operator
+-- takes the finished cell out and puts the next one in)
+code, out = batlab_cmd(("cycletest --settings %s --sim --out %s/r12 P1 P2 P3 P4 P5 P6"):format(quick, tmp))
+local passes = select(2, out:gsub("P%d%s+PASS", ""))
+t.ok(code == 0 and passes == 6, ("six cells on four channels all tested (%d passed)"):format(passes))
+t.like(out, "P1 is done: take it out of Batlab 1000 channel 0 and put in P5", "the operator is told what to swap")
+local ev = read(tmp .. "/r12/events.log") or ""
+t.like(ev, "P5 inserted in Batlab 1000 channel 0", "the insertion is detected")
+t.ok(lfs.attributes(tmp .. "/r12/cells/P6.csv"), "the swapped-in cell has its own time series")
+
 -- the example procedures of docs/procedures.md run as they are
 for _, ex in ipairs({ "capacity", "impedance-survey", "grade" }) do
 	code, out, err = batlab_cmd(("run scripts/%s.lua --sim --out %s/ex-%s --cell 0=E1 --cell 3=E2"):format(ex, tmp, ex))
