@@ -155,6 +155,34 @@ local function next_sample(cell, opts)
 	return cell:wait(opts.report_timeout or 15)
 end
 
+-- Wait for the next sample and apply what ends any step: no reports, a
+-- removed cell, a device stop, a guard. Returns the sample, or nil and the
+-- finished summary.
+local function observe(cell, kind, sum, opts)
+	local s, err = next_sample(cell, opts)
+	if not s then
+		return nil, finish(sum, "no reports", { safety = err })
+	end
+	account(sum, s)
+	if opts.on_sample then
+		opts.on_sample(s, sum)
+	end
+	if removed(s) then
+		return nil, finish(sum, "removed")
+	end
+	if s.mode_name == "STOPPED" then
+		local reason, errs = classify_stop(kind, s)
+		return nil, finish(sum, reason, { safety = errs and table.concat(errs, ",") or nil, errors = errs })
+	end
+	if opts.guard then
+		local why = opts.guard(s)
+		if why then
+			return nil, finish(sum, why, { safety = why })
+		end
+	end
+	return s
+end
+
 -- The generic loop for charge/discharge/rest. `kind` picks the end-of-step
 -- logic; `start` begins the step (or nil to continue the current mode).
 local function run(cell, kind, name, opts, start)
@@ -171,26 +199,9 @@ local function run(cell, kind, name, opts, start)
 		end
 	end
 	while true do
-		local s, err = next_sample(cell, opts)
+		local s, done = observe(cell, kind, sum, opts)
 		if not s then
-			return finish(sum, "no reports", { safety = err })
-		end
-		account(sum, s)
-		if opts.on_sample then
-			opts.on_sample(s, sum)
-		end
-		if removed(s) then
-			return finish(sum, "removed")
-		end
-		if s.mode_name == "STOPPED" then
-			local reason, errs = classify_stop(kind, s)
-			return finish(sum, reason, { safety = errs and table.concat(errs, ",") or nil, errors = errs })
-		end
-		if opts.guard then
-			local why = opts.guard(s)
-			if why then
-				return finish(sum, why, { safety = why })
-			end
+			return done
 		end
 		-- end conditions, in a fixed order so the reason is predictable
 		local v, i = s.voltage, math.abs(s.current)
@@ -333,26 +344,9 @@ function M.cv_hold(cell, opts)
 	local r_est = 0.1   -- ohms: how hard to correct per volt of error
 	local sum = new_summary(opts.name or "CV", "charge")
 	while true do
-		local s, err = cell:wait(opts.report_timeout or 15)
+		local s, done = observe(cell, "cv", sum, opts)
 		if not s then
-			return finish(sum, "no reports", { safety = err })
-		end
-		account(sum, s)
-		if opts.on_sample then
-			opts.on_sample(s, sum)
-		end
-		if removed(s) then
-			return finish(sum, "removed")
-		end
-		if s.mode_name == "STOPPED" then
-			local reason, errs = classify_stop("cv", s)
-			return finish(sum, reason, { safety = errs and table.concat(errs, ",") or nil, errors = errs })
-		end
-		if opts.guard then
-			local why = opts.guard(s)
-			if why then
-				return finish(sum, why, { safety = why })
-			end
+			return done
 		end
 		if math.abs(s.current) <= until_i and target <= until_i * 1.5 then
 			return finish(sum, "current")
