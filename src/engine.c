@@ -591,6 +591,12 @@ static int engine_init(lua_State *L)
 
 	luaL_requiref(L, "batlab", luaopen_batlab, 1);
 	lua_pop(L, 1);
+	/* The seed library's interface (batlab.Settings, batlab.Logger,
+	 * Channel:start_test ...) is Lua, in lua/batlab/seed.lua. An engine
+	 * without its lua/ directory still starts; a broken seed.lua fails. */
+	if (luaL_dostring(L, "if package.searchpath('batlab.seed', package.path) then "
+	                     "require 'batlab.seed' end") != LUA_OK)
+		return lua_error(L);
 
 	build_sandbox_base(L, e);
 	return 0;

@@ -78,6 +78,10 @@ function M.open(path, settings_text, opts)
 		path = path, f = f, start_time = opts.start_time or os.time(),
 		utc = opts.utc and true or false, closed = false, rows = 0,
 	}, Log)
+	-- Appending to a log that already has its header: rows only.
+	if opts.append and opts.no_header then
+		return self
+	end
 	local head = {}
 	if settings_text ~= nil then
 		-- Always one quoted field, like the seed, then empty fields up to
