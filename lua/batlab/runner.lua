@@ -260,7 +260,7 @@ local function new_progress(o, cells, t0)
 			return
 		end
 		if p.tty then
-			io.stdout:write("\r\27[K")
+			io.stdout:write("\r\27[J") -- the live lines go; they come back at the next draw
 		end
 		io.stdout:write(text, "\n")
 		io.stdout:flush()
@@ -274,6 +274,13 @@ local function new_progress(o, cells, t0)
 		if not p.tty or t - p.last_draw < 1 then
 			return
 		end
+		-- Virtual time runs far faster than a terminal can show: redraw
+		-- at most ten times a second of the program's own (CPU) time.
+		local cpu = os.clock()
+		if p.last_cpu and cpu - p.last_cpu < 0.1 then
+			return
+		end
+		p.last_cpu = cpu
 		p.last_draw = t
 		local out = {}
 		for _, c in ipairs(cells) do
