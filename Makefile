@@ -15,7 +15,7 @@
 PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
-PKGS     = lua5.4 libserialport
+PKGS     = lua5.4 libserialport readline
 VERSION  = 0.1.0
 
 ifeq ($(SANITIZE),1)

@@ -4,7 +4,7 @@
 # make target that needs a package can depend on it.
 set -eu
 
-PKGS="build-essential pkg-config liblua5.4-dev lua5.4 libserialport-dev \
+PKGS="build-essential pkg-config liblua5.4-dev lua5.4 libserialport-dev libreadline-dev \
 lua-cjson lua-filesystem perl clang libclang-rt-14-dev valgrind"
 
 missing=""
