@@ -1,10 +1,12 @@
 /* cli/cmd_shell.c - `batlab shell`: Lua with the API, the pool and the
- * active device. For now non-interactive: -e chunks, a FILE, or standard
- * input when it is not a terminal.
+ * active device. -e chunks, a FILE, or standard input when it is not a
+ * terminal run non-interactively; with none of them and a terminal on
+ * standard input, the interactive prompt of shell_repl.c runs.
  *
  * Exit status: 0 ok, 1 a chunk raised an error (message on stderr), 2
  * usage error or a FILE that does not load, 3 no device could be opened,
- * 130 interrupted.
+ * 130 interrupted. Interactive: 0 on Ctrl-D, n for os.exit(n), 130 on
+ * SIGTERM or SIGHUP.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,6 +18,7 @@
 
 #include "bl.h"
 #include "cli/cli.h"
+#include "cli/shell_repl.h"
 #include "engine.h"
 #include "lua_util.h"
 #include "sched.h"
@@ -31,7 +34,8 @@ static void usage(FILE *out)
 	        "\n"
 	        "Run Lua with the batlab API, the global 'pool' (the connected Batlabs) and\n"
 	        "'dev' (the active one). Chunks run in order, then FILE ('-' reads standard\n"
-	        "input); with neither, standard input is read when it is not a terminal.\n"
+	        "input); with neither, standard input is read when it is not a terminal,\n"
+	        "and an interactive prompt runs when it is (help() there for a guide).\n"
 	        "\n"
 	        "  -e CHUNK        run CHUNK\n"
 	        "  --sim[=LAYOUT]  virtual Batlabs (the default layout, or a JSON layout)\n"
@@ -42,8 +46,9 @@ static void usage(FILE *out)
 	        "  --serial N      make the Batlab with serial number N the active one\n"
 	        "\n"
 	        "Exit status: 0 ok, 1 a Lua error, 2 usage error, 3 no device could be\n"
-	        "opened, 130 interrupted. Channels are left as the code left them; a task\n"
-	        "that fails, or is still running at the end, has its channels made safe.\n");
+	        "opened, 130 interrupted; at the prompt, Ctrl-D exits 0 and os.exit(n) n.\n"
+	        "Channels are left as the code left them; a task that fails, or is still\n"
+	        "running at the end, has its channels made safe.\n");
 }
 
 /* "--name value" or "--name=value". */
@@ -112,6 +117,7 @@ int cmd_shell(int argc, char **argv)
 	const char *chunks[MAX_CHUNKS];
 	const char *file = NULL;
 	int nchunks = 0, i, rc = BL_EXIT_OK, st;
+	bool interactive = false;
 	unsigned long long v;
 	char err[512];
 	lua_State *L;
@@ -189,12 +195,10 @@ int cmd_shell(int argc, char **argv)
 		return BL_EXIT_USAGE;
 	}
 	if (!file && nchunks == 0) {
-		if (isatty(STDIN_FILENO)) {
-			cli_error("shell: the interactive prompt is not there yet: give -e CHUNK or a FILE");
-			usage(stderr);
-			return BL_EXIT_USAGE;
-		}
-		file = "-";
+		if (isatty(STDIN_FILENO))
+			interactive = true;
+		else
+			file = "-";
 	}
 
 	st = bl_session_open(&so, &s, err, sizeof err);
@@ -202,7 +206,12 @@ int cmd_shell(int argc, char **argv)
 		cli_error("shell: %s", err[0] ? err : bl_strerror(st));
 		return st == BL_ERR_ARG ? BL_EXIT_USAGE : BL_EXIT_DEVICE;
 	}
-	e = bl_engine_new(&(struct bl_engine_opts){.clock = bl_session_clock(s), .seed = so.seed});
+	e = bl_engine_new(&(struct bl_engine_opts){
+		.clock = bl_session_clock(s),
+		.seed = so.seed,
+		/* At the prompt, text from background tasks goes above it. */
+		.output = interactive ? shell_repl_output : NULL,
+	});
 	if (!e) {
 		cli_error("shell: cannot start the Lua engine");
 		bl_session_close(s);
@@ -228,7 +237,9 @@ int cmd_shell(int argc, char **argv)
 		if (st != LUA_OK)
 			rc = report(e, st);
 	}
-	if (rc == BL_EXIT_OK && bl_sched_interrupted(bl_sched_get(L)))
+	if (rc == BL_EXIT_OK && interactive)
+		rc = shell_repl_run(e, s);
+	if (rc == BL_EXIT_OK && !interactive && bl_sched_interrupted(bl_sched_get(L)))
 		rc = BL_EXIT_INTERRUPTED;
 	/* Closing the state ends unfinished tasks (their channels go safe)
 	 * and lets the commands out before the devices are freed. */
