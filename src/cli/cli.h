@@ -2,6 +2,8 @@
 #ifndef BL_CLI_H
 #define BL_CLI_H
 
+#include <stdbool.h>
+
 /* Exit codes (documented in README.md and docs/batlab.1). */
 enum bl_exit {
 	BL_EXIT_OK = 0,          /* done; every cell passed */
@@ -35,6 +37,12 @@ int cmd_stop(int argc, char **argv);
 int cmd_reset(int argc, char **argv);
 int cmd_firmware(int argc, char **argv);
 int cmd_calibration(int argc, char **argv);
+
+/* Long options (cliopt.c): "--name" (or "--name=..." when it may have a
+ * value), and the value of "--name=V" or "--name V" (NULL after a message
+ * "CMD: --name needs a value"). */
+bool cli_opt_match(const char *arg, const char *name, bool may_have_value);
+const char *cli_opt_value(const char *cmd, int argc, char **argv, int *i, const char *name);
 
 /* Print "batlab: <msg>" on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

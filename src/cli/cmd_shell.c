@@ -51,27 +51,6 @@ static void usage(FILE *out)
 	        "running at the end, has its channels made safe.\n");
 }
 
-/* "--name value" or "--name=value". */
-static const char *opt_value(int argc, char **argv, int *i, const char *name)
-{
-	const char *a = argv[*i];
-	size_t n = strlen(name);
-
-	if (a[n] == '=')
-		return a + n + 1;
-	if (*i + 1 >= argc) {
-		cli_error("shell: %s needs a value", name);
-		return NULL;
-	}
-	return argv[++*i];
-}
-
-static bool is_opt(const char *a, const char *name)
-{
-	size_t n = strlen(name);
-
-	return strncmp(a, name, n) == 0 && (a[n] == '\0' || a[n] == '=');
-}
 
 static bool parse_uint(const char *s, unsigned long long max, unsigned long long *out)
 {
@@ -144,32 +123,32 @@ int cmd_shell(int argc, char **argv)
 				return BL_EXIT_USAGE;
 			}
 			chunks[nchunks++] = argv[++i];
-		} else if (is_opt(a, "--sim")) {
+		} else if (cli_opt_match(a, "--sim", true)) {
 			so.sim = true;
 			if (a[5] == '=')
 				so.layout = a + 6;
-		} else if (is_opt(a, "--devices")) {
-			if (!(val = opt_value(argc, argv, &i, "--devices")))
+		} else if (cli_opt_match(a, "--devices", true)) {
+			if (!(val = cli_opt_value("shell", argc, argv, &i, "--devices")))
 				return BL_EXIT_USAGE;
 			if (!parse_uint(val, 64, &v) || v == 0) {
 				cli_error("shell: --devices must be 1..64, not '%s'", val);
 				return BL_EXIT_USAGE;
 			}
 			so.devices = (int)v;
-		} else if (is_opt(a, "--seed")) {
-			if (!(val = opt_value(argc, argv, &i, "--seed")))
+		} else if (cli_opt_match(a, "--seed", true)) {
+			if (!(val = cli_opt_value("shell", argc, argv, &i, "--seed")))
 				return BL_EXIT_USAGE;
 			if (!parse_uint(val, UINT64_MAX, &v)) {
 				cli_error("shell: --seed must be a non-negative integer, not '%s'", val);
 				return BL_EXIT_USAGE;
 			}
 			so.seed = v;
-		} else if (is_opt(a, "--port")) {
-			if (!(val = opt_value(argc, argv, &i, "--port")))
+		} else if (cli_opt_match(a, "--port", true)) {
+			if (!(val = cli_opt_value("shell", argc, argv, &i, "--port")))
 				return BL_EXIT_USAGE;
 			so.port = val;
-		} else if (is_opt(a, "--serial")) {
-			if (!(val = opt_value(argc, argv, &i, "--serial")))
+		} else if (cli_opt_match(a, "--serial", true)) {
+			if (!(val = cli_opt_value("shell", argc, argv, &i, "--serial")))
 				return BL_EXIT_USAGE;
 			if (!parse_uint(val, 0xFFFFFFFFull, &v)) {
 				cli_error("shell: --serial must be a serial number, not '%s'", val);

@@ -47,28 +47,6 @@ struct sim_opts {
 	double speed;
 };
 
-/* "--name value" or "--name=value"; NULL (after an error message) when the
- * value is missing. */
-static const char *opt_value(int argc, char **argv, int *i, const char *name)
-{
-	const char *a = argv[*i];
-	size_t n = strlen(name);
-
-	if (a[n] == '=')
-		return a + n + 1;
-	if (*i + 1 >= argc) {
-		cli_error("sim: %s needs a value", name);
-		return NULL;
-	}
-	return argv[++*i];
-}
-
-static bool opt_is(const char *arg, const char *name)
-{
-	size_t n = strlen(name);
-
-	return strncmp(arg, name, n) == 0 && (arg[n] == '\0' || arg[n] == '=');
-}
 
 /* Returns 0 to go on, 1 to exit 0 (help), -1 on a usage error. */
 static int parse(int argc, char **argv, struct sim_opts *o)
@@ -85,9 +63,9 @@ static int parse(int argc, char **argv, struct sim_opts *o)
 			o->pty = true;
 		} else if (strcmp(a, "--describe") == 0) {
 			o->describe = true;
-		} else if (opt_is(a, "--devices")) {
+		} else if (cli_opt_match(a, "--devices", true)) {
 			long n;
-			if (!(v = opt_value(argc, argv, &i, "--devices")))
+			if (!(v = cli_opt_value("sim", argc, argv, &i, "--devices")))
 				return -1;
 			errno = 0;
 			n = strtol(v, &end, 10);
@@ -96,12 +74,12 @@ static int parse(int argc, char **argv, struct sim_opts *o)
 				return -1;
 			}
 			o->devices = (int)n;
-		} else if (opt_is(a, "--layout")) {
-			if (!(v = opt_value(argc, argv, &i, "--layout")))
+		} else if (cli_opt_match(a, "--layout", true)) {
+			if (!(v = cli_opt_value("sim", argc, argv, &i, "--layout")))
 				return -1;
 			o->layout = v;
-		} else if (opt_is(a, "--seed")) {
-			if (!(v = opt_value(argc, argv, &i, "--seed")))
+		} else if (cli_opt_match(a, "--seed", true)) {
+			if (!(v = cli_opt_value("sim", argc, argv, &i, "--seed")))
 				return -1;
 			errno = 0;
 			o->seed = strtoull(v, &end, 0);
@@ -109,8 +87,8 @@ static int parse(int argc, char **argv, struct sim_opts *o)
 				cli_error("sim: --seed must be a non-negative integer, not '%s'", v);
 				return -1;
 			}
-		} else if (opt_is(a, "--speed")) {
-			if (!(v = opt_value(argc, argv, &i, "--speed")))
+		} else if (cli_opt_match(a, "--speed", true)) {
+			if (!(v = cli_opt_value("sim", argc, argv, &i, "--speed")))
 				return -1;
 			errno = 0;
 			o->speed = strtod(v, &end);

@@ -63,31 +63,6 @@ static void print_help(const struct cli_cmd *c)
 		fputs("  -h, --help       this text\n", stdout);
 }
 
-/* "--name" exactly, or "--name=..." when the option takes a value. */
-static bool opt_match(const char *arg, const char *name, bool may_have_value)
-{
-	size_t n = strlen(name);
-
-	return strncmp(arg, name, n) == 0 &&
-	       (arg[n] == '\0' || (may_have_value && arg[n] == '='));
-}
-
-/* The value of "--name=V" or "--name V"; NULL after a message. */
-static const char *opt_value(const struct cli_cmd *c, int argc, char **argv, int *i,
-                             const char *name)
-{
-	const char *a = argv[*i];
-	size_t n = strlen(name);
-
-	if (a[n] == '=')
-		return a + n + 1;
-	if (*i + 1 >= argc) {
-		cli_error("%s: %s needs a value", c->name, name);
-		return NULL;
-	}
-	return argv[++*i];
-}
-
 static bool looks_negative_number(const char *a)
 {
 	return a[0] == '-' && (isdigit((unsigned char)a[1]) || a[1] == '.');
@@ -118,7 +93,7 @@ static int devsel_option(const struct cli_cmd *c, int argc, char **argv, int *i,
 	const char *a = argv[*i], *v;
 	uint64_t n;
 
-	if (opt_match(a, "--sim", true)) {
+	if (cli_opt_match(a, "--sim", true)) {
 		o->sim = true;
 		if (a[5] == '=') {
 			if (!a[6]) {
@@ -129,22 +104,22 @@ static int devsel_option(const struct cli_cmd *c, int argc, char **argv, int *i,
 		}
 		return 1;
 	}
-	if (opt_match(a, "--port", true)) {
-		if (!(v = opt_value(c, argc, argv, i, "--port")))
+	if (cli_opt_match(a, "--port", true)) {
+		if (!(v = cli_opt_value(c->name, argc, argv, i, "--port")))
 			return -BL_EXIT_USAGE;
 		o->port = v;
 		return 1;
 	}
-	if (opt_match(a, "--serial", true)) {
-		if (!(v = opt_value(c, argc, argv, i, "--serial")) ||
+	if (cli_opt_match(a, "--serial", true)) {
+		if (!(v = cli_opt_value(c->name, argc, argv, i, "--serial")) ||
 		    parse_u64(c, "--serial", v, UINT32_MAX, &n) != BL_EXIT_OK)
 			return -BL_EXIT_USAGE;
 		o->have_serial = true;
 		o->serial = (uint32_t)n;
 		return 1;
 	}
-	if (opt_match(a, "--devices", true)) {
-		if (!(v = opt_value(c, argc, argv, i, "--devices")) ||
+	if (cli_opt_match(a, "--devices", true)) {
+		if (!(v = cli_opt_value(c->name, argc, argv, i, "--devices")) ||
 		    parse_u64(c, "--devices", v, BL_SIM_MAX_DEVICES, &n) != BL_EXIT_OK)
 			return -BL_EXIT_USAGE;
 		if (n < 1) {
@@ -154,15 +129,15 @@ static int devsel_option(const struct cli_cmd *c, int argc, char **argv, int *i,
 		o->devices = (int)n;
 		return 1;
 	}
-	if (opt_match(a, "--seed", true)) {
-		if (!(v = opt_value(c, argc, argv, i, "--seed")) ||
+	if (cli_opt_match(a, "--seed", true)) {
+		if (!(v = cli_opt_value(c->name, argc, argv, i, "--seed")) ||
 		    parse_u64(c, "--seed", v, UINT64_MAX, &o->seed) != BL_EXIT_OK)
 			return -BL_EXIT_USAGE;
 		return 1;
 	}
-	if (opt_match(a, "--timeout", true)) {
+	if (cli_opt_match(a, "--timeout", true)) {
 		double t;
-		if (!(v = opt_value(c, argc, argv, i, "--timeout")) ||
+		if (!(v = cli_opt_value(c->name, argc, argv, i, "--timeout")) ||
 		    cli_parse_number(c->name, "--timeout", v, "s", &t) != BL_EXIT_OK)
 			return -BL_EXIT_USAGE;
 		if (!(t > 0)) {
@@ -188,10 +163,10 @@ static int command_option(const struct cli_cmd *c, int argc, char **argv, int *i
                           const struct cli_opt *opts)
 {
 	for (const struct cli_opt *o = opts; o && o->name; o++) {
-		if (!opt_match(argv[*i], o->name, o->has_value))
+		if (!cli_opt_match(argv[*i], o->name, o->has_value))
 			continue;
 		if (o->has_value) {
-			const char *v = opt_value(c, argc, argv, i, o->name);
+			const char *v = cli_opt_value(c->name, argc, argv, i, o->name);
 			if (!v)
 				return -BL_EXIT_USAGE;
 			*o->value = v;
