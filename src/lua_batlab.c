@@ -3,9 +3,11 @@
  * add themselves (Packet, Encoder; Device and Pool later).
  */
 #include <string.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include "bl.h"
+#include "clock.h"
 #include "engine.h"
 #include "lua_util.h"
 #include "regs.h"
@@ -226,7 +228,30 @@ static int l_batlab_luadir(lua_State *L)
 	return 1;
 }
 
+/* _pace(virtual_elapsed_s, speed): for `batlab run --sim --speed X`, hold
+ * the program until the real time since the first call reaches
+ * virtual_elapsed / speed, so a dry run can be watched at X times real
+ * time. The wait is a poll(2) timeout (a signal ends it early), and only
+ * this explicit request ever makes a virtual run wait for the real clock. */
+static int l_batlab_pace(lua_State *L)
+{
+	static uint64_t real0;
+	double virt = luaL_checknumber(L, 1), speed = luaL_checknumber(L, 2);
+	uint64_t now = bl_clock_monotonic_us(), due;
+
+	luaL_argcheck(L, speed > 0, 2, "speed must be > 0");
+	if (real0 == 0)
+		real0 = now;
+	due = real0 + (uint64_t)(virt > 0 ? virt / speed * 1e6 : 0);
+	if (due > now) {
+		uint64_t ms = (due - now + 999) / 1000;
+		poll(NULL, 0, ms > 1000 ? 1000 : (int)ms);
+	}
+	return 0;
+}
+
 static const luaL_Reg batlab_funcs[] = {
+	{"_pace", l_batlab_pace},
 	{"load_procedure", l_batlab_load_procedure},
 	{"isatty", l_batlab_isatty},
 	{"luadir", l_batlab_luadir},

@@ -41,6 +41,8 @@ Options:
   --port PATH          real hardware on this port only
   --serial N           only the Batlab with this serial number
   --timeout S          end discharges S seconds after the test started
+  --speed X            with --sim: run at X times real time (to watch a dry
+                       run; default: as fast as possible)
   --json               print the final summary as JSON on standard output
   --quiet              no progress output
 ]],
@@ -68,7 +70,7 @@ end
 local VALUED = {
 	["--settings"] = true, ["--cell"] = true, ["--cells-from"] = true, ["--set"] = true,
 	["--out"] = true, ["--devices"] = true, ["--seed"] = true, ["--port"] = true,
-	["--serial"] = true, ["--timeout"] = true,
+	["--serial"] = true, ["--timeout"] = true, ["--speed"] = true,
 }
 
 local function parse_args(mode, argv)
@@ -110,10 +112,10 @@ local function parse_args(mode, argv)
 		end
 		i = i + 1
 	end
-	for _, k in ipairs({ "devices", "seed", "serial", "timeout" }) do
+	for _, k in ipairs({ "devices", "seed", "serial", "timeout", "speed" }) do
 		if o[k] ~= nil then
 			local n = tonumber(o[k])
-			if not n or n < 0 or (k ~= "timeout" and n ~= math.floor(n)) then
+			if not n or n < 0 or (k ~= "timeout" and k ~= "speed" and n ~= math.floor(n)) then
 				return nil, ("--%s: '%s' is not a valid number"):format(k, o[k])
 			end
 			o[k] = n
@@ -627,8 +629,27 @@ function M.main(mode, argv)
 		end
 	end
 
+	local running = 0
 	for _, a in ipairs(plan) do
-		batlab.spawn_for(a.ch.ch, slot_task, a)
+		running = running + 1
+		batlab.spawn_for(a.ch.ch, function()
+			slot_task(a)
+			running = running - 1
+		end)
+	end
+	if o.speed and o.speed > 0 then
+		if not o.sim then
+			run:event("--speed applies to virtual runs only; ignored")
+		else
+			-- a pacing task: every tenth of a virtual second, wait for the
+			-- real clock to catch up with virtual time / speed
+			batlab.spawn(function()
+				while running > 0 do
+					batlab.sleep(0.1)
+					batlab._pace(batlab.now() - t0, o.speed)
+				end
+			end)
+		end
 	end
 	if #queue > 0 then
 		run:event(("%d cell(s) wait for a free channel: %s"):format(#queue, table.concat(queue, ", ")))

@@ -98,6 +98,13 @@ for _, f in ipairs({ "steps.csv", "summary.json", "summary.csv", "cells/A1.csv",
 end
 t.ok(same, "two runs with the same seed write byte-identical results")
 
+-- --speed paces a virtual run against the real clock without changing it
+code = batlab_cmd(("cycletest --settings %s --sim --speed 1e7 --out %s/r2s A1 A2 A3 A4"):format(quick, tmp))
+t.ok(code == 0 and read(tmp .. "/r1/cells/A2.csv") == read(tmp .. "/r2s/cells/A2.csv"),
+	"--speed: the same results, only paced")
+code, out, err = batlab_cmd(("cycletest --settings %s --sim --speed fast A1"):format(quick))
+t.ok(code == 2 and err:find("--speed", 1, true), "--speed needs a number")
+
 -- --json
 code, out = batlab_cmd(("cycletest --settings %s --sim --json --out %s/r3 A1"):format(quick, tmp))
 local ok_json, j = pcall(cjson.decode, out)
