@@ -59,6 +59,12 @@ int bl_link_open_sim(struct bl_simdev *dev, bool own, const struct bl_clock *clo
  * with errno. Shared by the tty link and the pty server. */
 int bl_tty_set_raw(int fd);
 
+/* Write as much of buf[0..*len) to a non-blocking descriptor as it takes
+ * now and move what is left to the front (*len shrinks). 0 when all went
+ * out or the descriptor would block; -1 with errno on an error (EPIPE for
+ * a write of 0 bytes). Shared by the tty link and the pty server. */
+int bl_fd_drain(int fd, uint8_t *buf, size_t *len);
+
 /* Paths of the USB serial ports with the Batlab's VID:PID (04D8:000A),
  * sorted. Free with bl_link_list_free. Returns the count or a negative
  * status. */

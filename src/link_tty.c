@@ -172,13 +172,13 @@ static int fd_read(struct bl_link *l, uint8_t *buf, size_t max)
 	}
 }
 
-/* Push queued output; false if the link closed meanwhile. */
-static bool fd_flush(struct fd_link *f)
+int bl_fd_drain(int fd, uint8_t *buf, size_t *len)
 {
 	size_t off = 0;
+	int rc = 0;
 
-	while (off < f->tx_len) {
-		ssize_t w = write(f->fd, f->tx + off, f->tx_len - off);
+	while (off < *len) {
+		ssize_t w = write(fd, buf + off, *len - off);
 		if (w > 0) {
 			off += (size_t)w;
 			continue;
@@ -187,11 +187,23 @@ static bool fd_flush(struct fd_link *f)
 			continue;
 		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
-		fd_mark_closed(f, w < 0 ? strerror(errno) : "write returned 0");
+		if (w == 0)
+			errno = EPIPE;
+		rc = -1;
+		break;
+	}
+	memmove(buf, buf + off, *len - off);
+	*len -= off;
+	return rc;
+}
+
+/* Push queued output; false if the link closed meanwhile. */
+static bool fd_flush(struct fd_link *f)
+{
+	if (bl_fd_drain(f->fd, f->tx, &f->tx_len) < 0) {
+		fd_mark_closed(f, strerror(errno));
 		return false;
 	}
-	memmove(f->tx, f->tx + off, f->tx_len - off);
-	f->tx_len -= off;
 	return true;
 }
 

@@ -69,24 +69,10 @@ static void dev_rewatch(struct pty_dev *d);
 
 static void dev_flush(struct pty_dev *d)
 {
-	size_t off = 0;
-
-	while (off < d->out_len) {
-		ssize_t w = write(d->master, d->out + off, d->out_len - off);
-		if (w > 0) {
-			off += (size_t)w;
-			continue;
-		}
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
-		BL_WARN(MOD, "%s: write to pty master: %s", d->path, w < 0 ? strerror(errno) : "0");
+	if (bl_fd_drain(d->master, d->out, &d->out_len) < 0) {
+		BL_WARN(MOD, "%s: write to pty master: %s", d->path, strerror(errno));
 		d->broken = true;
-		break;
 	}
-	memmove(d->out, d->out + off, d->out_len - off);
-	d->out_len -= off;
 }
 
 static void dev_queue(struct pty_dev *d, const uint8_t *data, size_t n)
