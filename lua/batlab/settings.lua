@@ -885,8 +885,8 @@ end
 
 local Object = {}
 
-function Object:load(file, overrides)
-	local s, w, info = M.load(file, overrides)
+-- Keep what load/parse returned; the old settings stay on failure.
+local function adopt(self, s, w, info)
 	if not s then
 		return nil, w
 	end
@@ -896,15 +896,12 @@ function Object:load(file, overrides)
 	return true, w
 end
 
+function Object:load(file, overrides)
+	return adopt(self, M.load(file, overrides))
+end
+
 function Object:parse(text, name, overrides)
-	local s, w, info = M.parse(text, name, overrides)
-	if not s then
-		return nil, w
-	end
-	rawset(self, "settings", s)
-	rawset(self, "warnings", w)
-	rawset(self, "info", info)
-	return true, w
+	return adopt(self, M.parse(text, name, overrides))
 end
 
 function Object:view()
