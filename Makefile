@@ -35,7 +35,8 @@ ALL_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
 ALL_LDFLAGS = $(OPT) $(LDFLAGS)
 LIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 
-LIB_SRC  = $(sort $(filter-out src/main.c,$(wildcard src/*.c src/sim/*.c)))
+LAYERS   = core link device host lua sim
+LIB_SRC  = $(sort $(foreach l,$(LAYERS),$(wildcard src/$(l)/*.c)))
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB      = $(BUILD)/libbatlab.a
 BIN      = $(BUILD)/batlab
@@ -68,7 +69,7 @@ $(LIB): $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-CLI_SRC  = src/main.c $(sort $(wildcard src/cli/*.c))
+CLI_SRC  = $(sort $(wildcard src/cli/*.c))
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
 
 $(BIN): $(CLI_OBJ) $(LIB)
@@ -118,9 +119,9 @@ fuzz: deps
 
 _fuzz: $(FUZZ_BIN)
 
-build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c src/proto.c src/proto.h
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c src/core/proto.c src/core/proto.h
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< src/proto.c
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< src/core/proto.c
 
 check-fuzz: fuzz
 	@for f in $(FUZZ_BIN); do \

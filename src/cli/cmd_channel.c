@@ -11,11 +11,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bl.h"
 #include "cli/cli.h"
 #include "cli/devsel.h"
-#include "regs.h"
-#include "units.h"
+#include "core/bl.h"
+#include "core/regs.h"
+#include "core/units.h"
 
 #define WATCHDOG_NOTE "note: the channel keeps going; the watchdog stops it about 25 s after " \
 	"batlab exits unless a test keeps it alive (use --for S to run for S seconds)\n"

@@ -7,11 +7,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bl.h"
-#include "calib.h"
 #include "cli/cli.h"
 #include "cli/devsel.h"
-#include "flash.h"
+#include "core/bl.h"
+#include "device/calib.h"
+#include "device/flash.h"
 
 /* ---- firmware load ------------------------------------------------------------ */
 

@@ -5,11 +5,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "bl.h"
 #include "cli/cli.h"
 #include "cli/devsel.h"
-#include "regs.h"
-#include "units.h"
+#include "core/bl.h"
+#include "core/regs.h"
+#include "core/units.h"
 
 /* ---- list -------------------------------------------------------------------- */
 

@@ -12,7 +12,7 @@
 #include <lua.h>
 
 #include "cli/cli.h"
-#include "engine.h"
+#include "lua/engine.h"
 
 static void usage(FILE *out)
 {

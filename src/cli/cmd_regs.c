@@ -9,11 +9,11 @@
 #include <string.h>
 #include <strings.h>
 
-#include "bl.h"
 #include "cli/cli.h"
 #include "cli/devsel.h"
-#include "regs.h"
-#include "units.h"
+#include "core/bl.h"
+#include "core/regs.h"
+#include "core/units.h"
 
 /* ---- Names and decoded values ---------------------------------------------- */
 

@@ -11,7 +11,7 @@
 #include <lauxlib.h>
 
 #include "cli/cli.h"
-#include "engine.h"
+#include "lua/engine.h"
 
 static int run_mode(const char *mode, int argc, char **argv)
 {

@@ -16,13 +16,13 @@
 
 #include <lua.h>
 
-#include "bl.h"
 #include "cli/cli.h"
 #include "cli/shell_repl.h"
-#include "engine.h"
-#include "lua_util.h"
-#include "sched.h"
-#include "session.h"
+#include "core/bl.h"
+#include "host/session.h"
+#include "lua/engine.h"
+#include "lua/lua_util.h"
+#include "lua/sched.h"
 
 #define MAX_CHUNKS 64
 

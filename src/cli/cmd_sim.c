@@ -10,9 +10,9 @@
 #include <sys/prctl.h>
 #endif
 
-#include "bl.h"
 #include "cli/cli.h"
-#include "loop.h"
+#include "core/bl.h"
+#include "core/loop.h"
 #include "sim/layout.h"
 #include "sim/ptyserve.h"
 

@@ -9,14 +9,15 @@
 #include <string.h>
 #include <strings.h>
 
-#include "bl.h"
 #include "cli/cli.h"
 #include "cli/devsel.h"
-#include "link.h"
-#include "regs.h"
+#include "core/bl.h"
+#include "core/regs.h"
+#include "core/units.h"
+#include "host/session.h"
+#include "link/link.h"
 #include "sim/layout.h"
 #include "sim/simdev.h"
-#include "units.h"
 
 #define US(s) ((uint64_t)((s) * 1e6))
 #define DEFAULT_TIMEOUT_S 10.0

@@ -15,10 +15,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "batlab.h"
-#include "clock.h"
-#include "loop.h"
-#include "pool.h"
+#include "core/clock.h"
+#include "core/loop.h"
+#include "device/device.h"
+#include "device/pool.h"
 
 /* ---- Options -------------------------------------------------------------- */
 

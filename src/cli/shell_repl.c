@@ -48,13 +48,13 @@
 #include <readline/history.h>
 #include <readline/readline.h>
 
-#include "bl.h"
 #include "cli/cli.h"
 #include "cli/shell_repl.h"
-#include "engine.h"
-#include "loop.h"
-#include "sched.h"
-#include "session.h"
+#include "core/bl.h"
+#include "core/loop.h"
+#include "host/session.h"
+#include "lua/engine.h"
+#include "lua/sched.h"
 
 #define PROMPT      "batlab> "
 #define PROMPT_MORE "batlab>> "

@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "bl.h"
+#include "core/bl.h"
 
 /* Outside the table the OCV keeps going, steeply: an over-discharged cell
  * collapses towards 0 V and an over-charged one climbs, so any cut-off a

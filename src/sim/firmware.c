@@ -22,10 +22,10 @@
 #include <math.h>
 #include <string.h>
 
-#include "bl.h"
-#include "proto.h"
-#include "regs.h"
-#include "units.h"
+#include "core/bl.h"
+#include "core/proto.h"
+#include "core/regs.h"
+#include "core/units.h"
 #include "sim/firmware.h"
 
 #define UNIT_OF(fw, a) ((fw)->unit[BL_UNIT_##a])

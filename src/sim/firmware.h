@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "regs.h"
+#include "core/regs.h"
 #include "sim/cell.h"
 #include "sim/rng.h"
 

@@ -21,7 +21,7 @@
 #include <lua.h>
 #include <lualib.h>
 
-#include "bl.h"
+#include "core/bl.h"
 
 #define DEFAULT_SERIAL      1000
 #define DEFAULT_AMBIENT_C   25.0

@@ -10,9 +10,9 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "bl.h"
-#include "loop.h"
-#include "link.h"
+#include "core/bl.h"
+#include "core/fdio.h"
+#include "core/loop.h"
 #include "sim/ptyserve.h"
 
 #define MOD "sim"

@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "loop.h"
+#include "core/loop.h"
 #include "sim/layout.h"
 #include "sim/simdev.h"
 

@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bl.h"
-#include "regs.h"
+#include "core/bl.h"
+#include "core/regs.h"
 #include "sim/firmware.h"
 #include "sim/rng.h"
 #include "sim/simdev.h"

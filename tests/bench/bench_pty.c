@@ -24,12 +24,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "bl.h"
-#include "clock.h"
-#include "link.h"
-#include "loop.h"
-#include "proto.h"
-#include "regs.h"
+#include "core/bl.h"
+#include "core/clock.h"
+#include "core/loop.h"
+#include "core/proto.h"
+#include "core/regs.h"
+#include "link/link.h"
 #include "sim/simdev.h"
 
 #define GUARD_US 5000000

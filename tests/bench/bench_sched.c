@@ -19,12 +19,12 @@
 
 #include <lauxlib.h>
 
-#include "bl.h"
-#include "clock.h"
-#include "engine.h"
-#include "loop.h"
-#include "lua_util.h"
-#include "sched.h"
+#include "core/bl.h"
+#include "core/clock.h"
+#include "core/loop.h"
+#include "lua/engine.h"
+#include "lua/lua_util.h"
+#include "lua/sched.h"
 
 static double wall_s(void)
 {

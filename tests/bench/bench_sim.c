@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "regs.h"
+#include "core/regs.h"
 #include "sim/simdev.h"
 
 static double cpu_s(void)

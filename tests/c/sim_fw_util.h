@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto.h"
-#include "regs.h"
+#include "core/proto.h"
+#include "core/regs.h"
 #include "sim/simdev.h"
 
 #define SH_MS 1000ull

@@ -20,10 +20,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "tap.h"
-#include "link.h"
-#include "regs.h"
+#include "core/regs.h"
+#include "link/link.h"
 #include "sim/simdev.h"
+#include "tap.h"
 
 #define GUARD_MS 30000
 #define OUT_MAX 65536

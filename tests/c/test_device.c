@@ -6,15 +6,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tap.h"
-#include "batlab.h"
-#include "bl.h"
-#include "clock.h"
-#include "link.h"
-#include "loop.h"
-#include "regs.h"
-#include "units.h"
+#include "core/bl.h"
+#include "core/clock.h"
+#include "core/loop.h"
+#include "core/regs.h"
+#include "core/units.h"
+#include "device/device.h"
+#include "link/link.h"
 #include "sim/simdev.h"
+#include "tap.h"
 
 #define S(x) ((uint64_t)((x) * 1e6))
 

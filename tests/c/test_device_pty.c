@@ -6,14 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tap.h"
+#include "core/bl.h"
+#include "core/loop.h"
+#include "core/regs.h"
+#include "core/units.h"
+#include "device/device.h"
+#include "link/link.h"
 #include "support/child.h"
-#include "batlab.h"
-#include "bl.h"
-#include "link.h"
-#include "loop.h"
-#include "regs.h"
-#include "units.h"
+#include "tap.h"
 
 static int closed_events;
 

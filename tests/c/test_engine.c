@@ -6,8 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "clock.h"
-#include "engine.h"
+#include "core/clock.h"
+#include "lua/engine.h"
 #include "tap.h"
 
 static char outbuf[4096];

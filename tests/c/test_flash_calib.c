@@ -5,14 +5,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tap.h"
-#include "batlab.h"
-#include "bl.h"
-#include "calib.h"
-#include "flash.h"
-#include "loop.h"
-#include "regs.h"
+#include "core/bl.h"
+#include "core/loop.h"
+#include "core/regs.h"
+#include "device/calib.h"
+#include "device/device.h"
+#include "device/flash.h"
 #include "sim/simdev.h"
+#include "tap.h"
 
 #define S(x) ((uint64_t)((x) * 1e6))
 

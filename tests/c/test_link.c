@@ -10,12 +10,12 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "bl.h"
-#include "clock.h"
-#include "link.h"
-#include "loop.h"
-#include "proto.h"
-#include "regs.h"
+#include "core/bl.h"
+#include "core/clock.h"
+#include "core/loop.h"
+#include "core/proto.h"
+#include "core/regs.h"
+#include "link/link.h"
 #include "sim/simdev.h"
 #include "tap.h"
 

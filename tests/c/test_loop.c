@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "bl.h"
-#include "clock.h"
-#include "loop.h"
+#include "core/bl.h"
+#include "core/clock.h"
+#include "core/loop.h"
 #include "tap.h"
 
 /* ---- a log of fired callbacks ------------------------------------------ */

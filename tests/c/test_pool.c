@@ -3,13 +3,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tap.h"
-#include "bl.h"
-#include "clock.h"
-#include "loop.h"
-#include "pool.h"
-#include "regs.h"
+#include "core/bl.h"
+#include "core/clock.h"
+#include "core/loop.h"
+#include "core/regs.h"
+#include "device/pool.h"
+#include "host/session.h"
 #include "sim/simdev.h"
+#include "tap.h"
 
 #define S(x) ((uint64_t)((x) * 1e6))
 

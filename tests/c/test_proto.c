@@ -2,10 +2,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/bl.h"
+#include "core/proto.h"
+#include "core/regs.h"
 #include "tap.h"
-#include "bl.h"
-#include "proto.h"
-#include "regs.h"
 
 /* ---- codecs ------------------------------------------------------------ */
 

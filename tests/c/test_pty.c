@@ -16,13 +16,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "bl.h"
-#include "link.h"
-#include "loop.h"
-#include "proto.h"
-#include "regs.h"
-#include "tap.h"
+#include "core/bl.h"
+#include "core/loop.h"
+#include "core/proto.h"
+#include "core/regs.h"
+#include "link/link.h"
 #include "support/child.h"
+#include "tap.h"
 
 #define GUARD_US 5000000
 

@@ -2,10 +2,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/bl.h"
+#include "core/proto.h"
+#include "core/regs.h"
 #include "tap.h"
-#include "bl.h"
-#include "proto.h"
-#include "regs.h"
 
 /* An independent transcription of PROTOCOL.md §4: namespace kind, address,
  * name. The table in src/regs.c must hold exactly these. */

@@ -9,11 +9,11 @@
 
 #include <lauxlib.h>
 
-#include "bl.h"
-#include "clock.h"
-#include "engine.h"
-#include "loop.h"
-#include "sched.h"
+#include "core/bl.h"
+#include "core/clock.h"
+#include "core/loop.h"
+#include "lua/engine.h"
+#include "lua/sched.h"
 #include "tap.h"
 
 #define S(x) ((uint64_t)((x) * 1e6))

@@ -29,8 +29,8 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "tap.h"
 #include "support/child.h"
+#include "tap.h"
 
 #define GUARD_MS 5000
 #define PROMPT "batlab> "

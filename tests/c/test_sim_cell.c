@@ -3,7 +3,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "bl.h"
+#include "core/bl.h"
 #include "sim/cell.h"
 #include "tap.h"
 

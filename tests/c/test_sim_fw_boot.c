@@ -1,8 +1,8 @@
 /* test_sim_fw_boot.c - virtual Batlab: the software watchdog (PROTOCOL.md
  * §6.4), resets (§6.5), the bootloader and flashing (§4.4, §11), two-stage
  * routing while the measure MCU is away (§3). */
-#include "tap.h"
 #include "sim_fw_util.h"
+#include "tap.h"
 
 static void test_watchdog(void)
 {

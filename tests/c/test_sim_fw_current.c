@@ -2,8 +2,8 @@
  * the current pipeline quirks (§7.3, §10), charge counting (§7.5),
  * IMPEDANCE (§9.1), LOCK (§4.2), hi-res (§7.6), and a full discharge
  * through the firmware as a physical sanity check. */
-#include "tap.h"
 #include "sim_fw_util.h"
+#include "tap.h"
 
 static void open_quiet(struct simh *h, double soc)
 {

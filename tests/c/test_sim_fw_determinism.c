@@ -1,8 +1,8 @@
 /* test_sim_fw_determinism.c - virtual Batlab: the same seed and the same
  * host traffic give byte-identical output, however the host paces its
  * reads or inspects the model; another seed gives other noise. */
-#include "tap.h"
 #include "sim_fw_util.h"
+#include "tap.h"
 
 enum pace {
 	PACE_EVENTS,   /* read at every announced event */

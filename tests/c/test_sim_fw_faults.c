@@ -1,9 +1,9 @@
 /* test_sim_fw_faults.c - virtual Batlab: every fault kind, applied now
  * (bl_simdev_fault) or scheduled in the configuration, and the operator
  * model that puts the next queued cell into an emptied slot. */
-#include "bl.h"
-#include "tap.h"
+#include "core/bl.h"
 #include "sim_fw_util.h"
+#include "tap.h"
 
 static void test_cell_remove_insert(void)
 {

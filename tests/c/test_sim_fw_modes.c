@@ -1,8 +1,8 @@
 /* test_sim_fw_modes.c - virtual Batlab: the mode state machine of
  * PROTOCOL.md §6.1, each limit stopping a channel with its ERROR bits,
  * IDLE clearing ERROR, STOPPED being sticky, cell detection, LEDs. */
-#include "tap.h"
 #include "sim_fw_util.h"
+#include "tap.h"
 
 static void open_cfg(struct simh *h, void (*tweak)(struct bl_simdev_config *))
 {

@@ -1,8 +1,8 @@
 /* test_sim_fw_regs.c - virtual Batlab: register map, power-on values, the
  * response rules and every 257 case of PROTOCOL.md §2.5, EEPROM-backed
  * registers, side effects of writes. Bytes only, virtual time only. */
-#include "tap.h"
 #include "sim_fw_util.h"
+#include "tap.h"
 
 static uint16_t power_on(enum bl_ns_kind k, uint8_t addr)
 {

@@ -1,8 +1,8 @@
 /* test_sim_fw_streams.c - virtual Batlab: stream packets (PROTOCOL.md
  * §2.6), the staggered measurement latches (§7.1), response latency, the
  * event-time contract of bl_simdev_next_event_us, SYSTEM_TIMER. */
-#include "tap.h"
 #include "sim_fw_util.h"
+#include "tap.h"
 
 static void test_latency(void)
 {

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bl.h"
+#include "core/bl.h"
 #include "sim/layout.h"
 #include "tap.h"
 

@@ -3,9 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/regs.h"
+#include "core/units.h"
 #include "tap.h"
-#include "regs.h"
-#include "units.h"
 
 /* PROTOCOL.md §5 temperature reference points, R = 1500, B = 3380. */
 static const struct { int c; unsigned raw; } temp_table[] = {

@@ -8,7 +8,7 @@
  */
 #include <stdlib.h>
 
-#include "proto.h"
+#include "core/proto.h"
 
 static bool accept_some(void *ud, const struct bl_packet *p)
 {

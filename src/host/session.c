@@ -1,0 +1,228 @@
+/* session.c - clock + loop + pool, opened from one set of options. See
+ * session.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/bl.h"
+#include "host/session.h"
+#include "link/link.h"
+#include "sim/layout.h"
+
+#define SIM_WARMUP_US 3000000u /* see open_sims */
+#define DEFAULT_SETTLE_US 5000000u
+/* Virtual devices connect in a few hundred virtual ms; the margin costs
+ * nothing in virtual time. */
+#define SIM_SETTLE_US 30000000u
+
+struct sim_entry {
+	char name[32];
+	struct bl_simdev *sim;      /* owned by the pool (its link) */
+};
+
+struct bl_session {
+	struct bl_vclock vc;
+	const struct bl_clock *clock;
+	struct bl_loop *loop;
+	struct bl_pool *pool;
+	bool sim;
+	struct sim_entry *sims;
+	int nsims;
+	bl_session_event_fn fn;
+	void *ud;
+};
+
+static void forget_sim(struct bl_session *s, const char *port)
+{
+	for (int i = 0; i < s->nsims; i++)
+		if (s->sims[i].sim && strcmp(s->sims[i].name, port) == 0)
+			s->sims[i].sim = NULL;
+}
+
+static void on_pool(struct bl_pool *p, enum bl_pool_event ev, struct bl_device *d,
+                    const char *port, void *ud)
+{
+	struct bl_session *s = ud;
+
+	(void)p;
+	/* The pool frees a device (and so its virtual Batlab) after these. */
+	if (ev == BL_POOL_UNPLUG || ev == BL_POOL_FAILED)
+		forget_sim(s, port);
+	if (s->fn)
+		s->fn(s, ev, d, s->ud);
+}
+
+static int open_sims(struct bl_session *s, const struct bl_session_opts *o, char *err,
+                     size_t errlen)
+{
+	struct bl_sim_layout layout;
+	int rc;
+
+	if (o->layout) {
+		/* A layout that does not load is a settings problem. */
+		rc = bl_sim_layout_load(o->layout, o->seed, &layout, err, errlen);
+		if (rc != BL_OK)
+			return BL_ERR_ARG;
+	} else {
+		rc = bl_sim_layout_default(&layout, o->devices, o->seed);
+		if (rc != BL_OK)
+			snprintf(err, errlen, "devices must be 1..%d, not %d", BL_SIM_MAX_DEVICES,
+			         o->devices);
+	}
+	if (rc != BL_OK)
+		return rc;
+	s->sims = calloc((size_t)layout.ndevices, sizeof *s->sims);
+	if (!s->sims) {
+		bl_sim_layout_free(&layout);
+		snprintf(err, errlen, "out of memory");
+		return BL_ERR_MEM;
+	}
+	/* The units are powered up a few seconds before we connect, as a real
+	 * unit that sat plugged in: their cells are detected and measured
+	 * (the first measurement pass takes 0.6 s). */
+	for (int i = 0; i < layout.ndevices && rc == BL_OK; i++) {
+		s->sims[i].sim = bl_simdev_new(&layout.devices[i], bl_loop_now(s->loop));
+		if (!s->sims[i].sim)
+			rc = BL_ERR_MEM;
+	}
+	if (rc == BL_OK)
+		bl_clock_set(s->clock, bl_loop_now(s->loop) + SIM_WARMUP_US);
+	/* Hand them to the pool, which owns (and on failure frees) each; the
+	 * ones not handed over are freed here. */
+	for (int i = 0; i < layout.ndevices; i++) {
+		struct sim_entry *e = &s->sims[i];
+		struct bl_simdev *sim = e->sim;
+
+		e->sim = NULL;
+		if (rc != BL_OK) {
+			bl_simdev_free(sim);
+			continue;
+		}
+		snprintf(e->name, sizeof e->name, "sim%d", i);
+		rc = bl_pool_add_sim(s->pool, sim, e->name);
+		if (rc == BL_OK) {
+			e->sim = sim;
+			s->nsims++;
+		}
+	}
+	bl_sim_layout_free(&layout);
+	if (rc != BL_OK)
+		snprintf(err, errlen, "cannot start the virtual Batlabs: %s", bl_strerror(rc));
+	return rc;
+}
+
+int bl_session_open(const struct bl_session_opts *o, struct bl_session **out,
+                    char *err, size_t errlen)
+{
+	struct bl_session *s;
+	struct bl_pool_opts po;
+	uint64_t settle;
+	int rc = BL_OK;
+
+	*out = NULL;
+	err[0] = '\0';
+	if (o->sim && o->port) {
+		snprintf(err, errlen, "a port and the simulator exclude each other");
+		return BL_ERR_ARG;
+	}
+	s = calloc(1, sizeof *s);
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return BL_ERR_MEM;
+	}
+	s->sim = o->sim;
+	if (o->sim) {
+		/* Virtual time starts at 0: batlab.now() reads seconds since
+		 * the session opened. */
+		bl_vclock_init(&s->vc, 0);
+		s->clock = &s->vc.clock;
+	} else {
+		s->clock = bl_clock_real();
+	}
+	s->loop = bl_loop_new(s->clock);
+	bl_pool_opts_default(&po);
+	po.scan = !o->sim && !o->port;
+	s->pool = s->loop ? bl_pool_new(s->loop, &po) : NULL;
+	if (!s->pool) {
+		snprintf(err, errlen, "out of memory");
+		bl_session_close(s);
+		return BL_ERR_MEM;
+	}
+	bl_pool_on_event(s->pool, on_pool, s);
+
+	if (o->sim)
+		rc = open_sims(s, o, err, errlen);
+	else if (o->port)
+		rc = bl_pool_add_port(s->pool, o->port, err, errlen);
+	if (rc != BL_OK) {
+		bl_session_close(s);
+		return rc;
+	}
+	settle = o->settle_us ? o->settle_us : o->sim ? SIM_SETTLE_US : DEFAULT_SETTLE_US;
+	if (bl_pool_settle(s->pool, settle) == 0) {
+		if (o->sim)
+			snprintf(err, errlen, "no virtual Batlab connected");
+		else if (o->port)
+			snprintf(err, errlen, "%s: no Batlab answered", o->port);
+		else
+			snprintf(err, errlen, "no Batlab found (USB %04X:%04X)", BL_BATLAB_VID,
+			         BL_BATLAB_PID);
+		bl_session_close(s);
+		return BL_ERR_NOTFOUND;
+	}
+	if (o->has_serial) {
+		struct bl_device *d = bl_pool_find_serial(s->pool, o->serial);
+
+		if (!d) {
+			snprintf(err, errlen, "no Batlab with serial number %u", o->serial);
+			bl_session_close(s);
+			return BL_ERR_NOTFOUND;
+		}
+		bl_pool_set_active(s->pool, d);
+	}
+	*out = s;
+	return BL_OK;
+}
+
+void bl_session_close(struct bl_session *s)
+{
+	if (!s)
+		return;
+	bl_pool_free(s->pool);
+	bl_loop_free(s->loop);
+	free(s->sims);
+	free(s);
+}
+
+struct bl_loop *bl_session_loop(const struct bl_session *s) { return s->loop; }
+struct bl_pool *bl_session_pool(const struct bl_session *s) { return s->pool; }
+const struct bl_clock *bl_session_clock(const struct bl_session *s) { return s->clock; }
+bool bl_session_is_sim(const struct bl_session *s) { return s->sim; }
+
+void bl_session_on_event(struct bl_session *s, bl_session_event_fn fn, void *ud)
+{
+	s->fn = fn;
+	s->ud = ud;
+}
+
+struct bl_simdev *bl_session_simdev(const struct bl_session *s, const struct bl_device *d)
+{
+	const char *port = bl_device_port(d);
+
+	for (int i = 0; i < s->nsims; i++)
+		if (s->sims[i].sim && strcmp(s->sims[i].name, port) == 0)
+			return s->sims[i].sim;
+	return NULL;
+}
+
+int bl_pool_add_sim(struct bl_pool *p, struct bl_simdev *sim, const char *name)
+{
+	struct bl_link *link;
+	int rc = bl_link_open_sim(sim, true, bl_loop_clock(bl_pool_loop(p)), name, &link);
+
+	if (rc != BL_OK) {
+		bl_simdev_free(sim);
+		return rc;
+	}
+	return bl_pool_add_link(p, link);
+}

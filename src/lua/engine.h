@@ -1,0 +1,99 @@
+/* engine.h - the Lua engine: one lua_State with the batlab API loaded.
+ *
+ * The state is created and initialised in protected mode (lua.c's pmain):
+ * the standard libraries, `batlab` (also a global), package.path with our
+ * lua/ directory first, package.cpath able to find cjson and lfs, print
+ * routed through the engine's output, math.random seeded from the options.
+ *
+ * Every call into Lua goes through a message handler that appends a
+ * traceback. Functions that run Lua return a Lua status (LUA_OK, or
+ * LUA_ERRSYNTAX, LUA_ERRFILE, LUA_ERRRUN, LUA_ERRMEM, LUA_ERRERR) and, on
+ * failure, leave exactly one value on the stack: the message, a string
+ * ("FILE:LINE: message" then "stack traceback:" for runtime errors). The
+ * caller reports and pops it.
+ *
+ * Procedures (bl_engine_load_procedure) run in a sandbox: each gets a
+ * fresh _ENV whose __index is a whitelist of the standard library plus
+ * `batlab`; see docs/lua-api.md, "The procedure environment".
+ *
+ * lua/ is searched in this order (the first that holds a batlab/
+ * directory wins; failing that, the first that exists; failing that,
+ * BL_LUADIR): opts->luadir, $BATLAB_LUA_PATH, then around the binary -
+ * <dir>/lua, <dir>/../../lua and <dir>/../share/batlab/lua, where <dir>
+ * is first the directory of /proc/self/exe (the symlink target) and then
+ * that of argv0 (the symlink's own directory) - then BL_LUADIR (set by the
+ * Makefile to PREFIX/share/batlab/lua).
+ */
+#ifndef BL_ENGINE_H
+#define BL_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <lua.h>
+#include <lauxlib.h>  /* LUA_ERRFILE */
+
+#include "core/clock.h"
+
+struct bl_engine;
+
+/* Where print() output goes: whole lines, newline included. */
+typedef void (*bl_engine_output_fn)(void *ud, const char *text, size_t len);
+
+struct bl_engine_opts {
+	const struct bl_clock *clock;   /* batlab.now(); NULL: the real clock */
+	const char *luadir;             /* NULL: search (see above) */
+	const char *argv0;              /* how batlab was invoked; NULL: from /proc */
+	bl_engine_output_fn output;     /* NULL: stdout, flushed per print */
+	void *output_ud;
+	uint64_t seed;                  /* math.randomseed; runs repeat */
+};
+
+/* A new engine (opts may be NULL for the defaults), or NULL when the state
+ * cannot be created or initialised (the reason is logged). */
+struct bl_engine *bl_engine_new(const struct bl_engine_opts *opts);
+/* Close the state (running __gc and __close) and free the engine. NULL ok. */
+void bl_engine_free(struct bl_engine *e);
+
+lua_State *bl_engine_state(struct bl_engine *e);
+/* The engine that owns L (or one of its threads); NULL for a foreign state. */
+struct bl_engine *bl_engine_from_state(lua_State *L);
+
+/* Replace the clock batlab.now() reads (NULL: the real clock). The clock
+ * must outlive the engine or be replaced first. */
+void bl_engine_set_clock(struct bl_engine *e, const struct bl_clock *clock);
+const struct bl_clock *bl_engine_clock(const struct bl_engine *e);
+/* The lua/ directory put first in package.path (absolute when it exists). */
+const char *bl_engine_luadir(const struct bl_engine *e);
+
+/* Write text through the engine's output (what print uses). */
+void bl_engine_write(struct bl_engine *e, const char *text, size_t len);
+
+/* A lua_CFunction message handler: the error as a string plus a traceback. */
+int bl_engine_msghandler(lua_State *L);
+/* lua_pcall of the function below the nargs arguments on top of the
+ * stack, with bl_engine_msghandler. */
+int bl_engine_pcall(struct bl_engine *e, int nargs, int nres);
+
+/* Set the global `arg` like lua(1): arg[0] = script, arg[1..argc] = argv.
+ * LUA_OK, or LUA_ERRMEM with the message pushed. */
+int bl_engine_set_arg(struct bl_engine *e, const char *script, int argc, char **argv);
+/* Run a file in the global environment (not sandboxed), with `arg` set and
+ * argv passed as `...`. path "-" reads standard input. Results dropped. */
+int bl_engine_dofile(struct bl_engine *e, const char *path, int argc, char **argv);
+/* Run a chunk of text in the global environment; name is the chunk name
+ * for messages (NULL: "=(command line)"). */
+int bl_engine_dostring(struct bl_engine *e, const char *chunk, const char *name);
+
+/* Push a fresh sandbox environment (a new table; see docs/lua-api.md).
+ * LUA_OK, or LUA_ERRMEM with the message pushed instead. */
+int bl_engine_push_sandbox(struct bl_engine *e);
+/* Load a procedure file (text only) into a fresh sandbox, run its main
+ * chunk, and push what it returns, which must be a table or a function.
+ * On failure pushes the message instead: "FILE:LINE: message" for syntax
+ * errors, "cannot open FILE: ..." (LUA_ERRFILE), a traceback for errors
+ * raised while it runs, "FILE: a procedure must return a table or a
+ * function, got nil" (LUA_ERRRUN). */
+int bl_engine_load_procedure(struct bl_engine *e, const char *path);
+
+#endif
