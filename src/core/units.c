@@ -3,8 +3,8 @@
 
 #include "core/units.h"
 
-#define V_FULL 4.5            /* volts at raw 32768 */
-#define I_FULL 4.096          /* amps at raw 32768 */
+#define V_FULL BL_VOLTAGE_FULL_SCALE   /* volts at raw 32768 */
+#define I_FULL BL_CURRENT_FULL_SCALE   /* amps at raw 32768 */
 #define SETPOINT_PER_A 128.0  /* duty counts per amp at VCC 5 V */
 #define VCC_NUM 134217.728    /* 2^15 * 4.096 */
 #define FREQ_STEP 39.0625     /* Hz per SINE_FREQ count: 10000 / 256 */

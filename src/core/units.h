@@ -18,6 +18,10 @@
 #define BL_TEMP_R_NOMINAL 1500.0
 #define BL_TEMP_B_NOMINAL 3380.0
 
+/* Full scale of the voltage and current registers (int16 32768 counts). */
+#define BL_VOLTAGE_FULL_SCALE 4.5
+#define BL_CURRENT_FULL_SCALE 4.096
+
 /* Voltage: VOLTAGE, VOLTAGE_LIMIT_*, VOLTAGE_PP. V = int16(raw) * 4.5 / 32768. */
 double bl_voltage_from_raw(uint16_t raw);
 uint16_t bl_voltage_to_raw(double volts);          /* clamped to int16 */

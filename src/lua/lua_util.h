@@ -117,15 +117,8 @@ struct bl_device;
 struct bl_session;
 struct bl_lua_device;
 
-/* What ch:wait() returns, as C fields (bl_lua_push_sample makes the table;
- * temp_c is NAN when the thermistor gives no reading). */
-struct bl_sample {
-	double time, step_time;
-	uint16_t mode, status, error;
-	double voltage, current, temp_c, charge_ah, energy_wh, vcc;
-	int cell;
-	uint32_t serial;
-};
+/* A sample (device/channel.h) as the table ch:wait() returns. */
+struct bl_sample;
 void bl_lua_push_sample(lua_State *L, const struct bl_sample *s);
 
 /* Push a Device object bound to d, a device of session s (the pool
@@ -133,6 +126,9 @@ void bl_lua_push_sample(lua_State *L, const struct bl_sample *s);
 struct bl_lua_device *bl_lua_push_device(lua_State *L, struct bl_device *d,
                                          struct bl_session *s);
 struct bl_device *bl_lua_device_ptr(const struct bl_lua_device *ld);
+/* The channel layer's channel `cell` of the device (NULL once detached). */
+struct bl_channel;
+struct bl_channel *bl_lua_device_channel(const struct bl_lua_device *ld, int cell);
 /* d is going away: fail what waits on it, stop listening. No Lua. */
 void bl_lua_device_detach(struct bl_lua_device *ld);
 /* Start making every channel safe (STOPPED, then IDLE). No Lua. */

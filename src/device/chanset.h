@@ -1,0 +1,52 @@
+/* chanset.h - the channel layer's state, shared by channel.c (ticks,
+ * samples, listeners) and chanop.c (steps, limits). Internal to
+ * src/device. */
+#ifndef BL_CHANSET_H
+#define BL_CHANSET_H
+
+#include "device/channel.h"
+
+struct bl_channel {
+	struct bl_chanset *cs;
+	int cell;
+	struct bl_chan_listener *listeners;
+	struct bl_chan_listener *iter_next;  /* the delivery in progress */
+	/* the tick */
+	bool ticking;
+	struct bl_op *tick_op;
+	unsigned tick_gen;               /* bumped by each tick callback */
+	int tick_stage;
+	struct bl_sample tick;           /* being filled */
+	struct bl_sample last;
+	bool has_last;
+	/* the step */
+	enum bl_step_kind step;
+	bool step_on;
+	uint64_t step_us;
+	double energy_wh;
+	bool have_p;
+	double last_p;
+	uint64_t last_us;
+	/* reports */
+	bool interval_set;
+	double interval_s;
+};
+
+struct bl_chanset {
+	struct bl_device *d;
+	uint32_t serial;
+	double vcc;
+	uint64_t vcc_us;
+	bool have_vcc;
+	bool dead;                       /* freed by its owner; jobs still run */
+	int jobs;                        /* channel operations in flight */
+	struct bl_channel ch[BL_CELLS];
+};
+
+/* The step's time, charge and energy count from now / the step is over. */
+void bl_chan_step_begin(struct bl_channel *c, enum bl_step_kind kind);
+void bl_chan_step_end(struct bl_channel *c);
+/* Free a set its owner let go of once its last job ended. */
+void bl_chanset_release(struct bl_chanset *cs);
+
+#endif

@@ -1,0 +1,105 @@
+/* lua_devobj.h - what the Device, Channel and Recorder bindings share
+ * (lua_device.c, lua_channel.c, lua_record.c, lua_await.c): the Device
+ * object's C side and the way a Lua call waits for a device or channel
+ * operation. Internal to src/lua.
+ *
+ * A call starts an operation and waits for it through the scheduler: it
+ * yields inside a task and runs the loop outside one. The operation's
+ * callback reaches the wait through a small heap "holder"; when a wait is
+ * abandoned (task cancelled, failed, interrupted) the holder is cut loose
+ * and the operation runs to its end on its own (operations always finish
+ * their mandatory steps, like the LOCK release), then the holder is freed -
+ * and if the operation drove a channel, that channel is made safe once
+ * more, because the operation may have changed its mode after the failure
+ * path made it safe.
+ */
+#ifndef BL_LUA_DEVOBJ_H
+#define BL_LUA_DEVOBJ_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <lua.h>
+
+#include "device/calib.h"
+#include "device/channel.h"
+#include "device/device.h"
+#include "lua/lua_util.h"
+#include "lua/sched.h"
+
+/* The Lua side of one channel: the tasks waiting for its next sample. */
+struct lchan {
+	struct bl_lua_device *ld;
+	int cell;
+	struct bl_channel *c;              /* NULL once detached */
+	struct bl_chan_listener listener;  /* while tasks wait */
+	struct bl_wait_list waiters;       /* want the next report */
+	struct bl_wait_list batch;         /* served by the tick in flight */
+	uint64_t bound_task;               /* id of the task last bound (cache) */
+};
+
+struct bl_lua_device {
+	struct bl_device *d;               /* NULL once detached */
+	struct bl_chanset *cs;
+	struct bl_session *session;
+	struct bl_sched *sched;
+	char port[64];
+	uint32_t serial;
+	uint16_t firmware;
+	struct lchan ch[BL_CELLS];
+};
+
+/* The userdata of a batlab.Channel. */
+struct lchannel {
+	struct bl_lua_device *ld;
+	int cell;
+};
+
+/* ---- waiting for operations (lua_await.c) ---------------------------------- */
+
+struct holder {
+	struct bl_wait *w;                 /* NULL once abandoned */
+	struct bl_sched *s;
+	struct bl_channel *resafe;         /* safe again if it ends abandoned */
+	int progress_ref;
+	bool want_cal;
+	struct bl_calibration cal;
+};
+
+struct holder *bl_holder_new(struct bl_wait *w, struct bl_channel *resafe);
+void bl_holder_free(struct holder *h);
+/* Completion callbacks for device operations / channel operations started
+ * with the holder as their user data. A channel operation's failure text
+ * goes to the wait's payload (bl_holder_what). */
+void bl_holder_op_done(struct bl_device *d, struct bl_op *op, int status, void *ud);
+void bl_holder_chan_done(struct bl_channel *ch, int status, double number, const char *what,
+                         void *ud);
+const char *bl_holder_what(const struct bl_wait *w);
+/* Wait for a device operation started with bl_holder_op_done and h. */
+int bl_await_op(lua_State *L, struct bl_wait *w, struct holder *h, struct bl_op *op,
+                lua_KFunction k);
+/* Wait for a channel operation whose start returned `started`. */
+int bl_await_chan(lua_State *L, struct bl_wait *w, struct holder *h, int started,
+                  lua_KFunction k);
+
+#define NEW_HOLDER(h, w, resafe)                                          \
+	do {                                                              \
+		(h) = bl_holder_new((w), (resafe));                       \
+		if (!(h))                                                 \
+			return luaL_error(L, "out of memory");            \
+	} while (0)
+
+/* ---- checks and failures ---------------------------------------------------- */
+
+struct bl_lua_device *bl_lua_check_device(lua_State *L, int idx);
+int bl_lua_check_cell(lua_State *L, int arg);
+double bl_lua_check_amps(lua_State *L, int arg, bool zero_ok);
+int bl_lua_fail_detached(lua_State *L, const struct bl_lua_device *ld);
+int bl_lua_fail_chan(lua_State *L, int status, const struct lchan *c, const char *what);
+/* Bind the channel at idx to the task w belongs to (once per task). */
+void bl_lua_bind_task(lua_State *L, struct bl_wait *w, struct lchan *c, int idx);
+/* Push the Channel for `cell` of the Device at dev_idx (one per channel). */
+void bl_lua_push_channel(lua_State *L, int dev_idx, int cell);
+void bl_lua_open_channel(lua_State *L);
+
+#endif
