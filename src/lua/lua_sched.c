@@ -34,6 +34,38 @@ static int l_task_cancel(lua_State *L)
 	return 1;
 }
 
+static int k_join(lua_State *L, int status, lua_KContext ctx)
+{
+	struct bl_wait *w = bl_wait_ctx(L, ctx);
+
+	(void)status;
+	if (w->status == BL_ERR_TIMEOUT) {
+		lua_pushnil(L);
+		lua_pushliteral(L, "timeout");
+		lua_pushliteral(L, "ETIMEDOUT");
+		return 3;
+	}
+	lua_pushstring(L, bl_task_state_name(bl_task_state(w->obj)));
+	return 1;
+}
+
+/* task:join([timeout]) -> the task's end state ("done", "failed",
+ * "cancelled"), or nil, "timeout", "ETIMEDOUT". */
+static int l_task_join(lua_State *L)
+{
+	struct bl_task *t = bl_task_check(L, 1);
+	bool timed = !lua_isnoneornil(L, 2);
+	uint64_t us = timed ? check_seconds_us(L, 2, "join timeout") : 0;
+	struct bl_wait local, *w = bl_wait_begin(L, &local, "task:join");
+
+	w->obj = t;
+	if (bl_task_join(t, w) != BL_OK)
+		return luaL_error(L, "a task cannot join itself");
+	if (timed && !w->done)
+		bl_wait_after(w, us, BL_ERR_TIMEOUT);
+	return bl_wait_yield(L, w, k_join);
+}
+
 static int l_task_index(lua_State *L)
 {
 	struct bl_task *t = bl_task_check(L, 1);
@@ -77,6 +109,7 @@ static const luaL_Reg task_meta[] = {
 
 static const luaL_Reg task_methods[] = {
 	{"cancel", l_task_cancel},
+	{"join", l_task_join},
 	{NULL, NULL},
 };
 

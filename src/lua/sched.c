@@ -35,6 +35,7 @@ struct bl_task {
 	unsigned every;             /* count hook period */
 	bool killed;
 	struct bl_wait wait;
+	struct bl_wait_list joiners; /* waits for this task's end */
 };
 
 struct bl_sched {
@@ -551,9 +552,10 @@ static int end_protected(lua_State *L)
 		break;
 	}
 
-	/* C makes the hardware safe first, whatever the Lua cleanup does. */
-	if (a->kind != END_OK)
-		make_bound_safe(s, L, task_idx);
+	/* C makes the hardware safe first, whatever the Lua cleanup does,
+	 * and however the task ended: a procedure that returns with its
+	 * current flowing leaves nobody to watch it. */
+	make_bound_safe(s, L, task_idx);
 	if (msg)
 		task_log(s, t, msg);
 
@@ -617,6 +619,8 @@ static void task_end(struct bl_sched *s, lua_State *L, struct bl_task *t, enum e
 		t->live_next->live_prev = t->live_prev;
 	t->live_next = t->live_prev = NULL;
 	s->nlive--;
+	while (t->joiners.head)
+		bl_wait_complete(t->joiners.head, BL_OK);
 }
 
 /* ---- Resuming ------------------------------------------------------------------- */
@@ -750,6 +754,17 @@ struct bl_task *bl_sched_spawn(lua_State *L, int nargs)
 	s->nlive++;
 	enqueue(s, t);
 	return t;
+}
+
+int bl_task_join(struct bl_task *t, struct bl_wait *w)
+{
+	if (w->task == t)
+		return BL_ERR_STATE;
+	if (finished(t))
+		bl_wait_complete(w, BL_OK);
+	else
+		bl_wait_list_add(&t->joiners, w);
+	return BL_OK;
 }
 
 void bl_task_bind(lua_State *L, struct bl_task *t, int idx)

@@ -24,11 +24,12 @@
  * Calls from where neither is possible raise: from a coroutine nested in a
  * task, across a C-call boundary, or from Lua code a loop callback runs.
  *
- * When a task fails (an error, a yield that is not ours, the instruction
- * budget) or is cancelled: its traceback is logged (taken before the
- * thread is closed), its pending wait is undone, every channel it drove is
- * made safe through the safe hook, and the thread is closed so its
- * <close> variables run. The other tasks carry on.
+ * When a task ends - it returns, fails (an error, a yield that is not
+ * ours, the instruction budget) or is cancelled - every channel it drove
+ * is made safe through the safe hook, whatever its Lua code did. A failed
+ * task's traceback is logged (taken before the thread is closed), its
+ * pending wait is undone, and the thread is closed so its <close>
+ * variables run. The other tasks carry on.
  */
 #ifndef BL_SCHED_H
 #define BL_SCHED_H
@@ -128,6 +129,9 @@ struct bl_task *bl_sched_spawn(lua_State *L, int nargs);
 /* Record that task t drives the object at idx (a channel): it is made
  * safe through the safe hook if t fails or is cancelled. */
 void bl_task_bind(lua_State *L, struct bl_task *t, int idx);
+/* Complete w when t has ended (at once if it has). BL_ERR_STATE when w
+ * is t's own wait. */
+int bl_task_join(struct bl_task *t, struct bl_wait *w);
 /* Push the Task object of t (it exists as long as t does). */
 void bl_task_push(lua_State *L, struct bl_task *t);
 enum bl_task_state bl_task_state(const struct bl_task *t);
