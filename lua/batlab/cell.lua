@@ -11,7 +11,14 @@
 --
 -- Fields: name, device (batlab.Device), channel (index 0..3), ch (the
 -- batlab.Channel), records (what record{} accumulated), last (the latest
--- sample seen through cell:wait, or nil).
+-- sample), recording (what a run records for the cell: batlab.recording,
+-- or nil outside a run).
+--
+-- In a run every sample of the cell's channel is recorded whatever the
+-- procedure calls; these only label what is recorded:
+--   cell:label{cycle = 2, cycle_kind = "measurement"}   -- rows from now on
+--   cell:begin_step("PULSE") ... cell:end_step(summary) -- a step of its own
+-- (batlab.steps calls begin_step/end_step itself).
 --
 -- Hooks a runner may set (all optional):
 --   cell.on_sample = function(sample, cell) end   -- every sample cell:wait returns
@@ -69,11 +76,54 @@ function Cell:wait(timeout_s)
 end
 
 -- Channel methods, forwarded as they are.
-for _, name in ipairs { "charge", "discharge", "idle", "stop", "set_current", "impedance",
+for _, name in ipairs { "charge", "discharge", "idle", "stop", "set_current",
                         "limits", "report_interval" } do
 	Cell[name] = function(self, ...)
 		return self.ch[name](self.ch, ...)
 	end
+end
+
+-- impedance() -> ohms | nil, err, code. A measurement goes on the next
+-- row of the cell's time series.
+function Cell:impedance()
+	local z, err, code = self.ch:impedance()
+	if z and self.recording then
+		self.recording:note_impedance(z)
+	end
+	return z, err, code
+end
+
+-- label{cycle =, cycle_kind =, step_name =}: labels for what is recorded
+-- from now on (nothing outside a run).
+function Cell:label(t)
+	if type(t) ~= "table" then
+		error("cell:label: table expected, got " .. type(t), 2)
+	end
+	for k in pairs(t) do
+		if k ~= "cycle" and k ~= "cycle_kind" and k ~= "step_name" then
+			error(("cell:label: unknown label '%s' (cycle, cycle_kind, step_name)"):format(tostring(k)), 2)
+		end
+	end
+	if self.recording then
+		self.recording:label(t)
+	end
+	return self
+end
+
+-- begin_step(name): the rows from now on belong to a new step.
+function Cell:begin_step(name)
+	if self.recording then
+		self.recording:begin_step(tostring(name))
+	end
+end
+
+-- end_step(summary): the step is over (a steps.csv row); summary as
+-- batlab.steps returns them.
+function Cell:end_step(summary)
+	if self.recording then
+		self.recording:end_step(summary)
+	end
+	return summary
 end
 
 -- wait_until(cond, timeout_s): batlab.wait.until_ on this cell's reports.

@@ -16,6 +16,8 @@
 -- normal end from the others.
 --
 -- A step runs in the task that drives the cell; it yields at every report.
+-- On a batlab.cell in a run, each step is labelled in the cell's time
+-- series and ends with a row of steps.csv (cell:begin_step/end_step).
 
 local M = {}
 
@@ -183,6 +185,30 @@ local function observe(cell, kind, sum, opts)
 	return s
 end
 
+-- Change the current within a step. A failed write means the current may
+-- not be what the step thinks: the channel is stopped and the step ends.
+local function set_current(cell, sum, amps)
+	local ok, err = cell:set_current(amps)
+	if ok then
+		return nil
+	end
+	cell:log(("%s: setting %.3f A failed (%s): channel stopped"):format(sum.name, amps, tostring(err)))
+	cell:stop()
+	return finish(sum, "device error", { safety = tostring(err) })
+end
+
+-- Label the step in the cell's record, run it, record its end.
+local function stepped(cell, name, body)
+	if cell.begin_step then
+		cell:begin_step(name)
+	end
+	local sum = body()
+	if cell.end_step then
+		cell:end_step(sum)
+	end
+	return sum
+end
+
 -- The generic loop for charge/discharge/rest. `kind` picks the end-of-step
 -- logic; `start` begins the step (or nil to continue the current mode).
 local function run(cell, kind, name, opts, start)
@@ -236,18 +262,24 @@ local function run(cell, kind, name, opts, start)
 			trickle_on = true
 			base_current = opts.trickle.current
 			if pulse_on then
-				cell:set_current(base_current)
+				local failed = set_current(cell, sum, base_current)
+				if failed then
+					return failed
+				end
 			end
 			cell:log(("%s: trickle at %.3f A from %.3f V"):format(name, base_current, v))
 		end
 		if opts.pulse and (opts.pulse.on or 0) > 0 then
 			local phase = s.step_time - pulse_t
+			local amps
 			if pulse_on and phase >= opts.pulse.on then
-				pulse_on, pulse_t = false, s.step_time
-				cell:set_current(opts.pulse.off_current or 0)
+				pulse_on, pulse_t, amps = false, s.step_time, opts.pulse.off_current or 0
 			elseif not pulse_on and (opts.pulse.off or 0) > 0 and phase >= opts.pulse.off then
-				pulse_on, pulse_t = true, s.step_time
-				cell:set_current(base_current)
+				pulse_on, pulse_t, amps = true, s.step_time, base_current
+			end
+			local failed = amps and set_current(cell, sum, amps)
+			if failed then
+				return failed
 			end
 		end
 		if opts.cv_approach and pulse_on and not trickle_on then
@@ -260,7 +292,10 @@ local function run(cell, kind, name, opts, start)
 			local near = sign > 0 and v > cv.v - margin or sign < 0 and v < cv.v + margin
 			if near and base_current > cv.step then
 				base_current = math.max(base_current - cv.step, cv.step)
-				cell:set_current(base_current)
+				local failed = set_current(cell, sum, base_current)
+				if failed then
+					return failed
+				end
 			end
 		end
 		if opts.impedance_every and opts.impedance_every > 0 and not trickle_on then
@@ -296,8 +331,11 @@ end
 -- until_i, max_time} (a constant-voltage hold after the CC phase).
 function M.charge(cell, opts)
 	check_current(opts.current, "charge")
-	local sum = run(cell, "charge", opts.name or "CHARGE", opts, function()
-		return cell:charge(opts.current)
+	local name = opts.name or "CHARGE"
+	local sum = stepped(cell, name, function()
+		return run(cell, "charge", name, opts, function()
+			return cell:charge(opts.current)
+		end)
 	end)
 	if opts.cv and sum.end_reason == "voltage" and sum.safety == nil then
 		sum.cv = M.cv_hold(cell, {
@@ -312,8 +350,11 @@ end
 -- Constant-current discharge; the same options (until_v is a floor).
 function M.discharge(cell, opts)
 	check_current(opts.current, "discharge")
-	return run(cell, "discharge", opts.name or "DISCHARGE", opts, function()
-		return cell:discharge(opts.current)
+	local name = opts.name or "DISCHARGE"
+	return stepped(cell, name, function()
+		return run(cell, "discharge", name, opts, function()
+			return cell:discharge(opts.current)
+		end)
 	end)
 end
 
@@ -325,20 +366,32 @@ function M.rest(cell, seconds, opts)
 	end
 	local o = { max_time = seconds, on_sample = opts.on_sample, guard = opts.guard,
 		report_timeout = opts.report_timeout }
-	if seconds == 0 then
-		return finish(new_summary(opts.name or "REST", "rest"), "time")
-	end
-	return run(cell, "rest", opts.name or "REST", o, function()
-		return cell:idle()
+	local name = opts.name or "REST"
+	return stepped(cell, name, function()
+		if seconds == 0 then
+			return finish(new_summary(name, "rest"), "time")
+		end
+		return run(cell, "rest", name, o, function()
+			return cell:idle()
+		end)
 	end)
 end
+
+local cv_loop
 
 -- Hold the cell at `v` while charging: a proportional loop on voltage that
 -- lowers the current target, ending when the current falls to until_i
 -- (default 0.05 A) or after max_time. The channel stays in CHARGE (no new
 -- relay sequence); the device's charge limit must sit above v.
 function M.cv_hold(cell, opts)
-	local v = assert(opts.v, "cv_hold: v is required")
+	assert(opts.v, "cv_hold: v is required")
+	return stepped(cell, opts.name or "CV", function()
+		return cv_loop(cell, opts)
+	end)
+end
+
+function cv_loop(cell, opts)
+	local v = opts.v
 	local target = opts.current or 1.0
 	local until_i = opts.until_i or 0.05
 	local r_est = 0.1   -- ohms: how hard to correct per volt of error
@@ -360,7 +413,10 @@ function M.cv_hold(cell, opts)
 		new = math.max(math.min(new, opts.current or target), until_i / 2)
 		if math.abs(new - target) >= 0.008 then
 			target = new
-			cell:set_current(target)
+			local failed = set_current(cell, sum, target)
+			if failed then
+				return failed
+			end
 		end
 	end
 end

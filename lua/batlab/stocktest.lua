@@ -16,6 +16,7 @@
 --   * ZERO_AMP_THRESH, which the constant-voltage mode lowers and which the
 --     device keeps in EEPROM, is put back however the test ends.
 
+local batlab = require "batlab"
 local steps = require "batlab.steps"
 
 local M = {}
@@ -26,11 +27,9 @@ local function rate(x)
 end
 
 -- Options every current step shares, from the settings.
-local function step_options(cell, p, ctx, kind)
+local function step_options(cell, p, kind)
 	local o = {
-		guard = steps.default_guards(function(msg) ctx.event(cell, msg) end),
-		on_sample = function(s, sum) ctx.sample(cell, s, sum) end,
-		on_impedance = function(z, s, sum) ctx.impedance(cell, z, s, sum) end,
+		guard = steps.default_guards(function(msg) cell:log(msg) end),
 		impedance_every = (p.impedanceReportingPeriod or 0) > 0 and p.impedanceReportingPeriod or nil,
 	}
 	local charge = kind == "charge"
@@ -58,15 +57,14 @@ local function step_options(cell, p, ctx, kind)
 	return o
 end
 
-local function charge_step(cell, p, ctx, name, current, meta)
-	local o = step_options(cell, p, ctx, name == "PRECHARGE" and "precharge" or "charge")
+local function charge_step(cell, p, name, current)
+	local o = step_options(cell, p, name == "PRECHARGE" and "precharge" or "charge")
 	o.name, o.current, o.until_v = name, current, p.highVoltageCutoff
-	ctx.begin_step(cell, name, meta)
 	return steps.charge(cell, o)
 end
 
-local function discharge_step(cell, p, ctx, name, floor, meta)
-	local o = step_options(cell, p, ctx, "discharge")
+local function discharge_step(cell, p, ctx, name, floor)
+	local o = step_options(cell, p, "discharge")
 	o.name, o.current, o.until_v = name, p.dischargeRate, floor
 	if ctx.deadline then
 		-- The discharge test's timeout counts from the start of the test.
@@ -74,22 +72,18 @@ local function discharge_step(cell, p, ctx, name, floor, meta)
 			return s.time >= ctx.deadline and "timeout" or nil
 		end
 	end
-	ctx.begin_step(cell, name, meta)
 	return steps.discharge(cell, o)
 end
 
-local function rest_step(cell, p, ctx, name, meta)
-	ctx.begin_step(cell, name, meta)
+local function rest_step(cell, p, name)
 	return steps.rest(cell, p.restPeriod or 0, {
 		name = name,
-		on_sample = function(s, sum) ctx.sample(cell, s, sum) end,
-		guard = steps.default_guards(function(msg) ctx.event(cell, msg) end),
+		guard = steps.default_guards(function(msg) cell:log(msg) end),
 	})
 end
 
--- Run one step function and record it; an abnormal end stops the test.
-local function record(cell, ctx, sum, meta)
-	ctx.end_step(cell, sum, meta)
+-- An abnormal end of a step stops the test.
+local function check(sum)
 	if not steps.ok(sum) then
 		local why = sum.end_reason
 		if sum.safety and sum.safety ~= why then
@@ -123,8 +117,10 @@ local function zero_amp_guard(cell)
 	end })
 end
 
--- test_type: "cycle" or "discharge". Returns ok, message (the verdict).
+-- test_type: "cycle" or "discharge"; ctx.deadline (batlab.now() time)
+-- ends discharges. Returns ok, message (the verdict).
 function M.run(cell, p, ctx, test_type)
+	ctx = ctx or {}
 	local ok, err = cell:limits{
 		vmax = p.highVoltageCutoff, vmin = p.lowVoltageCutoff,
 		imax_chg = p.chargeCurrentSafetyCutoff, imax_dchg = p.dischargeCurrentSafetyCutoff,
@@ -149,8 +145,8 @@ function M.run(cell, p, ctx, test_type)
 	local n = (p.numWarmupCycles or 0) + (p.numMeasurementCycles or 0)
 
 	if discharge_only then
-		local sum = discharge_step(cell, p, ctx, "DISCHARGE", p.lowVoltageCutoff, { cycle = 1, kind = "measurement" })
-		local fine, why = record(cell, ctx, sum, { cycle = 1, kind = "measurement" })
+		cell:label { cycle = 1, cycle_kind = "measurement" }
+		local fine, why = check(discharge_step(cell, p, ctx, "DISCHARGE", p.lowVoltageCutoff))
 		if not fine then
 			return abort(cell, why)
 		end
@@ -159,28 +155,27 @@ function M.run(cell, p, ctx, test_type)
 	end
 
 	if rate(p.prechargeRate) then
-		local meta = { cycle = 0, kind = "precharge" }
-		local fine, why = record(cell, ctx, charge_step(cell, p, ctx, "PRECHARGE", p.prechargeRate, meta), meta)
+		cell:label { cycle = 0, cycle_kind = "precharge" }
+		local fine, why = check(charge_step(cell, p, "PRECHARGE", p.prechargeRate))
 		if not fine then
 			return abort(cell, why)
 		end
-		fine, why = record(cell, ctx, rest_step(cell, p, ctx, "CHARGEREST", meta), meta)
+		fine, why = check(rest_step(cell, p, "CHARGEREST"))
 		if not fine then
 			return abort(cell, why)
 		end
 	end
 
 	for cycle = 1, n do
-		local meta = { cycle = cycle, kind = cycle <= (p.numWarmupCycles or 0) and "warmup" or "measurement" }
-		ctx.cycle(cell, meta)
-		local fine, why = record(cell, ctx, discharge_step(cell, p, ctx, "DISCHARGE", p.lowVoltageCutoff, meta), meta)
+		cell:label { cycle = cycle, cycle_kind = cycle <= (p.numWarmupCycles or 0) and "warmup" or "measurement" }
+		local fine, why = check(discharge_step(cell, p, ctx, "DISCHARGE", p.lowVoltageCutoff))
 		if fine then
-			fine, why = record(cell, ctx, rest_step(cell, p, ctx, "DISCHARGEREST", meta), meta)
+			fine, why = check(rest_step(cell, p, "DISCHARGEREST"))
 		end
 		if fine and rate(p.chargeRate) then
-			fine, why = record(cell, ctx, charge_step(cell, p, ctx, "CHARGE", p.chargeRate, meta), meta)
+			fine, why = check(charge_step(cell, p, "CHARGE", p.chargeRate))
 			if fine then
-				fine, why = record(cell, ctx, rest_step(cell, p, ctx, "CHARGEREST", meta), meta)
+				fine, why = check(rest_step(cell, p, "CHARGEREST"))
 			end
 		end
 		if not fine then
@@ -189,9 +184,8 @@ function M.run(cell, p, ctx, test_type)
 	end
 
 	if p.storageDischarge then
-		local meta = { cycle = n, kind = "storage" }
-		local fine, why = record(cell, ctx,
-			discharge_step(cell, p, ctx, "POSTDISCHARGE", p.storageDischargeVoltage, meta), meta)
+		cell:label { cycle = n, cycle_kind = "storage" }
+		local fine, why = check(discharge_step(cell, p, ctx, "POSTDISCHARGE", p.storageDischargeVoltage))
 		if not fine then
 			return abort(cell, why)
 		end

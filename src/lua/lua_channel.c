@@ -24,6 +24,11 @@ static struct lchan *chan_of(const struct lchannel *ch)
 	return &ch->ld->ch[ch->cell];
 }
 
+struct bl_channel *bl_lua_check_chan(lua_State *L, int idx)
+{
+	return chan_of(check_channel(L, idx))->c;
+}
+
 /* ---- Samples as tables ------------------------------------------------------------ */
 
 /* Sample tables are built at every report of every waited channel: the
@@ -456,5 +461,6 @@ void bl_lua_open_channel(lua_State *L)
 	_Static_assert(sizeof(struct bl_sample) <= BL_WAIT_PAYLOAD, "a sample fits a wait");
 	init_sample_keys(L);
 	bl_lua_newclass(L, BL_LUA_CHANNEL, channel_meta, channel_methods);
+	bl_lua_open_recorder(L);
 	bl_sched_set_safe_hook(bl_sched_get(L), channel_safe, NULL);
 }

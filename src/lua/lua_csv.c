@@ -25,235 +25,106 @@
  */
 #include <math.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "host/csv.h"
 #include "lua/lua_util.h"
 
-/* Drop the sign of "-0.000"-style results: no digit 1-9 after the '-'. */
-static void unsign_zero(luaL_Buffer *b, const char *s, size_t n)
+/* One field of code `code` (precision prec) for the value at arg. */
+static int add_field(lua_State *L, struct bl_buf *b, char code, int prec, int arg)
 {
-	if (n > 1 && s[0] == '-' && strpbrk(s + 1, "123456789") == NULL) {
-		luaL_addlstring(b, s + 1, n - 1);
-		return;
+	int t = lua_type(L, arg);
+	double v = t == LUA_TNUMBER ? lua_tonumber(L, arg) : NAN;
+	size_t n;
+	const char *s;
+
+	switch (code) {
+	case 'f': bl_csv_fixed(b, v, prec); break;
+	case 'a': bl_csv_fixed(b, fabs(v), prec); break;
+	case 'd': bl_csv_whole(b, v); break;
+	case 'g': bl_csv_general(b, v); break;
+	case 'T':
+	case 'L': bl_csv_time(b, v, code == 'T'); break;
+	case '-': break;
+	case 'r':
+		if (t == LUA_TSTRING) {
+			s = lua_tolstring(L, arg, &n);
+			bl_buf_add(b, s, n);
+		}
+		break;
+	case 's':
+		if (t == LUA_TNUMBER) {
+			bl_csv_general(b, v);
+		} else if (t == LUA_TBOOLEAN) {
+			bl_buf_adds(b, lua_toboolean(L, arg) ? "true" : "false");
+		} else if (t != LUA_TNIL && t != LUA_TNONE) {
+			/* __tostring may run Lua: the line is a C buffer, not a
+			 * luaL_Buffer on the stack, so that is safe. */
+			s = luaL_tolstring(L, arg, &n);
+			bl_csv_text(b, s, n);
+			lua_pop(L, 1);
+		}
+		break;
+	default:
+		return -1;
 	}
-	luaL_addlstring(b, s, n);
+	return 0;
 }
 
-static void add_number(luaL_Buffer *b, const char *fmt, double v)
-{
-	char tmp[64];
-	int n = snprintf(tmp, sizeof tmp, fmt, v);
-
-	if (n > 0 && (size_t)n < sizeof tmp)
-		unsign_zero(b, tmp, (size_t)n);
-}
-
-/* "%.Nf" without printf for the usual case: glibc formats the exact
- * binary value with multiple-precision arithmetic, which is most of the
- * cost of a row. Scaled to an integer, a value prints the same unless it
- * sits within rounding error of a half: those (and large values) still go
- * to snprintf, so the output is always the same as "%.Nf". */
-static void add_fixed(luaL_Buffer *b, double v, int prec)
-{
-	static const double scale[] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8};
-	char tmp[48], *p = tmp + sizeof tmp;
-	double x, r;
-	long long n;
-	bool neg;
-
-	if (prec > 8 || !(fabs(v) < 1e9)) {
-		char fmt[16];
-		snprintf(fmt, sizeof fmt, "%%.%df", prec);
-		add_number(b, fmt, v);
-		return;
-	}
-	x = v * scale[prec];
-	r = floor(x + 0.5);
-	if (fabs(fabs(x - floor(x)) - 0.5) < 1e-6 * (fabs(x) > 1 ? fabs(x) : 1)) {
-		char fmt[16];
-		snprintf(fmt, sizeof fmt, "%%.%df", prec);
-		add_number(b, fmt, v);
-		return;
-	}
-	n = (long long)r;
-	neg = n < 0;
-	if (neg)
-		n = -n;
-	for (int i = 0; i < prec; i++) {
-		*--p = (char)('0' + n % 10);
-		n /= 10;
-	}
-	if (prec > 0)
-		*--p = '.';
-	do {
-		*--p = (char)('0' + n % 10);
-		n /= 10;
-	} while (n > 0);
-	/* a negative value that rounds to zero is written without its sign */
-	if (neg)
-		*--p = '-';
-	luaL_addlstring(b, p, (size_t)(tmp + sizeof tmp - p));
-}
-
-/* A whole number within +/-1e15 prints the same under "%.0f" and
- * "%.10g" (up to ten digits) as its digits: no printf needed. */
-static bool add_integral(luaL_Buffer *b, double v, int max_digits)
-{
-	char tmp[32], *p = tmp + sizeof tmp;
-	long long n;
-	bool neg;
-
-	if (!(fabs(v) < 1e15) || v != floor(v))
-		return false;
-	n = (long long)v;
-	neg = n < 0;
-	if (neg)
-		n = -n;
-	do {
-		*--p = (char)('0' + n % 10);
-		n /= 10;
-	} while (n > 0);
-	if (tmp + sizeof tmp - p > max_digits)
-		return false;
-	if (neg)
-		*--p = '-';
-	luaL_addlstring(b, p, (size_t)(tmp + sizeof tmp - p));
-	return true;
-}
-
-static void add_text(luaL_Buffer *b, const char *s, size_t n)
-{
-	bool quote = n > 0 && (s[0] == ' ' || s[n - 1] == ' ');
-
-	for (size_t i = 0; i < n && !quote; i++)
-		quote = s[i] == ',' || s[i] == '"' || s[i] == '\r' || s[i] == '\n';
-	if (!quote) {
-		luaL_addlstring(b, s, n);
-		return;
-	}
-	luaL_addchar(b, '"');
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] == '"')
-			luaL_addchar(b, '"');
-		luaL_addchar(b, s[i]);
-	}
-	luaL_addchar(b, '"');
-}
-
-/* Seconds are formatted once and reused: rows come once a second. */
-static void add_time(luaL_Buffer *b, double epoch, bool utc)
-{
-	static long long last_sec[2] = {-1, -1};
-	static char last_text[2][32];
-	int k = utc ? 0 : 1;
-	long long unit = utc ? 1000 : 1000000;
-	long long t = (long long)floor(epoch * (double)unit + 0.5);
-	long long sec = t >= 0 ? t / unit : -((-t + unit - 1) / unit);
-	long long frac = t - sec * unit;
-	char tmp[48];
-
-	if (sec != last_sec[k]) {
-		time_t tt = (time_t)sec;
-		struct tm tm;
-		if (!(utc ? gmtime_r(&tt, &tm) : localtime_r(&tt, &tm)))
-			return;
-		strftime(last_text[k], sizeof last_text[k], utc ? "%Y-%m-%dT%H:%M:%S" : "%Y-%m-%d %H:%M:%S", &tm);
-		last_sec[k] = sec;
-	}
-	if (utc)
-		snprintf(tmp, sizeof tmp, "%s.%03lldZ", last_text[k], frac);
-	else
-		snprintf(tmp, sizeof tmp, "%s.%06lld", last_text[k], frac);
-	luaL_addstring(b, tmp);
-}
-
-static int l_csv_line(lua_State *L)
+static int csv_line(lua_State *L, struct bl_buf *b)
 {
 	size_t speclen;
 	const char *spec = luaL_checklstring(L, 1, &speclen);
 	const char *p = spec, *end = spec + speclen;
-	int arg = 2;
-	luaL_Buffer b;
 
-	luaL_buffinit(L, &b);
-	while (p < end) {
+	for (int arg = 2; p < end; arg++) {
 		char code;
 		int prec = 0;
-		int t = lua_type(L, arg);
-		double v = 0;
-		bool num = false;
 
 		if (arg > 2)
-			luaL_addchar(&b, ',');
+			bl_buf_addc(b, ',');
 		code = *p++;
-		while (p < end && *p >= '0' && *p <= '9')
+		while (p < end && *p >= '0' && *p <= '9' && prec < 1000)
 			prec = prec * 10 + (*p++ - '0');
 		if (p < end && *p != ',')
 			return luaL_argerror(L, 1, "bad field code");
 		if (p < end)
 			p++;
-		if (t == LUA_TNUMBER) {
-			v = lua_tonumber(L, arg);
-			num = isfinite(v);
-		}
-		switch (code) {
-		case 'f':
-		case 'a':
-			if (num)
-				add_fixed(&b, code == 'a' ? fabs(v) : v, prec > 15 ? 15 : prec);
-			break;
-		case 'd':
-			if (num && !add_integral(&b, floor(v + 0.5), 30))
-				add_number(&b, "%.0f", floor(v + 0.5));
-			break;
-		case 'g':
-			if (num && !add_integral(&b, v, 10))
-				add_number(&b, "%.10g", v);
-			break;
-		case 's':
-			if (t == LUA_TNUMBER) {
-				if (num && !add_integral(&b, v, 10))
-					add_number(&b, "%.10g", v);
-			} else if (t == LUA_TBOOLEAN) {
-				luaL_addstring(&b, lua_toboolean(L, arg) ? "true" : "false");
-			} else if (t == LUA_TSTRING) {
-				size_t n;
-				const char *s = lua_tolstring(L, arg, &n);
-				add_text(&b, s, n);
-			} else if (t != LUA_TNIL && t != LUA_TNONE) {
-				size_t n;
-				const char *s = luaL_tolstring(L, arg, &n);
-				add_text(&b, s, n);
-				lua_pop(L, 1);
-			}
-			break;
-		case 'r':
-			if (t == LUA_TSTRING) {
-				size_t n;
-				const char *s = lua_tolstring(L, arg, &n);
-				luaL_addlstring(&b, s, n);
-			}
-			break;
-		case 'T':
-		case 'L':
-			if (num)
-				add_time(&b, v, code == 'T');
-			break;
-		case '-':
-			break;
-		default:
+		if (add_field(L, b, code, prec, arg) < 0)
 			return luaL_argerror(L, 1, "unknown field code");
-		}
-		arg++;
 	}
-	luaL_addchar(&b, '\n');
-	luaL_pushresult(&b);
+	bl_buf_addc(b, '\n');
+	if (b->oom)
+		return luaL_error(L, "out of memory");
+	lua_pushlstring(L, b->p, b->len);
 	return 1;
+}
+
+/* The buffer is freed even when an error is raised part-way: it lives in
+ * a to-be-closed userdata. */
+static int buf_close(lua_State *L)
+{
+	bl_buf_free(lua_touserdata(L, 1));
+	return 0;
+}
+
+static int l_csv_line(lua_State *L)
+{
+	struct bl_buf *b = lua_newuserdatauv(L, sizeof *b, 0);
+
+	memset(b, 0, sizeof *b);
+	if (luaL_newmetatable(L, "batlab.csvbuf")) {
+		lua_pushcfunction(L, buf_close);
+		lua_setfield(L, -2, "__close");
+		lua_pushcfunction(L, buf_close);
+		lua_setfield(L, -2, "__gc");
+	}
+	lua_setmetatable(L, -2);
+	lua_toclose(L, -1);
+	return csv_line(L, b);
 }
 
 void bl_lua_open_csv(lua_State *L)

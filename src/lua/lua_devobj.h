@@ -101,5 +101,9 @@ void bl_lua_bind_task(lua_State *L, struct bl_wait *w, struct lchan *c, int idx)
 /* Push the Channel for `cell` of the Device at dev_idx (one per channel). */
 void bl_lua_push_channel(lua_State *L, int dev_idx, int cell);
 void bl_lua_open_channel(lua_State *L);
+/* The channel layer's channel of the batlab.Channel at idx (raises if it
+ * is not one; NULL once its device is detached). */
+struct bl_channel *bl_lua_check_chan(lua_State *L, int idx);
+void bl_lua_open_recorder(lua_State *L);
 
 #endif

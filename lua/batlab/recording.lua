@@ -1,0 +1,189 @@
+-- batlab.recording - what a run records for one cell, whatever its
+-- procedure calls: every sample of its channel becomes a row of its time
+-- series (written in C by batlab.recorder), every step the procedure or
+-- the step library runs becomes a row of steps.csv, and a stock test's
+-- Lexcelon log gets its level-1 rows every reporting period and a level-2
+-- row per step. The procedure only labels (cell:label, cell:begin_step,
+-- cell:end_step, which batlab.steps calls for it); the runner and the
+-- seed interface both attach their sinks here.
+--
+--   local rec = recording.attach(cell, {
+--     series = "run/cells/A1.csv",   -- or nil: no time series file
+--     t0 = batlab.now(), epoch = os.time(),
+--     on_sample = function(sample, rec) end,     -- progress; must not wait
+--     on_step = function(row, summary, rec) end, -- a finished step
+--     on_error = function(message) end,          -- recording failed
+--     lexcelon = { log1 = log, log2 = log, period = 1, serial = 1, channel = 0 },
+--   })
+--   ...
+--   rec:close()
+local batlab = require "batlab"
+local results_median = require("batlab.results").median
+
+local M = {}
+
+local Recording = {}
+Recording.__index = Recording
+
+-- The Lexcelon log's level-1 row for a sample, every `period` seconds (and
+-- whenever an impedance was measured since the last one).
+local function lexcelon_row(r, smp)
+	local lx = r.lex
+	if not (lx and lx.log1) then
+		return
+	end
+	local period = lx.period or 1
+	if not (r.lex_z or not r.lex_last or smp.time - r.lex_last >= period - 1e-6) then
+		return
+	end
+	r.lex_last = smp.time
+	local row = r.lex_row
+	row.time, row.epoch = smp.time - r.t0, r.epoch and (r.epoch + smp.time - r.t0) or nil
+	row.voltage, row.current, row.temp_c, row.vcc = smp.voltage, smp.current, smp.temp_c, smp.vcc
+	row.impedance, row.state = r.lex_z, r.labels.step_name or "IDLE"
+	-- Lexcelon's charge and energy are magnitudes since the step began.
+	row.energy_wh = smp.energy_wh and math.abs(smp.energy_wh)
+	row.charge_ah = smp.charge_ah and math.abs(smp.charge_ah)
+	r.lex_z = nil
+	local ok, err = lx.log1:level1(row)
+	if not ok then
+		r:_fail("Lexcelon log: " .. tostring(err))
+	end
+end
+
+function Recording:_sample(smp)
+	self.last = smp
+	self.cell.last = smp
+	lexcelon_row(self, smp)
+	if self.on_sample then
+		self.on_sample(smp, self)
+	end
+end
+
+function Recording:_fail(msg)
+	if self.failed then
+		return
+	end
+	self.failed = msg
+	if self.on_error then
+		self.on_error(msg)
+	end
+end
+
+-- attach(cell, opts) -> recording | nil, err. The cell gets it as
+-- cell.recording; its labels go to every row from now on.
+function M.attach(cell, o)
+	local r = setmetatable({
+		cell = cell, t0 = o.t0 or batlab.now(), epoch = o.epoch, on_sample = o.on_sample,
+		on_step = o.on_step, on_error = o.on_error, lex = o.lexcelon, step_no = 0,
+		labels = { step = 0, cycle = 0, cycle_kind = "other" },
+		impedance = { values = {}, charges = {} },
+	}, Recording)
+	if r.lex then
+		r.lex_row = { name = cell.name, serial = r.lex.serial, channel = r.lex.channel }
+	end
+	local rec, err = batlab.recorder(cell.ch, o.series, {
+		t0 = r.t0, epoch = o.epoch or 0,
+		on_sample = function(smp) r:_sample(smp) end,
+		on_error = function(msg) r:_fail(msg) end,
+	})
+	if not rec then
+		return nil, err
+	end
+	r.rec = rec
+	rec:label(r.labels)
+	cell.recording = r
+	return r
+end
+
+-- label{cycle =, cycle_kind =, step =, step_name =}: for the rows to come.
+function Recording:label(t)
+	for _, k in ipairs { "step", "step_name", "cycle", "cycle_kind" } do
+		if t[k] ~= nil then
+			self.labels[k] = t[k]
+		end
+	end
+	if self.rec then
+		self.rec:label(t)
+	end
+end
+
+function Recording:begin_step(name)
+	self.step_no = self.step_no + 1
+	self.step_start = batlab.now() - self.t0
+	self:label { step = self.step_no, step_name = name }
+end
+
+function Recording:note_impedance(z)
+	if self.rec then
+		self.rec:impedance(z)
+	end
+	self.lex_z = z
+	local q = self.last and self.last.charge_ah
+	if type(q) == "number" then
+		self.impedance.values[#self.impedance.values + 1] = z
+		self.impedance.charges[#self.impedance.charges + 1] = math.abs(q)
+	end
+end
+
+-- A step ended with summary `sum` (batlab.steps): its steps.csv row and
+-- Lexcelon level-2 row.
+function Recording:end_step(sum)
+	local zs = {}
+	for _, z in ipairs(sum.impedance or {}) do
+		zs[#zs + 1] = z.ohms
+	end
+	local avg_z = results_median(zs)
+	local lb = self.labels
+	local row = {
+		cycle = lb.cycle, cycle_kind = lb.cycle_kind, step = self.step_no, step_name = sum.name,
+		start = self.step_start,
+		-- a storage discharge is no cycle's capacity
+		kind = lb.cycle_kind == "storage" and "storage" or sum.kind,
+		duration = sum.duration, end_reason = sum.end_reason,
+		safety_stop = sum.errors or (sum.safety and { sum.safety }) or nil,
+		charge_ah = sum.ah, energy_wh = sum.wh, avg_v = sum.avg_v,
+		avg_i = (sum.kind == "discharge" and -1 or 1) * (sum.avg_i or 0),
+		temp_start = sum.temp_start, temp_end = sum.temp_end, impedance = avg_z,
+	}
+	if self.rec then
+		self.rec:flush()
+	end
+	if self.on_step then
+		self.on_step(row, sum, self)
+	end
+	local lx = self.lex
+	if lx and lx.log2 then
+		local now = batlab.now() - self.t0
+		local ok, err = lx.log2:level2 {
+			name = self.cell.name, serial = lx.serial, channel = lx.channel, time = now,
+			epoch = self.epoch and self.epoch + now or nil,
+			state = sum.name, charge_ah = sum.ah, energy_wh = sum.wh,
+			avg_impedance = avg_z, delta_temp = sum.temp_rise, avg_current = sum.avg_i,
+			avg_voltage = sum.avg_v, runtime = sum.duration,
+		}
+		if not ok then
+			self:_fail("Lexcelon log: " .. tostring(err))
+		end
+	end
+	return row
+end
+
+-- What the summary needs from the samples: rows written, |Ah| range.
+function Recording:stats()
+	return self.rec and self.rec:stats() or { rows = 0 }
+end
+
+function Recording:close()
+	if not self.rec then
+		return true
+	end
+	local rec = self.rec
+	self.rec = nil
+	if self.cell.recording == self then
+		self.cell.recording = nil
+	end
+	return rec:close()
+end
+
+return M

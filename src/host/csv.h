@@ -1,0 +1,39 @@
+/* csv.h - CSV fields formatted in C, for the time-series recorder and for
+ * batlab.csv_line (one set of rules for every CSV file batlab writes).
+ *
+ *   numbers   fixed ("%.Nf"), whole ("%.0f" of the value rounded half
+ *             up) or general ("%.10g"); NaN and infinities give an empty
+ *             field; a negative value that prints as zero loses its sign
+ *   text      quoted when it holds , " CR or LF or starts or ends with a
+ *             space (quotes doubled)
+ *   times     epoch seconds as ISO-8601 UTC with milliseconds
+ *             ("2000-01-01T00:00:01.943Z") or local time with
+ *             microseconds ("2000-01-01 00:00:01.943000")
+ *
+ * Fields go into a growable buffer; a failed allocation sets `oom` and
+ * later additions do nothing.
+ */
+#ifndef BL_CSV_H
+#define BL_CSV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct bl_buf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+
+void bl_buf_free(struct bl_buf *b);
+void bl_buf_add(struct bl_buf *b, const char *s, size_t n);
+void bl_buf_addc(struct bl_buf *b, char c);
+void bl_buf_adds(struct bl_buf *b, const char *s);
+
+void bl_csv_fixed(struct bl_buf *b, double v, int prec);
+void bl_csv_whole(struct bl_buf *b, double v);
+void bl_csv_general(struct bl_buf *b, double v);
+void bl_csv_text(struct bl_buf *b, const char *s, size_t n);
+void bl_csv_time(struct bl_buf *b, double epoch, bool utc);
+
+#endif

@@ -1,0 +1,232 @@
+/* recorder.c - a cell's time series, one row per sample (recorder.h). */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/bl.h"
+#include "core/clock.h"
+#include "core/regs.h"
+#include "host/csv.h"
+#include "host/recorder.h"
+
+#define MOD "recorder"
+#define FLUSH_US 1000000u
+#define LABEL_MAX 64
+
+struct bl_recorder {
+	struct bl_chan_listener listener;   /* first: the listener is the recorder */
+	struct bl_recorder_opts o;
+	FILE *f;
+	char path[512];
+	struct bl_buf row;
+	uint64_t last_flush_us;
+	bool dirty;
+	/* labels */
+	int step, cycle;
+	char step_name[LABEL_MAX], cycle_kind[LABEL_MAX];
+	double impedance;                   /* NaN: none pending */
+	struct bl_recorder_stats st;
+	bool told_closed;
+};
+
+static void fail(struct bl_recorder *r, int status, const char *what)
+{
+	char msg[600];
+
+	if (r->st.write_status != BL_OK)
+		return;
+	r->st.write_status = status;
+	snprintf(msg, sizeof msg, "%s: %s", r->path, what);
+	BL_ERROR(MOD, "%s", msg);
+	if (r->o.on_error)
+		r->o.on_error(r, status, msg, r->o.ud);
+}
+
+int bl_recorder_flush(struct bl_recorder *r)
+{
+	if (!r->f)
+		return r->st.write_status;
+	if (r->dirty && fflush(r->f) != 0)
+		fail(r, BL_ERR_IO, strerror(errno));
+	r->dirty = false;
+	r->last_flush_us = bl_clock_monotonic_us();
+	return r->st.write_status;
+}
+
+/* The error bits by name, "|" between them ("0x1000" for a bit with no
+ * name), as the Errors column has them. */
+static void add_errors(struct bl_buf *b, uint16_t bits)
+{
+	bool first = true;
+
+	for (unsigned i = 0; i < 16; i++) {
+		const char *name;
+		char hex[8];
+
+		if (!(bits & (1u << i)))
+			continue;
+		name = bl_bit_name(BL_UK_ERROR, (uint16_t)(1u << i));
+		if (!name) {
+			snprintf(hex, sizeof hex, "0x%04X", 1u << i);
+			name = hex;
+		}
+		if (!first)
+			bl_buf_addc(b, '|');
+		bl_buf_adds(b, name);
+		first = false;
+	}
+}
+
+static void format_row(struct bl_recorder *r, const struct bl_sample *s)
+{
+	struct bl_buf *b = &r->row;
+	const char *mode = bl_mode_name(s->mode);
+	double t = s->time - r->o.t0;
+	char num[16];
+
+	b->len = 0;
+	bl_csv_fixed(b, t, 3);                         bl_buf_addc(b, ',');
+	bl_csv_fixed(b, s->step_time, 3);              bl_buf_addc(b, ',');
+	bl_csv_whole(b, r->cycle);                     bl_buf_addc(b, ',');
+	bl_csv_text(b, r->cycle_kind, strlen(r->cycle_kind)); bl_buf_addc(b, ',');
+	bl_csv_whole(b, r->step);                      bl_buf_addc(b, ',');
+	bl_csv_text(b, r->step_name, strlen(r->step_name)); bl_buf_addc(b, ',');
+	if (!mode) {
+		snprintf(num, sizeof num, "%u", s->mode);
+		mode = num;
+	}
+	bl_csv_text(b, mode, strlen(mode));            bl_buf_addc(b, ',');
+	bl_csv_fixed(b, s->voltage, 4);                bl_buf_addc(b, ',');
+	bl_csv_fixed(b, s->current, 4);                bl_buf_addc(b, ',');
+	bl_csv_fixed(b, s->temp_c, 2);                 bl_buf_addc(b, ',');
+	bl_csv_fixed(b, s->charge_ah, 6);              bl_buf_addc(b, ',');
+	bl_csv_fixed(b, s->energy_wh, 6);              bl_buf_addc(b, ',');
+	bl_csv_fixed(b, r->impedance, 5);              bl_buf_addc(b, ',');
+	bl_csv_fixed(b, s->vcc, 3);                    bl_buf_addc(b, ',');
+	bl_csv_time(b, r->o.epoch + t, true);          bl_buf_addc(b, ',');
+	add_errors(b, s->error);
+	bl_buf_addc(b, '\n');
+}
+
+static void account(struct bl_recorder *r, const struct bl_sample *s)
+{
+	double q = fabs(s->charge_ah);
+
+	r->st.rows++;
+	if (!isfinite(q))
+		return;
+	if (!r->st.have_charge || q < r->st.charge_min)
+		r->st.charge_min = q;
+	if (!r->st.have_charge || q > r->st.charge_max)
+		r->st.charge_max = q;
+	r->st.have_charge = true;
+}
+
+static void write_row(struct bl_recorder *r, const struct bl_sample *s)
+{
+	format_row(r, s);
+	r->impedance = NAN;
+	if (r->row.oom) {
+		fail(r, BL_ERR_MEM, "out of memory formatting a row");
+		return;
+	}
+	if (fwrite(r->row.p, 1, r->row.len, r->f) != r->row.len) {
+		fail(r, BL_ERR_IO, strerror(errno));
+		return;
+	}
+	account(r, s);
+	r->dirty = true;
+	if (r->o.flush_every_row || bl_clock_monotonic_us() - r->last_flush_us >= FLUSH_US)
+		bl_recorder_flush(r);
+}
+
+static void on_sample(struct bl_chan_listener *l, const struct bl_sample *s, int status)
+{
+	struct bl_recorder *r = (struct bl_recorder *)(void *)l;
+
+	if (status != BL_OK) {
+		if (status == BL_ERR_CLOSED && !r->told_closed) {
+			r->told_closed = true;
+			bl_recorder_flush(r);
+			if (r->o.on_error)
+				r->o.on_error(r, status, "the device went away", r->o.ud);
+		}
+		return;
+	}
+	if (r->f && r->st.write_status == BL_OK)
+		write_row(r, s);
+	if (r->o.on_sample)
+		r->o.on_sample(r, s, r->o.ud);
+}
+
+struct bl_recorder *bl_recorder_open(struct bl_channel *ch, const char *path,
+                                     const struct bl_recorder_opts *o, char *err, size_t errlen)
+{
+	struct bl_recorder *r = calloc(1, sizeof *r);
+
+	if (!r) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	r->f = path ? fopen(path, "a") : NULL;
+	if (path && !r->f) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		free(r);
+		return NULL;
+	}
+	r->o = *o;
+	snprintf(r->path, sizeof r->path, "%s", path ? path : "(no file)");
+	r->impedance = NAN;
+	r->st.write_status = BL_OK;
+	r->last_flush_us = bl_clock_monotonic_us();
+	r->listener.fn = on_sample;
+	bl_channel_listen(ch, &r->listener);
+	return r;
+}
+
+int bl_recorder_close(struct bl_recorder *r)
+{
+	int st;
+
+	if (!r)
+		return BL_OK;
+	bl_channel_unlisten(&r->listener);
+	bl_recorder_flush(r);
+	if (r->f && fclose(r->f) != 0)
+		fail(r, BL_ERR_IO, strerror(errno));
+	st = r->st.write_status;
+	bl_buf_free(&r->row);
+	free(r);
+	return st;
+}
+
+void bl_recorder_label(struct bl_recorder *r, int step, const char *step_name, int cycle,
+                       const char *cycle_kind)
+{
+	bl_recorder_flush(r);
+	if (step >= 0)
+		r->step = step;
+	if (cycle >= 0)
+		r->cycle = cycle;
+	if (step_name)
+		snprintf(r->step_name, sizeof r->step_name, "%s", step_name);
+	if (cycle_kind)
+		snprintf(r->cycle_kind, sizeof r->cycle_kind, "%s", cycle_kind);
+}
+
+void bl_recorder_impedance(struct bl_recorder *r, double ohms)
+{
+	r->impedance = ohms;
+}
+
+void bl_recorder_stats(const struct bl_recorder *r, struct bl_recorder_stats *out)
+{
+	*out = r->st;
+}
+
+bool bl_recorder_listening(const struct bl_recorder *r)
+{
+	return r->listener.ch != NULL;
+}

@@ -1,0 +1,68 @@
+/* recorder.h - the time series of a cell: every sample of its channel
+ * becomes one row of its CSV file, whatever the procedure does.
+ *
+ * A recorder listens to one channel (device/channel.h) from open to close
+ * and writes each sample with the labels it holds at that moment (step
+ * number and name, cycle and its kind) and, on the first row after one was
+ * measured, the impedance. Procedures and the step library only change
+ * the labels; they never write rows.
+ *
+ * Columns (docs/results.md): Test Time / s, Step Time / s, Cycle, Cycle
+ * Kind, Step, Step Name, Mode, Voltage / V, Current / A, Temperature /
+ * degC, Charge / Ah, Energy / Wh, Impedance / Ohm, VCC / V, Date Time,
+ * Errors.
+ *
+ * Rows are buffered and flushed at every label change (a step's start and
+ * end), at close, and otherwise at least once a second of real time (in
+ * real-time runs at every row): a crash loses at most about a second.
+ */
+#ifndef BL_RECORDER_H
+#define BL_RECORDER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "device/channel.h"
+
+struct bl_recorder;
+
+struct bl_recorder_opts {
+	double t0;                   /* loop seconds of the run's start (Test Time 0) */
+	double epoch;                /* wall-clock epoch seconds at t0 (Date Time) */
+	bool flush_every_row;        /* real-time runs */
+	/* Every sample after its row is written (may be NULL). */
+	void (*on_sample)(struct bl_recorder *r, const struct bl_sample *s, void *ud);
+	/* A write failed, or the channel went away: once per kind. */
+	void (*on_error)(struct bl_recorder *r, int status, const char *msg, void *ud);
+	void *ud;
+};
+
+struct bl_recorder_stats {
+	uint64_t rows;
+	bool have_charge;
+	double charge_min, charge_max;   /* |Ah| over the rows */
+	int write_status;                /* BL_OK, or the first write error */
+};
+
+/* Open `path` for appending (the header is the caller's) and listen to
+ * ch; a NULL path writes no file (on_sample still sees every sample).
+ * NULL with a message in err. */
+struct bl_recorder *bl_recorder_open(struct bl_channel *ch, const char *path,
+                                     const struct bl_recorder_opts *o, char *err, size_t errlen);
+/* Stop listening, flush, close the file. Returns BL_OK or the first write
+ * error. NULL ok. */
+int bl_recorder_close(struct bl_recorder *r);
+
+/* Labels for the rows from now on; NULL text leaves that label alone,
+ * a negative number too. A change flushes what was written before it. */
+void bl_recorder_label(struct bl_recorder *r, int step, const char *step_name, int cycle,
+                       const char *cycle_kind);
+/* The next row carries this impedance (ohms). */
+void bl_recorder_impedance(struct bl_recorder *r, double ohms);
+int bl_recorder_flush(struct bl_recorder *r);
+void bl_recorder_stats(const struct bl_recorder *r, struct bl_recorder_stats *out);
+/* Still listening (false once the channel went away or closed). */
+bool bl_recorder_listening(const struct bl_recorder *r);
+
+#endif
