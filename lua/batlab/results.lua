@@ -387,15 +387,7 @@ function Cell:summary(tbl)
 end
 
 function Cell:close()
-	if self.closed then
-		return true
-	end
-	self.closed = true
-	local ok, err = self.f:close()
-	if not ok then
-		return nil, err
-	end
-	return true
+	return fsutil.close_once(self)
 end
 
 -- The fields every cell has in summary.json (null when unknown).
