@@ -104,5 +104,16 @@ out, err, code = run("--sim", "print(dev:read('UNIT', 'FIRMWARE_VER'))\n")
 t.is(out, "7\n", "standard input is run when it is not a terminal")
 t.is(code, 0, "exit 0")
 
+-- the module itself: helpers into the environment it is given, no globals
+local shell = require "batlab.shell"
+local batlab = require "batlab"
+local env = {}
+t.is(shell.install(env, nil), shell, "install returns the module")
+t.ok(env.tasks == shell.tasks and env.help == shell.help, "install puts tasks and help into env")
+t.ok(rawget(_G, "tasks") == nil and rawget(_G, "help") == nil, "and sets no global")
+batlab.spawn(function() return 42 end)
+batlab.run()
+t.like(table.concat(shell.notices(), "\n"), "%[task %d+ done: 42%]", "a task spawned after install is followed")
+
 os.remove(errfile)
 t.done()
