@@ -2,30 +2,8 @@
 -- --sim, --devices, --seed, --serial, --port; exit codes 0/1/2/3.
 local t = dofile(arg[0]:match("^(.-)[^/]*$") .. "tap.lua")
 
-local bin = os.getenv("BATLAB") or arg[0]:match("^(.-)[^/]*$") .. "../../batlab"
-
-local function q(s)
-	return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
-local errfile = os.tmpname()
-local function run(args, stdin)
-	local cmd = q(bin) .. " shell " .. args .. " 2>" .. q(errfile)
-	if stdin then
-		cmd = "printf '%s' " .. q(stdin) .. " | " .. cmd
-	else
-		cmd = cmd .. " </dev/null"
-	end
-	local f = assert(io.popen(cmd .. "; echo \"rc=$?\""))
-	local out = f:read("a")
-	f:close()
-	local code = tonumber(out:match("rc=(%d+)\n$"))
-	out = out:gsub("rc=%d+\n$", "")
-	local ef = assert(io.open(errfile))
-	local err = ef:read("a")
-	ef:close()
-	return out, err, code
-end
+local cli = dofile(arg[0]:match("^(.-)[^/]*$") .. "cli.lua")
+local q, run = cli.quote, cli.runner("shell")
 
 local out, err, code
 
@@ -115,5 +93,4 @@ batlab.spawn(function() return 42 end)
 batlab.run()
 t.like(table.concat(shell.notices(), "\n"), "%[task %d+ done: 42%]", "a task spawned after install is followed")
 
-os.remove(errfile)
 t.done()
