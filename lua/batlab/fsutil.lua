@@ -183,6 +183,21 @@ function M.write_atomic(path, text)
 	return true
 end
 
+-- close_once(obj [, where]) -> true | nil, err. Closes obj.f the first
+-- time only (obj.closed marks it), so a writer's close is safe to call
+-- twice and from error paths. where, when given, prefixes the error.
+function M.close_once(obj, where)
+	if obj.closed then
+		return true
+	end
+	obj.closed = true
+	local ok, err = obj.f:close()
+	if not ok then
+		return nil, where and (where .. ": " .. tostring(err)) or err
+	end
+	return true
+end
+
 -- rm_rf(path): removes a file or a directory tree (for tests' temp dirs).
 -- Symbolic links are removed, never followed.
 function M.rm_rf(path)

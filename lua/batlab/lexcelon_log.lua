@@ -27,6 +27,7 @@
 
 local batlab = require "batlab"
 local csv = require "batlab.csv"
+local fsutil = require "batlab.fsutil"
 
 local M = {}
 
@@ -188,15 +189,7 @@ end
 
 -- close() -> true | nil, err. Idempotent.
 function Log:close()
-	if self.closed then
-		return true
-	end
-	self.closed = true
-	local ok, err = self.f:close()
-	if not ok then
-		return nil, self.path .. ": " .. tostring(err)
-	end
-	return true
+	return fsutil.close_once(self, self.path)
 end
 
 Log.__close = function(self)

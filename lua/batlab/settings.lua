@@ -11,7 +11,9 @@
 --   * unusual for the declared chemistry, unknown keys, suspicious
 --     combinations: warnings (strings), for the run's metadata.
 --
--- docs/settings.md lists every key, alias, unit, default and range.
+-- docs/settings.md lists every key, alias, unit, default and range. The
+-- key table is batlab.settings_keys, the checks batlab.settings_check;
+-- this module reads files and --set overrides, and shows the result.
 --
 --   local settings = require "batlab.settings"
 --   local s, warnings, info = settings.load("default.json", { "restPeriod=10" })
@@ -20,252 +22,16 @@
 local cjson = require("cjson.safe").new()
 cjson.decode_invalid_numbers(false)  -- NaN, Infinity, hex: not JSON
 
+local batlab = require "batlab"
+local check = require "batlab.settings_check"
+local keys = require "batlab.settings_keys"
+
 local M = {}
 
---------------------------------------------------------------------------
--- Chemistry presets (the GUI wizard's, REFERENCE-HOST §3.2) and the
--- usual ranges that give warnings.
+M.CHEMISTRIES, M.KEYS, M.canonical = keys.CHEMISTRIES, keys.KEYS, keys.canonical
+M.format_range = check.format_range
 
-local CHEMISTRIES = {
-	lipoChemistry = {
-		label = "Li-ion/LiPo",
-		highVoltageCutoff = 4.2, lowVoltageCutoff = 2.5, storageDischargeVoltage = 3.8,
-		hv_max = 4.25, lv_min = 2.5, storage_min = 3.5, storage_max = 4.0,
-		charge_temp_max = 50,
-	},
-	ironPhosphateChemistry = {
-		label = "LiFePO4",
-		highVoltageCutoff = 3.6, lowVoltageCutoff = 2.0, storageDischargeVoltage = 3.2,
-		hv_max = 3.65, lv_min = 2.0, storage_min = 3.0, storage_max = 3.4,
-		charge_temp_max = 50,
-	},
-	otherChemistry = {
-		label = "other",
-		highVoltageCutoff = 4.2, lowVoltageCutoff = 2.5, storageDischargeVoltage = 3.8,
-	},
-}
-M.CHEMISTRIES = CHEMISTRIES
-
--- Accepted spellings (lower case, letters and digits only) -> canonical.
-local CHEM_ALIASES = {
-	lipo = "lipoChemistry", lipochemistry = "lipoChemistry", liion = "lipoChemistry",
-	lithiumion = "lipoChemistry", lipolymer = "lipoChemistry",
-	ironphosphate = "ironPhosphateChemistry", ironphosphatechemistry = "ironPhosphateChemistry",
-	lfp = "ironPhosphateChemistry", lifepo4 = "ironPhosphateChemistry",
-	other = "otherChemistry", otherchemistry = "otherChemistry",
-}
-
---------------------------------------------------------------------------
--- The key table. Order = view order = check order. Fields:
---   key    canonical (Python) name        gui    GUI name when different
---   where  "top" | "bS" (GUI location)    type   number|integer|bool|string|names|chemistry
---   unit   for messages and view          min/max  device/safety range (error)
---   default  value, or function(s, info) computed after the others
---   doc    one line for view
-
-local KEYS = {
-	-- Playlist and logging
-	{ key = "cellPlaylistName", where = "top", type = "string", default = "DefaultPlaylist",
-	  group = "Playlist", doc = "playlist name (log file names)" },
-	{ key = "batlabCellPlaylistFileVersion", where = "top", type = "string", default = "0.0.1",
-	  doc = "file format version" },
-	{ key = "cellChemistryType", where = "top", type = "chemistry", default = "lipoChemistry",
-	  doc = "chemistry: presets and usual ranges" },
-	{ key = "cellNames", where = "top", type = "names", default = {},
-	  doc = "cells to test, in order" },
-	{ key = "playlistOutputDirectory", where = "top", type = "string", default = "",
-	  doc = "GUI results directory" },
-	{ key = "playlistSaveFilename", where = "top", type = "string", default = "",
-	  doc = "GUI save target" },
-	{ key = "individualCellLogs", where = "top", type = "bool", default = false,
-	  doc = "also write batlab-log_<playlist>_<cell>.csv" },
-	{ key = "cellLogTimestamps", where = "top", type = "bool", default = true,
-	  doc = "GUI flag (our per-cell CSVs always have times)" },
-
-	-- Test flow
-	{ key = "numWarmupCycles", where = "top", type = "integer", unit = "cycles", default = 0,
-	  min = 0, max = 100000, group = "Test flow", doc = "warm-up cycles (not in the capacity)" },
-	{ key = "numMeasurementCycles", where = "top", type = "integer", unit = "cycles", default = 1,
-	  min = 0, max = 100000, doc = "measurement cycles (the capacity)" },
-	{ key = "restPeriod", where = "top", type = "number", unit = "s", default = 60,
-	  min = 0, doc = "rest after each charge and discharge" },
-	{ key = "reportingPeriod", where = "top", type = "number", unit = "s", default = 1,
-	  min = 0.5, max = 3600, doc = "time between samples" },
-	{ key = "impedanceReportingPeriod", where = "top", type = "number", unit = "s", default = 60,
-	  min = 0, max = 86400, doc = "time between impedance measurements (0 = off)" },
-	{ key = "acceptableImpedanceThreshold", where = "top", type = "number", unit = "ohm", default = 1.0,
-	  min = 0.001, max = 200, doc = "impedance above this fails the cell" },
-	{ key = "storageDischarge", where = "top", type = "bool", default = false,
-	  doc = "discharge to the storage voltage at the end" },
-	{ key = "storageDischargeVoltage", where = "top", type = "number", unit = "V",
-	  default = function(s) return CHEMISTRIES[s.cellChemistryType].storageDischargeVoltage end,
-	  min = 0.5, max = 4.4, doc = "storage discharge ends below this" },
-
-	-- Safety limits (written to the limit registers)
-	{ key = "highVoltageCutoff", where = "bS", type = "number", unit = "V",
-	  default = function(s) return CHEMISTRIES[s.cellChemistryType].highVoltageCutoff end,
-	  min = 3.0, max = 4.4, group = "Limits", doc = "charge voltage limit (VOLTAGE_LIMIT_CHG)" },
-	{ key = "lowVoltageCutoff", where = "bS", type = "number", unit = "V",
-	  default = function(s) return CHEMISTRIES[s.cellChemistryType].lowVoltageCutoff end,
-	  min = 0.5, max = 4.4, doc = "discharge voltage limit (VOLTAGE_LIMIT_DCHG)",
-	  why_min = "the current sink cannot hold its current from a lower voltage" },
-	{ key = "chargeTemperatureCutoff", where = "bS", type = "number", unit = "degC", default = 50,
-	  min = -20, max = 80, doc = "charge temperature limit (TEMP_LIMIT_CHG)" },
-	{ key = "dischargeTemperatureCutoff", where = "bS", type = "number", unit = "degC", default = 80,
-	  min = -20, max = 80, doc = "discharge temperature limit (TEMP_LIMIT_DCHG)" },
-	{ key = "chargeCurrentSafetyCutoff", where = "bS", type = "number", unit = "A", default = 4.0,
-	  min = 0, max = 4.096, doc = "charge current limit (CURRENT_LIMIT_CHG)",
-	  why_max = "4.096 A is the current sense full scale", clamp_above = 5.0 },
-	{ key = "dischargeCurrentSafetyCutoff", where = "bS", type = "number", unit = "A", default = 4.0,
-	  min = 0, max = 4.096, doc = "discharge current limit (CURRENT_LIMIT_DCHG)",
-	  why_max = "4.096 A is the current sense full scale", clamp_above = 5.0 },
-
-	-- Rates
-	{ key = "prechargeRate", where = "bS", type = "number", unit = "A", default = 2.0,
-	  min = 0, max = 4.0, cutoff = "chargeCurrentSafetyCutoff", group = "Rates",
-	  doc = "precharge current" },
-	{ key = "chargeRate", where = "bS", type = "number", unit = "A", default = 2.0,
-	  min = 0, max = 4.0, cutoff = "chargeCurrentSafetyCutoff", doc = "charge current" },
-	{ key = "dischargeRate", where = "bS", type = "number", unit = "A", default = 2.0,
-	  min = 0, max = 4.0, cutoff = "dischargeCurrentSafetyCutoff",
-	  doc = "discharge (and storage discharge) current" },
-
-	-- Sine wave (impedance)
-	{ key = "sineWaveFrequency", where = "bS", type = "number", unit = "Hz", default = 39.0625,
-	  min = 39.0625, max = 1054.6875, group = "Sine wave", doc = "impedance sine frequency (SINE_FREQ)" },
-	{ key = "sineWaveMagnitude", where = "bS", type = "integer", unit = "code", default = 2,
-	  min = 0, max = 2, doc = "sine magnitude code: 2 / 2^code A p-p (SINE_MAGDIV)" },
-
-	-- Trickle
-	{ key = "trickleEnable", gui = "enableTrickle", where = "bS", type = "bool", default = false,
-	  group = "Trickle", doc = "reduce the current near the end of charge/discharge" },
-	{ key = "trickleChrgEngageVoltage", gui = "trickleChargeEngageLimit", where = "bS",
-	  type = "number", unit = "V", min = 1.8, max = 4.4,
-	  default = function(s) return s.highVoltageCutoff - 0.1 end,
-	  doc = "charge trickle engages above this (default HV - 0.1 V)" },
-	{ key = "trickleDischrgEngageVoltage", gui = "trickleDischargeEngageLimit", where = "bS",
-	  type = "number", unit = "V", min = 0.5, max = 4.4,
-	  default = function(s) return s.lowVoltageCutoff + 0.3 end,
-	  doc = "discharge trickle engages below this (default LV + 0.3 V)" },
-	{ key = "trickleChrgRate", gui = "trickleChargeRate", where = "bS", type = "number", unit = "A",
-	  default = 0.5, min = 0, max = 4.0, cutoff = "chargeCurrentSafetyCutoff", when = "trickleEnable",
-	  doc = "trickle charge current" },
-	{ key = "trickleDischrgRate", gui = "trickleDischargeRate", where = "bS", type = "number", unit = "A",
-	  default = 0.5, min = 0, max = 4.0, cutoff = "dischargeCurrentSafetyCutoff", when = "trickleEnable",
-	  doc = "trickle discharge current" },
-
-	-- Pulse
-	{ key = "pulseEnable", gui = "enablePulse", where = "bS", type = "bool", default = false,
-	  group = "Pulse", doc = "pulsed charge and discharge" },
-	{ key = "pulseChrgOnTime", gui = "pulseChargeOnTime", where = "bS", type = "number", unit = "s",
-	  default = 60, min = 0, doc = "charge pulse on time (0 = no pulse)" },
-	{ key = "pulseChrgOffTime", gui = "pulseChargeOffTime", where = "bS", type = "number", unit = "s",
-	  default = 10, min = 0, doc = "charge pulse off time" },
-	{ key = "pulseDischrgOnTime", gui = "pulseDischargeOnTime", where = "bS", type = "number", unit = "s",
-	  default = 60, min = 0, doc = "discharge pulse on time (0 = no pulse)" },
-	{ key = "pulseDischrgOffTime", gui = "pulseDischargeOffTime", where = "bS", type = "number", unit = "s",
-	  default = 10, min = 0, doc = "discharge pulse off time" },
-	{ key = "pulseChrgOffRate", gui = "pulseChargeOffRate", where = "bS", type = "number", unit = "A",
-	  default = 0, min = 0, max = 4.0, cutoff = "chargeCurrentSafetyCutoff", when = "pulseEnable",
-	  doc = "charge current during the off phase" },
-	{ key = "pulseDischrgOffRate", gui = "pulseDischargeOffRate", where = "bS", type = "number", unit = "A",
-	  default = 0, min = 0, max = 4.0, cutoff = "dischargeCurrentSafetyCutoff", when = "pulseEnable",
-	  doc = "discharge current during the off phase" },
-
-	-- Constant voltage (approximation by stepping the current down)
-	{ key = "constantVoltageEnable", gui = "enableConstantVoltage", where = "bS", type = "bool",
-	  default = false, group = "Constant voltage", doc = "constant-voltage end of charge" },
-	{ key = "constantVoltageDischargeEnable", where = "bS", type = "bool",
-	  default = function(s, info) return info.format == "gui" and s.constantVoltageEnable or false end,
-	  doc = "constant-voltage end of discharge (GUI files: follows the CV flag)" },
-	{ key = "constantVoltageStepsize", gui = "constantVoltageStepSize", where = "bS", type = "integer",
-	  unit = "raw", default = 8, min = 1, max = 575,
-	  doc = "current step in 1/128 A (also the loop's minimum)" },
-	{ key = "constantVoltageSensitivity", where = "bS", type = "number", unit = "factor", default = 1,
-	  min = 0, max = 100, doc = "scales I*Z in the CV threshold" },
-}
-M.KEYS = KEYS
-
-local BY_NAME = {}   -- canonical and GUI names -> spec
-for i, spec in ipairs(KEYS) do
-	spec.index = i
-	BY_NAME[spec.key] = spec
-	if spec.gui then
-		BY_NAME[spec.gui] = spec
-	end
-end
-
--- Keys the GUI refuses a playlist without (REFERENCE-HOST §3.1).
-local GUI_REQUIRED = { "cellPlaylistName", "batlabCellPlaylistFileVersion", "cellChemistryType", "cellNames" }
-
--- canonical(name) -> the canonical key for a canonical or GUI name (a
--- "batlabSettings." prefix is allowed), or nil.
-function M.canonical(name)
-	if type(name) ~= "string" then
-		return nil
-	end
-	local spec = BY_NAME[name] or BY_NAME[name:match("^batlabSettings%.(.+)$") or ""]
-	return spec and spec.key or nil
-end
-
---------------------------------------------------------------------------
--- Formatting for messages and view.
-
-local function fmt_num(v, spec)
-	if spec and spec.type == "integer" and math.type(v) == "integer" then
-		return string.format("%d", v)
-	end
-	if math.type(v) == "integer" then
-		return string.format("%d", v)
-	end
-	local s = string.format("%.10g", v)
-	if not s:find("[%.eEn]") then
-		s = s .. ".0"
-	end
-	return s
-end
-
--- A value as the user wrote it: 2 rather than 2.0 (JSON has one number type).
-local function fmt_plain(v)
-	if math.type(v) == "integer" then
-		return string.format("%d", v)
-	end
-	return string.format("%.10g", v)
-end
-
-local function fmt_value(v, spec)
-	if type(v) == "number" then
-		return fmt_plain(v)
-	elseif type(v) == "string" then
-		return string.format("%q", v)
-	elseif v == cjson.null then
-		return "null"
-	elseif type(v) == "table" then
-		return "[...]"
-	end
-	return tostring(v)
-end
-
-local function fmt_range(spec)
-	local u = spec.unit and spec.unit ~= "cycles" and (" " .. spec.unit) or ""
-	local lo, hi = spec.min, spec.max
-	if spec.type == "integer" then
-		lo, hi = math.tointeger(lo) or lo, math.tointeger(hi) or hi
-	else
-		lo = lo and lo + 0.0
-		hi = hi and hi + 0.0
-	end
-	if hi == nil then
-		return fmt_num(lo) .. u .. " or more"
-	end
-	return fmt_num(lo) .. ".." .. fmt_num(hi) .. u
-end
-M.format_range = fmt_range
-
-local function with_unit(v, spec)
-	local u = spec.unit and spec.unit ~= "cycles" and spec.unit ~= "code" and (" " .. spec.unit) or ""
-	return fmt_value(v, spec) .. u
-end
+local KEYS, fmt_value = keys.KEYS, check.fmt_value
 
 --------------------------------------------------------------------------
 -- JSON errors: cjson reports "at character N"; turn it into FILE:LINE.
@@ -291,127 +57,6 @@ local function json_error(name, text, msg)
 		last_nl = nl
 	end
 	return string.format("%s:%d: invalid JSON: %s (column %d)", name, line, msg, pos - last_nl)
-end
-
---------------------------------------------------------------------------
--- Value conversion, one key at a time. Returns value or nil, message.
-
-local TRUE_WORDS = { ["true"] = true, ["1"] = true, yes = true, on = true }
-local FALSE_WORDS = { ["false"] = true, ["0"] = true, no = true, off = true }
-
-local function is_finite(v)
-	return v == v and v ~= math.huge and v ~= -math.huge
-end
-
--- from_text: the value is a --set string, to be read by the key's type.
-local function convert(spec, v, from_text)
-	local t = spec.type
-	if from_text and type(v) == "string" then
-		if t == "number" or t == "integer" then
-			local n = tonumber(v)
-			if n == nil then
-				return nil, "must be a number" .. (spec.unit and (" (" .. spec.unit .. ")") or "")
-			end
-			v = n
-		elseif t == "bool" then
-			local w = v:lower()
-			if TRUE_WORDS[w] then
-				v = true
-			elseif FALSE_WORDS[w] then
-				v = false
-			else
-				return nil, "must be true/false (or 1/0)"
-			end
-		elseif t == "names" then
-			local list = {}
-			for item in (v .. ","):gmatch("([^,]*),") do
-				list[#list + 1] = item:match("^%s*(.-)%s*$")
-			end
-			v = list
-		end
-	end
-	if t == "number" or t == "integer" then
-		if type(v) ~= "number" then
-			return nil, "must be a number" .. (spec.unit and (" (" .. spec.unit .. ")") or "")
-		end
-		if not is_finite(v) then
-			return nil, "must be a finite number"
-		end
-		if t == "integer" then
-			if v ~= math.floor(v) then
-				return nil, "must be a whole number"
-			end
-			v = math.tointeger(v) or v
-		else
-			v = v + 0.0
-		end
-		if spec.min and spec.max == nil and v < spec.min then
-			return nil, "must be " .. fmt_range(spec)
-		end
-		if spec.min and v < spec.min then
-			return nil, "is outside " .. fmt_range(spec) .. (spec.why_min and (" (" .. spec.why_min .. ")") or "")
-		end
-		if spec.max and v > spec.max and spec.clamp_above and v <= spec.clamp_above then
-			-- Lexcelon's own files ask for 4.1 A, more than the register
-			-- holds; the limit the device can have is the nearest.
-			return spec.max, nil, string.format("%s %s is more than the register holds; using %s %s",
-				spec.key, fmt_num(v, spec), fmt_num(spec.max, spec), spec.unit or "")
-		end
-		if spec.max and v > spec.max then
-			return nil, "is outside " .. fmt_range(spec) .. (spec.why_max and (" (" .. spec.why_max .. ")") or "")
-		end
-		return v
-	elseif t == "bool" then
-		if v == true or v == false then
-			return v
-		end
-		if v == 0 or v == 1 then
-			return v == 1
-		end
-		return nil, "must be true/false (or 1/0)"
-	elseif t == "string" then
-		if type(v) ~= "string" then
-			return nil, "must be a string"
-		end
-		return v
-	elseif t == "chemistry" then
-		if type(v) ~= "string" then
-			return nil, "must be a string (lipoChemistry, ironPhosphateChemistry or otherChemistry)"
-		end
-		local c = CHEM_ALIASES[v:lower():gsub("[^%w]", "")]
-		if not c then
-			return nil, "is not a known chemistry (lipoChemistry, ironPhosphateChemistry or otherChemistry)"
-		end
-		return c
-	elseif t == "names" then
-		if type(v) ~= "table" then
-			return nil, "must be an array of strings"
-		end
-		local n = #v
-		for k in pairs(v) do
-			if math.type(k) ~= "integer" or k < 1 or k > n then
-				return nil, "must be an array of strings"
-			end
-		end
-		local list, seen = {}, {}
-		for i = 1, n do
-			local name = v[i]
-			if type(name) ~= "string" then
-				return nil, string.format("must be an array of strings (item %d is %s)", i,
-					name == cjson.null and "null" or type(name))
-			end
-			if name == "" then
-				return nil, string.format("must not hold an empty name (item %d)", i)
-			end
-			if seen[name] then
-				return nil, string.format("has %q twice (items %d and %d)", name, seen[name], i)
-			end
-			seen[name] = i
-			list[i] = name
-		end
-		return list
-	end
-	error("settings: unknown type " .. tostring(t))
 end
 
 --------------------------------------------------------------------------
@@ -462,14 +107,8 @@ local function override_list(overrides)
 	return list
 end
 
--- parse(json_text, name [, overrides]) -> s, warnings, info | nil, err
---
--- info = { file = name, format = "python" | "gui", given = {key = "file" |
--- "--set"}, as = {key = the name as written}, notes = {...} }.
--- err holds one line per problem, each "NAME: ..." (or "NAME:LINE: ..."
--- for malformed JSON).
-function M.parse(text, name, overrides)
-	name = name or "settings"
+-- The top-level object of a settings text | nil, err.
+local function decode(text, name)
 	if type(text) ~= "string" then
 		return nil, name .. ": settings text must be a string"
 	end
@@ -484,122 +123,119 @@ function M.parse(text, name, overrides)
 	if type(root) ~= "table" or root[1] ~= nil or not text:find("^%s*{") then
 		return nil, name .. ": expected a JSON object ({...}) at the top level"
 	end
-
-	local errors, warnings, notes = {}, {}, {}
-	local info = { file = name, format = "python", given = {}, as = {}, notes = notes }
-	local raw = {}        -- key -> value as found
-	local unknown = {}
-
-	local function key_label(spec, as)
-		if as == spec.key then
-			return "'" .. as .. "'"
-		end
-		return string.format("'%s' (%s)", as, spec.key)
+	local bs = root.batlabSettings
+	if bs ~= nil and (type(bs) ~= "table" or bs[1] ~= nil) then
+		return nil, name .. ": key 'batlabSettings' must be an object ({...})"
 	end
+	return root
+end
 
-	local function take(k, v, prefix)
-		local as = prefix .. k
-		local spec = BY_NAME[k]
-		if not spec then
-			unknown[#unknown + 1] = as
-			return
-		end
-		local prev = raw[spec.key]
-		if prev ~= nil then
-			local same = prev.value == v
-			if not same and type(v) == "table" and type(prev.value) == "table" then
-				same = cjson.encode(v) == cjson.encode(prev.value)
-			end
-			if not same then
-				errors[#errors + 1] = string.format("%s: key '%s' is given twice with different values ('%s' = %s and '%s' = %s)",
-					name, spec.key, prev.as, fmt_value(prev.value, spec), as, fmt_value(v, spec))
-			end
-			return
-		end
-		raw[spec.key] = { value = v, as = as }
+-- One key of the file into r.raw (a key given twice must say the same).
+local function take(r, k, v, prefix)
+	local as = prefix .. k
+	local spec = keys.spec(k)
+	if not spec then
+		r.unknown[#r.unknown + 1] = as
+		return
 	end
+	local prev = r.raw[spec.key]
+	if prev ~= nil then
+		local same = prev.value == v
+		if not same and type(v) == "table" and type(prev.value) == "table" then
+			same = cjson.encode(v) == cjson.encode(prev.value)
+		end
+		if not same then
+			r.errors[#r.errors + 1] = string.format("%s: key '%s' is given twice with different values ('%s' = %s and '%s' = %s)",
+				r.name, spec.key, prev.as, fmt_value(prev.value), as, fmt_value(v))
+		end
+		return
+	end
+	r.raw[spec.key] = { value = v, as = as }
+end
 
+-- Every key of the file (the top level, then batlabSettings) into r.raw;
+-- unknown keys and a GUI file's missing keys are warnings.
+local function collect(r, root)
 	local bs = root.batlabSettings
 	if bs ~= nil then
-		info.format = "gui"
-		if type(bs) ~= "table" or bs[1] ~= nil then
-			return nil, name .. ": key 'batlabSettings' must be an object ({...})"
-		end
+		r.info.format = "gui"
 	end
 	for _, k in ipairs(sorted_keys(root)) do
 		if k ~= "batlabSettings" then
-			take(k, root[k], "")
+			take(r, k, root[k], "")
 		end
 	end
-	if bs then
-		for _, k in ipairs(sorted_keys(bs)) do
-			take(k, bs[k], "batlabSettings.")
-		end
+	for _, k in ipairs(bs and sorted_keys(bs) or {}) do
+		take(r, k, bs[k], "batlabSettings.")
 	end
-	if #unknown > 0 then
+	if #r.unknown > 0 then
 		local quoted = {}
-		for i, k in ipairs(unknown) do
+		for i, k in ipairs(r.unknown) do
 			quoted[i] = "'" .. k .. "'"
 		end
-		warnings[#warnings + 1] = string.format("%s: unknown key%s ignored: %s", name,
-			#unknown > 1 and "s" or "", table.concat(quoted, ", "))
+		r.warnings[#r.warnings + 1] = string.format("%s: unknown key%s ignored: %s", r.name,
+			#r.unknown > 1 and "s" or "", table.concat(quoted, ", "))
 	end
-	if info.format == "gui" then
+	if r.info.format == "gui" then
 		local missing = {}
-		for _, k in ipairs(GUI_REQUIRED) do
-			if raw[k] == nil then
+		for _, k in ipairs(keys.GUI_REQUIRED) do
+			if r.raw[k] == nil then
 				missing[#missing + 1] = k
 			end
 		end
 		if #missing > 0 then
-			local note = string.format("%s: GUI playlist without %s: default%s used", name,
+			local note = string.format("%s: GUI playlist without %s: default%s used", r.name,
 				table.concat(missing, ", "), #missing > 1 and "s" or "")
-			notes[#notes + 1] = note
-			warnings[#warnings + 1] = note
+			r.info.notes[#r.info.notes + 1] = note
+			r.warnings[#r.warnings + 1] = note
 		end
 	end
+end
 
-	-- Overrides replace file values (no conflict).
+-- --set overrides replace file values (no conflict) | nil, err.
+local function apply_overrides(r, overrides)
 	local olist, oerr = override_list(overrides)
 	if not olist then
-		return nil, name .. ": " .. oerr
+		return nil, r.name .. ": " .. oerr
 	end
-	local from_text = {}
 	for _, o in ipairs(olist) do
-		local ck = M.canonical(o.name)
+		local ck = keys.canonical(o.name)
 		if not ck then
-			errors[#errors + 1] = string.format("%s: --set: unknown key '%s'", name, o.name)
+			r.errors[#r.errors + 1] = string.format("%s: --set: unknown key '%s'", r.name, o.name)
 		else
-			raw[ck] = { value = o.value, as = o.name, set = true }
-			from_text[ck] = o.from_text
+			r.raw[ck] = { value = o.value, as = o.name, set = true }
+			r.from_text[ck] = o.from_text
 		end
 	end
+	return true
+end
 
-	-- Convert and check every given value.
-	local s = {}
+-- Every given value converted and checked: the settings so far.
+local function convert_all(r)
+	local s, info = {}, r.info
 	for _, spec in ipairs(KEYS) do
-		local r = raw[spec.key]
-		if r ~= nil then
-			local v, why, note = convert(spec, r.value, from_text[spec.key])
+		local g = r.raw[spec.key]
+		if g ~= nil then
+			local v, why, note = check.convert(spec, g.value, r.from_text[spec.key])
 			if note then
-				warnings[#warnings + 1] = name .. ": " .. note
+				r.warnings[#r.warnings + 1] = r.name .. ": " .. note
 			end
 			if v == nil then
-				errors[#errors + 1] = string.format("%s: key %s = %s%s %s", name, key_label(spec, r.as),
-					fmt_value(r.value, spec), r.set and " (--set)" or "", why)
+				r.errors[#r.errors + 1] = string.format("%s: key %s = %s%s %s", r.name,
+					check.key_label(spec, g.as), fmt_value(g.value), g.set and " (--set)" or "", why)
 			else
 				s[spec.key] = v
-				info.given[spec.key] = r.set and "--set" or "file"
-				info.as[spec.key] = r.as
+				info.given[spec.key] = g.set and "--set" or "file"
+				info.as[spec.key] = g.as
 			end
 		end
 	end
-	if #errors > 0 then
-		return nil, table.concat(errors, "\n")
-	end
+	return s
+end
 
-	-- Defaults, in table order (chemistry first, cutoffs before what
-	-- depends on them).
+-- Defaults, in table order (chemistry first, cutoffs before what depends
+-- on them).
+local function fill_defaults(s, info)
 	for _, spec in ipairs(KEYS) do
 		if s[spec.key] == nil then
 			local d = spec.default
@@ -621,94 +257,39 @@ function M.parse(text, name, overrides)
 			s[spec.key] = d
 		end
 	end
+end
 
-	local function label(k)
-		local spec = BY_NAME[k]
-		local as = info.as[k] or k
-		local l = string.format("key %s = %s", key_label(spec, as), with_unit(s[k], spec))
-		if info.given[k] == "--set" then
-			l = l .. " (--set)"
-		elseif not info.given[k] then
-			l = l .. " (default)"
-		end
-		return l
+-- parse(json_text, name [, overrides]) -> s, warnings, info | nil, err
+--
+-- info = { file = name, format = "python" | "gui", given = {key = "file" |
+-- "--set"}, as = {key = the name as written}, notes = {...} }.
+-- err holds one line per problem, each "NAME: ..." (or "NAME:LINE: ..."
+-- for malformed JSON).
+function M.parse(text, name, overrides)
+	name = name or "settings"
+	local root, err = decode(text, name)
+	if not root then
+		return nil, err
 	end
-
-	-- Dynamic bounds (errors).
-	if not (s.lowVoltageCutoff < s.highVoltageCutoff) then
-		errors[#errors + 1] = string.format("%s: %s must be below highVoltageCutoff (%s V)", name,
-			label("lowVoltageCutoff"), fmt_num(s.highVoltageCutoff))
+	local info = { file = name, format = "python", given = {}, as = {}, notes = {} }
+	-- raw: key -> { value as found, as = the name it had, set = from --set }
+	local r = { name = name, info = info, raw = {}, unknown = {}, from_text = {}, errors = {}, warnings = {} }
+	collect(r, root)
+	local ok, oerr = apply_overrides(r, overrides)
+	if not ok then
+		return nil, oerr
 	end
-	for _, spec in ipairs(KEYS) do
-		if spec.cutoff and (not spec.when or s[spec.when]) and s[spec.key] > s[spec.cutoff] then
-			errors[#errors + 1] = string.format("%s: %s is above %s (%s A)", name, label(spec.key),
-				spec.cutoff, fmt_num(s[spec.cutoff]))
-		end
+	local s = convert_all(r)
+	if #r.errors > 0 then
+		return nil, table.concat(r.errors, "\n")
 	end
-	if s.storageDischarge and (s.storageDischargeVoltage < s.lowVoltageCutoff
-			or s.storageDischargeVoltage > s.highVoltageCutoff) then
-		errors[#errors + 1] = string.format("%s: %s must lie between lowVoltageCutoff (%s V) and highVoltageCutoff (%s V)",
-			name, label("storageDischargeVoltage"), fmt_num(s.lowVoltageCutoff), fmt_num(s.highVoltageCutoff))
-	end
+	fill_defaults(s, info)
+	local errors = check.bounds(s, info, name)
 	if #errors > 0 then
 		return nil, table.concat(errors, "\n")
 	end
-
-	-- Warnings: chemistry, then general.
-	local chem = CHEMISTRIES[s.cellChemistryType]
-	local function warn(fmt, ...)
-		warnings[#warnings + 1] = name .. ": " .. string.format(fmt, ...)
-	end
-	if chem.hv_max and s.highVoltageCutoff > chem.hv_max then
-		warn("%s is above the usual %s V for %s cells", label("highVoltageCutoff"), fmt_num(chem.hv_max), chem.label)
-	end
-	if chem.lv_min and s.lowVoltageCutoff < chem.lv_min then
-		warn("%s is below the usual %s V for %s cells", label("lowVoltageCutoff"), fmt_num(chem.lv_min), chem.label)
-	end
-	if chem.storage_min and s.storageDischarge and (s.storageDischargeVoltage < chem.storage_min
-			or s.storageDischargeVoltage > chem.storage_max) then
-		warn("%s is outside the usual %s..%s V for storing %s cells", label("storageDischargeVoltage"),
-			fmt_num(chem.storage_min), fmt_num(chem.storage_max), chem.label)
-	end
-	if chem.charge_temp_max and s.chargeTemperatureCutoff > chem.charge_temp_max then
-		warn("%s is above the usual %s degC for charging %s cells", label("chargeTemperatureCutoff"),
-			fmt_num(chem.charge_temp_max + 0.0), chem.label)
-	end
-	for _, k in ipairs({ "chargeTemperatureCutoff", "dischargeTemperatureCutoff" }) do
-		if s[k] < 25 then
-			warn("%s is below room temperature: the step may stop at once", label(k))
-		end
-	end
-	for _, k in ipairs({ "chargeCurrentSafetyCutoff", "dischargeCurrentSafetyCutoff" }) do
-		if s[k] > 4.092 then
-			warn("%s is above the largest current the Batlab measures (4.092 A): the firmware current limit can never trip", label(k))
-		end
-	end
-	if s.impedanceReportingPeriod > 0 and s.impedanceReportingPeriod < 10 then
-		warn("%s: each impedance measurement takes about 2 s", label("impedanceReportingPeriod"))
-	end
-	local steps = s.sineWaveFrequency / 39.0625
-	if steps ~= math.floor(steps) then
-		warn("%s is not a multiple of 39.0625 Hz: the Batlab will use %s Hz", label("sineWaveFrequency"),
-			fmt_num(math.floor(steps) * 39.0625))
-	end
-	if s.trickleEnable then
-		if s.trickleChrgEngageVoltage <= s.trickleDischrgEngageVoltage then
-			warn("trickle engage voltages look swapped: trickleChrgEngageVoltage %s V is not above trickleDischrgEngageVoltage %s V, so trickle engages almost at once",
-				fmt_num(s.trickleChrgEngageVoltage), fmt_num(s.trickleDischrgEngageVoltage))
-		end
-		if s.trickleChrgEngageVoltage >= s.highVoltageCutoff then
-			warn("%s is not below highVoltageCutoff: charge trickle never engages", label("trickleChrgEngageVoltage"))
-		end
-		if s.trickleDischrgEngageVoltage <= s.lowVoltageCutoff then
-			warn("%s is not above lowVoltageCutoff: discharge trickle never engages", label("trickleDischrgEngageVoltage"))
-		end
-	end
-	if s.cellPlaylistName == "" or not s.cellPlaylistName:find("^[ %w_%-%.]+$") then
-		warn("%s: a playlist name is letters, digits, space, '_', '-' and '.'; other characters are replaced in file names",
-			label("cellPlaylistName"))
-	end
-	return s, warnings, info
+	check.warnings(s, info, name, r.warnings)
+	return s, r.warnings, info
 end
 
 -- load(path [, overrides]) -> s, warnings, info | nil, err
@@ -802,7 +383,6 @@ end
 -- six cell limit registers; R, B are the cell's thermistor calibration
 -- (default 1500, 3380).
 function M.to_register_values(s, R, B)
-	local batlab = require "batlab"
 	local E = batlab.Encoder
 	R, B = R or 1500, B or 3380
 	return {
@@ -823,7 +403,6 @@ M.LIMIT_REGISTERS = {
 
 -- sine_register_values(s) -> { SINE_FREQ = raw, SINE_MAGDIV = code } (UNIT).
 function M.sine_register_values(s)
-	local batlab = require "batlab"
 	return {
 		SINE_FREQ = batlab.Encoder(s.sineWaveFrequency):asfreq(),
 		SINE_MAGDIV = s.sineWaveMagnitude,
@@ -860,7 +439,7 @@ function M.view(s, info)
 		elseif v == nil then
 			shown = "-"
 		else
-			shown = with_unit(v, spec)
+			shown = check.with_unit(v, spec)
 		end
 		local mark = ""
 		if info then

@@ -3,12 +3,14 @@
 -- printed before each prompt (plug/unplug messages, background tasks that
 -- ended).
 --
--- install(pool) wraps batlab.spawn and batlab.spawn_for so that every task
--- started in the shell process - from the prompt or by a module such as the
--- stock-test runner - is followed until its end has been reported once. It
--- also routes task failure messages here (batlab.task_log): the shell
--- reports them as one-line notices instead of tracebacks written over the
--- prompt; `task.error` keeps the traceback.
+-- install(env, pool) puts the helpers into env (the shell passes its
+-- globals; this module sets none itself). It wraps batlab.spawn and
+-- batlab.spawn_for so that every task started in the shell process - from
+-- the prompt or by a module such as the stock-test runner - is followed
+-- until its end has been reported once. It also routes task failure
+-- messages here (batlab.task_log): the shell reports them as one-line
+-- notices instead of tracebacks written over the prompt; `task.error`
+-- keeps the traceback.
 --
 -- The C scheduler keeps its own list of live tasks but has no Lua accessor;
 -- what a task waits in and which channels it drives are read from its
@@ -181,12 +183,19 @@ function M.help()
 	print(M.guide)
 end
 
+-- The helpers install puts into the shell's environment, by name.
+M.helpers = { tasks = M.tasks, help = M.help }
+
 local installed = false
 
--- Set up the shell's helpers once: the globals tasks and help, task
--- tracking, and failure messages as notices.
-function M.install(pool)
+-- install(env, pool) -> M. Puts M.helpers into env (a table; nil: none),
+-- and once per process sets up task tracking and failure messages as
+-- notices. pool: the session's pool, whose messages notices() prints.
+function M.install(env, pool)
 	the_pool = pool
+	for name, fn in pairs(env and M.helpers or {}) do
+		env[name] = fn
+	end
 	if installed then
 		return M
 	end
@@ -209,9 +218,6 @@ function M.install(pool)
 			pending[#pending + 1] = "[" .. first_line(msg) .. "]"
 		end
 	end)
-	-- The documented user globals of the shell (the lint allows _G).
-	_G.tasks = M.tasks
-	_G.help = M.help
 	return M
 end
 

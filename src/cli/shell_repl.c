@@ -387,8 +387,9 @@ static int l_setup(lua_State *L)
 	lua_pushvalue(L, -1);
 	lua_rawsetp(L, LUA_REGISTRYINDEX, &module_key);
 	lua_getfield(L, -1, "install");
+	lua_pushglobaltable(L);        /* tasks() and help() become globals */
 	lua_getglobal(L, "pool");
-	lua_call(L, 1, 0);
+	lua_call(L, 2, 0);
 	if (lua_getglobal(L, "os") == LUA_TTABLE) {
 		lua_pushcfunction(L, l_exit);
 		lua_setfield(L, -2, "exit");

@@ -118,6 +118,13 @@ static void set_constants(lua_State *L)
 		}
 		lua_pop(L, 1);
 	}
+	/* The full scales of the voltage and current registers, from the unit
+	 * conversions themselves (raw -32768 reads minus full scale): Lua code
+	 * that checks settings against what a register holds uses these. */
+	lua_pushnumber(L, -bl_voltage_from_raw(0x8000));
+	lua_setfield(L, -2, "VOLTAGE_FULL_SCALE");
+	lua_pushnumber(L, -bl_current_from_raw(0x8000));
+	lua_setfield(L, -2, "CURRENT_FULL_SCALE");
 }
 
 /* batlab.lookup(ns, reg) -> ns byte, addr */

@@ -53,6 +53,14 @@ t.is(results.json_encode({ x = 0 / 0, y = results.null, z = {} }),
 t.is(results.json_encode(results.object({})), "{}\n", "json: results.object() is {}")
 t.is(results.json_encode(3.0), "3.0\n", "json: integral float keeps .0")
 t.ok(cjson.decode(results.json_encode({ s = "caf\233" })) ~= nil, "json: non-UTF-8 bytes still give valid JSON")
+t.is(results.json_encode({ "cells/A1.csv", 1 / 3, -0.0, 1700000000, 123456789012.0, true, "\1\t" }),
+	'[\n  "cells/A1.csv",\n  0.3333333333,\n  -0.0,\n  1700000000,\n  123456789012.0,\n  true,\n  "\\u0001\\t"\n]\n',
+	"json: paths keep their /, floats %.10g, whole numbers exact, control characters escaped")
+t.is(results.json_encode({ [2] = "b", [10] = "a" }), '{\n  "10": "a",\n  "2": "b"\n}\n', "json: a sparse array is an object")
+t.ok(not pcall(require("cjson").encode, 0 / 0), "json: cjson itself is left as it was (NaN still refused)")
+local deep = {}
+deep[1] = deep
+t.ok(not pcall(results.json_encode, deep), "json: a cycle is an error, not a hang")
 
 -- Safe names --------------------------------------------------------------------
 

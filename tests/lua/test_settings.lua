@@ -266,6 +266,25 @@ t.ok(s ~= nil and s.lowVoltageCutoff == 1.0, "a 1.0 V discharge cutoff is allowe
 t.ok(has(w, "'lowVoltageCutoff' = 1 V is below the usual 2%.5 V"), "with a chemistry warning")
 t.ok(has(w, "'chargeCurrentSafetyCutoff' = 4%.096 A is above the largest current the Batlab measures"), "4.096 A: can never trip warning")
 
+-- The register limits come from the unit conversions in C, not from copies.
+local batlab = require "batlab"
+t.is(batlab.CURRENT_FULL_SCALE, 4.096, "batlab.CURRENT_FULL_SCALE is 4.096 A")
+t.is(batlab.VOLTAGE_FULL_SCALE, 4.5, "batlab.VOLTAGE_FULL_SCALE is 4.5 V")
+local by_key = {}
+for _, spec in ipairs(settings.KEYS) do
+	by_key[spec.key] = spec
+end
+t.ok(by_key.chargeCurrentSafetyCutoff.max == batlab.CURRENT_FULL_SCALE
+	and by_key.dischargeCurrentSafetyCutoff.max == batlab.CURRENT_FULL_SCALE,
+	"current cutoffs reach up to the current full scale")
+local v_ok = true
+for _, spec in ipairs(settings.KEYS) do
+	if spec.unit == "V" and not (spec.max < batlab.VOLTAGE_FULL_SCALE) then
+		v_ok = false
+	end
+end
+t.ok(v_ok, "every voltage setting stays below the voltage full scale")
+
 -- Dynamic bounds --------------------------------------------------------------------
 
 _, err = parse('{"highVoltageCutoff": 3.6, "lowVoltageCutoff": 3.8}')

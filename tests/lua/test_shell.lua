@@ -2,30 +2,8 @@
 -- --sim, --devices, --seed, --serial, --port; exit codes 0/1/2/3.
 local t = dofile(arg[0]:match("^(.-)[^/]*$") .. "tap.lua")
 
-local bin = os.getenv("BATLAB") or arg[0]:match("^(.-)[^/]*$") .. "../../batlab"
-
-local function q(s)
-	return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
-local errfile = os.tmpname()
-local function run(args, stdin)
-	local cmd = q(bin) .. " shell " .. args .. " 2>" .. q(errfile)
-	if stdin then
-		cmd = "printf '%s' " .. q(stdin) .. " | " .. cmd
-	else
-		cmd = cmd .. " </dev/null"
-	end
-	local f = assert(io.popen(cmd .. "; echo \"rc=$?\""))
-	local out = f:read("a")
-	f:close()
-	local code = tonumber(out:match("rc=(%d+)\n$"))
-	out = out:gsub("rc=%d+\n$", "")
-	local ef = assert(io.open(errfile))
-	local err = ef:read("a")
-	ef:close()
-	return out, err, code
-end
+local cli = dofile(arg[0]:match("^(.-)[^/]*$") .. "cli.lua")
+local q, run = cli.quote, cli.runner("shell")
 
 local out, err, code
 
@@ -104,5 +82,15 @@ out, err, code = run("--sim", "print(dev:read('UNIT', 'FIRMWARE_VER'))\n")
 t.is(out, "7\n", "standard input is run when it is not a terminal")
 t.is(code, 0, "exit 0")
 
-os.remove(errfile)
+-- the module itself: helpers into the environment it is given, no globals
+local shell = require "batlab.shell"
+local batlab = require "batlab"
+local env = {}
+t.is(shell.install(env, nil), shell, "install returns the module")
+t.ok(env.tasks == shell.tasks and env.help == shell.help, "install puts tasks and help into env")
+t.ok(rawget(_G, "tasks") == nil and rawget(_G, "help") == nil, "and sets no global")
+batlab.spawn(function() return 42 end)
+batlab.run()
+t.like(table.concat(shell.notices(), "\n"), "%[task %d+ done: 42%]", "a task spawned after install is followed")
+
 t.done()
