@@ -7,7 +7,7 @@ return {
 	name = "grade",
 	params = { current = 2.0, vmax = 4.2, vmin = 2.8, min_ah = 2.0, max_ohm = 0.08 },
 	run = function(cell, p)
-		cell:limits{ vmax = p.vmax, vmin = p.vmin, imax = 4.0, tmax_c = 55 }
+		cell:limits{ vmax = p.vmax + 0.05, vmin = p.vmin, imax = 4.0, tmax_c = 55 }
 		local c = steps.charge(cell, { current = p.current, until_v = p.vmax, cv = { until_i = 0.1 } })
 		if not steps.ok(c) then
 			return false, "charge ended: " .. c.end_reason, "error"

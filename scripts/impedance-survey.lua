@@ -7,7 +7,7 @@ return {
 	name = "impedance-survey",
 	params = { capacity_ah = 2.5, points = 8, current = 1.0, rest_s = 300, vmax = 4.2, vmin = 2.8 },
 	run = function(cell, p)
-		cell:limits{ vmax = p.vmax, vmin = p.vmin, imax = 4.0, tmax_c = 50 }
+		cell:limits{ vmax = p.vmax + 0.05, vmin = p.vmin, imax = 4.0, tmax_c = 50 }
 		local full = steps.charge(cell, { current = p.current, until_v = p.vmax, cv = { until_i = 0.1 } })
 		if not steps.ok(full) then
 			return false, "charge: " .. full.end_reason, "error"

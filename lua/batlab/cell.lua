@@ -77,10 +77,23 @@ end
 
 -- Channel methods, forwarded as they are.
 for _, name in ipairs { "charge", "discharge", "idle", "stop", "set_current",
-                        "limits", "report_interval" } do
+                        "report_interval" } do
 	Cell[name] = function(self, ...)
 		return self.ch[name](self.ch, ...)
 	end
+end
+
+-- limits{...} as on batlab.Channel; the cell remembers what it set
+-- (cell.limits_set), so that steps can check their targets against it.
+function Cell:limits(t)
+	local ok, err, code = self.ch:limits(t)
+	if ok then
+		self.limits_set = self.limits_set or {}
+		for k, v in pairs(t) do
+			self.limits_set[k] = v
+		end
+	end
+	return ok, err, code
 end
 
 -- impedance() -> ohms | nil, err, code. A measurement goes on the next

@@ -13,6 +13,7 @@
 --     on_sample = function(sample, rec) end,     -- progress; must not wait
 --     on_step = function(row, summary, rec) end, -- a finished step
 --     on_error = function(message) end,          -- recording failed
+--     on_label = function(labels) end,           -- the labels changed
 --     lexcelon = { log1 = log, log2 = log, period = 1, serial = 1, channel = 0 },
 --   })
 --   ...
@@ -29,8 +30,8 @@ Recording.__index = Recording
 -- whenever an impedance was measured since the last one).
 local function lexcelon_row(r, smp)
 	local lx = r.lex
-	if not (lx and lx.log1) then
-		return
+	if not (lx and lx.log1) or r.step_no == 0 then
+		return -- nothing to report before the test's first step
 	end
 	local period = lx.period or 1
 	if not (r.lex_z or not r.lex_last or smp.time - r.lex_last >= period - 1e-6) then
@@ -75,7 +76,7 @@ end
 function M.attach(cell, o)
 	local r = setmetatable({
 		cell = cell, t0 = o.t0 or batlab.now(), epoch = o.epoch, on_sample = o.on_sample,
-		on_step = o.on_step, on_error = o.on_error, lex = o.lexcelon, step_no = 0,
+		on_step = o.on_step, on_error = o.on_error, on_label = o.on_label, lex = o.lexcelon, step_no = 0,
 		labels = { step = 0, cycle = 0, cycle_kind = "other" },
 		impedance = { values = {}, charges = {} },
 	}, Recording)
@@ -105,6 +106,9 @@ function Recording:label(t)
 	end
 	if self.rec then
 		self.rec:label(t)
+	end
+	if self.on_label then
+		self.on_label(self.labels)
 	end
 end
 

@@ -288,44 +288,23 @@ function Run:cell(name, info)
 	return cw
 end
 
--- sample(row) -> true | nil, err. One row of the cell's time series
--- (fields: docs/results.md). Flushed at once.
--- The time-series row, written once per cell per report: the columns of
--- SAMPLE_COLUMNS in one batlab.csv_line call (same bytes as format_row).
-local SAMPLE_SPEC = "f3,f3,d,s,d,s,s,f4,f4,f2,f6,f6,f5,f3,T,s"
-
-local function sample_line(row, run)
-	local err = row.errors
-	local t = row.time
-	return batlab.csv_line(SAMPLE_SPEC, t, row.step_time, row.cycle, row.cycle_kind, row.step,
-		row.step_name, mode_text(row), row.voltage, row.current, row.temp_c, row.charge_ah,
-		row.energy_wh, row.impedance, row.vcc,
-		type(t) == "number" and run.start_time + t or nil,
-		(err == nil or (type(err) == "table" and err[1] == nil)) and "" or names_text(err))
+-- series() -> path. The cell's time series is written, one row per
+-- sample, by a recorder in C (batlab.recorder, through batlab.recording)
+-- that appends to this file; the writer keeps only the header it wrote.
+function Cell:series()
+	fsutil.close_once(self)
+	return self.run:path("cells/" .. self.file)
 end
-M._sample_line = sample_line
 
-function Cell:sample(row)
-	if self.closed then
-		return nil, self.name .. ": cell writer is closed"
+-- samples(stats, impedance): what the time series held, for the summary:
+-- the recorder's stats (rows, charge_min, charge_max: |Ah|) and the
+-- impedance measurements ({ values = {...}, charges = {...} }).
+function Cell:samples(stats, impedance)
+	self.rows = stats.rows or 0
+	self.record.charge_min, self.record.charge_max = stats.charge_min, stats.charge_max
+	if impedance then
+		self.record.impedance = impedance
 	end
-	local ok, err = self.f:write(sample_line(row, self.run))
-	if not ok then
-		return nil, err
-	end
-	self.f:flush()
-	self.rows = self.rows + 1
-	local rec = self.record
-	if finite(row.charge_ah) then
-		local q = math.abs(row.charge_ah)
-		rec.charge_min = rec.charge_min and math.min(rec.charge_min, q) or q
-		rec.charge_max = rec.charge_max and math.max(rec.charge_max, q) or q
-		if finite(row.impedance) then
-			rec.impedance.values[#rec.impedance.values + 1] = row.impedance
-			rec.impedance.charges[#rec.impedance.charges + 1] = q
-		end
-	end
-	return true
 end
 
 -- step(summary) -> true | nil, err. One row of steps.csv for this cell;

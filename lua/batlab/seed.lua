@@ -304,6 +304,10 @@ local function finish(rec, why)
 	end
 	rec.active = false
 	rec.t_end = batlab.now()
+	if rec.recording then
+		rec.recording:close()
+		rec.recording = nil
+	end
 	set_state(rec, "IDLE")
 	if not rec.result then
 		rec.result = { ok = false, message = why or "ended", verdict = "incomplete" }
@@ -314,68 +318,33 @@ local function finish(rec, why)
 	rec.logs = {}
 end
 
--- The callbacks stocktest.run reports through: the state the seed showed,
--- the cycle number, and the Lexcelon log rows.
-local function make_ctx(rec, s)
-	local ctx = { deadline = rec.deadline }
-	local period = s.reportingPeriod or 1
-	local lrow = { name = rec.name, serial = rec.serial, channel = rec.index }
-	local z, last_row, step_start
-	local function epoch(t)
-		return rec.epoch + (t - rec.t0)
-	end
-	function ctx.begin_step(_, name)
-		set_state(rec, name)
-		step_start = batlab.now()
-	end
-	function ctx.cycle(_, meta)
-		rec.cycle = meta.cycle
-	end
-	function ctx.sample(_, smp)
-		-- Reports come at least every second (the steps end on them); the
-		-- log gets a row every reportingPeriod, and every impedance.
-		if rec.log1 and (z or not last_row or smp.time - last_row >= period - 1e-6) then
-			last_row = smp.time
-			lrow.epoch, lrow.voltage, lrow.current, lrow.temp_c = epoch(smp.time), smp.voltage, smp.current, smp.temp_c
-			lrow.impedance, lrow.vcc, lrow.state = z, smp.vcc, rec.state
-			-- The seed's charge and energy are magnitudes since the step began.
-			lrow.energy_wh = smp.energy_wh and math.abs(smp.energy_wh)
-			lrow.charge_ah = smp.charge_ah and math.abs(smp.charge_ah)
-			local ok, err = rec.log1:level1(lrow)
-			if not ok and not rec.log_failed then
+-- What the seed recorded of a test: its state (the step's name) and cycle,
+-- and the Lexcelon log rows, from batlab.recording (the one recorder the
+-- runner uses too).
+local function attach_recording(rec, cell, s)
+	local r, err = require("batlab.recording").attach(cell, {
+		t0 = rec.t0, epoch = rec.epoch,
+		lexcelon = { log1 = rec.log1, log2 = rec.log2, period = s.reportingPeriod or 1,
+			serial = rec.serial, channel = rec.index },
+		on_error = function(msg)
+			if not rec.log_failed then
 				rec.log_failed = true
-				add_event(rec, "log: " .. tostring(err))
+				add_event(rec, "log: " .. tostring(msg))
 			end
-		end
-		z = nil
+		end,
+		on_label = function(labels)
+			if labels.step_name and labels.step_name ~= rec.state then
+				set_state(rec, labels.step_name)
+			end
+			if rec.test_type == "cycle" then -- the seed counts no cycles in a discharge test
+				rec.cycle = labels.cycle or rec.cycle
+			end
+		end,
+	})
+	if not r then
+		add_event(rec, "cannot record: " .. tostring(err))
 	end
-	function ctx.impedance(_, ohms)
-		z = ohms
-	end
-	function ctx.event(_, text)
-		add_event(rec, text)
-	end
-	function ctx.end_step(_, sum)
-		if not rec.log2 then
-			return
-		end
-		local zs = {}
-		for _, m in ipairs(sum.impedance or {}) do
-			zs[#zs + 1] = m.ohms
-		end
-		local ok, err = rec.log2:level2{
-			name = rec.name, serial = rec.serial, channel = rec.index, epoch = epoch(batlab.now()),
-			state = sum.name, charge_ah = sum.ah, energy_wh = sum.wh,
-			avg_impedance = require("batlab.results").median(zs), delta_temp = sum.temp_rise,
-			avg_current = sum.avg_i, avg_voltage = sum.avg_v,
-			runtime = sum.duration or (step_start and batlab.now() - step_start),
-		}
-		if not ok and not rec.log_failed then
-			rec.log_failed = true
-			add_event(rec, "log: " .. tostring(err))
-		end
-	end
-	return ctx
+	rec.recording = r
 end
 
 -- The task: open the logs, run the stock test, record its verdict.
@@ -407,7 +376,9 @@ local function run_test(rec, ch, s, text)
 	-- Steps end on reports: at least one a second, whatever the log period.
 	local every = math.max(0.1, math.min(1, s.reportingPeriod or 1))
 	cell:report_interval(math.floor(every * 10 + 0.5) / 10)
-	local ok, msg, verdict = require("batlab.stocktest").run(cell, s, make_ctx(rec, s), rec.test_type)
+	attach_recording(rec, cell, s)
+	local ok, msg, verdict = require("batlab.stocktest").run(cell, s, { deadline = rec.deadline },
+		rec.test_type)
 	rec.result = { ok = ok and true or false, message = msg, verdict = ok and "pass" or verdict or "fail" }
 	add_event(rec, ok and "Test Completed" or ("Test ended: " .. tostring(msg)))
 	return ok, msg, verdict

@@ -19,6 +19,8 @@
 -- On a batlab.cell in a run, each step is labelled in the cell's time
 -- series and ends with a row of steps.csv (cell:begin_step/end_step).
 
+local batlab = require "batlab"
+
 local M = {}
 
 -- Ends that are a normal outcome of a step (everything else is abnormal).
@@ -58,7 +60,10 @@ local function account(sum, s)
 	if s.temp_c and (not sum.temp_max or s.temp_c > sum.temp_max) then
 		sum.temp_max = s.temp_c
 	end
-	sum.duration = s.step_time
+	-- a phase that continues the channel's step (the CV hold after CC)
+	-- counts from its own start
+	sum.t_offset = sum.t_offset or (sum.continues and s.step_time) or 0
+	sum.duration = s.step_time - sum.t_offset
 	sum.ah = math.abs(s.charge_ah or 0)
 	sum.wh = math.abs(s.energy_wh or 0)
 	sum.end_sample = s
@@ -73,7 +78,7 @@ local function finish(sum, reason, extra)
 	if sum.temp_start and sum.temp_max then
 		sum.temp_rise = sum.temp_max - sum.temp_start
 	end
-	sum._sum_v, sum._sum_i = nil, nil
+	sum._sum_v, sum._sum_i, sum.t_offset, sum.continues = nil, nil, nil, nil
 	for k, v in pairs(extra or {}) do
 		sum[k] = v
 	end
@@ -318,8 +323,9 @@ local function run(cell, kind, name, opts, start)
 end
 
 local function check_current(a, what)
-	if type(a) ~= "number" or a <= 0 or a > 4.5 then
-		error(("%s: current must be a number in (0, 4.5] A, got %s"):format(what, tostring(a)), 3)
+	if type(a) ~= "number" or a <= 0 or a > batlab.CURRENT_MAX then
+		error(("%s: current must be a number in (0, %g] A, got %s"):format(what, batlab.CURRENT_MAX,
+			tostring(a)), 3)
 	end
 end
 
@@ -331,6 +337,14 @@ end
 -- until_i, max_time} (a constant-voltage hold after the CC phase).
 function M.charge(cell, opts)
 	check_current(opts.current, "charge")
+	-- The device stops a charge above its charge voltage limit: a hold at
+	-- that very voltage would be stopped as soon as it began.
+	local cv_v = opts.cv and (opts.cv.v or opts.until_v)
+	local vmax = cell.limits_set and cell.limits_set.vmax
+	if cv_v and vmax and vmax < cv_v + 0.02 then
+		error(("charge: a constant-voltage hold at %.3f V needs the charge voltage limit above it "
+			.. "(cell:limits{vmax = %.3f}): set vmax to %.2f V or more"):format(cv_v, vmax, cv_v + 0.05), 2)
+	end
 	local name = opts.name or "CHARGE"
 	local sum = stepped(cell, name, function()
 		return run(cell, "charge", name, opts, function()
@@ -396,6 +410,7 @@ function cv_loop(cell, opts)
 	local until_i = opts.until_i or 0.05
 	local r_est = 0.1   -- ohms: how hard to correct per volt of error
 	local sum = new_summary(opts.name or "CV", "charge")
+	sum.continues = true
 	while true do
 		local s, done = observe(cell, "cv", sum, opts)
 		if not s then

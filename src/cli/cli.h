@@ -4,14 +4,7 @@
 
 #include <stdbool.h>
 
-/* Exit codes (documented in README.md and docs/batlab.1). */
-enum bl_exit {
-	BL_EXIT_OK = 0,          /* done; every cell passed */
-	BL_EXIT_FAILED = 1,      /* a cell failed its verdict */
-	BL_EXIT_USAGE = 2,       /* bad arguments, settings or files */
-	BL_EXIT_DEVICE = 3,      /* device or communication error */
-	BL_EXIT_INTERRUPTED = 130,
-};
+#include "core/bl.h"   /* enum bl_exit */
 
 /* Each subcommand gets argv with argv[0] = its own name. */
 int cmd_sim(int argc, char **argv);

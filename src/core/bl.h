@@ -32,6 +32,16 @@ const char *bl_strerror(int status);
  * scripts that compare error codes. */
 const char *bl_strcode(int status);
 
+/* The program's exit codes (README.md, docs/batlab.1); the Lua runner
+ * has them as batlab.EXIT_OK... */
+enum bl_exit {
+	BL_EXIT_OK = 0,          /* done; every cell passed */
+	BL_EXIT_FAILED = 1,      /* a cell failed its verdict */
+	BL_EXIT_USAGE = 2,       /* bad arguments, settings or files */
+	BL_EXIT_DEVICE = 3,      /* device or communication error */
+	BL_EXIT_INTERRUPTED = 130,
+};
+
 enum bl_log_level {
 	BL_LOG_ERROR = 0,
 	BL_LOG_WARN  = 1,

@@ -118,13 +118,23 @@ static void set_constants(lua_State *L)
 		}
 		lua_pop(L, 1);
 	}
-	/* The full scales of the voltage and current registers, from the unit
-	 * conversions themselves (raw -32768 reads minus full scale): Lua code
-	 * that checks settings against what a register holds uses these. */
-	lua_pushnumber(L, -bl_voltage_from_raw(0x8000));
+	/* The full scales of the voltage and current registers: Lua code that
+	 * checks settings against what a register holds uses these. */
+	lua_pushnumber(L, BL_VOLTAGE_FULL_SCALE);
 	lua_setfield(L, -2, "VOLTAGE_FULL_SCALE");
-	lua_pushnumber(L, -bl_current_from_raw(0x8000));
+	lua_pushnumber(L, BL_CURRENT_FULL_SCALE);
 	lua_setfield(L, -2, "CURRENT_FULL_SCALE");
+	/* the most current a host commands (the setpoint's ceiling) */
+	lua_pushnumber(L, BL_SETPOINT_MAX / 128.0);
+	lua_setfield(L, -2, "CURRENT_MAX");
+	static const struct { const char *name; int code; } exits[] = {
+		{"EXIT_OK", BL_EXIT_OK}, {"EXIT_FAILED", BL_EXIT_FAILED}, {"EXIT_USAGE", BL_EXIT_USAGE},
+		{"EXIT_DEVICE", BL_EXIT_DEVICE}, {"EXIT_INTERRUPTED", BL_EXIT_INTERRUPTED},
+	};
+	for (size_t i = 0; i < BL_ARRAY_LEN(exits); i++) {
+		lua_pushinteger(L, exits[i].code);
+		lua_setfield(L, -2, exits[i].name);
+	}
 }
 
 /* batlab.lookup(ns, reg) -> ns byte, addr */

@@ -6,6 +6,7 @@ local t = dofile(arg[0]:match("^(.-)[^/]*$") .. "tap.lua")
 local batlab = require "batlab"
 local cellmod = require "batlab.cell"
 local settings = require "batlab.settings"
+local recording = require "batlab.recording"
 local stocktest = require "batlab.stocktest"
 
 local pool = assert(batlab.open { sim = true, seed = 11 })
@@ -29,34 +30,41 @@ local function run(chans, s, test_type, hook)
 	for _, n in ipairs(chans) do
 		local r = { steps = {}, samples = {}, impedance = {}, events = {} }
 		rec[n] = r
-		local cell = cellmod.new(dev:channel(n), { name = "c" .. n, log_sink = function() end })
-		local truth0
-		local ctx = {
-			begin_step = function(_, name, meta)
-				truth0 = pool:sim_cell(dev, n)
-				r.current_step = name
+		local cell = cellmod.new(dev:channel(n), { name = "c" .. n, log_sink = function(line)
+			r.events[#r.events + 1] = line
+		end })
+		local truth0, step_no = nil, 0
+		-- what a run records, through the recording every run uses
+		r.recording = assert(recording.attach(cell, {
+			on_label = function(labels)
+				if labels.step ~= step_no then
+					step_no = labels.step
+					truth0 = pool:sim_cell(dev, n)
+					r.current_step = labels.step_name
+				end
 			end,
-			end_step = function(_, sum, meta)
+			on_step = function(row, sum)
 				local truth1 = pool:sim_cell(dev, n)
-				sum.meta = meta
+				sum.meta = { cycle = row.cycle, kind = row.cycle_kind }
 				if truth0 and truth1 then
 					sum.model_in = truth1.charge_in_ah - truth0.charge_in_ah
 					sum.model_out = truth1.charge_out_ah - truth0.charge_out_ah
 				end
 				r.steps[#r.steps + 1] = sum
 			end,
-			sample = function(_, smp)
+			on_sample = function(smp)
+				if step_no == 0 then
+					return
+				end
 				r.samples[#r.samples + 1] = { step = r.current_step, v = smp.voltage, i = smp.current,
 					t = smp.step_time }
 				if hook then
 					hook(n, smp, r)
 				end
 			end,
-			impedance = function(_, z) r.impedance[#r.impedance + 1] = z end,
-			event = function(_, text) r.events[#r.events + 1] = text end,
-			cycle = function() end,
-			deadline = s._deadline,
-		}
+		}))
+		r.impedance = r.recording.impedance.values
+		local ctx = { deadline = s._deadline }
 		r.task = batlab.spawn_for(dev:channel(n), function()
 			return stocktest.run(cell, s, ctx, test_type or "cycle")
 		end)
@@ -64,6 +72,7 @@ local function run(chans, s, test_type, hook)
 	assert(batlab.run())
 	for _, n in ipairs(chans) do
 		local r = rec[n]
+		r.recording:close()
 		r.ok, r.msg = r.task.results and r.task.results[1], r.task.results and r.task.results[2]
 		if r.task.status ~= "done" then
 			r.msg = tostring(r.task.error)

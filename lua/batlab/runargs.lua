@@ -1,0 +1,142 @@
+-- batlab.runargs - the command line of `batlab run`, `cycletest` and
+-- `dischargetest`: usage texts, options, and where the stock scripts are.
+local batlab = require "batlab"
+
+local M = {}
+
+local USAGE = {
+	run = [[
+usage: batlab run SCRIPT [options] [NAME...]
+
+Run a test procedure (a Lua file returning a table with run(cell, params))
+on the connected Batlabs, one task per cell.
+
+Options:
+  --settings FILE      Lexcelon settings / cell playlist (JSON)
+  --cell CH=NAME       put cell NAME on channel CH (0.. across Batlabs in
+                       serial-number order, or SERIAL:CH); repeatable
+  --cells-from FILE    cell names, one per line, onto the channels in order
+  --set KEY=VALUE      override a setting or procedure parameter; repeatable
+  --out DIR            results directory (default batlab-runs/NAME-DATE)
+  --sim[=LAYOUT]       virtual Batlab(s) in virtual time (default layout:
+                       one unit, four cells)
+  --devices N          with --sim: number of virtual units
+  --seed S             with --sim: noise seed
+  --port PATH          real hardware on this port only
+  --serial N           only the Batlab with this serial number
+  --timeout S          end discharges S seconds after the test started
+  --speed X            with --sim: run at X times real time (to watch a dry
+                       run; default: as fast as possible)
+  --json               print the final summary as JSON on standard output
+  --quiet              no progress output
+]],
+}
+USAGE.cycletest = [[
+usage: batlab cycletest [--settings FILE] [options] NAME...
+
+Lexcelon's stock cycle test (scripts/cycle-test.lua): cells NAME... go
+onto the channels in order, across Batlabs in serial-number order. Takes
+the options of 'batlab run' (see 'batlab run --help').
+]]
+USAGE.dischargetest = [[
+usage: batlab dischargetest [--settings FILE] [--timeout S] [options] NAME...
+
+Lexcelon's stock discharge test (scripts/discharge-test.lua). Takes the
+options of 'batlab run' (see 'batlab run --help').
+]]
+
+M.USAGE = USAGE
+
+local VALUED = {
+	["--settings"] = true, ["--cell"] = true, ["--cells-from"] = true, ["--set"] = true,
+	["--out"] = true, ["--devices"] = true, ["--seed"] = true, ["--port"] = true,
+	["--serial"] = true, ["--timeout"] = true, ["--speed"] = true,
+}
+
+-- parse(mode, argv) -> options | nil, message
+function M.parse(mode, argv)
+	local o = { cells = {}, sets = {}, names = {} }
+	local i = 1
+	while i <= #argv do
+		local a = argv[i]
+		local key, val = a:match("^(%-%-[%w-]+)=(.*)$")
+		key = key or a
+		if key == "--help" or key == "-h" then
+			o.help = true
+		elseif key == "--json" then
+			o.json = true
+		elseif key == "--quiet" then
+			o.quiet = true
+		elseif key == "--sim" then
+			o.sim = val or true
+		elseif VALUED[key] then
+			if not val then
+				i = i + 1
+				val = argv[i]
+				if val == nil then
+					return nil, key .. " needs a value"
+				end
+			end
+			if key == "--cell" then
+				o.cells[#o.cells + 1] = val
+			elseif key == "--set" then
+				o.sets[#o.sets + 1] = val
+			else
+				o[key:sub(3):gsub("-", "_")] = val
+			end
+		elseif a:sub(1, 2) == "--" then
+			return nil, ("unknown option '%s' (see 'batlab %s --help')"):format(a, mode)
+		elseif mode == "run" and not o.script then
+			o.script = a
+		else
+			o.names[#o.names + 1] = a
+		end
+		i = i + 1
+	end
+	for _, k in ipairs({ "devices", "seed", "serial", "timeout", "speed" }) do
+		if o[k] ~= nil then
+			local n = tonumber(o[k])
+			if not n or n < 0 or (k ~= "timeout" and k ~= "speed" and n ~= math.floor(n)) then
+				return nil, ("--%s: '%s' is not a valid number"):format(k, o[k])
+			end
+			o[k] = n
+		end
+	end
+	return o
+end
+
+-- Where the stock scripts live: beside lua/ in the source tree, or under
+-- share/batlab/ once installed.
+function M.stock_script(name)
+	local luadir = batlab.luadir() or "lua"
+	for _, dir in ipairs({ luadir .. "/../scripts", luadir .. "/../../scripts", "scripts" }) do
+		local path = dir .. "/" .. name
+		local f = io.open(path)
+		if f then
+			f:close()
+			return path
+		end
+	end
+	return nil
+end
+
+
+-- read_names(path) -> { name... } | nil, err: one cell name a line; blank
+-- lines and # comments skipped.
+function M.read_names(path)
+	local f, e = io.open(path)
+	if not f then
+		return nil, e
+	end
+	local names = {}
+	for line in f:lines() do
+		local n = line:match("^%s*(.-)%s*$")
+		if n ~= "" and n:sub(1, 1) ~= "#" then
+			names[#names + 1] = n
+		end
+	end
+	f:close()
+	return names
+end
+
+return M
