@@ -522,43 +522,14 @@ M.channel_methods = methods
 ---------------------------------------------------------------------------
 -- Install
 
--- batlab.Channel is C userdata with a C __index (fields, then its methods
--- table). The new __index serves `state` and the methods above, and hands
--- everything else to the original, which is kept in the registry so that
--- loading this file again replaces the wrapper instead of stacking one.
-local BASE_KEY = "batlab.seed: Channel __index"
-
-local function install()
-	local reg = debug.getregistry()
-	local mt = reg["batlab.Channel"]
-	if type(mt) ~= "table" then
-		return false
-	end
-	local base = reg[BASE_KEY] or mt.__index
-	reg[BASE_KEY] = base
-	local get = base
-	if type(base) == "table" then
-		get = function(_, k) return base[k] end
-	end
-	mt.__index = function(ch, k)
-		if k == "state" then
-			return state_of(ch)
-		end
-		local m = methods[k]
-		if m ~= nil then
-			return m
-		end
-		return get(ch, k)
-	end
-	batlab.Settings = M.Settings
-	batlab.Logger = M.Logger
-	batlab.logger = default_logger
-	batlab.TT_CYCLE, batlab.TT_DISCHARGE = M.TT_CYCLE, M.TT_DISCHARGE
-	batlab.use_settings = M.use_settings
-	batlab.loaded_settings = M.loaded_settings
-	return true
-end
-
-M.installed = install()
+-- What the engine adds to the batlab module and to batlab.Channel when it
+-- loads this file (src/lua/engine.c): the seed's names, and the channel
+-- methods and the `state` field through batlab.extend_channel.
+M.exports = {
+	Settings = M.Settings, Logger = M.Logger, logger = default_logger,
+	TT_CYCLE = M.TT_CYCLE, TT_DISCHARGE = M.TT_DISCHARGE,
+	use_settings = M.use_settings, loaded_settings = M.loaded_settings,
+}
+M.channel_fields = { state = state_of }
 
 return M

@@ -592,10 +592,14 @@ static int engine_init(lua_State *L)
 	luaL_requiref(L, "batlab", luaopen_batlab, 1);
 	lua_pop(L, 1);
 	/* The seed library's interface (batlab.Settings, batlab.Logger,
-	 * Channel:start_test ...) is Lua, in lua/batlab/seed.lua. An engine
+	 * Channel:start_test ...) is Lua, in lua/batlab/seed.lua; the engine
+	 * puts it in place (the module patches nothing itself). An engine
 	 * without its lua/ directory still starts; a broken seed.lua fails. */
 	if (luaL_dostring(L, "if package.searchpath('batlab.seed', package.path) then "
-	                     "require 'batlab.seed' end") != LUA_OK)
+	                     "local seed, batlab = require 'batlab.seed', require 'batlab' "
+	                     "for k, v in pairs(seed.exports) do batlab[k] = v end "
+	                     "batlab.extend_channel(seed.channel_methods, seed.channel_fields) "
+	                     "end") != LUA_OK)
 		return lua_error(L);
 
 	build_sandbox_base(L, e);

@@ -359,6 +359,62 @@ static int l_channel_limits(lua_State *L)
 
 /* ---- The class ------------------------------------------------------------------- */
 
+/* What batlab.extend_channel added: methods, and fields computed in Lua
+ * (name -> function(ch)), looked up after the class's own. */
+static const char ext_methods_key = 0;
+static const char ext_fields_key = 0;
+
+/* The class's own names: its fields and its methods table. */
+static bool builtin_name(lua_State *L, int methods, const char *k)
+{
+	static const char *const fields[] = {"index", "cell", "device", "last", "step_time"};
+	bool has;
+
+	for (size_t i = 0; i < BL_ARRAY_LEN(fields); i++)
+		if (strcmp(k, fields[i]) == 0)
+			return true;
+	has = lua_getfield(L, methods, k) != LUA_TNIL;
+	lua_pop(L, 1);
+	return has;
+}
+
+static void extend_from(lua_State *L, int from, const void *key, int methods)
+{
+	lua_rawgetp(L, LUA_REGISTRYINDEX, key);
+	lua_pushnil(L);
+	while (lua_next(L, from)) {
+		const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+
+		if (!k || !lua_isfunction(L, -1))
+			luaL_error(L, "batlab.extend_channel: a table of name = function expected");
+		if (builtin_name(L, methods, k))
+			luaL_error(L, "batlab.extend_channel: batlab.Channel already has '%s'", k);
+		lua_pushvalue(L, -2);
+		lua_insert(L, -2);
+		lua_rawset(L, -4);
+	}
+	lua_pop(L, 1);
+}
+
+/* batlab.extend_channel(methods [, fields]): more Channel methods, and
+ * fields whose value a function(ch) computes (the seed library's
+ * interface lives on these). The class's own names cannot be replaced;
+ * a name extended before can. */
+static int l_extend_channel(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	if (!lua_isnoneornil(L, 2))
+		luaL_checktype(L, 2, LUA_TTABLE);
+	lua_settop(L, 2);
+	luaL_getmetatable(L, BL_LUA_CHANNEL);
+	lua_getfield(L, 3, "__index");
+	lua_getupvalue(L, 4, 1);                 /* 5: the class's methods */
+	extend_from(L, 1, &ext_methods_key, 5);
+	if (!lua_isnil(L, 2))
+		extend_from(L, 2, &ext_fields_key, 5);
+	return 0;
+}
+
 static int l_channel_index(lua_State *L)
 {
 	struct lchannel *ch = check_channel(L, 1);
@@ -381,8 +437,15 @@ static int l_channel_index(lua_State *L)
 			lua_pushnumber(L, t);
 		else
 			lua_pushnil(L);
-	} else {
-		lua_getfield(L, lua_upvalueindex(1), k);
+	} else if (lua_getfield(L, lua_upvalueindex(1), k) == LUA_TNIL) {
+		lua_rawgetp(L, LUA_REGISTRYINDEX, &ext_methods_key);
+		if (lua_getfield(L, -1, k) == LUA_TNIL) {
+			lua_rawgetp(L, LUA_REGISTRYINDEX, &ext_fields_key);
+			if (lua_getfield(L, -1, k) == LUA_TFUNCTION) {
+				lua_pushvalue(L, 1);
+				lua_call(L, 1, 1);
+			}
+		}
 	}
 	return 1;
 }
@@ -461,6 +524,12 @@ void bl_lua_open_channel(lua_State *L)
 	_Static_assert(sizeof(struct bl_sample) <= BL_WAIT_PAYLOAD, "a sample fits a wait");
 	init_sample_keys(L);
 	bl_lua_newclass(L, BL_LUA_CHANNEL, channel_meta, channel_methods);
+	lua_newtable(L);
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &ext_methods_key);
+	lua_newtable(L);
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &ext_fields_key);
+	lua_pushcfunction(L, l_extend_channel);
+	lua_setfield(L, -2, "extend_channel");
 	bl_lua_open_recorder(L);
 	bl_sched_set_safe_hook(bl_sched_get(L), channel_safe, NULL);
 }

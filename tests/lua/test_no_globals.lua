@@ -1,5 +1,5 @@
 -- Lua code in lua/ and scripts/ defines no globals and reads only the
--- standard ones (and `batlab`, which the engine provides): a misspelt local
+-- standard ones (a module requires `batlab` like any other): a misspelt local
 -- reads as a nil global and fails only at run time, so it is caught here
 -- from the bytecode listing of luac.
 local t = dofile(arg[0]:match("^(.-)[^/]*$") .. "tap.lua")
@@ -8,7 +8,7 @@ local lfs = require "lfs"
 local allowed = {}
 for name in ([[assert collectgarbage dofile error getmetatable ipairs load loadfile next pairs
 	pcall print rawequal rawget rawlen rawset require select setmetatable tonumber tostring type
-	xpcall _G _VERSION coroutine debug io math os package string table utf8 batlab]]):gmatch("%S+") do
+	xpcall _G _VERSION coroutine debug io math os package string table utf8]]):gmatch("%S+") do
 	allowed[name] = true
 end
 

@@ -10,7 +10,8 @@ local TMP = assert(fsutil.tmpdir("test-seed"))
 
 -- ---- installed ---------------------------------------------------------------------
 
-t.ok(seed.installed, "installed on batlab.Channel")
+t.ok(type(seed.channel_methods.start_test) == "function", "the seed's channel methods")
+t.ok(not pcall(batlab.extend_channel, { wait = function() end }), "extend_channel never replaces the class's own")
 t.is(batlab.Settings, seed.Settings, "batlab.Settings")
 t.is(batlab.Logger, seed.Logger, "batlab.Logger")
 t.is(batlab.TT_CYCLE, 0, "batlab.TT_CYCLE as the seed")
