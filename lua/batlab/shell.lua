@@ -4,10 +4,10 @@
 -- ended).
 --
 -- install(env, pool) puts the helpers into env (the shell passes its
--- globals; this module sets none itself). It wraps batlab.spawn and
--- batlab.spawn_for so that every task started in the shell process - from
--- the prompt or by a module such as the stock-test runner - is followed
--- until its end has been reported once. It also routes task failure
+-- globals; this module sets none itself). Through batlab.on_spawn every
+-- task started in the shell process - from the prompt or by a module such
+-- as the stock-test runner - is followed until its end has been reported
+-- once. It also routes task failure
 -- messages here (batlab.task_log): the shell reports them as one-line
 -- notices instead of tracebacks written over the prompt; `task.error`
 -- keeps the traceback.
@@ -30,10 +30,10 @@ local function first_line(s)
 	return s:match("^[^\n]*")
 end
 
-local function track(t, ch)
-	-- Level 3: the code that called batlab.spawn (level 2 is the wrapper).
-	local d = debug.getinfo(3, "Sl")
-	info[t] = { where = d and (d.short_src .. ":" .. (d.currentline or "?")) or "?", ch = ch }
+-- batlab.on_spawn's hook: where = "stdin:3:" (the spawning line).
+local function track(t, ch, where)
+	local w = where and (where:gsub(":%s*$", ""))
+	info[t] = { where = (w and w ~= "") and w or "?", ch = ch }
 	tracked[#tracked + 1] = t
 end
 
@@ -200,18 +200,7 @@ function M.install(env, pool)
 		return M
 	end
 	installed = true
-	local spawn, spawn_for = batlab.spawn, batlab.spawn_for
-	-- Not tail calls: track() finds the spawning line two levels up.
-	batlab.spawn = function(fn, ...)
-		local t = spawn(fn, ...)
-		track(t, nil)
-		return t
-	end
-	batlab.spawn_for = function(ch, fn, ...)
-		local t = spawn_for(ch, fn, ...)
-		track(t, ch)
-		return t
-	end
+	batlab.on_spawn(track)
 	batlab.task_log(function(t, msg)
 		-- A followed task is reported by notices(); anything else here.
 		if not info[t] then

@@ -115,10 +115,44 @@ static const luaL_Reg task_methods[] = {
 
 /* ---- Module functions -------------------------------------------------------- */
 
+/* Registry key of the function batlab.on_spawn installed. */
+static const char spawn_hook_key = 0;
+
+/* Tell the spawn hook about the new task on top of the stack: (task,
+ * channel or nil, "file:line" of the spawning call). */
+static void spawned(lua_State *L, int ch_idx)
+{
+	if (lua_rawgetp(L, LUA_REGISTRYINDEX, &spawn_hook_key) != LUA_TFUNCTION) {
+		lua_pop(L, 1);
+		return;
+	}
+	lua_pushvalue(L, -2);
+	if (ch_idx)
+		lua_pushvalue(L, ch_idx);
+	else
+		lua_pushnil(L);
+	luaL_where(L, 1);
+	lua_pushstring(L, lua_tostring(L, -1));
+	lua_remove(L, -2);
+	lua_call(L, 3, 0);
+}
+
 static int l_batlab_spawn(lua_State *L)
 {
 	bl_sched_spawn(L, lua_gettop(L) - 1);
+	spawned(L, 0);
 	return 1;
+}
+
+/* batlab.on_spawn(fn | nil): fn(task, channel, where) after every spawn
+ * (the interactive shell follows tasks with it). */
+static int l_batlab_on_spawn(lua_State *L)
+{
+	if (!lua_isnoneornil(L, 1))
+		luaL_checktype(L, 1, LUA_TFUNCTION);
+	lua_settop(L, 1);
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &spawn_hook_key);
+	return 0;
 }
 
 static int l_batlab_spawn_for(lua_State *L)
@@ -128,6 +162,7 @@ static int l_batlab_spawn_for(lua_State *L)
 	luaL_checkudata(L, 1, BL_LUA_CHANNEL);
 	luaL_checktype(L, 2, LUA_TFUNCTION);
 	t = bl_sched_spawn(L, lua_gettop(L) - 2);   /* ch task */
+	spawned(L, 1);
 	bl_task_bind(L, t, 1);
 	return 1;
 }
@@ -271,6 +306,7 @@ static int l_batlab_task_log(lua_State *L)
 static const luaL_Reg sched_funcs[] = {
 	{"spawn", l_batlab_spawn},
 	{"spawn_for", l_batlab_spawn_for},
+	{"on_spawn", l_batlab_on_spawn},
 	{"sleep", l_batlab_sleep},
 	{"run", l_batlab_run},
 	{"current", l_batlab_current},
