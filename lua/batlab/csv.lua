@@ -3,7 +3,13 @@
 -- Output is RFC 4180 with "\n" line ends: a field is quoted when it holds
 -- a comma, a double quote, CR or LF, or starts or ends with a space; inner
 -- quotes are doubled. Numbers are written with a fixed format per column,
--- so the same values always give the same bytes.
+-- so the same values always give the same bytes. The rules live in C
+-- (src/host/csv.c, batlab.csv_line), shared with the time-series recorder;
+-- these functions only choose the field code.
+
+local batlab = require "batlab"
+
+local csv_line = batlab.csv_line
 
 local M = {}
 
@@ -34,10 +40,7 @@ function M.field(v)
 	if q then
 		return q
 	end
-	q = s
-	if s:find('[,"\r\n]') or s:find("^ ") or s:find(" $") then
-		q = '"' .. s:gsub('"', '""') .. '"'
-	end
+	q = csv_line("s", s):sub(1, -2)
 	if field_cached < 1024 then
 		field_cache[s] = q
 		field_cached = field_cached + 1
@@ -49,20 +52,20 @@ end
 -- infinities (no value is written as no value, never as a number that
 -- looks like data), and "-0.0000"-style negative zeros written without
 -- the sign. Integers with "%d" formats are accepted as floats too.
+local codes = { ["%d"] = "d", ["%.10g"] = "g" }
+
 function M.num(v, fmt)
-	if v == nil or type(v) ~= "number" or not is_finite(v) then
+	if type(v) ~= "number" then
 		return ""
 	end
-	if fmt == "%d" then
-		v = math.floor(v + 0.5)
-		return string.format("%d", v)
+	local code = codes[fmt]
+	if not code then
+		local n = fmt:match("^%%%.(%d+)f$")
+		assert(n, "csv.num: format %.Nf, %d or %.10g expected, got " .. tostring(fmt))
+		code = "f" .. n
+		codes[fmt] = code
 	end
-	local s = string.format(fmt, v)
-	-- Only a value in (-1, 0) can print as a negative zero.
-	if v < 0 and v > -1 and not s:find("[1-9]") then
-		s = s:sub(2)
-	end
-	return s
+	return csv_line(code, v):sub(1, -2)
 end
 
 -- trimmed(v [, decimals]) -> "%.<decimals>f" with trailing zeros removed
