@@ -23,6 +23,7 @@
 #include "core/clock.h"
 #include "core/loop.h"
 #include "lua/engine.h"
+#include "device/channel.h"
 #include "lua/lua_util.h"
 #include "lua/sched.h"
 
