@@ -12,7 +12,7 @@
 --     t0 = batlab.now(), epoch = os.time(),
 --     on_sample = function(sample, rec) end,     -- progress; must not wait
 --     on_step = function(row, summary, rec) end, -- a finished step
---     on_error = function(message) end,          -- recording failed
+--     on_error = function(message, code) end,    -- recording failed ("ECLOSED": the device went away)
 --     on_label = function(labels) end,           -- the labels changed
 --     lexcelon = { log1 = log, log2 = log, period = 1, serial = 1, channel = 0 },
 --   })
@@ -61,13 +61,13 @@ function Recording:_sample(smp)
 	end
 end
 
-function Recording:_fail(msg)
+function Recording:_fail(msg, code)
 	if self.failed then
 		return
 	end
 	self.failed = msg
 	if self.on_error then
-		self.on_error(msg)
+		self.on_error(msg, code)
 	end
 end
 
@@ -86,7 +86,7 @@ function M.attach(cell, o)
 	local rec, err = batlab.recorder(cell.ch, o.series, {
 		t0 = r.t0, epoch = o.epoch or 0,
 		on_sample = function(smp) r:_sample(smp) end,
-		on_error = function(msg) r:_fail(msg) end,
+		on_error = function(msg, code) r:_fail(msg, code) end,
 	})
 	if not rec then
 		return nil, err

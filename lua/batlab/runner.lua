@@ -166,8 +166,16 @@ local function new_cell(R, a)
 				sum.end_reason, sum.ah or 0, sum.wh or 0, progress.hms(sum.duration or 0)),
 				batlab.now() - R.t0)
 		end,
-		on_error = function(msg)
+		on_error = function(msg, code)
 			cell_event(R, c, "recording: " .. msg)
+			-- A test whose samples cannot be written is not worth running
+			-- on: its procedure is stopped (its channel made safe).
+			if code ~= "ECLOSED" and not c.failure then
+				c.failure = "recording failed: " .. msg
+				if c.task and c.task.status ~= "done" then
+					c.task:cancel()
+				end
+			end
 		end,
 		on_label = function(labels) -- the live line shows them
 			c.step, c.cycle = labels.step_name, labels.cycle
@@ -185,7 +193,7 @@ end
 local function run_cell(R, a)
 	local c = new_cell(R, a)
 	local t = batlab.spawn_for(a.ch.ch, R.proc.run, c.cell, R.params, { deadline = R.deadline })
-	R.task_cell[t] = c
+	R.task_cell[t], c.task = c, t
 	t:join()
 	if t.status == "done" then
 		local r = t.results

@@ -161,6 +161,16 @@ t.is(zrows, 1, "one row carries the impedance")
 t.ok(not pcall(rec.label, rec, { step = 1 }), "a closed recorder refuses labels")
 local bad = batlab.recorder(ch, tmp .. "/no/such/dir/x.csv", {})
 t.is(bad, nil, "a recorder on a path that cannot be written: nil, message")
+-- a write that fails (a full disk) is reported once, with what failed
+local errs = {}
+local full = assert(batlab.recorder(ch, "/dev/full", { flush_every_row = true,
+	on_error = function(msg, code) errs[#errs + 1] = code .. " " .. msg end }))
+batlab.sleep(5)
+t.is(#errs, 1, "a failed write is reported once")
+t.like(errs[1] or "", "^EIO /dev/full: No space left", "naming the file and the error")
+t.like(full:stats().error or "", "No space left", "stats() says so too")
+local okc, cerr = full:close()
+t.ok(okc == nil and cerr:find("No space left"), "close() returns the error")
 pool:close()
 
 -- ---- csv_line: __tostring runs while the line is being built ---------------------------------
