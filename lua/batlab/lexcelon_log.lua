@@ -1,6 +1,6 @@
 -- batlab.lexcelon_log - Lexcelon's `batlab-log_<playlist>.csv` format.
 --
--- The Python library's main log (REFERENCE-HOST §4.1), so existing analysis
+-- The Python library's main log (docs/results.md), so existing analysis
 -- keeps working: the settings JSON text as one quoted CSV field, then the
 -- column header, then level-1 rows (one per sample) and level-2 rows (one
 -- per finished step). Differences from the seed, all in docs/results.md:

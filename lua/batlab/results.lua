@@ -1,4 +1,4 @@
--- batlab.results - one directory per run (DESIGN §5, docs/results.md).
+-- batlab.results - one directory per run (docs/results.md).
 --
 --   run.json          settings, procedure, devices, versions, cells, start,
 --                     end, outcome (rewritten atomically at close)

@@ -1,12 +1,12 @@
 -- batlab.settings - Lexcelon test settings ("cell playlist") files.
 --
--- Reads both formats (REFERENCE-HOST §3): the Python library's flat object
+-- Reads both formats (docs/settings.md): the Python library's flat object
 -- and the GUI's playlist with its nested `batlabSettings` object and renamed
 -- keys. The result is one table with the canonical (Python) key names and
 -- values in engineering units, every value checked:
 --
 --   * wrong type, malformed, or outside what the Batlab can do safely
---     (PROTOCOL §10): an error naming the file, the key, the value and the
+--     (the device's limits): an error naming the file, the key, the value and the
 --     allowed range - nothing starts;
 --   * unusual for the declared chemistry, unknown keys, suspicious
 --     combinations: warnings (strings), for the run's metadata.

@@ -14,7 +14,7 @@ local I_FULL = batlab.CURRENT_FULL_SCALE
 local I_FULL_WHY = string.format("%.10g A is the current sense full scale", I_FULL)
 
 --------------------------------------------------------------------------
--- Chemistry presets (the GUI wizard's, REFERENCE-HOST §3.2) and the
+-- Chemistry presets (the GUI wizard's) and the
 -- usual ranges that give warnings.
 
 local CHEMISTRIES = {
@@ -187,7 +187,7 @@ for i, spec in ipairs(KEYS) do
 	end
 end
 
--- Keys the GUI refuses a playlist without (REFERENCE-HOST §3.1).
+-- Keys the GUI refuses a playlist without (docs/settings.md).
 M.GUI_REQUIRED = { "cellPlaylistName", "batlabCellPlaylistFileVersion", "cellChemistryType", "cellNames" }
 
 -- canonical(name) -> the canonical key for a canonical or GUI name (a
