@@ -83,10 +83,6 @@ struct bl_device *bl_lua_device_ptr(const struct bl_lua_device *ld)
 	return ld->d;
 }
 
-struct bl_channel *bl_lua_device_channel(const struct bl_lua_device *ld, int cell)
-{
-	return ld->d && cell >= 0 && cell < BL_CELLS ? ld->ch[cell].c : NULL;
-}
 
 void bl_lua_device_detach(struct bl_lua_device *ld)
 {

@@ -34,10 +34,6 @@ static struct packet *check_packet(lua_State *L, int arg)
 	return luaL_checkudata(L, arg, BL_LUA_PACKET);
 }
 
-const struct bl_packet *bl_lua_check_packet(lua_State *L, int arg)
-{
-	return &check_packet(L, arg)->p;
-}
 
 static struct packet *new_packet(lua_State *L)
 {

@@ -144,13 +144,6 @@ uint16_t bl_lua_check_u16(lua_State *L, int arg)
 	return v;
 }
 
-bool bl_lua_opt_boolean(lua_State *L, int arg, bool def)
-{
-	if (lua_isnoneornil(L, arg))
-		return def;
-	luaL_checktype(L, arg, LUA_TBOOLEAN);
-	return lua_toboolean(L, arg);
-}
 
 /* Push an array of the names of every set bit, each with its constant
  * prefix ("ERR_NO_PSU"); a bit with no name appears as "0x1000". */

@@ -60,8 +60,6 @@ uint8_t bl_lua_check_addr(lua_State *L, int arg, uint8_t ns);
 /* A 16-bit register value: an integer 0..65535, or -32768..-1 for signed
  * registers (stored as its two's complement). Raises otherwise. */
 uint16_t bl_lua_check_u16(lua_State *L, int arg);
-/* An optional boolean (nil/none gives def). */
-bool bl_lua_opt_boolean(lua_State *L, int arg, bool def);
 
 /* Push an array of the names of every bit set in a bit field of kind
  * BL_UK_ERROR / BL_UK_STATUS / BL_UK_SETTINGS, low bit first, each
@@ -97,8 +95,6 @@ struct bl_lua_packet_info {
  * timestamp, nominal R and B. */
 void bl_lua_push_packet(lua_State *L, const struct bl_packet *p,
                         const struct bl_lua_packet_info *info);
-/* The packet at arg, or a raised "batlab.Packet expected". */
-const struct bl_packet *bl_lua_check_packet(lua_State *L, int arg);
 
 /* Add Packet, Encoder, ascharge and ascharge_ah to the table on top of the
  * stack (the batlab module) and register their metatables. */
@@ -126,9 +122,6 @@ void bl_lua_push_sample(lua_State *L, const struct bl_sample *s);
 struct bl_lua_device *bl_lua_push_device(lua_State *L, struct bl_device *d,
                                          struct bl_session *s);
 struct bl_device *bl_lua_device_ptr(const struct bl_lua_device *ld);
-/* The channel layer's channel `cell` of the device (NULL once detached). */
-struct bl_channel;
-struct bl_channel *bl_lua_device_channel(const struct bl_lua_device *ld, int cell);
 /* d is going away: fail what waits on it, stop listening. No Lua. */
 void bl_lua_device_detach(struct bl_lua_device *ld);
 /* Start making every channel safe (STOPPED, then IDLE). No Lua. */
