@@ -1,5 +1,5 @@
-/* calib.h - calibration backup and restore: the 49-value file of
- * PROTOCOL.md §4.5 (the order Lexcelon's `recover` command reads).
+/* calib.h - calibration backup and restore: the 49-value file described
+ * in docs/cli.md (the order Lexcelon's `recover` command reads).
  *
  * Line 1 is the 32-bit serial number; then, for each cell 0..3,
  * CURRENT_CALIB_OFF, CURRENT_CALIB_SCA, CURR_LOWV_OFF, CURR_LOWV_SCA,

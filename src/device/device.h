@@ -1,4 +1,4 @@
-/* batlab.h - one Batlab on one link: requests with timeouts and retries,
+/* device.h - one Batlab on one link: requests with timeouts and retries,
  * stream snapshots, the watchdog, software current regulation, identity,
  * and the multi-request operations (connect, write_verify, charge read,
  * impedance, start/stop a channel, bootload, calibration).
@@ -12,8 +12,8 @@
  * ring is small); replies are matched to the request by namespace and
  * address byte, and a reply that matches nothing pending is dropped.
  */
-#ifndef BL_BATLAB_H
-#define BL_BATLAB_H
+#ifndef BL_DEVICE_H
+#define BL_DEVICE_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -138,15 +138,17 @@ struct bl_op *bl_op_write(struct bl_device *d, uint8_t ns, uint8_t addr, uint16_
 /* Write, read back, retry (3 times) on a mismatch: BL_ERR_VERIFY at last. */
 struct bl_op *bl_op_write_verify(struct bl_device *d, uint8_t ns, uint8_t addr, uint16_t value,
                                  bl_op_fn fn, void *ud);
-/* The connect sequence (PROTOCOL §14.1, without mode writes): application
- * or bootloader, calibration R/B, serial, firmware, and on firmware >= 4 the
- * watchdog enabled by read-modify-write of SETTINGS. */
+/* The connect sequence (without mode writes): application or bootloader
+ * (namespace 5 address 1 answers 257 in the application), serial,
+ * firmware, SETTINGS, calibration R/B, the setpoints, and on firmware >= 4
+ * the watchdog enabled by read-modify-write of SETTINGS. */
 struct bl_op *bl_op_connect(struct bl_device *d, bl_op_fn fn, void *ud);
 /* Charge counter read H, L, H (L again if H changed); number = coulombs
  * with the right multiplier for the channel, raw32 = the counter. */
 struct bl_op *bl_op_charge(struct bl_device *d, int cell, bl_op_fn fn, void *ud);
-/* Impedance (PROTOCOL §9.2): IMPEDANCE mode, settle 2 s, LOCK, read PP,
- * unlock (always), restore the mode. number = ohms. */
+/* Impedance: IMPEDANCE mode (a 39 Hz sine), settle 2 s, LOCK, read the
+ * peak-to-peak current and voltage, unlock (always), restore the mode.
+ * number = ohms. */
 struct bl_op *bl_op_impedance(struct bl_device *d, int cell, bl_op_fn fn, void *ud);
 /* Start charging / discharging at `amps` with software regulation. A
  * charge first sets the setpoint 0, then CHARGE, waits 10 ms for the relay,
@@ -161,7 +163,7 @@ struct bl_op *bl_op_safe(struct bl_device *d, int cell, bl_op_fn fn, void *ud);
 
 /* The user's target for a channel (0 = regulation off). The setpoint the
  * device holds is corrected at each report of that channel while it is in
- * CHARGE or DISCHARGE (PROTOCOL §8.3, with proportional steps). */
+ * CHARGE or DISCHARGE, in proportional steps. */
 void bl_device_set_target(struct bl_device *d, int cell, double amps);
 double bl_device_target(const struct bl_device *d, int cell);
 /* Change the current of a channel that is charging or discharging: a new

@@ -1,5 +1,6 @@
-/* device_op.h - the operation engine behind batlab.h, for the modules that
- * add operations (flash.c, calib.c). Internal: not for users of the API.
+/* op.h - the operation engine behind device.h, for the modules that add
+ * operations (ops.c, ops_channel.c, flash.c, calib.c). Internal: not for
+ * users of the API.
  *
  * An operation is a small state machine: each step submits one request (or
  * sleeps) and is called again with the result. The first error is kept in
