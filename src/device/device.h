@@ -176,6 +176,12 @@ uint16_t bl_device_operating_setpoint(const struct bl_device *d, int cell);
 /* Ask for stream reports every `seconds` (0 = off): writes REPORT_INTERVAL. */
 int bl_device_set_report_interval(struct bl_device *d, int cell, double seconds);
 
+/* A write of TEMP_CALIB_R or TEMP_CALIB_B to `cell` went out by another
+ * way (a raw register write): from now on temperatures of that cell decode
+ * with `value`. Other addresses, and 0 or 0xFFFF (no calibration), change
+ * nothing. */
+void bl_device_note_temp_calib(struct bl_device *d, int cell, uint8_t addr, uint16_t value);
+
 /* The charge multiplier for a cell given the SETTINGS last seen. */
 int bl_device_charge_multiplier(const struct bl_device *d, int cell);
 

@@ -268,6 +268,19 @@ static const struct id_read id_reads[] = {
 	{BL_NS_UNIT, BL_UNIT_SYSTEM_TIMER},
 };
 
+void bl_device_note_temp_calib(struct bl_device *d, int cell, uint8_t addr, uint16_t value)
+{
+	/* An uncalibrated (blank) EEPROM reads 0xFFFF, and 0 is no value
+	 * either: keep what we have then, or every temperature would be
+	 * nonsense. */
+	if (!bl_valid_cell(cell) || value == 0 || value == 0xFFFF)
+		return;
+	if (addr == BL_CELL_TEMP_CALIB_R)
+		d->id.temp_r[cell] = value;
+	else if (addr == BL_CELL_TEMP_CALIB_B)
+		d->id.temp_b[cell] = value;
+}
+
 static void store_id_value(struct bl_device *d, const struct id_read *r, uint16_t v)
 {
 	struct bl_identity *id = &d->id;
@@ -282,13 +295,10 @@ static void store_id_value(struct bl_device *d, const struct id_read *r, uint16_
 		}
 		return;
 	}
-	switch (r->addr) {
-	/* An uncalibrated (blank) EEPROM reads 0xFFFF: keep the nominal
-	 * values then, or every temperature would be nonsense. */
-	case BL_CELL_TEMP_CALIB_R: if (v && v != 0xFFFF) id->temp_r[r->ns] = v; break;
-	case BL_CELL_TEMP_CALIB_B: if (v && v != 0xFFFF) id->temp_b[r->ns] = v; break;
-	case BL_CELL_CURRENT_SETPOINT: d->ch[r->ns].op_raw = v; break;
-	}
+	if (r->addr == BL_CELL_CURRENT_SETPOINT)
+		d->ch[r->ns].op_raw = v;
+	else
+		bl_device_note_temp_calib(d, r->ns, r->addr, v);
 }
 
 enum {

@@ -133,6 +133,30 @@ static void test_connect(void)
 	rig_close(&r);
 }
 
+/* R/B written by a raw register write reach the identity through
+ * bl_device_note_temp_calib; "no calibration" values do not. */
+static void test_note_temp_calib(void)
+{
+	struct rig r;
+	const struct bl_identity *id;
+
+	rig_open(&r, NULL);
+	bl_device_wait(r.dev, bl_op_connect(r.dev, NULL, NULL), NULL, NULL);
+	id = bl_device_identity(r.dev);
+	bl_device_note_temp_calib(r.dev, 2, BL_CELL_TEMP_CALIB_R, 1620);
+	bl_device_note_temp_calib(r.dev, 2, BL_CELL_TEMP_CALIB_B, 3435);
+	ok(id->temp_r[2] == 1620 && id->temp_b[2] == 3435, "a noted R and B are what cell 2 decodes with");
+	ok(id->temp_r[1] == 1500 && id->temp_b[1] == 3380, "other cells keep theirs");
+	bl_device_note_temp_calib(r.dev, 2, BL_CELL_TEMP_CALIB_R, 0xFFFF);
+	bl_device_note_temp_calib(r.dev, 2, BL_CELL_TEMP_CALIB_B, 0);
+	ok(id->temp_r[2] == 1620 && id->temp_b[2] == 3435, "0xFFFF and 0 (no calibration) change nothing");
+	bl_device_note_temp_calib(r.dev, 2, BL_CELL_VOLTAGE_LIMIT_CHG, 1700);
+	bl_device_note_temp_calib(r.dev, 4, BL_CELL_TEMP_CALIB_R, 1700);
+	bl_device_note_temp_calib(r.dev, -1, BL_CELL_TEMP_CALIB_R, 1700);
+	ok(id->temp_r[2] == 1620 && id->temp_r[3] == 1500, "other registers and cells out of range change nothing");
+	rig_close(&r);
+}
+
 static void test_timeouts(void)
 {
 	struct rig r;
@@ -406,6 +430,7 @@ int main(void)
 	/* the warnings these faults cause are expected; keep the TAP clean */
 	bl_log_set_level(BL_LOG_ERROR);
 	test_connect();
+	test_note_temp_calib();
 	test_timeouts();
 	test_regulation();
 	test_watchdog();
