@@ -155,8 +155,11 @@ struct bl_op *bl_op_impedance(struct bl_device *d, int cell, bl_op_fn fn, void *
  * then the setpoint. */
 struct bl_op *bl_op_charge_start(struct bl_device *d, int cell, double amps, bl_op_fn fn, void *ud);
 struct bl_op *bl_op_discharge_start(struct bl_device *d, int cell, double amps, bl_op_fn fn, void *ud);
-/* Put a channel safe: regulation off, MODE = STOPPED, then IDLE (priority
- * writes). */
+/* Put a channel safe: regulation off, MODE = STOPPED, then IDLE, then MODE
+ * read back (all priority requests). IDLE is written again (twice at most)
+ * while MODE reads anything but IDLE, NO_CELL or BACKWARDS (what an empty
+ * or reversed slot shows at once). BL_ERR_VERIFY when it never does; a
+ * failed read ends the op with its error. */
 struct bl_op *bl_op_safe(struct bl_device *d, int cell, bl_op_fn fn, void *ud);
 
 /* ---- Regulation and reporting ------------------------------------------- */

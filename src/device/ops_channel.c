@@ -1,5 +1,6 @@
 /* ops_channel.c - the operations that change a channel's mode: impedance,
- * start charging or discharging, and making a channel safe. See device.h. */
+ * start charging or discharging, and making a channel safe (with the
+ * read-back that proves it). See device.h. */
 #include "core/bl.h"
 #include "core/units.h"
 #include "device/device.h"
@@ -8,26 +9,58 @@
 
 #define MOD BL_DEVICE_MOD
 #define IMPEDANCE_SETTLE_US 2000000
+/* IDLE written again when MODE still reads an active mode after it. */
+#define SAFE_IDLE_RETRIES 2
 
 static void op_abort_safe(struct bl_op *op, int status);
 
 /* ---- Safe state ------------------------------------------------------------ */
 
-static void step_safe(struct bl_op *op, int status, uint16_t value)
+enum { SAFE_STOPPED, SAFE_IDLE, SAFE_CHECK };
+
+/* What MODE may read once IDLE took: IDLE, or the slot's own verdict at
+ * once (an empty slot reads NO_CELL, a reversed cell BACKWARDS). */
+static bool mode_is_rest(uint16_t mode)
 {
-	(void)value;
-	bl_opi_note(op, status);
-	if (op->state++ == 0) {
-		/* STOPPED first cuts the current whatever the mode was; IDLE
-		 * then clears ERROR and restarts cell detection. */
-		bl_opi_write(op, (uint8_t)op->cell, BL_CELL_MODE, BL_MODE_IDLE, BL_REQ_PRIORITY);
-		return;
-	}
-	bl_opi_finish(op, op->status);
+	return mode == BL_MODE_IDLE || mode == BL_MODE_NO_CELL || mode == BL_MODE_BACKWARDS;
 }
 
-/* Start the safe sequence on `op` (regulation off, STOPPED, then IDLE).
- * An op that failed on the way keeps its first error. */
+static void step_safe(struct bl_op *op, int status, uint16_t value)
+{
+	uint8_t cell = (uint8_t)op->cell;
+
+	switch (op->state) {
+	case SAFE_STOPPED:
+		/* STOPPED first cuts the current whatever the mode was; IDLE
+		 * then clears ERROR and restarts cell detection. */
+		op->state = SAFE_IDLE;
+		bl_opi_write(op, cell, BL_CELL_MODE, BL_MODE_IDLE, BL_REQ_PRIORITY);
+		return;
+	case SAFE_IDLE:
+		/* Whatever the write's answer (a lost reply does not mean a lost
+		 * write), the mode read back decides. */
+		op->state = SAFE_CHECK;
+		bl_opi_req(op, bl_packet_read(cell, BL_CELL_MODE), BL_REQ_PRIORITY);
+		return;
+	case SAFE_CHECK:
+		if (status != BL_OK || mode_is_rest(value)) {
+			bl_opi_finish(op, status);
+			return;
+		}
+		if (op->tries++ < SAFE_IDLE_RETRIES) {
+			op->state = SAFE_IDLE;
+			bl_opi_write(op, cell, BL_CELL_MODE, BL_MODE_IDLE, BL_REQ_PRIORITY);
+			return;
+		}
+		BL_WARN(MOD, "%s: cell %u: MODE reads %u after IDLE was written %d times",
+		        bl_link_name(op->d->link), cell, value, 1 + SAFE_IDLE_RETRIES);
+		bl_opi_finish(op, BL_ERR_VERIFY);
+		return;
+	}
+}
+
+/* Start the safe sequence on `op` (regulation off, STOPPED, IDLE, read
+ * back). An op that failed on the way keeps its first error. */
 static void safe_begin(struct bl_op *op)
 {
 	struct bl_channel_state *c = &op->d->ch[op->cell];
@@ -35,7 +68,8 @@ static void safe_begin(struct bl_op *op)
 	c->target_raw = 0;
 	c->gen++;
 	op->step = step_safe;
-	op->state = 0;
+	op->state = SAFE_STOPPED;
+	op->tries = 0;
 	bl_opi_write(op, (uint8_t)op->cell, BL_CELL_MODE, BL_MODE_STOPPED, BL_REQ_PRIORITY);
 }
 

@@ -1,7 +1,7 @@
 /* test_device.c - the device layer against the virtual Batlab, in virtual
  * time, through real protocol bytes: connect, registers, 257, timeouts and
  * retries, write_verify, charge read, regulation, watchdog, events,
- * impedance, channel start/stop. */
+ * impedance, channel start/stop, the safe state and its read back. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -326,6 +326,121 @@ static void test_charge_and_impedance(void)
 	rig_close(&r);
 }
 
+/* ---- bl_op_safe reads MODE back ------------------------------------------ */
+
+/* A test-only wrapper over the sim link: the next `ignore_idle` writes of
+ * MODE = IDLE reach the device as MODE = STOPPED, as if the unit kept its
+ * mode (it still answers "written"); with `drop_mode_reads`, reads of MODE
+ * are lost on the way. */
+static struct bl_link_ops tamper_ops;
+static int (*tamper_inner_write)(struct bl_link *l, const uint8_t *data, size_t n);
+static int ignore_idle, idle_writes;
+static bool drop_mode_reads;
+
+static int tamper_write(struct bl_link *l, const uint8_t *data, size_t n)
+{
+	struct bl_packet p;
+	uint8_t out[BL_PKT_LEN];
+
+	if (n != BL_PKT_LEN || bl_packet_decode(data, &p) != BL_OK || p.ns >= BL_CELLS ||
+	    p.addr != BL_CELL_MODE)
+		return tamper_inner_write(l, data, n);
+	if (!p.write && drop_mode_reads)
+		return (int)n;
+	if (p.write && p.value == BL_MODE_IDLE) {
+		idle_writes++;
+		if (ignore_idle > 0) {
+			ignore_idle--;
+			p.value = BL_MODE_STOPPED;
+			bl_packet_encode(&p, out);
+			return tamper_inner_write(l, out, n) == (int)n ? (int)n : BL_ERR_IO;
+		}
+	}
+	return tamper_inner_write(l, data, n);
+}
+
+static void tamper(struct rig *r)
+{
+	struct bl_link *link = bl_device_link(r->dev);
+
+	tamper_ops = *link->ops;
+	tamper_inner_write = link->ops->write;
+	tamper_ops.write = tamper_write;
+	link->ops = &tamper_ops;
+}
+
+static void test_safe_verify(void)
+{
+	struct bl_simdev_config cfg;
+	struct bl_device_stats before, after;
+	struct rig r;
+	uint16_t v = 0;
+
+	bl_simdev_config_default(&cfg, 0);
+	cfg.slot_used[2] = false;
+	rig_open(&r, &cfg);
+	bl_device_wait(r.dev, bl_op_connect(r.dev, NULL, NULL), NULL, NULL);
+	tamper(&r);
+
+	bl_device_wait(r.dev, bl_op_discharge_start(r.dev, 0, 1.0, NULL, NULL), NULL, NULL);
+	run_for(&r, 2);
+	bl_device_stats(r.dev, &before);
+	idle_writes = 0;
+	is_int(bl_device_wait(r.dev, bl_op_safe(r.dev, 0, NULL, NULL), NULL, NULL), BL_OK,
+	       "safe: MODE reads IDLE after the IDLE write");
+	bl_device_stats(r.dev, &after);
+	is_int((long long)(after.sent - before.sent), 3, "STOPPED, IDLE, and one read back");
+	is_int(idle_writes, 1, "IDLE written once");
+
+	is_int(bl_device_wait(r.dev, bl_op_safe(r.dev, 2, NULL, NULL), NULL, NULL), BL_OK,
+	       "safe on an empty slot: NO_CELL is accepted");
+	is_int(bl_simdev_reg(r.sim, 2, BL_CELL_MODE), BL_MODE_NO_CELL, "the empty slot reads NO_CELL");
+
+	/* IDLE does not take once: written again, then it reads IDLE */
+	bl_device_wait(r.dev, bl_op_discharge_start(r.dev, 1, 1.0, NULL, NULL), NULL, NULL);
+	run_for(&r, 2);
+	idle_writes = 0;
+	ignore_idle = 1;
+	is_int(bl_device_wait(r.dev, bl_op_safe(r.dev, 1, NULL, NULL), NULL, NULL), BL_OK,
+	       "safe: MODE still STOPPED after IDLE, IDLE again takes");
+	is_int(idle_writes, 2, "IDLE was written twice");
+	is_int(bl_simdev_reg(r.sim, 1, BL_CELL_MODE), BL_MODE_IDLE, "the channel is IDLE");
+
+	/* IDLE never takes: BL_ERR_VERIFY after three writes */
+	bl_device_wait(r.dev, bl_op_discharge_start(r.dev, 3, 1.0, NULL, NULL), NULL, NULL);
+	run_for(&r, 2);
+	idle_writes = 0;
+	ignore_idle = 100;
+	is_int(bl_device_wait(r.dev, bl_op_safe(r.dev, 3, NULL, NULL), NULL, NULL), BL_ERR_VERIFY,
+	       "safe: MODE never leaves STOPPED: BL_ERR_VERIFY");
+	is_int(idle_writes, 3, "after IDLE was written three times");
+	ok(rd(&r, 3, BL_CELL_MODE, &v) == BL_OK && v == BL_MODE_STOPPED, "the mode did not change (STOPPED)");
+	ok(fabs(bl_simdev_cell_current(r.sim, 3)) < 1e-9, "STOPPED still cut the current");
+	ignore_idle = 0;
+
+	/* a reversed cell reads BACKWARDS once IDLE: that is a rest too */
+	struct bl_fault f = {.kind = BL_FAULT_CELL_INSERT, .slot = 2};
+	f.cell = *bl_cell_profile("nmc18650-reversed");
+	f.cell.soc = 0.2;
+	bl_simdev_fault(r.sim, bl_loop_now(r.loop), &f);
+	run_for(&r, 2);
+	is_int(bl_device_wait(r.dev, bl_op_safe(r.dev, 2, NULL, NULL), NULL, NULL), BL_OK,
+	       "safe on a reversed cell: BACKWARDS is accepted");
+	is_int(bl_simdev_reg(r.sim, 2, BL_CELL_MODE), BL_MODE_BACKWARDS, "the slot reads BACKWARDS");
+
+	/* a read back that times out ends the op with the timeout */
+	bl_device_wait(r.dev, bl_op_discharge_start(r.dev, 0, 1.0, NULL, NULL), NULL, NULL);
+	drop_mode_reads = true;
+	idle_writes = 0;
+	is_int(bl_device_wait(r.dev, bl_op_safe(r.dev, 0, NULL, NULL), NULL, NULL), BL_ERR_TIMEOUT,
+	       "a lost read back: BL_ERR_TIMEOUT");
+	drop_mode_reads = false;
+	is_int(idle_writes, 1, "and IDLE is not written again");
+	is_int(bl_simdev_reg(r.sim, 0, BL_CELL_MODE), BL_MODE_IDLE, "though the channel is IDLE");
+	is_int(bl_device_pending(r.dev), 0, "nothing left pending");
+	rig_close(&r);
+}
+
 static int closed_calls;
 
 static void on_op_done(struct bl_device *d, struct bl_op *op, int status, void *ud)
@@ -437,5 +552,6 @@ int main(void)
 	test_charge_and_impedance();
 	test_events();
 	test_safety_paths();
+	test_safe_verify();
 	return done_testing();
 }
