@@ -212,10 +212,21 @@ static void restore_reg(struct bl_op *op)
 	bl_opi_write(op, ns, addr, cs->in.reg[op->index - 1], 0);
 }
 
-static void step_restore(struct bl_op *op, int status, uint16_t value)
+static void step_restore_regs(struct bl_op *op, int status, uint16_t value);
+
+static void restore_regs_begin(struct bl_op *op)
+{
+	op->step = step_restore_regs;
+	op->index = 1;
+	op->tries = 0;
+	restore_reg(op);
+}
+
+/* First the serial number, only when it differs: it can only be
+ * rewritten with SETTINGS.DEBUG set, and SETTINGS is put back after. */
+static void step_restore_serial(struct bl_op *op, int status, uint16_t value)
 {
 	struct calib_state *cs = op->ext;
-	uint8_t ns, addr;
 
 	switch (op->state) {
 	case RS_READ_SN:
@@ -229,8 +240,7 @@ static void step_restore(struct bl_op *op, int status, uint16_t value)
 		if (status != BL_OK)
 			break;
 		if (((uint32_t)value << 16 | op->tmp[0]) == cs->in.serial) {
-			op->index = 1;
-			restore_reg(op);
+			restore_regs_begin(op);
 			return;
 		}
 		op->state = RS_READ_SETTINGS;
@@ -239,7 +249,6 @@ static void step_restore(struct bl_op *op, int status, uint16_t value)
 	case RS_READ_SETTINGS:
 		if (status != BL_OK)
 			break;
-		/* The serial number can only be rewritten with DEBUG set. */
 		cs->settings = value;
 		op->state = RS_DEBUG_ON;
 		bl_opi_write(op, BL_NS_UNIT, BL_UNIT_SETTINGS, value | BL_SET_DEBUG, 0);
@@ -265,44 +274,49 @@ static void step_restore(struct bl_op *op, int status, uint16_t value)
 		if (op->status != BL_OK)
 			break;
 		bl_opi_identity(op->d)->serial = cs->in.serial;
-		op->index = 1;
-		restore_reg(op);
-		return;
-	case RS_WRITE:
-		if (status != BL_OK)
-			break;
-		bl_calib_register(op->index, &ns, &addr);
-		op->state = RS_VERIFY;
-		bl_opi_read(op, ns, addr);
-		return;
-	case RS_VERIFY:
-		if (status != BL_OK)
-			break;
-		if (value != cs->in.reg[op->index - 1]) {
-			if (++op->tries >= 3) {
-				bl_calib_register(op->index, &ns, &addr);
-				BL_ERROR(MOD, "%s: ns %u reg 0x%02X reads %u after writing %u",
-				         bl_device_port(op->d), ns, addr, value, cs->in.reg[op->index - 1]);
-				status = BL_ERR_VERIFY;
-				break;
-			}
-			restore_reg(op);
-			return;
-		}
-		op->tries = 0;
-		if (++op->index < BL_CALIB_VALUES) {
-			restore_reg(op);
-			return;
-		}
-		/* Temperatures are decoded with these from now on. */
-		for (int c = 0; c < BL_CELLS; c++) {
-			bl_opi_identity(op->d)->temp_r[c] = cs->in.reg[c * 11 + 5];
-			bl_opi_identity(op->d)->temp_b[c] = cs->in.reg[c * 11 + 6];
-		}
-		bl_opi_finish(op, BL_OK);
+		restore_regs_begin(op);
 		return;
 	}
 	bl_opi_finish(op, status != BL_OK ? status : op->status);
+}
+
+/* Then every register, written and read back (3 tries each). */
+static void step_restore_regs(struct bl_op *op, int status, uint16_t value)
+{
+	struct calib_state *cs = op->ext;
+	uint8_t ns, addr;
+
+	if (status != BL_OK) {
+		bl_opi_finish(op, status);
+		return;
+	}
+	bl_calib_register(op->index, &ns, &addr);
+	if (op->state == RS_WRITE) {
+		op->state = RS_VERIFY;
+		bl_opi_read(op, ns, addr);
+		return;
+	}
+	if (value != cs->in.reg[op->index - 1]) {
+		if (++op->tries >= 3) {
+			BL_ERROR(MOD, "%s: ns %u reg 0x%02X reads %u after writing %u",
+			         bl_device_port(op->d), ns, addr, value, cs->in.reg[op->index - 1]);
+			bl_opi_finish(op, BL_ERR_VERIFY);
+			return;
+		}
+		restore_reg(op);
+		return;
+	}
+	op->tries = 0;
+	if (++op->index < BL_CALIB_VALUES) {
+		restore_reg(op);
+		return;
+	}
+	/* Temperatures are decoded with these from now on. */
+	for (int c = 0; c < BL_CELLS; c++) {
+		bl_opi_identity(op->d)->temp_r[c] = cs->in.reg[c * 11 + 5];
+		bl_opi_identity(op->d)->temp_b[c] = cs->in.reg[c * 11 + 6];
+	}
+	bl_opi_finish(op, BL_OK);
 }
 
 struct bl_op *bl_op_calib_restore(struct bl_device *d, const struct bl_calibration *c,
@@ -313,7 +327,7 @@ struct bl_op *bl_op_calib_restore(struct bl_device *d, const struct bl_calibrati
 
 	if (!cs)
 		return NULL;
-	op = bl_opi_new(d, step_restore, fn, ud);
+	op = bl_opi_new(d, step_restore_serial, fn, ud);
 	if (!op) {
 		free(cs);
 		return NULL;
