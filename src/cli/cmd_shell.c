@@ -63,16 +63,6 @@ static bool parse_uint(const char *s, unsigned long long max, unsigned long long
 	return errno == 0 && *end == '\0' && *out <= max;
 }
 
-static int report(struct bl_engine *e, int st)
-{
-	lua_State *L = bl_engine_state(e);
-	const char *msg = lua_tostring(L, -1);
-
-	cli_error("%s", msg ? msg : "(error object is not a string)");
-	lua_pop(L, 1);
-	return st == LUA_ERRSYNTAX || st == LUA_ERRFILE ? BL_EXIT_USAGE : BL_EXIT_FAILED;
-}
-
 /* The globals pool and dev (protected: it allocates). */
 static int set_globals(lua_State *L)
 {
@@ -201,20 +191,20 @@ int cmd_shell(int argc, char **argv)
 	lua_pushlightuserdata(L, s);
 	st = bl_engine_pcall(e, 1, 0);
 	if (st != LUA_OK)
-		rc = report(e, st);
+		rc = cli_lua_report(e, st);
 	else
 		st = bl_engine_set_arg(e, file, file ? argc - i - 1 : 0, file ? argv + i + 1 : NULL);
 	if (rc == BL_EXIT_OK && st != LUA_OK)
-		rc = report(e, st);
+		rc = cli_lua_report(e, st);
 	for (int j = 0; rc == BL_EXIT_OK && j < nchunks; j++) {
 		st = bl_engine_dostring(e, chunks[j], "=(command line)");
 		if (st != LUA_OK)
-			rc = report(e, st);
+			rc = cli_lua_report(e, st);
 	}
 	if (rc == BL_EXIT_OK && file) {
 		st = bl_engine_dofile(e, file, argc - i - 1, argv + i + 1);
 		if (st != LUA_OK)
-			rc = report(e, st);
+			rc = cli_lua_report(e, st);
 	}
 	if (rc == BL_EXIT_OK && interactive)
 		rc = shell_repl_run(e, s);
