@@ -22,13 +22,14 @@
 
 /* ---- Argument parsing ------------------------------------------------------ */
 
-void cli_usage(const struct cli_cmd *c, FILE *out)
+static void print_usage(const struct cli_cmd *c, FILE *out)
 {
 	fprintf(out, "usage: batlab %s %s%s\n", c->name, c->usage,
 	        c->device ? " [--port PATH | --serial N | --sim[=LAYOUT]]" : "");
 }
 
-void cli_devsel_help(FILE *out)
+/* Help text for the device-selection options. */
+static void print_devsel_help(FILE *out)
 {
 	fprintf(out,
 	        "\n"
@@ -49,11 +50,11 @@ void cli_devsel_help(FILE *out)
 
 static void print_help(const struct cli_cmd *c)
 {
-	cli_usage(c, stdout);
+	print_usage(c, stdout);
 	fputc('\n', stdout);
 	fputs(c->help, stdout);
 	if (c->device)
-		cli_devsel_help(stdout);
+		print_devsel_help(stdout);
 	else
 		fputs("  -h, --help       this text\n", stdout);
 }

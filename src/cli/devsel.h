@@ -60,7 +60,6 @@ struct cli_cmd {
  * CLI_HELP, or BL_EXIT_USAGE after a one-line message. */
 int cli_parse(const struct cli_cmd *c, int argc, char **argv, const struct cli_opt *opts,
               struct cli_devsel_opts *sel, char **pos, int *npos);
-void cli_usage(const struct cli_cmd *c, FILE *out);
 
 /* ---- Value parsing (each prints its one-line error and returns
  * BL_EXIT_USAGE, or BL_EXIT_OK) --------------------------------------------- */
@@ -110,8 +109,6 @@ int cli_devsel_open(struct cli_devsel *s, const struct cli_devsel_opts *o, const
  * again, so idle channels are not stopped 25 s after we exit. Then free. */
 void cli_devsel_close(struct cli_devsel *s);
 
-/* Help text for the device-selection options. */
-void cli_devsel_help(FILE *out);
 
 /* ---- Blocking helpers on the target -------------------------------------- */
 

@@ -23,7 +23,8 @@ static const uint8_t unit_order[4] = {
 	BL_UNIT_VOLT_DC_CALIB_OFF, BL_UNIT_VOLT_DC_CALIB_SCA,
 };
 
-void bl_calib_register(int i, uint8_t *ns, uint8_t *addr)
+/* Register (ns, addr) of value i (1..48) of the file. */
+static void calib_register(int i, uint8_t *ns, uint8_t *addr)
 {
 	int k = i - 1;
 
@@ -48,7 +49,7 @@ char *bl_calib_format(const struct bl_calibration *c)
 		uint8_t ns, addr;
 		const struct bl_reg *r;
 
-		bl_calib_register(i, &ns, &addr);
+		calib_register(i, &ns, &addr);
 		r = bl_reg_by_addr(ns, addr);
 		if (r && r->unit == BL_UK_INT16)
 			pos += (size_t)snprintf(s + pos, cap - pos, "%d\n", (int16_t)c->reg[i - 1]);
@@ -110,7 +111,7 @@ int bl_calib_parse(const char *text, const char *name, struct bl_calibration *c,
 			const struct bl_reg *r;
 			bool is_signed;
 
-			bl_calib_register(count, &ns, &addr);
+			calib_register(count, &ns, &addr);
 			r = bl_reg_by_addr(ns, addr);
 			is_signed = r->unit == BL_UK_INT16;
 			if (v < (is_signed ? -32768 : 0) || v > 65535) {
@@ -152,7 +153,7 @@ static void backup_next(struct bl_op *op)
 	} else if (op->index == 1) {
 		bl_opi_read(op, BL_NS_UNIT, BL_UNIT_DEVICE_ID);
 	} else {
-		bl_calib_register(op->index - 1, &ns, &addr);
+		calib_register(op->index - 1, &ns, &addr);
 		bl_opi_read(op, ns, addr);
 	}
 }
@@ -207,7 +208,7 @@ static void restore_reg(struct bl_op *op)
 	struct calib_state *cs = op->ext;
 	uint8_t ns, addr;
 
-	bl_calib_register(op->index, &ns, &addr);
+	calib_register(op->index, &ns, &addr);
 	op->state = RS_WRITE;
 	bl_opi_write(op, ns, addr, cs->in.reg[op->index - 1], 0);
 }
@@ -290,7 +291,7 @@ static void step_restore_regs(struct bl_op *op, int status, uint16_t value)
 		bl_opi_finish(op, status);
 		return;
 	}
-	bl_calib_register(op->index, &ns, &addr);
+	calib_register(op->index, &ns, &addr);
 	if (op->state == RS_WRITE) {
 		op->state = RS_VERIFY;
 		bl_opi_read(op, ns, addr);

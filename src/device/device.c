@@ -177,11 +177,11 @@ int bl_device_submit(struct bl_device *d, const struct bl_packet *req, unsigned 
 	return BL_OK;
 }
 
-int bl_device_read_async(struct bl_device *d, uint8_t ns, uint8_t addr, bl_req_fn fn, void *ud,
-                         struct bl_request **out)
+static void read_async(struct bl_device *d, uint8_t ns, uint8_t addr, bl_req_fn fn)
 {
 	struct bl_packet p = bl_packet_read(ns, addr);
-	return bl_device_submit(d, &p, 0, 0, fn, ud, out);
+
+	bl_device_submit(d, &p, 0, 0, fn, NULL, NULL);
 }
 
 int bl_device_write_async(struct bl_device *d, uint8_t ns, uint8_t addr, uint16_t value,
@@ -477,8 +477,8 @@ static void on_health(struct bl_loop *loop, struct bl_timer *t, void *ud)
 	if (d->id.bootloader || d->health_pending)
 		return;
 	d->health_pending = true;
-	bl_device_read_async(d, BL_NS_UNIT, BL_UNIT_SYSTEM_TIMER, on_timer_read, NULL, NULL);
-	bl_device_read_async(d, BL_NS_UNIT, BL_UNIT_SETTINGS, on_settings_read, NULL, NULL);
+	read_async(d, BL_NS_UNIT, BL_UNIT_SYSTEM_TIMER, on_timer_read);
+	read_async(d, BL_NS_UNIT, BL_UNIT_SETTINGS, on_settings_read);
 }
 
 void bl_devi_connected(struct bl_device *d)

@@ -106,8 +106,6 @@ enum {
  * *out (may be NULL) is a handle for bl_request_cancel, valid until fn runs. */
 int bl_device_submit(struct bl_device *d, const struct bl_packet *req, unsigned flags,
                      uint64_t timeout_us, bl_req_fn fn, void *ud, struct bl_request **out);
-int bl_device_read_async(struct bl_device *d, uint8_t ns, uint8_t addr, bl_req_fn fn, void *ud,
-                         struct bl_request **out);
 int bl_device_write_async(struct bl_device *d, uint8_t ns, uint8_t addr, uint16_t value,
                           bl_req_fn fn, void *ud, struct bl_request **out);
 /* The callback will not be called; the request still completes on the wire
@@ -127,7 +125,6 @@ int bl_device_wait(struct bl_device *d, struct bl_op *op, uint16_t *value, doubl
 /* Abandon: fn is not called; what was sent stays sent, but steps that
  * must always happen (LOCK release, mode restore) still run. */
 void bl_op_cancel(struct bl_op *op);
-int bl_op_status(const struct bl_op *op);
 uint16_t bl_op_value(const struct bl_op *op);   /* a read's value */
 double bl_op_number(const struct bl_op *op);    /* ohms, coulombs... */
 uint32_t bl_op_raw32(const struct bl_op *op);   /* charge counter */

@@ -65,8 +65,6 @@ static inline bool bl_valid_cell(int cell) { return cell >= 0 && cell < BL_CELLS
 
 /* regulate.c: one correction of a channel's setpoint, at its report. */
 void bl_devi_regulate(struct bl_device *d, int cell);
-/* regulate.c: a request callback for writes nobody waits for. */
-void bl_devi_ignore_reply(struct bl_device *d, int status, uint16_t value, void *ud);
 /* device.c: connect has succeeded; start the watchdog and health timers. */
 void bl_devi_connected(struct bl_device *d);
 

@@ -134,7 +134,6 @@ bool bl_opi_probe_again(struct bl_op *op, int status, int max)
 	return true;
 }
 
-int bl_op_status(const struct bl_op *op) { return op->status; }
 uint16_t bl_op_value(const struct bl_op *op) { return op->value; }
 double bl_op_number(const struct bl_op *op) { return op->number; }
 uint32_t bl_op_raw32(const struct bl_op *op) { return op->raw32; }

@@ -15,7 +15,7 @@
 #define REG_FLOOR 8             /* keep a trickle flowing: 62.5 mA */
 #define REG_OVERCURRENT 4.02    /* back off above this, amps */
 
-void bl_devi_ignore_reply(struct bl_device *d, int status, uint16_t value, void *ud)
+static void ignore_reply(struct bl_device *d, int status, uint16_t value, void *ud)
 {
 	(void)d;
 	(void)status;
@@ -79,7 +79,7 @@ void bl_devi_regulate(struct bl_device *d, int cell)
 		return;
 	c->op_raw = next;
 	c->last_change_us = now;
-	bl_device_write_async(d, (uint8_t)cell, BL_CELL_CURRENT_SETPOINT, next, bl_devi_ignore_reply, NULL, NULL);
+	bl_device_write_async(d, (uint8_t)cell, BL_CELL_CURRENT_SETPOINT, next, ignore_reply, NULL, NULL);
 }
 
 void bl_device_set_target(struct bl_device *d, int cell, double amps)
@@ -118,7 +118,7 @@ int bl_device_set_current(struct bl_device *d, int cell, double amps)
 	c->op_raw = (uint16_t)op;
 	c->last_change_us = bl_loop_now(d->loop);
 	return bl_device_write_async(d, (uint8_t)cell, BL_CELL_CURRENT_SETPOINT, c->op_raw,
-	                             bl_devi_ignore_reply, NULL, NULL);
+	                             ignore_reply, NULL, NULL);
 }
 
 double bl_device_target(const struct bl_device *d, int cell)
@@ -136,5 +136,5 @@ int bl_device_set_report_interval(struct bl_device *d, int cell, double seconds)
 	if (!bl_valid_cell(cell))
 		return BL_ERR_ARG;
 	return bl_device_write_async(d, (uint8_t)cell, BL_CELL_REPORT_INTERVAL,
-	                             bl_interval_to_raw(seconds), bl_devi_ignore_reply, NULL, NULL);
+	                             bl_interval_to_raw(seconds), ignore_reply, NULL, NULL);
 }
