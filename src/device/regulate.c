@@ -35,7 +35,7 @@ uint16_t bl_regulate_step(uint16_t target_raw, uint16_t op_raw, double measured_
 	} else if (measured_a > 0.0 && fabs(measured_a - sp) > 0.01) {
 		/* The current is proportional to the duty (I = duty/640 x VCC),
 		 * so scale the setpoint by the ratio: one step lands close,
-		 * where the seed's +/-1 count per second took a minute. */
+		 * where one count per report would take a minute. */
 		long want = lround(op * sp / measured_a);
 		long step = want - op;
 		if (step == 0)

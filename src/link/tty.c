@@ -1,6 +1,6 @@
-/* link_tty.c - descriptor links: POSIX termios for any tty path (notably
+/* link/tty.c - descriptor links: POSIX termios for any tty path (notably
  * pseudo-terminals, which libserialport 0.1.1 refuses), the descriptor core
- * that link_serial.c reuses, and the kind-independent link functions.
+ * that serial.c reuses, and the kind-independent link functions.
  */
 #include <errno.h>
 #include <fcntl.h>
