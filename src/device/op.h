@@ -44,6 +44,10 @@ struct bl_op {
 };
 
 struct bl_op *bl_opi_new(struct bl_device *d, op_step_fn step, bl_op_fn fn, void *ud);
+/* The same for an operation on one channel (op->cell set); NULL for a cell
+ * outside 0..3 too. */
+struct bl_op *bl_opi_new_cell(struct bl_device *d, int cell, op_step_fn step, bl_op_fn fn,
+                              void *ud);
 void bl_opi_finish(struct bl_op *op, int status);
 void bl_opi_req(struct bl_op *op, struct bl_packet p, unsigned flags);
 void bl_opi_req_timeout(struct bl_op *op, struct bl_packet p, unsigned flags, uint64_t timeout_us);

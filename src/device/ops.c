@@ -36,6 +36,19 @@ struct bl_op *bl_opi_new(struct bl_device *d, op_step_fn step, bl_op_fn fn, void
 	return op;
 }
 
+struct bl_op *bl_opi_new_cell(struct bl_device *d, int cell, op_step_fn step, bl_op_fn fn,
+                              void *ud)
+{
+	struct bl_op *op;
+
+	if (!bl_valid_cell(cell))
+		return NULL;
+	op = bl_opi_new(d, step, fn, ud);
+	if (op)
+		op->cell = cell;
+	return op;
+}
+
 static void op_unlink(struct bl_op *op)
 {
 	for (struct bl_op **p = &op->d->ops; *p; p = &(*p)->next)
@@ -426,15 +439,10 @@ static void step_charge(struct bl_op *op, int status, uint16_t value)
 
 struct bl_op *bl_op_charge(struct bl_device *d, int cell, bl_op_fn fn, void *ud)
 {
-	struct bl_op *op;
+	struct bl_op *op = bl_opi_new_cell(d, cell, step_charge, fn, ud);
 
-	if (!bl_valid_cell(cell))
-		return NULL;
-	op = bl_opi_new(d, step_charge, fn, ud);
-	if (op) {
-		op->cell = cell;
+	if (op)
 		bl_opi_read(op, (uint8_t)cell, BL_CELL_CHARGEH);
-	}
 	return op;
 }
 

@@ -79,14 +79,13 @@ struct bl_op *bl_op_safe(struct bl_device *d, int cell, bl_op_fn fn, void *ud)
 
 	if (!bl_valid_cell(cell))
 		return NULL;
-	op = bl_opi_new(d, step_safe, fn, ud);
+	op = bl_opi_new_cell(d, cell, step_safe, fn, ud);
 	if (!op) {
 		/* Regulation stops even when nothing can be sent. */
 		d->ch[cell].target_raw = 0;
 		d->ch[cell].gen++;
 		return NULL;
 	}
-	op->cell = cell;
 	safe_begin(op);
 	return op;
 }
@@ -242,13 +241,9 @@ static void step_impedance_restore(struct bl_op *op, int status, uint16_t value)
 
 struct bl_op *bl_op_impedance(struct bl_device *d, int cell, bl_op_fn fn, void *ud)
 {
-	struct bl_op *op;
+	struct bl_op *op = bl_opi_new_cell(d, cell, step_impedance, fn, ud);
 
-	if (!bl_valid_cell(cell))
-		return NULL;
-	op = bl_opi_new(d, step_impedance, fn, ud);
 	if (op) {
-		op->cell = cell;
 		op->tmp[2] = (uint16_t)d->ch[cell].gen;
 		bl_opi_read(op, (uint8_t)cell, BL_CELL_MODE);
 	}
@@ -304,16 +299,12 @@ static void step_discharge_start(struct bl_op *op, int status, uint16_t value)
 static struct bl_op *start_op(struct bl_device *d, int cell, double amps, bool charge,
                               op_step_fn step, bl_op_fn fn, void *ud)
 {
+	struct bl_op *op = bl_opi_new_cell(d, cell, step, fn, ud);
 	struct bl_channel_state *c;
-	struct bl_op *op;
 
-	if (!bl_valid_cell(cell))
-		return NULL;
-	op = bl_opi_new(d, step, fn, ud);
 	if (!op)
 		return NULL;
 	c = &d->ch[cell];
-	op->cell = cell;
 	bl_device_set_target(d, cell, amps);
 	c->op_raw = charge ? 0 : c->target_raw;
 	c->gen++;

@@ -369,10 +369,36 @@ static void tamper(struct rig *r)
 	link->ops = &tamper_ops;
 }
 
+struct safe_result {
+	int status;
+	int idle_writes;        /* MODE = IDLE writes that went out */
+	long long sent;         /* requests sent */
+};
+
+/* Discharge `cell` for 2 s, then make it safe with the next `ignore` IDLE
+ * writes taken as STOPPED. */
+static struct safe_result safe_after_discharge(struct rig *r, int cell, int ignore)
+{
+	struct bl_device_stats before, after;
+	struct safe_result res;
+
+	bl_device_wait(r->dev, bl_op_discharge_start(r->dev, cell, 1.0, NULL, NULL), NULL, NULL);
+	run_for(r, 2);
+	bl_device_stats(r->dev, &before);
+	idle_writes = 0;
+	ignore_idle = ignore;
+	res.status = bl_device_wait(r->dev, bl_op_safe(r->dev, cell, NULL, NULL), NULL, NULL);
+	ignore_idle = 0;
+	bl_device_stats(r->dev, &after);
+	res.idle_writes = idle_writes;
+	res.sent = (long long)(after.sent - before.sent);
+	return res;
+}
+
 static void test_safe_verify(void)
 {
 	struct bl_simdev_config cfg;
-	struct bl_device_stats before, after;
+	struct safe_result res;
 	struct rig r;
 	uint16_t v = 0;
 
@@ -382,41 +408,27 @@ static void test_safe_verify(void)
 	bl_device_wait(r.dev, bl_op_connect(r.dev, NULL, NULL), NULL, NULL);
 	tamper(&r);
 
-	bl_device_wait(r.dev, bl_op_discharge_start(r.dev, 0, 1.0, NULL, NULL), NULL, NULL);
-	run_for(&r, 2);
-	bl_device_stats(r.dev, &before);
-	idle_writes = 0;
-	is_int(bl_device_wait(r.dev, bl_op_safe(r.dev, 0, NULL, NULL), NULL, NULL), BL_OK,
-	       "safe: MODE reads IDLE after the IDLE write");
-	bl_device_stats(r.dev, &after);
-	is_int((long long)(after.sent - before.sent), 3, "STOPPED, IDLE, and one read back");
-	is_int(idle_writes, 1, "IDLE written once");
+	res = safe_after_discharge(&r, 0, 0);
+	is_int(res.status, BL_OK, "safe: MODE reads IDLE after the IDLE write");
+	is_int(res.sent, 3, "STOPPED, IDLE, and one read back");
+	is_int(res.idle_writes, 1, "IDLE written once");
 
 	is_int(bl_device_wait(r.dev, bl_op_safe(r.dev, 2, NULL, NULL), NULL, NULL), BL_OK,
 	       "safe on an empty slot: NO_CELL is accepted");
 	is_int(bl_simdev_reg(r.sim, 2, BL_CELL_MODE), BL_MODE_NO_CELL, "the empty slot reads NO_CELL");
 
 	/* IDLE does not take once: written again, then it reads IDLE */
-	bl_device_wait(r.dev, bl_op_discharge_start(r.dev, 1, 1.0, NULL, NULL), NULL, NULL);
-	run_for(&r, 2);
-	idle_writes = 0;
-	ignore_idle = 1;
-	is_int(bl_device_wait(r.dev, bl_op_safe(r.dev, 1, NULL, NULL), NULL, NULL), BL_OK,
-	       "safe: MODE still STOPPED after IDLE, IDLE again takes");
-	is_int(idle_writes, 2, "IDLE was written twice");
+	res = safe_after_discharge(&r, 1, 1);
+	is_int(res.status, BL_OK, "safe: MODE still STOPPED after IDLE, IDLE again takes");
+	is_int(res.idle_writes, 2, "IDLE was written twice");
 	is_int(bl_simdev_reg(r.sim, 1, BL_CELL_MODE), BL_MODE_IDLE, "the channel is IDLE");
 
 	/* IDLE never takes: BL_ERR_VERIFY after three writes */
-	bl_device_wait(r.dev, bl_op_discharge_start(r.dev, 3, 1.0, NULL, NULL), NULL, NULL);
-	run_for(&r, 2);
-	idle_writes = 0;
-	ignore_idle = 100;
-	is_int(bl_device_wait(r.dev, bl_op_safe(r.dev, 3, NULL, NULL), NULL, NULL), BL_ERR_VERIFY,
-	       "safe: MODE never leaves STOPPED: BL_ERR_VERIFY");
-	is_int(idle_writes, 3, "after IDLE was written three times");
+	res = safe_after_discharge(&r, 3, 100);
+	is_int(res.status, BL_ERR_VERIFY, "safe: MODE never leaves STOPPED: BL_ERR_VERIFY");
+	is_int(res.idle_writes, 3, "after IDLE was written three times");
 	ok(rd(&r, 3, BL_CELL_MODE, &v) == BL_OK && v == BL_MODE_STOPPED, "the mode did not change (STOPPED)");
 	ok(fabs(bl_simdev_cell_current(r.sim, 3)) < 1e-9, "STOPPED still cut the current");
-	ignore_idle = 0;
 
 	/* a reversed cell reads BACKWARDS once IDLE: that is a rest too */
 	struct bl_fault f = {.kind = BL_FAULT_CELL_INSERT, .slot = 2};
