@@ -6,13 +6,12 @@
 
 #include "core/bl.h"   /* enum bl_exit */
 
-/* Each subcommand gets argv with argv[0] = its own name. */
+/* Each subcommand gets argv with argv[0] = its own name; a function that
+ * serves more than one command tells them apart by it. */
 int cmd_sim(int argc, char **argv);
 int cmd_lua(int argc, char **argv);
 int cmd_shell(int argc, char **argv);
-int cmd_run(int argc, char **argv);
-int cmd_cycletest(int argc, char **argv);
-int cmd_dischargetest(int argc, char **argv);
+int cmd_run(int argc, char **argv);          /* run, cycletest, dischargetest */
 /* The utility commands (cmd_info.c, cmd_regs.c, cmd_channel.c,
  * cmd_firmware.c), on the device selection of devsel.h. */
 int cmd_list(int argc, char **argv);
@@ -23,11 +22,9 @@ int cmd_read(int argc, char **argv);
 int cmd_write(int argc, char **argv);
 int cmd_lowcurrent(int argc, char **argv);
 int cmd_impedance(int argc, char **argv);
-int cmd_charge(int argc, char **argv);
-int cmd_discharge(int argc, char **argv);
+int cmd_current(int argc, char **argv);      /* charge, discharge */
 int cmd_sinewave(int argc, char **argv);
-int cmd_stop(int argc, char **argv);
-int cmd_reset(int argc, char **argv);
+int cmd_mode(int argc, char **argv);         /* stop, reset */
 int cmd_firmware(int argc, char **argv);
 int cmd_calibration(int argc, char **argv);
 
@@ -36,6 +33,12 @@ int cmd_calibration(int argc, char **argv);
  * "CMD: --name needs a value"). */
 bool cli_opt_match(const char *arg, const char *name, bool may_have_value);
 const char *cli_opt_value(const char *cmd, int argc, char **argv, int *i, const char *name);
+
+struct bl_engine;
+/* After a Lua chunk failed with status `st` (cmd_lua.c): print the message
+ * the engine left on its stack, pop it, and return the exit code (usage
+ * for a file that is missing or does not compile, else failed). */
+int cli_lua_report(struct bl_engine *e, int st);
 
 /* Print "batlab: <msg>" on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

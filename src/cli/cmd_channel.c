@@ -102,20 +102,23 @@ int cmd_impedance(int argc, char **argv)
 
 /* ---- charge and discharge ------------------------------------------------- */
 
+/* What charge and discharge say alike about --for. */
+#define FOR_HELP \
+	"\n" \
+	"  --for S          stay S seconds (virtual seconds with --sim), regulating\n" \
+	"                   and refreshing the watchdog, then stop the channel\n" \
+	"                   safely (STOPPED, then IDLE) and print a summary; the\n" \
+	"                   charge counter starts from 0\n" \
+	"\n" \
+	"Without --for, batlab exits at once and the watchdog stops the channel\n" \
+	"about 25 s later unless a test keeps it alive.\n"
+
 static const struct cli_cmd charge_cmd = {
 	"charge", "CELL|all [A] [--for S]",
 	"Charge at A amps (default: the channel's present setpoint): set the\n"
 	"target, clear ERROR, setpoint 0, MODE CHARGE, wait 10 ms for the relay,\n"
 	"then the setpoint. batlab regulates the current in software while it\n"
-	"runs. Slots without a cell are skipped with 'all'.\n"
-	"\n"
-	"  --for S          stay S seconds (virtual seconds with --sim), regulating\n"
-	"                   and refreshing the watchdog, then stop the channel\n"
-	"                   safely (STOPPED, then IDLE) and print a summary; the\n"
-	"                   charge counter starts from 0\n"
-	"\n"
-	"Without --for, batlab exits at once and the watchdog stops the channel\n"
-	"about 25 s later unless a test keeps it alive.\n",
+	"runs. Slots without a cell are skipped with 'all'.\n" FOR_HELP,
 	1, 2, true,
 };
 
@@ -124,15 +127,7 @@ static const struct cli_cmd discharge_cmd = {
 	"Discharge at A amps (default: the channel's present setpoint): set the\n"
 	"target, clear ERROR, write the setpoint, MODE DISCHARGE. batlab regulates\n"
 	"the current in software while it runs. Slots without a cell are skipped\n"
-	"with 'all'.\n"
-	"\n"
-	"  --for S          stay S seconds (virtual seconds with --sim), regulating\n"
-	"                   and refreshing the watchdog, then stop the channel\n"
-	"                   safely (STOPPED, then IDLE) and print a summary; the\n"
-	"                   charge counter starts from 0\n"
-	"\n"
-	"Without --for, batlab exits at once and the watchdog stops the channel\n"
-	"about 25 s later unless a test keeps it alive.\n",
+	"with 'all'.\n" FOR_HELP,
 	1, 2, true,
 };
 
@@ -321,8 +316,10 @@ static int parse_amps(const char *cmd, const char *text, double *amps)
 	return BL_EXIT_OK;
 }
 
-static int charge_or_discharge(int argc, char **argv, bool charge)
+/* `charge` and `discharge`: argv[0] says which. */
+int cmd_current(int argc, char **argv)
 {
+	bool charge = strcmp(argv[0], discharge_cmd.name) != 0;
 	const struct cli_cmd *cmd = charge ? &charge_cmd : &discharge_cmd;
 	const char *name = cmd->name, *for_text = NULL;
 	const struct cli_opt opts[] = {{"--for", true, &for_text, NULL}, {NULL, false, NULL, NULL}};
@@ -380,16 +377,6 @@ static int charge_or_discharge(int argc, char **argv, bool charge)
 	}
 	cli_devsel_close(&s);
 	return r;
-}
-
-int cmd_charge(int argc, char **argv)
-{
-	return charge_or_discharge(argc, argv, true);
-}
-
-int cmd_discharge(int argc, char **argv)
-{
-	return charge_or_discharge(argc, argv, false);
 }
 
 /* ---- sinewave ---------------------------------------------------------------- */
@@ -498,8 +485,10 @@ static int set_mode(struct cli_devsel *s, struct bl_device *d, int cell, uint16_
 	return BL_EXIT_OK;
 }
 
-static int stop_or_reset(int argc, char **argv, bool stop)
+/* `stop` and `reset`: argv[0] says which. */
+int cmd_mode(int argc, char **argv)
 {
+	bool stop = strcmp(argv[0], reset_cmd.name) != 0;
 	const struct cli_cmd *cmd = stop ? &stop_cmd : &reset_cmd;
 	struct cli_devsel_opts o;
 	struct cli_devsel s;
@@ -527,14 +516,4 @@ static int stop_or_reset(int argc, char **argv, bool stop)
 	}
 	cli_devsel_close(&s);
 	return r;
-}
-
-int cmd_stop(int argc, char **argv)
-{
-	return stop_or_reset(argc, argv, true);
-}
-
-int cmd_reset(int argc, char **argv)
-{
-	return stop_or_reset(argc, argv, false);
 }

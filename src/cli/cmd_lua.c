@@ -30,9 +30,7 @@ static void usage(FILE *out)
 	        "that is missing or does not compile.\n");
 }
 
-/* Print the message the engine left on the stack, pop it, and map the
- * Lua status to an exit code. */
-static int report(struct bl_engine *e, int st)
+int cli_lua_report(struct bl_engine *e, int st)
 {
 	lua_State *L = bl_engine_state(e);
 	const char *msg = lua_tostring(L, -1);
@@ -91,7 +89,7 @@ int cmd_lua(int argc, char **argv)
 	/* `arg` exists before the -e chunks run, as in lua(1). */
 	st = bl_engine_set_arg(e, file, file ? argc - i - 1 : 0, file ? argv + i + 1 : NULL);
 	if (st != LUA_OK)
-		rc = report(e, st);
+		rc = cli_lua_report(e, st);
 
 	for (int j = 1; rc == BL_EXIT_OK && j < argc && argv[j] != file; j++) {
 		if (strcmp(argv[j], "--") == 0)
@@ -99,14 +97,14 @@ int cmd_lua(int argc, char **argv)
 		if (strcmp(argv[j], "-e") == 0) {
 			st = bl_engine_dostring(e, argv[j + 1], "=(command line)");
 			if (st != LUA_OK)
-				rc = report(e, st);
+				rc = cli_lua_report(e, st);
 			j++;
 		}
 	}
 	if (rc == BL_EXIT_OK && file) {
 		st = bl_engine_dofile(e, file, argc - i - 1, argv + i + 1);
 		if (st != LUA_OK)
-			rc = report(e, st);
+			rc = cli_lua_report(e, st);
 	}
 	bl_engine_free(e);
 	return rc;

@@ -13,8 +13,10 @@
 #include "cli/cli.h"
 #include "lua/engine.h"
 
-static int run_mode(const char *mode, int argc, char **argv)
+/* `run`, `cycletest` and `dischargetest`: argv[0] is the runner's mode. */
+int cmd_run(int argc, char **argv)
 {
+	const char *mode = argv[0];
 	struct bl_engine *e = bl_engine_new(NULL);
 	lua_State *L;
 	int st, rc;
@@ -49,19 +51,4 @@ static int run_mode(const char *mode, int argc, char **argv)
 	fflush(stdout);
 	bl_engine_free(e);
 	return rc;
-}
-
-int cmd_run(int argc, char **argv)
-{
-	return run_mode("run", argc, argv);
-}
-
-int cmd_cycletest(int argc, char **argv)
-{
-	return run_mode("cycletest", argc, argv);
-}
-
-int cmd_dischargetest(int argc, char **argv)
-{
-	return run_mode("dischargetest", argc, argv);
 }

@@ -63,16 +63,6 @@ static bool parse_uint(const char *s, unsigned long long max, unsigned long long
 	return errno == 0 && *end == '\0' && *out <= max;
 }
 
-static int report(struct bl_engine *e, int st)
-{
-	lua_State *L = bl_engine_state(e);
-	const char *msg = lua_tostring(L, -1);
-
-	cli_error("%s", msg ? msg : "(error object is not a string)");
-	lua_pop(L, 1);
-	return st == LUA_ERRSYNTAX || st == LUA_ERRFILE ? BL_EXIT_USAGE : BL_EXIT_FAILED;
-}
-
 /* The globals pool and dev (protected: it allocates). */
 static int set_globals(lua_State *L)
 {
@@ -88,138 +78,196 @@ static int set_globals(lua_State *L)
 	return 0;
 }
 
-int cmd_shell(int argc, char **argv)
-{
+/* The command line, parsed. */
+struct shell_args {
 	struct bl_session_opts so;
-	struct bl_session *s = NULL;
-	struct bl_engine *e;
 	const char *chunks[MAX_CHUNKS];
-	const char *file = NULL;
-	int nchunks = 0, i, rc = BL_EXIT_OK, st;
-	bool interactive = false;
-	unsigned long long v;
-	char err[512];
-	lua_State *L;
+	int nchunks;
+	const char *file;        /* FILE, "-" for standard input, or NULL */
+	int nargs;               /* its ARGS... */
+	char **args;
+	bool interactive;
+};
 
-	memset(&so, 0, sizeof so);
-	for (i = 1; i < argc; i++) {
-		const char *a = argv[i], *val;
+/* A device-selection option at argv[*i]: 1 taken, 0 not one, or
+ * -BL_EXIT_USAGE after a message. */
+static int device_option(int argc, char **argv, int *i, struct bl_session_opts *so)
+{
+	const char *a = argv[*i], *val;
+	unsigned long long v;
+
+	if (cli_opt_match(a, "--sim", true)) {
+		so->sim = true;
+		if (a[5] == '=')
+			so->layout = a + 6;
+		return 1;
+	}
+	if (cli_opt_match(a, "--port", true)) {
+		if (!(so->port = cli_opt_value("shell", argc, argv, i, "--port")))
+			return -BL_EXIT_USAGE;
+		return 1;
+	}
+	if (cli_opt_match(a, "--devices", true)) {
+		if (!(val = cli_opt_value("shell", argc, argv, i, "--devices")))
+			return -BL_EXIT_USAGE;
+		if (!parse_uint(val, 64, &v) || v == 0) {
+			cli_error("shell: --devices must be 1..64, not '%s'", val);
+			return -BL_EXIT_USAGE;
+		}
+		so->devices = (int)v;
+		return 1;
+	}
+	if (cli_opt_match(a, "--seed", true)) {
+		if (!(val = cli_opt_value("shell", argc, argv, i, "--seed")))
+			return -BL_EXIT_USAGE;
+		if (!parse_uint(val, UINT64_MAX, &v)) {
+			cli_error("shell: --seed must be a non-negative integer, not '%s'", val);
+			return -BL_EXIT_USAGE;
+		}
+		so->seed = v;
+		return 1;
+	}
+	if (cli_opt_match(a, "--serial", true)) {
+		if (!(val = cli_opt_value("shell", argc, argv, i, "--serial")))
+			return -BL_EXIT_USAGE;
+		if (!parse_uint(val, 0xFFFFFFFFull, &v)) {
+			cli_error("shell: --serial must be a serial number, not '%s'", val);
+			return -BL_EXIT_USAGE;
+		}
+		so->has_serial = true;
+		so->serial = (uint32_t)v;
+		return 1;
+	}
+	return 0;
+}
+
+/* The options up to FILE: i is left at FILE (or argc). BL_EXIT_OK, or
+ * -1 after --help, or an exit code after a message. */
+static int parse_options(int argc, char **argv, int *i, struct shell_args *sa)
+{
+	int r;
+
+	for (*i = 1; *i < argc; ++*i) {
+		const char *a = argv[*i];
 
 		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
 			usage(stdout);
-			return BL_EXIT_OK;
+			return -1;
 		}
 		if (strcmp(a, "--") == 0) {
-			i++;
+			++*i;
 			break;
 		}
 		if (strcmp(a, "-e") == 0) {
-			if (i + 1 >= argc) {
+			if (*i + 1 >= argc) {
 				cli_error("shell: -e needs a chunk of Lua");
 				return BL_EXIT_USAGE;
 			}
-			if (nchunks == MAX_CHUNKS) {
+			if (sa->nchunks == MAX_CHUNKS) {
 				cli_error("shell: at most %d -e chunks", MAX_CHUNKS);
 				return BL_EXIT_USAGE;
 			}
-			chunks[nchunks++] = argv[++i];
-		} else if (cli_opt_match(a, "--sim", true)) {
-			so.sim = true;
-			if (a[5] == '=')
-				so.layout = a + 6;
-		} else if (cli_opt_match(a, "--devices", true)) {
-			if (!(val = cli_opt_value("shell", argc, argv, &i, "--devices")))
-				return BL_EXIT_USAGE;
-			if (!parse_uint(val, 64, &v) || v == 0) {
-				cli_error("shell: --devices must be 1..64, not '%s'", val);
-				return BL_EXIT_USAGE;
-			}
-			so.devices = (int)v;
-		} else if (cli_opt_match(a, "--seed", true)) {
-			if (!(val = cli_opt_value("shell", argc, argv, &i, "--seed")))
-				return BL_EXIT_USAGE;
-			if (!parse_uint(val, UINT64_MAX, &v)) {
-				cli_error("shell: --seed must be a non-negative integer, not '%s'", val);
-				return BL_EXIT_USAGE;
-			}
-			so.seed = v;
-		} else if (cli_opt_match(a, "--port", true)) {
-			if (!(val = cli_opt_value("shell", argc, argv, &i, "--port")))
-				return BL_EXIT_USAGE;
-			so.port = val;
-		} else if (cli_opt_match(a, "--serial", true)) {
-			if (!(val = cli_opt_value("shell", argc, argv, &i, "--serial")))
-				return BL_EXIT_USAGE;
-			if (!parse_uint(val, 0xFFFFFFFFull, &v)) {
-				cli_error("shell: --serial must be a serial number, not '%s'", val);
-				return BL_EXIT_USAGE;
-			}
-			so.has_serial = true;
-			so.serial = (uint32_t)v;
-		} else if (a[0] == '-' && a[1] != '\0') {
+			sa->chunks[sa->nchunks++] = argv[++*i];
+			continue;
+		}
+		if ((r = device_option(argc, argv, i, &sa->so)) < 0)
+			return -r;
+		if (r > 0)
+			continue;
+		if (a[0] == '-' && a[1] != '\0') {
 			cli_error("shell: unknown option '%s' (try 'batlab shell --help')", a);
 			return BL_EXIT_USAGE;
-		} else {
-			break;
 		}
+		break;
 	}
-	if (i < argc)
-		file = argv[i];
-	if (so.sim && so.port) {
+	return BL_EXIT_OK;
+}
+
+static int parse_args(int argc, char **argv, struct shell_args *sa)
+{
+	int i, r;
+
+	memset(sa, 0, sizeof *sa);
+	if ((r = parse_options(argc, argv, &i, sa)) != BL_EXIT_OK)
+		return r;
+	if (i < argc) {
+		sa->file = argv[i];
+		sa->nargs = argc - i - 1;
+		sa->args = argv + i + 1;
+	}
+	if (sa->so.sim && sa->so.port) {
 		cli_error("shell: --sim and --port exclude each other");
 		return BL_EXIT_USAGE;
 	}
-	if (so.layout && so.devices) {
+	if (sa->so.layout && sa->so.devices) {
 		cli_error("shell: --devices and --sim=LAYOUT exclude each other (the layout lists the devices)");
 		return BL_EXIT_USAGE;
 	}
-	if (!file && nchunks == 0) {
+	if (!sa->file && sa->nchunks == 0) {
 		if (isatty(STDIN_FILENO))
-			interactive = true;
+			sa->interactive = true;
 		else
-			file = "-";
+			sa->file = "-";
 	}
+	return BL_EXIT_OK;
+}
 
-	st = bl_session_open(&so, &s, err, sizeof err);
+/* The globals, then the chunks, FILE and the prompt, in that order; the
+ * first error ends it. */
+static int run_lua(struct bl_engine *e, struct bl_session *s, const struct shell_args *sa)
+{
+	lua_State *L = bl_engine_state(e);
+	int st;
+
+	lua_pushcfunction(L, set_globals);
+	lua_pushlightuserdata(L, s);
+	st = bl_engine_pcall(e, 1, 0);
+	if (st == LUA_OK)
+		st = bl_engine_set_arg(e, sa->file, sa->nargs, sa->args);
+	if (st != LUA_OK)
+		return cli_lua_report(e, st);
+	for (int j = 0; j < sa->nchunks; j++) {
+		st = bl_engine_dostring(e, sa->chunks[j], "=(command line)");
+		if (st != LUA_OK)
+			return cli_lua_report(e, st);
+	}
+	if (sa->file) {
+		st = bl_engine_dofile(e, sa->file, sa->nargs, sa->args);
+		if (st != LUA_OK)
+			return cli_lua_report(e, st);
+	}
+	if (sa->interactive)
+		return shell_repl_run(e, s);
+	return bl_sched_interrupted(bl_sched_get(L)) ? BL_EXIT_INTERRUPTED : BL_EXIT_OK;
+}
+
+int cmd_shell(int argc, char **argv)
+{
+	struct shell_args sa;
+	struct bl_session *s = NULL;
+	struct bl_engine *e;
+	char err[512];
+	int rc, st;
+
+	if ((rc = parse_args(argc, argv, &sa)) != BL_EXIT_OK)
+		return rc < 0 ? BL_EXIT_OK : rc;
+	st = bl_session_open(&sa.so, &s, err, sizeof err);
 	if (st != BL_OK) {
 		cli_error("shell: %s", err[0] ? err : bl_strerror(st));
 		return st == BL_ERR_ARG ? BL_EXIT_USAGE : BL_EXIT_DEVICE;
 	}
 	e = bl_engine_new(&(struct bl_engine_opts){
 		.clock = bl_session_clock(s),
-		.seed = so.seed,
+		.seed = sa.so.seed,
 		/* At the prompt, text from background tasks goes above it. */
-		.output = interactive ? shell_repl_output : NULL,
+		.output = sa.interactive ? shell_repl_output : NULL,
 	});
 	if (!e) {
 		cli_error("shell: cannot start the Lua engine");
 		bl_session_close(s);
 		return BL_EXIT_FAILED;
 	}
-	L = bl_engine_state(e);
-	lua_pushcfunction(L, set_globals);
-	lua_pushlightuserdata(L, s);
-	st = bl_engine_pcall(e, 1, 0);
-	if (st != LUA_OK)
-		rc = report(e, st);
-	else
-		st = bl_engine_set_arg(e, file, file ? argc - i - 1 : 0, file ? argv + i + 1 : NULL);
-	if (rc == BL_EXIT_OK && st != LUA_OK)
-		rc = report(e, st);
-	for (int j = 0; rc == BL_EXIT_OK && j < nchunks; j++) {
-		st = bl_engine_dostring(e, chunks[j], "=(command line)");
-		if (st != LUA_OK)
-			rc = report(e, st);
-	}
-	if (rc == BL_EXIT_OK && file) {
-		st = bl_engine_dofile(e, file, argc - i - 1, argv + i + 1);
-		if (st != LUA_OK)
-			rc = report(e, st);
-	}
-	if (rc == BL_EXIT_OK && interactive)
-		rc = shell_repl_run(e, s);
-	if (rc == BL_EXIT_OK && !interactive && bl_sched_interrupted(bl_sched_get(L)))
-		rc = BL_EXIT_INTERRUPTED;
+	rc = run_lua(e, s, &sa);
 	/* Closing the state ends unfinished tasks (their channels go safe)
 	 * and lets the commands out before the devices are freed. */
 	bl_engine_free(e);

@@ -15,26 +15,21 @@
 #include "core/regs.h"
 #include "core/units.h"
 #include "host/session.h"
-#include "link/link.h"
 #include "sim/layout.h"
-#include "sim/simdev.h"
 
 #define US(s) ((uint64_t)((s) * 1e6))
 #define DEFAULT_TIMEOUT_S 10.0
-/* A virtual unit has been powered for this long when we connect, so its
- * cells are detected (the first measurement pass takes 0.6 s), as on a
- * real unit that sat plugged in. */
-#define SIM_WARMUP_US 3000000u
 
 /* ---- Argument parsing ------------------------------------------------------ */
 
-void cli_usage(const struct cli_cmd *c, FILE *out)
+static void print_usage(const struct cli_cmd *c, FILE *out)
 {
 	fprintf(out, "usage: batlab %s %s%s\n", c->name, c->usage,
 	        c->device ? " [--port PATH | --serial N | --sim[=LAYOUT]]" : "");
 }
 
-void cli_devsel_help(FILE *out)
+/* Help text for the device-selection options. */
+static void print_devsel_help(FILE *out)
 {
 	fprintf(out,
 	        "\n"
@@ -55,11 +50,11 @@ void cli_devsel_help(FILE *out)
 
 static void print_help(const struct cli_cmd *c)
 {
-	cli_usage(c, stdout);
+	print_usage(c, stdout);
 	fputc('\n', stdout);
 	fputs(c->help, stdout);
 	if (c->device)
-		cli_devsel_help(stdout);
+		print_devsel_help(stdout);
 	else
 		fputs("  -h, --help       this text\n", stdout);
 }
@@ -321,15 +316,6 @@ static void add_failed(struct cli_devsel *s, const char *path, const char *reaso
 	f->status = status;
 }
 
-static void on_pool_event(struct bl_pool *p, enum bl_pool_event ev, struct bl_device *d,
-                          const char *port, void *ud)
-{
-	(void)p;
-	(void)d;
-	if (ev == BL_POOL_FAILED)
-		add_failed(ud, port, "no answer from a Batlab (is it one? is it powered?)", BL_ERR_TIMEOUT);
-}
-
 /* Strip the "PATH: " a link error starts with: we keep the path apart. */
 static const char *reason_of(const char *err, const char *path)
 {
@@ -340,74 +326,12 @@ static const char *reason_of(const char *err, const char *path)
 	return err;
 }
 
-static int open_port(struct cli_devsel *s, const char *path)
+static void on_port_failed(const char *path, const char *why, int status, void *ud)
 {
-	char err[256] = "";
-	int rc = bl_pool_add_port(s->pool, path, err, sizeof err);
-
-	if (rc != BL_OK)
-		add_failed(s, path, err[0] ? reason_of(err, path) : bl_strerror(rc), rc);
-	return rc;
-}
-
-static int open_sims(struct cli_devsel *s)
-{
-	struct bl_sim_layout layout;
-	char err[512] = "";
-	int rc;
-
-	if (s->opts.layout)
-		rc = bl_sim_layout_load(s->opts.layout, s->opts.seed, &layout, err, sizeof err);
+	if (why)
+		add_failed(ud, path, reason_of(why, path), status);
 	else
-		rc = bl_sim_layout_default(&layout, s->opts.devices, s->opts.seed);
-	if (rc < 0) {
-		cli_error("%s: %s", s->cmd, err[0] ? err : bl_strerror(rc));
-		return BL_EXIT_USAGE;
-	}
-	/* Power the units up at time 0 and connect a little later. */
-	struct bl_simdev *sims[BL_SIM_MAX_DEVICES];
-	int n = layout.ndevices;
-	for (int i = 0; i < n; i++)
-		sims[i] = bl_simdev_new(&layout.devices[i], bl_loop_now(s->loop));
-	bl_clock_set(&s->vc.clock, bl_loop_now(s->loop) + SIM_WARMUP_US);
-	rc = BL_OK;
-	for (int i = 0; i < n; i++) {
-		char name[16];
-		snprintf(name, sizeof name, "sim%d", i);
-		if (!sims[i] || rc != BL_OK) {
-			bl_simdev_free(sims[i]);
-			rc = BL_ERR_MEM;
-			continue;
-		}
-		rc = bl_pool_add_sim(s->pool, sims[i], name);
-	}
-	bl_sim_layout_free(&layout);
-	if (rc != BL_OK) {
-		cli_error("%s: cannot create the virtual Batlabs: %s", s->cmd, bl_strerror(rc));
-		return BL_EXIT_DEVICE;
-	}
-	return BL_EXIT_OK;
-}
-
-static int open_real(struct cli_devsel *s)
-{
-	char **paths = NULL;
-	int n;
-
-	if (s->opts.port) {
-		open_port(s, s->opts.port);
-		return BL_EXIT_OK;
-	}
-	n = bl_link_list_batlabs(&paths);
-	if (n < 0) {
-		cli_error("%s: cannot list the serial ports: %s", s->cmd, bl_strerror(n));
-		return BL_EXIT_DEVICE;
-	}
-	for (int i = 0; i < n; i++)
-		open_port(s, paths[i]);
-	if (n > 0)
-		bl_link_list_free(paths, n);
-	return BL_EXIT_OK;
+		add_failed(ud, path, "no answer from a Batlab (is it one? is it powered?)", BL_ERR_TIMEOUT);
 }
 
 /* Why nothing is there, in one line. */
@@ -480,54 +404,66 @@ static int pick_target(struct cli_devsel *s, unsigned flags)
 
 static void free_all(struct cli_devsel *s)
 {
-	bl_loop_release_signals();
-	bl_pool_free(s->pool);
-	bl_loop_free(s->loop);
+	bl_session_close(s->session);
+	s->session = NULL;
 	s->pool = NULL;
 	s->loop = NULL;
 	s->dev = NULL;
 }
 
+/* The session's options for the command line: USB ports listed once, each
+ * failure kept for the messages, Ctrl-C caught from the start. */
+static void session_opts(struct cli_devsel *s, struct bl_session_opts *so, struct bl_device_opts *dev)
+{
+	const struct cli_devsel_opts *o = &s->opts;
+
+	bl_device_opts_default(dev);
+	/* Commands that only look leave the watchdog as they found it: enabling
+	 * it would stop every channel, idle ones too, 25 s after we exit. */
+	if (!o->watchdog)
+		dev->watchdog_us = 0;
+	memset(so, 0, sizeof *so);
+	so->sim = o->sim;
+	so->layout = o->layout;
+	so->devices = o->devices;
+	so->seed = o->seed;
+	/* With --sim, --port names a virtual unit: pick_target finds it. */
+	so->port = o->sim ? NULL : o->port;
+	so->settle_us = US(o->timeout_s);
+	so->dev = dev;
+	so->catch_signals = true;
+	so->scan_once = true;
+	so->allow_empty = true;
+	so->port_failed = on_port_failed;
+	so->port_ud = s;
+}
+
 int cli_devsel_open(struct cli_devsel *s, const struct cli_devsel_opts *o, const char *cmd,
                     unsigned flags)
 {
-	struct bl_pool_opts po;
-	int code;
+	struct bl_session_opts so;
+	struct bl_device_opts dev;
+	char err[512];
+	int rc, code;
 
 	memset(s, 0, sizeof *s);
 	s->cmd = cmd;
 	s->opts = *o;
 	set_logging(o->verbose);
-	if (o->sim)
-		bl_vclock_init(&s->vc, 0);
-	s->loop = bl_loop_new(o->sim ? &s->vc.clock : bl_clock_real());
-	if (!s->loop) {
-		cli_error("%s: cannot create the event loop", cmd);
-		return BL_EXIT_DEVICE;
+	session_opts(s, &so, &dev);
+	rc = bl_session_open(&so, &s->session, err, sizeof err);
+	if (rc != BL_OK) {
+		cli_error("%s: %s", cmd, err[0] ? err : bl_strerror(rc));
+		return rc == BL_ERR_ARG ? BL_EXIT_USAGE : BL_EXIT_DEVICE;
 	}
-	bl_pool_opts_default(&po);
-	/* Commands that only look leave the watchdog as they found it: enabling
-	 * it would stop every channel, idle ones too, 25 s after we exit. */
-	if (!o->watchdog)
-		po.dev.watchdog_us = 0;
-	s->pool = bl_pool_new(s->loop, &po);
-	if (!s->pool) {
-		bl_loop_free(s->loop);
-		cli_error("%s: out of memory", cmd);
-		return BL_EXIT_DEVICE;
-	}
-	bl_pool_on_event(s->pool, on_pool_event, s);
-	bl_loop_catch_signals(s->loop);
-	code = o->sim ? open_sims(s) : open_real(s);
-	if (code == BL_EXIT_OK) {
-		bl_pool_settle(s->pool, US(o->timeout_s));
-		if (cli_interrupted(s))
-			code = BL_EXIT_INTERRUPTED;
-		else if (bl_pool_count(s->pool) == 0 && !((flags & CLI_SEL_ALL) && s->nfailed))
-			code = report_none(s);
-		else
-			code = pick_target(s, flags);
-	}
+	s->loop = bl_session_loop(s->session);
+	s->pool = bl_session_pool(s->session);
+	if (cli_interrupted(s))
+		code = BL_EXIT_INTERRUPTED;
+	else if (bl_pool_count(s->pool) == 0 && !((flags & CLI_SEL_ALL) && s->nfailed))
+		code = report_none(s);
+	else
+		code = pick_target(s, flags);
 	if (code != BL_EXIT_OK)
 		free_all(s);
 	return code;

@@ -1,8 +1,8 @@
 /* cli/devsel.h - what every device command of `batlab` shares: argument
  * parsing with the device-selection options (--port, --serial, --sim,
- * --devices, --seed, --timeout), building the loop, clock and pool,
- * settling it, choosing the target device, and small blocking helpers with
- * one-line error messages.
+ * --devices, --seed, --timeout), opening the session (host/session.h:
+ * clock, loop, pool, connected devices), choosing the target device, and
+ * small blocking helpers with one-line error messages.
  *
  * A command fills a struct cli_cmd, calls cli_parse(), then
  * cli_devsel_open(); it talks to s->dev with cli_read()/cli_write() or any
@@ -15,10 +15,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "core/clock.h"
 #include "core/loop.h"
 #include "device/device.h"
 #include "device/pool.h"
+#include "host/session.h"
 
 /* ---- Options -------------------------------------------------------------- */
 
@@ -60,7 +60,6 @@ struct cli_cmd {
  * CLI_HELP, or BL_EXIT_USAGE after a one-line message. */
 int cli_parse(const struct cli_cmd *c, int argc, char **argv, const struct cli_opt *opts,
               struct cli_devsel_opts *sel, char **pos, int *npos);
-void cli_usage(const struct cli_cmd *c, FILE *out);
 
 /* ---- Value parsing (each prints its one-line error and returns
  * BL_EXIT_USAGE, or BL_EXIT_OK) --------------------------------------------- */
@@ -91,9 +90,9 @@ struct cli_failed_port {
 struct cli_devsel {
 	const char *cmd;
 	struct cli_devsel_opts opts;
-	struct bl_vclock vc;     /* the clock with --sim */
-	struct bl_loop *loop;
-	struct bl_pool *pool;
+	struct bl_session *session; /* clock, loop and pool */
+	struct bl_loop *loop;    /* the session's */
+	struct bl_pool *pool;    /* the session's */
 	struct bl_device *dev;   /* the target (NULL with CLI_SEL_ALL and none chosen) */
 	bool selected;           /* the user named the device (--serial/--port) */
 	bool keep_watchdog;      /* the command set SETTINGS itself: leave it */
@@ -110,8 +109,6 @@ int cli_devsel_open(struct cli_devsel *s, const struct cli_devsel_opts *o, const
  * again, so idle channels are not stopped 25 s after we exit. Then free. */
 void cli_devsel_close(struct cli_devsel *s);
 
-/* Help text for the device-selection options. */
-void cli_devsel_help(FILE *out);
 
 /* ---- Blocking helpers on the target -------------------------------------- */
 

@@ -23,7 +23,8 @@ static const uint8_t unit_order[4] = {
 	BL_UNIT_VOLT_DC_CALIB_OFF, BL_UNIT_VOLT_DC_CALIB_SCA,
 };
 
-void bl_calib_register(int i, uint8_t *ns, uint8_t *addr)
+/* Register (ns, addr) of value i (1..48) of the file. */
+static void calib_register(int i, uint8_t *ns, uint8_t *addr)
 {
 	int k = i - 1;
 
@@ -48,7 +49,7 @@ char *bl_calib_format(const struct bl_calibration *c)
 		uint8_t ns, addr;
 		const struct bl_reg *r;
 
-		bl_calib_register(i, &ns, &addr);
+		calib_register(i, &ns, &addr);
 		r = bl_reg_by_addr(ns, addr);
 		if (r && r->unit == BL_UK_INT16)
 			pos += (size_t)snprintf(s + pos, cap - pos, "%d\n", (int16_t)c->reg[i - 1]);
@@ -110,7 +111,7 @@ int bl_calib_parse(const char *text, const char *name, struct bl_calibration *c,
 			const struct bl_reg *r;
 			bool is_signed;
 
-			bl_calib_register(count, &ns, &addr);
+			calib_register(count, &ns, &addr);
 			r = bl_reg_by_addr(ns, addr);
 			is_signed = r->unit == BL_UK_INT16;
 			if (v < (is_signed ? -32768 : 0) || v > 65535) {
@@ -152,7 +153,7 @@ static void backup_next(struct bl_op *op)
 	} else if (op->index == 1) {
 		bl_opi_read(op, BL_NS_UNIT, BL_UNIT_DEVICE_ID);
 	} else {
-		bl_calib_register(op->index - 1, &ns, &addr);
+		calib_register(op->index - 1, &ns, &addr);
 		bl_opi_read(op, ns, addr);
 	}
 }
@@ -207,15 +208,26 @@ static void restore_reg(struct bl_op *op)
 	struct calib_state *cs = op->ext;
 	uint8_t ns, addr;
 
-	bl_calib_register(op->index, &ns, &addr);
+	calib_register(op->index, &ns, &addr);
 	op->state = RS_WRITE;
 	bl_opi_write(op, ns, addr, cs->in.reg[op->index - 1], 0);
 }
 
-static void step_restore(struct bl_op *op, int status, uint16_t value)
+static void step_restore_regs(struct bl_op *op, int status, uint16_t value);
+
+static void restore_regs_begin(struct bl_op *op)
+{
+	op->step = step_restore_regs;
+	op->index = 1;
+	op->tries = 0;
+	restore_reg(op);
+}
+
+/* First the serial number, only when it differs: it can only be
+ * rewritten with SETTINGS.DEBUG set, and SETTINGS is put back after. */
+static void step_restore_serial(struct bl_op *op, int status, uint16_t value)
 {
 	struct calib_state *cs = op->ext;
-	uint8_t ns, addr;
 
 	switch (op->state) {
 	case RS_READ_SN:
@@ -229,8 +241,7 @@ static void step_restore(struct bl_op *op, int status, uint16_t value)
 		if (status != BL_OK)
 			break;
 		if (((uint32_t)value << 16 | op->tmp[0]) == cs->in.serial) {
-			op->index = 1;
-			restore_reg(op);
+			restore_regs_begin(op);
 			return;
 		}
 		op->state = RS_READ_SETTINGS;
@@ -239,7 +250,6 @@ static void step_restore(struct bl_op *op, int status, uint16_t value)
 	case RS_READ_SETTINGS:
 		if (status != BL_OK)
 			break;
-		/* The serial number can only be rewritten with DEBUG set. */
 		cs->settings = value;
 		op->state = RS_DEBUG_ON;
 		bl_opi_write(op, BL_NS_UNIT, BL_UNIT_SETTINGS, value | BL_SET_DEBUG, 0);
@@ -265,44 +275,49 @@ static void step_restore(struct bl_op *op, int status, uint16_t value)
 		if (op->status != BL_OK)
 			break;
 		bl_opi_identity(op->d)->serial = cs->in.serial;
-		op->index = 1;
-		restore_reg(op);
-		return;
-	case RS_WRITE:
-		if (status != BL_OK)
-			break;
-		bl_calib_register(op->index, &ns, &addr);
-		op->state = RS_VERIFY;
-		bl_opi_read(op, ns, addr);
-		return;
-	case RS_VERIFY:
-		if (status != BL_OK)
-			break;
-		if (value != cs->in.reg[op->index - 1]) {
-			if (++op->tries >= 3) {
-				bl_calib_register(op->index, &ns, &addr);
-				BL_ERROR(MOD, "%s: ns %u reg 0x%02X reads %u after writing %u",
-				         bl_device_port(op->d), ns, addr, value, cs->in.reg[op->index - 1]);
-				status = BL_ERR_VERIFY;
-				break;
-			}
-			restore_reg(op);
-			return;
-		}
-		op->tries = 0;
-		if (++op->index < BL_CALIB_VALUES) {
-			restore_reg(op);
-			return;
-		}
-		/* Temperatures are decoded with these from now on. */
-		for (int c = 0; c < BL_CELLS; c++) {
-			bl_opi_identity(op->d)->temp_r[c] = cs->in.reg[c * 11 + 5];
-			bl_opi_identity(op->d)->temp_b[c] = cs->in.reg[c * 11 + 6];
-		}
-		bl_opi_finish(op, BL_OK);
+		restore_regs_begin(op);
 		return;
 	}
 	bl_opi_finish(op, status != BL_OK ? status : op->status);
+}
+
+/* Then every register, written and read back (3 tries each). */
+static void step_restore_regs(struct bl_op *op, int status, uint16_t value)
+{
+	struct calib_state *cs = op->ext;
+	uint8_t ns, addr;
+
+	if (status != BL_OK) {
+		bl_opi_finish(op, status);
+		return;
+	}
+	calib_register(op->index, &ns, &addr);
+	if (op->state == RS_WRITE) {
+		op->state = RS_VERIFY;
+		bl_opi_read(op, ns, addr);
+		return;
+	}
+	if (value != cs->in.reg[op->index - 1]) {
+		if (++op->tries >= 3) {
+			BL_ERROR(MOD, "%s: ns %u reg 0x%02X reads %u after writing %u",
+			         bl_device_port(op->d), ns, addr, value, cs->in.reg[op->index - 1]);
+			bl_opi_finish(op, BL_ERR_VERIFY);
+			return;
+		}
+		restore_reg(op);
+		return;
+	}
+	op->tries = 0;
+	if (++op->index < BL_CALIB_VALUES) {
+		restore_reg(op);
+		return;
+	}
+	/* Temperatures are decoded with these from now on. */
+	for (int c = 0; c < BL_CELLS; c++) {
+		bl_opi_identity(op->d)->temp_r[c] = cs->in.reg[c * 11 + 5];
+		bl_opi_identity(op->d)->temp_b[c] = cs->in.reg[c * 11 + 6];
+	}
+	bl_opi_finish(op, BL_OK);
 }
 
 struct bl_op *bl_op_calib_restore(struct bl_device *d, const struct bl_calibration *c,
@@ -313,7 +328,7 @@ struct bl_op *bl_op_calib_restore(struct bl_device *d, const struct bl_calibrati
 
 	if (!cs)
 		return NULL;
-	op = bl_opi_new(d, step_restore, fn, ud);
+	op = bl_opi_new(d, step_restore_serial, fn, ud);
 	if (!op) {
 		free(cs);
 		return NULL;

@@ -1,5 +1,5 @@
-/* calib.h - calibration backup and restore: the 49-value file of
- * PROTOCOL.md §4.5 (the order Lexcelon's `recover` command reads).
+/* calib.h - calibration backup and restore: the 49-value file described
+ * in docs/cli.md (the order Lexcelon's `recover` command reads).
  *
  * Line 1 is the 32-bit serial number; then, for each cell 0..3,
  * CURRENT_CALIB_OFF, CURRENT_CALIB_SCA, CURR_LOWV_OFF, CURR_LOWV_SCA,
@@ -23,8 +23,6 @@ struct bl_calibration {
 	uint16_t reg[BL_CALIB_VALUES - 1];  /* raw register values, file order */
 };
 
-/* Register (ns, addr) of value i (1..48) of the file. */
-void bl_calib_register(int i, uint8_t *ns, uint8_t *addr);
 /* Text of the file. Returns a malloc'd string. */
 char *bl_calib_format(const struct bl_calibration *c);
 /* Parse and check a file's text: exactly 49 integers, each in its

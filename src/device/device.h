@@ -1,4 +1,4 @@
-/* batlab.h - one Batlab on one link: requests with timeouts and retries,
+/* device.h - one Batlab on one link: requests with timeouts and retries,
  * stream snapshots, the watchdog, software current regulation, identity,
  * and the multi-request operations (connect, write_verify, charge read,
  * impedance, start/stop a channel, bootload, calibration).
@@ -12,8 +12,8 @@
  * ring is small); replies are matched to the request by namespace and
  * address byte, and a reply that matches nothing pending is dropped.
  */
-#ifndef BL_BATLAB_H
-#define BL_BATLAB_H
+#ifndef BL_DEVICE_H
+#define BL_DEVICE_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -106,8 +106,6 @@ enum {
  * *out (may be NULL) is a handle for bl_request_cancel, valid until fn runs. */
 int bl_device_submit(struct bl_device *d, const struct bl_packet *req, unsigned flags,
                      uint64_t timeout_us, bl_req_fn fn, void *ud, struct bl_request **out);
-int bl_device_read_async(struct bl_device *d, uint8_t ns, uint8_t addr, bl_req_fn fn, void *ud,
-                         struct bl_request **out);
 int bl_device_write_async(struct bl_device *d, uint8_t ns, uint8_t addr, uint16_t value,
                           bl_req_fn fn, void *ud, struct bl_request **out);
 /* The callback will not be called; the request still completes on the wire
@@ -127,7 +125,6 @@ int bl_device_wait(struct bl_device *d, struct bl_op *op, uint16_t *value, doubl
 /* Abandon: fn is not called; what was sent stays sent, but steps that
  * must always happen (LOCK release, mode restore) still run. */
 void bl_op_cancel(struct bl_op *op);
-int bl_op_status(const struct bl_op *op);
 uint16_t bl_op_value(const struct bl_op *op);   /* a read's value */
 double bl_op_number(const struct bl_op *op);    /* ohms, coulombs... */
 uint32_t bl_op_raw32(const struct bl_op *op);   /* charge counter */
@@ -138,30 +135,35 @@ struct bl_op *bl_op_write(struct bl_device *d, uint8_t ns, uint8_t addr, uint16_
 /* Write, read back, retry (3 times) on a mismatch: BL_ERR_VERIFY at last. */
 struct bl_op *bl_op_write_verify(struct bl_device *d, uint8_t ns, uint8_t addr, uint16_t value,
                                  bl_op_fn fn, void *ud);
-/* The connect sequence (PROTOCOL §14.1, without mode writes): application
- * or bootloader, calibration R/B, serial, firmware, and on firmware >= 4 the
- * watchdog enabled by read-modify-write of SETTINGS. */
+/* The connect sequence (without mode writes): application or bootloader
+ * (namespace 5 address 1 answers 257 in the application), serial,
+ * firmware, SETTINGS, calibration R/B, the setpoints, and on firmware >= 4
+ * the watchdog enabled by read-modify-write of SETTINGS. */
 struct bl_op *bl_op_connect(struct bl_device *d, bl_op_fn fn, void *ud);
 /* Charge counter read H, L, H (L again if H changed); number = coulombs
  * with the right multiplier for the channel, raw32 = the counter. */
 struct bl_op *bl_op_charge(struct bl_device *d, int cell, bl_op_fn fn, void *ud);
-/* Impedance (PROTOCOL §9.2): IMPEDANCE mode, settle 2 s, LOCK, read PP,
- * unlock (always), restore the mode. number = ohms. */
+/* Impedance: IMPEDANCE mode (a 39 Hz sine), settle 2 s, LOCK, read the
+ * peak-to-peak current and voltage, unlock (always), restore the mode.
+ * number = ohms. */
 struct bl_op *bl_op_impedance(struct bl_device *d, int cell, bl_op_fn fn, void *ud);
 /* Start charging / discharging at `amps` with software regulation. A
  * charge first sets the setpoint 0, then CHARGE, waits 10 ms for the relay,
  * then the setpoint. */
 struct bl_op *bl_op_charge_start(struct bl_device *d, int cell, double amps, bl_op_fn fn, void *ud);
 struct bl_op *bl_op_discharge_start(struct bl_device *d, int cell, double amps, bl_op_fn fn, void *ud);
-/* Put a channel safe: regulation off, MODE = STOPPED, then IDLE (priority
- * writes). */
+/* Put a channel safe: regulation off, MODE = STOPPED, then IDLE, then MODE
+ * read back (all priority requests). IDLE is written again (twice at most)
+ * while MODE reads anything but IDLE, NO_CELL or BACKWARDS (what an empty
+ * or reversed slot shows at once). BL_ERR_VERIFY when it never does; a
+ * failed read ends the op with its error. */
 struct bl_op *bl_op_safe(struct bl_device *d, int cell, bl_op_fn fn, void *ud);
 
 /* ---- Regulation and reporting ------------------------------------------- */
 
 /* The user's target for a channel (0 = regulation off). The setpoint the
  * device holds is corrected at each report of that channel while it is in
- * CHARGE or DISCHARGE (PROTOCOL §8.3, with proportional steps). */
+ * CHARGE or DISCHARGE, in proportional steps. */
 void bl_device_set_target(struct bl_device *d, int cell, double amps);
 double bl_device_target(const struct bl_device *d, int cell);
 /* Change the current of a channel that is charging or discharging: a new
@@ -173,6 +175,12 @@ int bl_device_set_current(struct bl_device *d, int cell, double amps);
 uint16_t bl_device_operating_setpoint(const struct bl_device *d, int cell);
 /* Ask for stream reports every `seconds` (0 = off): writes REPORT_INTERVAL. */
 int bl_device_set_report_interval(struct bl_device *d, int cell, double seconds);
+
+/* A write of TEMP_CALIB_R or TEMP_CALIB_B to `cell` went out by another
+ * way (a raw register write): from now on temperatures of that cell decode
+ * with `value`. Other addresses, and 0 or 0xFFFF (no calibration), change
+ * nothing. */
+void bl_device_note_temp_calib(struct bl_device *d, int cell, uint8_t addr, uint16_t value);
 
 /* The charge multiplier for a cell given the SETTINGS last seen. */
 int bl_device_charge_multiplier(const struct bl_device *d, int cell);

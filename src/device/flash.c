@@ -98,6 +98,36 @@ static void flash_byte(struct bl_op *op)
 	bl_opi_write(op, BL_NS_BOOTLOADER, BL_BOOT_ADDR, (uint16_t)(BL_FLASH_BASE + op->index), 0);
 }
 
+static void step_flash_restart(struct bl_op *op, int status, uint16_t value);
+
+/* A byte read back: again (BYTE_TRIES in all) if it differs, else the
+ * next byte, or the restart after the last one. */
+static void byte_read_back(struct bl_op *op, uint16_t value)
+{
+	struct flash_state *fs = op->ext;
+
+	if ((value & 0xFF) != fs->image[op->index]) {
+		if (++op->tries >= BYTE_TRIES) {
+			BL_ERROR(MOD, "%s: byte %d reads 0x%02X, wrote 0x%02X", bl_device_port(op->d),
+			         op->index, value & 0xFF, fs->image[op->index]);
+			bl_opi_finish(op, BL_ERR_VERIFY);
+			return;
+		}
+		flash_byte(op);
+		return;
+	}
+	op->tries = 0;
+	if (fs->progress)
+		fs->progress(op->d, (size_t)op->index + 1, BL_FLASH_IMAGE_SIZE, fs->pud);
+	if (++op->index < BL_FLASH_IMAGE_SIZE) {
+		flash_byte(op);
+		return;
+	}
+	op->step = step_flash_restart;
+	op->state = FL_REBOOT;
+	bl_opi_write(op, BL_NS_BOOTLOADER, BL_BOOT_BOOTLOAD, 0, BL_REQ_NO_RETRY);
+}
+
 static void step_flash(struct bl_op *op, int status, uint16_t value)
 {
 	struct flash_state *fs = op->ext;
@@ -145,28 +175,18 @@ static void step_flash(struct bl_op *op, int status, uint16_t value)
 		bl_opi_read(op, BL_NS_BOOTLOADER, BL_BOOT_DATA);
 		return;
 	case FL_VERIFY:
-		if (bl_opi_failed(op, status))
-			return;
-		if ((value & 0xFF) != fs->image[op->index]) {
-			if (++op->tries >= BYTE_TRIES) {
-				BL_ERROR(MOD, "%s: byte %d reads 0x%02X, wrote 0x%02X", bl_device_port(op->d),
-				         op->index, value & 0xFF, fs->image[op->index]);
-				bl_opi_finish(op, BL_ERR_VERIFY);
-				return;
-			}
-			flash_byte(op);
-			return;
-		}
-		op->tries = 0;
-		if (fs->progress)
-			fs->progress(op->d, (size_t)op->index + 1, BL_FLASH_IMAGE_SIZE, fs->pud);
-		if (++op->index < BL_FLASH_IMAGE_SIZE) {
-			flash_byte(op);
-			return;
-		}
-		op->state = FL_REBOOT;
-		bl_opi_write(op, BL_NS_BOOTLOADER, BL_BOOT_BOOTLOAD, 0, BL_REQ_NO_RETRY);
+		if (!bl_opi_failed(op, status))
+			byte_read_back(op, value);
 		return;
+	}
+}
+
+/* After the last byte: the bootloader checks the image and starts it. */
+static void step_flash_restart(struct bl_op *op, int status, uint16_t value)
+{
+	struct bl_identity *id = bl_opi_identity(op->d);
+
+	switch (op->state) {
 	case FL_REBOOT:
 		if (status == BL_ERR_DEVICE) {
 			BL_ERROR(MOD, "%s: the bootloader refused the image's checksum", bl_device_port(op->d));

@@ -1,4 +1,5 @@
-/* flash.h - firmware images and the bootload operation (PROTOCOL.md §11).
+/* flash.h - firmware images and the bootload operation (docs/cli.md,
+ * `firmware load`).
  *
  * An image is checked completely (exact size, checksum byte) before a
  * single byte is sent: a bad file never leaves a unit without firmware.

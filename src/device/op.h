@@ -1,5 +1,6 @@
-/* device_op.h - the operation engine behind batlab.h, for the modules that
- * add operations (flash.c, calib.c). Internal: not for users of the API.
+/* op.h - the operation engine behind device.h, for the modules that add
+ * operations (ops.c, ops_channel.c, flash.c, calib.c). Internal: not for
+ * users of the API.
  *
  * An operation is a small state machine: each step submits one request (or
  * sleeps) and is called again with the result. The first error is kept in
@@ -43,6 +44,10 @@ struct bl_op {
 };
 
 struct bl_op *bl_opi_new(struct bl_device *d, op_step_fn step, bl_op_fn fn, void *ud);
+/* The same for an operation on one channel (op->cell set); NULL for a cell
+ * outside 0..3 too. */
+struct bl_op *bl_opi_new_cell(struct bl_device *d, int cell, op_step_fn step, bl_op_fn fn,
+                              void *ud);
 void bl_opi_finish(struct bl_op *op, int status);
 void bl_opi_req(struct bl_op *op, struct bl_packet p, unsigned flags);
 void bl_opi_req_timeout(struct bl_op *op, struct bl_packet p, unsigned flags, uint64_t timeout_us);

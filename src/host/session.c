@@ -9,6 +9,7 @@
 #include "link/link.h"
 #include "sim/layout.h"
 
+#define MOD "session"
 #define SIM_WARMUP_US 3000000u /* see open_sims */
 #define DEFAULT_SETTLE_US 5000000u
 /* Virtual devices connect in a few hundred virtual ms; the margin costs
@@ -28,6 +29,9 @@ struct bl_session {
 	bool sim;
 	struct sim_entry *sims;
 	int nsims;
+	bool caught_signals;
+	bl_session_port_fn port_fn;
+	void *port_ud;
 	bl_session_event_fn fn;
 	void *ud;
 };
@@ -48,6 +52,8 @@ static void on_pool(struct bl_pool *p, enum bl_pool_event ev, struct bl_device *
 	/* The pool frees a device (and so its virtual Batlab) after these. */
 	if (ev == BL_POOL_UNPLUG || ev == BL_POOL_FAILED)
 		forget_sim(s, port);
+	if (ev == BL_POOL_FAILED && s->port_fn)
+		s->port_fn(port, NULL, BL_ERR_TIMEOUT, s->port_ud);
 	if (s->fn)
 		s->fn(s, ev, d, s->ud);
 }
@@ -111,26 +117,64 @@ static int open_sims(struct bl_session *s, const struct bl_session_opts *o, char
 	return rc;
 }
 
-int bl_session_open(const struct bl_session_opts *o, struct bl_session **out,
-                    char *err, size_t errlen)
+/* A port that does not open goes to the caller's callback, or without
+ * one fails the open when it was named (`must`), else is only logged. */
+static int add_port(struct bl_session *s, const char *path, bool must, char *err, size_t errlen)
 {
-	struct bl_session *s;
-	struct bl_pool_opts po;
-	uint64_t settle;
-	int rc = BL_OK;
+	char why[256] = "";
+	int rc = bl_pool_add_port(s->pool, path, why, sizeof why);
 
-	*out = NULL;
-	err[0] = '\0';
-	if (o->sim && o->port) {
-		snprintf(err, errlen, "a port and the simulator exclude each other");
-		return BL_ERR_ARG;
+	if (rc == BL_OK)
+		return BL_OK;
+	if (!why[0])
+		snprintf(why, sizeof why, "%s: %s", path, bl_strerror(rc));
+	if (s->port_fn) {
+		s->port_fn(path, why, rc, s->port_ud);
+		return BL_OK;
 	}
-	s = calloc(1, sizeof *s);
-	if (!s) {
-		snprintf(err, errlen, "out of memory");
-		return BL_ERR_MEM;
+	if (!must) {
+		BL_DEBUG(MOD, "%s", why);
+		return BL_OK;
 	}
+	snprintf(err, errlen, "%s", why);
+	return rc;
+}
+
+/* Real devices: the named port, or the USB ports listed once (without
+ * scan_once the pool watches them instead, from its creation on). */
+static int open_real(struct bl_session *s, const struct bl_session_opts *o, char *err,
+                     size_t errlen)
+{
+	char **paths = NULL;
+	int n;
+
+	if (o->port)
+		return add_port(s, o->port, true, err, errlen);
+	if (!o->scan_once)
+		return BL_OK;
+	n = bl_link_list_batlabs(&paths);
+	if (n < 0) {
+		snprintf(err, errlen, "cannot list the serial ports: %s", bl_strerror(n));
+		return n;
+	}
+	for (int i = 0; i < n; i++)
+		add_port(s, paths[i], false, err, errlen);
+	if (n > 0)
+		bl_link_list_free(paths, n);
+	return BL_OK;
+}
+
+/* The clock, the loop on it and the empty pool. */
+static struct bl_session *session_new(const struct bl_session_opts *o)
+{
+	struct bl_session *s = calloc(1, sizeof *s);
+	struct bl_pool_opts po;
+
+	if (!s)
+		return NULL;
 	s->sim = o->sim;
+	s->port_fn = o->port_failed;
+	s->port_ud = o->port_ud;
 	if (o->sim) {
 		/* Virtual time starts at 0: batlab.now() reads seconds since
 		 * the session opened. */
@@ -141,32 +185,56 @@ int bl_session_open(const struct bl_session_opts *o, struct bl_session **out,
 	}
 	s->loop = bl_loop_new(s->clock);
 	bl_pool_opts_default(&po);
-	po.scan = !o->sim && !o->port;
+	po.scan = !o->sim && !o->port && !o->scan_once;
+	if (o->dev)
+		po.dev = *o->dev;
 	s->pool = s->loop ? bl_pool_new(s->loop, &po) : NULL;
 	if (!s->pool) {
-		snprintf(err, errlen, "out of memory");
 		bl_session_close(s);
-		return BL_ERR_MEM;
+		return NULL;
 	}
 	bl_pool_on_event(s->pool, on_pool, s);
+	if (o->catch_signals)
+		s->caught_signals = bl_loop_catch_signals(s->loop) == BL_OK;
+	return s;
+}
 
+static void say_none(const struct bl_session_opts *o, char *err, size_t errlen)
+{
 	if (o->sim)
-		rc = open_sims(s, o, err, errlen);
+		snprintf(err, errlen, "no virtual Batlab connected");
 	else if (o->port)
-		rc = bl_pool_add_port(s->pool, o->port, err, errlen);
+		snprintf(err, errlen, "%s: no Batlab answered", o->port);
+	else
+		snprintf(err, errlen, "no Batlab found (USB %04X:%04X)", BL_BATLAB_VID, BL_BATLAB_PID);
+}
+
+int bl_session_open(const struct bl_session_opts *o, struct bl_session **out,
+                    char *err, size_t errlen)
+{
+	struct bl_session *s;
+	uint64_t settle;
+	int rc;
+
+	*out = NULL;
+	err[0] = '\0';
+	if (o->sim && o->port) {
+		snprintf(err, errlen, "a port and the simulator exclude each other");
+		return BL_ERR_ARG;
+	}
+	s = session_new(o);
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return BL_ERR_MEM;
+	}
+	rc = o->sim ? open_sims(s, o, err, errlen) : open_real(s, o, err, errlen);
 	if (rc != BL_OK) {
 		bl_session_close(s);
 		return rc;
 	}
 	settle = o->settle_us ? o->settle_us : o->sim ? SIM_SETTLE_US : DEFAULT_SETTLE_US;
-	if (bl_pool_settle(s->pool, settle) == 0) {
-		if (o->sim)
-			snprintf(err, errlen, "no virtual Batlab connected");
-		else if (o->port)
-			snprintf(err, errlen, "%s: no Batlab answered", o->port);
-		else
-			snprintf(err, errlen, "no Batlab found (USB %04X:%04X)", BL_BATLAB_VID,
-			         BL_BATLAB_PID);
+	if (bl_pool_settle(s->pool, settle) == 0 && !o->allow_empty) {
+		say_none(o, err, errlen);
 		bl_session_close(s);
 		return BL_ERR_NOTFOUND;
 	}
@@ -188,6 +256,8 @@ void bl_session_close(struct bl_session *s)
 {
 	if (!s)
 		return;
+	if (s->caught_signals)
+		bl_loop_release_signals();
 	bl_pool_free(s->pool);
 	bl_loop_free(s->loop);
 	free(s->sims);

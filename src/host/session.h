@@ -1,9 +1,10 @@
 /* session.h - what a command or a script works with: a clock, the event
  * loop on it, and a pool of connected Batlabs (virtual or real).
  *
- * `batlab.open{...}` in Lua and the `shell`, `run` and `lua` commands all
- * open one the same way, so `--sim`, `--devices`, `--seed`, `--port` and
- * `--serial` mean the same thing everywhere:
+ * `batlab.open{...}` in Lua, the `shell`, `run` and `lua` commands and the
+ * device commands (cli/devsel.c) all open one the same way, so `--sim`,
+ * `--devices`, `--seed`, `--port` and `--serial` mean the same thing
+ * everywhere:
  *
  *   sim      virtual Batlabs (the default layout, or the JSON layout file
  *            given) on a virtual clock: time jumps whenever nothing is due
@@ -28,6 +29,11 @@
 #include "device/pool.h"
 #include "sim/simdev.h"
 
+/* A port that was found (or named) but gave no Batlab: `why` is the
+ * reason it would not open ("PATH: reason"), or NULL when it opened but
+ * no Batlab connected on it. */
+typedef void (*bl_session_port_fn)(const char *path, const char *why, int status, void *ud);
+
 struct bl_session_opts {
 	bool sim;
 	const char *layout;         /* sim: a layout file; NULL: the default layout */
@@ -36,7 +42,16 @@ struct bl_session_opts {
 	const char *port;           /* real: this port only */
 	bool has_serial;
 	uint32_t serial;            /* with has_serial: the active device */
-	uint64_t settle_us;         /* connect timeout (clock time); 0 = 5 s */
+	uint64_t settle_us;         /* connect timeout (clock time); 0 = 5 s, 30 s with sim */
+	/* For the command line (all optional, 0/NULL = off): */
+	const struct bl_device_opts *dev; /* every device's options; NULL: the defaults */
+	bool catch_signals;         /* SIGINT/SIGTERM stop the loop from the start,
+	                             * the connect included (released at close) */
+	bool scan_once;             /* USB: list the ports once, no watching for plugs */
+	bool allow_empty;           /* no Batlab is no error: the caller says why */
+	bl_session_port_fn port_failed; /* ports without a Batlab; with it, a port
+	                             * that does not open is no error either */
+	void *port_ud;
 };
 
 struct bl_session;

@@ -1,9 +1,9 @@
 /* link.h - byte links to a Batlab, behind one vtable.
  *
- *   serial  a real port through libserialport (link_serial.c)
+ *   serial  a real port through libserialport (serial.c)
  *   tty     any path libserialport refuses, e.g. a pseudo-terminal, through
- *           POSIX termios (link_tty.c)
- *   sim     an in-process virtual Batlab on the loop's clock (link_sim.c)
+ *           POSIX termios (tty.c)
+ *   sim     an in-process virtual Batlab on the loop's clock (sim.c)
  *
  * All links are non-blocking. A watched link reads what arrives into a small
  * buffer of its own and calls on_data once per arrival (and once when it
@@ -128,7 +128,7 @@ static inline uint64_t bl_link_next_event_us(const struct bl_link *l)
 
 /* ---- Helpers for implementations ------------------------------------- */
 
-/* Generic parts live in link_tty.c: the descriptor link is the base the
+/* Generic parts live in tty.c: the descriptor link is the base the
  * other kinds are built on. */
 void bl_link_base_init(struct bl_link *l, const struct bl_link_ops *ops, const char *kind,
                        const char *name);

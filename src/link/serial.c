@@ -1,8 +1,8 @@
-/* link_serial.c - real serial ports through libserialport: opening,
+/* link/serial.c - real serial ports through libserialport: opening,
  * configuration, enumeration by USB VID:PID, and the generic "open by
  * path" that falls back to termios for paths libserialport refuses.
  *
- * Once open, a serial link is a descriptor link (link_tty.c): we poll the
+ * Once open, a serial link is a descriptor link (tty.c): we poll the
  * port's descriptor ourselves, because sp_wait(..., 0) means "forever" and
  * the loop needs zero-timeout polls.
  */

@@ -1,4 +1,4 @@
-/* link_sim.c - a link to an in-process virtual Batlab.
+/* link/sim.c - a link to an in-process virtual Batlab.
  *
  * There is no descriptor: the link is a loop "source" whose next-event time
  * is the device's, so in virtual time the loop jumps straight to the next

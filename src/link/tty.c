@@ -1,6 +1,6 @@
-/* link_tty.c - descriptor links: POSIX termios for any tty path (notably
+/* link/tty.c - descriptor links: POSIX termios for any tty path (notably
  * pseudo-terminals, which libserialport 0.1.1 refuses), the descriptor core
- * that link_serial.c reuses, and the kind-independent link functions.
+ * that serial.c reuses, and the kind-independent link functions.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -183,72 +183,66 @@ static bool fd_flush(struct fd_link *f)
 	return true;
 }
 
+/* Append to the output queue, which may not outgrow TX_LIMIT. */
+static int tx_queue(struct fd_link *f, const uint8_t *data, size_t n)
+{
+	size_t need = f->tx_len + n;
+
+	if (need > TX_LIMIT) {
+		bl_link_set_error(&f->base, "%s: output buffer full (device not reading)", f->base.name);
+		return BL_ERR_IO;
+	}
+	if (need > f->tx_cap) {
+		size_t cap = f->tx_cap ? f->tx_cap : 256;
+		uint8_t *p;
+
+		while (cap < need)
+			cap *= 2;
+		p = realloc(f->tx, cap);
+		if (!p) {
+			bl_link_set_error(&f->base, "%s: out of memory", f->base.name);
+			return BL_ERR_MEM;
+		}
+		f->tx = p;
+		f->tx_cap = cap;
+	}
+	memcpy(f->tx + f->tx_len, data, n);
+	f->tx_len = need;
+	return BL_OK;
+}
+
 static int fd_write(struct bl_link *l, const uint8_t *data, size_t n)
 {
 	struct fd_link *f = (struct fd_link *)l;
-	size_t off = 0;
+	size_t before = f->tx_len;
+	int rc;
 
 	if (l->closed)
 		return BL_ERR_CLOSED;
 	if (n > (size_t)INT32_MAX)
 		return BL_ERR_ARG;
-	if (f->tx_len > 0 && !fd_flush(f))
-		return BL_ERR_CLOSED;
-	/* Keep the byte order: write directly only when nothing is queued. */
-	while (f->tx_len == 0 && off < n) {
-		ssize_t w = write(f->fd, data + off, n - off);
-		if (w > 0) {
-			off += (size_t)w;
-			continue;
-		}
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
-		if (w < 0 && !gone_errno(errno) && off == 0) {
-			bl_link_set_error(l, "%s: write: %s", l->name, strerror(errno));
+	/* Behind whatever waits, so the byte order holds; then push out what
+	 * the descriptor takes now. */
+	if ((rc = tx_queue(f, data, n)) != BL_OK)
+		return rc;
+	if (bl_fd_drain(f->fd, f->tx, &f->tx_len) < 0) {
+		int e = errno;
+
+		if (before == 0 && f->tx_len == n && !gone_errno(e)) {
+			/* Nothing went out and the device is still there: this
+			 * write fails, the link stays. */
+			f->tx_len = 0;
+			bl_link_set_error(l, "%s: write: %s", l->name, strerror(e));
 			return BL_ERR_IO;
 		}
 		/* Gone, or failing after part of the data went out: the device
 		 * would merge that part with the next packet into a command
 		 * nobody sent, so the link is given up instead. */
-		fd_mark_closed(f, w < 0 ? strerror(errno) : "write returned 0");
+		fd_mark_closed(f, strerror(e));
 		return BL_ERR_CLOSED;
 	}
-	if (off < n) {
-		size_t need = f->tx_len + (n - off);
-		const char *why = NULL;
-		int err = BL_OK;
-		if (need > TX_LIMIT) {
-			why = "output buffer full (device not reading)";
-			err = BL_ERR_IO;
-		} else if (need > f->tx_cap) {
-			size_t cap = f->tx_cap ? f->tx_cap : 256;
-			uint8_t *p;
-			while (cap < need)
-				cap *= 2;
-			p = realloc(f->tx, cap);
-			if (!p) {
-				why = "out of memory";
-				err = BL_ERR_MEM;
-			} else {
-				f->tx = p;
-				f->tx_cap = cap;
-			}
-		}
-		if (why) {
-			bl_link_set_error(l, "%s: %s", l->name, why);
-			if (off == 0)
-				return err;
-			/* part of this write is out: the rest must follow or the
-			 * link goes (see above) */
-			fd_mark_closed(f, why);
-			return BL_ERR_CLOSED;
-		}
-		memcpy(f->tx + f->tx_len, data + off, n - off);
-		f->tx_len = need;
+	if ((before > 0) != (f->tx_len > 0))
 		fd_rewatch(l);
-	}
 	return (int)n;
 }
 

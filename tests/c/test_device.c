@@ -1,7 +1,7 @@
 /* test_device.c - the device layer against the virtual Batlab, in virtual
  * time, through real protocol bytes: connect, registers, 257, timeouts and
  * retries, write_verify, charge read, regulation, watchdog, events,
- * impedance, channel start/stop. */
+ * impedance, channel start/stop, the safe state and its read back. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +130,30 @@ static void test_connect(void)
 	bl_device_stats(r.dev, &st);
 	is_int((long long)st.timeouts, 0, "no timeouts on a healthy link");
 	is_int(bl_device_pending(r.dev), 0, "nothing left pending");
+	rig_close(&r);
+}
+
+/* R/B written by a raw register write reach the identity through
+ * bl_device_note_temp_calib; "no calibration" values do not. */
+static void test_note_temp_calib(void)
+{
+	struct rig r;
+	const struct bl_identity *id;
+
+	rig_open(&r, NULL);
+	bl_device_wait(r.dev, bl_op_connect(r.dev, NULL, NULL), NULL, NULL);
+	id = bl_device_identity(r.dev);
+	bl_device_note_temp_calib(r.dev, 2, BL_CELL_TEMP_CALIB_R, 1620);
+	bl_device_note_temp_calib(r.dev, 2, BL_CELL_TEMP_CALIB_B, 3435);
+	ok(id->temp_r[2] == 1620 && id->temp_b[2] == 3435, "a noted R and B are what cell 2 decodes with");
+	ok(id->temp_r[1] == 1500 && id->temp_b[1] == 3380, "other cells keep theirs");
+	bl_device_note_temp_calib(r.dev, 2, BL_CELL_TEMP_CALIB_R, 0xFFFF);
+	bl_device_note_temp_calib(r.dev, 2, BL_CELL_TEMP_CALIB_B, 0);
+	ok(id->temp_r[2] == 1620 && id->temp_b[2] == 3435, "0xFFFF and 0 (no calibration) change nothing");
+	bl_device_note_temp_calib(r.dev, 2, BL_CELL_VOLTAGE_LIMIT_CHG, 1700);
+	bl_device_note_temp_calib(r.dev, 4, BL_CELL_TEMP_CALIB_R, 1700);
+	bl_device_note_temp_calib(r.dev, -1, BL_CELL_TEMP_CALIB_R, 1700);
+	ok(id->temp_r[2] == 1620 && id->temp_r[3] == 1500, "other registers and cells out of range change nothing");
 	rig_close(&r);
 }
 
@@ -302,6 +326,133 @@ static void test_charge_and_impedance(void)
 	rig_close(&r);
 }
 
+/* ---- bl_op_safe reads MODE back ------------------------------------------ */
+
+/* A test-only wrapper over the sim link: the next `ignore_idle` writes of
+ * MODE = IDLE reach the device as MODE = STOPPED, as if the unit kept its
+ * mode (it still answers "written"); with `drop_mode_reads`, reads of MODE
+ * are lost on the way. */
+static struct bl_link_ops tamper_ops;
+static int (*tamper_inner_write)(struct bl_link *l, const uint8_t *data, size_t n);
+static int ignore_idle, idle_writes;
+static bool drop_mode_reads;
+
+static int tamper_write(struct bl_link *l, const uint8_t *data, size_t n)
+{
+	struct bl_packet p;
+	uint8_t out[BL_PKT_LEN];
+
+	if (n != BL_PKT_LEN || bl_packet_decode(data, &p) != BL_OK || p.ns >= BL_CELLS ||
+	    p.addr != BL_CELL_MODE)
+		return tamper_inner_write(l, data, n);
+	if (!p.write && drop_mode_reads)
+		return (int)n;
+	if (p.write && p.value == BL_MODE_IDLE) {
+		idle_writes++;
+		if (ignore_idle > 0) {
+			ignore_idle--;
+			p.value = BL_MODE_STOPPED;
+			bl_packet_encode(&p, out);
+			return tamper_inner_write(l, out, n) == (int)n ? (int)n : BL_ERR_IO;
+		}
+	}
+	return tamper_inner_write(l, data, n);
+}
+
+static void tamper(struct rig *r)
+{
+	struct bl_link *link = bl_device_link(r->dev);
+
+	tamper_ops = *link->ops;
+	tamper_inner_write = link->ops->write;
+	tamper_ops.write = tamper_write;
+	link->ops = &tamper_ops;
+}
+
+struct safe_result {
+	int status;
+	int idle_writes;        /* MODE = IDLE writes that went out */
+	long long sent;         /* requests sent */
+};
+
+/* Discharge `cell` for 2 s, then make it safe with the next `ignore` IDLE
+ * writes taken as STOPPED. */
+static struct safe_result safe_after_discharge(struct rig *r, int cell, int ignore)
+{
+	struct bl_device_stats before, after;
+	struct safe_result res;
+
+	bl_device_wait(r->dev, bl_op_discharge_start(r->dev, cell, 1.0, NULL, NULL), NULL, NULL);
+	run_for(r, 2);
+	bl_device_stats(r->dev, &before);
+	idle_writes = 0;
+	ignore_idle = ignore;
+	res.status = bl_device_wait(r->dev, bl_op_safe(r->dev, cell, NULL, NULL), NULL, NULL);
+	ignore_idle = 0;
+	bl_device_stats(r->dev, &after);
+	res.idle_writes = idle_writes;
+	res.sent = (long long)(after.sent - before.sent);
+	return res;
+}
+
+static void test_safe_verify(void)
+{
+	struct bl_simdev_config cfg;
+	struct safe_result res;
+	struct rig r;
+	uint16_t v = 0;
+
+	bl_simdev_config_default(&cfg, 0);
+	cfg.slot_used[2] = false;
+	rig_open(&r, &cfg);
+	bl_device_wait(r.dev, bl_op_connect(r.dev, NULL, NULL), NULL, NULL);
+	tamper(&r);
+
+	res = safe_after_discharge(&r, 0, 0);
+	is_int(res.status, BL_OK, "safe: MODE reads IDLE after the IDLE write");
+	is_int(res.sent, 3, "STOPPED, IDLE, and one read back");
+	is_int(res.idle_writes, 1, "IDLE written once");
+
+	is_int(bl_device_wait(r.dev, bl_op_safe(r.dev, 2, NULL, NULL), NULL, NULL), BL_OK,
+	       "safe on an empty slot: NO_CELL is accepted");
+	is_int(bl_simdev_reg(r.sim, 2, BL_CELL_MODE), BL_MODE_NO_CELL, "the empty slot reads NO_CELL");
+
+	/* IDLE does not take once: written again, then it reads IDLE */
+	res = safe_after_discharge(&r, 1, 1);
+	is_int(res.status, BL_OK, "safe: MODE still STOPPED after IDLE, IDLE again takes");
+	is_int(res.idle_writes, 2, "IDLE was written twice");
+	is_int(bl_simdev_reg(r.sim, 1, BL_CELL_MODE), BL_MODE_IDLE, "the channel is IDLE");
+
+	/* IDLE never takes: BL_ERR_VERIFY after three writes */
+	res = safe_after_discharge(&r, 3, 100);
+	is_int(res.status, BL_ERR_VERIFY, "safe: MODE never leaves STOPPED: BL_ERR_VERIFY");
+	is_int(res.idle_writes, 3, "after IDLE was written three times");
+	ok(rd(&r, 3, BL_CELL_MODE, &v) == BL_OK && v == BL_MODE_STOPPED, "the mode did not change (STOPPED)");
+	ok(fabs(bl_simdev_cell_current(r.sim, 3)) < 1e-9, "STOPPED still cut the current");
+
+	/* a reversed cell reads BACKWARDS once IDLE: that is a rest too */
+	struct bl_fault f = {.kind = BL_FAULT_CELL_INSERT, .slot = 2};
+	f.cell = *bl_cell_profile("nmc18650-reversed");
+	f.cell.soc = 0.2;
+	bl_simdev_fault(r.sim, bl_loop_now(r.loop), &f);
+	run_for(&r, 2);
+	is_int(bl_device_wait(r.dev, bl_op_safe(r.dev, 2, NULL, NULL), NULL, NULL), BL_OK,
+	       "safe on a reversed cell: BACKWARDS is accepted");
+	is_int(bl_simdev_reg(r.sim, 2, BL_CELL_MODE), BL_MODE_BACKWARDS, "the slot reads BACKWARDS");
+
+	/* a read back that times out ends the op with the timeout */
+	bl_device_wait(r.dev, bl_op_discharge_start(r.dev, 0, 1.0, NULL, NULL), NULL, NULL);
+	drop_mode_reads = true;
+	idle_writes = 0;
+	is_int(bl_device_wait(r.dev, bl_op_safe(r.dev, 0, NULL, NULL), NULL, NULL), BL_ERR_TIMEOUT,
+	       "a lost read back: BL_ERR_TIMEOUT");
+	drop_mode_reads = false;
+	is_int(idle_writes, 1, "and IDLE is not written again");
+	is_int(bl_simdev_reg(r.sim, 0, BL_CELL_MODE), BL_MODE_IDLE, "though the channel is IDLE");
+	is_int(bl_device_pending(r.dev), 0, "nothing left pending");
+	rig_close(&r);
+}
+
 static int closed_calls;
 
 static void on_op_done(struct bl_device *d, struct bl_op *op, int status, void *ud)
@@ -406,11 +557,13 @@ int main(void)
 	/* the warnings these faults cause are expected; keep the TAP clean */
 	bl_log_set_level(BL_LOG_ERROR);
 	test_connect();
+	test_note_temp_calib();
 	test_timeouts();
 	test_regulation();
 	test_watchdog();
 	test_charge_and_impedance();
 	test_events();
 	test_safety_paths();
+	test_safe_verify();
 	return done_testing();
 }

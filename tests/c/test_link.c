@@ -96,10 +96,97 @@ static void on_master(struct bl_loop *loop, struct bl_io *io, unsigned ev, void 
 		m->len += (size_t)r;
 }
 
-static bool master_has(void *ud)
+/* Master -> slave: the bytes arrive unchanged through the loop. */
+static void check_master_gets(struct bl_loop *loop, int m, const uint8_t *want, size_t len,
+                              const char *what)
 {
-	struct mreader *m = ud;
-	return m->len >= 20000;
+	static struct mreader mr;
+	uint64_t guard = bl_loop_now(loop) + 5000000;
+
+	memset(&mr, 0, sizeof mr);
+	mr.fd = m;
+	bl_io_init(&mr.io, m, on_master, &mr);
+	bl_io_start(loop, &mr.io, BL_IO_READ);
+	while (mr.len < len && bl_loop_now(loop) < guard)
+		bl_loop_step(loop, guard - bl_loop_now(loop));
+	ok(mr.len == len && memcmp(mr.buf, want, len) == 0, "%s (%zu bytes)", what, mr.len);
+	bl_io_stop(loop, &mr.io);
+}
+
+/* Bytes both ways on an open tty link `l` whose master is `m`. */
+static void tty_data(struct bl_loop *loop, struct bl_link *l, int m)
+{
+	static uint8_t big[20000];
+	struct sink s = {0};
+	struct want w = {&s, 5};
+	int r;
+
+	/* Host -> device. */
+	is_int(bl_link_write(l, (const uint8_t *)"\xAA\x04\x02\x00\x00", 5), 5, "write 5 bytes");
+	check_master_gets(loop, m, (const uint8_t *)"\xAA\x04\x02\x00\x00", 5,
+	                  "the master received them unchanged (raw, no echo)");
+
+	/* Device -> host through the loop. */
+	is_int(bl_link_watch(l, loop, on_data, &s), BL_OK, "watch the link");
+	if (write(m, "\xAA\x04\x02\x07\x00", 5) != 5)
+		ok(0, "master write");
+	r = bl_loop_run_until(loop, have_len, &w, bl_loop_now(loop) + 5000000);
+	is_int(r, BL_OK, "on_data delivered the bytes");
+	ok(s.len == 5 && memcmp(s.buf, "\xAA\x04\x02\x07\x00", 5) == 0, "bytes intact (0x0d/0x0a untouched too)");
+
+	/* Raw mode: CR, LF, ^C, ^S go through as data. */
+	s.len = 0;
+	w.len = 6;
+	if (write(m, "\r\n\x03\x13\x11\x7f", 6) != 6)
+		ok(0, "master write");
+	r = bl_loop_run_until(loop, have_len, &w, bl_loop_now(loop) + 5000000);
+	ok(r == BL_OK && memcmp(s.buf, "\r\n\x03\x13\x11\x7f", 6) == 0, "control bytes pass unchanged");
+
+	/* Output larger than the pty buffer is queued and flushed by the loop,
+	 * in order. */
+	for (size_t i = 0; i < sizeof big; i++)
+		big[i] = (uint8_t)(i * 7 + 3);
+	is_int(bl_link_write(l, big, sizeof big), (int)sizeof big, "a 20000-byte write is accepted (queued)");
+	check_master_gets(loop, m, big, sizeof big, "and arrives complete and in order");
+	bl_link_watch(l, loop, NULL, NULL); /* `s` goes out of scope */
+}
+
+/* The far end of `l` goes away; the path opens again; closing from the
+ * callback is safe. */
+static void tty_close(struct bl_loop *loop, struct bl_link *l, int m, char *path, size_t pathlen)
+{
+	struct sink s = {0};
+	uint8_t buf[64];
+	char err[256];
+	int r;
+
+	bl_link_watch(l, loop, on_data, &s);
+	close(m);
+	r = bl_loop_run_until(loop, have_closed, &s, bl_loop_now(loop) + 5000000);
+	is_int(r, BL_OK, "closing the master is seen as closed");
+	ok(bl_link_closed(l), "link reports closed");
+	is_int(bl_link_read(l, buf, sizeof buf), BL_ERR_CLOSED, "read: BL_ERR_CLOSED");
+	is_int(bl_link_write(l, buf, 5), BL_ERR_CLOSED, "write: BL_ERR_CLOSED");
+	ok(bl_link_error(l)[0] != 0, "an error message is kept: '%s'", bl_link_error(l));
+	is_int((long long)bl_loop_io_count(loop), 0, "a closed link leaves the loop");
+	bl_link_close(l);
+
+	/* After close, the path can be opened again. */
+	m = open_master(path, pathlen);
+	r = bl_link_open_tty(path, &l, err, sizeof err);
+	is_int(r, BL_OK, "open, close, open again");
+	bl_link_close(l);
+	r = bl_link_open_tty(path, &l, err, sizeof err);
+	is_int(r, BL_OK, "the lock went with the close");
+
+	memset(&s, 0, sizeof s);
+	s.close_in_cb = true;
+	s.link = l;
+	bl_link_watch(l, loop, on_data, &s);
+	close(m);
+	r = bl_loop_run_until(loop, have_closed, &s, bl_loop_now(loop) + 5000000);
+	ok(r == BL_OK && s.link == NULL, "link closed and freed inside its own callback");
+	is_int((long long)bl_loop_io_count(loop), 0, "no watcher left behind");
 }
 
 static void test_tty(void)
@@ -107,10 +194,6 @@ static void test_tty(void)
 	char path[64], err[256];
 	struct bl_link *l = NULL, *l2 = NULL;
 	struct bl_loop *loop = bl_loop_new(NULL);
-	struct sink s = {0};
-	struct want w = {&s, 5};
-	uint64_t guard;
-	uint8_t buf[64];
 	int m, r;
 
 	m = open_master(path, sizeof path);
@@ -135,82 +218,8 @@ static void test_tty(void)
 	r = bl_link_open(path, &l2, err, sizeof err);
 	is_int(r, BL_ERR_BUSY, "also through the generic open");
 
-	/* Host -> device. */
-	is_int(bl_link_write(l, (const uint8_t *)"\xAA\x04\x02\x00\x00", 5), 5, "write 5 bytes");
-	guard = bl_loop_now(loop) + 5000000;
-	{
-		struct mreader mr = {.fd = m};
-		bl_io_init(&mr.io, m, on_master, &mr);
-		bl_io_start(loop, &mr.io, BL_IO_READ);
-		while (mr.len < 5 && bl_loop_now(loop) < guard)
-			bl_loop_step(loop, guard - bl_loop_now(loop));
-		ok(mr.len == 5 && memcmp(mr.buf, "\xAA\x04\x02\x00\x00", 5) == 0,
-		   "the master received them unchanged (raw, no echo)");
-		bl_io_stop(loop, &mr.io);
-	}
-
-	/* Device -> host through the loop. */
-	is_int(bl_link_watch(l, loop, on_data, &s), BL_OK, "watch the link");
-	if (write(m, "\xAA\x04\x02\x07\x00", 5) != 5)
-		ok(0, "master write");
-	r = bl_loop_run_until(loop, have_len, &w, bl_loop_now(loop) + 5000000);
-	is_int(r, BL_OK, "on_data delivered the bytes");
-	ok(s.len == 5 && memcmp(s.buf, "\xAA\x04\x02\x07\x00", 5) == 0, "bytes intact (0x0d/0x0a untouched too)");
-
-	/* Raw mode: CR, LF, ^C, ^S go through as data. */
-	s.len = 0;
-	w.len = 6;
-	if (write(m, "\r\n\x03\x13\x11\x7f", 6) != 6)
-		ok(0, "master write");
-	r = bl_loop_run_until(loop, have_len, &w, bl_loop_now(loop) + 5000000);
-	ok(r == BL_OK && memcmp(s.buf, "\r\n\x03\x13\x11\x7f", 6) == 0, "control bytes pass unchanged");
-
-	/* Output larger than the pty buffer is queued and flushed by the loop,
-	 * in order. */
-	{
-		static uint8_t big[20000];
-		struct mreader mr = {.fd = m};
-		for (size_t i = 0; i < sizeof big; i++)
-			big[i] = (uint8_t)(i * 7 + 3);
-		r = bl_link_write(l, big, sizeof big);
-		is_int(r, (int)sizeof big, "a 20000-byte write is accepted (queued)");
-		bl_io_init(&mr.io, m, on_master, &mr);
-		bl_io_start(loop, &mr.io, BL_IO_READ);
-		r = bl_loop_run_until(loop, master_has, &mr, bl_loop_now(loop) + 5000000);
-		ok(r == BL_OK && mr.len == sizeof big && memcmp(mr.buf, big, sizeof big) == 0,
-		   "and arrives complete and in order (%zu bytes)", mr.len);
-		bl_io_stop(loop, &mr.io);
-	}
-
-	/* The far end goes away: the link closes and says so once. */
-	s.calls = 0;
-	close(m);
-	r = bl_loop_run_until(loop, have_closed, &s, bl_loop_now(loop) + 5000000);
-	is_int(r, BL_OK, "closing the master is seen as closed");
-	ok(bl_link_closed(l), "link reports closed");
-	is_int(bl_link_read(l, buf, sizeof buf), BL_ERR_CLOSED, "read: BL_ERR_CLOSED");
-	is_int(bl_link_write(l, buf, 5), BL_ERR_CLOSED, "write: BL_ERR_CLOSED");
-	ok(bl_link_error(l)[0] != 0, "an error message is kept: '%s'", bl_link_error(l));
-	is_int((long long)bl_loop_io_count(loop), 0, "a closed link leaves the loop");
-	bl_link_close(l);
-
-	/* After close, the path can be opened again. */
-	m = open_master(path, sizeof path);
-	r = bl_link_open_tty(path, &l, err, sizeof err);
-	is_int(r, BL_OK, "open, close, open again");
-	bl_link_close(l);
-	r = bl_link_open_tty(path, &l, err, sizeof err);
-	is_int(r, BL_OK, "the lock went with the close");
-
-	/* Closing from inside the callback is safe. */
-	memset(&s, 0, sizeof s);
-	s.close_in_cb = true;
-	s.link = l;
-	bl_link_watch(l, loop, on_data, &s);
-	close(m);
-	r = bl_loop_run_until(loop, have_closed, &s, bl_loop_now(loop) + 5000000);
-	ok(r == BL_OK && s.link == NULL, "link closed and freed inside its own callback");
-	is_int((long long)bl_loop_io_count(loop), 0, "no watcher left behind");
+	tty_data(loop, l, m);
+	tty_close(loop, l, m, path, sizeof path);
 
 	/* Errors. */
 	r = bl_link_open("/nonexistent/ttyACM9", &l, err, sizeof err);

@@ -1,0 +1,71 @@
+/* device_impl.h - what is behind struct bl_device, for the files that make
+ * up one device: device.c (requests, link, watchdog, health), regulate.c
+ * (current regulation), ops.c and ops_channel.c (operations). Modules that
+ * only add operations (flash.c, calib.c) use op.h and stay out of here.
+ */
+#ifndef BL_DEVICE_IMPL_H
+#define BL_DEVICE_IMPL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/proto.h"
+#include "device/device.h"
+
+#define BL_DEVICE_MOD "device"      /* log module name */
+#define BL_RELAY_SETTLE_US 10000    /* hosts wait 10 ms after MODE = CHARGE */
+
+struct bl_channel_state {
+	struct bl_snapshot snap;
+	uint16_t target_raw;         /* user's target; 0 = not regulating */
+	uint16_t op_raw;             /* setpoint we last wrote */
+	uint64_t last_change_us;
+	/* Bumped whenever the channel is started or made safe: an operation
+	 * that began before (an impedance measurement) must not put back a
+	 * mode that is no longer wanted. */
+	unsigned gen;
+};
+
+struct bl_device {
+	struct bl_loop *loop;
+	struct bl_link *link;
+	struct bl_device_opts opts;
+	struct bl_reframer rf;
+	struct bl_identity id;
+	struct bl_channel_state ch[BL_CELLS];
+
+	struct bl_request *queue_head, *queue_tail;
+	struct bl_request *flight_head, *flight_tail;
+	int in_flight;
+	struct bl_timer timeout;
+	struct bl_op *ops;
+
+	struct bl_timer watchdog;
+	struct bl_timer health;
+	bool watchdog_on;
+	uint16_t last_timer;
+	bool have_timer;
+	uint16_t settings;
+
+	int consecutive_failures;
+	bool silent;
+	bool closed;
+	bool watchdog_pending;       /* a refresh is queued or in flight */
+	bool health_pending;
+	int dispatching;             /* inside a callback of this device */
+
+	bl_stream_fn stream_fn;
+	void *stream_ud;
+	bl_event_fn event_fn;
+	void *event_ud;
+	struct bl_device_stats stats;
+};
+
+static inline bool bl_valid_cell(int cell) { return cell >= 0 && cell < BL_CELLS; }
+
+/* regulate.c: one correction of a channel's setpoint, at its report. */
+void bl_devi_regulate(struct bl_device *d, int cell);
+/* device.c: connect has succeeded; start the watchdog and health timers. */
+void bl_devi_connected(struct bl_device *d);
+
+#endif
