@@ -13,7 +13,6 @@
 #include "core/regs.h"
 #include "core/units.h"
 #include "device/flash.h"
-#include "device/op.h"   /* bl_opi_identity: R/B written through dev:write */
 #include "host/session.h"
 #include "lua/lua_devobj.h"
 
@@ -132,15 +131,8 @@ int bl_lua_device_busy(const struct bl_lua_device *ld)
  * from now on; the identity is what every decoder reads. */
 static void note_write(struct bl_lua_device *ld, uint8_t ns, uint8_t addr, uint16_t v)
 {
-	struct bl_identity *id;
-
-	if (!ld->d || ns >= BL_CELLS || v == 0 || v == 0xFFFF)
-		return;
-	id = bl_opi_identity(ld->d);
-	if (addr == BL_CELL_TEMP_CALIB_R)
-		id->temp_r[ns] = v;
-	else if (addr == BL_CELL_TEMP_CALIB_B)
-		id->temp_b[ns] = v;
+	if (ld->d)
+		bl_device_note_temp_calib(ld->d, ns, addr, v);
 }
 
 static int k_dev_read(lua_State *L, int status, lua_KContext ctx)
