@@ -214,15 +214,129 @@ local function stepped(cell, name, body)
 	return sum
 end
 
+-- The end conditions, in a fixed order so the reason is predictable: the
+-- finished summary, or nil while the step goes on.
+local function ended(kind, sign, opts, s, sum)
+	local v, i = s.voltage, math.abs(s.current)
+	if opts.until_v and ((sign > 0 and v >= opts.until_v) or (sign < 0 and kind ~= "rest" and v <= opts.until_v)) then
+		return finish(sum, "voltage")
+	end
+	if opts.until_i and s.step_time >= (opts.settle or 5) and i <= opts.until_i then
+		return finish(sum, "current")
+	end
+	if opts.max_time and s.step_time >= opts.max_time then
+		return finish(sum, opts.time_reason or "time")
+	end
+	if opts.max_ah and sum.ah >= opts.max_ah then
+		return finish(sum, "charge")
+	end
+	if opts.max_wh and sum.wh >= opts.max_wh then
+		return finish(sum, "energy")
+	end
+	if opts.max_temp_c and s.temp_c and s.temp_c >= opts.max_temp_c then
+		return finish(sum, "temperature")
+	end
+	if opts["until"] then
+		local why = opts["until"](s, sum)
+		if why then
+			return finish(sum, type(why) == "string" and why or "predicate",
+				{ predicate_reason = type(why) == "string" and why or "predicate" })
+		end
+	end
+	return nil
+end
+
+-- The features that change the current within a step share the step's
+-- state `st`: sign (+1 charging), base_current (what the step drives when
+-- no pulse is off), trickle_on, pulse_on and pulse_t (when the pulse phase
+-- began), last_z (the latest impedance). Each returns the finished summary
+-- when a current write failed, nil otherwise.
+
+-- Drop to the trickle current once the voltage reaches engage_v.
+local function trickle(cell, opts, st, s, sum)
+	local v = s.voltage
+	if opts.trickle and not st.trickle_on and
+		((st.sign > 0 and v >= opts.trickle.engage_v) or (st.sign < 0 and v <= opts.trickle.engage_v)) then
+		st.trickle_on = true
+		st.base_current = opts.trickle.current
+		if st.pulse_on then
+			local failed = set_current(cell, sum, st.base_current)
+			if failed then
+				return failed
+			end
+		end
+		cell:log(("%s: trickle at %.3f A from %.3f V"):format(sum.name, st.base_current, v))
+	end
+	return nil
+end
+
+-- Alternate `on` seconds at the step's current with `off` seconds at
+-- off_current.
+local function pulse(cell, opts, st, s, sum)
+	if opts.pulse and (opts.pulse.on or 0) > 0 then
+		local phase = s.step_time - st.pulse_t
+		local amps
+		if st.pulse_on and phase >= opts.pulse.on then
+			st.pulse_on, st.pulse_t, amps = false, s.step_time, opts.pulse.off_current or 0
+		elseif not st.pulse_on and (opts.pulse.off or 0) > 0 and phase >= opts.pulse.off then
+			st.pulse_on, st.pulse_t, amps = true, s.step_time, st.base_current
+		end
+		local failed = amps and set_current(cell, sum, amps)
+		if failed then
+			return failed
+		end
+	end
+	return nil
+end
+
+-- Taper before the voltage limit: Vmax - I x Z x sensitivity (Lexcelon's
+-- constant-voltage approximation), lowering the current by `step` A per report.
+local function cv_approach(cell, opts, st, s, sum)
+	if opts.cv_approach and st.pulse_on and not st.trickle_on then
+		local v, cv = s.voltage, opts.cv_approach
+		local z = math.min(math.max(st.last_z or cv.z or 0.05, 0.01), 0.5)
+		local margin = st.base_current * z * (cv.sensitivity or 1)
+		local near = st.sign > 0 and v > cv.v - margin or st.sign < 0 and v < cv.v + margin
+		if near and st.base_current > cv.step then
+			st.base_current = math.max(st.base_current - cv.step, cv.step)
+			local failed = set_current(cell, sum, st.base_current)
+			if failed then
+				return failed
+			end
+		end
+	end
+	return nil
+end
+
+-- Measure the impedance every impedance_every seconds of the step (not
+-- while trickling), keeping it in the summary.
+local function impedance_due(cell, opts, st, s, sum)
+	if opts.impedance_every and opts.impedance_every > 0 and not st.trickle_on then
+		local due = (sum._next_z or opts.impedance_every)
+		if s.step_time >= due then
+			sum._next_z = s.step_time + opts.impedance_every
+			local z = cell:impedance()
+			if z and z > 0 then
+				st.last_z = z
+				sum.impedance[#sum.impedance + 1] = {
+					time = s.time, step_time = s.step_time, charge_ah = s.charge_ah, ohms = z,
+				}
+				if opts.on_impedance then
+					opts.on_impedance(z, s, sum)
+				end
+			end
+		end
+	end
+end
+
 -- The generic loop for charge/discharge/rest. `kind` picks the end-of-step
 -- logic; `start` begins the step (or nil to continue the current mode).
 local function run(cell, kind, name, opts, start)
 	local sum = new_summary(name, kind)
-	local sign = kind == "charge" and 1 or -1
-	local trickle_on = false
-	local pulse_on, pulse_t = true, 0
-	local base_current = opts.current
-	local last_z = nil
+	local st = {
+		sign = kind == "charge" and 1 or -1, base_current = opts.current,
+		trickle_on = false, pulse_on = true, pulse_t = 0, last_z = nil,
+	}
 	if start then
 		local ok, err, code = start()
 		if not ok then
@@ -234,91 +348,14 @@ local function run(cell, kind, name, opts, start)
 		if not s then
 			return done
 		end
-		-- end conditions, in a fixed order so the reason is predictable
-		local v, i = s.voltage, math.abs(s.current)
-		if opts.until_v and ((sign > 0 and v >= opts.until_v) or (sign < 0 and kind ~= "rest" and v <= opts.until_v)) then
-			return finish(sum, "voltage")
+		done = ended(kind, st.sign, opts, s, sum)
+			or trickle(cell, opts, st, s, sum)
+			or pulse(cell, opts, st, s, sum)
+			or cv_approach(cell, opts, st, s, sum)
+		if done then
+			return done
 		end
-		if opts.until_i and s.step_time >= (opts.settle or 5) and i <= opts.until_i then
-			return finish(sum, "current")
-		end
-		if opts.max_time and s.step_time >= opts.max_time then
-			return finish(sum, opts.time_reason or "time")
-		end
-		if opts.max_ah and sum.ah >= opts.max_ah then
-			return finish(sum, "charge")
-		end
-		if opts.max_wh and sum.wh >= opts.max_wh then
-			return finish(sum, "energy")
-		end
-		if opts.max_temp_c and s.temp_c and s.temp_c >= opts.max_temp_c then
-			return finish(sum, "temperature")
-		end
-		if opts["until"] then
-			local why = opts["until"](s, sum)
-			if why then
-				return finish(sum, type(why) == "string" and why or "predicate",
-					{ predicate_reason = type(why) == "string" and why or "predicate" })
-			end
-		end
-		-- features that change the current within the step
-		if opts.trickle and not trickle_on and
-			((sign > 0 and v >= opts.trickle.engage_v) or (sign < 0 and v <= opts.trickle.engage_v)) then
-			trickle_on = true
-			base_current = opts.trickle.current
-			if pulse_on then
-				local failed = set_current(cell, sum, base_current)
-				if failed then
-					return failed
-				end
-			end
-			cell:log(("%s: trickle at %.3f A from %.3f V"):format(name, base_current, v))
-		end
-		if opts.pulse and (opts.pulse.on or 0) > 0 then
-			local phase = s.step_time - pulse_t
-			local amps
-			if pulse_on and phase >= opts.pulse.on then
-				pulse_on, pulse_t, amps = false, s.step_time, opts.pulse.off_current or 0
-			elseif not pulse_on and (opts.pulse.off or 0) > 0 and phase >= opts.pulse.off then
-				pulse_on, pulse_t, amps = true, s.step_time, base_current
-			end
-			local failed = amps and set_current(cell, sum, amps)
-			if failed then
-				return failed
-			end
-		end
-		if opts.cv_approach and pulse_on and not trickle_on then
-			-- Taper before the voltage limit: Vmax - I x Z x sensitivity
-			-- (Lexcelon's constant-voltage approximation), one step of
-			-- `stepsize` per report.
-			local cv = opts.cv_approach
-			local z = math.min(math.max(last_z or cv.z or 0.05, 0.01), 0.5)
-			local margin = base_current * z * (cv.sensitivity or 1)
-			local near = sign > 0 and v > cv.v - margin or sign < 0 and v < cv.v + margin
-			if near and base_current > cv.step then
-				base_current = math.max(base_current - cv.step, cv.step)
-				local failed = set_current(cell, sum, base_current)
-				if failed then
-					return failed
-				end
-			end
-		end
-		if opts.impedance_every and opts.impedance_every > 0 and not trickle_on then
-			local due = (sum._next_z or opts.impedance_every)
-			if s.step_time >= due then
-				sum._next_z = s.step_time + opts.impedance_every
-				local z = cell:impedance()
-				if z and z > 0 then
-					last_z = z
-					sum.impedance[#sum.impedance + 1] = {
-						time = s.time, step_time = s.step_time, charge_ah = s.charge_ah, ohms = z,
-					}
-					if opts.on_impedance then
-						opts.on_impedance(z, s, sum)
-					end
-				end
-			end
-		end
+		impedance_due(cell, opts, st, s, sum)
 	end
 end
 

@@ -318,6 +318,7 @@ static const luaL_Reg sched_funcs[] = {
 void bl_lua_open_sched(lua_State *L)
 {
 	bl_sched_open(L);
+	bl_sched_set_clock(bl_sched_get(L), bl_lua_get_clock);
 	bl_lua_newclass(L, BL_TASK_MT, task_meta, task_methods);
 	luaL_setfuncs(L, sched_funcs, 0);
 }

@@ -112,6 +112,12 @@ struct bl_sched *bl_sched_get(lua_State *L);
  * loop while it is open. Changing it while tasks live is the caller's
  * problem: cancel them first (bl_sched_cancel_all). */
 void bl_sched_set_loop(struct bl_sched *s, struct bl_loop *loop);
+/* Where the private loop's clock comes from: the clock batlab.now()
+ * reads, which the bindings keep and a pool changes while it is open, so
+ * it is asked again each time the loop is needed. NULL (the default): the
+ * real clock. */
+typedef const struct bl_clock *(*bl_sched_clock_fn)(lua_State *L);
+void bl_sched_set_clock(struct bl_sched *s, bl_sched_clock_fn fn);
 /* The current loop, creating the private one if needed (NULL on OOM). */
 struct bl_loop *bl_sched_loop(struct bl_sched *s);
 /* The thread that runs the loop right now (for Lua called from loop

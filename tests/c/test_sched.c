@@ -177,6 +177,14 @@ static void task_log_quiet(void *ud, struct bl_task *t, const char *msg)
 	(void)msg;
 }
 
+static struct bl_vclock other_vc;
+
+static const struct bl_clock *other_clock(lua_State *L)
+{
+	(void)L;
+	return &other_vc.clock;
+}
+
 int main(void)
 {
 	struct bl_vclock vc;
@@ -261,6 +269,16 @@ int main(void)
 	is_int(eval_int("select(2, cwait(0))"), 77, "outside a task the wait runs the loop until done");
 	is_int((long long)(bl_loop_now(loop) - t0), S(3), "which took 3 virtual seconds");
 
+	/* a blocking wait that nothing can complete: the API's failure, and
+	 * its cancel hook ran */
+	cancelled[0] = '\0';
+	run("B1, B2, B3 = cwait(1)");
+	is_str(eval_str("B1", buf, sizeof buf), "nil", "a wait nothing can complete returns nil");
+	is_str(eval_str("B2", buf, sizeof buf), "nothing left that could complete this wait",
+	       "with a message");
+	is_str(eval_str("B3", buf, sizeof buf), bl_strcode(BL_ERR_STATE), "and a code");
+	is_str(cancelled, "1", "after its cancel hook ran");
+
 	/* the safe hook gets every object a task drove, however it ended */
 	bl_sched_set_safe_hook(s, count_safe, NULL);
 	run("F = batlab.spawn(function() bind({name = 'chanA'}) cwait(6) error('bad') end)"
@@ -291,6 +309,16 @@ int main(void)
 	       "batlab.spawn(function() coroutine.wrap(function() cwait(1) end)() end) end)) "
 	       "assert(ok, e)") == LUA_OK, "spawning from a plain coroutine is fine");
 	bl_sched_run(s, L, BL_NEVER);
+
+	/* the private loop's clock comes from the clock hook, asked again
+	 * while nothing waits */
+	bl_vclock_init(&other_vc, S(7));
+	bl_sched_set_clock(s, other_clock);
+	loop = bl_sched_loop(s);
+	ok(loop && bl_loop_clock(loop) == &other_vc.clock, "the private loop follows the clock hook");
+	bl_sched_set_clock(s, NULL);
+	loop = bl_sched_loop(s);
+	ok(loop && bl_loop_clock(loop) == bl_clock_real(), "no clock hook: the real clock");
 
 	bl_engine_free(engine);
 

@@ -1,6 +1,8 @@
 -- lua/batlab/steps.lua on the virtual Batlab, in virtual time: every end
 -- condition says what ended the step, the summaries agree with the cell
--- model, and the device's own stops are told apart from normal ends.
+-- model, the device's own stops are told apart from normal ends, the
+-- current is shaped within a step, and a current that cannot be set ends
+-- the step.
 local t = dofile(arg[0]:match("^(.-)[^/]*$") .. "tap.lua")
 local batlab = require "batlab"
 local cellmod = require "batlab.cell"
@@ -146,6 +148,50 @@ truth_after = pool:sim_cell(dev, 2)
 model_ah = truth_after.charge_in_ah - truth_before.charge_in_ah
 t.ok(s.ah > 0.5 and math.abs(s.ah - model_ah) / model_ah < 0.01,
 	("charged %.4f Ah measured, %.4f Ah in the model (within 1 %%)"):format(s.ah, model_ah))
+
+-- ---- the current within a step ---------------------------------------------------------
+
+-- the CV approach tapers the current before the voltage limit; impedance is
+-- measured on schedule
+local late_max, zs = 0, 0
+s = on(0, function(cell)
+	cell:limits(limits)
+	steps.discharge(cell, { current = 2.0, until_v = 3.9 })
+	return steps.charge(cell, { current = 2.0, until_v = 4.15, max_time = 1800,
+		cv_approach = { v = 4.15, step = 0.1 }, impedance_every = 300,
+		on_sample = function(smp)
+			if smp.step_time >= 1500 then
+				late_max = math.max(late_max, math.abs(smp.current))
+			end
+		end,
+		on_impedance = function() zs = zs + 1 end })
+end)
+t.is(s.end_reason, "time", "tapering, the charge stays below the voltage limit")
+t.ok(late_max > 0 and late_max < 1.9, ("the CV approach lowered the current from 2 A to %.2f A"):format(late_max))
+t.ok(#s.impedance >= 1 and #s.impedance == zs, ("%d impedance readings, each reported"):format(#s.impedance))
+t.ok(#s.impedance >= 1 and s.impedance[1].ohms > 0 and s.impedance[1].step_time >= 300,
+	"the first after 300 s of the step")
+
+-- a current that cannot be set ends the step with the channel stopped
+local stopped
+s = on(1, function(cell)
+	cell:limits(limits)
+	local failing = setmetatable({
+		set_current = function() return nil, "write refused", "EIO" end,
+		stop = function() stopped = true return cell:stop() end,
+	}, { __index = function(_, k)
+		local v = cell[k]
+		if type(v) == "function" then
+			return function(_, ...) return v(cell, ...) end
+		end
+		return v
+	end })
+	return steps.discharge(failing, { current = 1.0, until_v = 3.0, pulse = { on = 20, off = 5 } })
+end)
+t.is(s.end_reason, "device error", "a failed current write ends the step")
+t.is(s.safety, "write refused", "with the error as the safety reason")
+t.ok(stopped and not steps.ok(s), "the channel was stopped; not a normal end")
+t.ok(s.duration >= 20 and s.duration < 22, ("at the first pulse change (%.1f s)"):format(s.duration))
 
 -- ---- guards ----------------------------------------------------------------------------
 
