@@ -91,7 +91,7 @@ int cmd_impedance(int argc, char **argv)
 	} else if (no_cell(mode)) {
 		cli_error("impedance: CELL%d: no cell to measure (MODE %s)", cell, bl_mode_name(mode));
 		r = BL_EXIT_FAILED;
-	} else if ((st = cli_wait(s.dev, bl_op_impedance(s.dev, cell, NULL, NULL), NULL, &ohms)) != BL_OK) {
+	} else if ((st = cli_chan_impedance(&s, cell, &ohms)) != BL_OK) {
 		r = cli_device_error(&s, s.dev, st, "impedance of CELL%d", cell);
 	} else {
 		printf("CELL%d: %.5f ohm (%.2f mohm)\n", cell, ohms, ohms * 1000.0);
@@ -116,23 +116,33 @@ int cmd_impedance(int argc, char **argv)
 static const struct cli_cmd charge_cmd = {
 	"charge", "CELL|all [A] [--for S]",
 	"Charge at A amps (default: the channel's present setpoint): set the\n"
-	"target, clear ERROR, setpoint 0, MODE CHARGE, wait 10 ms for the relay,\n"
-	"then the setpoint. batlab regulates the current in software while it\n"
-	"runs. Slots without a cell are skipped with 'all'.\n" FOR_HELP,
+	"target, clear ERROR and the charge counter, setpoint 0, MODE CHARGE, wait\n"
+	"10 ms for the relay, then the setpoint. batlab regulates the current in\n"
+	"software while it runs. Slots without a cell are skipped with 'all'.\n" FOR_HELP,
 	1, 2, true,
 };
 
 static const struct cli_cmd discharge_cmd = {
 	"discharge", "CELL|all [A] [--for S]",
 	"Discharge at A amps (default: the channel's present setpoint): set the\n"
-	"target, clear ERROR, write the setpoint, MODE DISCHARGE. batlab regulates\n"
-	"the current in software while it runs. Slots without a cell are skipped\n"
-	"with 'all'.\n" FOR_HELP,
+	"target, clear ERROR and the charge counter, write the setpoint, MODE\n"
+	"DISCHARGE. batlab regulates the current in software while it runs.\n"
+	"Slots without a cell are skipped with 'all'.\n" FOR_HELP,
 	1, 2, true,
+};
+
+struct run_state;
+
+/* A started channel's samples (progress, and when the device stopped it). */
+struct run_listener {
+	struct bl_chan_listener l;       /* first: the listener is this */
+	struct run_state *rs;
+	int cell;
 };
 
 struct run_state {
 	struct cli_devsel *s;
+	struct run_listener listen[BL_CELLS];
 	bool charge;
 	bool started[BL_CELLS];
 	uint64_t t0, t1;               /* loop time at the start and the end */
@@ -150,25 +160,25 @@ static bool all_ended(void *ud)
 	return true;
 }
 
-static void on_stream(struct bl_device *d, int cell, const struct bl_snapshot *snap, void *ud)
+static void on_sample(struct bl_chan_listener *l, const struct bl_sample *smp, int status)
 {
-	struct run_state *rs = ud;
-	uint64_t now = bl_loop_now(bl_device_loop(d));
+	struct run_listener *rl = (struct run_listener *)(void *)l;
+	struct run_state *rs = rl->rs;
+	uint64_t now = bl_loop_now(rs->s->loop);
 
-	if (!rs->started[cell])
+	if (status != BL_OK)
 		return;
-	if (!rs->ended[cell] && !active(snap->s.mode))
-		rs->ended[cell] = now;
+	if (!rs->ended[rl->cell] && !active(smp->mode))
+		rs->ended[rl->cell] = now;
 	if (!rs->progress)
 		return;
 	printf("\r%6.0f s", (now - rs->t0) / 1e6);
 	for (int c = 0; c < BL_CELLS; c++) {
-		const struct bl_snapshot *sn = bl_device_snapshot(d, c);
-		if (!rs->started[c] || !sn->valid)
+		const struct bl_sample *sn = rs->started[c] ? bl_channel_last(cli_channel(rs->s, c)) : NULL;
+		if (!sn)
 			continue;
-		printf("  CELL%d %.3f V %.3f A %s", c, bl_voltage_from_raw(sn->s.voltage),
-		       bl_current_from_raw(sn->s.current),
-		       bl_mode_name(sn->s.mode) ? bl_mode_name(sn->s.mode) : "?");
+		printf("  CELL%d %.3f V %.3f A %s", c, sn->voltage, fabs(sn->current),
+		       bl_mode_name(sn->mode) ? bl_mode_name(sn->mode) : "?");
 	}
 	printf("\033[K");
 	fflush(stdout);
@@ -214,10 +224,14 @@ static int run_for(struct run_state *rs, double seconds)
 	rs->progress = isatty(STDOUT_FILENO) && !bl_loop_is_virtual(s->loop);
 	fflush(stdout); /* a script watching a pipe sees the start now */
 	rs->t0 = bl_loop_now(s->loop);
-	bl_device_on_stream(s->dev, on_stream, rs);
-	for (int c = 0; c < BL_CELLS; c++)
-		if (rs->started[c])
-			bl_device_set_report_interval(s->dev, c, 1.0);
+	for (int c = 0; c < BL_CELLS; c++) {
+		if (!rs->started[c])
+			continue;
+		rs->listen[c].rs = rs;
+		rs->listen[c].cell = c;
+		rs->listen[c].l.fn = on_sample;
+		bl_channel_listen(cli_channel(s, c), &rs->listen[c].l);   /* reports every second */
+	}
 	st = cli_run_for(s, seconds, all_ended, rs);
 	rs->t1 = bl_loop_now(s->loop);
 	if (rs->progress)
@@ -229,12 +243,12 @@ static int run_for(struct run_state *rs, double seconds)
 			continue;
 		if (r == BL_EXIT_OK && (st = summarize(rs, c)) != BL_OK)
 			r = cli_device_error(s, s->dev, st, "reading CELL%d", c);
-		st = cli_wait(s->dev, bl_op_safe(s->dev, c, NULL, NULL), NULL, NULL);
+		bl_channel_unlisten(&rs->listen[c].l);
+		st = cli_chan_safe(s, c);
 		if (st != BL_OK && r == BL_EXIT_OK)
 			r = cli_device_error(s, s->dev, st, "stopping CELL%d", c);
 		bl_device_set_report_interval(s->dev, c, 0);
 	}
-	bl_device_on_stream(s->dev, NULL, NULL);
 	if (r == BL_EXIT_INTERRUPTED)
 		cli_error("%s: interrupted: the channels were stopped", rs->charge ? "charge" : "discharge");
 	return r;
@@ -242,7 +256,7 @@ static int run_for(struct run_state *rs, double seconds)
 
 /* Start one channel. BL_EXIT_OK, BL_EXIT_FAILED (it did not start; said
  * why), or a device error's exit code. */
-static int start_cell(struct run_state *rs, int c, double amps, bool skip_empty, bool clear)
+static int start_cell(struct run_state *rs, int c, double amps, bool skip_empty)
 {
 	struct cli_devsel *s = rs->s;
 	const char *cmd = rs->charge ? "charge" : "discharge";
@@ -261,12 +275,9 @@ static int start_cell(struct run_state *rs, int c, double amps, bool skip_empty,
 		cli_error("%s: CELL%d: no cell (MODE %s): not started", cmd, c, bl_mode_name(mode));
 		return BL_EXIT_FAILED;
 	}
-	if ((st = cli_write(s->dev, (uint8_t)c, BL_CELL_ERROR, 0)) != BL_OK ||
-	    (clear && (st = cli_write(s->dev, (uint8_t)c, BL_CELL_CHARGEH, 0)) != BL_OK))
-		return cli_device_error(s, s->dev, st, "preparing CELL%d", c);
-	st = cli_wait(s->dev, rs->charge ? bl_op_charge_start(s->dev, c, amps, NULL, NULL)
-	                                 : bl_op_discharge_start(s->dev, c, amps, NULL, NULL),
-	              NULL, NULL);
+	/* The channel layer's step start, as a Lua step or the runner does it:
+	 * ERROR and the charge counter cleared, then the current. */
+	st = cli_chan_start(s, c, rs->charge ? BL_STEP_CHARGE : BL_STEP_DISCHARGE, amps);
 	if (st != BL_OK)
 		return cli_device_error(s, s->dev, st, "starting CELL%d", c);
 	if ((st = check_started(s->dev, c, &stopped, why, sizeof why)) != BL_OK)
@@ -353,7 +364,7 @@ int cmd_current(int argc, char **argv)
 			continue;
 		if ((r = pick_amps(&s, name, c, npos > 1, arg, &amps)) != BL_EXIT_OK)
 			break;
-		r = start_cell(&rs, c, amps, cell == CLI_ALL_CELLS, for_text != NULL);
+		r = start_cell(&rs, c, amps, cell == CLI_ALL_CELLS);
 		if (r == BL_EXIT_FAILED) {
 			failed++;
 			r = BL_EXIT_OK;
@@ -369,7 +380,7 @@ int cmd_current(int argc, char **argv)
 		 * unattended after an error. */
 		for (int c = 0; c < BL_CELLS; c++)
 			if (rs.started[c])
-				cli_wait(s.dev, bl_op_safe(s.dev, c, NULL, NULL), NULL, NULL);
+				cli_chan_safe(&s, c);
 	if (r == BL_EXIT_OK && (failed || !nstarted)) {
 		if (!nstarted && !failed)
 			cli_error("%s: no cell to %s", name, name);

@@ -496,6 +496,8 @@ void cli_devsel_close(struct cli_devsel *s)
 {
 	if (!s->loop)
 		return;
+	bl_chanset_free(s->cs);
+	s->cs = NULL;
 	if (s->opts.watchdog && !s->keep_watchdog)
 		for (size_t i = 0; i < bl_pool_count(s->pool); i++)
 			release_watchdog(bl_pool_device(s->pool, i));
@@ -504,6 +506,89 @@ void cli_devsel_close(struct cli_devsel *s)
 }
 
 /* ---- Helpers --------------------------------------------------------------- */
+
+struct bl_channel *cli_channel(struct cli_devsel *s, int cell)
+{
+	if (!s->cs)
+		s->cs = bl_chanset_new(s->dev);
+	return s->cs ? bl_chanset_channel(s->cs, cell) : NULL;
+}
+
+/* A channel operation's result. On the heap: an interrupted wait leaves
+ * it to the operation, which frees it when it ends. */
+struct chan_waiter {
+	bool done, orphan;
+	int status;
+	double number;
+};
+
+static void chan_done(struct bl_channel *ch, int status, double number, const char *what,
+                      void *ud)
+{
+	struct chan_waiter *w = ud;
+
+	(void)ch;
+	(void)what;
+	if (w->orphan) {
+		free(w);
+		return;
+	}
+	w->done = true;
+	w->status = status;
+	w->number = number;
+}
+
+static bool chan_waited(void *ud)
+{
+	return ((struct chan_waiter *)ud)->done;
+}
+
+enum chan_op { OP_START, OP_SAFE, OP_IMPEDANCE };
+
+static int chan_run(struct cli_devsel *s, int cell, enum chan_op op, enum bl_step_kind kind,
+                    double amps, double *number)
+{
+	struct bl_channel *ch = cli_channel(s, cell);
+	struct chan_waiter *w = calloc(1, sizeof *w);
+	int st;
+
+	if (!ch || !w) {
+		free(w);
+		return BL_ERR_MEM;
+	}
+	st = op == OP_START ? bl_channel_start(ch, kind, amps, chan_done, w)
+	   : op == OP_SAFE ? bl_channel_safe(ch, chan_done, w)
+	   : bl_channel_impedance(ch, chan_done, w);
+	if (st != BL_OK) {
+		free(w);
+		return st;
+	}
+	bl_loop_run_until(s->loop, chan_waited, w, BL_NEVER);
+	if (!w->done) {          /* interrupted: the operation goes on */
+		w->orphan = true;
+		return BL_ERR_STATE;
+	}
+	st = w->status;
+	if (number)
+		*number = w->number;
+	free(w);
+	return st;
+}
+
+int cli_chan_start(struct cli_devsel *s, int cell, enum bl_step_kind kind, double amps)
+{
+	return chan_run(s, cell, OP_START, kind, amps, NULL);
+}
+
+int cli_chan_safe(struct cli_devsel *s, int cell)
+{
+	return chan_run(s, cell, OP_SAFE, BL_STEP_NONE, 0, NULL);
+}
+
+int cli_chan_impedance(struct cli_devsel *s, int cell, double *ohms)
+{
+	return chan_run(s, cell, OP_IMPEDANCE, BL_STEP_NONE, 0, ohms);
+}
 
 int cli_wait(struct bl_device *d, struct bl_op *op, uint16_t *value, double *number)
 {

@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 #include "core/loop.h"
+#include "device/channel.h"
 #include "device/device.h"
 #include "device/pool.h"
 #include "host/session.h"
@@ -94,6 +95,7 @@ struct cli_devsel {
 	struct bl_loop *loop;    /* the session's */
 	struct bl_pool *pool;    /* the session's */
 	struct bl_device *dev;   /* the target (NULL with CLI_SEL_ALL and none chosen) */
+	struct bl_chanset *cs;   /* the target's channels, made on first use */
 	bool selected;           /* the user named the device (--serial/--port) */
 	bool keep_watchdog;      /* the command set SETTINGS itself: leave it */
 	int nfailed;             /* ports that were found but would not open */
@@ -113,6 +115,15 @@ void cli_devsel_close(struct cli_devsel *s);
 /* ---- Blocking helpers on the target -------------------------------------- */
 
 int cli_wait(struct bl_device *d, struct bl_op *op, uint16_t *value, double *number);
+/* The target's channels through the channel layer (device/channel.h), the
+ * same code path the Lua bindings and the runner use: start a step, make a
+ * channel safe, measure impedance; each runs the loop until it is done
+ * and returns its status. cli_channel gives the channel itself (NULL on
+ * out of memory); the channel set goes with cli_devsel_close. */
+struct bl_channel *cli_channel(struct cli_devsel *s, int cell);
+int cli_chan_start(struct cli_devsel *s, int cell, enum bl_step_kind kind, double amps);
+int cli_chan_safe(struct cli_devsel *s, int cell);
+int cli_chan_impedance(struct cli_devsel *s, int cell, double *ohms);
 int cli_read(struct bl_device *d, uint8_t ns, uint8_t addr, uint16_t *value);
 int cli_write(struct bl_device *d, uint8_t ns, uint8_t addr, uint16_t value);
 /* Report a failed device operation ("batlab: CMD: PORT: WHAT: timeout") and

@@ -104,8 +104,9 @@ void bl_channel_want_reports(struct bl_channel *ch);
 
 /* ---- steps ------------------------------------------------------------- */
 
-/* Start a step. CHARGE/DISCHARGE: clear the charge counter, then start the
- * current (the relay sequence and regulation of bl_op_charge_start);
+/* Start a step. CHARGE/DISCHARGE: clear ERROR and the charge counter, then
+ * start the current (the relay sequence and regulation of
+ * bl_op_charge_start);
  * IDLE: MODE = IDLE, then clear the counter; STOP: MODE = STOPPED. The
  * step's time, charge and energy count from here. If the start fails
  * part-way, the channel is made safe. */

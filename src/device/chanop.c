@@ -120,6 +120,11 @@ static const char *step_name(enum bl_step_kind k)
 
 /* ---- the steps of each job ------------------------------------------------ */
 
+static struct bl_op *op_clear_error(struct job *j)
+{
+	return bl_op_write(j->ch->cs->d, (uint8_t)j->ch->cell, BL_CELL_ERROR, 0, job_done, j);
+}
+
 static struct bl_op *op_clear_counter(struct job *j)
 {
 	return bl_op_write(j->ch->cs->d, (uint8_t)j->ch->cell, BL_CELL_CHARGEH, 0, job_done, j);
@@ -174,7 +179,8 @@ static void name_failure(struct job *j)
 	switch (j->kind) {
 	case J_START:
 		if (j->step == BL_STEP_CHARGE || j->step == BL_STEP_DISCHARGE)
-			what = j->stage == 0 ? "clearing the charge counter" : "starting the current";
+			what = j->stage == 0 ? "clearing ERROR" : j->stage == 1 ? "clearing the charge counter"
+			                                                          : "starting the current";
 		else
 			what = j->stage == 0 ? "writing MODE" : "clearing the charge counter";
 		snprintf(j->what, sizeof j->what, "%s (%s)", step_name(j->step), what);
@@ -203,12 +209,18 @@ static bool start_done(struct job *j)
 			bl_chan_step_end(j->ch);
 		return j->stage > 0;
 	}
+	/* A current step: ERROR (a stop latched it; it would be read back as
+	 * this step's), the counter, the current. IDLE: MODE, the counter. */
 	if (j->stage == 0) {
-		job_next(j, current ? op_clear_counter : op_mode);
+		job_next(j, current ? op_clear_error : op_mode);
 		return false;
 	}
 	if (j->stage == 1) {
-		job_next(j, current ? op_current : op_clear_counter);
+		job_next(j, op_clear_counter);
+		return false;
+	}
+	if (j->stage == 2 && current) {
+		job_next(j, op_current);
 		return false;
 	}
 	if (j->step == BL_STEP_IDLE)

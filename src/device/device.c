@@ -44,14 +44,32 @@ void bl_device_opts_default(struct bl_device_opts *o)
 	o->watchdog_us = 2000000;
 	o->health_us = 5000000;
 	o->regulate_us = 1300000;
+	o->trace = NULL;
 }
 
 /* ---- Request engine ----------------------------------------------------- */
+
+static void trace(struct bl_device *d, const struct bl_packet *p)
+{
+	const struct bl_reg *reg = bl_reg_by_addr(p->ns, p->addr);
+	char ns[16], addr[8];
+
+	bl_ns_name(p->ns, ns, sizeof ns);
+	snprintf(addr, sizeof addr, "0x%02X", p->addr);
+	fprintf(d->opts.trace, "%.6f %s %c %s %s", (double)bl_loop_now(d->loop) / 1e6,
+	        bl_link_name(d->link), p->write ? 'W' : 'R', ns, reg ? reg->name : addr);
+	if (p->write)
+		fprintf(d->opts.trace, " %u", (unsigned)p->value);
+	fputc('\n', d->opts.trace);
+	fflush(d->opts.trace);
+}
 
 static void send_head_attempt(struct bl_device *d, struct bl_request *r)
 {
 	uint8_t bytes[BL_PKT_LEN];
 
+	if (d->opts.trace)
+		trace(d, &r->pkt);
 	bl_packet_encode(&r->pkt, bytes);
 	r->attempts++;
 	d->stats.sent++;

@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "core/loop.h"
 #include "core/proto.h"
@@ -41,6 +42,10 @@ struct bl_device_opts {
 	uint64_t watchdog_us;       /* refresh period; default 2 s; 0 = leave the watchdog alone */
 	uint64_t health_us;         /* reset check period; default 5 s; 0 = off */
 	uint64_t regulate_us;       /* min time between setpoint corrections; default 1.3 s */
+	/* Every request sent, one line each ("12.345678 sim0 W CELL0 MODE 3"),
+	 * for debugging and for tests that compare what two paths write.
+	 * NULL: none. Not owned. */
+	FILE *trace;
 };
 
 /* Latest stream report of a channel (raw values). */

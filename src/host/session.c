@@ -1,5 +1,6 @@
 /* session.c - clock + loop + pool, opened from one set of options. See
  * session.h. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@ struct bl_session {
 	struct sim_entry *sims;
 	int nsims;
 	bool caught_signals;
+	FILE *trace;                /* $BATLAB_TRACE */
 	bl_session_port_fn port_fn;
 	void *port_ud;
 	bl_session_event_fn fn;
@@ -188,6 +190,13 @@ static struct bl_session *session_new(const struct bl_session_opts *o)
 	po.scan = !o->sim && !o->port && !o->scan_once;
 	if (o->dev)
 		po.dev = *o->dev;
+	/* BATLAB_TRACE=FILE: every request to every device, appended. */
+	if (getenv("BATLAB_TRACE") && *getenv("BATLAB_TRACE")) {
+		s->trace = fopen(getenv("BATLAB_TRACE"), "a");
+		if (!s->trace)
+			BL_WARN(MOD, "BATLAB_TRACE=%s: %s", getenv("BATLAB_TRACE"), strerror(errno));
+		po.dev.trace = s->trace;
+	}
 	s->pool = s->loop ? bl_pool_new(s->loop, &po) : NULL;
 	if (!s->pool) {
 		bl_session_close(s);
@@ -260,6 +269,8 @@ void bl_session_close(struct bl_session *s)
 		bl_loop_release_signals();
 	bl_pool_free(s->pool);
 	bl_loop_free(s->loop);
+	if (s->trace)
+		fclose(s->trace);
 	free(s->sims);
 	free(s);
 }

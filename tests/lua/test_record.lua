@@ -28,9 +28,9 @@ local function read(path)
 	return s
 end
 
-local function batlab_cmd(args)
+local function batlab_cmd(args, env)
 	local out, err = tmp .. "/stdout", tmp .. "/stderr"
-	local _, how, code = os.execute(("%s %s > %s 2> %s"):format(BATLAB, args, out, err))
+	local _, how, code = os.execute(("%s%s %s > %s 2> %s"):format(env and env .. " " or "", BATLAB, args, out, err))
 	return how == "exit" and code or 128 + code, read(out) or "", read(err) or ""
 end
 
@@ -126,6 +126,32 @@ for ch = 0, 1 do
 end
 os.execute("kill " .. pid)
 sim:close()
+
+-- ---- one code path: the command line and a procedure write the same registers ------------
+
+-- The writes to CELL0 that start and end a step, from BATLAB_TRACE (every
+-- request sent), without the report interval and the regulation's
+-- setpoint corrections.
+local function step_writes(trace)
+	local out = {}
+	for line in (read(trace) or ""):gmatch("[^\n]+") do
+		local reg, v = line:match(" W CELL0 (%S+) (%d+)$")
+		if reg and reg ~= "REPORT_INTERVAL" then
+			out[#out + 1] = reg .. "=" .. v
+		end
+	end
+	return table.concat(out, " ")
+end
+write(tmp .. "/five.lua", [[
+return { run = function(c) assert(c:charge(1.0)); for _ = 1, 5 do c:wait() end; return true end }
+]])
+code = batlab_cmd(("run %s/five.lua --sim --out %s/five --cell 0=F1"):format(tmp, tmp), "BATLAB_TRACE=" .. tmp .. "/lua.trace")
+local code2 = batlab_cmd("charge --sim 0 1.0 --for 5", "BATLAB_TRACE=" .. tmp .. "/cli.trace")
+local lua_w, cli_w = step_writes(tmp .. "/lua.trace"), step_writes(tmp .. "/cli.trace")
+t.ok(code == 0 and code2 == 0, "a one-amp charge from a procedure and from the command line")
+t.is(lua_w, "ERROR=0 CHARGEH=0 CURRENT_SETPOINT=0 MODE=3 CURRENT_SETPOINT=128 MODE=6 MODE=2",
+	"the procedure: ERROR and counter cleared, relay sequence, then STOPPED and IDLE at its end")
+t.is(cli_w, lua_w, "batlab charge writes the very same registers in the same order")
 
 -- ---- batlab.recorder: the Lua side of the C recorder ----------------------------------------
 
