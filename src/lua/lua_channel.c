@@ -166,12 +166,8 @@ static int k_ch_wait(lua_State *L, int status, lua_KContext ctx)
 	struct bl_wait *w = bl_wait_ctx(L, ctx);
 
 	(void)status;
-	if (w->status == BL_ERR_TIMEOUT) {
-		lua_pushnil(L);
-		lua_pushliteral(L, "timeout");
-		lua_pushliteral(L, "ETIMEDOUT");
-		return 3;
-	}
+	if (w->status == BL_ERR_TIMEOUT)
+		return bl_lua_timed_out(L);
 	if (w->status != BL_OK)
 		return bl_lua_fail_chan(L, w->status, w->obj, "waiting for a report");
 	bl_lua_push_sample(L, (const struct bl_sample *)(const void *)w->payload.bytes);
@@ -459,12 +455,6 @@ static int l_channel_tostring(lua_State *L)
 	return 1;
 }
 
-static const luaL_Reg channel_meta[] = {
-	{"__index", l_channel_index},
-	{"__tostring", l_channel_tostring},
-	{NULL, NULL},
-};
-
 static const luaL_Reg channel_methods[] = {
 	{"wait", l_channel_wait},
 	{"report_interval", l_channel_report_interval},
@@ -475,6 +465,12 @@ static const luaL_Reg channel_methods[] = {
 	{"set_current", l_channel_set_current},
 	{"impedance", l_channel_impedance},
 	{"limits", l_channel_limits},
+	{NULL, NULL},
+};
+
+static const luaL_Reg channel_meta[] = {
+	{"__index", l_channel_index},
+	{"__tostring", l_channel_tostring},
 	{NULL, NULL},
 };
 

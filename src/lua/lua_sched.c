@@ -39,12 +39,8 @@ static int k_join(lua_State *L, int status, lua_KContext ctx)
 	struct bl_wait *w = bl_wait_ctx(L, ctx);
 
 	(void)status;
-	if (w->status == BL_ERR_TIMEOUT) {
-		lua_pushnil(L);
-		lua_pushliteral(L, "timeout");
-		lua_pushliteral(L, "ETIMEDOUT");
-		return 3;
-	}
+	if (w->status == BL_ERR_TIMEOUT)
+		return bl_lua_timed_out(L);
 	lua_pushstring(L, bl_task_state_name(bl_task_state(w->obj)));
 	return 1;
 }
@@ -223,10 +219,7 @@ static int l_batlab_run(lua_State *L)
 		lua_pushboolean(L, 1);
 		return 1;
 	case BL_ERR_TIMEOUT:
-		lua_pushnil(L);
-		lua_pushliteral(L, "timeout");
-		lua_pushliteral(L, "ETIMEDOUT");
-		return 3;
+		return bl_lua_timed_out(L);
 	case BL_LOOP_STOPPED:
 		lua_pushnil(L);
 		lua_pushliteral(L, "interrupted");

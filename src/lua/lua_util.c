@@ -194,3 +194,11 @@ double bl_lua_now(lua_State *L)
 {
 	return (double)bl_clock_now(bl_lua_get_clock(L)) / 1e6;
 }
+
+int bl_lua_timed_out(lua_State *L)
+{
+	lua_pushnil(L);
+	lua_pushliteral(L, "timeout");
+	lua_pushliteral(L, "ETIMEDOUT");
+	return 3;
+}

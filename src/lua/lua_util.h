@@ -31,6 +31,9 @@
 int bl_lua_fail(lua_State *L, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* A wait that timed out: push nil, "timeout", "ETIMEDOUT"; returns 3. */
+int bl_lua_timed_out(lua_State *L);
+
 /* ---- Classes ------------------------------------------------------------- */
 
 /* liolib's createmeta: create the metatable `name` from `meta` (metamethods;
