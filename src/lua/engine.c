@@ -82,7 +82,8 @@ static int l_engine_print(lua_State *L)
 
 /* ---- Protected calls ----------------------------------------------------- */
 
-int bl_engine_msghandler(lua_State *L)
+/* The error as a string plus a traceback. */
+static int msghandler(lua_State *L)
 {
 	const char *msg = lua_tostring(L, 1);
 
@@ -102,7 +103,7 @@ int bl_engine_pcall(struct bl_engine *e, int nargs, int nres)
 	int base = lua_gettop(L) - nargs;
 	int st;
 
-	lua_pushcfunction(L, bl_engine_msghandler);
+	lua_pushcfunction(L, msghandler);
 	lua_insert(L, base);
 	st = lua_pcall(L, nargs, nres, base);
 	lua_remove(L, base);
@@ -500,7 +501,9 @@ static int sandbox_new(lua_State *L)
 	return 1;
 }
 
-int bl_engine_push_sandbox(struct bl_engine *e)
+/* Push a fresh sandbox environment (a new table; see docs/lua-api.md).
+ * LUA_OK, or LUA_ERRMEM with the message pushed instead. */
+static int push_sandbox(struct bl_engine *e)
 {
 	lua_pushcfunction(e->L, sandbox_new);
 	return lua_pcall(e->L, 0, 1, 0);
@@ -514,7 +517,7 @@ int bl_engine_load_procedure(struct bl_engine *e, const char *path)
 	st = luaL_loadfilex(L, path, "t");
 	if (st != LUA_OK)
 		return st;
-	st = bl_engine_push_sandbox(e);
+	st = push_sandbox(e);
 	if (st != LUA_OK) {
 		lua_remove(L, -2);
 		return st;

@@ -660,11 +660,6 @@ void bl_simdev_advance(struct bl_simdev *d, uint64_t now_us)
 	d->view_t = d->now;
 }
 
-uint64_t bl_simdev_now(const struct bl_simdev *d)
-{
-	return d->now;
-}
-
 const struct bl_cell *bl_simdev_cell(const struct bl_simdev *d, int slot)
 {
 	if (slot < 0 || slot >= BL_CELLS || !d->fw.ch[slot].present)

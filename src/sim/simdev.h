@@ -113,8 +113,6 @@ void bl_simdev_fault(struct bl_simdev *d, uint64_t now_us, const struct bl_fault
  * except right after bl_simdev_advance(), which also takes an up-to-date
  * view of them. Looking never changes the run. */
 void bl_simdev_advance(struct bl_simdev *d, uint64_t now_us);
-/* The model's current time (the latest now_us seen). */
-uint64_t bl_simdev_now(const struct bl_simdev *d);
 
 /* Inspection, for tests and `batlab sim --describe`: the model's truth. */
 const struct bl_cell *bl_simdev_cell(const struct bl_simdev *d, int slot); /* NULL if empty */
