@@ -165,8 +165,6 @@ void bl_fw_set_vcc(struct bl_fw *fw, uint64_t t, double volts);
 void bl_fw_set_psu_power(struct bl_fw *fw, uint64_t t, bool present);
 void bl_fw_set_thermistor_open(struct bl_fw *fw, uint64_t t, int slot, bool open);
 void bl_fw_set_self_heating(struct bl_fw *fw, uint64_t t, int slot, double watts);
-/* Integrate every cell up to t. */
-void bl_fw_sync(struct bl_fw *fw, uint64_t t);
 /* A copy of slot's cell integrated up to t, leaving the model alone (so
  * that inspecting never changes a run); false for an empty slot. */
 bool bl_fw_cell_view(const struct bl_fw *fw, int slot, uint64_t t, struct bl_cell *out);
@@ -174,6 +172,5 @@ bool bl_fw_cell_view(const struct bl_fw *fw, int slot, uint64_t t, struct bl_cel
 /* Inspection. */
 double bl_fw_applied_current(const struct bl_fw *fw, int slot, uint64_t t); /* signed A, + charges */
 uint16_t bl_fw_duty_now(const struct bl_fw *fw, int slot, uint64_t t);      /* applied PWM duty */
-bool bl_fw_image_valid(const struct bl_fw *fw);
 
 #endif
