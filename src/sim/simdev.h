@@ -86,9 +86,12 @@ struct bl_simdev;
 void bl_simdev_config_default(struct bl_simdev_config *cfg, unsigned index);
 
 /* A deterministic synthetic firmware image of BL_FLASH_IMAGE_SIZE bytes
- * whose last byte is the checksum of the others (PROTOCOL.md §11.3).
+ * whose last byte is the checksum of the others (the firmware's own check of an image).
  * Different seeds give different images. */
 void bl_sim_firmware_image(uint8_t *out, uint32_t seed);
+
+/* Sort faults by time; faults at the same time keep their order. */
+void bl_sim_faults_sort(struct bl_fault *f, int n);
 
 struct bl_simdev *bl_simdev_new(const struct bl_simdev_config *cfg, uint64_t now_us);
 void bl_simdev_free(struct bl_simdev *d);
