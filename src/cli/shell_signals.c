@@ -10,7 +10,6 @@
  * inside rl_callback_read_char anyway.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
@@ -18,6 +17,7 @@
 #include <lua.h>
 
 #include "cli/shell_parts.h"
+#include "core/fdio.h"
 #include "core/loop.h"
 
 static int sig_pipe[2] = {-1, -1};
@@ -74,12 +74,8 @@ int shell_catch_signals(void)
 	struct sigaction sa;
 
 	got_int = got_term = got_winch = in_command = 0;
-	if (pipe(sig_pipe) < 0)
+	if (bl_fd_pipe(sig_pipe) < 0)
 		return -1;
-	for (int i = 0; i < 2; i++) {
-		fcntl(sig_pipe[i], F_SETFL, fcntl(sig_pipe[i], F_GETFL) | O_NONBLOCK);
-		fcntl(sig_pipe[i], F_SETFD, FD_CLOEXEC);
-	}
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);

@@ -9,13 +9,13 @@
  * was stopped.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "core/bl.h"
+#include "core/fdio.h"
 #include "core/loop.h"
 #include "core/loop_parts.h"
 
@@ -163,14 +163,10 @@ struct bl_loop *bl_loop_new(const struct bl_clock *clock)
 		return NULL;
 	loop->clock = clock ? clock : bl_clock_real();
 	loop->virt = bl_clock_is_virtual(loop->clock);
-	if (pipe(fds) < 0) {
+	if (bl_fd_pipe(fds) < 0) {
 		BL_ERROR(MOD, "pipe: %s", strerror(errno));
 		free(loop);
 		return NULL;
-	}
-	for (int i = 0; i < 2; i++) {
-		fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
-		fcntl(fds[i], F_SETFD, FD_CLOEXEC);
 	}
 	loop->wake_r = fds[0];
 	loop->wake_w = fds[1];
