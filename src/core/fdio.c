@@ -26,7 +26,10 @@ int bl_tty_set_raw(int fd)
 	return tcsetattr(fd, TCSANOW, &t);
 }
 
-int bl_fd_write_some(int fd, const uint8_t *buf, size_t n, size_t *off)
+/* Write buf[*off..n) until all of it went out or the descriptor would
+ * block (EINTR is retried); *off advances by what was written. 0, or -1
+ * with errno on an error (EPIPE for a write of 0 bytes). */
+static int write_some(int fd, const uint8_t *buf, size_t n, size_t *off)
 {
 	while (*off < n) {
 		ssize_t w = write(fd, buf + *off, n - *off);
@@ -48,7 +51,7 @@ int bl_fd_write_some(int fd, const uint8_t *buf, size_t n, size_t *off)
 int bl_fd_drain(int fd, uint8_t *buf, size_t *len)
 {
 	size_t off = 0;
-	int rc = bl_fd_write_some(fd, buf, *len, &off);
+	int rc = write_some(fd, buf, *len, &off);
 
 	memmove(buf, buf + off, *len - off);
 	*len -= off;

@@ -1,8 +1,7 @@
 /* fdio.h - small helpers for non-blocking descriptors: a raw terminal
- * setting, writes that stop where the descriptor would block, and a
- * non-blocking pipe. Used by the tty link, the simulator's pty server,
- * the event loop's wake-up pipe and the shell's signal pipe, which share
- * nothing else. */
+ * setting, a drain of queued output, and a non-blocking pipe. Used by the
+ * tty link, the simulator's pty server, the event loop's wake-up pipe and
+ * the shell's signal pipe, which share nothing else. */
 #ifndef BL_FDIO_H
 #define BL_FDIO_H
 
@@ -13,14 +12,6 @@
  * VMIN 1 (so a non-blocking read of nothing is EAGAIN, never 0). 0 or -1
  * with errno. */
 int bl_tty_set_raw(int fd);
-
-/* Write buf[*off..n) to a non-blocking descriptor until all of it went
- * out or the descriptor would block (EINTR is retried); *off advances by
- * what was written. 0, or -1 with errno on an error (EPIPE for a write of
- * 0 bytes). bl_fd_drain is this plus moving the rest to the front; a
- * writer that goes straight to the descriptor when nothing is queued
- * wants this alone. */
-int bl_fd_write_some(int fd, const uint8_t *buf, size_t n, size_t *off);
 
 /* Write as much of buf[0..*len) to a non-blocking descriptor as it takes
  * now and move what is left to the front (*len shrinks). 0 when all went

@@ -81,7 +81,7 @@ bool bl_jw_is_object(lua_State *L, int idx)
 	return k == BL_JW_OBJECT || k == BL_JW_EMPTY;
 }
 
-bool bl_jw_is_array(lua_State *L, int idx)
+static bool is_array(lua_State *L, int idx)
 {
 	enum bl_jw_kind k = bl_jw_kind(L, idx);
 	return k == BL_JW_ARRAY || k == BL_JW_EMPTY;
@@ -230,7 +230,7 @@ int bl_jw_push_array(struct bl_json_walk *w, int idx, const char *where, const c
 		lua_pop(L, 1);
 		return 0;
 	}
-	if (!bl_jw_is_array(L, -1)) {
+	if (!is_array(L, -1)) {
 		int rc = bl_jw_fail(w, where, "\"%s\" must be an array, not %s", key,
 		                    bl_jw_kind_name(bl_jw_kind(L, -1)));
 		lua_pop(L, 1);

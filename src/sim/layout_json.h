@@ -48,7 +48,6 @@ enum bl_jw_kind bl_jw_kind(lua_State *L, int idx);
 const char *bl_jw_kind_name(enum bl_jw_kind k);
 bool bl_jw_is_null(lua_State *L, int idx);
 bool bl_jw_is_object(lua_State *L, int idx);
-bool bl_jw_is_array(lua_State *L, int idx);
 
 /* Join a NULL-terminated list of names with ", " into buf. */
 void bl_jw_join(char *buf, size_t n, const char *const *names);
