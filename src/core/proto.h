@@ -1,9 +1,9 @@
-/* proto.h - Batlab wire packets and the reframer (PROTOCOL.md §2).
+/* proto.h - Batlab wire packets and the reframer.
  *
  * Command and response packets are 5 bytes: AA ns addr|write lo hi.
  * Stream packets are 13 bytes: AF cell 00 mode status temp current voltage.
- * There is no checksum: the reframer recovers alignment by the rules of §2.8
- * and by asking its owner whether a response is the one it waits for.
+ * There is no checksum: the reframer recovers alignment from the start
+ * bytes and plausible namespace/cell bytes, and by asking its owner whether a response is the one it waits for.
  */
 #ifndef BL_PROTO_H
 #define BL_PROTO_H

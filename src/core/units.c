@@ -1,4 +1,4 @@
-/* units.c - raw <-> engineering-unit conversions (PROTOCOL.md §5). */
+/* units.c - raw <-> engineering-unit conversions (see units.h). */
 #include <math.h>
 
 #include "core/units.h"

@@ -1,4 +1,4 @@
-/* units.h - raw register values <-> engineering units (PROTOCOL.md §5).
+/* units.h - raw register values <-> engineering units.
  *
  * Decoders take the 16-bit register value exactly as it came off the wire.
  * Encoders round to the nearest raw count (the seed hosts truncate, which

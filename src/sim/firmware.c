@@ -22,7 +22,8 @@
 #include "sim/firmware.h"
 #include "sim/fw_parts.h"
 
-/* Firmware constants (§4.6, §5, §10). */
+/* Firmware constants: the STATUS voltage bands (raw counts), the LOW_VCC
+ * threshold, and the main loop's LED and PSU poll periods (system ticks). */
 #define V_BACKWARDS (-73)
 #define V_PRESENT_MIN 13107
 #define V_PRESENT_MAX 32700
@@ -30,7 +31,7 @@
 #define LED_REFRESH_TICKS 20      /* "more than 20 system ticks" */
 #define PSU_POLL_TICKS 10
 
-/* ---- State machine (§6.1) --------------------------------------------- */
+/* ---- Mode state machine -------------------------------------------------- */
 
 static uint16_t compute_status(const struct bl_fw *fw, const struct bl_fw_chan *ch)
 {
@@ -157,7 +158,7 @@ static void systick(struct bl_fw *fw, uint64_t t)
 		if (UNIT_OF(fw, WATCHDOG_TIMER) > 0) {
 			UNIT_OF(fw, WATCHDOG_TIMER)--;
 		} else {
-			/* Every 100 ms while it stays 0, no ERROR bit (§6.4). */
+			/* Every 100 ms while it stays 0, no ERROR bit. */
 			for (int c = 0; c < BL_CELLS; c++)
 				bl_fw_set_mode(fw, c, t, BL_MODE_STOPPED);
 			bl_fw_set_flags_all(fw, t);
@@ -221,7 +222,7 @@ void bl_fw_step(struct bl_fw *fw)
 		bl_fw_slice_end(fw, t);
 }
 
-/* ---- Commands (§2.4, §2.5, §4) ------------------------------------------ */
+/* ---- Commands: register reads and writes --------------------------------- */
 
 /* Writes that block interrupts stretch the ISR's timeline. */
 static void stall(struct bl_fw *fw, uint64_t *delay, uint64_t us)

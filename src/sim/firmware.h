@@ -25,7 +25,8 @@
 #include "sim/cell.h"
 #include "sim/rng.h"
 
-/* Firmware timing, from PROTOCOL.md §7, §13 (estimates where it says so). */
+/* Firmware timing (docs/simulator.md, "Timing constants": the main-loop
+ * pass is a model choice). */
 #define BL_FW_TICK_US 100               /* TMR2 ISR period */
 #define BL_FW_SLICE_US 102400           /* 1024 ticks: one measurement slice */
 #define BL_FW_SYSTICK_US 100000         /* 1000 ticks: SYSTEM_TIMER, watchdog */
@@ -58,7 +59,7 @@ struct bl_fw_hooks {
 
 struct bl_fw_chan {
 	uint16_t r[BL_CELL_NREGS];   /* the cell namespace */
-	/* Current control (§8.2): the internal ramped duty was `ramp` at
+	/* Current control: the internal ramped duty was `ramp` at
 	 * `ramp_t`; from there it moves one count per pass towards the
 	 * setpoint. Changed only together with a physics sync. */
 	uint16_t ramp;

@@ -47,7 +47,7 @@ int bl_fw_ee_unit_addr(unsigned addr)
 	return addr < BL_UNIT_NREGS && ee_unit_addr[addr] != 0xFF ? ee_unit_addr[addr] : -1;
 }
 
-/* ---- Boot, reset (§6.5, §11.1) ------------------------------------------ */
+/* ---- Boot and reset -------------------------------------------------------- */
 
 static void load_power_on(struct bl_fw *fw)
 {
@@ -191,7 +191,8 @@ void bl_fw_boot_command(struct bl_fw *fw, uint64_t t, const uint8_t pkt[5], uint
 		break;
 	}
 	default:
-		/* The odd answers of §4.4: reads echo, writes say 0x82. */
+		/* Other addresses get the bootloader's odd answers: 257 to a
+		 * read with its address byte, 257 to a write with 0x82. */
 		if (wr)
 			resp[2] = 0x82;
 		break;
@@ -210,7 +211,8 @@ static void default_eeprom(struct bl_fw *fw, const struct bl_fw_setup *s)
 	fw->ee[BL_FW_EE_BOOT_FLAG] = 0;
 	if (s->blank_eeprom)
 		return;
-	/* Nominal identity calibration (PROTOCOL.md §15). */
+	/* Nominal identity calibration: zero offsets, unity scales, the
+	 * board's thermistor values. */
 	ee_put16(fw, 0x00, s->serial_num);
 	ee_put16(fw, 0x32, s->device_id);
 	for (unsigned c = 0; c < BL_CELLS; c++) {

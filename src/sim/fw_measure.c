@@ -32,7 +32,7 @@
 #define NTC_R25 10000.0
 #define VCC_RAW_VOLTS 134217.728  /* 32 x 1024 x 4.096 */
 
-/* ---- Streams (§2.6) ---------------------------------------------------- */
+/* ---- Streams ---------------------------------------------------------------- */
 
 void bl_fw_send_streams(struct bl_fw *fw, uint64_t t)
 {
@@ -77,7 +77,7 @@ uint64_t bl_fw_next_stream(const struct bl_fw *fw)
 	return best;
 }
 
-/* ---- Measurement latches (§7) ------------------------------------------ */
+/* ---- Measurement latches ----------------------------------------------------- */
 
 static uint16_t voltage_raw(const struct bl_fw *fw, const struct bl_fw_chan *ch, double volts)
 {

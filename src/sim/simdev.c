@@ -46,7 +46,7 @@ static bool out_grow(struct bl_simdev *d)
 	return true;
 }
 
-/* Queue a whole packet; packets are never interleaved (§2.6). Earlier due
+/* Queue a whole packet; packets are never interleaved. Earlier due
  * times go first: a COMMS answer overtakes a measure answer in flight. */
 void bl_simdev_out_push(struct bl_simdev *d, uint64_t due, const uint8_t *b, size_t n, bool response)
 {
@@ -336,7 +336,7 @@ void bl_simdev_host_write(struct bl_simdev *d, uint64_t now_us, const uint8_t *d
 	run_until(d, now_us);
 	if (d->unplugged)
 		return;
-	/* The comms MCU's USB parser (§2.8): while 5 bytes are buffered, skip
+	/* The comms MCU's USB parser: while 5 bytes are buffered, skip
 	 * to 0xAA and take 5; a partial packet waits for more bytes. */
 	for (size_t i = 0; i < n; i++) {
 		d->hb[d->hlen++] = data[i];

@@ -42,7 +42,7 @@ static uint16_t hook_psu_poll(void *ud, uint64_t t)
 	return d->comms[BL_COMMS_PSU];
 }
 
-/* ---- Comms MCU (§4.3) --------------------------------------------------- */
+/* ---- Comms MCU: PSU detection and namespace 0xFF ---------------------------- */
 
 uint16_t bl_simdev_psu_raw(const struct bl_simdev *d)
 {

@@ -1,4 +1,4 @@
-/* test_proto.c - packet codecs and the reframer (PROTOCOL.md §2). */
+/* test_proto.c - packet codecs and the reframer. */
 #include <stdlib.h>
 #include <string.h>
 

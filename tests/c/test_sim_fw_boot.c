@@ -1,6 +1,6 @@
-/* test_sim_fw_boot.c - virtual Batlab: the software watchdog (PROTOCOL.md
- * §6.4), resets (§6.5), the bootloader and flashing (§4.4, §11), two-stage
- * routing while the measure MCU is away (§3). */
+/* test_sim_fw_boot.c - virtual Batlab: the software watchdog, resets, the
+ * bootloader and flashing, two-stage routing while the measure MCU is away
+ * (the comms MCU still answers). */
 #include "sim_fw_util.h"
 #include "tap.h"
 

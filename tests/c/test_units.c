@@ -1,4 +1,4 @@
-/* test_units.c - every conversion against PROTOCOL.md §5. */
+/* test_units.c - every conversion against the firmware's reference points. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,7 +7,8 @@
 #include "core/units.h"
 #include "tap.h"
 
-/* PROTOCOL.md §5 temperature reference points, R = 1500, B = 3380. */
+/* Temperature reference points of the firmware's NTC table, R = 1500,
+ * B = 3380. */
 static const struct { int c; unsigned raw; } temp_table[] = {
 	{0, 31114}, {10, 30277}, {20, 29163}, {25, 28494}, {30, 27750}, {40, 26044},
 	{45, 25092}, {50, 24084}, {60, 21940}, {65, 20826}, {80, 17460},
