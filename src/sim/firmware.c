@@ -1,17 +1,20 @@
 /* sim/firmware.c - the measure MCU of a virtual Batlab, firmware v7, with
  * the analogue board and the cell slots: the registers and the commands
- * that reach them, and the mode state machine.
+ * that reach them, the mode state machine, and the 100 ms tick that drives
+ * the watchdog, streams, LEDs and the PSU poll.
  *
- * The model is event driven (fw_timeline.c): the 10 kHz ISR is not
- * stepped, its visible work happens at the 100 ms SYSTEM_TIMER ticks and
- * at the ends of the 102.4 ms measurement slices. The main loop's visible
- * work happens right after each command and after each of those instants;
- * between them nothing a host can observe changes, so nothing is computed.
+ * The model is event driven. The 10 kHz ISR is not stepped: its visible
+ * work happens at two kinds of instants, the 100 ms SYSTEM_TIMER tick
+ * (watchdog, streams, LED refresh, PSU poll) and the end of each 102.4 ms
+ * measurement slice (one channel's V/I/PP/charge, or all temperatures, or
+ * VCC). The main loop's visible work happens right after each command and
+ * after each of those instants; between them nothing a host can observe
+ * changes, so nothing is computed. The duty ramp of one count per pass is
+ * kept in closed form (value at a time plus elapsed passes).
  *
  * The other parts: current control and the cells (fw_current.c), the
- * ticks, latches and streams (fw_timeline.c), power-up, EEPROM and the
- * bootloader (fw_boot.c); docs/simulator.md, "Firmware model", describes
- * them all.
+ * latches and streams (fw_measure.c), power-up, EEPROM and the bootloader
+ * (fw_boot.c); docs/simulator.md, "Firmware model", describes them all.
  */
 #include "core/bl.h"
 #include "core/proto.h"
@@ -19,12 +22,14 @@
 #include "sim/firmware.h"
 #include "sim/fw_parts.h"
 
-/* Firmware constants: the STATUS voltage bands and the LOW_VCC threshold,
- * in raw counts. */
+/* Firmware constants: the STATUS voltage bands (raw counts), the LOW_VCC
+ * threshold, and the main loop's LED and PSU poll periods (system ticks). */
 #define V_BACKWARDS (-73)
 #define V_PRESENT_MIN 13107
 #define V_PRESENT_MAX 32700
 #define VCC_LOW_RAW 31581
+#define LED_REFRESH_TICKS 20      /* "more than 20 system ticks" */
+#define PSU_POLL_TICKS 10
 
 /* ---- Mode state machine -------------------------------------------------- */
 
@@ -134,6 +139,87 @@ void bl_fw_set_flags(struct bl_fw *fw, int c, uint64_t t)
 		if (fw->hooks.led)
 			fw->hooks.led(fw->hooks.ud, t, c, (uint16_t)led);
 	}
+}
+
+void bl_fw_set_flags_all(struct bl_fw *fw, uint64_t t)
+{
+	for (int c = 0; c < BL_CELLS; c++)
+		bl_fw_set_flags(fw, c, t);
+}
+
+/* ---- 100 ms tick: SYSTEM_TIMER, watchdog, and the main loop's timers ---- */
+
+static void systick(struct bl_fw *fw, uint64_t t)
+{
+	fw->systicks++;
+	uint16_t now = ++UNIT_OF(fw, SYSTEM_TIMER);
+
+	if (UNIT_OF(fw, SETTINGS) & BL_SET_WATCHDOG_TIMER) {
+		if (UNIT_OF(fw, WATCHDOG_TIMER) > 0) {
+			UNIT_OF(fw, WATCHDOG_TIMER)--;
+		} else {
+			/* Every 100 ms while it stays 0, no ERROR bit. */
+			for (int c = 0; c < BL_CELLS; c++)
+				bl_fw_set_mode(fw, c, t, BL_MODE_STOPPED);
+			bl_fw_set_flags_all(fw, t);
+		}
+	}
+
+	/* The main loop sees the new tick on its next pass. */
+	uint64_t tp = t + BL_FW_PASS_US / 2;
+	bl_fw_send_streams(fw, tp);
+	if ((uint16_t)(now - fw->last_led) > LED_REFRESH_TICKS) {
+		fw->last_led = now;
+		for (int c = 0; c < BL_CELLS; c++)
+			if (fw->ch[c].led >= 0 && fw->hooks.led)
+				fw->hooks.led(fw->hooks.ud, tp, c, (uint16_t)fw->ch[c].led);
+	}
+	if ((uint16_t)(now - fw->last_psu) > PSU_POLL_TICKS) {
+		fw->last_psu = now;
+		bool flag = fw->hooks.psu_poll ? fw->hooks.psu_poll(fw->hooks.ud, tp) != 0 : true;
+		if (flag != fw->psu_flag) {
+			fw->psu_flag = flag;
+			bl_fw_set_flags_all(fw, tp);
+		}
+	}
+}
+
+/* ---- Events ------------------------------------------------------------ */
+
+uint64_t bl_fw_next_event(const struct bl_fw *fw)
+{
+	switch (fw->state) {
+	case BL_FW_DOWN:
+		return fw->down_until;
+	case BL_FW_BOOTLOADER:
+		return UINT64_MAX;
+	case BL_FW_APP:
+		break;
+	}
+	uint64_t tick = fw->isr_t0 + (fw->systicks + 1) * BL_FW_SYSTICK_US;
+	uint64_t slice = fw->isr_t0 + (fw->slices + 1) * BL_FW_SLICE_US;
+	uint64_t t = tick < slice ? tick : slice;
+	return fw->reset_at < t ? fw->reset_at : t;
+}
+
+void bl_fw_step(struct bl_fw *fw)
+{
+	uint64_t t = bl_fw_next_event(fw);
+	if (t == UINT64_MAX)
+		return;
+	if (fw->state == BL_FW_DOWN) {
+		bl_fw_boot_stage(fw, t);
+		return;
+	}
+	if (fw->reset_at <= t) {
+		bl_fw_reset(fw, fw->reset_at);
+		return;
+	}
+	/* Within one ISR tick SYSTEM_TIMER moves before the slice handler. */
+	if (t == fw->isr_t0 + (fw->systicks + 1) * BL_FW_SYSTICK_US)
+		systick(fw, t);
+	else
+		bl_fw_slice_end(fw, t);
 }
 
 /* ---- Commands: register reads and writes --------------------------------- */

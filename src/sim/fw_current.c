@@ -87,7 +87,9 @@ static double chan_current(const struct bl_fw *fw, int c, uint64_t t)
 	}
 }
 
-void bl_fw_integrate(const struct bl_fw *fw, int c, struct bl_cell *cell, uint64_t t0, uint64_t t)
+/* Integrate `cell` (slot c's model or a copy of it) from t0 to t under
+ * the conditions in force since slot c's last sync. */
+static void integrate(const struct bl_fw *fw, int c, struct bl_cell *cell, uint64_t t0, uint64_t t)
 {
 	uint64_t te = ramp_end(&fw->ch[c]);
 	if (fw->state == BL_FW_APP && te > t0) {
@@ -100,6 +102,18 @@ void bl_fw_integrate(const struct bl_fw *fw, int c, struct bl_cell *cell, uint64
 	}
 	if (t > t0)
 		bl_cell_step(cell, chan_current(fw, c, t), (double)(t - t0) * 1e-6);
+}
+
+/* Bring slot c's cell up to t. Callers sync before changing anything
+ * chan_current reads. */
+void bl_fw_phys_sync(struct bl_fw *fw, int c, uint64_t t)
+{
+	struct bl_fw_chan *ch = &fw->ch[c];
+	if (t <= ch->phys_t)
+		return;
+	if (ch->present)
+		integrate(fw, c, &ch->cell, ch->phys_t, t);
+	ch->phys_t = t;
 }
 
 void bl_fw_sync(struct bl_fw *fw, uint64_t t)
@@ -210,7 +224,7 @@ bool bl_fw_cell_view(const struct bl_fw *fw, int slot, uint64_t t, struct bl_cel
 		return false;
 	*out = ch->cell;
 	if (t > ch->phys_t)
-		bl_fw_integrate(fw, slot, out, ch->phys_t, t);
+		integrate(fw, slot, out, ch->phys_t, t);
 	return true;
 }
 

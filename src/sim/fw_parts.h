@@ -1,8 +1,8 @@
 /* sim/fw_parts.h - what the parts of the firmware model share; internal
- * to firmware.c (registers, commands, the mode state machine),
- * fw_current.c (current control and the cell physics), fw_timeline.c (the
- * 100 ms ticks, measurement latches and streams) and fw_boot.c (power-up,
- * EEPROM, reset and bootloader). Everything else uses sim/firmware.h.
+ * to firmware.c (registers, commands, the mode state machine, the 100 ms
+ * tick), fw_current.c (current control and the cell physics), fw_measure.c
+ * (measurement latches and streams) and fw_boot.c (power-up, EEPROM,
+ * reset and bootloader). Everything else uses sim/firmware.h.
  */
 #ifndef BL_SIM_FW_PARTS_H
 #define BL_SIM_FW_PARTS_H
@@ -56,24 +56,10 @@ static inline void ee_put16(struct bl_fw *fw, unsigned a, uint16_t v)
 
 /* ---- fw_current.c: current control and the cells ------------------------ */
 
-/* Integrate `cell` (slot c's model or a copy of it) from t0 to t under
- * the conditions in force since slot c's last sync. */
-void bl_fw_integrate(const struct bl_fw *fw, int c, struct bl_cell *cell, uint64_t t0, uint64_t t);
-
-/* Bring slot c's cell up to t. Callers sync before changing anything the
- * applied current depends on. Inline: every channel latch syncs. */
-static inline void bl_fw_phys_sync(struct bl_fw *fw, int c, uint64_t t)
-{
-	struct bl_fw_chan *ch = &fw->ch[c];
-	if (t <= ch->phys_t)
-		return;
-	if (ch->present)
-		bl_fw_integrate(fw, c, &ch->cell, ch->phys_t, t);
-	ch->phys_t = t;
-}
-
-/* Every cell up to t. */
+/* Integrate every cell (bl_fw_phys_sync: slot c's) up to t. Callers sync
+ * before changing anything the applied current depends on. */
 void bl_fw_sync(struct bl_fw *fw, uint64_t t);
+void bl_fw_phys_sync(struct bl_fw *fw, int c, uint64_t t);
 /* MODE and CURRENT_SETPOINT writes, which restart the duty ramp. */
 void bl_fw_set_mode(struct bl_fw *fw, int c, uint64_t t, uint16_t mode);
 void bl_fw_set_setpoint(struct bl_fw *fw, int c, uint64_t t, uint16_t v);
@@ -82,19 +68,16 @@ uint16_t bl_fw_ramped_duty(const struct bl_fw *fw, int c, uint64_t t);
 /* TRIM_OUTPUT: one compensation step after a CURRENT latch. */
 void bl_fw_trim(struct bl_fw *fw, int c, uint64_t t);
 
-/* ---- firmware.c: the mode state machine ------------------------------------ */
+/* ---- firmware.c: the mode state machine ---------------------------------- */
 
 /* STATUS from the latest readings, MODE changes and the LED of slot c. */
 void bl_fw_set_flags(struct bl_fw *fw, int c, uint64_t t);
+void bl_fw_set_flags_all(struct bl_fw *fw, uint64_t t);
 
-static inline void bl_fw_set_flags_all(struct bl_fw *fw, uint64_t t)
-{
-	for (int c = 0; c < BL_CELLS; c++)
-		bl_fw_set_flags(fw, c, t);
-}
+/* ---- fw_measure.c: latches and streams ------------------------------------ */
 
-/* ---- fw_timeline.c: ticks, latches and streams ---------------------------- */
-
+/* The end of a 102.4 ms slice at t: one channel, the temperatures or VCC. */
+void bl_fw_slice_end(struct bl_fw *fw, uint64_t t);
 /* Stream packets due by SYSTEM_TIMER, leaving at t. */
 void bl_fw_send_streams(struct bl_fw *fw, uint64_t t);
 

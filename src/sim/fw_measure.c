@@ -1,11 +1,8 @@
-/* sim/fw_timeline.c - the firmware model's timeline. The 10 kHz ISR is
- * not stepped: its visible work happens at two kinds of instants, the
- * 100 ms SYSTEM_TIMER tick (watchdog, streams, LED refresh, PSU poll) and
- * the end of each 102.4 ms measurement slice (one channel's V/I/PP/charge,
- * or all temperatures, or VCC), so a day of virtual time costs a few
- * events per 100 ms instead of 864 million ISR ticks.
+/* sim/fw_measure.c - the firmware model's measurements: the staggered
+ * 102.4 ms latches (one channel's V/I/PP/charge, then all temperatures,
+ * then VCC) and the stream packets of the 100 ms tick.
  *
- * The integer measurement pipeline is kept where a host can see its effect
+ * The integer pipeline is kept where a host can see its effect
  * (calibration scale and offset, the 16-bit wrap, the zero threshold that
  * also zeroes >= 4.096 A, ADC saturation, PP granularity); the firmware's
  * low-headroom current correction is bypassed (docs/simulator.md,
@@ -24,8 +21,7 @@
 #define VSAMPLE_MIN (-4096)       /* 13-bit signed SPI ADC */
 #define VSAMPLE_MAX 4095
 #define PP_WINDOW_US 89600        /* ticks 129..1024 of a slice */
-#define LED_REFRESH_TICKS 20      /* "more than 20 system ticks" */
-#define PSU_POLL_TICKS 10
+
 
 /* The board: 1 V/A sense into a 10-bit ADC with a 4.096 V reference, two
  * samples summed per tick: 500 counts per amp. Thermistor divider: 1500 ohm
@@ -210,7 +206,7 @@ static void latch_vcc(struct bl_fw *fw, uint64_t t)
 	bl_fw_set_flags_all(fw, t);
 }
 
-static void slice_end(struct bl_fw *fw, uint64_t t)
+void bl_fw_slice_end(struct bl_fw *fw, uint64_t t)
 {
 	int hr = bl_hires_channel(UNIT_OF(fw, SETTINGS));
 	int idx = hr >= 0 ? hr : fw->slice_idx;
@@ -224,79 +220,4 @@ static void slice_end(struct bl_fw *fw, uint64_t t)
 	}
 	fw->slice_idx = (idx + 1) % 6;
 	fw->slices++;
-}
-
-/* ---- 100 ms tick: SYSTEM_TIMER, watchdog, and the main loop's timers ---- */
-
-static void systick(struct bl_fw *fw, uint64_t t)
-{
-	fw->systicks++;
-	uint16_t now = ++UNIT_OF(fw, SYSTEM_TIMER);
-
-	if (UNIT_OF(fw, SETTINGS) & BL_SET_WATCHDOG_TIMER) {
-		if (UNIT_OF(fw, WATCHDOG_TIMER) > 0) {
-			UNIT_OF(fw, WATCHDOG_TIMER)--;
-		} else {
-			/* Every 100 ms while it stays 0, no ERROR bit. */
-			for (int c = 0; c < BL_CELLS; c++)
-				bl_fw_set_mode(fw, c, t, BL_MODE_STOPPED);
-			bl_fw_set_flags_all(fw, t);
-		}
-	}
-
-	/* The main loop sees the new tick on its next pass. */
-	uint64_t tp = t + BL_FW_PASS_US / 2;
-	bl_fw_send_streams(fw, tp);
-	if ((uint16_t)(now - fw->last_led) > LED_REFRESH_TICKS) {
-		fw->last_led = now;
-		for (int c = 0; c < BL_CELLS; c++)
-			if (fw->ch[c].led >= 0 && fw->hooks.led)
-				fw->hooks.led(fw->hooks.ud, tp, c, (uint16_t)fw->ch[c].led);
-	}
-	if ((uint16_t)(now - fw->last_psu) > PSU_POLL_TICKS) {
-		fw->last_psu = now;
-		bool flag = fw->hooks.psu_poll ? fw->hooks.psu_poll(fw->hooks.ud, tp) != 0 : true;
-		if (flag != fw->psu_flag) {
-			fw->psu_flag = flag;
-			bl_fw_set_flags_all(fw, tp);
-		}
-	}
-}
-
-/* ---- Events ------------------------------------------------------------ */
-
-uint64_t bl_fw_next_event(const struct bl_fw *fw)
-{
-	switch (fw->state) {
-	case BL_FW_DOWN:
-		return fw->down_until;
-	case BL_FW_BOOTLOADER:
-		return UINT64_MAX;
-	case BL_FW_APP:
-		break;
-	}
-	uint64_t tick = fw->isr_t0 + (fw->systicks + 1) * BL_FW_SYSTICK_US;
-	uint64_t slice = fw->isr_t0 + (fw->slices + 1) * BL_FW_SLICE_US;
-	uint64_t t = tick < slice ? tick : slice;
-	return fw->reset_at < t ? fw->reset_at : t;
-}
-
-void bl_fw_step(struct bl_fw *fw)
-{
-	uint64_t t = bl_fw_next_event(fw);
-	if (t == UINT64_MAX)
-		return;
-	if (fw->state == BL_FW_DOWN) {
-		bl_fw_boot_stage(fw, t);
-		return;
-	}
-	if (fw->reset_at <= t) {
-		bl_fw_reset(fw, fw->reset_at);
-		return;
-	}
-	/* Within one ISR tick SYSTEM_TIMER moves before the slice handler. */
-	if (t == fw->isr_t0 + (fw->systicks + 1) * BL_FW_SYSTICK_US)
-		systick(fw, t);
-	else
-		slice_end(fw, t);
 }
