@@ -113,7 +113,4 @@ size_t bl_reframer_pending(const struct bl_reframer *r);
 /* True if a namespace byte is one a device ever answers with (0..5, 0xFF). */
 bool bl_ns_plausible(uint8_t ns);
 
-/* Format a frame for debug logs ("AA 04 02 07 00"), returns buf. */
-const char *bl_hex(const uint8_t *data, size_t n, char *buf, size_t bufsize);
-
 #endif

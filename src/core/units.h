@@ -47,7 +47,6 @@ uint16_t bl_magdiv_to_raw(double amps_pp);         /* round(1 - log2(App)), >= 0
  * divider with resistor R, read ratiometrically as raw/32768.
  * Raw 0 or >= 32768 has no temperature: NAN. */
 double bl_temp_c_from_raw(uint16_t raw, double r, double b);
-double bl_temp_f_from_raw(uint16_t raw, double r, double b);
 uint16_t bl_temp_c_to_raw(double celsius, double r, double b);
 uint16_t bl_temp_f_to_raw(double fahrenheit, double r, double b);
 double bl_c_to_f(double celsius);

@@ -352,8 +352,6 @@ static void test_reframer_random(void)
 
 int main(void)
 {
-	char hex[32];
-
 	plan_lazy();
 	test_packets();
 	test_streams();
@@ -363,7 +361,5 @@ int main(void)
 	test_reframer_truncated();
 	test_reframer_resync_partial();
 	test_reframer_random();
-	is_str(bl_hex((const uint8_t[]){0xAA, 0x04, 0x02}, 3, hex, sizeof hex), "AA 04 02", "hex dump");
-	is_str(bl_hex((const uint8_t[]){0xAA, 0x04, 0x02}, 3, hex, 5), "AA", "hex dump truncates whole bytes");
 	return done_testing();
 }

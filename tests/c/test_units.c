@@ -44,7 +44,8 @@ static void test_temperature(void)
 			worst_c = fabs(back - c);
 	}
 	ok(worst_c < 0.05, "R=1000 B=3950 round trip within 0.05 degC (worst %.4f)", worst_c);
-	is_num(bl_temp_f_from_raw(bl_temp_c_to_raw(25, 1500, 3380), 1500, 3380), 77.0, 0.01, "25 degC reads 77 degF");
+	is_num(bl_c_to_f(bl_temp_c_from_raw(bl_temp_c_to_raw(25, 1500, 3380), 1500, 3380)), 77.0, 0.01,
+	       "25 degC reads 77 degF");
 	is_int(bl_temp_f_to_raw(113.0, 1500, 3380), 25092, "113 degF (45 degC) encodes to 25092");
 	is_num(bl_c_to_f(-40), -40, 1e-12, "-40 degC = -40 degF");
 	is_num(bl_f_to_c(212), 100, 1e-12, "212 degF = 100 degC");
