@@ -7,7 +7,6 @@
 #ifndef BL_BL_H
 #define BL_BL_H
 
-#include <stdarg.h>
 #include <stdint.h>
 
 enum bl_status {
@@ -56,11 +55,8 @@ typedef void (*bl_log_handler)(void *ud, enum bl_log_level level,
 /* Replace the log handler (NULL restores the default: stderr, level <= WARN). */
 void bl_log_set_handler(bl_log_handler fn, void *ud);
 void bl_log_set_level(enum bl_log_level level);
-enum bl_log_level bl_log_get_level(void);
 void bl_log(enum bl_log_level level, const char *module, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-void bl_vlog(enum bl_log_level level, const char *module, const char *fmt,
-             va_list ap);
 
 #define BL_ERROR(mod, ...) bl_log(BL_LOG_ERROR, mod, __VA_ARGS__)
 #define BL_WARN(mod, ...)  bl_log(BL_LOG_WARN, mod, __VA_ARGS__)

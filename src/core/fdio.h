@@ -1,6 +1,7 @@
 /* fdio.h - small helpers for non-blocking descriptors: a raw terminal
- * setting and a drain of queued output. Used by the tty link and by the
- * simulator's pty server, which share nothing else. */
+ * setting, a drain of queued output, and a non-blocking pipe. Used by the
+ * tty link, the simulator's pty server, the event loop's wake-up pipe and
+ * the shell's signal pipe, which share nothing else. */
 #ifndef BL_FDIO_H
 #define BL_FDIO_H
 
@@ -17,5 +18,10 @@ int bl_tty_set_raw(int fd);
  * out or the descriptor would block; -1 with errno on an error (EPIPE for
  * a write of 0 bytes). */
 int bl_fd_drain(int fd, uint8_t *buf, size_t *len);
+
+/* pipe(2) with both ends non-blocking and close-on-exec: a wake-up pipe
+ * that a signal handler can write to without ever blocking. 0, or -1 with
+ * errno. */
+int bl_fd_pipe(int fds[2]);
 
 #endif

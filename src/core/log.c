@@ -1,4 +1,5 @@
 /* log.c - the one logging API, and status-code texts. */
+#include <stdarg.h>
 #include <stdio.h>
 
 #include "core/bl.h"
@@ -16,9 +17,8 @@ void bl_log_set_handler(bl_log_handler fn, void *ud)
 }
 
 void bl_log_set_level(enum bl_log_level level) { log_level = level; }
-enum bl_log_level bl_log_get_level(void) { return log_level; }
 
-void bl_vlog(enum bl_log_level level, const char *module, const char *fmt, va_list ap)
+static void vlog(enum bl_log_level level, const char *module, const char *fmt, va_list ap)
 {
 	char msg[1024];
 
@@ -37,7 +37,7 @@ void bl_log(enum bl_log_level level, const char *module, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	bl_vlog(level, module, fmt, ap);
+	vlog(level, module, fmt, ap);
 	va_end(ap);
 }
 

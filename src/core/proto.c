@@ -1,5 +1,4 @@
 /* proto.c - packet codecs and the reframer. */
-#include <stdio.h>
 #include <string.h>
 
 #include "core/bl.h"
@@ -165,16 +164,4 @@ void bl_reframer_reset(struct bl_reframer *r)
 size_t bl_reframer_pending(const struct bl_reframer *r)
 {
 	return r->len;
-}
-
-const char *bl_hex(const uint8_t *data, size_t n, char *buf, size_t bufsize)
-{
-	size_t pos = 0;
-
-	if (bufsize == 0)
-		return buf;
-	buf[0] = '\0';
-	for (size_t i = 0; i < n && pos + 4 <= bufsize; i++)
-		pos += (size_t)snprintf(buf + pos, bufsize - pos, i ? " %02X" : "%02X", data[i]);
-	return buf;
 }

@@ -1,9 +1,9 @@
-/* proto.h - Batlab wire packets and the reframer (PROTOCOL.md §2).
+/* proto.h - Batlab wire packets and the reframer.
  *
  * Command and response packets are 5 bytes: AA ns addr|write lo hi.
  * Stream packets are 13 bytes: AF cell 00 mode status temp current voltage.
- * There is no checksum: the reframer recovers alignment by the rules of §2.8
- * and by asking its owner whether a response is the one it waits for.
+ * There is no checksum: the reframer recovers alignment from the start
+ * bytes and plausible namespace/cell bytes, and by asking its owner whether a response is the one it waits for.
  */
 #ifndef BL_PROTO_H
 #define BL_PROTO_H
@@ -112,8 +112,5 @@ size_t bl_reframer_pending(const struct bl_reframer *r);
 
 /* True if a namespace byte is one a device ever answers with (0..5, 0xFF). */
 bool bl_ns_plausible(uint8_t ns);
-
-/* Format a frame for debug logs ("AA 04 02 07 00"), returns buf. */
-const char *bl_hex(const uint8_t *data, size_t n, char *buf, size_t bufsize);
 
 #endif

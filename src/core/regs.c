@@ -14,7 +14,7 @@
 #define COMMS(addr, name, acc, unit, pon, doc) {name, BL_NSK_COMMS, addr, acc, unit, pon, doc}
 
 /* Power-on values of EEPROM-backed registers are the nominal calibration
- * (PROTOCOL.md §15); a real unit has its own. */
+ * (zero offsets, unity scales); a real unit has its own. */
 const struct bl_reg bl_regs[] = {
 	CELL(0x00, "MODE", BL_ACC_RW, BL_UK_MODE, BL_MODE_NO_CELL, "cell mode (state machine)"),
 	CELL(0x01, "ERROR", BL_ACC_RW, BL_UK_ERROR, 0, "latched error bits; cleared while IDLE"),

@@ -1,5 +1,6 @@
 /* regs.h - the one register table of the Batlab V1.0 (firmware v7), and
- * every code the device uses (PROTOCOL.md §4).
+ * every code the device uses (modes, status and error bits, settings, LED
+ * codes).
  *
  * The Lua constants, the command line's name lookup and the docs all come
  * from bl_regs[] and bl_consts[]; nothing else spells a register address.

@@ -1,4 +1,4 @@
-/* units.c - raw <-> engineering-unit conversions (PROTOCOL.md §5). */
+/* units.c - raw <-> engineering-unit conversions (see units.h). */
 #include <math.h>
 
 #include "core/units.h"
@@ -113,11 +113,6 @@ double bl_temp_c_from_raw(uint16_t raw, double r, double b)
 
 double bl_c_to_f(double celsius) { return celsius * 1.8 + 32.0; }
 double bl_f_to_c(double fahrenheit) { return (fahrenheit - 32.0) / 1.8; }
-
-double bl_temp_f_from_raw(uint16_t raw, double r, double b)
-{
-	return bl_c_to_f(bl_temp_c_from_raw(raw, r, b));
-}
 
 uint16_t bl_temp_c_to_raw(double celsius, double r, double b)
 {

@@ -1,4 +1,4 @@
-/* units.h - raw register values <-> engineering units (PROTOCOL.md §5).
+/* units.h - raw register values <-> engineering units.
  *
  * Decoders take the 16-bit register value exactly as it came off the wire.
  * Encoders round to the nearest raw count (the seed hosts truncate, which
@@ -51,7 +51,6 @@ uint16_t bl_magdiv_to_raw(double amps_pp);         /* round(1 - log2(App)), >= 0
  * divider with resistor R, read ratiometrically as raw/32768.
  * Raw 0 or >= 32768 has no temperature: NAN. */
 double bl_temp_c_from_raw(uint16_t raw, double r, double b);
-double bl_temp_f_from_raw(uint16_t raw, double r, double b);
 uint16_t bl_temp_c_to_raw(double celsius, double r, double b);
 uint16_t bl_temp_f_to_raw(double fahrenheit, double r, double b);
 double bl_c_to_f(double celsius);

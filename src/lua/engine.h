@@ -69,10 +69,8 @@ const char *bl_engine_luadir(const struct bl_engine *e);
 /* Write text through the engine's output (what print uses). */
 void bl_engine_write(struct bl_engine *e, const char *text, size_t len);
 
-/* A lua_CFunction message handler: the error as a string plus a traceback. */
-int bl_engine_msghandler(lua_State *L);
 /* lua_pcall of the function below the nargs arguments on top of the
- * stack, with bl_engine_msghandler. */
+ * stack, with a message handler that appends a traceback to the error. */
 int bl_engine_pcall(struct bl_engine *e, int nargs, int nres);
 
 /* Set the global `arg` like lua(1): arg[0] = script, arg[1..argc] = argv.
@@ -85,9 +83,6 @@ int bl_engine_dofile(struct bl_engine *e, const char *path, int argc, char **arg
  * for messages (NULL: "=(command line)"). */
 int bl_engine_dostring(struct bl_engine *e, const char *chunk, const char *name);
 
-/* Push a fresh sandbox environment (a new table; see docs/lua-api.md).
- * LUA_OK, or LUA_ERRMEM with the message pushed instead. */
-int bl_engine_push_sandbox(struct bl_engine *e);
 /* Load a procedure file (text only) into a fresh sandbox, run its main
  * chunk, and push what it returns, which must be a table or a function.
  * On failure pushes the message instead: "FILE:LINE: message" for syntax

@@ -256,13 +256,6 @@ double bl_cell_voltage(const struct bl_cell *c, double current_a)
 	return c->p.reversed ? -v : v;
 }
 
-double bl_cell_heat_w(const struct bl_cell *c, double current_a)
-{
-	double r0, r1;
-	bl_cell_resistance(c, &r0, &r1);
-	return current_a * current_a * (r0 + r1) + c->p.self_heating_w;
-}
-
 /* Move `dah` amp-hours of stored charge (signed) in or out, spilling into
  * excess_ah past the ends of the SOC range. */
 static void move_charge(struct bl_cell *c, double dah)

@@ -81,9 +81,6 @@ double bl_cell_impedance(const struct bl_cell *c, double hz);
 /* R0 and R1 now, after the temperature and low-SOC factors (either out
  * pointer may be NULL). */
 void bl_cell_resistance(const struct bl_cell *c, double *r0, double *r1);
-/* Heat generated now with `current_a` flowing, watts (I^2 (R0+R1) plus the
- * cell's self-heating). */
-double bl_cell_heat_w(const struct bl_cell *c, double current_a);
 /* Check a parameter set; on error writes the offending field into err and
  * returns a negative bl_status. */
 int bl_cell_params_check(const struct bl_cell_params *p, char *err, size_t errlen);

@@ -25,7 +25,8 @@
 #include "sim/cell.h"
 #include "sim/rng.h"
 
-/* Firmware timing, from PROTOCOL.md §7, §13 (estimates where it says so). */
+/* Firmware timing (docs/simulator.md, "Timing constants": the main-loop
+ * pass is a model choice). */
 #define BL_FW_TICK_US 100               /* TMR2 ISR period */
 #define BL_FW_SLICE_US 102400           /* 1024 ticks: one measurement slice */
 #define BL_FW_SYSTICK_US 100000         /* 1000 ticks: SYSTEM_TIMER, watchdog */
@@ -58,7 +59,7 @@ struct bl_fw_hooks {
 
 struct bl_fw_chan {
 	uint16_t r[BL_CELL_NREGS];   /* the cell namespace */
-	/* Current control (§8.2): the internal ramped duty was `ramp` at
+	/* Current control: the internal ramped duty was `ramp` at
 	 * `ramp_t`; from there it moves one count per pass towards the
 	 * setpoint. Changed only together with a physics sync. */
 	uint16_t ramp;
@@ -165,8 +166,6 @@ void bl_fw_set_vcc(struct bl_fw *fw, uint64_t t, double volts);
 void bl_fw_set_psu_power(struct bl_fw *fw, uint64_t t, bool present);
 void bl_fw_set_thermistor_open(struct bl_fw *fw, uint64_t t, int slot, bool open);
 void bl_fw_set_self_heating(struct bl_fw *fw, uint64_t t, int slot, double watts);
-/* Integrate every cell up to t. */
-void bl_fw_sync(struct bl_fw *fw, uint64_t t);
 /* A copy of slot's cell integrated up to t, leaving the model alone (so
  * that inspecting never changes a run); false for an empty slot. */
 bool bl_fw_cell_view(const struct bl_fw *fw, int slot, uint64_t t, struct bl_cell *out);
@@ -174,6 +173,5 @@ bool bl_fw_cell_view(const struct bl_fw *fw, int slot, uint64_t t, struct bl_cel
 /* Inspection. */
 double bl_fw_applied_current(const struct bl_fw *fw, int slot, uint64_t t); /* signed A, + charges */
 uint16_t bl_fw_duty_now(const struct bl_fw *fw, int slot, uint64_t t);      /* applied PWM duty */
-bool bl_fw_image_valid(const struct bl_fw *fw);
 
 #endif

@@ -42,11 +42,11 @@ struct bl_ptyserve {
 	double speed;
 	uint64_t t0;            /* loop time at model time 0 */
 	int n;
-	uint64_t dropped;
 	struct pty_dev *devs;
 };
 
-uint64_t bl_ptyserve_model_now(const struct bl_ptyserve *s)
+/* Current model time (microseconds since start, scaled by speed). */
+static uint64_t model_now(const struct bl_ptyserve *s)
 {
 	uint64_t now = bl_loop_now(s->loop);
 	uint64_t el = now > s->t0 ? now - s->t0 : 0;
@@ -79,12 +79,9 @@ static void dev_queue(struct pty_dev *d, const uint8_t *data, size_t n)
 {
 	int unread = 0;
 
-	if (ioctl(d->slave, FIONREAD, &unread) == 0 && unread > UNREAD_LIMIT) {
-		d->srv->dropped += n;
+	if (ioctl(d->slave, FIONREAD, &unread) == 0 && unread > UNREAD_LIMIT)
 		return;
-	}
 	if (d->out_len + n > OUT_LIMIT) {
-		d->srv->dropped += n;
 		BL_DEBUG(MOD, "%s: client not reading, %zu bytes dropped", d->path, n);
 		return;
 	}
@@ -94,10 +91,8 @@ static void dev_queue(struct pty_dev *d, const uint8_t *data, size_t n)
 		while (cap < d->out_len + n)
 			cap *= 2;
 		p = realloc(d->out, cap);
-		if (!p) {
-			d->srv->dropped += n;
+		if (!p)
 			return;
-		}
 		d->out = p;
 		d->out_cap = cap;
 	}
@@ -110,7 +105,7 @@ static void dev_queue(struct pty_dev *d, const uint8_t *data, size_t n)
 static void dev_pump(struct pty_dev *d)
 {
 	struct bl_ptyserve *s = d->srv;
-	uint64_t m = bl_ptyserve_model_now(s), next, at, now;
+	uint64_t m = model_now(s), next, at, now;
 	uint8_t buf[512];
 	size_t n;
 
@@ -152,7 +147,7 @@ static void on_master(struct bl_loop *loop, struct bl_io *io, unsigned events, v
 		for (;;) {
 			ssize_t r = read(d->master, buf, sizeof buf);
 			if (r > 0) {
-				bl_simdev_host_write(d->dev, bl_ptyserve_model_now(d->srv), buf, (size_t)r);
+				bl_simdev_host_write(d->dev, model_now(d->srv), buf, (size_t)r);
 				continue;
 			}
 			if (r < 0 && errno == EINTR)
@@ -293,10 +288,3 @@ const char *bl_ptyserve_path(const struct bl_ptyserve *s, int i)
 {
 	return i >= 0 && i < s->n ? s->devs[i].path : NULL;
 }
-
-struct bl_simdev *bl_ptyserve_device(const struct bl_ptyserve *s, int i)
-{
-	return i >= 0 && i < s->n ? s->devs[i].dev : NULL;
-}
-
-uint64_t bl_ptyserve_dropped(const struct bl_ptyserve *s) { return s->dropped; }

@@ -34,10 +34,5 @@ void bl_ptyserve_free(struct bl_ptyserve *s);
 int bl_ptyserve_count(const struct bl_ptyserve *s);
 /* The slave path of device i ("/dev/pts/N"). */
 const char *bl_ptyserve_path(const struct bl_ptyserve *s, int i);
-struct bl_simdev *bl_ptyserve_device(const struct bl_ptyserve *s, int i);
-/* Current model time (microseconds since start, scaled by speed). */
-uint64_t bl_ptyserve_model_now(const struct bl_ptyserve *s);
-/* Bytes dropped because a client did not read (all devices). */
-uint64_t bl_ptyserve_dropped(const struct bl_ptyserve *s);
 
 #endif

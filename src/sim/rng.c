@@ -22,7 +22,7 @@ void bl_rng_seed(struct bl_rng *r, uint64_t seed)
 	r->spare = 0;
 }
 
-uint64_t bl_rng_u64(struct bl_rng *r)
+static uint64_t rng_u64(struct bl_rng *r)
 {
 	uint64_t x = r->s;
 	x ^= x >> 12;
@@ -32,17 +32,17 @@ uint64_t bl_rng_u64(struct bl_rng *r)
 	return x * 0x2545F4914F6CDD1Dull;
 }
 
-double bl_rng_uniform(struct bl_rng *r)
+static double rng_uniform(struct bl_rng *r)
 {
 	/* 53 high bits: the low bits of xorshift* are its weakest. */
-	return (double)(bl_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0);
+	return (double)(rng_u64(r) >> 11) * (1.0 / 9007199254740992.0);
 }
 
 uint32_t bl_rng_below(struct bl_rng *r, uint32_t n)
 {
 	/* Multiply-shift instead of modulo: no bias worth caring about for the
 	 * small n used here, and no division. */
-	return (uint32_t)(((bl_rng_u64(r) >> 32) * (uint64_t)n) >> 32);
+	return (uint32_t)(((rng_u64(r) >> 32) * (uint64_t)n) >> 32);
 }
 
 double bl_rng_gauss(struct bl_rng *r)
@@ -55,8 +55,8 @@ double bl_rng_gauss(struct bl_rng *r)
 	 * no trigonometry, which matters at millions of latches per day. */
 	double u, v, s;
 	do {
-		u = 2.0 * bl_rng_uniform(r) - 1.0;
-		v = 2.0 * bl_rng_uniform(r) - 1.0;
+		u = 2.0 * rng_uniform(r) - 1.0;
+		v = 2.0 * rng_uniform(r) - 1.0;
 		s = u * u + v * v;
 	} while (s >= 1.0 || s == 0.0);
 	double m = sqrt(-2.0 * log(s) / s);

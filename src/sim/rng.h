@@ -19,9 +19,6 @@ struct bl_rng {
 };
 
 void bl_rng_seed(struct bl_rng *r, uint64_t seed);
-uint64_t bl_rng_u64(struct bl_rng *r);
-/* Uniform in [0, 1). */
-double bl_rng_uniform(struct bl_rng *r);
 /* Uniform integer in [0, n), n > 0. */
 uint32_t bl_rng_below(struct bl_rng *r, uint32_t n);
 /* Standard normal deviate (mean 0, variance 1). */

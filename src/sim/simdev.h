@@ -86,9 +86,12 @@ struct bl_simdev;
 void bl_simdev_config_default(struct bl_simdev_config *cfg, unsigned index);
 
 /* A deterministic synthetic firmware image of BL_FLASH_IMAGE_SIZE bytes
- * whose last byte is the checksum of the others (PROTOCOL.md §11.3).
+ * whose last byte is the checksum of the others (the firmware's own check of an image).
  * Different seeds give different images. */
 void bl_sim_firmware_image(uint8_t *out, uint32_t seed);
+
+/* Sort faults by time; faults at the same time keep their order. */
+void bl_sim_faults_sort(struct bl_fault *f, int n);
 
 struct bl_simdev *bl_simdev_new(const struct bl_simdev_config *cfg, uint64_t now_us);
 void bl_simdev_free(struct bl_simdev *d);
@@ -113,8 +116,6 @@ void bl_simdev_fault(struct bl_simdev *d, uint64_t now_us, const struct bl_fault
  * except right after bl_simdev_advance(), which also takes an up-to-date
  * view of them. Looking never changes the run. */
 void bl_simdev_advance(struct bl_simdev *d, uint64_t now_us);
-/* The model's current time (the latest now_us seen). */
-uint64_t bl_simdev_now(const struct bl_simdev *d);
 
 /* Inspection, for tests and `batlab sim --describe`: the model's truth. */
 const struct bl_cell *bl_simdev_cell(const struct bl_simdev *d, int slot); /* NULL if empty */

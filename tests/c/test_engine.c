@@ -45,6 +45,7 @@ static const char *write_file(const char *name, const char *text)
 }
 
 static char msg[2048];
+static struct bl_vclock vc;
 
 /* Load a procedure from text; on success it becomes the global P. Returns
  * the Lua status; the message (if any) is in msg. */
@@ -66,12 +67,12 @@ static int proc(struct bl_engine *e, const char *name, const char *text)
 	return st;
 }
 
-/* Evaluate `return EXPR` in the global environment; true if it is true. */
-static int eval(struct bl_engine *e, const char *expr)
+/* Push the value of `return EXPR`, run in the global environment; false
+ * (with a diagnostic, nothing pushed) when it fails. */
+static int eval_push(struct bl_engine *e, const char *expr)
 {
 	lua_State *L = bl_engine_state(e);
 	char chunk[1024];
-	int r;
 
 	snprintf(chunk, sizeof chunk, "return %s", expr);
 	if (luaL_loadstring(L, chunk) != LUA_OK || bl_engine_pcall(e, 0, 1) != LUA_OK) {
@@ -79,23 +80,30 @@ static int eval(struct bl_engine *e, const char *expr)
 		lua_pop(L, 1);
 		return 0;
 	}
+	return 1;
+}
+
+/* True if EXPR is true. */
+static int eval(struct bl_engine *e, const char *expr)
+{
+	lua_State *L = bl_engine_state(e);
+	int r;
+
+	if (!eval_push(e, expr))
+		return 0;
 	r = lua_toboolean(L, -1);
 	lua_pop(L, 1);
 	return r;
 }
 
+/* EXPR's value as a number; -1 when it fails. */
 static double eval_num(struct bl_engine *e, const char *expr)
 {
 	lua_State *L = bl_engine_state(e);
-	char chunk[1024];
 	double v;
 
-	snprintf(chunk, sizeof chunk, "return %s", expr);
-	if (luaL_loadstring(L, chunk) != LUA_OK || bl_engine_pcall(e, 0, 1) != LUA_OK) {
-		diag("eval '%s': %s", expr, lua_tostring(L, -1));
-		lua_pop(L, 1);
+	if (!eval_push(e, expr))
 		return -1;
-	}
 	v = lua_tonumber(L, -1);
 	lua_pop(L, 1);
 	return v;
@@ -115,38 +123,9 @@ static void denied(struct bl_engine *e, const char *name, const char *code, cons
 		diag("status %d, message: %s", st, msg);
 }
 
-int main(void)
+/* batlab.now() and the engine's clock. */
+static void test_clocks(struct bl_engine *e)
 {
-	struct bl_vclock vc;
-	struct bl_engine_opts opts = {0};
-	struct bl_engine *e;
-	lua_State *L;
-	int st;
-
-	plan_lazy();
-	snprintf(tmpdir, sizeof tmpdir, "/tmp/batlab-test-engine-XXXXXX");
-	if (!mkdtemp(tmpdir)) {
-		perror("mkdtemp");
-		return 2;
-	}
-
-	bl_vclock_init(&vc, 5000000);
-	opts.clock = &vc.clock;
-	opts.luadir = "lua";
-	opts.output = capture;
-	e = bl_engine_new(&opts);
-	ok(e != NULL, "bl_engine_new");
-	if (!e)
-		return done_testing();
-	L = bl_engine_state(e);
-	ok(bl_engine_from_state(L) == e, "bl_engine_from_state finds the engine");
-	ok(lua_gettop(L) == 0, "the stack is empty after bl_engine_new");
-	ok(strstr(bl_engine_luadir(e), "/lua") != NULL && bl_engine_luadir(e)[0] == '/',
-	   "opts.luadir is used, made absolute (%s)", bl_engine_luadir(e));
-	ok(eval(e, "package.path:find(require('lfs').currentdir() .. '/lua/?.lua;', 1, true) == 1"),
-	   "package.path starts with it");
-
-	/* Clocks. */
 	is_num(eval_num(e, "batlab.now()"), 5.0, 1e-9, "batlab.now() reads the virtual clock");
 	bl_clock_set(&vc.clock, 7250000);
 	is_num(eval_num(e, "batlab.now()"), 7.25, 1e-9, "batlab.now() follows it");
@@ -157,8 +136,13 @@ int main(void)
 	       "batlab.now() reads the real clock");
 	bl_engine_set_clock(e, &vc.clock);
 	is_num(eval_num(e, "batlab.now()"), 7.25, 1e-9, "set_clock back to the virtual clock");
+}
 
-	/* print routing. */
+/* print goes through the engine's output. */
+static void test_print(struct bl_engine *e)
+{
+	int st;
+
 	outlen = 0;
 	st = bl_engine_dostring(e, "print('a', 1, nil, true)", NULL);
 	is_int(st, LUA_OK, "dostring ok");
@@ -166,8 +150,14 @@ int main(void)
 	outlen = 0;
 	bl_engine_write(e, "raw", 3);
 	is_str(outbuf, "raw", "bl_engine_write");
+}
 
-	/* Protected calls. */
+/* Protected calls: positions and tracebacks. */
+static void test_pcall(struct bl_engine *e)
+{
+	lua_State *L = bl_engine_state(e);
+	int st;
+
 	st = bl_engine_dostring(e, "local function f() error('deep') end\nf()", "=chunk");
 	is_int(st, LUA_ERRRUN, "a raising chunk gives LUA_ERRRUN");
 	ok(strstr(lua_tostring(L, -1), "chunk:1: deep\nstack traceback:") != NULL,
@@ -190,8 +180,14 @@ int main(void)
 	ok(st == LUA_OK && strcmp(lua_tostring(L, -1), "42") == 0, "bl_engine_pcall returns results");
 	lua_pop(L, 1);
 	ok(lua_gettop(L) == 0, "the stack is balanced");
+}
 
-	/* Loading procedures. */
+/* Loading procedures: what a file must return, and its errors. */
+static void test_load(struct bl_engine *e)
+{
+	lua_State *L = bl_engine_state(e);
+	int st;
+
 	st = proc(e, "table.lua", "return { name = 'capacity', run = function(cell, p) return true end }\n");
 	is_int(st, LUA_OK, "a procedure returning a table loads");
 	ok(eval(e, "type(P) == 'table' and P.name == 'capacity' and type(P.run) == 'function'"),
@@ -224,8 +220,11 @@ int main(void)
 	ok(strstr(msg, "raises.lua:2: bad settings\nstack traceback:") != NULL, "FILE:LINE and a traceback");
 	st = proc(e, "binary.lua", "\x1bLua");
 	ok(st == LUA_ERRSYNTAX && strstr(msg, "attempt to load a binary chunk"), "binary chunks are refused");
+}
 
-	/* The sandbox. */
+/* The sandbox refuses what would break virtual time or leave it. */
+static void test_denied(struct bl_engine *e)
+{
 	denied(e, "exit.lua", "os.exit(1)", "os.exit is not available in a procedure");
 	denied(e, "time.lua", "local t = os.time()", "os.time is not available in a procedure: a procedure has no wall clock: use batlab.now()");
 	denied(e, "clock.lua", "local t = os.clock()", "os.clock is not available in a procedure");
@@ -239,6 +238,12 @@ int main(void)
 	denied(e, "require_os.lua", "require 'os'", "require 'os': a procedure can require");
 	denied(e, "seed.lua", "math.randomseed()", "bad argument #1 to 'randomseed' (number expected, got no value)");
 	denied(e, "loadb.lua", "load('return 1', 'x', 'b')", "binary chunks are not allowed in a procedure");
+}
+
+/* What a procedure may do, and what stays in its environment. */
+static void test_allowed(struct bl_engine *e)
+{
+	int st;
 
 	st = proc(e, "allowed.lua",
 	          "local cjson = require 'cjson'\n"
@@ -277,18 +282,21 @@ int main(void)
 	st = proc(e, "other.lua", "return { leaked = leaked, shout = string.shout }\n");
 	ok(st == LUA_OK && eval(e, "P.leaked == nil"), "another procedure gets a fresh environment");
 	ok(eval(e, "P.shout == nil"), "and its own copy of string");
+}
+
+/* dofile and loadfile load into the procedure's environment. */
+static void test_files(struct bl_engine *e)
+{
+	char text[512];
+	int st;
 
 	write_file("helper.lua", "helper_value = 40 + (...  or 0)\nreturn helper_value + 1\n");
-	{
-		char text[512];
-
-		snprintf(text, sizeof text,
-		         "local r = dofile('%s/helper.lua')\n"
-		         "local f = loadfile('%s/helper.lua')\n"
-		         "return { r = r, hv = helper_value, f = f(1), nofile = select(2, loadfile('/nonexistent')) }\n",
-		         tmpdir, tmpdir);
-		st = proc(e, "dofile.lua", text);
-	}
+	snprintf(text, sizeof text,
+	         "local r = dofile('%s/helper.lua')\n"
+	         "local f = loadfile('%s/helper.lua')\n"
+	         "return { r = r, hv = helper_value, f = f(1), nofile = select(2, loadfile('/nonexistent')) }\n",
+	         tmpdir, tmpdir);
+	st = proc(e, "dofile.lua", text);
 	if (st != LUA_OK)
 		diag("%s", msg);
 	ok(st == LUA_OK && eval(e, "P.r == 41 and P.hv == 40 and helper_value == nil"),
@@ -296,13 +304,13 @@ int main(void)
 	ok(eval(e, "P.f == 42"), "loadfile too");
 	ok(eval(e, "P.nofile:find('cannot open /nonexistent') ~= nil"), "loadfile of a missing file returns nil, message");
 	denied(e, "loadfileb.lua", "loadfile('x', 'b')", "binary chunks are not allowed in a procedure");
+}
 
-	ok(lua_gettop(L) == 0, "the stack is balanced after everything");
-	bl_engine_free(e);
-	bl_engine_free(NULL);
-	ok(1, "bl_engine_free(NULL) is fine");
+/* Defaults: the real clock, stdout, lua/ searched. */
+static void test_defaults(void)
+{
+	struct bl_engine *e;
 
-	/* Defaults: the real clock, stdout, lua/ searched. */
 	e = bl_engine_new(NULL);
 	ok(e != NULL, "bl_engine_new(NULL) uses the defaults");
 	if (e) {
@@ -316,6 +324,50 @@ int main(void)
 	ok(e && strcmp(bl_engine_luadir(e), "/opt/elsewhere/lua") == 0, "BATLAB_LUA_PATH is used as it is");
 	bl_engine_free(e);
 	unsetenv("BATLAB_LUA_PATH");
+}
+
+int main(void)
+{
+	struct bl_engine_opts opts = {0};
+	struct bl_engine *e;
+	lua_State *L;
+
+	plan_lazy();
+	snprintf(tmpdir, sizeof tmpdir, "/tmp/batlab-test-engine-XXXXXX");
+	if (!mkdtemp(tmpdir)) {
+		perror("mkdtemp");
+		return 2;
+	}
+
+	bl_vclock_init(&vc, 5000000);
+	opts.clock = &vc.clock;
+	opts.luadir = "lua";
+	opts.output = capture;
+	e = bl_engine_new(&opts);
+	ok(e != NULL, "bl_engine_new");
+	if (!e)
+		return done_testing();
+	L = bl_engine_state(e);
+	ok(bl_engine_from_state(L) == e, "bl_engine_from_state finds the engine");
+	ok(lua_gettop(L) == 0, "the stack is empty after bl_engine_new");
+	ok(strstr(bl_engine_luadir(e), "/lua") != NULL && bl_engine_luadir(e)[0] == '/',
+	   "opts.luadir is used, made absolute (%s)", bl_engine_luadir(e));
+	ok(eval(e, "package.path:find(require('lfs').currentdir() .. '/lua/?.lua;', 1, true) == 1"),
+	   "package.path starts with it");
+
+	test_clocks(e);
+	test_print(e);
+	test_pcall(e);
+	test_load(e);
+	test_denied(e);
+	test_allowed(e);
+	test_files(e);
+
+	ok(lua_gettop(L) == 0, "the stack is balanced after everything");
+	bl_engine_free(e);
+	bl_engine_free(NULL);
+	ok(1, "bl_engine_free(NULL) is fine");
+	test_defaults();
 
 	for (int i = 0; i < npaths; i++)
 		unlink(paths[i]);

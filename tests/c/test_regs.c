@@ -1,4 +1,5 @@
-/* test_regs.c - the register table against PROTOCOL.md §4, lookups, codes. */
+/* test_regs.c - the register table against the firmware's register map,
+ * lookups, codes. */
 #include <string.h>
 #include <strings.h>
 
@@ -7,8 +8,9 @@
 #include "core/regs.h"
 #include "tap.h"
 
-/* An independent transcription of PROTOCOL.md §4: namespace kind, address,
- * name. The table in src/regs.c must hold exactly these. */
+/* An independent transcription of the firmware's register map: namespace
+ * kind, address, name. The table in src/core/regs.c must hold exactly
+ * these. */
 static const struct { int nsk; int addr; const char *name; } spec[] = {
 	{BL_NSK_CELL, 0x00, "MODE"}, {BL_NSK_CELL, 0x01, "ERROR"}, {BL_NSK_CELL, 0x02, "STATUS"},
 	{BL_NSK_CELL, 0x03, "CURRENT_SETPOINT"}, {BL_NSK_CELL, 0x04, "REPORT_INTERVAL"},
@@ -49,7 +51,7 @@ static void test_table(void)
 {
 	int missing = 0, extra = 0, dup_name = 0, dup_addr = 0;
 
-	is_int((long long)bl_regs_count, (long long)(sizeof spec / sizeof spec[0]), "the table has as many registers as PROTOCOL.md §4");
+	is_int((long long)bl_regs_count, (long long)(sizeof spec / sizeof spec[0]), "the table has as many registers as the register map");
 	for (size_t i = 0; i < sizeof spec / sizeof spec[0]; i++) {
 		int found = 0;
 		for (size_t j = 0; j < bl_regs_count; j++)
@@ -61,7 +63,7 @@ static void test_table(void)
 			missing++;
 		}
 	}
-	is_int(missing, 0, "every register of §4 is present exactly once, with its address");
+	is_int(missing, 0, "every register of the map is present exactly once, with its address");
 	for (size_t j = 0; j < bl_regs_count; j++) {
 		int in_spec = 0;
 		for (size_t i = 0; i < sizeof spec / sizeof spec[0]; i++)
@@ -75,7 +77,7 @@ static void test_table(void)
 			dup_addr += bl_regs[j].addr == bl_regs[k].addr;
 		}
 	}
-	is_int(extra, 0, "no register outside §4");
+	is_int(extra, 0, "no register outside the map");
 	is_int(dup_name, 0, "no duplicate names within a namespace");
 	is_int(dup_addr, 0, "no duplicate addresses within a namespace");
 
@@ -112,7 +114,7 @@ static void test_sizes_and_access(void)
 	is_int(bl_ns_kind(0x06), BL_NSK_NONE, "0x06 is no namespace");
 	is_int(bl_ns_kind(0xFE), BL_NSK_NONE, "0xFE is no namespace");
 
-	/* EEPROM-backed set, PROTOCOL.md §13: cell 0x14-0x1E; unit 0x00, 0x01, 0x0B-0x0E, 0x10 */
+	/* The EEPROM-backed set: cell 0x14-0x1E; unit 0x00, 0x01, 0x0B-0x0E, 0x10 */
 	int wrong = 0;
 	for (size_t j = 0; j < bl_regs_count; j++) {
 		const struct bl_reg *r = &bl_regs[j];
@@ -123,7 +125,7 @@ static void test_sizes_and_access(void)
 			wrong++;
 		}
 	}
-	is_int(wrong, 0, "EEPROM-backed flags match §13");
+	is_int(wrong, 0, "EEPROM-backed flags match the firmware");
 	const char *refused[] = {"FIRMWARE_VER", "VCC", "SYSTEM_TIMER"};
 	for (size_t i = 0; i < 3; i++) {
 		const struct bl_reg *r = bl_reg_by_name(BL_NS_UNIT, refused[i]);
@@ -224,7 +226,7 @@ static void test_codes(void)
 			wrong++;
 		}
 	}
-	is_int(wrong, 0, "every code of §4.6 has its value (%zu checked)", sizeof codes / sizeof codes[0]);
+	is_int(wrong, 0, "every code has its value (%zu checked)", sizeof codes / sizeof codes[0]);
 	ok(bl_const_by_name("mode_charge") != NULL, "constants are found in any case");
 	ok(bl_const_by_name("NOPE") == NULL, "unknown constant");
 	is_int(BL_COMMAND_ERROR, 0x0101, "COMMAND_ERROR is 0x0101");

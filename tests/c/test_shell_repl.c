@@ -195,6 +195,73 @@ static int term_exit_status(struct term *t)
 
 /* ---- a virtual session ------------------------------------------------------ */
 
+/* Expressions, statements, errors and lines that ask for more. */
+static void vs_lines(struct term *t)
+{
+	is_str(cmd(t, "1+1"), "2", "an expression prints its value");
+	is_str(cmd(t, "dev.sn"), "1000", "dev is the active Batlab");
+	is_str(cmd(t, "=2^10"), "1024.0", "=expr prints too");
+	is_str(cmd(t, "x = 5"), "", "a statement prints nothing");
+	is_str(cmd(t, "x, #pool:devices()"), "5\t1", "several values, tab-separated; pool is there");
+	ok(strncmp(cmd(t, "error('boom')"), "stdin:1: boom", 13) == 0,
+	   "an error prints its message, and the prompt comes back");
+	term_send(t, "y = 1 +\n");
+	ok(expect(t, PROMPT_MORE, NULL, 0), "an unfinished statement asks for more");
+	is_str(cmd(t, "2"), "", "a continuation line completes it");
+	is_str(cmd(t, "y"), "3", "and it ran");
+	term_send(t, "for i = 1, 2 do\n");
+	ok(expect(t, PROMPT_MORE, NULL, 0), "a block asks for more");
+	is_str(cmd(t, "print(i * 10) end"), "10\n20", "and runs once it is complete");
+}
+
+/* Tasks at the prompt; virtual time moves only while a command runs. */
+static void vs_tasks(struct term *t)
+{
+	/* A background task, started and waiting for virtual time to pass. */
+	is_str(cmd(t, "t = batlab.spawn(function() batlab.sleep(1e6) end)"), "",
+	       "spawning a task at the prompt");
+	{
+		const char *o = cmd(t, "tasks()");
+		ok(strstr(o, "waiting") && strstr(o, "sleep() at stdin:1"),
+		   "tasks() lists it, waiting in batlab.sleep");
+		if (!strstr(o, "waiting"))
+			diag("tasks(): '%s'", o);
+	}
+	is_str(cmd(t, "t.status"), "waiting", "the task started before the prompt came back");
+	is_str(cmd(t, "t:cancel()"), "true\n[task 1 cancelled]", "cancelling it, with a notice");
+	is_str(cmd(t, "tasks()"), "no tasks running", "tasks() with none");
+
+	/* Virtual time only moves while a command runs. */
+	is_str(cmd(t, "flag = false; batlab.spawn(function() batlab.sleep(1); flag = true end)"), "",
+	       "a task that needs a second");
+	is_str(cmd(t, "flag"), "false", "the prompt does not move virtual time");
+	is_str(cmd(t, "batlab.sleep(1)"), "true\n[task 2 done]", "batlab.sleep at the prompt does");
+	is_str(cmd(t, "flag"), "true", "and the task ran");
+
+	is_str(cmd(t, "r = 0; batlab.spawn(function() batlab.sleep(2); r = 42; return 'ok' end)"), "",
+	       "spawn at the prompt");
+	is_str(cmd(t, "batlab.run()"), "true\n[task 3 done: ok]", "batlab.run() runs it, with a notice");
+	is_str(cmd(t, "r"), "42", "its effect is there");
+	ok(strncmp(cmd(t, "local _ = batlab.spawn(function() error('bad') end)"),
+	           "[task 4 failed: stdin:1: bad]", 29) == 0,
+	   "a failing task is reported in one line before the prompt");
+}
+
+/* readline's editing keys, history, and Ctrl-C at the prompt. */
+static void vs_editing(struct term *t)
+{
+	/* Line editing and history (readline's emacs keys). */
+	is_str(cmd(t, "30+4\x02\x02\x7f"), "7", "line editing: back two, delete one");
+	is_str(cmd(t, "\x10"), "7", "history: Ctrl-P brings the line back");
+
+	/* Ctrl-C clears the line being typed. */
+	term_send(t, "garbage(");
+	ok(expect(t, "garbage(", NULL, 0), "typing");
+	term_send(t, "\x03");
+	ok(expect(t, PROMPT, NULL, 0), "Ctrl-C gives a new prompt");
+	is_str(cmd(t, "1+2"), "3", "without what was typed before");
+}
+
 static void virtual_session(void)
 {
 	char *argv[] = {batlab, "shell", "--sim", NULL};
@@ -209,61 +276,9 @@ static void virtual_session(void)
 	ok(strstr(head, "Batlab 1000 on sim0 connected") != NULL,
 	   "plug messages are printed before the first prompt");
 	ok(strstr(head, "help()") != NULL, "the banner points to help()");
-
-	is_str(cmd(&t, "1+1"), "2", "an expression prints its value");
-	is_str(cmd(&t, "dev.sn"), "1000", "dev is the active Batlab");
-	is_str(cmd(&t, "=2^10"), "1024.0", "=expr prints too");
-	is_str(cmd(&t, "x = 5"), "", "a statement prints nothing");
-	is_str(cmd(&t, "x, #pool:devices()"), "5\t1", "several values, tab-separated; pool is there");
-	ok(strncmp(cmd(&t, "error('boom')"), "stdin:1: boom", 13) == 0,
-	   "an error prints its message, and the prompt comes back");
-	term_send(&t, "y = 1 +\n");
-	ok(expect(&t, PROMPT_MORE, NULL, 0), "an unfinished statement asks for more");
-	is_str(cmd(&t, "2"), "", "a continuation line completes it");
-	is_str(cmd(&t, "y"), "3", "and it ran");
-	term_send(&t, "for i = 1, 2 do\n");
-	ok(expect(&t, PROMPT_MORE, NULL, 0), "a block asks for more");
-	is_str(cmd(&t, "print(i * 10) end"), "10\n20", "and runs once it is complete");
-
-	/* A background task, started and waiting for virtual time to pass. */
-	is_str(cmd(&t, "t = batlab.spawn(function() batlab.sleep(1e6) end)"), "",
-	       "spawning a task at the prompt");
-	{
-		const char *o = cmd(&t, "tasks()");
-		ok(strstr(o, "waiting") && strstr(o, "sleep() at stdin:1"),
-		   "tasks() lists it, waiting in batlab.sleep");
-		if (!strstr(o, "waiting"))
-			diag("tasks(): '%s'", o);
-	}
-	is_str(cmd(&t, "t.status"), "waiting", "the task started before the prompt came back");
-	is_str(cmd(&t, "t:cancel()"), "true\n[task 1 cancelled]", "cancelling it, with a notice");
-	is_str(cmd(&t, "tasks()"), "no tasks running", "tasks() with none");
-
-	/* Virtual time only moves while a command runs. */
-	is_str(cmd(&t, "flag = false; batlab.spawn(function() batlab.sleep(1); flag = true end)"), "",
-	       "a task that needs a second");
-	is_str(cmd(&t, "flag"), "false", "the prompt does not move virtual time");
-	is_str(cmd(&t, "batlab.sleep(1)"), "true\n[task 2 done]", "batlab.sleep at the prompt does");
-	is_str(cmd(&t, "flag"), "true", "and the task ran");
-
-	is_str(cmd(&t, "r = 0; batlab.spawn(function() batlab.sleep(2); r = 42; return 'ok' end)"), "",
-	       "spawn at the prompt");
-	is_str(cmd(&t, "batlab.run()"), "true\n[task 3 done: ok]", "batlab.run() runs it, with a notice");
-	is_str(cmd(&t, "r"), "42", "its effect is there");
-	ok(strncmp(cmd(&t, "local _ = batlab.spawn(function() error('bad') end)"),
-	           "[task 4 failed: stdin:1: bad]", 29) == 0,
-	   "a failing task is reported in one line before the prompt");
-
-	/* Line editing and history (readline's emacs keys). */
-	is_str(cmd(&t, "30+4\x02\x02\x7f"), "7", "line editing: back two, delete one");
-	is_str(cmd(&t, "\x10"), "7", "history: Ctrl-P brings the line back");
-
-	/* Ctrl-C clears the line being typed. */
-	term_send(&t, "garbage(");
-	ok(expect(&t, "garbage(", NULL, 0), "typing");
-	term_send(&t, "\x03");
-	ok(expect(&t, PROMPT, NULL, 0), "Ctrl-C gives a new prompt");
-	is_str(cmd(&t, "1+2"), "3", "without what was typed before");
+	vs_lines(&t);
+	vs_tasks(&t);
+	vs_editing(&t);
 
 	/* Ctrl-D leaves, status 0. */
 	term_send(&t, "\x04");

@@ -1,6 +1,6 @@
-/* test_sim_fw_boot.c - virtual Batlab: the software watchdog (PROTOCOL.md
- * §6.4), resets (§6.5), the bootloader and flashing (§4.4, §11), two-stage
- * routing while the measure MCU is away (§3). */
+/* test_sim_fw_boot.c - virtual Batlab: the software watchdog, resets, the
+ * bootloader and flashing, two-stage routing while the measure MCU is away
+ * (the comms MCU still answers). */
 #include "sim_fw_util.h"
 #include "tap.h"
 
@@ -97,6 +97,86 @@ static int flash_image(struct simh *h, const uint8_t *img, bool verify)
 	return errors;
 }
 
+/* BOOTLOAD: the reset, the bootloader's namespace and its odd answers. */
+static void boot_enter(struct simh *h)
+{
+	is_int(sh_write(h, BL_NS_UNIT, BL_UNIT_BOOTLOAD, 0), 0, "BOOTLOAD answered 00 00");
+	is_int(bl_simdev_eeprom(h->d, 0xFF), 0xFE, "EEPROM[0xFF] = 0xFE");
+	h->timeout_us = 100 * SH_MS;
+	ok(sh_read(h, BL_NS_BOOTLOADER, BL_BOOT_ADDR) < 0, "no answer while it resets");
+	is_int(sh_read(h, BL_NS_COMMS, BL_COMMS_LED0 + 2), BL_LED_BLIP, "COMMS answers meanwhile");
+	sh_wait(h, 2.0);
+	is_int(bl_simdev_mcu_state(h->d), BL_SIMDEV_BOOTLOADER, "in the bootloader");
+	is_int(bl_simdev_eeprom(h->d, 0xFF), 0, "the bootloader cleared EEPROM[0xFF]");
+	is_int(sh_read(h, BL_NS_BOOTLOADER, BL_BOOT_ADDR), BL_FLASH_BASE, "(5,1) = 0x0400: bootloader detected");
+	ok(sh_read(h, 0, BL_CELL_MODE) < 0, "cell namespace: silently dropped");
+	ok(sh_read(h, BL_NS_UNIT, BL_UNIT_FIRMWARE_VER) < 0, "unit namespace: dropped");
+	ok(sh_read(h, 0x06, 0) < 0, "namespace 6: dropped");
+	is_int(sh_read(h, BL_NS_COMMS, BL_COMMS_PSU), 1, "COMMS works in the bootloader");
+	is_int(sh_read(h, BL_NS_BOOTLOADER, BL_BOOT_BOOTLOAD), 257, "BL_BOOTLOAD read -> 257");
+
+	/* The odd answers for unknown addresses. */
+	is_int(sh_xact_expect(h, BL_NS_BOOTLOADER, 0x03, 0, 0x03), 257, "read (5,3) -> AA 05 03 01 01");
+	is_int(sh_xact_expect(h, BL_NS_BOOTLOADER, 0x85, 1, 0x82), 257, "write (5,5) -> AA 05 82 01 01");
+}
+
+/* BL_ADDR and BL_DATA; the first data write erases the flash. */
+static void boot_data(struct simh *h, const uint8_t *orig)
+{
+	/* BL_ADDR clamp, BL_DATA read, no auto-increment. */
+	is_int(sh_write(h, BL_NS_BOOTLOADER, BL_BOOT_ADDR, 0x0100), 257, "BL_ADDR < 0x0400 -> 257");
+	is_int(sh_read(h, BL_NS_BOOTLOADER, BL_BOOT_ADDR), 0x0400, "... clamped to 0x0400");
+	is_int(sh_write(h, BL_NS_BOOTLOADER, BL_BOOT_ADDR, 0x0402), 0, "BL_ADDR 0x0402");
+	is_int(sh_read(h, BL_NS_BOOTLOADER, BL_BOOT_DATA), orig[2], "BL_DATA reads the image byte");
+
+	/* The first data write erases everything and answers late. */
+	h->timeout_us = 1 * SH_S;
+	is_int(sh_write(h, BL_NS_BOOTLOADER, BL_BOOT_DATA, 0x5A), 0, "first BL_DATA write");
+	ok(h->last_rtt > 400000 && h->last_rtt < 700000, "answered after the erase (%.0f ms)", h->last_rtt / 1e3);
+	is_int(sh_read(h, BL_NS_BOOTLOADER, BL_BOOT_DATA), 0x5A, "byte programmed");
+	is_int(sh_read(h, BL_NS_BOOTLOADER, BL_BOOT_ADDR), 0x0402, "pointer not incremented");
+	sh_write(h, BL_NS_BOOTLOADER, BL_BOOT_ADDR, 0x0403);
+	is_int(sh_read(h, BL_NS_BOOTLOADER, BL_BOOT_DATA), 0xFF, "the rest is erased");
+	is_int(sh_write(h, BL_NS_BOOTLOADER, BL_BOOT_DATA, 0x11), 0, "second write: no erase");
+	ok(h->last_rtt < 5000, "and answered at once (%.1f ms)", h->last_rtt / 1e3);
+	sh_write(h, BL_NS_BOOTLOADER, BL_BOOT_ADDR, 0x0402);
+	is_int(sh_read(h, BL_NS_BOOTLOADER, BL_BOOT_DATA), 0x5A, "the first byte survived");
+}
+
+/* An interrupted flash, a bad image, then a good one that starts. */
+static void boot_flash(struct simh *h)
+{
+	/* An interrupted flash lands in the bootloader again. */
+	sh_fault(h, BL_FAULT_RESET, -1, 0, 0);
+	sh_wait(h, 2.0);
+	is_int(bl_simdev_mcu_state(h->d), BL_SIMDEV_BOOTLOADER, "reset with a broken image: bootloader");
+	is_int(sh_write(h, BL_NS_BOOTLOADER, BL_BOOT_BOOTLOAD, 0), 257, "BL_BOOTLOAD with a bad checksum -> 257");
+	is_int(sh_read(h, BL_NS_BOOTLOADER, BL_BOOT_ADDR), 0x0400, "... and it stays in the bootloader (pointer reset)");
+
+	/* A bad image: last byte off by one. */
+	uint8_t img[BL_FLASH_IMAGE_SIZE];
+	bl_sim_firmware_image(img, 77);
+	img[BL_FLASH_IMAGE_SIZE - 1]++;
+	is_int(flash_image(h, img, false), 0, "bad image written (2 transactions per byte)");
+	is_int(sh_write(h, BL_NS_BOOTLOADER, BL_BOOT_BOOTLOAD, 0), 257, "bad checksum: AA 05 80 01 01");
+	sh_wait(h, 2.0);
+	ok(sh_read(h, BL_NS_BOOTLOADER, BL_BOOT_ADDR) >= 0x0400, "still in the bootloader");
+
+	/* A good image, Python's way with read-back. */
+	img[BL_FLASH_IMAGE_SIZE - 1]--;
+	uint64_t t0 = h->t;
+	is_int(flash_image(h, img, true), 0, "good image written and verified (46080 transactions)");
+	diag("flashing took %.0f virtual seconds", (double)(h->t - t0) / 1e6);
+	is_int(sh_write(h, BL_NS_BOOTLOADER, BL_BOOT_BOOTLOAD, 0), 0, "good checksum: AA 05 80 00 00");
+	h->timeout_us = 100 * SH_MS;
+	ok(sh_read(h, BL_NS_UNIT, BL_UNIT_FIRMWARE_VER) < 0, "starting: no answer yet");
+	sh_wait(h, 2.0);
+	is_int(sh_read(h, BL_NS_BOOTLOADER, BL_BOOT_ADDR), 257, "(5,1) -> 257: the application runs");
+	is_int(sh_read(h, BL_NS_UNIT, BL_UNIT_FIRMWARE_VER), 7, "FIRMWARE_VER 7");
+	is_int(sh_read(h, BL_NS_UNIT, BL_UNIT_SERIAL_NUM), 1000, "SERIAL_NUM kept (EEPROM)");
+	ok(memcmp(bl_simdev_flash(h->d), img, sizeof img) == 0, "flash holds the new image");
+}
+
 static void test_bootloader(void)
 {
 	struct simh h;
@@ -106,74 +186,9 @@ static void test_bootloader(void)
 	uint8_t orig[BL_FLASH_IMAGE_SIZE];
 	memcpy(orig, bl_simdev_flash(h.d), sizeof orig);
 
-	is_int(sh_write(&h, BL_NS_UNIT, BL_UNIT_BOOTLOAD, 0), 0, "BOOTLOAD answered 00 00");
-	is_int(bl_simdev_eeprom(h.d, 0xFF), 0xFE, "EEPROM[0xFF] = 0xFE");
-	h.timeout_us = 100 * SH_MS;
-	ok(sh_read(&h, BL_NS_BOOTLOADER, BL_BOOT_ADDR) < 0, "no answer while it resets");
-	is_int(sh_read(&h, BL_NS_COMMS, BL_COMMS_LED0 + 2), BL_LED_BLIP, "COMMS answers meanwhile");
-	sh_wait(&h, 2.0);
-	is_int(bl_simdev_mcu_state(h.d), BL_SIMDEV_BOOTLOADER, "in the bootloader");
-	is_int(bl_simdev_eeprom(h.d, 0xFF), 0, "the bootloader cleared EEPROM[0xFF]");
-	is_int(sh_read(&h, BL_NS_BOOTLOADER, BL_BOOT_ADDR), BL_FLASH_BASE, "(5,1) = 0x0400: bootloader detected");
-	ok(sh_read(&h, 0, BL_CELL_MODE) < 0, "cell namespace: silently dropped");
-	ok(sh_read(&h, BL_NS_UNIT, BL_UNIT_FIRMWARE_VER) < 0, "unit namespace: dropped");
-	ok(sh_read(&h, 0x06, 0) < 0, "namespace 6: dropped");
-	is_int(sh_read(&h, BL_NS_COMMS, BL_COMMS_PSU), 1, "COMMS works in the bootloader");
-	is_int(sh_read(&h, BL_NS_BOOTLOADER, BL_BOOT_BOOTLOAD), 257, "BL_BOOTLOAD read -> 257");
-
-	/* The odd answers for unknown addresses. */
-	is_int(sh_xact_expect(&h, BL_NS_BOOTLOADER, 0x03, 0, 0x03), 257, "read (5,3) -> AA 05 03 01 01");
-	is_int(sh_xact_expect(&h, BL_NS_BOOTLOADER, 0x85, 1, 0x82), 257, "write (5,5) -> AA 05 82 01 01");
-
-	/* BL_ADDR clamp, BL_DATA read, no auto-increment. */
-	is_int(sh_write(&h, BL_NS_BOOTLOADER, BL_BOOT_ADDR, 0x0100), 257, "BL_ADDR < 0x0400 -> 257");
-	is_int(sh_read(&h, BL_NS_BOOTLOADER, BL_BOOT_ADDR), 0x0400, "... clamped to 0x0400");
-	is_int(sh_write(&h, BL_NS_BOOTLOADER, BL_BOOT_ADDR, 0x0402), 0, "BL_ADDR 0x0402");
-	is_int(sh_read(&h, BL_NS_BOOTLOADER, BL_BOOT_DATA), orig[2], "BL_DATA reads the image byte");
-
-	/* The first data write erases everything and answers late. */
-	h.timeout_us = 1 * SH_S;
-	is_int(sh_write(&h, BL_NS_BOOTLOADER, BL_BOOT_DATA, 0x5A), 0, "first BL_DATA write");
-	ok(h.last_rtt > 400000 && h.last_rtt < 700000, "answered after the erase (%.0f ms)", h.last_rtt / 1e3);
-	is_int(sh_read(&h, BL_NS_BOOTLOADER, BL_BOOT_DATA), 0x5A, "byte programmed");
-	is_int(sh_read(&h, BL_NS_BOOTLOADER, BL_BOOT_ADDR), 0x0402, "pointer not incremented");
-	sh_write(&h, BL_NS_BOOTLOADER, BL_BOOT_ADDR, 0x0403);
-	is_int(sh_read(&h, BL_NS_BOOTLOADER, BL_BOOT_DATA), 0xFF, "the rest is erased");
-	is_int(sh_write(&h, BL_NS_BOOTLOADER, BL_BOOT_DATA, 0x11), 0, "second write: no erase");
-	ok(h.last_rtt < 5000, "and answered at once (%.1f ms)", h.last_rtt / 1e3);
-	sh_write(&h, BL_NS_BOOTLOADER, BL_BOOT_ADDR, 0x0402);
-	is_int(sh_read(&h, BL_NS_BOOTLOADER, BL_BOOT_DATA), 0x5A, "the first byte survived");
-
-	/* An interrupted flash lands in the bootloader again. */
-	sh_fault(&h, BL_FAULT_RESET, -1, 0, 0);
-	sh_wait(&h, 2.0);
-	is_int(bl_simdev_mcu_state(h.d), BL_SIMDEV_BOOTLOADER, "reset with a broken image: bootloader");
-	is_int(sh_write(&h, BL_NS_BOOTLOADER, BL_BOOT_BOOTLOAD, 0), 257, "BL_BOOTLOAD with a bad checksum -> 257");
-	is_int(sh_read(&h, BL_NS_BOOTLOADER, BL_BOOT_ADDR), 0x0400, "... and it stays in the bootloader (pointer reset)");
-
-	/* A bad image: last byte off by one. */
-	uint8_t img[BL_FLASH_IMAGE_SIZE];
-	bl_sim_firmware_image(img, 77);
-	img[BL_FLASH_IMAGE_SIZE - 1]++;
-	is_int(flash_image(&h, img, false), 0, "bad image written (2 transactions per byte)");
-	is_int(sh_write(&h, BL_NS_BOOTLOADER, BL_BOOT_BOOTLOAD, 0), 257, "bad checksum: AA 05 80 01 01");
-	sh_wait(&h, 2.0);
-	ok(sh_read(&h, BL_NS_BOOTLOADER, BL_BOOT_ADDR) >= 0x0400, "still in the bootloader");
-
-	/* A good image, Python's way with read-back. */
-	img[BL_FLASH_IMAGE_SIZE - 1]--;
-	uint64_t t0 = h.t;
-	is_int(flash_image(&h, img, true), 0, "good image written and verified (46080 transactions)");
-	diag("flashing took %.0f virtual seconds", (double)(h.t - t0) / 1e6);
-	is_int(sh_write(&h, BL_NS_BOOTLOADER, BL_BOOT_BOOTLOAD, 0), 0, "good checksum: AA 05 80 00 00");
-	h.timeout_us = 100 * SH_MS;
-	ok(sh_read(&h, BL_NS_UNIT, BL_UNIT_FIRMWARE_VER) < 0, "starting: no answer yet");
-	sh_wait(&h, 2.0);
-	is_int(sh_read(&h, BL_NS_BOOTLOADER, BL_BOOT_ADDR), 257, "(5,1) -> 257: the application runs");
-	is_int(sh_read(&h, BL_NS_UNIT, BL_UNIT_FIRMWARE_VER), 7, "FIRMWARE_VER 7");
-	is_int(sh_read(&h, BL_NS_UNIT, BL_UNIT_SERIAL_NUM), 1000, "SERIAL_NUM kept (EEPROM)");
-	ok(memcmp(bl_simdev_flash(h.d), img, sizeof img) == 0, "flash holds the new image");
-
+	boot_enter(&h);
+	boot_data(&h, orig);
+	boot_flash(&h);
 	/* Bootloader, then straight back out without flashing. */
 	sh_write(&h, BL_NS_UNIT, BL_UNIT_BOOTLOAD, 1);
 	sh_wait(&h, 2.0);

@@ -1,7 +1,7 @@
-/* test_sim_fw_current.c - virtual Batlab: current control (PROTOCOL.md §8),
- * the current pipeline quirks (§7.3, §10), charge counting (§7.5),
- * IMPEDANCE (§9.1), LOCK (§4.2), hi-res (§7.6), and a full discharge
- * through the firmware as a physical sanity check. */
+/* test_sim_fw_current.c - virtual Batlab: current control, the current
+ * pipeline quirks (docs/simulator.md, "Measurement pipeline"), charge
+ * counting, IMPEDANCE, LOCK, hi-res, and a full discharge through the
+ * firmware as a physical sanity check. */
 #include "sim_fw_util.h"
 #include "tap.h"
 
@@ -76,8 +76,8 @@ static void test_vcc_scaling(void)
 	is_num(bl_simdev_cell_current(h.d, 0), -1.9, 1e-9, "the cell really gets 1.90 A");
 	ok(!(sh_read(&h, 0, BL_CELL_STATUS) & BL_STAT_LOW_VCC), "4.75 V is not LOW_VCC");
 
-	/* The host loop of §8.3: nudge the setpoint until the reading is
-	 * within 10 mA. */
+	/* The host's current regulation: nudge the setpoint until the
+	 * reading is within 10 mA. */
 	long sp = 256;
 	int passes = 0;
 	for (; passes < 40; passes++) {

@@ -1,5 +1,5 @@
-/* test_sim_fw_modes.c - virtual Batlab: the mode state machine of
- * PROTOCOL.md §6.1, each limit stopping a channel with its ERROR bits,
+/* test_sim_fw_modes.c - virtual Batlab: the firmware's mode state
+ * machine, each limit stopping a channel with its ERROR bits,
  * IDLE clearing ERROR, STOPPED being sticky, cell detection, LEDs. */
 #include "sim_fw_util.h"
 #include "tap.h"

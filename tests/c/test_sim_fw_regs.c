@@ -1,5 +1,5 @@
 /* test_sim_fw_regs.c - virtual Batlab: register map, power-on values, the
- * response rules and every 257 case of PROTOCOL.md §2.5, EEPROM-backed
+ * response rules and every case the firmware answers 257, EEPROM-backed
  * registers, side effects of writes. Bytes only, virtual time only. */
 #include "sim_fw_util.h"
 #include "tap.h"

@@ -1,5 +1,5 @@
-/* test_sim_fw_streams.c - virtual Batlab: stream packets (PROTOCOL.md
- * §2.6), the staggered measurement latches (§7.1), response latency, the
+/* test_sim_fw_streams.c - virtual Batlab: stream packets, the staggered
+ * measurement latches, response latency, the
  * event-time contract of bl_simdev_next_event_us, SYSTEM_TIMER. */
 #include "sim_fw_util.h"
 #include "tap.h"

@@ -60,6 +60,48 @@ static void test_default(void)
 	is_int(bl_sim_layout_default(&l, -1, 0), BL_ERR_ARG, "negative count");
 }
 
+/* The first cell of the full example: every parameter overridden. */
+static void check_full_cell(const struct bl_cell_params *c)
+{
+	is_num(c->soc, 1.0, 0, "soc");
+	is_num(c->capacity_ah, 2.6, 0, "capacity_ah");
+	is_num(c->r0_ohm, 0.04, 0, "r0_ohm");
+	is_num(c->r1_ohm, 0.01, 0, "r1_ohm");
+	is_num(c->c1_farad, 1000, 0, "c1_farad");
+	is_num(c->coulombic_eff, 0.99, 0, "coulombic_eff");
+	is_num(c->temp_c, 30, 0, "temp_c");
+	is_num(c->ambient_c, 22, 0, "ambient_c");
+	is_num(c->heat_capacity_j_k, 50, 0, "heat_capacity_j_k");
+	is_num(c->cooling_w_k, 0.1, 0, "cooling_w_k");
+	is_num(c->fade_per_ah, 0.0001, 0, "fade_per_ah");
+	is_num(c->self_discharge_per_day, 0.01, 0, "self_discharge_per_day");
+	is_num(c->self_heating_w, 0.2, 0, "self_heating_w");
+	is_num(c->v_min, 2.7, 0, "v_min");
+	is_num(c->v_max, 4.15, 0, "v_max");
+	ok(c->reversed, "reversed");
+	ok(c->ocv_points == 3 && c->ocv_soc[1] == 0.5 && c->ocv_v[2] == 4.1 && c->ocv_v[3] == 0,
+	   "ocv table replaced");
+}
+
+/* The full example's faults (sorted, same instant in file order), queue,
+ * operator and noise. */
+static void check_full_faults(const struct bl_simdev_config *d)
+{
+	is_int(d->nfaults, 4, "four faults");
+	ok(d->faults[0].kind == BL_FAULT_CELL_INSERT && d->faults[0].at_us == 500000
+	   && d->faults[0].slot == 1 && strcmp(d->faults[0].cell.profile, "lipo-pouch") == 0
+	   && d->faults[0].cell.soc == 0.25, "faults sorted; cell_insert with its cell");
+	ok(d->faults[1].kind == BL_FAULT_VCC_SAG && d->faults[1].value == 4.2 && d->faults[1].slot == -1,
+	   "vcc_sag value, no slot");
+	ok(d->faults[2].kind == BL_FAULT_GARBAGE && d->faults[2].count == 1, "same instant keeps file order; count defaults to 1");
+	ok(d->faults[3].kind == BL_FAULT_CELL_REMOVE && d->faults[3].at_us == 3600000000ULL
+	   && d->faults[3].slot == 1, "cell_remove at 3600 s");
+	is_int(d->nqueue, 2, "queue of two");
+	is_str(d->queue[1].profile, "nmc18650-aged", "queue profile");
+	is_num(d->operator_delay_s, 12.5, 0, "operator delay");
+	ok(d->noise_v == 0.001 && d->noise_a == 0.002, "noise");
+}
+
 static void test_parse(void)
 {
 	struct bl_sim_layout l;
@@ -95,46 +137,22 @@ static void test_parse(void)
 	is_int((long long)l.devices[1].seed, 8, "second device seed + 1");
 	is_int(l.devices[1].serial_num, 1001, "second device default serial");
 
-	const struct bl_cell_params *c = &d->cells[0];
 	ok(d->slot_used[0] && !d->slot_used[1] && d->slot_used[2] && !d->slot_used[3],
 	   "slots: cell, null, cell, missing");
-	is_num(c->soc, 1.0, 0, "soc");
-	is_num(c->capacity_ah, 2.6, 0, "capacity_ah");
-	is_num(c->r0_ohm, 0.04, 0, "r0_ohm");
-	is_num(c->r1_ohm, 0.01, 0, "r1_ohm");
-	is_num(c->c1_farad, 1000, 0, "c1_farad");
-	is_num(c->coulombic_eff, 0.99, 0, "coulombic_eff");
-	is_num(c->temp_c, 30, 0, "temp_c");
-	is_num(c->ambient_c, 22, 0, "ambient_c");
-	is_num(c->heat_capacity_j_k, 50, 0, "heat_capacity_j_k");
-	is_num(c->cooling_w_k, 0.1, 0, "cooling_w_k");
-	is_num(c->fade_per_ah, 0.0001, 0, "fade_per_ah");
-	is_num(c->self_discharge_per_day, 0.01, 0, "self_discharge_per_day");
-	is_num(c->self_heating_w, 0.2, 0, "self_heating_w");
-	is_num(c->v_min, 2.7, 0, "v_min");
-	is_num(c->v_max, 4.15, 0, "v_max");
-	ok(c->reversed, "reversed");
-	ok(c->ocv_points == 3 && c->ocv_soc[1] == 0.5 && c->ocv_v[2] == 4.1 && c->ocv_v[3] == 0,
-	   "ocv table replaced");
-	c = &d->cells[2];
+	check_full_cell(&d->cells[0]);
+	const struct bl_cell_params *c = &d->cells[2];
 	is_str(c->profile, "lfp26650", "lfp profile");
 	is_num(c->temp_c, 20, 0, "cell temperature defaults to the ambient");
 	is_num(c->capacity_ah, 3.0, 0, "profile capacity kept");
 
-	is_int(d->nfaults, 4, "four faults");
-	ok(d->faults[0].kind == BL_FAULT_CELL_INSERT && d->faults[0].at_us == 500000
-	   && d->faults[0].slot == 1 && strcmp(d->faults[0].cell.profile, "lipo-pouch") == 0
-	   && d->faults[0].cell.soc == 0.25, "faults sorted; cell_insert with its cell");
-	ok(d->faults[1].kind == BL_FAULT_VCC_SAG && d->faults[1].value == 4.2 && d->faults[1].slot == -1,
-	   "vcc_sag value, no slot");
-	ok(d->faults[2].kind == BL_FAULT_GARBAGE && d->faults[2].count == 1, "same instant keeps file order; count defaults to 1");
-	ok(d->faults[3].kind == BL_FAULT_CELL_REMOVE && d->faults[3].at_us == 3600000000ULL
-	   && d->faults[3].slot == 1, "cell_remove at 3600 s");
-	is_int(d->nqueue, 2, "queue of two");
-	is_str(d->queue[1].profile, "nmc18650-aged", "queue profile");
-	is_num(d->operator_delay_s, 12.5, 0, "operator delay");
-	ok(d->noise_v == 0.001 && d->noise_a == 0.002, "noise");
+	check_full_faults(d);
 	bl_sim_layout_free(&l);
+}
+
+/* Short layouts: the defaults, a 64-bit seed, "count". */
+static void test_parse_counts(void)
+{
+	struct bl_sim_layout l;
 
 	is_int(parse("{}", &l), BL_OK, "empty object is one default device");
 	ok(l.ndevices == 1 && l.devices[0].slot_used[3] && l.devices[0].seed == 1, "  ... with the argument's seed");
@@ -328,6 +346,7 @@ int main(void)
 	plan_lazy();
 	test_default();
 	test_parse();
+	test_parse_counts();
 	test_errors();
 	test_files();
 	test_describe();

@@ -1,4 +1,4 @@
-/* test_units.c - every conversion against PROTOCOL.md §5. */
+/* test_units.c - every conversion against the firmware's reference points. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,7 +7,8 @@
 #include "core/units.h"
 #include "tap.h"
 
-/* PROTOCOL.md §5 temperature reference points, R = 1500, B = 3380. */
+/* Temperature reference points of the firmware's NTC table, R = 1500,
+ * B = 3380. */
 static const struct { int c; unsigned raw; } temp_table[] = {
 	{0, 31114}, {10, 30277}, {20, 29163}, {25, 28494}, {30, 27750}, {40, 26044},
 	{45, 25092}, {50, 24084}, {60, 21940}, {65, 20826}, {80, 17460},
@@ -43,7 +44,8 @@ static void test_temperature(void)
 			worst_c = fabs(back - c);
 	}
 	ok(worst_c < 0.05, "R=1000 B=3950 round trip within 0.05 degC (worst %.4f)", worst_c);
-	is_num(bl_temp_f_from_raw(bl_temp_c_to_raw(25, 1500, 3380), 1500, 3380), 77.0, 0.01, "25 degC reads 77 degF");
+	is_num(bl_c_to_f(bl_temp_c_from_raw(bl_temp_c_to_raw(25, 1500, 3380), 1500, 3380)), 77.0, 0.01,
+	       "25 degC reads 77 degF");
 	is_int(bl_temp_f_to_raw(113.0, 1500, 3380), 25092, "113 degF (45 degC) encodes to 25092");
 	is_num(bl_c_to_f(-40), -40, 1e-12, "-40 degC = -40 degF");
 	is_num(bl_f_to_c(212), 100, 1e-12, "212 degF = 100 degC");

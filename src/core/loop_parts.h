@@ -1,0 +1,80 @@
+/* core/loop_parts.h - what the parts of the event loop share; internal to
+ * loop.c (the loop, its step, the wake-up pipe and signals), loop_timer.c
+ * (the timer heap) and loop_io.c (descriptor watchers, sources, polling).
+ * Everything else uses core/loop.h.
+ */
+#ifndef BL_LOOP_PARTS_H
+#define BL_LOOP_PARTS_H
+
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/loop.h"
+
+#define FRAME_INLINE 32
+
+/* A snapshot of handles to call in one dispatch pass. */
+struct frame {
+	void **items;
+	unsigned *events;
+	size_t n;
+	struct frame *up;
+	void *inline_items[FRAME_INLINE];
+	unsigned inline_events[FRAME_INLINE];
+};
+
+struct bl_loop {
+	const struct bl_clock *clock;
+	bool virt;
+
+	struct bl_timer **heap;
+	size_t nheap, capheap;
+	uint64_t next_seq;
+
+	struct bl_io **ios;
+	size_t nios, capios;
+	struct pollfd *pfds;    /* wake pipe first, then ios[] */
+	size_t cappfds;
+
+	struct bl_source **srcs;
+	size_t nsrcs, capsrcs;
+
+	struct frame *frames;   /* live dispatch snapshots, innermost first */
+
+	int wake_r, wake_w;
+	volatile sig_atomic_t stop;
+	int run_depth;              /* nested bl_loop_run_until calls */
+	volatile sig_atomic_t caught;
+	bool idle;              /* the last step found nothing that could fire */
+};
+
+/* ---- loop.c ---------------------------------------------------------------- */
+
+/* Grow *arr (of elem-sized items) to hold at least `need`; BL_ERR_MEM. */
+int bl_loop_grow(void **arr, size_t *cap, size_t need, size_t elem);
+/* A dispatch pass's snapshot of at most n handles, registered with the
+ * loop until bl_loop_frame_done; BL_ERR_MEM. */
+int bl_loop_frame_init(struct frame *f, struct bl_loop *loop, size_t n);
+void bl_loop_frame_done(struct frame *f, struct bl_loop *loop);
+/* A stopped handle must not be called by any pass already under way. */
+void bl_loop_frames_forget(struct bl_loop *loop, const void *handle);
+
+/* ---- loop_timer.c ------------------------------------------------------------ */
+
+/* Fire the timers due at now; the number fired. */
+int bl_loop_run_timers(struct bl_loop *loop, uint64_t now);
+
+/* ---- loop_io.c --------------------------------------------------------------- */
+
+/* The earliest next-event time of the active sources (BL_NEVER: none). */
+uint64_t bl_loop_sources_next(const struct bl_loop *loop);
+/* Dispatch the sources due at now; the number called or a bl_status. */
+int bl_loop_run_sources(struct bl_loop *loop, uint64_t now);
+/* Poll the descriptors for at most wait_us (BL_NEVER: no limit) and call
+ * the ready watchers; the number called or a bl_status. */
+int bl_loop_poll(struct bl_loop *loop, uint64_t wait_us);
+
+#endif
