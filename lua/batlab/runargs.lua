@@ -49,13 +49,17 @@ M.USAGE = USAGE
 
 local VALUED = {
 	["--settings"] = true, ["--cell"] = true, ["--cells-from"] = true, ["--set"] = true,
-	["--out"] = true, ["--devices"] = true, ["--seed"] = true, ["--port"] = true,
-	["--serial"] = true, ["--timeout"] = true, ["--speed"] = true,
+	["--out"] = true, ["--timeout"] = true, ["--speed"] = true,
 }
 
--- parse(mode, argv) -> options | nil, message
-function M.parse(mode, argv)
+-- parse(mode, argv [, dev]) -> options | nil, message. dev: the device
+-- selection the command line parsed (src/cli/cmd_run.c, the parser every
+-- command uses): sim, devices, seed, port, serial.
+function M.parse(mode, argv, dev)
 	local o = { cells = {}, sets = {}, names = {} }
+	for k, v in pairs(dev or {}) do
+		o[k] = v
+	end
 	local i = 1
 	while i <= #argv do
 		local a = argv[i]
@@ -67,8 +71,6 @@ function M.parse(mode, argv)
 			o.json = true
 		elseif key == "--quiet" then
 			o.quiet = true
-		elseif key == "--sim" then
-			o.sim = val or true
 		elseif VALUED[key] then
 			if not val then
 				i = i + 1
@@ -93,10 +95,10 @@ function M.parse(mode, argv)
 		end
 		i = i + 1
 	end
-	for _, k in ipairs({ "devices", "seed", "serial", "timeout", "speed" }) do
+	for _, k in ipairs({ "timeout", "speed" }) do
 		if o[k] ~= nil then
 			local n = tonumber(o[k])
-			if not n or n < 0 or (k ~= "timeout" and k ~= "speed" and n ~= math.floor(n)) then
+			if not n or n < 0 then
 				return nil, ("--%s: '%s' is not a valid number"):format(k, o[k])
 			end
 			o[k] = n

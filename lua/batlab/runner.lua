@@ -355,8 +355,8 @@ end
 -- ---- the run -----------------------------------------------------------------
 
 -- Everything before the devices: options, procedure, parameters. R | nil, code.
-local function prepare(mode, argv)
-	local o, perr = runargs.parse(mode, argv)
+local function prepare(mode, argv, dev)
+	local o, perr = runargs.parse(mode, argv, dev)
 	if not o then
 		err(perr)
 		return nil, batlab.EXIT_USAGE
@@ -418,8 +418,10 @@ local function open_all(R)
 	return true
 end
 
-function M.main(mode, argv)
-	local R, code = prepare(mode, argv)
+-- main(mode, argv, dev) -> exit code. dev: the device-selection options
+-- (sim, devices, seed, port, serial) as the command line parsed them.
+function M.main(mode, argv, dev)
+	local R, code = prepare(mode, argv, dev)
 	if not R then
 		return code
 	end

@@ -6,12 +6,61 @@
  * runner is an internal failure: its message and traceback go to stderr.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include <lua.h>
 #include <lauxlib.h>
 
 #include "cli/cli.h"
+#include "cli/devsel.h"
 #include "lua/engine.h"
+
+/* The device-selection options, parsed as every command parses them, as
+ * the runner's third argument: { sim = true | LAYOUT, devices, seed, port,
+ * serial }. The other arguments go to the runner as they are. */
+static int push_args(lua_State *L, const char *mode, int argc, char **argv)
+{
+	struct cli_devsel_opts sel;
+	int n = 0, r;
+
+	memset(&sel, 0, sizeof sel);
+	lua_createtable(L, argc - 1, 0);
+	for (int i = 1; i < argc; i++) {
+		if ((r = cli_select_option(mode, argc, argv, &i, &sel)) < 0)
+			return -r;
+		if (r > 0)
+			continue;
+		lua_pushstring(L, argv[i]);
+		lua_rawseti(L, -2, ++n);
+	}
+	if ((r = cli_select_check(mode, &sel)) != BL_EXIT_OK)
+		return r;
+	lua_createtable(L, 0, 5);
+	if (sel.sim) {
+		if (sel.layout)
+			lua_pushstring(L, sel.layout);
+		else
+			lua_pushboolean(L, 1);
+		lua_setfield(L, -2, "sim");
+	}
+	if (sel.devices) {
+		lua_pushinteger(L, sel.devices);
+		lua_setfield(L, -2, "devices");
+	}
+	if (sel.seed) {
+		lua_pushinteger(L, (lua_Integer)sel.seed);
+		lua_setfield(L, -2, "seed");
+	}
+	if (sel.port) {
+		lua_pushstring(L, sel.port);
+		lua_setfield(L, -2, "port");
+	}
+	if (sel.have_serial) {
+		lua_pushinteger(L, sel.serial);
+		lua_setfield(L, -2, "serial");
+	}
+	return BL_EXIT_OK;
+}
 
 /* `run`, `cycletest` and `dischargetest`: argv[0] is the runner's mode. */
 int cmd_run(int argc, char **argv)
@@ -36,12 +85,11 @@ int cmd_run(int argc, char **argv)
 	}
 	lua_getfield(L, -1, "main");
 	lua_pushstring(L, mode);
-	lua_createtable(L, argc - 1, 0);
-	for (int i = 1; i < argc; i++) {
-		lua_pushstring(L, argv[i]);
-		lua_rawseti(L, -2, i);
+	if ((rc = push_args(L, mode, argc, argv)) != BL_EXIT_OK) {
+		bl_engine_free(e);
+		return rc;
 	}
-	st = bl_engine_pcall(e, 2, 1);
+	st = bl_engine_pcall(e, 3, 1);
 	if (st != LUA_OK) {
 		cli_error("%s: %s", mode, lua_tostring(L, -1));
 		rc = BL_EXIT_FAILED;

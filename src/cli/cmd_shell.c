@@ -17,6 +17,7 @@
 #include <lua.h>
 
 #include "cli/cli.h"
+#include "cli/devsel.h"
 #include "cli/shell_repl.h"
 #include "core/bl.h"
 #include "host/session.h"
@@ -52,16 +53,6 @@ static void usage(FILE *out)
 }
 
 
-static bool parse_uint(const char *s, unsigned long long max, unsigned long long *out)
-{
-	char *end;
-
-	if (!s || !*s || *s == '-')
-		return false;
-	errno = 0;
-	*out = strtoull(s, &end, 10);
-	return errno == 0 && *end == '\0' && *out <= max;
-}
 
 /* The globals pool and dev (protected: it allocates). */
 static int set_globals(lua_State *L)
@@ -80,6 +71,7 @@ static int set_globals(lua_State *L)
 
 /* The command line, parsed. */
 struct shell_args {
+	struct cli_devsel_opts sel;   /* the device options, as every command has them */
 	struct bl_session_opts so;
 	const char *chunks[MAX_CHUNKS];
 	int nchunks;
@@ -88,58 +80,6 @@ struct shell_args {
 	char **args;
 	bool interactive;
 };
-
-/* A device-selection option at argv[*i]: 1 taken, 0 not one, or
- * -BL_EXIT_USAGE after a message. */
-static int device_option(int argc, char **argv, int *i, struct bl_session_opts *so)
-{
-	const char *a = argv[*i], *val;
-	unsigned long long v;
-
-	if (cli_opt_match(a, "--sim", true)) {
-		so->sim = true;
-		if (a[5] == '=')
-			so->layout = a + 6;
-		return 1;
-	}
-	if (cli_opt_match(a, "--port", true)) {
-		if (!(so->port = cli_opt_value("shell", argc, argv, i, "--port")))
-			return -BL_EXIT_USAGE;
-		return 1;
-	}
-	if (cli_opt_match(a, "--devices", true)) {
-		if (!(val = cli_opt_value("shell", argc, argv, i, "--devices")))
-			return -BL_EXIT_USAGE;
-		if (!parse_uint(val, 64, &v) || v == 0) {
-			cli_error("shell: --devices must be 1..64, not '%s'", val);
-			return -BL_EXIT_USAGE;
-		}
-		so->devices = (int)v;
-		return 1;
-	}
-	if (cli_opt_match(a, "--seed", true)) {
-		if (!(val = cli_opt_value("shell", argc, argv, i, "--seed")))
-			return -BL_EXIT_USAGE;
-		if (!parse_uint(val, UINT64_MAX, &v)) {
-			cli_error("shell: --seed must be a non-negative integer, not '%s'", val);
-			return -BL_EXIT_USAGE;
-		}
-		so->seed = v;
-		return 1;
-	}
-	if (cli_opt_match(a, "--serial", true)) {
-		if (!(val = cli_opt_value("shell", argc, argv, i, "--serial")))
-			return -BL_EXIT_USAGE;
-		if (!parse_uint(val, 0xFFFFFFFFull, &v)) {
-			cli_error("shell: --serial must be a serial number, not '%s'", val);
-			return -BL_EXIT_USAGE;
-		}
-		so->has_serial = true;
-		so->serial = (uint32_t)v;
-		return 1;
-	}
-	return 0;
-}
 
 /* The options up to FILE: i is left at FILE (or argc). BL_EXIT_OK, or
  * -1 after --help, or an exit code after a message. */
@@ -170,7 +110,7 @@ static int parse_options(int argc, char **argv, int *i, struct shell_args *sa)
 			sa->chunks[sa->nchunks++] = argv[++*i];
 			continue;
 		}
-		if ((r = device_option(argc, argv, i, &sa->so)) < 0)
+		if ((r = cli_select_option("shell", argc, argv, i, &sa->sel)) < 0)
 			return -r;
 		if (r > 0)
 			continue;
@@ -195,14 +135,13 @@ static int parse_args(int argc, char **argv, struct shell_args *sa)
 		sa->nargs = argc - i - 1;
 		sa->args = argv + i + 1;
 	}
-	if (sa->so.sim && sa->so.port) {
+	if (sa->sel.sim && sa->sel.port) {
 		cli_error("shell: --sim and --port exclude each other");
 		return BL_EXIT_USAGE;
 	}
-	if (sa->so.layout && sa->so.devices) {
-		cli_error("shell: --devices and --sim=LAYOUT exclude each other (the layout lists the devices)");
-		return BL_EXIT_USAGE;
-	}
+	if ((r = cli_select_check("shell", &sa->sel)) != BL_EXIT_OK)
+		return r;
+	cli_select_session(&sa->sel, &sa->so);
 	if (!sa->file && sa->nchunks == 0) {
 		if (isatty(STDIN_FILENO))
 			sa->interactive = true;

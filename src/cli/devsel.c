@@ -81,11 +81,11 @@ static int parse_u64(const struct cli_cmd *c, const char *name, const char *v, u
 	return BL_EXIT_OK;
 }
 
-/* A device-selection option at argv[*i]: 1 consumed, 0 not one, or
- * -BL_EXIT_USAGE after a message. */
-static int devsel_option(const struct cli_cmd *c, int argc, char **argv, int *i,
-                         struct cli_devsel_opts *o)
+int cli_select_option(const char *cmd, int argc, char **argv, int *i,
+                      struct cli_devsel_opts *o)
 {
+	const struct cli_cmd named = {.name = cmd};
+	const struct cli_cmd *c = &named;
 	const char *a = argv[*i], *v;
 	uint64_t n;
 
@@ -131,6 +131,30 @@ static int devsel_option(const struct cli_cmd *c, int argc, char **argv, int *i,
 			return -BL_EXIT_USAGE;
 		return 1;
 	}
+	return 0;
+}
+
+void cli_select_session(const struct cli_devsel_opts *o, struct bl_session_opts *so)
+{
+	so->sim = o->sim;
+	so->layout = o->layout;
+	so->devices = o->devices;
+	so->seed = o->seed;
+	so->port = o->port;
+	so->has_serial = o->have_serial;
+	so->serial = o->serial;
+}
+
+/* A device-selection option at argv[*i], or the connect timeout and
+ * verbosity: 1 consumed, 0 not one, or -BL_EXIT_USAGE after a message. */
+static int devsel_option(const struct cli_cmd *c, int argc, char **argv, int *i,
+                         struct cli_devsel_opts *o)
+{
+	const char *a = argv[*i], *v;
+	int r = cli_select_option(c->name, argc, argv, i, o);
+
+	if (r != 0)
+		return r;
 	if (cli_opt_match(a, "--timeout", true)) {
 		double t;
 		if (!(v = cli_opt_value(c->name, argc, argv, i, "--timeout")) ||
@@ -174,15 +198,15 @@ static int command_option(const struct cli_cmd *c, int argc, char **argv, int *i
 	return 0;
 }
 
-static int check_selection(const struct cli_cmd *c, const struct cli_devsel_opts *o)
+int cli_select_check(const char *cmd, const struct cli_devsel_opts *o)
 {
 	if (!o->sim && (o->devices || o->seed)) {
-		cli_error("%s: --devices and --seed need --sim", c->name);
+		cli_error("%s: --devices and --seed need --sim", cmd);
 		return BL_EXIT_USAGE;
 	}
 	if (o->layout && o->devices) {
 		cli_error("%s: --devices and --sim=LAYOUT exclude each other (the layout lists the devices)",
-		          c->name);
+		          cmd);
 		return BL_EXIT_USAGE;
 	}
 	return BL_EXIT_OK;
@@ -232,7 +256,7 @@ int cli_parse(const struct cli_cmd *c, int argc, char **argv, const struct cli_o
 		cli_error("%s: missing arguments (usage: batlab %s %s)", c->name, c->name, c->usage);
 		return BL_EXIT_USAGE;
 	}
-	return c->device ? check_selection(c, sel) : BL_EXIT_OK;
+	return c->device ? cli_select_check(c->name, sel) : BL_EXIT_OK;
 }
 
 /* ---- Values ---------------------------------------------------------------- */
@@ -423,10 +447,8 @@ static void session_opts(struct cli_devsel *s, struct bl_session_opts *so, struc
 	if (!o->watchdog)
 		dev->watchdog_us = 0;
 	memset(so, 0, sizeof *so);
-	so->sim = o->sim;
-	so->layout = o->layout;
-	so->devices = o->devices;
-	so->seed = o->seed;
+	cli_select_session(o, so);
+	so->has_serial = false;       /* pick_target chooses, with its messages */
 	/* With --sim, --port names a virtual unit: pick_target finds it. */
 	so->port = o->sim ? NULL : o->port;
 	so->settle_us = US(o->timeout_s);

@@ -37,6 +37,18 @@ struct cli_devsel_opts {
 	bool watchdog;           /* enable and refresh the device watchdog */
 };
 
+/* The device-selection options every command that opens devices takes
+ * (run, shell and the utility commands alike): --sim[=LAYOUT], --port,
+ * --serial, --devices, --seed, into o's selection fields. 1 taken, 0 not
+ * one, -BL_EXIT_USAGE after a message naming cmd. */
+int cli_select_option(const char *cmd, int argc, char **argv, int *i,
+                      struct cli_devsel_opts *o);
+/* Options that exclude each other: BL_EXIT_OK or BL_EXIT_USAGE after a
+ * message. */
+int cli_select_check(const char *cmd, const struct cli_devsel_opts *o);
+/* The selection into a session's options (other fields untouched). */
+void cli_select_session(const struct cli_devsel_opts *o, struct bl_session_opts *so);
+
 /* A command-specific option. */
 struct cli_opt {
 	const char *name;        /* "--for" */
