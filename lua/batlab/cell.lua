@@ -23,7 +23,7 @@
 -- Hooks a runner may set (all optional):
 --   cell.on_sample = function(sample, cell) end   -- every sample cell:wait returns
 --   cell.on_record = function(fields, cell) end   -- every record{} call
---   cell.log_sink  = function(line, cell) end     -- where cell:log writes
+--   cell.log_sink  = function(msg, cell) end      -- where cell:log writes
 --                                                 -- (default: print)
 -- A hook must not wait (it runs inside cell:wait).
 --
@@ -158,8 +158,10 @@ function Cell:record(fields)
 	return self
 end
 
--- log(fmt, ...): one line "[   123.4] NAME: message" (batlab.now() time)
--- to the sink; returns the line.
+-- log(fmt, ...): the message to the sink, which puts its own time and
+-- cell name on it (a run's events.log and progress lines do); without a
+-- sink, printed as "[   123.4] NAME: message" (batlab.now() time).
+-- Returns the message.
 function Cell:log(fmt, ...)
 	local msg
 	if select("#", ...) > 0 then
@@ -167,13 +169,12 @@ function Cell:log(fmt, ...)
 	else
 		msg = tostring(fmt)
 	end
-	local line = string.format("[%9.1f] %s: %s", batlab.now(), self.name, msg)
 	if self.log_sink then
-		self.log_sink(line, self)
+		self.log_sink(msg, self)
 	else
-		print(line)
+		print(string.format("[%9.1f] %s: %s", batlab.now(), self.name, msg))
 	end
-	return line
+	return msg
 end
 
 function Cell:__tostring()

@@ -146,7 +146,7 @@ end
 -- The cell object, its writer and its recording: from here on every
 -- sample of the channel is a row of cells/<name>.csv.
 local function new_cell(R, a)
-	local c = { name = a.name, ch = a.ch, cycle = 0 }
+	local c = { name = a.name, ch = a.ch, cycle = 0, step_no = 0 }
 	c.cw = assert(R.run:cell(a.name, { serial = a.ch.dev.sn, channel = a.ch.index }))
 	c.cell = cellmod.new(a.ch.ch, { name = a.name, log_sink = function(line)
 		cell_event(R, c, line)
@@ -162,9 +162,10 @@ local function new_cell(R, a)
 		on_step = function(row, sum)
 			c.cw:step(row)
 			c.step, c.cycle = nil, row.cycle
-			R.progress.event(c.name, ("%s done: %s, %.4f Ah, %.4f Wh, %s"):format(sum.name,
-				sum.end_reason, sum.ah or 0, sum.wh or 0, progress.hms(sum.duration or 0)),
-				batlab.now() - R.t0)
+			local errs = sum.errors and table.concat(sum.errors, "|") or sum.safety
+			cell_event(R, c, ("%s ended: %s%s, %.4f Ah, %.4f Wh, %s"):format(sum.name, sum.end_reason,
+				errs and (" (" .. tostring(errs) .. ")") or "", sum.ah or 0, sum.wh or 0,
+				progress.hms(sum.duration or 0)))
 		end,
 		on_error = function(msg, code)
 			cell_event(R, c, "recording: " .. msg)
@@ -177,7 +178,12 @@ local function new_cell(R, a)
 				end
 			end
 		end,
-		on_label = function(labels) -- the live line shows them
+		on_label = function(labels) -- the live line shows them; a new step is an event
+			if labels.step ~= c.step_no then
+				c.step_no = labels.step
+				cell_event(R, c, ("%s started (step %d, cycle %d, %s)"):format(labels.step_name or "?",
+					labels.step, labels.cycle or 0, labels.cycle_kind or "other"))
+			end
 			c.step, c.cycle = labels.step_name, labels.cycle
 		end,
 	})
@@ -238,20 +244,29 @@ local function start_tasks(R, plan)
 			running = running - 1
 		end)
 	end
-	if R.o.speed and R.o.speed > 0 then
-		if not R.o.sim then
-			R.run:event("--speed applies to virtual runs only; ignored")
-		else
-			-- a pacing task: every tenth of a virtual second, wait for the
-			-- real clock to catch up with virtual time / speed
-			batlab.spawn(function()
-				while running > 0 do
-					batlab.sleep(0.1)
-					batlab._pace(batlab.now() - R.t0, R.o.speed)
-				end
-			end)
-		end
+	local pace = R.o.speed and R.o.speed > 0 and R.o.sim
+	if R.o.speed and R.o.speed > 0 and not R.o.sim then
+		R.run:event("--speed applies to virtual runs only; ignored")
 	end
+	-- The run's watcher: the devices' news (plugged, unplugged, reset,
+	-- silent) into events.log, and with --speed the pace: every tenth of
+	-- a virtual second it waits for the real clock to catch up with
+	-- virtual time / speed.
+	batlab.spawn(function()
+		local tick = 0
+		while running > 0 do
+			batlab.sleep(pace and 0.1 or 1)
+			tick = tick + 1
+			if pace then
+				batlab._pace(batlab.now() - R.t0, R.o.speed)
+			end
+			if not pace or tick % 10 == 0 then
+				for _, m in ipairs(R.pool:messages()) do
+					R.run:event(m)
+				end
+			end
+		end
+	end)
 end
 
 -- ---- verdicts --------------------------------------------------------------
@@ -322,8 +337,10 @@ local function finish(R, interrupted)
 		if v ~= "pass" and worst == batlab.EXIT_OK then
 			worst = batlab.EXIT_FAILED
 		end
+		local line = summary_line(c.name, v, sum, reason)
+		R.run:event("verdict: " .. line:gsub("%s+", " "))
 		if not R.o.json then
-			io.stdout:write(summary_line(c.name, v, sum, reason), "\n")
+			io.stdout:write(line, "\n")
 		end
 	end
 	R.run:close(interrupted and "interrupted" or worst == batlab.EXIT_OK and "completed" or "failed")
@@ -414,6 +431,9 @@ local function open_all(R)
 		return nil, batlab.EXIT_USAGE
 	end
 	R.run = run
+	for _, m in ipairs(pool:messages()) do -- what connecting said
+		run:event(m, 0)
+	end
 	R.progress = progress.new(o, R.cells, R.t0)
 	return true
 end
@@ -437,6 +457,10 @@ function M.main(mode, argv, dev)
 	R.run:event(("started %d cell(s)"):format(#R.plan))
 	local finished, why = batlab.run()
 	batlab.task_log(nil)
+	if not finished then
+		R.run:event(why == "interrupted" and "interrupted: every channel was made safe, the tests ended"
+			or ("the run stopped: " .. tostring(why)))
+	end
 	for _, name in ipairs(R.queue) do
 		R.run:event(("cell %s not tested"):format(name))
 	end

@@ -36,10 +36,10 @@ c.log_sink = function(line, who)
 	t.is(who, c, "the sink gets the cell")
 end
 local line = c:log("capacity %.2f Ah after %d steps", 2.345, 3)
-t.like(line, "^%[%s*%d+%.%d%] 1000:2: capacity 2%.35 Ah after 3 steps$", "log formats a timestamped line")
-t.is(lines[1], line, "and sends it to the sink")
+t.is(line, "capacity 2.35 Ah after 3 steps", "log formats the message")
+t.is(lines[1], line, "and sends it to the sink, which adds its own time and name (one clock)")
 c:log("100% plain")
-t.like(lines[2], ": 100%% plain$", "a single argument is not a format")
+t.is(lines[2], "100% plain", "a single argument is not a format")
 
 -- ---- record ---------------------------------------------------------------------------
 local seen_records = {}

@@ -106,6 +106,15 @@ t.ok((per_step.REST or 0) >= 595 and (per_step.REST or 0) <= 605, ("the rest's 6
 local cap = tonumber(steps[#steps][13]) or 0
 t.ok(cap > 2.2 and cap < 2.6, ("steps.csv: the discharge's capacity %.4f Ah"):format(cap))
 t.like(out, "capacity " .. ("%.3f"):format(cap), "the verdict line's capacity is the step's")
+-- events.log tells the run's story, one time stamp a line
+local ev = read(tmp .. "/cap/events.log") or ""
+t.like(ev, "0%.000 s  Batlab 1000 on sim0 connected", "events.log: the device as the run found it")
+t.like(ev, "%[A1%] CHARGE started %(step 1, cycle 0, other%)", "events.log: each step's start")
+t.like(ev, "%[A1%] CHARGE%-CV ended: current, [%d.]+ Ah", "events.log: each step's end and why")
+t.like(ev, "%[A1%] DISCHARGE ended: voltage, " .. ("%.4f"):format(cap) .. " Ah", "with its charge")
+t.like(ev, "verdict: A1 PASS capacity", "events.log: the verdict")
+local starts = select(2, ev:gsub("started %(step", ""))
+t.is(starts, 4, "four steps started")
 
 -- ---- every task end is safe: a procedure that returns with current flowing --------------
 
