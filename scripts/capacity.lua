@@ -4,6 +4,7 @@
 local steps = require "batlab.steps"
 return {
   name = "capacity",
+  description = "Charge (CC then CV), rest, discharge: passes at 2.0 Ah or more.",
   params = { charge_a = 1.0, discharge_a = 2.0, vmax = 4.2, vmin = 3.0 },
   run = function(cell, p)            -- one task per cell
     cell:limits{ vmax = p.vmax + 0.05, vmin = p.vmin - 0.2, imax = 4.0, tmax_c = 50 }

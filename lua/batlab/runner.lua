@@ -16,6 +16,7 @@ local recording = require "batlab.recording"
 local results = require "batlab.results"
 local runargs = require "batlab.runargs"
 local settings = require "batlab.settings"
+local suggest = require "batlab.suggest"
 local cjson = require "cjson"
 local lfs = require "lfs"
 
@@ -51,7 +52,69 @@ local function load_proc(mode, o)
 	if type(proc) ~= "table" or type(proc.run) ~= "function" then
 		return nil, script .. ": a procedure returns a function, or a table with run(cell, params)"
 	end
+	if proc.params ~= nil and type(proc.params) ~= "table" then
+		return nil, script .. ": params must be a table of NAME = default value"
+	end
+	proc._script = script
 	return proc, script
+end
+
+-- One --set KEY=VALUE for a procedure's params: the key must be one of
+-- them, the value of its default's type. key, value | nil, nil, message.
+local function set_param(proc, kv)
+	local where = proc._script or "the procedure"
+	local k, v = kv:match("^([%w_]+)=(.*)$")
+	if not k then
+		return nil, nil, ("--set '%s': expected KEY=VALUE"):format(kv)
+	end
+	local params = proc.params or {}
+	local default = params[k]
+	if default == nil then
+		local names = {}
+		for name in pairs(params) do
+			names[#names + 1] = name
+		end
+		table.sort(names)
+		if #names == 0 then
+			return nil, nil, ("--set '%s': %s takes no parameters"):format(kv, where)
+		end
+		return nil, nil, ("--set '%s': %s has no parameter '%s'%s; its parameters: %s"):format(kv, where, k,
+			suggest.hint(k, names), table.concat(names, ", "))
+	end
+	local dt = type(default)
+	if dt == "number" then
+		local n = tonumber(v)
+		if not n then
+			return nil, nil, ("--set '%s': %s is a number (default %s), not '%s'"):format(kv, k,
+				tostring(default), v)
+		end
+		return k, n
+	elseif dt == "boolean" then
+		if v ~= "true" and v ~= "false" then
+			return nil, nil, ("--set '%s': %s is true or false (default %s)"):format(kv, k, tostring(default))
+		end
+		return k, v == "true"
+	end
+	return k, v
+end
+
+-- `batlab run FILE --help`: what the procedure says of itself, its
+-- parameters with their defaults, then the options.
+local function proc_help(proc, script)
+	local out = { ("%s (%s)"):format(proc.name or "procedure", script) }
+	if type(proc.description) == "string" then
+		out[#out + 1] = "\n" .. proc.description:gsub("%s+$", "")
+	end
+	local names = {}
+	for k in pairs(proc.params or {}) do
+		names[#names + 1] = k
+	end
+	table.sort(names)
+	out[#out + 1] = #names > 0 and "\nParameters (change with --set NAME=VALUE):" or "\nNo parameters."
+	for _, k in ipairs(names) do
+		out[#out + 1] = ("  %-20s %s"):format(k, tostring(proc.params[k]))
+	end
+	return table.concat(out, "\n") .. "\n\n"
 end
 
 -- The settings (stock tests, or --settings) or the procedure's params with
@@ -74,15 +137,11 @@ local function load_params(o, proc)
 		params[k] = v
 	end
 	for _, kv in ipairs(o.sets) do
-		local k, v = kv:match("^([%w_]+)=(.*)$")
-		if not k then
-			return nil, ("--set '%s': expected KEY=VALUE"):format(kv)
+		local k, v, perr = set_param(proc, kv)
+		if perr then
+			return nil, perr
 		end
-		if v == "true" or v == "false" then
-			params[k] = v == "true"
-		else
-			params[k] = tonumber(v) or v
-		end
+		params[k] = v
 	end
 	return params
 end
@@ -378,7 +437,7 @@ local function prepare(mode, argv, dev)
 		err(perr)
 		return nil, batlab.EXIT_USAGE
 	end
-	if o.help then
+	if o.help and not (mode == "run" and o.script) then
 		io.stdout:write(runargs.USAGE[mode])
 		return nil, batlab.EXIT_OK
 	end
@@ -386,6 +445,10 @@ local function prepare(mode, argv, dev)
 	if not proc then
 		err(script)
 		return nil, batlab.EXIT_USAGE
+	end
+	if o.help then
+		io.stdout:write(proc_help(proc, script), runargs.USAGE[mode])
+		return nil, batlab.EXIT_OK
 	end
 	local params, s, warnings = load_params(o, proc)
 	if not params then

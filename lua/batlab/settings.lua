@@ -25,6 +25,7 @@ cjson.decode_invalid_numbers(false)  -- NaN, Infinity, hex: not JSON
 local batlab = require "batlab"
 local check = require "batlab.settings_check"
 local keys = require "batlab.settings_keys"
+local suggest = require "batlab.suggest"
 
 local M = {}
 
@@ -201,7 +202,12 @@ local function apply_overrides(r, overrides)
 	for _, o in ipairs(olist) do
 		local ck = keys.canonical(o.name)
 		if not ck then
-			r.errors[#r.errors + 1] = string.format("%s: --set: unknown key '%s'", r.name, o.name)
+			local names = {}
+			for _, spec in ipairs(KEYS) do
+				names[#names + 1] = spec.key
+			end
+			r.errors[#r.errors + 1] = string.format("%s: --set: unknown key '%s'%s", r.name, o.name,
+				suggest.hint(o.name, names))
 		else
 			r.raw[ck] = { value = o.value, as = o.name, set = true }
 			r.from_text[ck] = o.from_text

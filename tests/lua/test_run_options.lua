@@ -1,0 +1,65 @@
+-- What `batlab run` refuses before anything starts, and what it says about
+-- a procedure: --set names and types checked against the procedure's
+-- params (with a suggestion), settings keys likewise, `run FILE --help`,
+-- and more cells than channels with the README's own procedure.
+local t = dofile(arg[0]:match("^(.-)[^/]*$") .. "tap.lua")
+local csv = require "batlab.csv"
+local lfs = require "lfs"
+
+local BATLAB = os.getenv("BATLAB") or "./batlab"
+local tmp = os.tmpname()
+os.remove(tmp)
+assert(lfs.mkdir(tmp))
+
+local function read(path)
+	local f = io.open(path, "rb")
+	if not f then
+		return nil
+	end
+	local s = f:read("a")
+	f:close()
+	return s
+end
+
+local function batlab_cmd(args)
+	local out, err = tmp .. "/stdout", tmp .. "/stderr"
+	local _, how, code = os.execute(("%s %s > %s 2> %s"):format(BATLAB, args, out, err))
+	return how == "exit" and code or 128 + code, read(out) or "", read(err) or ""
+end
+
+-- ---- --set against the procedure's params -----------------------------------------
+
+local code, out, err = batlab_cmd(("run scripts/capacity.lua --sim --out %s/a --set discharg_a=1.5 --cell 0=A1"):format(tmp))
+t.is(code, 2, "a misspelt --set name is a usage error")
+t.like(err, "has no parameter 'discharg_a' %(did you mean discharge_a%?%)", "naming it, with a suggestion")
+t.like(err, "its parameters: charge_a, discharge_a, vmax, vmin", "and the names it has")
+t.ok(not lfs.attributes(tmp .. "/a"), "nothing started: no run directory")
+
+code, out, err = batlab_cmd(("run scripts/capacity.lua --sim --out %s/b --set discharge_a=fast --cell 0=A1"):format(tmp))
+t.is(code, 2, "a --set value of the wrong type is a usage error")
+t.like(err, "discharge_a is a number %(default 2%.0%), not 'fast'", "before the two-hour charge, not after")
+t.ok(not lfs.attributes(tmp .. "/b"), "nothing started")
+
+code, out, err = batlab_cmd(("cycletest --sim --out %s/c --set chargRate=1 A1"):format(tmp))
+t.is(code, 2, "a misspelt settings key in --set is a usage error")
+t.like(err, "unknown key 'chargRate' %(did you mean chargeRate%?%)", "with a suggestion")
+
+-- ---- run FILE --help ------------------------------------------------------------------
+
+code, out = batlab_cmd("run scripts/capacity.lua --help")
+t.is(code, 0, "run FILE --help exits 0")
+t.like(out, "^capacity %(scripts/capacity%.lua%)\n", "names the procedure")
+t.like(out, "Charge %(CC then CV%), rest, discharge", "shows its description")
+t.like(out, "\n  discharge_a +2%.0\n", "lists each parameter with its default")
+t.like(out, "usage: batlab run SCRIPT", "then the options")
+
+-- ---- more cells than channels with the README's procedure -------------------------------
+
+code, out = batlab_cmd(("run scripts/capacity.lua --sim --quiet --out %s/five A B C D E"):format(tmp))
+local passes = select(2, out:gsub("\n[A-E]%s+PASS", "")) + (out:match("^[A-E]%s+PASS") and 1 or 0)
+t.is(code, 0, "five cells on four channels: every procedure ends with its channel safe, so the swap happens")
+t.is(passes, 5, ("every cell tested (%d passed)"):format(passes))
+local rows = csv.parse(read(tmp .. "/five/cells/E.csv") or "")
+t.ok(#rows > 1000, ("the fifth cell has its own time series (%d rows)"):format(#rows - 1))
+
+t.done()
