@@ -109,9 +109,29 @@ end
 
 -- Where the stock scripts live: beside lua/ in the source tree, or under
 -- share/batlab/ once installed.
-function M.stock_script(name)
+local function script_dirs()
 	local luadir = batlab.luadir() or "lua"
-	for _, dir in ipairs({ luadir .. "/../scripts", luadir .. "/../../scripts", "scripts" }) do
+	return { luadir .. "/../scripts", luadir .. "/../../scripts", "scripts" }
+end
+
+-- The names of the installed procedures ("capacity", "cycle-test", ...).
+function M.stock_names()
+	local lfs = require "lfs"
+	for _, dir in ipairs(script_dirs()) do
+		if lfs.attributes(dir, "mode") == "directory" then
+			local names = {}
+			for f in lfs.dir(dir) do
+				names[#names + 1] = f:match("^(.+)%.lua$")
+			end
+			table.sort(names)
+			return names
+		end
+	end
+	return {}
+end
+
+function M.stock_script(name)
+	for _, dir in ipairs(script_dirs()) do
 		local path = dir .. "/" .. name
 		local f = io.open(path)
 		if f then

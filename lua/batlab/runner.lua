@@ -41,6 +41,14 @@ local function load_proc(mode, o)
 		end
 	elseif not script then
 		return nil, "run: which script? (see 'batlab run --help')"
+	elseif not script:find("/", 1, true) and not lfs.attributes(script) then
+		-- a procedure by name: one of the installed scripts
+		local found = runargs.stock_script(script:match("%.lua$") and script or script .. ".lua")
+		if not found then
+			return nil, ("%s: no such file, and no installed procedure of that name (%s)"):format(script,
+				table.concat(runargs.stock_names(), ", "))
+		end
+		script = found
 	end
 	local proc, perr = batlab.load_procedure(script)
 	if not proc then
@@ -332,16 +340,23 @@ end
 
 -- A procedure returns ok [, message [, verdict]]: true passes, false
 -- fails, and a third value may say "error" (the test could not be done,
--- e.g. a safety stop) or "incomplete" instead of "fail". A procedure that
--- raised is an error; one that never finished (Ctrl-C) is incomplete.
+-- e.g. a safety stop) or "incomplete" instead of "fail". One that returns
+-- nothing passes, saying so. A procedure that raised is an error; one that
+-- never finished (Ctrl-C) is incomplete.
 local VERDICTS = { pass = true, fail = true, error = true, incomplete = true }
 
 local function cell_verdict(c)
-	if c.result then
+	if c.result and c.failure then -- it returned, but its recording failed
+		return "error", c.failure:match("^[^\n]*")
+	elseif c.result then
 		local r = c.result
 		local msg = r[2] ~= nil and tostring(r[2]) or nil
 		if r[1] then
 			return "pass", msg
+		elseif r[1] == nil and r[2] == nil and r[3] == nil then
+			-- It ran to its end without a claim: what it measured is in
+			-- the files; nothing failed.
+			return "pass", "completed (the procedure returned no verdict)"
 		end
 		return VERDICTS[r[3]] and r[3] ~= "pass" and r[3] or "fail", msg or "the procedure reported a failure"
 	elseif c.failure then

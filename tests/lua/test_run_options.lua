@@ -53,6 +53,22 @@ t.like(out, "Charge %(CC then CV%), rest, discharge", "shows its description")
 t.like(out, "\n  discharge_a +2%.0\n", "lists each parameter with its default")
 t.like(out, "usage: batlab run SCRIPT", "then the options")
 
+-- ---- procedures by name, and a procedure that returns nothing ---------------------------
+
+code, out = batlab_cmd(("run capacity --sim --quiet --out %s/byname --cell 0=N1"):format(tmp))
+t.ok(code == 0 and out:find("N1%s+PASS%s+capacity"), "run capacity: the installed procedure by name")
+code, out, err = batlab_cmd("run nosuch --sim")
+t.is(code, 2, "an unknown procedure name is a usage error")
+t.like(err, "nosuch: no such file, and no installed procedure of that name %(capacity, cycle%-test, ",
+	"naming the procedures there are")
+local quiet = tmp .. "/quiet.lua"
+local f = assert(io.open(quiet, "w"))
+f:write("return { run = function(c) c:discharge(0.5); c:wait(); c:wait() end }\n")
+f:close()
+code, out = batlab_cmd(("run %s --sim --out %s/quiet --cell 0=Q1"):format(quiet, tmp))
+t.is(code, 0, "a procedure that returns nothing passes")
+t.like(out, "Q1%s+PASS%s+completed %(the procedure returned no verdict%)", "and the verdict line says why")
+
 -- ---- more cells than channels with the README's procedure -------------------------------
 
 code, out = batlab_cmd(("run scripts/capacity.lua --sim --quiet --out %s/five A B C D E"):format(tmp))
