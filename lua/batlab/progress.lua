@@ -24,6 +24,13 @@ function M.new(o, cells, t0)
 		io.stdout:write(text, "\n")
 		io.stdout:flush()
 	end
+	-- The live lines go for good (the end of a run, an interruption).
+	function p.clear()
+		if p.tty then
+			io.stdout:write("\r\27[J")
+			io.stdout:flush()
+		end
+	end
 	function p.event(cell, text, t)
 		p.line(("[%s] %s: %s"):format(M.hms(t), cell, text))
 	end

@@ -391,6 +391,7 @@ end
 -- Summaries, verdict lines, files; the exit code.
 local function finish(R, interrupted)
 	local worst = batlab.EXIT_OK
+	R.progress.clear()
 	local out = {}
 	for _, c in ipairs(R.cells) do
 		if c.rec.rec then -- interrupted: the slot task never closed it
@@ -512,6 +513,9 @@ local function open_all(R)
 	for _, m in ipairs(pool:messages()) do -- what connecting said
 		run:event(m, 0)
 	end
+	for _, w in ipairs(R.warnings or {}) do
+		run:event("settings warning: " .. w, 0)
+	end
 	R.progress = progress.new(o, R.cells, R.t0)
 	return true
 end
@@ -535,6 +539,9 @@ function M.main(mode, argv, dev)
 	R.run:event(("started %d cell(s)"):format(#R.plan))
 	local finished, why = batlab.run()
 	batlab.task_log(nil)
+	for _, m in ipairs(R.pool:messages()) do -- the devices' last news
+		R.run:event(m)
+	end
 	if not finished then
 		R.run:event(why == "interrupted" and "interrupted: every channel was made safe, the tests ended"
 			or ("the run stopped: " .. tostring(why)))

@@ -177,6 +177,10 @@ static void on_device_event(struct bl_device *d, enum bl_device_event ev, void *
 		say(p, "Batlab %u on %s reset; reconnecting", serial_of(m), m->port);
 		emit(p, BL_POOL_RESET, m);
 		start_connect(m);
+	} else if (ev == BL_DEV_SILENT && m->state == READY) {
+		say(p, "Batlab %u on %s does not answer", serial_of(m), m->port);
+	} else if (ev == BL_DEV_RECOVERED && m->state == READY) {
+		say(p, "Batlab %u on %s answers again", serial_of(m), m->port);
 	}
 }
 

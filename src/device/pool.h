@@ -61,7 +61,8 @@ struct bl_device *bl_pool_active(const struct bl_pool *p);
 int bl_pool_set_active(struct bl_pool *p, struct bl_device *d);
 struct bl_loop *bl_pool_loop(const struct bl_pool *p);
 
-/* Human-readable plug/unplug messages ("Batlab 1000 on sim0 connected"),
+/* Human-readable messages of plugs, unplugs, resets and silences ("Batlab
+ * 1000 on sim0 connected"),
  * queued for a prompt to print. Returns a malloc'd string (caller frees)
  * or NULL when none is waiting. */
 char *bl_pool_next_message(struct bl_pool *p);

@@ -116,6 +116,23 @@ t.like(ev, "verdict: A1 PASS capacity", "events.log: the verdict")
 local starts = select(2, ev:gsub("started %(step", ""))
 t.is(starts, 4, "four steps started")
 
+-- a device that stops answering for a while: in events.log too
+write(tmp .. "/quiet.json", [[{ "devices": [ { "serial": 1000,
+  "cells": [ { "profile": "nmc18650", "soc": 0.5 }, null, null, null ],
+  "faults": [ { "at": 600, "kind": "no_reply", "count": 12 } ] } ] }]])
+write(tmp .. "/patient.lua", [[
+return { run = function(c)
+  c:discharge(0.5)
+  local t0 = batlab.now()
+  while batlab.now() - t0 < 900 do c:wait(30) end
+  return true
+end }
+]])
+code = batlab_cmd(("run %s/patient.lua --sim=%s/quiet.json --quiet --out %s/quiet --cell 0=S1"):format(tmp, tmp, tmp))
+ev = read(tmp .. "/quiet/events.log") or ""
+t.like(ev, "Batlab 1000 on sim0 does not answer\n.-Batlab 1000 on sim0 answers again",
+	"events.log: a device's silence and its return")
+
 -- ---- every task end is safe: a procedure that returns with current flowing --------------
 
 write(tmp .. "/leave.lua", [[
