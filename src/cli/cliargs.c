@@ -260,6 +260,10 @@ int cli_parse(const struct cli_cmd *c, int argc, char **argv, const struct cli_o
 
 int cli_parse_cell(const char *cmd, const char *text, bool allow_all, int *cell)
 {
+	/* `read CELL2 VOLTAGE` names a channel as CELL2: every command that
+	 * takes a channel accepts the same spelling, so one a user typed for
+	 * one command works for the next. */
+	const char *num = strncasecmp(text, "cell", 4) == 0 ? text + 4 : text;
 	char *end;
 	long n;
 
@@ -268,13 +272,14 @@ int cli_parse_cell(const char *cmd, const char *text, bool allow_all, int *cell)
 		return BL_EXIT_OK;
 	}
 	errno = 0;
-	n = strtol(text, &end, 10);
-	if (errno || end == text || *end) {
-		cli_error("%s: '%s' is not a cell number (0..3%s)", cmd, text, allow_all ? " or all" : "");
+	n = strtol(num, &end, 10);
+	if (errno || end == num || *end || !(isdigit((unsigned char)*num) || *num == '-')) {
+		cli_error("%s: '%s' is not a cell (0..3, CELL0..CELL3%s)", cmd, text,
+		          allow_all ? " or all" : "");
 		return BL_EXIT_USAGE;
 	}
 	if (n < 0 || n >= BL_CELLS) {
-		cli_error("%s: channel out of range: %ld (cells are 0..3)", cmd, n);
+		cli_error("%s: channel out of range: %s (cells are 0..3)", cmd, text);
 		return BL_EXIT_USAGE;
 	}
 	*cell = (int)n;

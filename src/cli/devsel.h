@@ -78,7 +78,8 @@ int cli_parse(const struct cli_cmd *c, int argc, char **argv, const struct cli_o
  * BL_EXIT_USAGE, or BL_EXIT_OK) --------------------------------------------- */
 
 #define CLI_ALL_CELLS (-1)
-/* "0".."3", or "all" (CLI_ALL_CELLS) when allow_all. */
+/* The one parser of a channel argument: "0".."3" or "CELL0".."CELL3" (any
+ * case), or "all" (CLI_ALL_CELLS) when allow_all. */
 int cli_parse_cell(const char *cmd, const char *text, bool allow_all, int *cell);
 /* A finite decimal number, with an optional unit suffix (case-insensitive)
  * that is accepted and ignored when it equals `unit` ("A", "Hz", "s"). */

@@ -298,7 +298,9 @@ static void test_bad_arguments(void)
 	usage_error("read UNIT FOO --sim", "unknown register 'FOO'");
 	usage_error("read cell2 volts --sim", "unknown register");
 	usage_error("write cell0 foo 1 --sim", "unknown register");
-	usage_error("read CELL9 VOLTAGE --sim", "unknown namespace");
+	usage_error("read CELL9 VOLTAGE --sim", "channel out of range: CELL9");
+	usage_error("read CELLS VOLTAGE --sim", "not a cell");
+	usage_error("read FOO VOLTAGE --sim", "unknown namespace");
 	usage_error("read UNIT --sim", "missing");
 	usage_error("write cell0 mode --sim", "missing");
 	usage_error("read UNIT VCC extra --sim", "unexpected argument");
@@ -310,8 +312,8 @@ static void test_bad_arguments(void)
 	usage_error("sinewave 4 --sim", "channel out of range");
 	usage_error("stop -1 --sim", "channel out of range");
 	usage_error("reset 4 --sim", "channel out of range");
-	usage_error("measure one --sim", "not a cell number");
-	usage_error("impedance all --sim", "not a cell number");
+	usage_error("measure one --sim", "not a cell (0..3, CELL0..CELL3");
+	usage_error("impedance all --sim", "not a cell (0..3, CELL0..CELL3");
 	usage_error("impedance --sim", "missing");
 	usage_error("charge --sim", "missing");
 	usage_error("charge 0 abc --sim", "must be a number");
