@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "cli/devsel.h"
@@ -197,6 +198,19 @@ static int command_option(const struct cli_cmd *c, int argc, char **argv, int *i
 
 int cli_select_check(const char *cmd, const struct cli_devsel_opts *o)
 {
+	struct stat st;
+
+	/* A port that is not there is a typo, not a device that failed: exit
+	 * 2 before anything opens, for every command alike (list would
+	 * otherwise show it as one more port that did not open). With --sim
+	 * the port names a virtual unit, checked when the units exist. */
+	if (o->port && !o->sim && stat(o->port, &st) != 0 && errno == ENOENT) {
+		cli_error("%s: %s: no such port (%s)", cmd, o->port,
+		          !strchr(o->port, '/') ? "a virtual unit's name needs --sim"
+		          : strcmp(cmd, "list") ? "is it plugged in? 'batlab list' shows the Batlabs found"
+		          : "is it plugged in?");
+		return BL_EXIT_USAGE;
+	}
 	if (!o->sim && (o->devices || o->seed)) {
 		cli_error("%s: --devices and --seed need --sim", cmd);
 		return BL_EXIT_USAGE;

@@ -56,4 +56,29 @@ for _, w in ipairs(wrong) do
 	t.is(out, "", w[1] .. ": nothing on standard output")
 end
 
+-- ---- --port naming a port that is not there: exit 2, every command ------
+
+local missing = "/nonexistent/ttyACM9"
+local hint = "(is it plugged in? 'batlab list' shows the Batlabs found)"
+for _, c in ipairs({ "info", "measure 0", "setpoints", "read UNIT VCC", "write CELL0 MODE idle",
+	"impedance 0", "charge 0 1", "discharge 0 1", "sinewave 0", "stop", "reset", "lowcurrent 0.05",
+	"calibration backup /nonexistent/cal.txt", "run scripts/cycle-test.lua", "cycletest",
+	"dischargetest", "shell -e 'print(1)'" }) do
+	local name = c:match("^calibration %S+") or c:match("^%S+")
+	out, err, code = batlab(c .. " --port " .. missing)
+	t.is(code, 2, c .. " --port MISSING: exit 2")
+	t.is(err, ("batlab: %s: %s: no such port %s\n"):format(name, missing, hint), c .. " --port MISSING: the message")
+end
+out, err, code = batlab("list --port " .. missing)
+t.is(code, 2, "list --port MISSING: exit 2 (not a list with one port that failed)")
+t.is(err, "batlab: list: " .. missing .. ": no such port (is it plugged in?)\n", "list --port MISSING: the message")
+t.is(out, "", "list --port MISSING: no table")
+out, err, code = batlab("measure --port sim1")
+t.is(code, 2, "a virtual unit's name without --sim: exit 2")
+t.is(err, "batlab: measure: sim1: no such port (a virtual unit's name needs --sim)\n", "saying what is missing")
+-- a port that exists but is no Batlab is still a device error
+out, err, code = batlab("info --port /dev/null")
+t.is(code, 3, "a port that is there but not a serial port: exit 3")
+t.like(err, "^batlab: /dev/null: not a serial port", "saying so")
+
 t.done()

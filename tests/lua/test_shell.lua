@@ -24,7 +24,9 @@ t.is(code, 3, "no device with that serial: exit 3")
 t.like(err, "no Batlab with serial number 77", "saying so")
 
 out, err, code = run("--port /nonexistent/ttyACM9 -e " .. q("print(1)"))
-t.is(code, 3, "a port that does not open: exit 3")
+t.is(code, 2, "a port that does not exist: exit 2")
+t.is(err, "batlab: shell: /nonexistent/ttyACM9: no such port (is it plugged in? 'batlab list' shows the Batlabs found)\n",
+	"saying so")
 
 out, err, code = run("--sim -e " .. q("error('boom')"))
 t.is(code, 1, "a Lua error: exit 1")
