@@ -35,7 +35,7 @@ _batlab()
 	local bin=${words[0]}
 	local commands="list info measure setpoints read write impedance charge discharge
 		sinewave stop reset lowcurrent firmware calibration run shell sim lua"
-	local devopts="--port --serial --sim --sim= --devices --seed --timeout --verbose --help"
+	local devopts="--port --serial --sim --sim= --devices --seed --connect-timeout --verbose --help"
 	local cells="0 1 2 3"
 	local namespaces="CELL0 CELL1 CELL2 CELL3 UNIT BOOTLOADER COMMS"
 	local modes="NO_CELL BACKWARDS IDLE CHARGE DISCHARGE IMPEDANCE STOPPED"
@@ -52,7 +52,7 @@ _batlab()
 		--layout|--settings|--out|--cells-from)
 			COMPREPLY=($(compgen -f -- "$cur"))
 			return ;;
-		--serial|--devices|--seed|--timeout|--for|--speed)
+		--serial|--devices|--seed|--timeout|--connect-timeout|--for|--speed)
 			return ;;
 	esac
 	if [[ $cur == --sim=* ]]; then
@@ -64,7 +64,7 @@ _batlab()
 	local cmd=${words[1]} i args=()
 	for ((i = 2; i < cword; i++)); do
 		case ${words[i]} in
-			--port|--serial|--devices|--seed|--timeout|--for|--layout|--speed) ((i++)) ;;
+			--port|--serial|--devices|--seed|--timeout|--connect-timeout|--for|--layout|--speed) ((i++)) ;;
 			-*) ;;
 			*) args+=("${words[i]}") ;;
 		esac

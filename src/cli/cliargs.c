@@ -40,7 +40,8 @@ static void print_devsel_help(FILE *out)
 	        "                   the built-in unit, or a JSON layout file\n"
 	        "  --devices N      with --sim: N default virtual units (1..%d)\n"
 	        "  --seed S         with --sim: measurement-noise seed (default 0)\n"
-	        "  --timeout S      give devices S seconds to connect (default %g)\n"
+	        "  --connect-timeout S\n"
+	        "                   give devices S seconds to connect (default %g)\n"
 	        "  -v, --verbose    library messages on standard error (-vv: more)\n"
 	        "  -h, --help       this text\n",
 	        BL_SIM_MAX_DEVICES, DEFAULT_TIMEOUT_S);
@@ -143,7 +144,7 @@ void cli_select_session(const struct cli_devsel_opts *o, struct bl_session_opts 
 	so->serial = o->serial;
 }
 
-/* A device-selection option at argv[*i], or the connect timeout and
+/* A device-selection option at argv[*i], or --connect-timeout and
  * verbosity: 1 consumed, 0 not one, or -BL_EXIT_USAGE after a message. */
 static int devsel_option(const struct cli_cmd *c, int argc, char **argv, int *i,
                          struct cli_devsel_opts *o)
@@ -153,17 +154,24 @@ static int devsel_option(const struct cli_cmd *c, int argc, char **argv, int *i,
 
 	if (r != 0)
 		return r;
-	if (cli_opt_match(a, "--timeout", true)) {
+	if (cli_opt_match(a, "--connect-timeout", true)) {
 		double t;
-		if (!(v = cli_opt_value(c->name, argc, argv, i, "--timeout")) ||
-		    cli_parse_number(c->name, "--timeout", v, "s", &t) != BL_EXIT_OK)
+		if (!(v = cli_opt_value(c->name, argc, argv, i, "--connect-timeout")) ||
+		    cli_parse_number(c->name, "--connect-timeout", v, "s", &t) != BL_EXIT_OK)
 			return -BL_EXIT_USAGE;
 		if (!(t > 0)) {
-			cli_error("%s: --timeout must be more than 0 s, not '%s'", c->name, v);
+			cli_error("%s: --connect-timeout must be more than 0 s, not '%s'", c->name, v);
 			return -BL_EXIT_USAGE;
 		}
 		o->timeout_s = t;
 		return 1;
+	}
+	/* --timeout is the discharge timeout of run and dischargetest; here it
+	 * once meant the connect timeout, so say where that went. */
+	if (cli_opt_match(a, "--timeout", true)) {
+		cli_error("%s: unknown option '--timeout' (the time devices may take to connect is "
+		          "--connect-timeout S)", c->name);
+		return -BL_EXIT_USAGE;
 	}
 	if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
 		o->verbose++;

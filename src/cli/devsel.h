@@ -1,6 +1,6 @@
 /* cli/devsel.h - what every device command of `batlab` shares: argument
  * parsing with the device-selection options (--port, --serial, --sim,
- * --devices, --seed, --timeout), opening the session (host/session.h:
+ * --devices, --seed, --connect-timeout), opening the session (host/session.h:
  * clock, loop, pool, connected devices), choosing the target device, and
  * small blocking helpers with one-line error messages.
  *
@@ -31,7 +31,7 @@ struct cli_devsel_opts {
 	const char *layout;      /* the LAYOUT of --sim=LAYOUT, NULL: built-in */
 	int devices;             /* --devices N (sim), 0: not given */
 	uint64_t seed;           /* --seed S (sim) */
-	double timeout_s;        /* --timeout S: how long devices may take to connect */
+	double timeout_s;        /* --connect-timeout S: how long devices may take to connect */
 	int verbose;             /* -v: library messages on stderr */
 	/* Set by the command, not the user: */
 	bool watchdog;           /* enable and refresh the device watchdog */

@@ -334,7 +334,7 @@ static void test_bad_arguments(void)
 	usage_error("lowcurrent --sim", "missing");
 	usage_error("sinewave 0 abc --sim", "must be a number");
 	usage_error("sinewave 0 20000 --sim", "frequency");
-	usage_error("measure --sim --timeout abc", "--timeout");
+	usage_error("measure --sim --connect-timeout abc", "--connect-timeout");
 	usage_error("measure --serial abc --sim", "--serial");
 	usage_error("list --sim --devices 0", "--devices");
 	usage_error("list --sim --devices x", "--devices");

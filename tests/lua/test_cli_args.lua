@@ -56,6 +56,24 @@ for _, w in ipairs(wrong) do
 	t.is(out, "", w[1] .. ": nothing on standard output")
 end
 
+-- ---- --connect-timeout: the utility commands' connect timeout ----------
+
+out, err, code = batlab("measure 0 --sim --connect-timeout 5")
+t.is(code, 0, "--connect-timeout 5: exit 0")
+t.like(out, "^VCC: ", "--connect-timeout 5: the measurement")
+out, err, code = batlab("info --sim --connect-timeout=2.5s")
+t.is(code, 0, "--connect-timeout=2.5s: exit 0")
+out, err, code = batlab("list --sim --connect-timeout 0")
+t.is(code, 2, "--connect-timeout 0: exit 2")
+t.is(err, "batlab: list: --connect-timeout must be more than 0 s, not '0'\n", "--connect-timeout 0: the message")
+out, err, code = batlab("measure --sim --timeout 5")
+t.is(code, 2, "--timeout on a utility command: exit 2 (it is the discharge timeout of run)")
+t.is(err, "batlab: measure: unknown option '--timeout' (the time devices may take to connect is --connect-timeout S)\n",
+	"--timeout: pointing at --connect-timeout")
+out = batlab("stop --help")
+t.like(out, "\n  %-%-connect%-timeout S\n +give devices S seconds to connect", "--help lists --connect-timeout")
+t.ok(not out:find("--timeout", 1, true), "--help no longer lists --timeout")
+
 -- ---- --port naming a port that is not there: exit 2, every command ------
 
 local missing = "/nonexistent/ttyACM9"
