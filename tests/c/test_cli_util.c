@@ -568,7 +568,8 @@ static void test_device_errors(void)
 		ok(1, "# skip a real Batlab is plugged in");
 		ok(1, "# skip a real Batlab is plugged in");
 	}
-	device_error("read --port /nonexistent/ttyACM7 UNIT VCC", "/nonexistent/ttyACM7");
+	usage_error("read --port /nonexistent/ttyACM7 UNIT VCC", "/nonexistent/ttyACM7: no such port");
+	device_error("read --port /dev/null UNIT VCC", "/dev/null: not a serial port");
 	device_error("info --sim --devices 3 --serial 5", "no Batlab with serial 5");
 	device_error("info --sim --port sim4", "sim4");
 }
