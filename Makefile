@@ -6,6 +6,8 @@
 #   make bench           performance figures
 #   make fuzz / check-fuzz  libFuzzer targets (clang)
 #   make install PREFIX=/usr/local
+#   make install-udev    the udev rule for the Batlab (04D8:000A) into UDEVDIR;
+#                        `make install UDEV=1` installs it too
 #
 # Every target that compiles first runs `make deps`, which installs the
 # Debian packages that are missing (and does nothing when none are). Flags
@@ -14,6 +16,12 @@
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
+# udev reads rules from /usr/lib/udev/rules.d (the distribution's) and
+# /etc/udev/rules.d (the administrator's), never from /usr/local: a
+# PREFIX=/usr package puts the rule with the distribution's, any other
+# install where the administrator's go.
+UDEVDIR ?= $(if $(filter /usr,$(PREFIX)),/usr/lib/udev/rules.d,/etc/udev/rules.d)
+UDEV    ?=
 CC      ?= cc
 PKGS     = lua5.4 libserialport readline
 VERSION  = 0.1.0
@@ -47,7 +55,7 @@ TEST_SUPPORT = $(wildcard tests/c/support/*.c)
 BENCH_SRC = $(sort $(wildcard tests/bench/bench_*.c))
 BENCH_BIN = $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps build check _check bench _bench fuzz check-fuzz _fuzz clean install run
+.PHONY: all deps build check _check bench _bench fuzz check-fuzz _fuzz clean install install-udev run
 
 all: deps
 	@$(MAKE) --no-print-directory build
@@ -147,6 +155,17 @@ install: all
 		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/batlab
 	install -m 644 README.md $(DESTDIR)$(PREFIX)/share/doc/batlab/
 	cd docs && find . \( -name '*.md' -o -name '*.json' \) -exec install -D -m 644 {} $(DESTDIR)$(PREFIX)/share/doc/batlab/{} \;
+ifeq ($(UDEV),1)
+	@$(MAKE) --no-print-directory install-udev
+endif
+
+# Needs no build: only the rule file. udev picks a new rule up at the next
+# plug-in once it reloaded its rules.
+install-udev:
+	install -d $(DESTDIR)$(UDEVDIR)
+	install -m 644 tools/60-batlab.rules $(DESTDIR)$(UDEVDIR)/60-batlab.rules
+	@echo "installed $(DESTDIR)$(UDEVDIR)/60-batlab.rules; to use it now:" \
+		"sudo udevadm control --reload-rules && sudo udevadm trigger"
 
 clean:
 	rm -rf build batlab

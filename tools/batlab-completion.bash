@@ -3,7 +3,9 @@
 # Install: copy to /usr/share/bash-completion/completions/batlab (or
 # ~/.local/share/bash-completion/completions/batlab), or source it from
 # ~/.bashrc. Register names come from `batlab read --list`, so they always
-# match the binary's own table.
+# match the binary's own table. The commands and each one's options are
+# kept equal to `batlab --help` and `batlab COMMAND --help` by
+# tests/lua/test_completion.lua.
 
 _batlab_registers()
 {
@@ -20,6 +22,29 @@ _batlab_registers()
 	"$2" read --list 2>/dev/null | awk -v k="$kind" '$1 == k { print $3 }'
 }
 
+# The options of a command ($1; $2 its subcommand for firmware and
+# calibration), as its --help lists them.
+_batlab_options()
+{
+	local devopts="--port --serial --sim --sim= --devices --seed --connect-timeout
+		-v --verbose -vv -h --help"
+	local runopts="--settings --cell --cells-from --set --out --sim --sim= --devices --seed
+		--port --serial --timeout --speed --json --quiet -h --help"
+	case $1 in
+		list|info|measure|setpoints|write|impedance|sinewave|stop|reset|lowcurrent)
+			echo "$devopts" ;;
+		read) echo "$devopts --list" ;;
+		charge|discharge) echo "$devopts --for" ;;
+		firmware) echo "$devopts" ;;
+		calibration)
+			if [[ $2 == backup ]]; then echo "$devopts --force"; else echo "$devopts"; fi ;;
+		run|cycletest|dischargetest) echo "$runopts" ;;
+		shell) echo "-e --sim --sim= --devices --seed --port --serial -h --help" ;;
+		sim) echo "--pty --describe --devices --layout --seed --speed -h --help" ;;
+		lua) echo "-e -h --help" ;;
+	esac
+}
+
 _batlab()
 {
 	local cur prev words cword
@@ -33,12 +58,15 @@ _batlab()
 	fi
 
 	local bin=${words[0]}
-	local commands="list info measure setpoints read write impedance charge discharge
-		sinewave stop reset lowcurrent firmware calibration run shell sim lua"
-	local devopts="--port --serial --sim --sim= --devices --seed --timeout --verbose --help"
-	local cells="0 1 2 3"
+	local commands="run cycletest dischargetest shell sim lua list info measure setpoints
+		read write impedance charge discharge sinewave stop reset lowcurrent firmware
+		calibration"
+	local cells="0 1 2 3 CELL0 CELL1 CELL2 CELL3"
 	local namespaces="CELL0 CELL1 CELL2 CELL3 UNIT BOOTLOADER COMMS"
 	local modes="NO_CELL BACKWARDS IDLE CHARGE DISCHARGE IMPEDANCE STOPPED"
+	# Options that take the next word as their value.
+	local valued="--port --serial --devices --seed --connect-timeout --timeout --for
+		--layout --speed --settings --cell --cells-from --set --out -e"
 
 	if [[ $cword -eq 1 ]]; then
 		COMPREPLY=($(compgen -W "$commands --help --version" -- "$cur"))
@@ -52,7 +80,7 @@ _batlab()
 		--layout|--settings|--out|--cells-from)
 			COMPREPLY=($(compgen -f -- "$cur"))
 			return ;;
-		--serial|--devices|--seed|--timeout|--for|--speed)
+		--serial|--devices|--seed|--connect-timeout|--timeout|--for|--speed|--cell|--set|-e)
 			return ;;
 	esac
 	if [[ $cur == --sim=* ]]; then
@@ -60,36 +88,28 @@ _batlab()
 		return
 	fi
 
-	# Positional arguments of the command so far (options skipped).
+	# Positional arguments of the command so far (options and their values
+	# skipped).
 	local cmd=${words[1]} i args=()
 	for ((i = 2; i < cword; i++)); do
-		case ${words[i]} in
-			--port|--serial|--devices|--seed|--timeout|--for|--layout|--speed) ((i++)) ;;
-			-*) ;;
-			*) args+=("${words[i]}") ;;
-		esac
+		if [[ " ${valued//$'\n'/ } " == *" ${words[i]} "* ]]; then
+			((i++))
+		elif [[ ${words[i]} != -* ]]; then
+			args+=("${words[i]}")
+		fi
 	done
 	local n=${#args[@]}
 
 	if [[ $cur == -* ]]; then
-		local extra=""
-		case $cmd in
-			read) extra="--list" ;;
-			charge|discharge) extra="--for" ;;
-			calibration) extra="--force" ;;
-			sim) COMPREPLY=($(compgen -W "--pty --describe --devices --layout --seed --speed --help" -- "$cur")); return ;;
-		esac
-		COMPREPLY=($(compgen -W "$devopts $extra" -- "$cur"))
+		COMPREPLY=($(compgen -W "$(_batlab_options "$cmd" "${args[0]}")" -- "$cur"))
 		return
 	fi
 
 	case $cmd in
-		measure|setpoints|stop|reset)
-			[[ $n -eq 0 ]] && COMPREPLY=($(compgen -W "$cells" -- "$cur")) ;;
+		measure|setpoints|stop|reset|charge|discharge)
+			[[ $n -eq 0 ]] && COMPREPLY=($(compgen -W "$cells all" -- "$cur")) ;;
 		impedance|sinewave)
 			[[ $n -eq 0 ]] && COMPREPLY=($(compgen -W "$cells" -- "$cur")) ;;
-		charge|discharge)
-			[[ $n -eq 0 ]] && COMPREPLY=($(compgen -W "$cells all" -- "$cur")) ;;
 		read|write)
 			if [[ $n -eq 0 ]]; then
 				COMPREPLY=($(compgen -W "$namespaces" -- "${cur^^}"))
@@ -110,7 +130,7 @@ _batlab()
 			else
 				COMPREPLY=($(compgen -f -- "$cur"))
 			fi ;;
-		run|lua)
+		run|lua|shell)
 			COMPREPLY=($(compgen -f -- "$cur")) ;;
 	esac
 }

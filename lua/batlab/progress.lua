@@ -51,7 +51,7 @@ function M.new(o, cells, t0)
 		local out = {}
 		for _, c in ipairs(cells) do
 			local s = c.last
-			out[#out + 1] = s and ("\27[K%-12s %-9s %6.3f V %7.3f A %5.1f C %7.4f Ah  cycle %s  %s"):format(
+			out[#out + 1] = s and ("\27[K%-12s %-9s %6.3f V %7.3f A %5.1f degC %7.4f Ah  cycle %s  %s"):format(
 				c.name, c.step or "", s.voltage, s.current, s.temp_c or 0, math.abs(s.charge_ah or 0),
 				tostring(c.cycle or 0), M.hms(t - t0)) or ("\27[K%-12s waiting"):format(c.name)
 		end

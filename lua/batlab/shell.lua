@@ -17,8 +17,13 @@
 -- coroutine and its channel set (the Task's user values 1 and 2, see
 -- src/sched.c) through the debug library, and only for display.
 local batlab = require "batlab"
+local show = require "batlab.show"
 
 local M = {}
+
+-- show(...) -> the text the prompt prints for each value a line returned
+-- (batlab.show: samples in their units, tables written out).
+M.show = show.values
 
 local tracked = {}                               -- tasks not reported yet, in spawn order
 local info = setmetatable({}, { __mode = "k" })  -- task -> { where = "stdin:3", ch = Channel }

@@ -19,6 +19,16 @@
 
 static int parse_ns(const char *cmd, const char *text, uint8_t *ns)
 {
+	int cell;
+
+	/* A channel is parsed as every command parses one, with its messages
+	 * ("channel out of range: CELL7"). */
+	if (strncasecmp(text, "cell", 4) == 0) {
+		if (cli_parse_cell(cmd, text, false, &cell) != BL_EXIT_OK)
+			return BL_EXIT_USAGE;
+		*ns = (uint8_t)cell;
+		return BL_EXIT_OK;
+	}
 	if (bl_ns_parse(text, ns) != BL_OK) {
 		cli_error("%s: unknown namespace '%s' (CELL0..CELL3, UNIT, BOOTLOADER, COMMS or 0..255)",
 		          cmd, text);

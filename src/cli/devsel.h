@@ -1,6 +1,6 @@
 /* cli/devsel.h - what every device command of `batlab` shares: argument
  * parsing with the device-selection options (--port, --serial, --sim,
- * --devices, --seed, --timeout), opening the session (host/session.h:
+ * --devices, --seed, --connect-timeout), opening the session (host/session.h:
  * clock, loop, pool, connected devices), choosing the target device, and
  * small blocking helpers with one-line error messages.
  *
@@ -31,7 +31,7 @@ struct cli_devsel_opts {
 	const char *layout;      /* the LAYOUT of --sim=LAYOUT, NULL: built-in */
 	int devices;             /* --devices N (sim), 0: not given */
 	uint64_t seed;           /* --seed S (sim) */
-	double timeout_s;        /* --timeout S: how long devices may take to connect */
+	double timeout_s;        /* --connect-timeout S: how long devices may take to connect */
 	int verbose;             /* -v: library messages on stderr */
 	/* Set by the command, not the user: */
 	bool watchdog;           /* enable and refresh the device watchdog */
@@ -78,7 +78,8 @@ int cli_parse(const struct cli_cmd *c, int argc, char **argv, const struct cli_o
  * BL_EXIT_USAGE, or BL_EXIT_OK) --------------------------------------------- */
 
 #define CLI_ALL_CELLS (-1)
-/* "0".."3", or "all" (CLI_ALL_CELLS) when allow_all. */
+/* The one parser of a channel argument: "0".."3" or "CELL0".."CELL3" (any
+ * case), or "all" (CLI_ALL_CELLS) when allow_all. */
 int cli_parse_cell(const char *cmd, const char *text, bool allow_all, int *cell);
 /* A finite decimal number, with an optional unit suffix (case-insensitive)
  * that is accepted and ignored when it equals `unit` ("A", "Hz", "s"). */

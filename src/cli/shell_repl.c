@@ -118,12 +118,19 @@ static int l_notices(lua_State *L)
 	return 1;
 }
 
-/* print(...) with a line's results (lua.c's l_print). */
+/* print(...) with a line's results (lua.c's l_print), each first made
+ * text by the module's show(): a sample or a table reads as its contents,
+ * not as "table: 0x...". */
 static int l_print_results(lua_State *L)
 {
 	int n = lua_gettop(L);
 
-	luaL_checkstack(L, 1, "too many results to print");
+	luaL_checkstack(L, 2, "too many results to print");
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &module_key);
+	lua_getfield(L, -1, "show");
+	lua_replace(L, -2);
+	lua_insert(L, 1);
+	lua_call(L, n, n);
 	lua_getglobal(L, "print");
 	lua_insert(L, 1);
 	lua_call(L, n, 0);

@@ -298,7 +298,9 @@ static void test_bad_arguments(void)
 	usage_error("read UNIT FOO --sim", "unknown register 'FOO'");
 	usage_error("read cell2 volts --sim", "unknown register");
 	usage_error("write cell0 foo 1 --sim", "unknown register");
-	usage_error("read CELL9 VOLTAGE --sim", "unknown namespace");
+	usage_error("read CELL9 VOLTAGE --sim", "channel out of range: CELL9");
+	usage_error("read CELLS VOLTAGE --sim", "not a cell");
+	usage_error("read FOO VOLTAGE --sim", "unknown namespace");
 	usage_error("read UNIT --sim", "missing");
 	usage_error("write cell0 mode --sim", "missing");
 	usage_error("read UNIT VCC extra --sim", "unexpected argument");
@@ -310,8 +312,8 @@ static void test_bad_arguments(void)
 	usage_error("sinewave 4 --sim", "channel out of range");
 	usage_error("stop -1 --sim", "channel out of range");
 	usage_error("reset 4 --sim", "channel out of range");
-	usage_error("measure one --sim", "not a cell number");
-	usage_error("impedance all --sim", "not a cell number");
+	usage_error("measure one --sim", "not a cell (0..3, CELL0..CELL3");
+	usage_error("impedance all --sim", "not a cell (0..3, CELL0..CELL3");
 	usage_error("impedance --sim", "missing");
 	usage_error("charge --sim", "missing");
 	usage_error("charge 0 abc --sim", "must be a number");
@@ -332,7 +334,7 @@ static void test_bad_arguments(void)
 	usage_error("lowcurrent --sim", "missing");
 	usage_error("sinewave 0 abc --sim", "must be a number");
 	usage_error("sinewave 0 20000 --sim", "frequency");
-	usage_error("measure --sim --timeout abc", "--timeout");
+	usage_error("measure --sim --connect-timeout abc", "--connect-timeout");
 	usage_error("measure --serial abc --sim", "--serial");
 	usage_error("list --sim --devices 0", "--devices");
 	usage_error("list --sim --devices x", "--devices");
@@ -566,7 +568,8 @@ static void test_device_errors(void)
 		ok(1, "# skip a real Batlab is plugged in");
 		ok(1, "# skip a real Batlab is plugged in");
 	}
-	device_error("read --port /nonexistent/ttyACM7 UNIT VCC", "/nonexistent/ttyACM7");
+	usage_error("read --port /nonexistent/ttyACM7 UNIT VCC", "/nonexistent/ttyACM7: no such port");
+	device_error("read --port /dev/null UNIT VCC", "/dev/null: not a serial port");
 	device_error("info --sim --devices 3 --serial 5", "no Batlab with serial 5");
 	device_error("info --sim --port sim4", "sim4");
 }

@@ -214,6 +214,26 @@ static void vs_lines(struct term *t)
 	is_str(cmd(t, "print(i * 10) end"), "10\n20", "and runs once it is complete");
 }
 
+/* Values a person reads: a sample, a packet and a table as their contents,
+ * never "table: 0x...". Virtual time makes the sample repeatable. */
+static void vs_values(struct term *t)
+{
+	is_str(cmd(t, "ch = dev:channel(2); ch:discharge(1)"), "", "discharging a channel");
+	is_str(cmd(t, "= ch:wait()"),
+	       "1000 CELL2 at 4.002 s: 3.7145 V, -0.9989 A, 25.0 degC, -0.000341 Ah, -0.000977 Wh, "
+	       "DISCHARGE (step 0.948 s, VCC 5.000 V)",
+	       "= ch:wait() prints the sample in its units");
+	ok(strncmp(cmd(t, "ch.last"), "1000 CELL2 at 4.002 s: 3.7145 V", 31) == 0,
+	   "so does a sample typed as an expression");
+	is_str(cmd(t, "ch:idle()"), "true", "the channel idle again");
+	is_str(cmd(t, "batlab.Packet{namespace = 'CELL2', addr = 'VOLTAGE', value = 30583}"),
+	       "CELL2 VOLTAGE = 30583 (4.1999 V)", "a packet prints its display line");
+	is_str(cmd(t, "{1, 'two', x = {y = true}, batlab.Packet{namespace = 2, addr = 7, value = 1}}"),
+	       "{ 1, \"two\", <CELL2 VOLTAGE = 1 (0.0001 V)>, x = { y = true } }",
+	       "a table prints its contents, nested ones too");
+	ok(!strstr(cmd(t, "{{}, {}}"), "table: 0x"), "never an address");
+}
+
 /* Tasks at the prompt; virtual time moves only while a command runs. */
 static void vs_tasks(struct term *t)
 {
@@ -277,6 +297,7 @@ static void virtual_session(void)
 	   "plug messages are printed before the first prompt");
 	ok(strstr(head, "help()") != NULL, "the banner points to help()");
 	vs_lines(&t);
+	vs_values(&t);
 	vs_tasks(&t);
 	vs_editing(&t);
 

@@ -134,9 +134,10 @@ for _, c in ipairs(cases) do
 	t.ok(code == 2 and err:find(c[2]) ~= nil, ("exit 2 for: batlab %s (%s)"):format(c[1], err:match("[^\n]*")))
 end
 
--- no Batlab: exit 3
+-- a --port that does not exist is a usage error, as for every command
 code, out, err = batlab_cmd(("cycletest --settings %s --port %s/ttyNONE A"):format(quick, tmp))
-t.is(code, 3, "a port that is not there: exit 3")
+t.is(code, 2, "a port that is not there: exit 2")
+t.like(err, "^batlab: cycletest: [^\n]*/ttyNONE: no such port", "saying so")
 
 -- a cell name cannot escape the run directory
 code = batlab_cmd(("cycletest --settings %s --sim --out %s/r5 ../../evil"):format(quick, tmp))

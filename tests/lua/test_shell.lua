@@ -24,7 +24,9 @@ t.is(code, 3, "no device with that serial: exit 3")
 t.like(err, "no Batlab with serial number 77", "saying so")
 
 out, err, code = run("--port /nonexistent/ttyACM9 -e " .. q("print(1)"))
-t.is(code, 3, "a port that does not open: exit 3")
+t.is(code, 2, "a port that does not exist: exit 2")
+t.is(err, "batlab: shell: /nonexistent/ttyACM9: no such port (is it plugged in? 'batlab list' shows the Batlabs found)\n",
+	"saying so")
 
 out, err, code = run("--sim -e " .. q("error('boom')"))
 t.is(code, 1, "a Lua error: exit 1")
@@ -92,5 +94,37 @@ t.ok(rawget(_G, "tasks") == nil and rawget(_G, "help") == nil, "and sets no glob
 batlab.spawn(function() return 42 end)
 batlab.run()
 t.like(table.concat(shell.notices(), "\n"), "%[task %d+ done: 42%]", "a task spawned after install is followed")
+
+-- what the prompt prints for a value (shell.show, from batlab.show)
+local sample = { time = 12.5, step_time = 2.25, mode = 4, mode_name = "DISCHARGE", status = 0,
+	status_names = {}, error = 0, error_names = {}, voltage = 3.71, current = -1.0, temp_c = 28.84,
+	charge_ah = -0.1667, energy_wh = -0.62, vcc = 5.0, cell = 1, serial = 1000 }
+t.is(shell.show(sample), "1000 CELL1 at 12.500 s: 3.7100 V, -1.0000 A, 28.8 degC, -0.166700 Ah, "
+	.. "-0.620000 Wh, DISCHARGE (step 2.250 s, VCC 5.000 V)", "a sample: one line in its units, degC")
+sample.temp_c, sample.error, sample.error_names = nil, 2, { "VOLTAGE_LIMIT_DCHG" }
+sample.mode, sample.mode_name, sample.current = 6, "STOPPED", 0
+t.is(shell.show(sample), "1000 CELL1 at 12.500 s: 3.7100 V, 0.0000 A, -- degC, -0.166700 Ah, "
+	.. "-0.620000 Wh, STOPPED, ERROR VOLTAGE_LIMIT_DCHG (step 2.250 s, VCC 5.000 V)",
+	"no thermistor reading: --; a set ERROR by name")
+local p = batlab.Packet{ namespace = "CELL2", addr = "VOLTAGE", value = 30583 }
+t.is(shell.show(p), "CELL2 VOLTAGE = 30583 (4.1999 V)", "a packet: its display line")
+t.is(select("#", shell.show(1, nil, "x")), 3, "as many texts as values")
+t.is(table.concat({ shell.show(1, true, "x", 2.5) }, "|"), "1|true|x|2.5", "plain values as print shows them")
+t.is(shell.show({ 3, 4, b = "s", a = { p } }), '{ 3, 4, a = { <CELL2 VOLTAGE = 30583 (4.1999 V)> }, b = "s" }',
+	"a table: its entries, the array first, then the keys sorted")
+t.is(shell.show({}), "{}", "an empty table")
+local cyc = { name = "loop" }
+cyc.self = cyc
+t.is(shell.show(cyc), '{ name = "loop", self = <cycle> }', "a cycle is cut")
+t.is(shell.show({ { { { 1 } } } }), "{ { { {...} } } }", "deep tables are cut")
+t.is(shell.show({ ["a key"] = 1, [true] = 2 }), '{ [true] = 2, ["a key"] = 1 }', "keys that are not names")
+local wide = shell.show({ sample, sample })
+t.like(wide, "^{\n  <1000 CELL1 at 12%.500 s: [^\n]*>,\n  <1000 CELL1 [^\n]*>,\n}$",
+	"a long table: a line per entry, samples bracketed")
+local many = {}
+for i = 1, 50 do
+	many[i] = i
+end
+t.like(shell.show(many), "40,\n  %.%.%. %(10 more%),\n}$", "a long list is cut after 40 entries")
 
 t.done()
