@@ -17,17 +17,23 @@ function M.all_channels(pool)
 	return list
 end
 
+-- A channel number as the command line writes one: 2, CELL2 or cell2.
+local function channel_number(text)
+	return tonumber(text) or tonumber((text or ""):match("^[Cc][Ee][Ll][Ll](%d+)$"))
+end
+
 local function find_channel(chans, spec)
-	local sn, c = spec:match("^(%d+):(%d+)$")
+	local sn, c = spec:match("^(%d+):(%w+)$")
 	if sn then
+		local idx = channel_number(c)
 		for _, ch in ipairs(chans) do
-			if ch.dev.sn == tonumber(sn) and ch.index == tonumber(c) then
+			if ch.dev.sn == tonumber(sn) and ch.index == idx then
 				return ch
 			end
 		end
 		return nil
 	end
-	local g = tonumber(spec)
+	local g = channel_number(spec)
 	return g and chans[g + 1] or nil
 end
 

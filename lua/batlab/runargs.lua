@@ -13,8 +13,9 @@ on the connected Batlabs, one task per cell.
 
 Options:
   --settings FILE      Lexcelon settings / cell playlist (JSON)
-  --cell CH=NAME       put cell NAME on channel CH (0.. across Batlabs in
-                       serial-number order, or SERIAL:CH); repeatable
+  --cell CH=NAME       put cell NAME on channel CH (0.. or CELL0.. across
+                       Batlabs in serial-number order, or SERIAL:CH);
+                       repeatable
   --cells-from FILE    cell names, one per line, onto the channels in order
   --set KEY=VALUE      override a setting or procedure parameter; repeatable
   --out DIR            results directory (default batlab-runs/NAME-DATE)
@@ -29,6 +30,7 @@ Options:
                        run; default: as fast as possible)
   --json               print the final summary as JSON on standard output
   --quiet              no progress output
+  -h, --help           this text (with SCRIPT: its description and params)
 ]],
 }
 USAGE.cycletest = [[

@@ -69,6 +69,13 @@ code, out = batlab_cmd(("run %s --sim --out %s/quiet --cell 0=Q1"):format(quiet,
 t.is(code, 0, "a procedure that returns nothing passes")
 t.like(out, "Q1%s+PASS%s+completed %(the procedure returned no verdict%)", "and the verdict line says why")
 
+-- ---- channels named as every command names them ---------------------------------------
+
+code, out = batlab_cmd(("run capacity --sim --quiet --out %s/cellname --cell CELL3=K1 --cell 1000:cell1=K2"):format(tmp))
+t.ok(code == 0 and out:find("K1%s+PASS") and out:find("K2%s+PASS"), "--cell takes CELL3 and SERIAL:cell1 as well as 3")
+local rj = read(tmp .. "/cellname/run.json") or ""
+t.like(rj, '"channel": 3,%s*"file": "cells/K1%.csv"', "CELL3 is channel 3")
+
 -- ---- more cells than channels with the README's procedure -------------------------------
 
 code, out = batlab_cmd(("run scripts/capacity.lua --sim --quiet --out %s/five A B C D E"):format(tmp))
