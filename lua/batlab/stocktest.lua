@@ -101,22 +101,6 @@ local function abort(cell, why)
 	return false, why, "error"
 end
 
--- Put ZERO_AMP_THRESH back however the test ends (it lives in EEPROM).
-local function zero_amp_guard(cell)
-	local dev = cell.device
-	local old, err = dev:read(batlab.UNIT, batlab.ZERO_AMP_THRESH)
-	if not old then
-		return nil, err
-	end
-	local ok, werr = dev:write_verify(batlab.UNIT, batlab.ZERO_AMP_THRESH, batlab.Encoder(0.05):ascurrent())
-	if not ok then
-		return nil, werr
-	end
-	return setmetatable({}, { __close = function()
-		dev:write_verify(batlab.UNIT, batlab.ZERO_AMP_THRESH, old)
-	end })
-end
-
 -- test_type: "cycle" or "discharge"; ctx.deadline (batlab.now() time)
 -- ends discharges. Returns ok, message (the verdict).
 function M.run(cell, p, ctx, test_type)
@@ -140,7 +124,9 @@ function M.run(cell, p, ctx, test_type)
 			small = true
 		end
 	end
-	local zguard <close> = small and assert(zero_amp_guard(cell)) or nil
+	-- (Once for the whole test: the steps would otherwise each write the
+	-- EEPROM twice.)
+	local zguard <close> = small and assert(steps.zero_amp_guard(cell)) or nil
 	local discharge_only = test_type == "discharge"
 	local n = (p.numWarmupCycles or 0) + (p.numMeasurementCycles or 0)
 
