@@ -101,6 +101,24 @@ local function abort(cell, why)
 	return false, why, "error"
 end
 
+-- The discharge test: one discharge. A timeout ends it normally, but what
+-- it measured is not the capacity, and the verdict says so.
+local function discharge_test(cell, p, ctx)
+	cell:label { cycle = 1, cycle_kind = "measurement" }
+	local d = discharge_step(cell, p, ctx, "DISCHARGE", p.lowVoltageCutoff)
+	local fine, why = check(d)
+	if not fine then
+		return abort(cell, why)
+	end
+	cell:idle()
+	if d.end_reason == "timeout" then
+		local v = d.end_sample and d.end_sample.voltage or 0
+		return true, ("timeout after %.0f s at %.3f V, before %.3f V: the capacity is incomplete")
+			:format(d.duration, v, p.lowVoltageCutoff)
+	end
+	return true, "completed"
+end
+
 -- test_type: "cycle" or "discharge"; ctx.deadline (batlab.now() time)
 -- ends discharges. Returns ok, message (the verdict).
 function M.run(cell, p, ctx, test_type)
@@ -131,13 +149,7 @@ function M.run(cell, p, ctx, test_type)
 	local n = (p.numWarmupCycles or 0) + (p.numMeasurementCycles or 0)
 
 	if discharge_only then
-		cell:label { cycle = 1, cycle_kind = "measurement" }
-		local fine, why = check(discharge_step(cell, p, ctx, "DISCHARGE", p.lowVoltageCutoff))
-		if not fine then
-			return abort(cell, why)
-		end
-		cell:idle()
-		return true, "completed"
+		return discharge_test(cell, p, ctx)
 	end
 
 	if rate(p.prechargeRate) then
