@@ -16,7 +16,6 @@
 --   * ZERO_AMP_THRESH, which the constant-voltage mode lowers and which the
 --     device keeps in EEPROM, is put back however the test ends.
 
-local batlab = require "batlab"
 local steps = require "batlab.steps"
 
 local M = {}
