@@ -156,14 +156,36 @@ local function add_charge(acc, c, cyc, ah, wh)
 	end
 end
 
+-- Ends of a discharge that reached its end voltage (the CV taper of a
+-- constant-voltage discharge ends on current). A step with no end reason
+-- (a procedure's own) is taken as complete.
+local COMPLETE_END = { voltage = true, current = true }
+
+-- Why a discharge did not measure the whole capacity, or nil.
+local function incomplete_why(st, stopped)
+	if stopped then
+		return "safety stop"
+	end
+	local why = st.end_reason
+	if type(why) == "string" and why ~= "" and not COMPLETE_END[why] then
+		return why
+	end
+	return nil
+end
+
 local function add_discharge(acc, c, st, ah, wh, stopped)
 	local p = acc.pending
 	if c.discharge_ah == nil then
 		-- First discharge of this cycle: the charge that filled it.
 		if p.any and p.valid and p.ah > 0 then
 			c.filled_ah, c.filled_wh = p.ah, p.wh
+		else
+			c.no_fill = p.any and "no full charge before the measurement discharge (only the "
+				.. "precharge, from an unknown state of charge)"
+				or "no charge before the measurement discharge"
 		end
 	end
+	c.incomplete = c.incomplete or incomplete_why(st, stopped)
 	c.discharge_ah = (c.discharge_ah or 0) + (ah or 0)
 	c.discharge_wh = (c.discharge_wh or 0) + (wh or 0)
 	if stopped then
@@ -214,18 +236,59 @@ local function mean(list)
 	return sum / #list
 end
 
+-- The measurement discharges the capacity is from: those that reached
+-- their end voltage; only when there is none, the others, marked
+-- incomplete (fig.partial). Why a cycle is left out or why there is no CE
+-- goes to fig.cap_notes / fig.ce_notes.
+local function take_measurement(fig, c, ce, partial)
+	fig.caps[#fig.caps + 1] = c.discharge_ah
+	fig.energies[#fig.energies + 1] = c.discharge_wh
+	if ce and not partial then
+		fig.ces[#fig.ces + 1] = ce
+	end
+	fig.vs, fig.vt = fig.vs + c.discharge_vs, fig.vt + c.discharge_s
+end
+
+local function measurements(fig, list)
+	local whole = {}
+	for _, m in ipairs(list) do
+		if not m.c.incomplete then
+			whole[#whole + 1] = m
+		end
+	end
+	fig.partial = #whole == 0 and #list > 0
+	for _, m in ipairs(list) do
+		local c = m.c
+		local note = c.incomplete and ("cycle %d's discharge ended on %s, before its end voltage")
+			:format(m.cycle, c.incomplete)
+		if note then
+			fig.cap_notes[#fig.cap_notes + 1] = note
+		end
+		if not c.incomplete or fig.partial then
+			take_measurement(fig, c, m.ce, fig.partial)
+			if fig.partial and not c.no_fill then
+				fig.ce_notes[#fig.ce_notes + 1] = "the measurement discharge is incomplete"
+			elseif not m.ce then
+				fig.ce_notes[#fig.ce_notes + 1] = c.no_fill or "no charge before the measurement discharge"
+			end
+		end
+	end
+end
+
 -- The per-cycle list, and what the measurement cycles give: capacities,
 -- energies, efficiencies, the discharge voltage over time.
 local function cycle_figures(acc)
-	local fig = { cycles = {}, caps = {}, energies = {}, ces = {}, vs = 0, vt = 0, completed = 0 }
+	local fig = { cycles = {}, caps = {}, energies = {}, ces = {}, vs = 0, vt = 0, completed = 0,
+		cap_notes = {}, ce_notes = {} }
+	local list = {}
 	table.sort(acc.order)
 	for _, cyc in ipairs(acc.order) do
 		local c = acc.by_cycle[cyc]
 		local ce, ee
-		if c.discharge_ah and c.filled_ah and c.filled_ah > 0 then
+		if c.discharge_ah and c.filled_ah and c.filled_ah > 0 and not c.incomplete then
 			ce = c.discharge_ah / c.filled_ah
 		end
-		if c.discharge_wh and c.filled_wh and c.filled_wh > 0 then
+		if c.discharge_wh and c.filled_wh and c.filled_wh > 0 and not c.incomplete then
 			ee = c.discharge_wh / c.filled_wh
 		end
 		fig.cycles[#fig.cycles + 1] = {
@@ -233,17 +296,19 @@ local function cycle_figures(acc)
 			charge_wh = c.charge_wh, discharge_wh = c.discharge_wh,
 			coulombic_efficiency = ce, energy_efficiency = ee, safety_stop = c.safety_stop,
 		}
+		if c.discharge_ah then
+			fig.cycles[#fig.cycles].discharge_complete = c.incomplete == nil
+		end
 		if cyc >= 1 and c.discharge_ah and c.charge_ah and not c.safety_stop then
 			fig.completed = fig.completed + 1
 		end
-		if c.kind == "measurement" and c.discharge_ah and not c.discharge_safety then
-			fig.caps[#fig.caps + 1] = c.discharge_ah
-			fig.energies[#fig.energies + 1] = c.discharge_wh
-			if ce then
-				fig.ces[#fig.ces + 1] = ce
-			end
-			fig.vs, fig.vt = fig.vs + c.discharge_vs, fig.vt + c.discharge_s
+		if c.kind == "measurement" and c.discharge_ah then
+			list[#list + 1] = { c = c, cycle = cyc, ce = ce }
 		end
+	end
+	measurements(fig, list)
+	if #list == 0 then
+		fig.ce_notes[1] = "no measurement discharge"
 	end
 	return fig
 end
@@ -270,6 +335,7 @@ local function judge(sum, opts, safety)
 		local parts = {}
 		if cap then
 			parts[#parts + 1] = string.format("capacity %.4f Ah", cap)
+				.. (sum.capacity_complete == false and " (incomplete: " .. sum.capacity_note .. ")" or "")
 		end
 		if zval then
 			parts[#parts + 1] = threshold and string.format("impedance %.4f ohm <= %.4f ohm", zval, threshold)
@@ -323,8 +389,11 @@ function M.summarize(record, opts)
 		capacity_min_ah = cap_min,
 		capacity_max_ah = cap_max,
 		capacity_cycles = #fig.caps,
+		capacity_complete = cap and not fig.partial,
+		capacity_note = #fig.cap_notes > 0 and table.concat(fig.cap_notes, "; ") or nil,
 		energy_wh = mean(fig.energies),
 		coulombic_efficiency = mean(fig.ces),
+		coulombic_efficiency_note = #fig.ces == 0 and fig.ce_notes[1] or nil,
 		avg_voltage = fig.vt > 0 and fig.vs / fig.vt or nil,
 		temp_rise_c = acc.temp_rise,
 		impedance_ohm = zval,

@@ -374,10 +374,14 @@ local function summary_line(name, verdict, sum, reason)
 		parts[#parts + 1] = why
 	end
 	if type(sum.capacity_ah) == "number" then
+		-- a discharge that did not reach its end voltage measured part of it
 		parts[#parts + 1] = ("capacity %.4f Ah"):format(sum.capacity_ah)
+			.. (sum.capacity_complete == false and (" (incomplete: %s)"):format(sum.capacity_note) or "")
 	end
 	if type(sum.coulombic_efficiency) == "number" then
 		parts[#parts + 1] = ("CE %.4f"):format(sum.coulombic_efficiency)
+	elseif type(sum.capacity_ah) == "number" and sum.coulombic_efficiency_note then
+		parts[#parts + 1] = "CE n/a: " .. sum.coulombic_efficiency_note
 	end
 	if type(sum.impedance_ohm) == "number" then
 		parts[#parts + 1] = ("Z %.4f ohm"):format(sum.impedance_ohm)

@@ -20,6 +20,7 @@
 -- series and ends with a row of steps.csv (cell:begin_step/end_step).
 
 local batlab = require "batlab"
+local step_options = require "batlab.step_options"
 
 local M = {}
 
@@ -225,7 +226,7 @@ local function ended(kind, sign, opts, s, sum)
 		return finish(sum, "current")
 	end
 	if opts.max_time and s.step_time >= opts.max_time then
-		return finish(sum, opts.time_reason or "time")
+		return finish(sum, "time")
 	end
 	if opts.max_ah and sum.ah >= opts.max_ah then
 		return finish(sum, "charge")
@@ -366,14 +367,131 @@ local function check_current(a, what)
 	end
 end
 
+-- ---- ZERO_AMP_THRESH -------------------------------------------------------------------
+-- Below ZERO_AMP_THRESH (0.25 A from the factory, kept in the device's
+-- EEPROM) the device reads 0 A and its counter counts nothing: a hold
+-- until 0.1 A would never see its end, a C/10 current would count no
+-- charge. A step that needs such currents lowers it for its duration.
+
+M.ZERO_AMP_LOW = 0.05     -- A: what the step lowers it to (Lexcelon's CV value)
+M.ZERO_AMP_FLOOR = 0.01   -- A: a step that needs less is refused
+
+local function raw_amps(raw)
+	return raw * 4.096 / 32768
+end
+
+-- zero_amp_guard(cell [, amps]) -> guard | nil, err. Sets ZERO_AMP_THRESH
+-- to amps (default ZERO_AMP_LOW); closing the guard (a to-be-closed
+-- variable, or guard:close()) puts back what it was, once. guard.was and
+-- guard.set are the two thresholds in A.
+function M.zero_amp_guard(cell, amps)
+	local dev = cell.device
+	local old, err = dev:read(batlab.UNIT, batlab.ZERO_AMP_THRESH)
+	if not old then
+		return nil, err
+	end
+	local raw = batlab.Encoder(amps or M.ZERO_AMP_LOW):ascurrent()
+	local ok, werr = dev:write_verify(batlab.UNIT, batlab.ZERO_AMP_THRESH, raw)
+	if not ok then
+		return nil, werr
+	end
+	local g = { was = raw_amps(old), set = raw_amps(raw) }
+	function g.close()
+		if not g.closed then
+			g.closed = true
+			local back, berr = dev:write_verify(batlab.UNIT, batlab.ZERO_AMP_THRESH, old)
+			if not back then
+				cell:log(("ZERO_AMP_THRESH could not be put back to %.3f A: %s"):format(g.was, tostring(berr)))
+			end
+		end
+	end
+	return setmetatable(g, { __close = g.close })
+end
+
+-- The smallest current a step must measure (A), and what it is for.
+local function smallest(opts, kind)
+	local need, what
+	local function consider(a, name)
+		if type(a) == "number" and a > 0 and (not need or a < need) then
+			need, what = a, name
+		end
+	end
+	if kind == "cv_hold" then
+		consider(opts.until_i or 0.05, "until_i")
+		return need, what
+	end
+	consider(opts.current, "current")
+	consider(opts.until_i, "until_i")
+	consider(opts.trickle and opts.trickle.current, "trickle.current")
+	consider(opts.pulse and opts.pulse.off_current, "pulse.off_current")
+	consider(opts.cv_approach and opts.cv_approach.step, "cv_approach.step")
+	if opts.cv then
+		consider(opts.cv.until_i or 0.05, "cv.until_i")
+	end
+	return need, what
+end
+
+-- Refuse (at the caller of steps.<fn>) a current the device cannot count.
+local function check_smallest(fn, opts)
+	local need, what = smallest(opts, fn)
+	if need and need < M.ZERO_AMP_FLOOR then
+		error(("steps.%s: %s = %g A is below the smallest current the device counts (%g A)")
+			:format(fn, what, need, M.ZERO_AMP_FLOOR), 3)
+	end
+end
+
+-- Lower ZERO_AMP_THRESH for a step whose smallest current is within 20 %
+-- of it: guard (or nil when not needed), or nil and an error.
+local function zero_amp_for(cell, name, opts, kind)
+	local need, what = smallest(opts, kind)
+	if not need or not cell.device then
+		return false
+	end
+	local raw, err = cell.device:read(batlab.UNIT, batlab.ZERO_AMP_THRESH)
+	if not raw then
+		return nil, err
+	end
+	if need >= 1.2 * raw_amps(raw) then
+		return false
+	end
+	local g, gerr = M.zero_amp_guard(cell, math.min(M.ZERO_AMP_LOW, need / 2))
+	if g then
+		cell:log(("%s: ZERO_AMP_THRESH %.4f A for the step (%s %g A), was %.4f A")
+			:format(name, g.set, what, need, g.was))
+	end
+	return g, gerr
+end
+
+-- Run a step with ZERO_AMP_THRESH lowered if it needs it; the summary says
+-- so (zero_amp = {was, set} in A).
+local function with_zero_amp(cell, name, opts, kind, body)
+	local g, err = zero_amp_for(cell, name, opts, kind)
+	if g == nil then
+		return stepped(cell, name, function()
+			return finish(new_summary(name, kind == "cv_hold" and "charge" or kind), "device error",
+				{ safety = "ZERO_AMP_THRESH: " .. tostring(err) })
+		end)
+	end
+	local guard <close> = g or nil
+	local sum = body()
+	if g then
+		sum.zero_amp = { was = g.was, set = g.set }
+	end
+	return sum
+end
+
 -- Constant-current charge. opts: current (A, required), until_v, until_i,
 -- max_time, max_ah, max_wh, max_temp_c, until(sample, summary) -> reason,
 -- trickle = {engage_v, current}, pulse = {on, off, off_current},
 -- cv_approach = {v, step (A), sensitivity, z}, impedance_every (s),
--- guard(sample) -> reason, on_sample(sample, summary), name, cv = {v,
--- until_i, max_time} (a constant-voltage hold after the CC phase).
+-- on_impedance(ohms, sample, summary), guard(sample) -> reason,
+-- on_sample(sample, summary), name, report_timeout, cv = {v, until_i,
+-- max_time} (a constant-voltage hold after the CC phase). Unknown options
+-- and values of the wrong type raise (batlab.step_options).
 function M.charge(cell, opts)
+	step_options.check("charge", opts)
 	check_current(opts.current, "charge")
+	check_smallest("charge", opts)
 	-- The device stops a charge above its charge voltage limit: a hold at
 	-- that very voltage would be stopped as soon as it began.
 	local cv_v = opts.cv and (opts.cv.v or opts.until_v)
@@ -383,35 +501,42 @@ function M.charge(cell, opts)
 			.. "(cell:limits{vmax = %.3f}): set vmax to %.2f V or more"):format(cv_v, vmax, cv_v + 0.05), 2)
 	end
 	local name = opts.name or "CHARGE"
-	local sum = stepped(cell, name, function()
-		return run(cell, "charge", name, opts, function()
-			return cell:charge(opts.current)
+	return with_zero_amp(cell, name, opts, "charge", function()
+		local sum = stepped(cell, name, function()
+			return run(cell, "charge", name, opts, function()
+				return cell:charge(opts.current)
+			end)
 		end)
+		if opts.cv and sum.end_reason == "voltage" and sum.safety == nil then
+			sum.cv = M.cv_hold(cell, {
+				v = opts.cv.v or opts.until_v, until_i = opts.cv.until_i, max_time = opts.cv.max_time,
+				current = opts.current, guard = opts.guard, on_sample = opts.on_sample,
+				report_timeout = opts.report_timeout, name = name .. "-CV",
+			})
+		end
+		return sum
 	end)
-	if opts.cv and sum.end_reason == "voltage" and sum.safety == nil then
-		sum.cv = M.cv_hold(cell, {
-			v = opts.cv.v or opts.until_v, until_i = opts.cv.until_i, max_time = opts.cv.max_time,
-			current = opts.current, guard = opts.guard, on_sample = opts.on_sample,
-			name = (opts.name or "CHARGE") .. "-CV",
-		})
-	end
-	return sum
 end
 
--- Constant-current discharge; the same options (until_v is a floor).
+-- Constant-current discharge; the same options (until_v is a floor), no cv.
 function M.discharge(cell, opts)
+	step_options.check("discharge", opts)
 	check_current(opts.current, "discharge")
+	check_smallest("discharge", opts)
 	local name = opts.name or "DISCHARGE"
-	return stepped(cell, name, function()
-		return run(cell, "discharge", name, opts, function()
-			return cell:discharge(opts.current)
+	return with_zero_amp(cell, name, opts, "discharge", function()
+		return stepped(cell, name, function()
+			return run(cell, "discharge", name, opts, function()
+				return cell:discharge(opts.current)
+			end)
 		end)
 	end)
 end
 
--- Rest (IDLE) for `seconds`. opts: on_sample, guard, name.
+-- Rest (IDLE) for `seconds`. opts: on_sample, guard, name, report_timeout.
 function M.rest(cell, seconds, opts)
 	opts = opts or {}
+	step_options.check("rest", opts)
 	if type(seconds) ~= "number" or seconds < 0 then
 		error("rest: seconds must be a number >= 0", 2)
 	end
@@ -435,9 +560,16 @@ local cv_loop
 -- (default 0.05 A) or after max_time. The channel stays in CHARGE (no new
 -- relay sequence); the device's charge limit must sit above v.
 function M.cv_hold(cell, opts)
-	assert(opts.v, "cv_hold: v is required")
-	return stepped(cell, opts.name or "CV", function()
-		return cv_loop(cell, opts)
+	step_options.check("cv_hold", opts)
+	if type(opts.v) ~= "number" then
+		error("cv_hold: v (the voltage to hold) is required", 2)
+	end
+	check_smallest("cv_hold", opts)
+	local name = opts.name or "CV"
+	return with_zero_amp(cell, name, opts, "cv_hold", function()
+		return stepped(cell, name, function()
+			return cv_loop(cell, opts)
+		end)
 	end)
 end
 

@@ -16,7 +16,6 @@
 --   * ZERO_AMP_THRESH, which the constant-voltage mode lowers and which the
 --     device keeps in EEPROM, is put back however the test ends.
 
-local batlab = require "batlab"
 local steps = require "batlab.steps"
 
 local M = {}
@@ -101,20 +100,22 @@ local function abort(cell, why)
 	return false, why, "error"
 end
 
--- Put ZERO_AMP_THRESH back however the test ends (it lives in EEPROM).
-local function zero_amp_guard(cell)
-	local dev = cell.device
-	local old, err = dev:read(batlab.UNIT, batlab.ZERO_AMP_THRESH)
-	if not old then
-		return nil, err
+-- The discharge test: one discharge. A timeout ends it normally, but what
+-- it measured is not the capacity, and the verdict says so.
+local function discharge_test(cell, p, ctx)
+	cell:label { cycle = 1, cycle_kind = "measurement" }
+	local d = discharge_step(cell, p, ctx, "DISCHARGE", p.lowVoltageCutoff)
+	local fine, why = check(d)
+	if not fine then
+		return abort(cell, why)
 	end
-	local ok, werr = dev:write_verify(batlab.UNIT, batlab.ZERO_AMP_THRESH, batlab.Encoder(0.05):ascurrent())
-	if not ok then
-		return nil, werr
+	cell:idle()
+	if d.end_reason == "timeout" then
+		local v = d.end_sample and d.end_sample.voltage or 0
+		return true, ("timeout after %.0f s at %.3f V, before %.3f V: the capacity is incomplete")
+			:format(d.duration, v, p.lowVoltageCutoff)
 	end
-	return setmetatable({}, { __close = function()
-		dev:write_verify(batlab.UNIT, batlab.ZERO_AMP_THRESH, old)
-	end })
+	return true, "completed"
 end
 
 -- test_type: "cycle" or "discharge"; ctx.deadline (batlab.now() time)
@@ -140,18 +141,14 @@ function M.run(cell, p, ctx, test_type)
 			small = true
 		end
 	end
-	local zguard <close> = small and assert(zero_amp_guard(cell)) or nil
+	-- (Once for the whole test: the steps would otherwise each write the
+	-- EEPROM twice.)
+	local zguard <close> = small and assert(steps.zero_amp_guard(cell)) or nil
 	local discharge_only = test_type == "discharge"
 	local n = (p.numWarmupCycles or 0) + (p.numMeasurementCycles or 0)
 
 	if discharge_only then
-		cell:label { cycle = 1, cycle_kind = "measurement" }
-		local fine, why = check(discharge_step(cell, p, ctx, "DISCHARGE", p.lowVoltageCutoff))
-		if not fine then
-			return abort(cell, why)
-		end
-		cell:idle()
-		return true, "completed"
+		return discharge_test(cell, p, ctx)
 	end
 
 	if rate(p.prechargeRate) then

@@ -235,6 +235,21 @@ static double charge_sign(const struct bl_channel *c)
 	return c->tick.mode == BL_MODE_CHARGE ? 1.0 : -1.0;
 }
 
+/* The step's charge in coulombs, signed, from the counter. The counter
+ * adds |I| whatever the direction, and in IMPEDANCE mode the sine's mean
+ * (about 0.37 A) is drawn from the cell: what the measurements counted
+ * (imp_c) is charge out of the cell, also in a charge step, where the
+ * counter took it for charge in. While a measurement runs, the charge
+ * stays where it was when it began. */
+static double step_charge_c(const struct bl_channel *c, double counter)
+{
+	double q = (c->imp_busy ? c->imp_q0 : counter) - c->imp_c;
+
+	if (q < 0)
+		q = 0;
+	return charge_sign(c) * q - c->imp_c;
+}
+
 static void tick_done(struct bl_device *d, struct bl_op *op, int status, void *ud)
 {
 	struct bl_channel *c = ud;
@@ -251,7 +266,7 @@ static void tick_done(struct bl_device *d, struct bl_op *op, int status, void *u
 	}
 	switch (c->tick_stage) {
 	case 0:
-		c->tick.charge_ah = bl_op_number(op) > 0 ? charge_sign(c) * bl_op_number(op) / 3600.0 : 0.0;
+		c->tick.charge_ah = step_charge_c(c, bl_op_number(op)) / 3600.0;
 		/* ERROR latches only when the firmware stops a channel and IDLE
 		 * clears it, so it is worth a request only in the other modes. */
 		c->tick_stage = 1;
@@ -354,6 +369,8 @@ void bl_chan_step_begin(struct bl_channel *c, enum bl_step_kind kind)
 	c->step_us = bl_loop_now(bl_device_loop(c->cs->d));
 	c->energy_wh = 0.0;
 	c->have_p = false;
+	c->step_seq++;
+	c->imp_c = 0.0;
 }
 
 void bl_chan_step_end(struct bl_channel *c)

@@ -34,6 +34,8 @@ struct job {
 	int status;
 	double number;
 	int n;
+	double ohms;                 /* impedance: the measurement */
+	unsigned step_seq;           /* impedance: the step it began in */
 	struct limit_item item[MAX_ITEMS];
 	bl_chan_fn fn;
 	void *ud;
@@ -67,6 +69,8 @@ static void job_free(struct job *j)
 
 static void job_end(struct job *j, int status, const char *what)
 {
+	if (j->kind == J_IMPEDANCE)
+		j->ch->imp_busy = false;
 	j->ended = true;
 	j->status = status;
 	if (status != BL_OK && what)
@@ -158,6 +162,42 @@ static struct bl_op *op_impedance(struct job *j)
 	return bl_op_impedance(j->ch->cs->d, j->ch->cell, job_done, j);
 }
 
+static struct bl_op *op_read_counter(struct job *j)
+{
+	return bl_op_charge(j->ch->cs->d, j->ch->cell, job_done, j);
+}
+
+/* An impedance measurement between two reads of the charge counter: what
+ * the counter took meanwhile (the sine's |I|) is the measurement's, which
+ * the channel's samples count as charge drawn from the cell, whatever the
+ * step (channel.c step_charge_c). */
+static bool impedance_done(struct job *j)
+{
+	struct bl_channel *c = j->ch;
+
+	switch (j->stage) {
+	case 0:
+		job_next(j, op_read_counter);
+		return false;
+	case 1:
+		c->imp_busy = true;
+		c->imp_q0 = j->number;
+		j->step_seq = c->step_seq;
+		job_next(j, op_impedance);
+		return false;
+	case 2:
+		j->ohms = j->number;
+		job_next(j, op_read_counter);
+		return false;
+	default:
+		if (c->step_seq == j->step_seq && j->number >= c->imp_q0)
+			c->imp_c += j->number - c->imp_q0;
+		c->imp_busy = false;
+		j->number = j->ohms;
+		return true;
+	}
+}
+
 static struct bl_op *op_limit(struct job *j)
 {
 	const struct limit_item *it = &j->item[j->stage];
@@ -238,12 +278,13 @@ static void job_run(struct job *j)
 	case J_START:
 		done = start_done(j);
 		break;
-	case J_SAFE:
 	case J_IMPEDANCE:
+		done = impedance_done(j);
+		break;
+	case J_SAFE:
 	case J_INTERVAL:
 		if (j->stage == 0)
-			job_next(j, j->kind == J_SAFE ? op_safe : j->kind == J_IMPEDANCE ? op_impedance
-			                                                                  : op_interval);
+			job_next(j, j->kind == J_SAFE ? op_safe : op_interval);
 		done = j->stage > 0;
 		break;
 	case J_LIMITS:

@@ -27,6 +27,11 @@ struct bl_channel {
 	bool have_p;
 	double last_p;
 	uint64_t last_us;
+	unsigned step_seq;               /* bumped by each step begin */
+	/* impedance measurements: the counter's charge is not the step's */
+	double imp_c;                    /* coulombs they counted in this step */
+	bool imp_busy;                   /* one runs: samples hold the charge */
+	double imp_q0;                   /* the counter when it began (C) */
 	/* reports */
 	bool interval_set;
 	double interval_s;

@@ -218,7 +218,45 @@ sum = results.summarize({ name = "D", steps = { { cycle = 1, cycle_kind = "measu
 	step_name = "DISCHARGE", charge_ah = 2.0, energy_wh = 7.2 } } }, {})
 t.is(sum.capacity_ah, 2.0, "discharge test: capacity from one measurement discharge")
 t.is(sum.cycles[1].coulombic_efficiency, nil, "discharge test: no CE")
+t.is(sum.capacity_complete, true, "discharge test ended on its voltage: a complete capacity")
+t.is(sum.coulombic_efficiency_note, "no charge before the measurement discharge", "why there is no CE")
 t.is(results.summarize({ name = "E", steps = {} }).verdict, "pass", "empty record summarises")
+
+-- a capacity from a discharge that did not reach its end voltage is marked
+local function dstep(cycle, ah, reason)
+	return { cycle = cycle, cycle_kind = "measurement", step = cycle, step_name = "DISCHARGE",
+		charge_ah = ah, energy_wh = ah * 3.6, end_reason = reason }
+end
+for _, why in ipairs({ "timeout", "removed", "no reports", "time" }) do
+	sum = results.summarize({ name = "T", steps = { dstep(1, 0.8, why) } }, {})
+	t.ok(sum.capacity_ah == 0.8 and sum.capacity_complete == false
+		and sum.capacity_note == "cycle 1's discharge ended on " .. why .. ", before its end voltage",
+		("a discharge ended on %s: capacity marked incomplete (%s)"):format(why, tostring(sum.capacity_note)))
+end
+t.like(sum.reason, "capacity 0%.8000 Ah %(incomplete: cycle 1's discharge ended on time", "and the reason says so")
+t.is(sum.cycles[1].discharge_complete, false, "the cycle says so")
+local st2 = dstep(1, 0.5, "voltage")
+st2.safety_stop = { "TEMP_LIMIT_DCHG" }
+sum = results.summarize({ name = "S", steps = { st2 } }, {})
+t.ok(sum.capacity_ah == 0.5 and sum.capacity_complete == false and sum.capacity_note:find("safety stop"),
+	"a safety-stopped discharge alone: its capacity, marked incomplete")
+-- a complete cycle wins; the incomplete one is left out and named
+local mixed = cycle_steps()
+mixed[11].end_reason = "removed"
+sum = results.summarize({ name = "M", steps = mixed }, {})
+t.near(sum.capacity_ah, 2.4, 1e-12, "an incomplete discharge is left out when a complete one exists")
+t.is(sum.capacity_complete, true, "so the capacity is complete")
+t.is(sum.capacity_note, "cycle 3's discharge ended on removed, before its end voltage", "the one left out is named")
+t.near(sum.coulombic_efficiency, 2.4 / 2.6, 1e-12, "CE from the complete cycle only")
+t.is(sum.coulombic_efficiency_note, nil, "no CE note when there is a CE")
+-- CE n/a, and why
+local pre = { { cycle = 0, cycle_kind = "precharge", step = 1, step_name = "PRECHARGE", charge_ah = 1.0,
+	end_reason = "voltage" }, dstep(1, 2.2, "voltage") }
+sum = results.summarize({ name = "P", steps = pre }, {})
+t.ok(sum.coulombic_efficiency == nil and sum.coulombic_efficiency_note:find("^no full charge before the measurement discharge"),
+	"only the precharge before the measurement: CE n/a, no full charge (" .. tostring(sum.coulombic_efficiency_note) .. ")")
+sum = results.summarize({ name = "N", steps = { { cycle = 1, step_name = "CHARGE", charge_ah = 1 } } }, {})
+t.is(sum.coulombic_efficiency_note, "no measurement discharge", "no measurement discharge: CE n/a says so")
 
 -- A full run -------------------------------------------------------------------------
 

@@ -126,6 +126,85 @@ t.ok(s.duration >= 30 and s.duration < 32 and s.ah == 0, "30 s at no current")
 t.raises(function() steps.charge(nil, { current = 9 }) end, "current must be", "a current above 4.5 A raises")
 t.raises(function() steps.rest(nil, -1) end, "seconds must be", "a negative rest raises")
 
+-- ---- options: a typo or a wrong type raises at the call, before anything starts ----
+
+local function call_err(fn)
+	local okay, err = pcall(fn)
+	return not okay and tostring(err) or nil
+end
+local here = "test_steps%.lua:%d+: "
+local err = call_err(function() steps.discharge(nil, { current = 2, untl_v = 3.0 }) end)
+t.like(err, here .. "unknown option 'untl_v' to steps%.discharge %(did you mean until_v%?%)",
+	"an unknown option raises at the caller's line, with a suggestion")
+t.like(err, "steps%.discharge takes: .*current,.*until_v", "and the names allowed")
+t.like(call_err(function() steps.charge(nil, { current = 1, until_v = 4.1, cv = { untl_i = 0.1 } }) end),
+	here .. "unknown option 'untl_i' in cv to steps%.charge %(did you mean until_i%?%)", "in cv")
+t.like(call_err(function() steps.charge(nil, { current = 1, trickle = { engage = 4.0, current = 0.5 } }) end),
+	"unknown option 'engage' in trickle to steps%.charge %(did you mean engage_v%?%)", "in trickle")
+t.like(call_err(function() steps.discharge(nil, { current = 1, pulse = { on = 5, of = 2 } }) end),
+	"unknown option 'of' in pulse to steps%.discharge %(did you mean o", "in pulse")
+t.like(call_err(function() steps.charge(nil, { current = 1, cv_approach = { v = 4.1, stepsize = 0.1 } }) end),
+	"unknown option 'stepsize' in cv_approach to steps%.charge %(did you mean step%?%)", "in cv_approach")
+t.like(call_err(function() steps.discharge(nil, { current = 1, cv = { until_i = 0.1 } }) end),
+	"unknown option 'cv' to steps%.discharge", "cv is a charge's option only")
+t.like(call_err(function() steps.rest(nil, 60, { nmae = "R" }) end),
+	here .. "unknown option 'nmae' to steps%.rest %(did you mean name%?%)", "rest's options")
+t.like(call_err(function() steps.cv_hold(nil, { v = 4.1, until_current = 0.1 }) end),
+	here .. "unknown option 'until_current' to steps%.cv_hold", "cv_hold's options")
+t.like(call_err(function() steps.discharge(nil, { current = 2, until_v = "3.0" }) end),
+	here .. "option until_v to steps%.discharge must be a number, got string", "a value of the wrong type")
+t.like(call_err(function() steps.charge(nil, { current = 1, cv = 0.1 }) end),
+	"cv to steps%.charge must be a table, got number", "a nested table that is not one")
+t.like(call_err(function() steps.discharge(nil, { current = 2, ["until"] = "3 V" }) end),
+	"option until to steps%.discharge must be a function, got string", "until must be a function")
+-- nothing started: the channel is as it was
+s = on(1, function(cell)
+	cell:limits(limits)
+	local before = cell.device:read(1, batlab.MODE)
+	local okay = pcall(steps.discharge, cell, { current = 2, untl_v = 3.0 })
+	return { okay = okay, before = before, after = cell.device:read(1, batlab.MODE) }
+end)
+t.ok(not s.okay and s.after == s.before and s.after ~= batlab.MODE_DISCHARGE, "and the channel never started")
+
+-- ---- currents below ZERO_AMP_THRESH ---------------------------------------------------
+
+-- a constant-voltage hold until 0.1 A: below the device's 0.25 A threshold
+-- the current would read 0; the step lowers it for its duration
+local zat0 = dev:read(batlab.UNIT, batlab.ZERO_AMP_THRESH)
+local zat_in, cv_last = nil, nil
+s = on(0, function(cell)
+	cell:limits{ vmax = 4.25, vmin = 2.8, imax = 4.0, tmax_c = 60 }
+	return steps.charge(cell, { current = 1.0, until_v = 4.15, cv = { v = 4.15, until_i = 0.1, max_time = 7200 },
+		on_sample = function(smp)
+			zat_in = pool:sim_reg(dev, batlab.UNIT, batlab.ZERO_AMP_THRESH)
+			cv_last = smp
+		end })
+end)
+t.is(zat0, 2000, "ZERO_AMP_THRESH is 0.25 A from the factory")
+t.ok(s.cv and s.cv.end_reason == "current", "the hold until 0.1 A ends on current ("
+	.. tostring(s.cv and s.cv.end_reason) .. ")")
+t.ok(cv_last and cv_last.current > 0.02 and cv_last.current <= 0.1,
+	("the last current read %.3f A, not 0"):format(cv_last and cv_last.current or -1))
+t.ok(s.cv and s.cv.ah > 0.01, ("the hold counted its charge (%.4f Ah)"):format(s.cv and s.cv.ah or 0))
+t.is(zat_in, 400, "ZERO_AMP_THRESH was 0.05 A during the step")
+t.ok(s.zero_amp and math.abs(s.zero_amp.was - 0.25) < 1e-3 and math.abs(s.zero_amp.set - 0.05) < 1e-3,
+	"the summary says it was lowered from 0.25 A to 0.05 A")
+t.is(dev:read(batlab.UNIT, batlab.ZERO_AMP_THRESH), 2000, "and it is back to 0.25 A after the step")
+
+-- a current below the threshold is counted
+s = on(2, function(cell)
+	cell:limits(limits)
+	return steps.discharge(cell, { current = 0.2, max_time = 600 })
+end)
+t.ok(math.abs(s.ah - 0.2 * 600 / 3600) < 0.002, ("0.2 A for 600 s counted: %.4f Ah"):format(s.ah))
+t.ok(s.zero_amp ~= nil and dev:read(batlab.UNIT, batlab.ZERO_AMP_THRESH) == 2000, "lowered, then put back")
+-- a step at 1 A leaves it alone
+s = on(2, function(cell) return steps.discharge(cell, { current = 1.0, max_time = 30 }) end)
+t.is(s.zero_amp, nil, "a step at 1 A leaves the threshold alone")
+t.like(call_err(function() steps.charge(nil, { current = 1, cv = { until_i = 0.005 } }) end),
+	here .. "steps%.charge: cv%.until_i = 0%.005 A is below the smallest current the device counts",
+	"a current the device cannot count is refused")
+
 -- ---- the model agrees with the measured charge -------------------------------------
 
 on(2, function(cell)
