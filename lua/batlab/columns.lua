@@ -119,6 +119,9 @@ M.SUMMARY_COLUMNS = {
 	{ "Impedance Pass", "impedance_pass", "s" },
 	{ "Cycles", "cycles_completed", "%d" },
 	{ "Safety Stops", "safety_stop_count", "%d" },
+	{ "Capacity Complete", "capacity_complete", "s" },
+	{ "Capacity Note", "capacity_note", "s" },
+	{ "Coulombic Efficiency Note", "coulombic_efficiency_note", "s" },
 }
 
 local function header(columns)

@@ -375,6 +375,7 @@ M.SUMMARY_FIELDS = {
 	"capacity_min_ah", "capacity_max_ah", "capacity_cycles", "energy_wh", "coulombic_efficiency",
 	"avg_voltage", "temp_rise_c", "impedance_ohm", "impedance_samples", "impedance_threshold",
 	"impedance_pass", "cycles_completed", "safety_stops", "safety_stop_count", "steps",
+	"capacity_complete", "capacity_note", "coulombic_efficiency_note",
 }
 local CYCLE_FIELDS = { "cycle", "kind", "charge_ah", "discharge_ah", "charge_wh", "discharge_wh",
 	"coulombic_efficiency", "energy_efficiency", "safety_stop" }

@@ -7,6 +7,8 @@
 --   unknown option 'untl_v' to steps.discharge (did you mean until_v?);
 --   steps.discharge takes: current, cv_approach, guard, ...
 
+local suggest = require "batlab.suggest"
+
 local M = {}
 
 local NUM, FUN, STR = "number", "function", "string"
@@ -37,23 +39,6 @@ local OPTIONS = {
 }
 M.OPTIONS = OPTIONS
 
--- Edit distance, for "did you mean".
-local function distance(a, b)
-	local prev = {}
-	for j = 0, #b do
-		prev[j] = j
-	end
-	for i = 1, #a do
-		local cur = { [0] = i }
-		for j = 1, #b do
-			local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
-			cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-		end
-		prev = cur
-	end
-	return prev[#b]
-end
-
 local function names_of(sch)
 	local list = {}
 	for k in pairs(sch) do
@@ -64,19 +49,7 @@ local function names_of(sch)
 end
 
 local function unknown(fn, key, sch, within)
-	local best, bd
-	if type(key) == "string" then
-		for _, k in ipairs(names_of(sch)) do
-			local low = key:lower()
-			local d = distance(low, k)
-			if low:sub(1, #k) == k or k:sub(1, #low) == low then
-				d = math.min(d, 1) -- a longer or shorter spelling
-			end
-			if d <= math.max(2, #k // 3) and (not bd or d < bd) then
-				best, bd = k, d
-			end
-		end
-	end
+	local best = type(key) == "string" and suggest.closest(key, names_of(sch)) or nil
 	local shown = type(key) == "string" and ("'" .. key .. "'") or ("[" .. tostring(key) .. "]")
 	return ("unknown option %s %sto steps.%s%s; %s takes: %s"):format(shown,
 		within and ("in " .. within .. " ") or "", fn, best and (" (did you mean " .. best .. "?)") or "",
@@ -117,6 +90,5 @@ function M.check(fn, opts, level)
 end
 
 M.bad = bad_options
-M.distance = distance
 
 return M

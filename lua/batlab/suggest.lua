@@ -28,8 +28,9 @@ end
 M.distance = distance
 
 -- closest(name, names) -> the allowed name meant, or nil. names: an array
--- or a set (keys). Case is ignored; at most a third of the letters (and
--- at least one) may differ.
+-- or a set (keys). Case is ignored; a name that is a longer or shorter
+-- spelling of one counts as one letter off; at most a third of the
+-- letters (and at least two) may differ.
 function M.closest(name, names)
 	local list = {}
 	if names[1] ~= nil then
@@ -43,15 +44,16 @@ function M.closest(name, names)
 	local best, best_d
 	local lname = tostring(name):lower()
 	for _, cand in ipairs(list) do
-		local d = distance(lname, tostring(cand):lower())
-		if not best_d or d < best_d then
+		local lc = tostring(cand):lower()
+		local d = distance(lname, lc)
+		if lname:sub(1, #lc) == lc or lc:sub(1, #lname) == lname then
+			d = math.min(d, 1)
+		end
+		if d <= math.max(2, #lc // 3) and (not best_d or d < best_d) then
 			best, best_d = cand, d
 		end
 	end
-	if best_d and best_d <= math.max(1, #lname // 3) then
-		return best
-	end
-	return nil
+	return best
 end
 
 -- hint(name, names) -> " (did you mean X?)" or "".

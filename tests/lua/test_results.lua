@@ -371,7 +371,8 @@ rows = rows_of(D1 .. "/summary.csv")
 t.is_deeply(rows[1], { "Cell", "Serial", "Channel", "Verdict", "Reason", "Capacity / Ah", "Capacity / C",
 	"Capacity Min / Ah", "Capacity Max / Ah", "Capacity Cycles", "Energy / Wh", "Coulombic Efficiency",
 	"Avg Voltage / V", "Temperature Rise / degC", "Impedance / Ohm", "Impedance Samples",
-	"Impedance Threshold / Ohm", "Impedance Pass", "Cycles", "Safety Stops" }, "summary.csv header")
+	"Impedance Threshold / Ohm", "Impedance Pass", "Cycles", "Safety Stops", "Capacity Complete",
+	"Capacity Note", "Coulombic Efficiency Note" }, "summary.csv header")
 t.is(#rows, 3, "summary.csv: header + 2 cells")
 t.is(rows[2][4], "pass", "summary.csv verdict")
 t.is(rows[2][6], "0.200000", "summary.csv capacity")
