@@ -445,7 +445,7 @@ function Run:lexcelon_log(playlist, settings_text, opts)
 	end
 	local file = fsutil.unique_name(fsutil.safe_name(base, 180), self.used, ".csv")
 	local log, err = lexcelon_log.open(self:path(file), settings_text,
-		{ start_time = self.start_time, utc = opts.utc })
+		{ start_time = self.start_time, utc = opts.utc, flush_steps_only = opts.flush_steps_only })
 	if not log then
 		return nil, err
 	end

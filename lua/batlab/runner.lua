@@ -198,7 +198,8 @@ local function open_results(R)
 				f:close()
 			end
 		end
-		R.lex = run:lexcelon_log(s.cellPlaylistName or name, text or cjson.encode(s))
+		R.lex = run:lexcelon_log(s.cellPlaylistName or name, text or cjson.encode(s),
+			{ flush_steps_only = o.sim and true or false })
 	end
 	return run
 end

@@ -111,10 +111,27 @@ static int buf_close(lua_State *L)
 	return 0;
 }
 
+/* Rows come by the hundred thousand: one buffer serves every call, except
+ * a call made while another is building its line (a __tostring that calls
+ * csv_line), which gets a buffer of its own. An error raised part-way
+ * leaves the shared buffer marked busy: later calls then take their own
+ * buffers, slower but right. */
+static struct bl_buf shared_buf;
+static bool shared_busy;
+
 static int l_csv_line(lua_State *L)
 {
-	struct bl_buf *b = lua_newuserdatauv(L, sizeof *b, 0);
+	struct bl_buf *b;
+	int n;
 
+	if (!shared_busy) {
+		shared_busy = true;
+		shared_buf.len = 0;
+		n = csv_line(L, &shared_buf);
+		shared_busy = false;
+		return n;
+	}
+	b = lua_newuserdatauv(L, sizeof *b, 0);
 	memset(b, 0, sizeof *b);
 	if (luaL_newmetatable(L, "batlab.csvbuf")) {
 		lua_pushcfunction(L, buf_close);
