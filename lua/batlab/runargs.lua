@@ -26,6 +26,8 @@ Options:
   --port PATH          real hardware on this port only
   --serial N           only the Batlab with this serial number
   --timeout S          end discharges S seconds after the test started
+  --swap-timeout S     with more cells than channels: how long to wait for
+                       the operator to swap a cell (default 3600 s)
   --speed X            with --sim: run at X times real time (to watch a dry
                        run; default: as fast as possible)
   --json               print the final summary as JSON on standard output
@@ -51,7 +53,7 @@ M.USAGE = USAGE
 
 local VALUED = {
 	["--settings"] = true, ["--cell"] = true, ["--cells-from"] = true, ["--set"] = true,
-	["--out"] = true, ["--timeout"] = true, ["--speed"] = true,
+	["--out"] = true, ["--timeout"] = true, ["--speed"] = true, ["--swap-timeout"] = true,
 }
 
 -- parse(mode, argv [, dev]) -> options | nil, message. dev: the device
@@ -97,11 +99,11 @@ function M.parse(mode, argv, dev)
 		end
 		i = i + 1
 	end
-	for _, k in ipairs({ "timeout", "speed" }) do
+	for _, k in ipairs({ "timeout", "speed", "swap_timeout" }) do
 		if o[k] ~= nil then
 			local n = tonumber(o[k])
 			if not n or n < 0 then
-				return nil, ("--%s: '%s' is not a valid number"):format(k, o[k])
+				return nil, ("--%s: '%s' is not a valid number"):format(k:gsub("_", "-"), o[k])
 			end
 			o[k] = n
 		end

@@ -423,6 +423,12 @@ local function finish(R, interrupted)
 			io.stdout:write(line, "\n")
 		end
 	end
+	for _, name in ipairs(R.queue) do -- cells that never got a channel
+		worst = worst == batlab.EXIT_OK and batlab.EXIT_FAILED or worst
+		if not R.o.json then
+			io.stdout:write(("%-16s %-10s no channel became free for it\n"):format(name, "UNTESTED"))
+		end
+	end
 	R.run:close(interrupted and "interrupted" or worst == batlab.EXIT_OK and "completed" or "failed")
 	R.pool:close()
 	if R.o.json then

@@ -85,4 +85,14 @@ t.is(passes, 5, ("every cell tested (%d passed)"):format(passes))
 local rows = csv.parse(read(tmp .. "/five/cells/E.csv") or "")
 t.ok(#rows > 1000, ("the fifth cell has its own time series (%d rows)"):format(#rows - 1))
 
+-- the operator is slower than --swap-timeout (the virtual one takes a
+-- minute to put the next cell in): the slot gives up with a clear message
+code, out = batlab_cmd(("run capacity --sim --quiet --swap-timeout 30 --out %s/slow S1 S2 S3 S4 S5"):format(tmp))
+local ev = read(tmp .. "/slow/events.log") or ""
+t.like(ev, "no cell swap within 30 s %(S5 was not inserted%)", "a swap that does not happen in time is reported")
+t.like(ev, "cell S5 not tested", "and the cell that was not tested")
+t.ok(out:find("S1%s+PASS") and out:find("S4%s+PASS"), "the cells that were tested keep their verdicts")
+t.like(out, "S5%s+UNTESTED", "the one that was not says so")
+t.is(code, 1, "and the run does not exit 0")
+
 t.done()
