@@ -143,9 +143,44 @@ static bool add_integral(struct bl_buf *b, double v, int max_digits)
 	return true;
 }
 
+/* A plain decimal number: [+-]digits[.digits][e[+-]digits]. */
+static bool is_number_text(const char *s, size_t n)
+{
+	size_t i = 0, digits = 0;
+
+	if (i < n && (s[i] == '+' || s[i] == '-'))
+		i++;
+	for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+		digits++;
+	if (i < n && s[i] == '.')
+		for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+			digits++;
+	if (digits == 0)
+		return false;
+	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+		size_t exp = 0;
+		i++;
+		if (i < n && (s[i] == '+' || s[i] == '-'))
+			i++;
+		for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+			exp++;
+		if (exp == 0)
+			return false;
+	}
+	return i == n;
+}
+
+/* Text a spreadsheet would run as a formula (OWASP "CSV injection"): it
+ * starts with = + - @ TAB or CR and is not a number. */
+static bool is_formula_text(const char *s, size_t n)
+{
+	return n > 0 && s[0] != '\0' && strchr("=+-@\t\r", s[0]) != NULL && !is_number_text(s, n);
+}
+
 void bl_csv_text(struct bl_buf *b, const char *s, size_t n)
 {
-	bool quote = n > 0 && (s[0] == ' ' || s[n - 1] == ' ');
+	bool formula = is_formula_text(s, n);
+	bool quote = formula || (n > 0 && (s[0] == ' ' || s[n - 1] == ' '));
 
 	for (size_t i = 0; i < n && !quote; i++)
 		quote = s[i] == ',' || s[i] == '"' || s[i] == '\r' || s[i] == '\n';
@@ -154,6 +189,8 @@ void bl_csv_text(struct bl_buf *b, const char *s, size_t n)
 		return;
 	}
 	bl_buf_addc(b, '"');
+	if (formula)
+		bl_buf_addc(b, '\'');
 	for (size_t i = 0; i < n; i++) {
 		if (s[i] == '"')
 			bl_buf_addc(b, '"');

@@ -5,7 +5,9 @@
  *             up) or general ("%.10g"); NaN and infinities give an empty
  *             field; a negative value that prints as zero loses its sign
  *   text      quoted when it holds , " CR or LF or starts or ends with a
- *             space (quotes doubled)
+ *             space (quotes doubled); text a spreadsheet would run as a
+ *             formula (it starts with = + - @ TAB or CR and is not a
+ *             decimal number) is quoted with a ' in front: "'=A1"
  *   times     epoch seconds as ISO-8601 UTC with milliseconds
  *             ("2000-01-01T00:00:01.943Z") or local time with
  *             microseconds ("2000-01-01 00:00:01.943000")
