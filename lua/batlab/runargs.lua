@@ -1,6 +1,7 @@
 -- batlab.runargs - the command line of `batlab run`, `cycletest` and
 -- `dischargetest`: usage texts, options, and where the stock scripts are.
 local batlab = require "batlab"
+local check = require "batlab.settings_check"
 
 local M = {}
 
@@ -56,6 +57,24 @@ local VALUED = {
 	["--out"] = true, ["--timeout"] = true, ["--speed"] = true, ["--swap-timeout"] = true,
 }
 
+-- The names of --cell CH=NAME and NAME... checked (settings_check): o | nil, err.
+local function check_names(o)
+	for _, spec in ipairs(o.cells) do
+		local name = spec:match("^[^=]+=(.+)$")
+		local why = name and check.name_problem(name)
+		if why then
+			return nil, ("--cell: cell name %s %s"):format(check.show_name(name), why)
+		end
+	end
+	for _, name in ipairs(o.names) do
+		local why = check.name_problem(name)
+		if why then
+			return nil, ("cell name %s %s"):format(check.show_name(name), why)
+		end
+	end
+	return o
+end
+
 -- parse(mode, argv [, dev]) -> options | nil, message. dev: the device
 -- selection the command line parsed (src/cli/cmd_run.c, the parser every
 -- command uses): sim, devices, seed, port, serial.
@@ -102,13 +121,16 @@ function M.parse(mode, argv, dev)
 	for _, k in ipairs({ "timeout", "speed", "swap_timeout" }) do
 		if o[k] ~= nil then
 			local n = tonumber(o[k])
-			if not n or n < 0 then
+			if not n or n < 0 or n ~= n or n == math.huge then
 				return nil, ("--%s: '%s' is not a valid number"):format(k:gsub("_", "-"), o[k])
 			end
 			o[k] = n
 		end
 	end
-	return o
+	if o.timeout == 0 then
+		return nil, "--timeout: must be more than 0 seconds (0 would end the discharge at once)"
+	end
+	return check_names(o)
 end
 
 -- Where the stock scripts live: beside lua/ in the source tree, or under
@@ -148,16 +170,23 @@ end
 
 
 -- read_names(path) -> { name... } | nil, err: one cell name a line; blank
--- lines and # comments skipped.
+-- lines and # comments skipped; a name that is too long or holds a
+-- control character is an error naming the line.
 function M.read_names(path)
 	local f, e = io.open(path)
 	if not f then
 		return nil, e
 	end
-	local names = {}
+	local names, ln = {}, 0
 	for line in f:lines() do
+		ln = ln + 1
 		local n = line:match("^%s*(.-)%s*$")
 		if n ~= "" and n:sub(1, 1) ~= "#" then
+			local why = check.name_problem(n)
+			if why then
+				f:close()
+				return nil, ("%s:%d: cell name %s %s"):format(path, ln, check.show_name(n), why)
+			end
 			names[#names + 1] = n
 		end
 	end

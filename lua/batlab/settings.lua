@@ -20,11 +20,11 @@
 --   if not s then error(warnings) end     -- warnings is the error text here
 
 local cjson = require("cjson.safe").new()
-cjson.decode_invalid_numbers(false)  -- NaN, Infinity, hex: not JSON
 
 local batlab = require "batlab"
 local check = require "batlab.settings_check"
 local keys = require "batlab.settings_keys"
+local sjson = require "batlab.settings_json"
 local suggest = require "batlab.suggest"
 
 local M = {}
@@ -33,32 +33,6 @@ M.CHEMISTRIES, M.KEYS, M.canonical = keys.CHEMISTRIES, keys.KEYS, keys.canonical
 M.format_range = check.format_range
 
 local KEYS, fmt_value = keys.KEYS, check.fmt_value
-
---------------------------------------------------------------------------
--- JSON errors: cjson reports "at character N"; turn it into FILE:LINE.
-
-local TOKENS = {
-	T_OBJ_BEGIN = "'{'", T_OBJ_END = "'}'", T_ARR_BEGIN = "'['", T_ARR_END = "']'",
-	T_STRING = "a string", T_NUMBER = "a number", T_BOOLEAN = "a boolean", T_NULL = "null",
-	T_COLON = "':'", T_COMMA = "','", T_END = "the end of the file", T_WHITESPACE = "white space",
-	T_ERROR = "an error", T_UNKNOWN = "an unknown token",
-}
-
-local function json_error(name, text, msg)
-	msg = tostring(msg or "invalid JSON")
-	local pos = tonumber(msg:match("at character (%d+)"))
-	msg = msg:gsub("%s*at character %d+", ""):gsub("T_[A-Z_]+", TOKENS)
-	if not pos then
-		return string.format("%s: invalid JSON: %s", name, msg)
-	end
-	local line, last_nl = 1, 0
-	local upto = text:sub(1, pos - 1)
-	for nl in upto:gmatch("()\n") do
-		line = line + 1
-		last_nl = nl
-	end
-	return string.format("%s:%d: invalid JSON: %s (column %d)", name, line, msg, pos - last_nl)
-end
 
 --------------------------------------------------------------------------
 -- parse
@@ -106,29 +80,6 @@ local function override_list(overrides)
 		end
 	end
 	return list
-end
-
--- The top-level object of a settings text | nil, err.
-local function decode(text, name)
-	if type(text) ~= "string" then
-		return nil, name .. ": settings text must be a string"
-	end
-	if text:sub(1, 3) == "\239\187\191" then  -- UTF-8 byte order mark
-		text = text:sub(4)
-	end
-	local root, jerr = cjson.decode(text)
-	if root == nil then
-		return nil, json_error(name, text, jerr)
-	end
-	-- cjson decodes [] and {} alike: look at the text too.
-	if type(root) ~= "table" or root[1] ~= nil or not text:find("^%s*{") then
-		return nil, name .. ": expected a JSON object ({...}) at the top level"
-	end
-	local bs = root.batlabSettings
-	if bs ~= nil and (type(bs) ~= "table" or bs[1] ~= nil) then
-		return nil, name .. ": key 'batlabSettings' must be an object ({...})"
-	end
-	return root
 end
 
 -- One key of the file into r.raw (a key given twice must say the same).
@@ -273,7 +224,7 @@ end
 -- for malformed JSON).
 function M.parse(text, name, overrides)
 	name = name or "settings"
-	local root, err = decode(text, name)
+	local root, err = sjson.decode(text, name)
 	if not root then
 		return nil, err
 	end
@@ -318,6 +269,12 @@ function M.load(path, overrides)
 			-- io.open says "PATH: No such file or directory" already.
 			return nil, err
 		end
+		local size = f:seek("end")
+		if size and size > sjson.MAX_BYTES then
+			f:close()
+			return nil, sjson.too_big(name, size)
+		end
+		f:seek("set")
 		text = f:read("a")
 		f:close()
 		if not text then
@@ -365,13 +322,18 @@ end
 
 -- cell_names(s, from_cli) -> names | nil, err. Names from the command line
 -- (a non-empty array) win over the file's cellNames. Names must be
--- non-empty strings, each given once.
+-- non-empty strings of printable text, at most 64 characters, each given
+-- once.
 function M.cell_names(s, from_cli)
 	local list = (type(from_cli) == "table" and #from_cli > 0) and from_cli or (s and s.cellNames) or {}
 	local out, seen = {}, {}
 	for i, n in ipairs(list) do
 		if type(n) ~= "string" or n == "" then
 			return nil, string.format("cell name %d must be a non-empty string", i)
+		end
+		local why = check.name_problem(n)
+		if why then
+			return nil, string.format("cell name %s %s", check.show_name(n), why)
 		end
 		if seen[n] then
 			return nil, string.format("cell name %q is given twice", n)

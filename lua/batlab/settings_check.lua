@@ -43,7 +43,7 @@ local function fmt_value(v)
 end
 M.fmt_value = fmt_value
 
--- format_range(spec) -> "0.0..4.096 A", "0.5 s or more".
+-- format_range(spec) -> "0.0..4.096 A", "0.5 s or more", "above 0.0 A, up to 4.0 A".
 function M.format_range(spec)
 	local u = spec.unit and spec.unit ~= "cycles" and (" " .. spec.unit) or ""
 	local lo, hi = spec.min, spec.max
@@ -52,6 +52,9 @@ function M.format_range(spec)
 	else
 		lo = lo and lo + 0.0
 		hi = hi and hi + 0.0
+	end
+	if spec.above then
+		return "above " .. fmt_num(spec.above + 0.0) .. u .. ", up to " .. fmt_num(hi) .. u
 	end
 	if hi == nil then
 		return fmt_num(lo) .. u .. " or more"
@@ -143,6 +146,10 @@ local function convert_number(spec, v)
 	else
 		v = v + 0.0
 	end
+	if spec.above and (v <= spec.above or v > spec.max) then
+		return nil, "must be " .. fmt_range(spec) .. (v <= spec.above and spec.why_above
+			and (" (" .. spec.why_above .. ")") or "")
+	end
 	if spec.min and spec.max == nil and v < spec.min then
 		return nil, "must be " .. fmt_range(spec)
 	end
@@ -159,6 +166,45 @@ local function convert_number(spec, v)
 		return nil, "is outside " .. fmt_range(spec) .. (spec.why_max and (" (" .. spec.why_max .. ")") or "")
 	end
 	return v
+end
+
+--------------------------------------------------------------------------
+-- Cell names: every name (--cell, NAME..., --cells-from, cellNames) is
+-- checked here.
+
+M.NAME_MAX = 64
+
+-- A name for a message: control characters as \n, \t, \xNN.
+function M.show_name(name)
+	local shown = name:gsub("[%c]", function(c)
+		local named = { ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
+		return named[c] or string.format("\\x%02X", c:byte())
+	end)
+	if #shown > 80 then
+		shown = shown:sub(1, 60) .. "..."
+	end
+	return '"' .. shown .. '"'
+end
+
+-- name_problem(name) -> nil for a good cell name, or what is wrong: a
+-- name is 1..64 characters of printable text (it goes into file names,
+-- CSV rows and messages).
+function M.name_problem(name)
+	if type(name) ~= "string" then
+		return "must be a string"
+	end
+	if name == "" then
+		return "is empty"
+	end
+	local len = utf8.len(name) or #name
+	if len > M.NAME_MAX then
+		return string.format("is %d characters long: at most %d", len, M.NAME_MAX)
+	end
+	local c = name:match("%c")
+	if c then
+		return string.format("holds a control character (byte %d): a name is printable text", c:byte())
+	end
+	return nil
 end
 
 local function convert_names(v)
@@ -178,8 +224,9 @@ local function convert_names(v)
 			return nil, string.format("must be an array of strings (item %d is %s)", i,
 				name == cjson.null and "null" or type(name))
 		end
-		if name == "" then
-			return nil, string.format("must not hold an empty name (item %d)", i)
+		local why = M.name_problem(name)
+		if why then
+			return nil, string.format("item %d: cell name %s %s", i, M.show_name(name), why)
 		end
 		if seen[name] then
 			return nil, string.format("has %q twice (items %d and %d)", name, seen[name], i)
@@ -255,6 +302,18 @@ function M.bounds(s, info, name)
 				spec.cutoff, fmt_num(s[spec.cutoff]))
 		end
 	end
+	if s.trickleEnable then
+		for _, k in ipairs({ "trickleChrgRate", "trickleDischrgRate" }) do
+			if s[k] <= 0 then
+				errors[#errors + 1] = string.format("%s: %s must be above 0 A when trickleEnable is on (a trickle at 0 A never reaches the cutoff: the step would never end)",
+					name, label(k))
+			end
+		end
+	end
+	if s.numWarmupCycles + s.numMeasurementCycles == 0 then
+		errors[#errors + 1] = string.format("%s: %s and %s: a cycle test would run no cycle and measure nothing (set numMeasurementCycles to 1 or more)",
+			name, label("numWarmupCycles"), label("numMeasurementCycles"))
+	end
 	if s.storageDischarge and (s.storageDischargeVoltage < s.lowVoltageCutoff
 			or s.storageDischargeVoltage > s.highVoltageCutoff) then
 		errors[#errors + 1] = string.format("%s: %s must lie between lowVoltageCutoff (%s V) and highVoltageCutoff (%s V)",
@@ -315,6 +374,13 @@ function M.warnings(s, info, name, list)
 		if s[k] > 4.092 then
 			warn("%s is above the largest current the Batlab measures (4.092 A): the firmware current limit can never trip", label(k))
 		end
+	end
+	if s.prechargeRate == 0 then
+		warn("%s: the precharge is skipped (the cycles start from the cell as it is)", label("prechargeRate"))
+	end
+	if s.chargeRate == 0 then
+		warn("%s: every charge step is skipped (for primary cells); a cycle test measures only discharges",
+			label("chargeRate"))
 	end
 	if s.impedanceReportingPeriod > 0 and s.impedanceReportingPeriod < 10 then
 		warn("%s: each impedance measurement takes about 2 s", label("impedanceReportingPeriod"))

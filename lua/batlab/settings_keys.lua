@@ -51,6 +51,7 @@ M.CHEM_ALIASES = {
 --   key    canonical (Python) name        gui    GUI name when different
 --   where  "top" | "bS" (GUI location)    type   number|integer|bool|string|names|chemistry
 --   unit   for messages and view          min/max  device/safety range (error)
+--   above  the value must be more than this (a rate of 0 A never ends a step)
 --   default  value, or function(s, info) computed after the others
 --   doc    one line for view
 
@@ -79,7 +80,8 @@ local KEYS = {
 	{ key = "numMeasurementCycles", where = "top", type = "integer", unit = "cycles", default = 1,
 	  min = 0, max = 100000, doc = "measurement cycles (the capacity)" },
 	{ key = "restPeriod", where = "top", type = "number", unit = "s", default = 60,
-	  min = 0, doc = "rest after each charge and discharge" },
+	  min = 0, max = 604800, why_max = "7 days; a longer rest looks like a typo and would never end",
+	  doc = "rest after each charge and discharge" },
 	{ key = "reportingPeriod", where = "top", type = "number", unit = "s", default = 1,
 	  min = 0.5, max = 3600, doc = "time between samples" },
 	{ key = "impedanceReportingPeriod", where = "top", type = "number", unit = "s", default = 60,
@@ -114,11 +116,13 @@ local KEYS = {
 	-- Rates
 	{ key = "prechargeRate", where = "bS", type = "number", unit = "A", default = 2.0,
 	  min = 0, max = 4.0, cutoff = "chargeCurrentSafetyCutoff", group = "Rates",
-	  doc = "precharge current" },
+	  doc = "precharge current (0 = no precharge, with a warning)" },
 	{ key = "chargeRate", where = "bS", type = "number", unit = "A", default = 2.0,
-	  min = 0, max = 4.0, cutoff = "chargeCurrentSafetyCutoff", doc = "charge current" },
+	  min = 0, max = 4.0, cutoff = "chargeCurrentSafetyCutoff",
+	  doc = "charge current (0 = no charge: primary cells, with a warning)" },
 	{ key = "dischargeRate", where = "bS", type = "number", unit = "A", default = 2.0,
-	  min = 0, max = 4.0, cutoff = "dischargeCurrentSafetyCutoff",
+	  min = 0, above = 0, max = 4.0, cutoff = "dischargeCurrentSafetyCutoff",
+	  why_above = "at 0 A the cell never reaches lowVoltageCutoff: the test would fail after the charge",
 	  doc = "discharge (and storage discharge) current" },
 
 	-- Sine wave (impedance)
@@ -149,13 +153,13 @@ local KEYS = {
 	{ key = "pulseEnable", gui = "enablePulse", where = "bS", type = "bool", default = false,
 	  group = "Pulse", doc = "pulsed charge and discharge" },
 	{ key = "pulseChrgOnTime", gui = "pulseChargeOnTime", where = "bS", type = "number", unit = "s",
-	  default = 60, min = 0, doc = "charge pulse on time (0 = no pulse)" },
+	  default = 60, min = 0, max = 86400, doc = "charge pulse on time (0 = no pulse)" },
 	{ key = "pulseChrgOffTime", gui = "pulseChargeOffTime", where = "bS", type = "number", unit = "s",
-	  default = 10, min = 0, doc = "charge pulse off time" },
+	  default = 10, min = 0, max = 86400, doc = "charge pulse off time" },
 	{ key = "pulseDischrgOnTime", gui = "pulseDischargeOnTime", where = "bS", type = "number", unit = "s",
-	  default = 60, min = 0, doc = "discharge pulse on time (0 = no pulse)" },
+	  default = 60, min = 0, max = 86400, doc = "discharge pulse on time (0 = no pulse)" },
 	{ key = "pulseDischrgOffTime", gui = "pulseDischargeOffTime", where = "bS", type = "number", unit = "s",
-	  default = 10, min = 0, doc = "discharge pulse off time" },
+	  default = 10, min = 0, max = 86400, doc = "discharge pulse off time" },
 	{ key = "pulseChrgOffRate", gui = "pulseChargeOffRate", where = "bS", type = "number", unit = "A",
 	  default = 0, min = 0, max = 4.0, cutoff = "chargeCurrentSafetyCutoff", when = "pulseEnable",
 	  doc = "charge current during the off phase" },

@@ -207,7 +207,7 @@ t.like(err, "must be an array of strings %(item 2 is number%)", "number in cellN
 _, err = parse('{"cellNames": ["A1", "A1"]}')
 t.like(err, "has \"A1\" twice", "duplicate cell name")
 _, err = parse('{"cellNames": ["A1", ""]}')
-t.like(err, "must not hold an empty name %(item 2%)", "empty cell name")
+t.like(err, "item 2: cell name \"\" is empty", "empty cell name")
 _, err = parse('{"cellChemistryType": "NiMH"}')
 t.like(err, "key 'cellChemistryType' = \"NiMH\" is not a known chemistry", "unknown chemistry")
 _, err = parse('{"batlabSettings": {"enableTrickle": "on"}}')
@@ -224,14 +224,14 @@ local range_cases = {
 	{ "chargeCurrentSafetyCutoff", 5.1, "is outside 0%.0%.%.4%.096 A %(4%.096 A is the current sense full scale%)" },
 	{ "dischargeCurrentSafetyCutoff", -1, "is outside 0%.0%.%.4%.096 A" },
 	{ "chargeRate", 4.2, "is outside 0%.0%.%.4%.0 A" },
-	{ "dischargeRate", -0.5, "is outside 0%.0%.%.4%.0 A" },
+	{ "dischargeRate", -0.5, "must be above 0%.0 A, up to 4%.0 A" },
 	{ "prechargeRate", 5, "is outside 0%.0%.%.4%.0 A" },
 	{ "trickleChrgRate", 4.5, "is outside 0%.0%.%.4%.0 A" },
 	{ "pulseDischrgOffRate", 4.5, "is outside 0%.0%.%.4%.0 A" },
 	{ "chargeTemperatureCutoff", 90, "is outside %-20%.0%.%.80%.0 degC" },
 	{ "dischargeTemperatureCutoff", -30, "is outside %-20%.0%.%.80%.0 degC" },
 	{ "reportingPeriod", 0.1, "is outside 0%.5%.%.3600%.0 s" },
-	{ "restPeriod", -1, "must be 0%.0 s or more" },
+	{ "restPeriod", -1, "is outside 0%.0%.%.604800%.0 s" },
 	{ "numWarmupCycles", -1, "is outside 0%.%.100000" },
 	{ "impedanceReportingPeriod", -5, "is outside 0%.0%.%.86400%.0 s" },
 	{ "acceptableImpedanceThreshold", 0, "is outside 0%.001%.%.200%.0 ohm" },
@@ -239,7 +239,7 @@ local range_cases = {
 	{ "sineWaveMagnitude", 3, "is outside 0%.%.2 code" },
 	{ "constantVoltageStepsize", 0, "is outside 1%.%.575 raw" },
 	{ "trickleChrgEngageVoltage", 4.6, "is outside 1%.8%.%.4%.4 V" },
-	{ "pulseChrgOnTime", -1, "must be 0%.0 s or more" },
+	{ "pulseChrgOnTime", -1, "is outside 0%.0%.%.86400%.0 s" },
 }
 for _, c in ipairs(range_cases) do
 	local text = string.format('{"%s": %s}', c[1], tostring(c[2]))
