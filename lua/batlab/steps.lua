@@ -12,7 +12,9 @@
 -- the channel on a limit it was not asked to end on: see `safety` and
 -- `errors`), "stopped" (stopped with no error: watchdog or another
 -- program), "removed" (the cell is gone), "no reports" (the device went
--- silent), or a guard's reason ("low VCC", ...). ok(summary) tells a
+-- silent for longer than silence_grace), "device reset" (the device reset
+-- and lost the step), "thermistor" (an open or shorted thermistor), or a
+-- guard's reason ("low VCC", ...). ok(summary) tells a
 -- normal end from the others.
 --
 -- A step runs in the task that drives the cell; it yields at every report.
@@ -80,6 +82,7 @@ local function finish(sum, reason, extra)
 		sum.temp_rise = sum.temp_max - sum.temp_start
 	end
 	sum._sum_v, sum._sum_i, sum.t_offset, sum.continues = nil, nil, nil, nil
+	sum._thermistor_told = nil
 	for k, v in pairs(extra or {}) do
 		sum[k] = v
 	end
@@ -157,19 +160,88 @@ local function removed(s)
 	return false
 end
 
+-- How long a device may fail to answer the reads of a report (a burst of
+-- lost replies) before the step gives up on it: well inside the device's
+-- 25.5 s watchdog. A silence shorter than this is an event, not an end.
+M.SILENCE_GRACE = 10
+-- A thermistor reading outside this range is no temperature: the
+-- thermistor is open (very cold) or shorted, and no temperature limit
+-- can trip.
+M.THERMISTOR_MIN_C, M.THERMISTOR_MAX_C = -40, 150
+
 -- Wait for the next report, with a limit on how long the device may stay
--- silent before the step gives up on it.
-local function next_sample(cell, opts)
-	return cell:wait(opts.report_timeout or 15)
+-- silent before the step gives up on it. Failed report reads within the
+-- grace are retried (the next report reads again) and logged: nil, err
+-- only after the grace, or when no report came for report_timeout.
+local function next_sample(cell, opts, sum)
+	local grace = opts.silence_grace or M.SILENCE_GRACE
+	local since
+	while true do
+		local s, err = cell:wait(opts.report_timeout or 15)
+		if s then
+			if since then
+				cell:log(("%s: the device answers again after %.1f s without reports")
+					:format(sum.name, batlab.now() - since))
+			end
+			return s
+		end
+		if err == "timeout" then
+			return nil, "timeout"
+		end
+		if not since then
+			since = batlab.now()
+			cell:log(("%s: a report could not be read (%s): retrying for up to %g s")
+				:format(sum.name, tostring(err), grace))
+		end
+		if batlab.now() - since >= grace then
+			return nil, err
+		end
+	end
+end
+
+-- The end of the step, with the channel made safe (a STOPPED channel does
+-- nothing; what the device does not take now it is in no state to do).
+local function end_unsafe(cell, sum, reason, why)
+	cell:stop()
+	return finish(sum, reason, { safety = why })
+end
+
+local function bad_thermistor(s)
+	return s.temp_c ~= nil and (s.temp_c < M.THERMISTOR_MIN_C or s.temp_c > M.THERMISTOR_MAX_C)
+end
+
+-- An open or shorted thermistor ends a charge or discharge (no limit
+-- could stop an overheating cell) unless the step allows it; a rest, or a
+-- step that allows it, goes on with a warning (once).
+local function thermistor(cell, kind, sum, opts, s)
+	if not bad_thermistor(s) then
+		return nil
+	end
+	local what = ("the thermistor reads %.2f degC (outside %g..%g): open or shorted, "
+		.. "no temperature limit can trip"):format(s.temp_c, M.THERMISTOR_MIN_C, M.THERMISTOR_MAX_C)
+	if kind ~= "rest" and not opts.allow_bad_thermistor then
+		cell:log(("%s: %s: step ended"):format(sum.name, what))
+		return end_unsafe(cell, sum, "thermistor", what)
+	end
+	if not sum._thermistor_told then
+		sum._thermistor_told = true
+		cell:log(("%s: warning: %s"):format(sum.name, what))
+	end
+	return nil
 end
 
 -- Wait for the next sample and apply what ends any step: no reports, a
--- removed cell, a device stop, a guard. Returns the sample, or nil and the
--- finished summary.
+-- device reset, a removed cell, a device stop, a bad thermistor, a guard.
+-- Returns the sample, or nil and the finished summary.
 local function observe(cell, kind, sum, opts)
-	local s, err = next_sample(cell, opts)
+	local s, err = next_sample(cell, opts, sum)
 	if not s then
-		return nil, finish(sum, "no reports", { safety = err })
+		return nil, end_unsafe(cell, sum, "no reports", err)
+	end
+	if s.device_reset then
+		-- a sample after the step: its counter and time start again
+		cell:log(("%s: the device reset: the step is over"):format(sum.name))
+		return nil, end_unsafe(cell, sum, "device reset", "the device lost the step")
 	end
 	account(sum, s)
 	if opts.on_sample then
@@ -181,6 +253,15 @@ local function observe(cell, kind, sum, opts)
 	if s.mode_name == "STOPPED" then
 		local reason, errs = classify_stop(kind, s)
 		return nil, finish(sum, reason, { safety = errs and table.concat(errs, ",") or nil, errors = errs })
+	end
+	if s.mode_name == "IDLE" and kind ~= "rest" then
+		-- not what the step drives: a reset the host did not see, another
+		-- program; a step that goes on would record rows that mean nothing
+		return nil, end_unsafe(cell, sum, "stopped", "the channel is IDLE")
+	end
+	local bad = thermistor(cell, kind, sum, opts, s)
+	if bad then
+		return nil, bad
 	end
 	if opts.guard then
 		local why = opts.guard(s)
@@ -512,6 +593,7 @@ function M.charge(cell, opts)
 				v = opts.cv.v or opts.until_v, until_i = opts.cv.until_i, max_time = opts.cv.max_time,
 				current = opts.current, guard = opts.guard, on_sample = opts.on_sample,
 				report_timeout = opts.report_timeout, name = name .. "-CV",
+				silence_grace = opts.silence_grace, allow_bad_thermistor = opts.allow_bad_thermistor,
 			})
 		end
 		return sum
@@ -541,7 +623,8 @@ function M.rest(cell, seconds, opts)
 		error("rest: seconds must be a number >= 0", 2)
 	end
 	local o = { max_time = seconds, on_sample = opts.on_sample, guard = opts.guard,
-		report_timeout = opts.report_timeout }
+		report_timeout = opts.report_timeout, silence_grace = opts.silence_grace,
+		allow_bad_thermistor = opts.allow_bad_thermistor }
 	local name = opts.name or "REST"
 	return stepped(cell, name, function()
 		if seconds == 0 then
