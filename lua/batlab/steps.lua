@@ -54,14 +54,17 @@ local function new_summary(name, kind)
 	}
 end
 
+local bad_thermistor
+
 local function account(sum, s)
+	local temp = not bad_thermistor(s) and s.temp_c or nil
 	sum.samples = sum.samples + 1
 	sum._sum_v = sum._sum_v + s.voltage
 	sum._sum_i = sum._sum_i + math.abs(s.current)
-	sum.temp_start = sum.temp_start or s.temp_c
-	sum.temp_end = s.temp_c
-	if s.temp_c and (not sum.temp_max or s.temp_c > sum.temp_max) then
-		sum.temp_max = s.temp_c
+	sum.temp_start = sum.temp_start or temp
+	sum.temp_end = temp or sum.temp_end
+	if temp and (not sum.temp_max or temp > sum.temp_max) then
+		sum.temp_max = temp
 	end
 	-- a phase that continues the channel's step (the CV hold after CC)
 	-- counts from its own start
@@ -206,7 +209,7 @@ local function end_unsafe(cell, sum, reason, why)
 	return finish(sum, reason, { safety = why })
 end
 
-local function bad_thermistor(s)
+function bad_thermistor(s)
 	return s.temp_c ~= nil and (s.temp_c < M.THERMISTOR_MIN_C or s.temp_c > M.THERMISTOR_MAX_C)
 end
 
