@@ -30,7 +30,7 @@ end
 
 local function batlab_cmd(args)
 	local out, err = tmp .. "/stdout", tmp .. "/stderr"
-	local _, how, code = os.execute(("timeout 120 %s %s > %s 2> %s"):format(BATLAB, args, out, err))
+	local _, how, code = os.execute(("timeout 20 %s %s > %s 2> %s"):format(BATLAB, args, out, err))
 	return how == "exit" and code or 128 + code, read(out) or "", read(err) or ""
 end
 
@@ -99,6 +99,28 @@ t.is((r.cells.B or {}).verdict, "error", "its cell: verdict error")
 t.like(tostring((r.cells.B or {}).reason), "thermistor", "ended on the thermistor")
 t.like(r.events, "%[B%] PRECHARGE: the thermistor reads %-66", "warned in events.log")
 t.is((r.cells.A or {}).verdict, "pass", "the other cells go on")
+
+-- ---- allow_bad_thermistor: the step goes on, with one warning ----------------------------
+local proc = tmp .. "/charge.lua"
+write(proc, [[
+local steps = require "batlab.steps"
+return { run = function(cell)
+	local allow = cell.name == "OK"
+	local sum = steps.charge(cell, { current = 1, until_v = 4.2, max_time = 600,
+		allow_bad_thermistor = allow })
+	return steps.ok(sum), sum.end_reason, not steps.ok(sum) and "error" or nil
+end }
+]])
+local layout = tmp .. "/therm2.json"
+write(layout, cjson.encode { devices = { { faults = {
+	{ at = 100, kind = "thermistor_open", slot = 0 }, { at = 100, kind = "thermistor_open", slot = 1 } } } } })
+local code = batlab_cmd(("run %s --sim=%s --quiet --out %s/t2 --cell 0=OK --cell 1=NO"):format(proc, layout, tmp))
+local ev = read(tmp .. "/t2/events.log") or ""
+t.is(code, 1, "a run with one cell that does not allow it: exit 1")
+t.like(ev, "verdict: OK PASS time", "allow_bad_thermistor = true: the step runs to its end")
+local _, warnings = ev:gsub("%[OK%] CHARGE: warning: the thermistor reads", "")
+t.is(warnings, 1, "with one warning")
+t.like(ev, "verdict: NO ERROR thermistor", "without it: the step ends on the thermistor")
 
 os.execute("rm -rf " .. tmp)
 t.done()
