@@ -11,7 +11,7 @@ local suggest = require "batlab.suggest"
 
 local M = {}
 
-local NUM, FUN, STR = "number", "function", "string"
+local NUM, FUN, STR, BOOL = "number", "function", "string", "boolean"
 local SUB = {
 	trickle = { engage_v = NUM, current = NUM },
 	pulse = { on = NUM, off = NUM, off_current = NUM },
@@ -27,7 +27,8 @@ local function schema(...)
 	end
 	return out
 end
-local COMMON = { name = STR, guard = FUN, on_sample = FUN, report_timeout = NUM }
+local COMMON = { name = STR, guard = FUN, on_sample = FUN, report_timeout = NUM, silence_grace = NUM,
+	allow_bad_thermistor = BOOL }
 local CC = { current = NUM, until_v = NUM, until_i = NUM, settle = NUM, max_time = NUM,
 	max_ah = NUM, max_wh = NUM, max_temp_c = NUM, ["until"] = FUN, impedance_every = NUM,
 	on_impedance = FUN, trickle = SUB.trickle, pulse = SUB.pulse, cv_approach = SUB.cv_approach }

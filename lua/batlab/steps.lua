@@ -12,7 +12,9 @@
 -- the channel on a limit it was not asked to end on: see `safety` and
 -- `errors`), "stopped" (stopped with no error: watchdog or another
 -- program), "removed" (the cell is gone), "no reports" (the device went
--- silent), or a guard's reason ("low VCC", ...). ok(summary) tells a
+-- silent for longer than silence_grace), "device reset" (the device reset
+-- and lost the step), "thermistor" (an open or shorted thermistor), or a
+-- guard's reason ("low VCC", ...). ok(summary) tells a
 -- normal end from the others.
 --
 -- A step runs in the task that drives the cell; it yields at every report.
@@ -21,6 +23,7 @@
 
 local batlab = require "batlab"
 local step_options = require "batlab.step_options"
+local zero_amp = require "batlab.zero_amp"
 
 local M = {}
 
@@ -52,14 +55,17 @@ local function new_summary(name, kind)
 	}
 end
 
+local bad_thermistor
+
 local function account(sum, s)
+	local temp = not bad_thermistor(s) and s.temp_c or nil
 	sum.samples = sum.samples + 1
 	sum._sum_v = sum._sum_v + s.voltage
 	sum._sum_i = sum._sum_i + math.abs(s.current)
-	sum.temp_start = sum.temp_start or s.temp_c
-	sum.temp_end = s.temp_c
-	if s.temp_c and (not sum.temp_max or s.temp_c > sum.temp_max) then
-		sum.temp_max = s.temp_c
+	sum.temp_start = sum.temp_start or temp
+	sum.temp_end = temp or sum.temp_end
+	if temp and (not sum.temp_max or temp > sum.temp_max) then
+		sum.temp_max = temp
 	end
 	-- a phase that continues the channel's step (the CV hold after CC)
 	-- counts from its own start
@@ -80,6 +86,7 @@ local function finish(sum, reason, extra)
 		sum.temp_rise = sum.temp_max - sum.temp_start
 	end
 	sum._sum_v, sum._sum_i, sum.t_offset, sum.continues = nil, nil, nil, nil
+	sum._thermistor_told = nil
 	for k, v in pairs(extra or {}) do
 		sum[k] = v
 	end
@@ -157,19 +164,88 @@ local function removed(s)
 	return false
 end
 
+-- How long a device may fail to answer the reads of a report (a burst of
+-- lost replies) before the step gives up on it: well inside the device's
+-- 25.5 s watchdog. A silence shorter than this is an event, not an end.
+M.SILENCE_GRACE = 10
+-- A thermistor reading outside this range is no temperature: the
+-- thermistor is open (very cold) or shorted, and no temperature limit
+-- can trip.
+M.THERMISTOR_MIN_C, M.THERMISTOR_MAX_C = -40, 150
+
 -- Wait for the next report, with a limit on how long the device may stay
--- silent before the step gives up on it.
-local function next_sample(cell, opts)
-	return cell:wait(opts.report_timeout or 15)
+-- silent before the step gives up on it. Failed report reads within the
+-- grace are retried (the next report reads again) and logged: nil, err
+-- only after the grace, or when no report came for report_timeout.
+local function next_sample(cell, opts, sum)
+	local grace = opts.silence_grace or M.SILENCE_GRACE
+	local since
+	while true do
+		local s, err = cell:wait(opts.report_timeout or 15)
+		if s then
+			if since then
+				cell:log(("%s: the device answers again after %.1f s without reports")
+					:format(sum.name, batlab.now() - since))
+			end
+			return s
+		end
+		if err == "timeout" then
+			return nil, "timeout"
+		end
+		if not since then
+			since = batlab.now()
+			cell:log(("%s: a report could not be read (%s): retrying for up to %g s")
+				:format(sum.name, tostring(err), grace))
+		end
+		if batlab.now() - since >= grace then
+			return nil, err
+		end
+	end
+end
+
+-- The end of the step, with the channel made safe (a STOPPED channel does
+-- nothing; what the device does not take now it is in no state to do).
+local function end_unsafe(cell, sum, reason, why)
+	cell:stop()
+	return finish(sum, reason, { safety = why })
+end
+
+function bad_thermistor(s)
+	return s.temp_c ~= nil and (s.temp_c < M.THERMISTOR_MIN_C or s.temp_c > M.THERMISTOR_MAX_C)
+end
+
+-- An open or shorted thermistor ends a charge or discharge (no limit
+-- could stop an overheating cell) unless the step allows it; a rest, or a
+-- step that allows it, goes on with a warning (once).
+local function thermistor(cell, kind, sum, opts, s)
+	if not bad_thermistor(s) then
+		return nil
+	end
+	local what = ("the thermistor reads %.2f degC (outside %g..%g): open or shorted, "
+		.. "no temperature limit can trip"):format(s.temp_c, M.THERMISTOR_MIN_C, M.THERMISTOR_MAX_C)
+	if kind ~= "rest" and not opts.allow_bad_thermistor then
+		cell:log(("%s: %s: step ended"):format(sum.name, what))
+		return end_unsafe(cell, sum, "thermistor", what)
+	end
+	if not sum._thermistor_told then
+		sum._thermistor_told = true
+		cell:log(("%s: warning: %s"):format(sum.name, what))
+	end
+	return nil
 end
 
 -- Wait for the next sample and apply what ends any step: no reports, a
--- removed cell, a device stop, a guard. Returns the sample, or nil and the
--- finished summary.
+-- device reset, a removed cell, a device stop, a bad thermistor, a guard.
+-- Returns the sample, or nil and the finished summary.
 local function observe(cell, kind, sum, opts)
-	local s, err = next_sample(cell, opts)
+	local s, err = next_sample(cell, opts, sum)
 	if not s then
-		return nil, finish(sum, "no reports", { safety = err })
+		return nil, end_unsafe(cell, sum, "no reports", err)
+	end
+	if s.device_reset then
+		-- a sample after the step: its counter and time start again
+		cell:log(("%s: the device reset: the step is over"):format(sum.name))
+		return nil, end_unsafe(cell, sum, "device reset", "the device lost the step")
 	end
 	account(sum, s)
 	if opts.on_sample then
@@ -181,6 +257,15 @@ local function observe(cell, kind, sum, opts)
 	if s.mode_name == "STOPPED" then
 		local reason, errs = classify_stop(kind, s)
 		return nil, finish(sum, reason, { safety = errs and table.concat(errs, ",") or nil, errors = errs })
+	end
+	if s.mode_name == "IDLE" and kind ~= "rest" then
+		-- not what the step drives: a reset the host did not see, another
+		-- program; a step that goes on would record rows that mean nothing
+		return nil, end_unsafe(cell, sum, "stopped", "the channel is IDLE")
+	end
+	local bad = thermistor(cell, kind, sum, opts, s)
+	if bad then
+		return nil, bad
 	end
 	if opts.guard then
 		local why = opts.guard(s)
@@ -367,100 +452,10 @@ local function check_current(a, what)
 	end
 end
 
--- ---- ZERO_AMP_THRESH -------------------------------------------------------------------
--- Below ZERO_AMP_THRESH (0.25 A from the factory, kept in the device's
--- EEPROM) the device reads 0 A and its counter counts nothing: a hold
--- until 0.1 A would never see its end, a C/10 current would count no
--- charge. A step that needs such currents lowers it for its duration.
-
-M.ZERO_AMP_LOW = 0.05     -- A: what the step lowers it to (Lexcelon's CV value)
-M.ZERO_AMP_FLOOR = 0.01   -- A: a step that needs less is refused
-
-local function raw_amps(raw)
-	return raw * 4.096 / 32768
-end
-
--- zero_amp_guard(cell [, amps]) -> guard | nil, err. Sets ZERO_AMP_THRESH
--- to amps (default ZERO_AMP_LOW); closing the guard (a to-be-closed
--- variable, or guard:close()) puts back what it was, once. guard.was and
--- guard.set are the two thresholds in A.
-function M.zero_amp_guard(cell, amps)
-	local dev = cell.device
-	local old, err = dev:read(batlab.UNIT, batlab.ZERO_AMP_THRESH)
-	if not old then
-		return nil, err
-	end
-	local raw = batlab.Encoder(amps or M.ZERO_AMP_LOW):ascurrent()
-	local ok, werr = dev:write_verify(batlab.UNIT, batlab.ZERO_AMP_THRESH, raw)
-	if not ok then
-		return nil, werr
-	end
-	local g = { was = raw_amps(old), set = raw_amps(raw) }
-	function g.close()
-		if not g.closed then
-			g.closed = true
-			local back, berr = dev:write_verify(batlab.UNIT, batlab.ZERO_AMP_THRESH, old)
-			if not back then
-				cell:log(("ZERO_AMP_THRESH could not be put back to %.3f A: %s"):format(g.was, tostring(berr)))
-			end
-		end
-	end
-	return setmetatable(g, { __close = g.close })
-end
-
--- The smallest current a step must measure (A), and what it is for.
-local function smallest(opts, kind)
-	local need, what
-	local function consider(a, name)
-		if type(a) == "number" and a > 0 and (not need or a < need) then
-			need, what = a, name
-		end
-	end
-	if kind == "cv_hold" then
-		consider(opts.until_i or 0.05, "until_i")
-		return need, what
-	end
-	consider(opts.current, "current")
-	consider(opts.until_i, "until_i")
-	consider(opts.trickle and opts.trickle.current, "trickle.current")
-	consider(opts.pulse and opts.pulse.off_current, "pulse.off_current")
-	consider(opts.cv_approach and opts.cv_approach.step, "cv_approach.step")
-	if opts.cv then
-		consider(opts.cv.until_i or 0.05, "cv.until_i")
-	end
-	return need, what
-end
-
--- Refuse (at the caller of steps.<fn>) a current the device cannot count.
-local function check_smallest(fn, opts)
-	local need, what = smallest(opts, fn)
-	if need and need < M.ZERO_AMP_FLOOR then
-		error(("steps.%s: %s = %g A is below the smallest current the device counts (%g A)")
-			:format(fn, what, need, M.ZERO_AMP_FLOOR), 3)
-	end
-end
-
--- Lower ZERO_AMP_THRESH for a step whose smallest current is within 20 %
--- of it: guard (or nil when not needed), or nil and an error.
-local function zero_amp_for(cell, name, opts, kind)
-	local need, what = smallest(opts, kind)
-	if not need or not cell.device then
-		return false
-	end
-	local raw, err = cell.device:read(batlab.UNIT, batlab.ZERO_AMP_THRESH)
-	if not raw then
-		return nil, err
-	end
-	if need >= 1.2 * raw_amps(raw) then
-		return false
-	end
-	local g, gerr = M.zero_amp_guard(cell, math.min(M.ZERO_AMP_LOW, need / 2))
-	if g then
-		cell:log(("%s: ZERO_AMP_THRESH %.4f A for the step (%s %g A), was %.4f A")
-			:format(name, g.set, what, need, g.was))
-	end
-	return g, gerr
-end
+-- ZERO_AMP_THRESH lowered for the steps that need it: batlab.zero_amp.
+M.ZERO_AMP_LOW, M.ZERO_AMP_FLOOR = zero_amp.LOW, zero_amp.FLOOR
+M.zero_amp_guard = zero_amp.guard
+local check_smallest, zero_amp_for = zero_amp.check_smallest, zero_amp.for_step
 
 -- Run a step with ZERO_AMP_THRESH lowered if it needs it; the summary says
 -- so (zero_amp = {was, set} in A).
@@ -512,6 +507,7 @@ function M.charge(cell, opts)
 				v = opts.cv.v or opts.until_v, until_i = opts.cv.until_i, max_time = opts.cv.max_time,
 				current = opts.current, guard = opts.guard, on_sample = opts.on_sample,
 				report_timeout = opts.report_timeout, name = name .. "-CV",
+				silence_grace = opts.silence_grace, allow_bad_thermistor = opts.allow_bad_thermistor,
 			})
 		end
 		return sum
@@ -541,7 +537,8 @@ function M.rest(cell, seconds, opts)
 		error("rest: seconds must be a number >= 0", 2)
 	end
 	local o = { max_time = seconds, on_sample = opts.on_sample, guard = opts.guard,
-		report_timeout = opts.report_timeout }
+		report_timeout = opts.report_timeout, silence_grace = opts.silence_grace,
+		allow_bad_thermistor = opts.allow_bad_thermistor }
 	local name = opts.name or "REST"
 	return stepped(cell, name, function()
 		if seconds == 0 then

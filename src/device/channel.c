@@ -86,6 +86,8 @@ void bl_chanset_device_reset(struct bl_chanset *cs)
 	for (int i = 0; i < BL_CELLS; i++) {
 		struct bl_channel *c = &cs->ch[i];
 
+		if (c->step != BL_STEP_NONE)
+			c->reset = true;
 		c->step = BL_STEP_NONE;
 		c->step_on = false;
 		if (c->interval_set)
@@ -339,6 +341,7 @@ static void tick_begin(struct bl_channel *c, const struct bl_snapshot *snap, dou
 	c->tick.energy_wh = c->energy_wh;
 	c->tick.cell = c->cell;
 	c->tick.serial = c->cs->serial;
+	c->tick.device_reset = c->reset;
 	c->tick_stage = 0;
 	tick_read(c);
 }
@@ -370,6 +373,7 @@ void bl_chan_step_begin(struct bl_channel *c, enum bl_step_kind kind)
 	c->energy_wh = 0.0;
 	c->have_p = false;
 	c->step_seq++;
+	c->reset = false;
 	c->imp_c = 0.0;
 }
 

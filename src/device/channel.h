@@ -48,6 +48,7 @@ struct bl_sample {
 	double voltage, current, temp_c, charge_ah, energy_wh, vcc;
 	int cell;
 	uint32_t serial;
+	bool device_reset;           /* the device reset since the step began: it is over */
 };
 
 /* A sample listener. fn gets every sample of the channel (status BL_OK),
@@ -78,7 +79,9 @@ struct bl_chanset *bl_chanset_new(struct bl_device *d);
  * NULL ok. */
 void bl_chanset_free(struct bl_chanset *cs);
 struct bl_channel *bl_chanset_channel(struct bl_chanset *cs, int cell);
-/* The device reset: steps are over, report intervals are asked again. */
+/* The device reset: steps are over (the samples of a channel whose step
+ * it ended say so until the next step starts), report intervals are asked
+ * again. */
 void bl_chanset_device_reset(struct bl_chanset *cs);
 /* Listeners and tick reads in flight, for leak checks. */
 int bl_chanset_busy(const struct bl_chanset *cs);

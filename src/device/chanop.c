@@ -98,12 +98,44 @@ static void job_next(struct job *j, struct bl_op *(*start)(struct job *j))
 		job_free(j);     /* it ended while the call was on the stack */
 }
 
+/* The measurement measured nothing: the device stopped the channel (its
+ * ERROR bits named), or no current flowed. */
+static void impedance_failed(struct job *j, uint16_t errors)
+{
+	char what[160];
+	size_t n;
+	bool first = true;
+
+	if (!errors) {
+		j->number = 0.0;
+		job_end(j, BL_ERR_STATE, "impedance: no current flowed (the channel did not measure)");
+		return;
+	}
+	n = (size_t)snprintf(what, sizeof what, "impedance: the device stopped the channel:");
+	for (unsigned b = 0; b < 16 && n < sizeof what; b++) {
+		const char *name;
+
+		if (!(errors & (1u << b)))
+			continue;
+		name = bl_bit_name(BL_UK_ERROR, (uint16_t)(1u << b));
+		n += (size_t)snprintf(what + n, sizeof what - n, "%s%s", first ? " " : ",",
+		                      name ? name : "?");
+		first = false;
+	}
+	j->number = 0.0;
+	job_end(j, BL_ERR_STATE, what);
+}
+
 static void job_done(struct bl_device *d, struct bl_op *op, int status, void *ud)
 {
 	struct job *j = ud;
 
 	(void)d;
 	j->number = bl_op_number(op);
+	if (status == BL_ERR_STATE && j->kind == J_IMPEDANCE) {
+		impedance_failed(j, (uint16_t)j->number);
+		return;
+	}
 	if (status != BL_OK) {
 		job_end(j, status, NULL);
 		return;

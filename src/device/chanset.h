@@ -28,6 +28,7 @@ struct bl_channel {
 	double last_p;
 	uint64_t last_us;
 	unsigned step_seq;               /* bumped by each step begin */
+	bool reset;                      /* a device reset ended the step */
 	/* impedance measurements: the counter's charge is not the step's */
 	double imp_c;                    /* coulombs they counted in this step */
 	bool imp_busy;                   /* one runs: samples hold the charge */

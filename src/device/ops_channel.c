@@ -103,7 +103,7 @@ static void op_abort_safe(struct bl_op *op, int status)
 
 enum {
 	IMP_READ_MODE, IMP_SET_MODE, IMP_SETTLED, IMP_LOCKED, IMP_GOT_IPP, IMP_GOT_VPP,
-	IMP_UNLOCKED, IMP_RESTORE_MODE, IMP_RESTORE_SETTLE, IMP_RESTORE_SETPOINT, IMP_RESTORED,
+	IMP_GOT_MODE, IMP_GOT_ERROR, IMP_UNLOCKED, IMP_RESTORE_MODE, IMP_RESTORE_SETTLE, IMP_RESTORE_SETPOINT, IMP_RESTORED,
 };
 
 static void step_impedance_restore(struct bl_op *op, int status, uint16_t value);
@@ -142,6 +142,14 @@ static void impedance_restore(struct bl_op *op)
 		bl_opi_write(op, cell, BL_CELL_MODE, op->arg, BL_REQ_PRIORITY);
 		return;
 	}
+}
+
+/* Always unlock, whatever failed: a locked unit freezes every
+ * temperature and VCC reading. */
+static void impedance_unlock(struct bl_op *op)
+{
+	op->state = IMP_UNLOCKED;
+	bl_opi_write(op, BL_NS_UNIT, BL_UNIT_LOCK, BL_LOCK_UNLOCKED, BL_REQ_PRIORITY);
 }
 
 static void step_impedance(struct bl_op *op, int status, uint16_t value)
@@ -184,13 +192,34 @@ static void step_impedance(struct bl_op *op, int status, uint16_t value)
 	case IMP_GOT_VPP:
 		bl_opi_note(op, status);
 		op->tmp[1] = value;
-		/* Always unlock, whatever failed: a locked unit freezes every
-		 * temperature and VCC reading. */
-		op->state = IMP_UNLOCKED;
-		bl_opi_write(op, BL_NS_UNIT, BL_UNIT_LOCK, BL_LOCK_UNLOCKED, BL_REQ_PRIORITY);
+		/* Still measuring? A channel the device stopped meanwhile (a
+		 * limit) measured nothing: its ERROR says why. */
+		op->state = IMP_GOT_MODE;
+		bl_opi_read(op, cell, BL_CELL_MODE);
+		return;
+	case IMP_GOT_MODE:
+		bl_opi_note(op, status);
+		if (status == BL_OK && value != BL_MODE_IMPEDANCE) {
+			op->tmp[3] = 1;
+			op->state = IMP_GOT_ERROR;
+			bl_opi_read(op, cell, BL_CELL_ERROR);
+			return;
+		}
+		impedance_unlock(op);
+		return;
+	case IMP_GOT_ERROR:
+		bl_opi_note(op, status);
+		op->number = status == BL_OK ? value : 0;
+		impedance_unlock(op);
 		return;
 	case IMP_UNLOCKED:
 		bl_opi_note(op, status);
+		if (op->tmp[3]) {
+			/* Left as the device left it (STOPPED, ERROR readable):
+			 * restoring the mode would clear the evidence. */
+			bl_opi_finish(op, op->status != BL_OK ? op->status : BL_ERR_STATE);
+			return;
+		}
 		impedance_restore(op);
 		return;
 	}
@@ -233,6 +262,10 @@ static void step_impedance_restore(struct bl_op *op, int status, uint16_t value)
 			double ipp = bl_current_from_raw(op->tmp[0]);
 			double vpp = bl_voltage_from_raw(op->tmp[1]);
 			op->number = ipp < 1e-6 ? 0.0 : vpp / ipp;
+			if (ipp < 1e-6) {   /* no sine: 0 ohm would pass any threshold */
+				bl_opi_finish(op, BL_ERR_STATE);
+				return;
+			}
 		}
 		bl_opi_finish(op, op->status);
 		return;

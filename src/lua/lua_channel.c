@@ -39,13 +39,13 @@ static const char sample_keys_key = 0;
 enum {
 	K_TIME = 1, K_STEP_TIME, K_MODE, K_MODE_NAME, K_STATUS, K_STATUS_NAMES, K_ERROR,
 	K_ERROR_NAMES, K_VOLTAGE, K_CURRENT, K_TEMP_C, K_CHARGE_AH, K_ENERGY_WH, K_VCC, K_CELL,
-	K_SERIAL, K_COUNT = K_SERIAL,
+	K_SERIAL, K_DEVICE_RESET, K_COUNT = K_DEVICE_RESET,
 };
 
 static const char *const sample_keys[K_COUNT + 1] = {
 	NULL, "time", "step_time", "mode", "mode_name", "status", "status_names", "error",
 	"error_names", "voltage", "current", "temp_c", "charge_ah", "energy_wh", "vcc", "cell",
-	"serial",
+	"serial", "device_reset",
 };
 
 static const char *bit_names[2][16];
@@ -126,6 +126,10 @@ void bl_lua_push_sample(lua_State *L, const struct bl_sample *s)
 	lua_pushnumber(L, s->vcc);           put(L, t, keys, K_VCC);
 	lua_pushinteger(L, s->cell);         put(L, t, keys, K_CELL);
 	lua_pushinteger(L, s->serial);       put(L, t, keys, K_SERIAL);
+	if (s->device_reset) {
+		lua_pushboolean(L, 1);
+		put(L, t, keys, K_DEVICE_RESET);
+	}
 	lua_remove(L, keys);
 }
 
@@ -152,6 +156,7 @@ static void on_sample(struct bl_chan_listener *l, const struct bl_sample *s, int
 		struct bl_wait *w = c->batch.head;
 		if (s)
 			memcpy(w->payload.bytes, s, sizeof *s);
+		w->arg[0] = 1;   /* a report's reads failing is not the wait timing out */
 		bl_wait_complete(w, status);
 	}
 	if (status == BL_ERR_CLOSED)
@@ -166,7 +171,7 @@ static int k_ch_wait(lua_State *L, int status, lua_KContext ctx)
 	struct bl_wait *w = bl_wait_ctx(L, ctx);
 
 	(void)status;
-	if (w->status == BL_ERR_TIMEOUT)
+	if (w->status == BL_ERR_TIMEOUT && !w->arg[0])
 		return bl_lua_timed_out(L);
 	if (w->status != BL_OK)
 		return bl_lua_fail_chan(L, w->status, w->obj, "waiting for a report");
@@ -191,6 +196,7 @@ static int l_channel_wait(lua_State *L)
 		return bl_lua_fail_detached(L, ch->ld);
 	bl_lua_bind_task(L, w, c, 1);
 	w->obj = c;
+	w->arg[0] = 0;
 	bl_wait_list_add(&c->waiters, w);
 	if (!c->listener.ch) {
 		c->listener.fn = on_sample;
