@@ -92,7 +92,7 @@ int cmd_impedance(int argc, char **argv)
 		cli_error("impedance: CELL%d: no cell to measure (MODE %s)", cell, bl_mode_name(mode));
 		r = BL_EXIT_FAILED;
 	} else if ((st = cli_chan_impedance(&s, cell, &ohms)) != BL_OK) {
-		r = cli_device_error(&s, s.dev, st, "impedance of CELL%d", cell);
+		r = cli_chan_error(&s, st, "impedance", cell);
 	} else {
 		printf("CELL%d: %.5f ohm (%.2f mohm)\n", cell, ohms, ohms * 1000.0);
 	}

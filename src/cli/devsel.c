@@ -254,6 +254,7 @@ struct chan_waiter {
 	bool done, orphan;
 	int status;
 	double number;
+	char what[192];
 };
 
 static void chan_done(struct bl_channel *ch, int status, double number, const char *what,
@@ -262,7 +263,6 @@ static void chan_done(struct bl_channel *ch, int status, double number, const ch
 	struct chan_waiter *w = ud;
 
 	(void)ch;
-	(void)what;
 	if (w->orphan) {
 		free(w);
 		return;
@@ -270,6 +270,7 @@ static void chan_done(struct bl_channel *ch, int status, double number, const ch
 	w->done = true;
 	w->status = status;
 	w->number = number;
+	snprintf(w->what, sizeof w->what, "%s", what ? what : "");
 }
 
 static bool chan_waited(void *ud)
@@ -305,6 +306,7 @@ static int chan_run(struct cli_devsel *s, int cell, enum chan_op op, enum bl_ste
 	st = w->status;
 	if (number)
 		*number = w->number;
+	snprintf(s->chan_what, sizeof s->chan_what, "%s", w->what);
 	free(w);
 	return st;
 }
@@ -359,6 +361,18 @@ int cli_device_error(const struct cli_devsel *s, struct bl_device *d, int status
 	va_end(ap);
 	cli_error("%s: %s: %s: %s", s->cmd, d ? bl_device_port(d) : "?", msg, bl_strerror(status));
 	return BL_EXIT_DEVICE;
+}
+
+int cli_chan_error(struct cli_devsel *s, int status, const char *what, int cell)
+{
+	char msg[320];
+
+	if (!s->chan_what[0])
+		return cli_device_error(s, s->dev, status, "%s of CELL%d", what, cell);
+	/* The channel layer names what failed (and the error bits a stop
+	 * latched): say that, not only the status. */
+	snprintf(msg, sizeof msg, "CELL%d: %s", cell, s->chan_what);
+	return cli_device_error(s, s->dev, status, "%s", msg);
 }
 
 int cli_run_for(struct cli_devsel *s, double seconds, bool (*done)(void *ud), void *ud)

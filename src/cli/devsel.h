@@ -109,6 +109,7 @@ struct cli_devsel {
 	struct bl_pool *pool;    /* the session's */
 	struct bl_device *dev;   /* the target (NULL with CLI_SEL_ALL and none chosen) */
 	struct bl_chanset *cs;   /* the target's channels, made on first use */
+	char chan_what[192];     /* what the last channel operation said failed */
 	bool selected;           /* the user named the device (--serial/--port) */
 	bool keep_watchdog;      /* the command set SETTINGS itself: leave it */
 	int nfailed;             /* ports that were found but would not open */
@@ -137,6 +138,9 @@ struct bl_channel *cli_channel(struct cli_devsel *s, int cell);
 int cli_chan_start(struct cli_devsel *s, int cell, enum bl_step_kind kind, double amps);
 int cli_chan_safe(struct cli_devsel *s, int cell);
 int cli_chan_impedance(struct cli_devsel *s, int cell, double *ohms);
+/* Report a failed channel operation (`what` of CELL n) with what the
+ * channel layer said failed; returns the exit code. */
+int cli_chan_error(struct cli_devsel *s, int status, const char *what, int cell);
 int cli_read(struct bl_device *d, uint8_t ns, uint8_t addr, uint16_t *value);
 int cli_write(struct bl_device *d, uint8_t ns, uint8_t addr, uint16_t value);
 /* Report a failed device operation ("batlab: CMD: PORT: WHAT: timeout") and

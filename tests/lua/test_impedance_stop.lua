@@ -45,6 +45,8 @@ local out = tmp .. "/out"
 local _, how, rc = os.execute(("%s impedance --sim=%s 0 > %s 2>&1"):format(BATLAB, hot, out))
 t.ok(how == "exit" and rc ~= 0, "batlab impedance on a hot cell fails (exit " .. tostring(rc) .. ")")
 t.ok(not (read(out) or ""):find("ohm"), "and prints no ohms")
+t.like(read(out) or "", "CELL0: impedance: the device stopped the channel: TEMP_LIMIT_DCHG",
+	"but the error bits that stopped it")
 
 -- a procedure's cell:impedance()
 local proc = tmp .. "/z.lua"
