@@ -382,7 +382,9 @@ local function summary_line(name, verdict, sum, reason)
 	if type(sum.coulombic_efficiency) == "number" then
 		parts[#parts + 1] = ("CE %.4f"):format(sum.coulombic_efficiency)
 	elseif type(sum.capacity_ah) == "number" and sum.coulombic_efficiency_note then
-		parts[#parts + 1] = "CE n/a: " .. sum.coulombic_efficiency_note
+		-- the why, without its explanation in parentheses (summary.json
+		-- keeps it whole)
+		parts[#parts + 1] = "CE n/a: " .. sum.coulombic_efficiency_note:gsub("%s*%b()$", "")
 	end
 	if type(sum.impedance_ohm) == "number" then
 		parts[#parts + 1] = ("Z %.4f ohm"):format(sum.impedance_ohm)
