@@ -104,7 +104,7 @@ void bl_loop_stop(struct bl_loop *loop)
 }
 
 static struct bl_loop *volatile signal_loop;
-static struct sigaction old_sigint, old_sigterm;
+static struct sigaction old_sigint, old_sigterm, old_sighup;
 static bool signals_caught;
 
 static void on_signal(int sig)
@@ -117,6 +117,8 @@ static void on_signal(int sig)
 	}
 }
 
+/* SIGHUP is a terminal or an SSH session going away: a run ends as on
+ * SIGTERM, channels safe and files complete, instead of dying mid-row. */
 int bl_loop_catch_signals(struct bl_loop *loop)
 {
 	struct sigaction sa;
@@ -133,6 +135,11 @@ int bl_loop_catch_signals(struct bl_loop *loop)
 		sigaction(SIGINT, &old_sigint, NULL);
 		return BL_ERR_IO;
 	}
+	if (sigaction(SIGHUP, &sa, &old_sighup) < 0) {
+		sigaction(SIGINT, &old_sigint, NULL);
+		sigaction(SIGTERM, &old_sigterm, NULL);
+		return BL_ERR_IO;
+	}
 	signals_caught = true;
 	return BL_OK;
 }
@@ -142,6 +149,7 @@ void bl_loop_release_signals(void)
 	if (signals_caught) {
 		sigaction(SIGINT, &old_sigint, NULL);
 		sigaction(SIGTERM, &old_sigterm, NULL);
+		sigaction(SIGHUP, &old_sighup, NULL);
 		signals_caught = false;
 	}
 	signal_loop = NULL;

@@ -140,8 +140,8 @@ void bl_loop_stop(struct bl_loop *loop);
 /* Wake a blocked poll without stopping. Async-signal-safe. */
 void bl_loop_wake(struct bl_loop *loop);
 
-/* Install SIGINT and SIGTERM handlers that stop `loop` (one loop at a time;
- * the previous handlers are kept for bl_loop_release_signals). */
+/* Install SIGINT, SIGTERM and SIGHUP handlers that stop `loop` (one loop
+ * at a time; the previous handlers are kept for bl_loop_release_signals). */
 int bl_loop_catch_signals(struct bl_loop *loop);
 /* Restore the handlers that bl_loop_catch_signals replaced. */
 void bl_loop_release_signals(void);
