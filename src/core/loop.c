@@ -113,6 +113,7 @@ static void on_signal(int sig)
 
 	if (loop) {
 		loop->caught = sig;
+		loop->sig_pending = 1;
 		bl_loop_stop(loop);
 	}
 }
@@ -158,6 +159,11 @@ void bl_loop_release_signals(void)
 int bl_loop_caught_signal(const struct bl_loop *loop)
 {
 	return loop->caught;
+}
+
+bool bl_loop_signal_pending(const struct bl_loop *loop)
+{
+	return loop->sig_pending != 0;
 }
 
 /* ---- the loop ----------------------------------------------------------- */
@@ -293,7 +299,7 @@ static int run_until(struct bl_loop *loop, bl_loop_pred done, void *ud, uint64_t
 			/* A stop (Ctrl-C) ends every nested run up to the outermost,
 			 * which alone clears it: an inner wait must not swallow it. */
 			if (loop->run_depth == 1)
-				loop->stop = 0;
+				loop->stop = loop->sig_pending = 0;
 			return BL_LOOP_STOPPED;
 		}
 		now = bl_loop_now(loop);

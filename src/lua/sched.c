@@ -208,8 +208,10 @@ static void resume(struct bl_sched *s, struct bl_task *t)
 		bl_schedi_task_end(s, L, t, BL_END_BAD_YIELD, 0);
 		return;
 	}
-	bl_schedi_task_end(s, L, t, st == LUA_OK ? BL_END_OK : BL_END_ERROR,
-	                   st == LUA_OK ? nres : 0);
+	/* A task stopped by a signal was cancelled, as every other task of
+	 * the run is: it did not fail. */
+	bl_schedi_task_end(s, L, t, st == LUA_OK ? BL_END_OK : t->interrupted ? BL_END_CANCEL
+	                   : BL_END_ERROR, st == LUA_OK ? nres : 0);
 }
 
 static void resume_ready(struct bl_loop *loop, struct bl_timer *tm, void *ud)
@@ -240,10 +242,15 @@ static void resume_ready(struct bl_loop *loop, struct bl_timer *tm, void *ud)
 
 /* ---- Runaway tasks ------------------------------------------------------------------ */
 
+/* Every `every` instructions of a task: the instruction budget, and a
+ * signal (Ctrl-C, SIGTERM, SIGHUP) that came while the task computes
+ * without waiting - the loop cannot see it until the task yields. */
 static void count_hook(lua_State *L, lua_Debug *ar)
 {
 	struct bl_sched *s;
 	struct bl_task *t;
+	struct bl_loop *loop;
+	bool signalled;
 
 	(void)ar;
 	s = bl_sched_get(L);
@@ -251,10 +258,13 @@ static void count_hook(lua_State *L, lua_Debug *ar)
 	if (!t)
 		return;
 	t->used += t->every;
-	if (!t->killed && (t->budget == 0 || t->used < t->budget))
+	loop = bl_schedi_cur_loop(s);
+	signalled = loop && bl_loop_signal_pending(loop);
+	if (!t->killed && !signalled && (t->budget == 0 || t->used < t->budget))
 		return;
 	if (!t->killed) {
 		t->killed = true;
+		t->interrupted = signalled;
 		/* From now on every instruction raises, so a pcall in the task
 		 * cannot swallow the error and carry on. */
 		lua_sethook(t->co, count_hook, LUA_MASKCOUNT, 1);
@@ -262,6 +272,9 @@ static void count_hook(lua_State *L, lua_Debug *ar)
 			lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
 	}
 	t->every = 1;
+	if (signalled || t->budget == 0 || t->used < t->budget)
+		luaL_error(L, "task %d interrupted (signal %d) while it computed: stopped", (int)t->id,
+		           loop ? bl_loop_caught_signal(loop) : 0);
 	luaL_error(L, "task %d ran more than %I instructions without waiting (an endless "
 	           "loop?): stopped", (int)t->id, (lua_Integer)t->budget);
 }
@@ -299,8 +312,8 @@ struct bl_task *bl_sched_spawn(lua_State *L, int nargs)
 	bl_schedi_wait_reset(&t->wait, s, t);
 	/* New threads copy the main thread's extra space: overwrite it. */
 	*(struct bl_task **)lua_getextraspace(co) = t;
-	if (t->budget)
-		lua_sethook(co, count_hook, LUA_MASKCOUNT, (int)t->every);
+	/* Always: the hook also notices a signal while the task computes. */
+	lua_sethook(co, count_hook, LUA_MASKCOUNT, (int)t->every);
 
 	lua_rawgetp(L, LUA_REGISTRYINDEX, &tasks_key);
 	lua_pushvalue(L, -2);

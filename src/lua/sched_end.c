@@ -132,10 +132,10 @@ static void close_thread(struct bl_sched *s, struct bl_task *t, lua_State *L, in
 	cst = bl_closethread(co, L);
 	s->closing = false;
 	if (cst != LUA_OK && lua_gettop(co) > 0) {
-		/* A failed task's own error comes back: not news. Anything else
+		/* A failed (or interrupted) task's own error comes back: not news. Anything else
 		 * is an error from a __close handler. */
 		lua_xmove(co, L, 1);
-		if (!(err_idx && lua_rawequal(L, -1, err_idx))) {
+		if (!(err_idx && lua_rawequal(L, -1, err_idx)) && !t->interrupted) {
 			const char *cm = lua_tostring(L, -1);
 			lua_pushfstring(L, "task %d: error in a <close> handler: %s", (int)t->id,
 			                cm ? cm : luaL_typename(L, -1));

@@ -24,6 +24,7 @@ struct bl_task {
 	uint64_t budget;
 	unsigned every;             /* count hook period */
 	bool killed;
+	bool interrupted;            /* killed by a signal while computing */
 	struct bl_wait wait;
 	struct bl_wait_list joiners; /* waits for this task's end */
 };

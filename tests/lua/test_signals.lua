@@ -90,5 +90,35 @@ t.like(outcome(tmp .. "/hup"), "interrupted", "SIGHUP: run.json says interrupted
 local tail = (read(tmp .. "/hup/cells/H1.csv") or ""):match("([^\n]*)\n$") or ""
 t.ok(select(2, tail:gsub(",", ",")) == 15, "SIGHUP: the time series ends with a complete row")
 
+-- 3. Ctrl-C while a procedure computes without waiting (no instruction
+-- limit, so only the signal can end it; `timeout` ends a batlab that
+-- missed it). The task is cancelled like the others, not failed.
+write(tmp .. "/spin.lua", [[
+batlab.instruction_limit(0)
+return {
+  name = "spin",
+  run = function(cell)
+    cell:wait()
+    print("spinning")
+    local x = 0
+    while true do x = x + 1 end
+  end,
+}
+]])
+got = sh(([[
+mkfifo %s/fifo2 || exit 9
+timeout 30 %s run %s/spin.lua --sim --out %s/spin --cell 0=S1 --cell 1=S2 > %s/fifo2 2>&1 &
+pid=$!
+{ IFS= read -r first; echo "first=$first"; t0=$(date +%%s%%N); kill -INT "$pid"; cat > /dev/null; } < %s/fifo2
+wait "$pid"
+echo "exit=$? ms=$(( ($(date +%%s%%N) - t0) / 1000000 ))"
+]]):format(q(tmp), q(bin), q(tmp), q(tmp), q(tmp), q(tmp)))
+t.like(got, "first=spinning", "the procedure computes")
+t.like(got, "exit=130", "SIGINT while a task computes: exit 130")
+local ms = tonumber(got:match("ms=(%d+)")) or 1e9
+t.ok(ms < 2000, ("and promptly (%s ms; well under 0.2 s on an idle machine)"):format(ms))
+t.is(verdicts(tmp .. "/spin"), "incomplete incomplete", "both cells incomplete: the computing task was cancelled, not failed")
+t.like(outcome(tmp .. "/spin"), "interrupted", "run.json says interrupted")
+
 os.execute("rm -rf " .. q(tmp))
 t.done()
