@@ -6,6 +6,7 @@
 #include <lauxlib.h>
 
 #include "core/bl.h"
+#include "lua/engine.h"
 #include "lua/sched_int.h"
 
 #define MOD BL_SCHED_MOD
@@ -242,6 +243,37 @@ static void resume_ready(struct bl_loop *loop, struct bl_timer *tm, void *ud)
 
 /* ---- Runaway tasks ------------------------------------------------------------------ */
 
+/* Push "FILE:LINE: " of the code that runs: the innermost Lua frame that
+ * is not batlab's own library (lua/), so that an endless loop inside
+ * steps.charge is reported at the procedure's call; else the innermost
+ * Lua frame; else "". */
+static void push_user_where(lua_State *L)
+{
+	struct bl_engine *e = bl_engine_from_state(L);
+	const char *dir = e ? bl_engine_luadir(e) : NULL;
+	size_t dlen = dir ? strlen(dir) : 0;
+	lua_Debug ar, first;
+	bool have_first = false;
+
+	for (int level = 0; lua_getstack(L, level, &ar); level++) {
+		if (!lua_getinfo(L, "Sl", &ar) || ar.currentline <= 0)
+			continue;
+		if (!have_first) {
+			first = ar;
+			have_first = true;
+		}
+		if (!(dir && ar.source[0] == '@' && strncmp(ar.source + 1, dir, dlen) == 0 &&
+		      ar.source[1 + dlen] == '/')) {
+			lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+			return;
+		}
+	}
+	if (have_first)
+		lua_pushfstring(L, "%s:%d: ", first.short_src, first.currentline);
+	else
+		lua_pushliteral(L, "");
+}
+
 /* Every `every` instructions of a task: the instruction budget, and a
  * signal (Ctrl-C, SIGTERM, SIGHUP) that came while the task computes
  * without waiting - the loop cannot see it until the task yields. */
@@ -275,8 +307,11 @@ static void count_hook(lua_State *L, lua_Debug *ar)
 	if (signalled || t->budget == 0 || t->used < t->budget)
 		luaL_error(L, "task %d interrupted (signal %d) while it computed: stopped", (int)t->id,
 		           loop ? bl_loop_caught_signal(loop) : 0);
-	luaL_error(L, "task %d ran more than %I instructions without waiting (an endless "
-	           "loop?): stopped", (int)t->id, (lua_Integer)t->budget);
+	push_user_where(L);
+	lua_pushfstring(L, "ran more than %I instructions without waiting (an endless loop?): "
+	                "stopped", (lua_Integer)t->budget);
+	lua_concat(L, 2);
+	lua_error(L);
 }
 
 /* ---- Spawning and cancelling ---------------------------------------------------------- */
