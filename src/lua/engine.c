@@ -201,6 +201,15 @@ static int engine_init(lua_State *L)
 	return 0;
 }
 
+/* An error outside any protected call (luaL_newstate's panic). */
+static int panic(lua_State *L)
+{
+	const char *msg = lua_tostring(L, -1);
+
+	BL_ERROR("engine", "unprotected error in Lua: %s", msg ? msg : "(not a string)");
+	return 0;
+}
+
 struct bl_engine *bl_engine_new(const struct bl_engine_opts *opts)
 {
 	static const struct bl_engine_opts defaults;
@@ -219,7 +228,10 @@ struct bl_engine *bl_engine_new(const struct bl_engine_opts *opts)
 	e->output_ud = opts->output_ud;
 	e->seed = opts->seed;
 	e->argv0 = opts->argv0;
-	e->L = luaL_newstate();
+	e->mem_limit = bl_engine_memory_pick(opts->memory_mb);
+	e->L = lua_newstate(bl_engine_alloc, e);
+	if (e->L)
+		lua_atpanic(e->L, panic);
 	if (!e->L) {
 		BL_ERROR("engine", "cannot create the Lua state: out of memory");
 		free(e);

@@ -186,14 +186,24 @@ void bl_schedi_push_task(lua_State *L, struct bl_task *t)
 
 /* ---- Resuming ------------------------------------------------------------------- */
 
+/* Did task t have an allocation refused (the engine's memory limit)? */
+static bool over_memory(lua_State *L, struct bl_task *t)
+{
+	struct bl_engine *e = bl_engine_from_state(L);
+
+	return e && bl_engine_memory_refusals(e) != t->refusals;
+}
+
 static void resume(struct bl_sched *s, struct bl_task *t)
 {
 	lua_State *L = bl_sched_lua(s);
 	lua_State *co = t->co;
+	struct bl_engine *e = bl_engine_from_state(L);
 	int nres = 0, st;
 
 	t->state = BL_TASK_RUNNING;
 	t->used = 0;
+	t->refusals = e ? bl_engine_memory_refusals(e) : 0;
 	s->running = t;
 	s->resumes++;
 	st = lua_resume(co, s->loop_L, t->nargs, &nres);
@@ -207,6 +217,10 @@ static void resume(struct bl_sched *s, struct bl_task *t)
 		}
 		lua_pop(co, nres);
 		bl_schedi_task_end(s, L, t, BL_END_BAD_YIELD, 0);
+		return;
+	}
+	if (st == LUA_ERRMEM || (st != LUA_OK && t->out_of_memory)) {
+		bl_schedi_end_out_of_memory(s, L, t);
 		return;
 	}
 	/* A task stopped by a signal was cancelled, as every other task of
@@ -292,11 +306,13 @@ static void count_hook(lua_State *L, lua_Debug *ar)
 	t->used += t->every;
 	loop = bl_schedi_cur_loop(s);
 	signalled = loop && bl_loop_signal_pending(loop);
-	if (!t->killed && !signalled && (t->budget == 0 || t->used < t->budget))
+	if (!t->killed && !signalled && (t->budget == 0 || t->used < t->budget) &&
+	    !over_memory(L, t))
 		return;
 	if (!t->killed) {
 		t->killed = true;
 		t->interrupted = signalled;
+		t->out_of_memory = !signalled && over_memory(L, t);
 		/* From now on every instruction raises, so a pcall in the task
 		 * cannot swallow the error and carry on. */
 		lua_sethook(t->co, count_hook, LUA_MASKCOUNT, 1);
@@ -304,6 +320,11 @@ static void count_hook(lua_State *L, lua_Debug *ar)
 			lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
 	}
 	t->every = 1;
+	if (t->out_of_memory) {
+		/* An interned string: there may be no memory for a new one. */
+		lua_pushliteral(L, "not enough memory");
+		lua_error(L);
+	}
 	if (signalled || t->budget == 0 || t->used < t->budget)
 		luaL_error(L, "task %d interrupted (signal %d) while it computed: stopped", (int)t->id,
 		           loop ? bl_loop_caught_signal(loop) : 0);

@@ -72,5 +72,36 @@ t.like((summary("spin").S1 or {}).Reason or "", "^task %d+ failed: spin%.lua:8: 
 t.like(out, "S1%s+ERROR%s+task %d+ failed: spin%.lua:8: ran more than 2000000 instructions",
 	"the message names the procedure's file and line: " .. (out:match("[^\n]*ERROR[^\n]*") or out))
 
+-- 2. A procedure that grows a table without end, under a 32 MB limit
+-- (BATLAB_MEMORY_MB; the default is 256 MB). `ulimit -v` keeps a batlab
+-- without the limit from taking the machine.
+write(tmp .. "/hog.lua", [[
+return {
+  name = "hog",
+  run = function(cell)
+    cell:discharge(0.5)
+    cell:wait()
+    if cell.name == "M1" then
+      local t, i = {}, 0
+      while true do
+        i = i + 1
+        t[i] = ("x"):rep(64) .. i
+        if i % 1000 == 0 then cell:wait() end
+      end
+    end
+    batlab.sleep(600)
+    return true, "slept"
+  end,
+}
+]])
+out, code = run("ulimit -v 4000000; BATLAB_MEMORY_MB=32 ", "run hog.lua --sim --out hog --cell 0=M1 --cell 1=M2")
+t.is(code, 1, "the memory hog fails its cell (exit 1)")
+local rows = summary("hog")
+t.is((rows.M1 or {}).Verdict, "error", "M1 (the hog): error")
+t.like((rows.M1 or {}).Reason or "", "not enough memory: the procedure went over the memory limit %(32 MB",
+	"with a clear reason: " .. tostring((rows.M1 or {}).Reason))
+t.is((rows.M2 or {}).Verdict, "pass", "M2 carries on and passes")
+t.like(read(tmp .. "/hog/events.log") or "", "verdict: M2 PASS slept", "after its whole procedure")
+
 os.execute("rm -rf " .. q(tmp))
 t.done()
