@@ -83,6 +83,9 @@ size_t bl_engine_memory_limit(const struct bl_engine *e);
 size_t bl_engine_memory_used(const struct bl_engine *e);
 uint64_t bl_engine_memory_refusals(const struct bl_engine *e);
 void bl_engine_memory_reserve(struct bl_engine *e, bool on);
+/* fn(ud) at each refused allocation (NULL: none), from inside the
+ * allocator: it may only note the fact (lua_sethook is fine). */
+void bl_engine_on_memory_refusal(struct bl_engine *e, void (*fn)(void *ud), void *ud);
 
 /* Write text through the engine's output (what print uses). */
 void bl_engine_write(struct bl_engine *e, const char *text, size_t len);

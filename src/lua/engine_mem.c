@@ -34,6 +34,8 @@ void *bl_engine_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 
 		if (e->mem_used - old + nsize > cap) {
 			e->mem_refusals++;
+			if (e->on_refusal)
+				e->on_refusal(e->refusal_ud);
 			return NULL;
 		}
 	}
@@ -67,3 +69,9 @@ size_t bl_engine_memory_limit(const struct bl_engine *e) { return e->mem_limit; 
 size_t bl_engine_memory_used(const struct bl_engine *e) { return e->mem_used; }
 uint64_t bl_engine_memory_refusals(const struct bl_engine *e) { return e->mem_refusals; }
 void bl_engine_memory_reserve(struct bl_engine *e, bool on) { e->mem_reserve = on; }
+
+void bl_engine_on_memory_refusal(struct bl_engine *e, void (*fn)(void *ud), void *ud)
+{
+	e->on_refusal = fn;
+	e->refusal_ud = ud;
+}

@@ -25,6 +25,8 @@ struct bl_engine {
 	size_t mem_used, mem_limit;  /* bytes; limit 0: none */
 	uint64_t mem_refusals;       /* allocations refused over the limit */
 	bool mem_reserve;            /* a task that ran out is being ended */
+	void (*on_refusal)(void *ud); /* the scheduler's, at each refusal */
+	void *refusal_ud;
 };
 
 /* engine_mem.c: the lua_Alloc of every engine (ud: the engine), and the

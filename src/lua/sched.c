@@ -560,12 +560,28 @@ void bl_sched_clear_interrupted(struct bl_sched *s) { s->interrupted = false; }
 
 /* ---- Life ------------------------------------------------------------------------- */
 
+/* An allocation over the engine's limit while a task runs: its hook fires
+ * at the next instruction and stops it, before a pcall that swallowed
+ * "not enough memory" can try again (each try costs a full collection). */
+static void on_memory_refusal(void *ud)
+{
+	struct bl_sched *s = ud;
+	struct bl_task *t = s->running;
+
+	if (t && t->co && !t->killed) {
+		t->every = 1;
+		lua_sethook(t->co, count_hook, LUA_MASKCOUNT, 1);
+	}
+}
+
 static int l_sched_gc(lua_State *L)
 {
 	struct bl_sched *s = lua_touserdata(L, 1);
 
 	if (s->freed)
 		return 0;
+	if (bl_engine_from_state(L))
+		bl_engine_on_memory_refusal(bl_engine_from_state(L), NULL, NULL);
 	bl_sched_cancel_all(L, s);
 	stop_ready_timer(s);
 	if (s->own_loop)
@@ -588,6 +604,8 @@ void bl_sched_open(lua_State *L)
 	s->budget = DEFAULT_BUDGET;
 	s->catch_signals = true;
 	bl_timer_init(&s->ready_timer, resume_ready, s);
+	if (bl_engine_from_state(L))
+		bl_engine_on_memory_refusal(bl_engine_from_state(L), on_memory_refusal, s);
 	lua_createtable(L, 0, 1);
 	lua_pushcfunction(L, l_sched_gc);
 	lua_setfield(L, -2, "__gc");

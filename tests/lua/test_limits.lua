@@ -103,5 +103,31 @@ t.like((rows.M1 or {}).Reason or "", "not enough memory: the procedure went over
 t.is((rows.M2 or {}).Verdict, "pass", "M2 carries on and passes")
 t.like(read(tmp .. "/hog/events.log") or "", "verdict: M2 PASS slept", "after its whole procedure")
 
+-- 3. A pcall around the growth cannot swallow the limit: the task is
+-- stopped at its next instruction, with no instruction limit to help.
+write(tmp .. "/hog2.lua", [[
+batlab.instruction_limit(0)
+return {
+  name = "hog2",
+  run = function(cell)
+    cell:discharge(0.5)
+    cell:wait()
+    if cell.name == "M1" then
+      local t = {}
+      while true do
+        pcall(function() for i = 1, 1e9 do t[#t + 1] = { i } end end)
+      end
+    end
+    batlab.sleep(600)
+    return true, "slept"
+  end,
+}
+]])
+out, code = run("ulimit -v 4000000; BATLAB_MEMORY_MB=32 ", "run hog2.lua --sim --out hog2 --cell 0=M1 --cell 1=M2")
+rows = summary("hog2")
+t.is(code, 1, "pcall: the hog still fails (exit 1)")
+t.like((rows.M1 or {}).Reason or "", "not enough memory: the procedure went over", "pcall: the reason")
+t.is((rows.M2 or {}).Verdict, "pass", "pcall: M2 passes")
+
 os.execute("rm -rf " .. q(tmp))
 t.done()
