@@ -2,7 +2,9 @@
  *
  * The state is created and initialised in protected mode (lua.c's pmain):
  * the standard libraries, `batlab` (also a global), package.path with our
- * lua/ directory first, package.cpath able to find cjson and lfs, print
+ * lua/ directory first, package.cpath able to find cjson and lfs (both
+ * with only absolute templates: nothing is loaded relative to the working
+ * directory), a memory limit (engine_mem.c), print
  * routed through the engine's output, math.random seeded from the options.
  *
  * Every call into Lua goes through a message handler that appends a
