@@ -21,8 +21,11 @@ function M.new(o, cells, t0)
 		if p.tty then
 			io.stdout:write("\r\27[J") -- the live lines go; they come back at the next draw
 		end
-		io.stdout:write(text, "\n")
-		io.stdout:flush()
+		-- A closed standard output (its reader left): stop writing to
+		-- it; the run goes on and its files say everything.
+		if not (io.stdout:write(text, "\n") and io.stdout:flush()) then
+			p.quiet, p.tty = true, false
+		end
 	end
 	-- The live lines go for good (the end of a run, an interruption).
 	function p.clear()

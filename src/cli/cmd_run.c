@@ -96,7 +96,12 @@ int cmd_run(int argc, char **argv)
 	} else {
 		rc = (int)luaL_optinteger(L, -1, BL_EXIT_FAILED);
 	}
-	fflush(stdout);
+	/* A closed standard output (a pipe whose reader left) failed the
+	 * writes to it, nothing else: the run went on and wrote its files.
+	 * Say so once, where it can still be read. */
+	if (fflush(stdout) != 0 || ferror(stdout))
+		cli_error("%s: standard output was closed; the run went on and its results are in its "
+		          "folder", mode);
 	bl_engine_free(e);
 	return rc;
 }

@@ -1,4 +1,5 @@
 /* main.c - the `batlab` command: global options and subcommand dispatch. */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -63,8 +64,30 @@ static void usage(FILE *out)
 	        "            3 device/communication error, 130 interrupted.\n");
 }
 
+/* A reader that goes away (`batlab cycletest ... | head -1`) must not kill
+ * a run between two rows: writes to that stream fail with EPIPE instead,
+ * and the run carries on. A handler that does nothing rather than SIG_IGN,
+ * because an ignored signal stays ignored in the programs batlab starts
+ * (io.popen), a caught one is reset to the default at exec. */
+static void on_sigpipe(int sig)
+{
+	(void)sig;
+}
+
+static void catch_sigpipe(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_sigpipe;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGPIPE, &sa, NULL);
+}
+
 int main(int argc, char **argv)
 {
+	catch_sigpipe();
 	if (argc < 2) {
 		usage(stderr);
 		return BL_EXIT_USAGE;

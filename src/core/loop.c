@@ -104,7 +104,7 @@ void bl_loop_stop(struct bl_loop *loop)
 }
 
 static struct bl_loop *volatile signal_loop;
-static struct sigaction old_sigint, old_sigterm;
+static struct sigaction old_sigint, old_sigterm, old_sighup;
 static bool signals_caught;
 
 static void on_signal(int sig)
@@ -113,10 +113,13 @@ static void on_signal(int sig)
 
 	if (loop) {
 		loop->caught = sig;
+		loop->sig_pending = 1;
 		bl_loop_stop(loop);
 	}
 }
 
+/* SIGHUP is a terminal or an SSH session going away: a run ends as on
+ * SIGTERM, channels safe and files complete, instead of dying mid-row. */
 int bl_loop_catch_signals(struct bl_loop *loop)
 {
 	struct sigaction sa;
@@ -133,6 +136,11 @@ int bl_loop_catch_signals(struct bl_loop *loop)
 		sigaction(SIGINT, &old_sigint, NULL);
 		return BL_ERR_IO;
 	}
+	if (sigaction(SIGHUP, &sa, &old_sighup) < 0) {
+		sigaction(SIGINT, &old_sigint, NULL);
+		sigaction(SIGTERM, &old_sigterm, NULL);
+		return BL_ERR_IO;
+	}
 	signals_caught = true;
 	return BL_OK;
 }
@@ -142,6 +150,7 @@ void bl_loop_release_signals(void)
 	if (signals_caught) {
 		sigaction(SIGINT, &old_sigint, NULL);
 		sigaction(SIGTERM, &old_sigterm, NULL);
+		sigaction(SIGHUP, &old_sighup, NULL);
 		signals_caught = false;
 	}
 	signal_loop = NULL;
@@ -150,6 +159,11 @@ void bl_loop_release_signals(void)
 int bl_loop_caught_signal(const struct bl_loop *loop)
 {
 	return loop->caught;
+}
+
+bool bl_loop_signal_pending(const struct bl_loop *loop)
+{
+	return loop->sig_pending != 0;
 }
 
 /* ---- the loop ----------------------------------------------------------- */
@@ -285,7 +299,7 @@ static int run_until(struct bl_loop *loop, bl_loop_pred done, void *ud, uint64_t
 			/* A stop (Ctrl-C) ends every nested run up to the outermost,
 			 * which alone clears it: an inner wait must not swallow it. */
 			if (loop->run_depth == 1)
-				loop->stop = 0;
+				loop->stop = loop->sig_pending = 0;
 			return BL_LOOP_STOPPED;
 		}
 		now = bl_loop_now(loop);

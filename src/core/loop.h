@@ -140,13 +140,17 @@ void bl_loop_stop(struct bl_loop *loop);
 /* Wake a blocked poll without stopping. Async-signal-safe. */
 void bl_loop_wake(struct bl_loop *loop);
 
-/* Install SIGINT and SIGTERM handlers that stop `loop` (one loop at a time;
- * the previous handlers are kept for bl_loop_release_signals). */
+/* Install SIGINT, SIGTERM and SIGHUP handlers that stop `loop` (one loop
+ * at a time; the previous handlers are kept for bl_loop_release_signals). */
 int bl_loop_catch_signals(struct bl_loop *loop);
 /* Restore the handlers that bl_loop_catch_signals replaced. */
 void bl_loop_release_signals(void);
 /* The last signal number caught for this loop, 0 if none. */
 int bl_loop_caught_signal(const struct bl_loop *loop);
+/* A caught signal has stopped the loop and no run has returned for it
+ * yet: code that computes without coming back to the loop (a Lua task in
+ * a tight loop) checks this to give up in time. */
+bool bl_loop_signal_pending(const struct bl_loop *loop);
 
 /* Number of armed timers / active descriptor watchers / active sources
  * (for leak checks in tests). */

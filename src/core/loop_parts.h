@@ -46,6 +46,7 @@ struct bl_loop {
 
 	int wake_r, wake_w;
 	volatile sig_atomic_t stop;
+	volatile sig_atomic_t sig_pending;  /* a caught signal's stop, not yet taken */
 	int run_depth;              /* nested bl_loop_run_until calls */
 	volatile sig_atomic_t caught;
 	bool idle;              /* the last step found nothing that could fire */

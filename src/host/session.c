@@ -1,6 +1,7 @@
 /* session.c - clock + loop + pool, opened from one set of options. See
  * session.h. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,6 +167,23 @@ static int open_real(struct bl_session *s, const struct bl_session_opts *o, char
 	return BL_OK;
 }
 
+/* A pseudo-terminal is `batlab sim --pty`, whose model runs --speed times
+ * faster than real time, and so does its 25.5 s device watchdog: at
+ * --speed 50 it trips after 0.5 s of real time, far within the 2 s
+ * refresh a real Batlab gets. Refreshing a pty every 10 ms keeps the
+ * model's watchdog fed up to --speed 1000 (10 s of model time between
+ * refreshes); a pty round trip costs microseconds. */
+#define PTY_WATCHDOG_US 10000
+
+static bool is_pty(const char *path)
+{
+	char *real = realpath(path, NULL);
+	bool pty = strncmp(real ? real : path, "/dev/pts/", 9) == 0;
+
+	free(real);
+	return pty;
+}
+
 /* The clock, the loop on it and the empty pool. */
 static struct bl_session *session_new(const struct bl_session_opts *o)
 {
@@ -190,6 +208,8 @@ static struct bl_session *session_new(const struct bl_session_opts *o)
 	po.scan = !o->sim && !o->port && !o->scan_once;
 	if (o->dev)
 		po.dev = *o->dev;
+	else if (o->port && is_pty(o->port))
+		po.dev.watchdog_us = PTY_WATCHDOG_US;
 	/* BATLAB_TRACE=FILE: every request to every device, appended. */
 	if (getenv("BATLAB_TRACE") && *getenv("BATLAB_TRACE")) {
 		s->trace = fopen(getenv("BATLAB_TRACE"), "a");

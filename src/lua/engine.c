@@ -104,8 +104,32 @@ int bl_engine_pcall(struct bl_engine *e, int nargs, int nres)
 
 /* ---- Initialisation -------------------------------------------------------- */
 
+/* Keep only the absolute templates of the search path on top of the
+ * stack ("./?.lua", "?.so", "lib/?.lua" go): a module file in the working
+ * directory must never be loaded in batlab's place (a planted lfs.lua in
+ * the folder a test runs from). Replaces the string. */
+static void absolute_only(lua_State *L)
+{
+	const char *p = lua_tostring(L, -1);
+	luaL_Buffer b;
+
+	luaL_buffinit(L, &b);
+	while (p && *p) {
+		size_t n = strcspn(p, ";");
+
+		if (n > 0 && p[0] == '/') {
+			if (luaL_bufflen(&b) > 0)
+				luaL_addchar(&b, ';');
+			luaL_addlstring(&b, p, n);
+		}
+		p += n + (p[n] == ';');
+	}
+	luaL_pushresult(&b);
+	lua_remove(L, -2);
+}
+
 /* Prepend luadir to package.path; make sure package.cpath reaches the
- * system's Lua C modules. */
+ * system's Lua C modules; nothing relative to the working directory. */
 static void set_paths(lua_State *L, const char *luadir)
 {
 	const char *cpath;
@@ -113,6 +137,7 @@ static void set_paths(lua_State *L, const char *luadir)
 	lua_getglobal(L, "package");
 	lua_getfield(L, -1, "path");
 	lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s", luadir, luadir, lua_tostring(L, -1));
+	absolute_only(L);
 	lua_setfield(L, -3, "path");
 	lua_pop(L, 1);
 
@@ -121,12 +146,14 @@ static void set_paths(lua_State *L, const char *luadir)
 #ifdef BL_MULTIARCH
 	if (!cpath || !strstr(cpath, "/usr/lib/" BL_MULTIARCH "/lua/5.4/?.so")) {
 		lua_pushfstring(L, "%s;/usr/lib/" BL_MULTIARCH "/lua/5.4/?.so", cpath ? cpath : "");
-		lua_setfield(L, -3, "cpath");
+		lua_remove(L, -2);
 	}
 #else
 	(void)cpath;
 #endif
-	lua_pop(L, 2);
+	absolute_only(L);
+	lua_setfield(L, -2, "cpath");
+	lua_pop(L, 1);
 }
 
 /* Everything that can fail runs here, under lua_pcall (lua.c's pmain). */
@@ -174,6 +201,15 @@ static int engine_init(lua_State *L)
 	return 0;
 }
 
+/* An error outside any protected call (luaL_newstate's panic). */
+static int panic(lua_State *L)
+{
+	const char *msg = lua_tostring(L, -1);
+
+	BL_ERROR("engine", "unprotected error in Lua: %s", msg ? msg : "(not a string)");
+	return 0;
+}
+
 struct bl_engine *bl_engine_new(const struct bl_engine_opts *opts)
 {
 	static const struct bl_engine_opts defaults;
@@ -192,7 +228,10 @@ struct bl_engine *bl_engine_new(const struct bl_engine_opts *opts)
 	e->output_ud = opts->output_ud;
 	e->seed = opts->seed;
 	e->argv0 = opts->argv0;
-	e->L = luaL_newstate();
+	e->mem_limit = bl_engine_memory_pick(opts->memory_mb);
+	e->L = lua_newstate(bl_engine_alloc, e);
+	if (e->L)
+		lua_atpanic(e->L, panic);
 	if (!e->L) {
 		BL_ERROR("engine", "cannot create the Lua state: out of memory");
 		free(e);

@@ -2,7 +2,9 @@
  *
  * The state is created and initialised in protected mode (lua.c's pmain):
  * the standard libraries, `batlab` (also a global), package.path with our
- * lua/ directory first, package.cpath able to find cjson and lfs, print
+ * lua/ directory first, package.cpath able to find cjson and lfs (both
+ * with only absolute templates: nothing is loaded relative to the working
+ * directory), a memory limit (engine_mem.c), print
  * routed through the engine's output, math.random seeded from the options.
  *
  * Every call into Lua goes through a message handler that appends a
@@ -27,6 +29,7 @@
 #ifndef BL_ENGINE_H
 #define BL_ENGINE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,7 +50,15 @@ struct bl_engine_opts {
 	bl_engine_output_fn output;     /* NULL: stdout, flushed per print */
 	void *output_ud;
 	uint64_t seed;                  /* math.randomseed; runs repeat */
+	size_t memory_mb;               /* memory limit of the whole state, MB;
+	                                   0: $BATLAB_MEMORY_MB, else
+	                                   BL_ENGINE_MEMORY_MB */
 };
+
+/* The default memory limit of an engine, in MB. An allocation that would
+ * go over the limit fails (after an emergency collection) with Lua's
+ * "not enough memory"; the scheduler then ends the task that ran out. */
+#define BL_ENGINE_MEMORY_MB 256
 
 /* A new engine (opts may be NULL for the defaults), or NULL when the state
  * cannot be created or initialised (the reason is logged). */
@@ -65,6 +76,18 @@ void bl_engine_set_clock(struct bl_engine *e, const struct bl_clock *clock);
 const struct bl_clock *bl_engine_clock(const struct bl_engine *e);
 /* The lua/ directory put first in package.path (absolute when it exists). */
 const char *bl_engine_luadir(const struct bl_engine *e);
+
+/* Memory: the limit and what is in use (bytes), how many allocations were
+ * refused so far; bl_engine_memory_reserve(e, true) lets allocations go a
+ * little over the limit while a task that ran out is ended (the scheduler
+ * does this), false withdraws it. */
+size_t bl_engine_memory_limit(const struct bl_engine *e);
+size_t bl_engine_memory_used(const struct bl_engine *e);
+uint64_t bl_engine_memory_refusals(const struct bl_engine *e);
+void bl_engine_memory_reserve(struct bl_engine *e, bool on);
+/* fn(ud) at each refused allocation (NULL: none), from inside the
+ * allocator: it may only note the fact (lua_sethook is fine). */
+void bl_engine_on_memory_refusal(struct bl_engine *e, void (*fn)(void *ud), void *ud);
 
 /* Write text through the engine's output (what print uses). */
 void bl_engine_write(struct bl_engine *e, const char *text, size_t len);

@@ -6,6 +6,8 @@
 #ifndef BL_ENGINE_PARTS_H
 #define BL_ENGINE_PARTS_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <lua.h>
@@ -20,7 +22,18 @@ struct bl_engine {
 	void *output_ud;
 	uint64_t seed;
 	const char *argv0;   /* only during bl_engine_new */
+	size_t mem_used, mem_limit;  /* bytes; limit 0: none */
+	uint64_t mem_refusals;       /* allocations refused over the limit */
+	bool mem_reserve;            /* a task that ran out is being ended */
+	void (*on_refusal)(void *ud); /* the scheduler's, at each refusal */
+	void *refusal_ud;
 };
+
+/* engine_mem.c: the lua_Alloc of every engine (ud: the engine), and the
+ * limit in bytes for opts->memory_mb (0: $BATLAB_MEMORY_MB or the
+ * default). */
+void *bl_engine_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+size_t bl_engine_memory_pick(size_t mb);
 
 /* Push print(...) for engine e: lua's print, one write per call through
  * bl_engine_write. */

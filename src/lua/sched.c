@@ -6,6 +6,7 @@
 #include <lauxlib.h>
 
 #include "core/bl.h"
+#include "lua/engine.h"
 #include "lua/sched_int.h"
 
 #define MOD BL_SCHED_MOD
@@ -185,14 +186,24 @@ void bl_schedi_push_task(lua_State *L, struct bl_task *t)
 
 /* ---- Resuming ------------------------------------------------------------------- */
 
+/* Did task t have an allocation refused (the engine's memory limit)? */
+static bool over_memory(lua_State *L, struct bl_task *t)
+{
+	struct bl_engine *e = bl_engine_from_state(L);
+
+	return e && bl_engine_memory_refusals(e) != t->refusals;
+}
+
 static void resume(struct bl_sched *s, struct bl_task *t)
 {
 	lua_State *L = bl_sched_lua(s);
 	lua_State *co = t->co;
+	struct bl_engine *e = bl_engine_from_state(L);
 	int nres = 0, st;
 
 	t->state = BL_TASK_RUNNING;
 	t->used = 0;
+	t->refusals = e ? bl_engine_memory_refusals(e) : 0;
 	s->running = t;
 	s->resumes++;
 	st = lua_resume(co, s->loop_L, t->nargs, &nres);
@@ -208,8 +219,14 @@ static void resume(struct bl_sched *s, struct bl_task *t)
 		bl_schedi_task_end(s, L, t, BL_END_BAD_YIELD, 0);
 		return;
 	}
-	bl_schedi_task_end(s, L, t, st == LUA_OK ? BL_END_OK : BL_END_ERROR,
-	                   st == LUA_OK ? nres : 0);
+	if (st == LUA_ERRMEM || (st != LUA_OK && t->out_of_memory)) {
+		bl_schedi_end_out_of_memory(s, L, t);
+		return;
+	}
+	/* A task stopped by a signal was cancelled, as every other task of
+	 * the run is: it did not fail. */
+	bl_schedi_task_end(s, L, t, st == LUA_OK ? BL_END_OK : t->interrupted ? BL_END_CANCEL
+	                   : BL_END_ERROR, st == LUA_OK ? nres : 0);
 }
 
 static void resume_ready(struct bl_loop *loop, struct bl_timer *tm, void *ud)
@@ -240,10 +257,46 @@ static void resume_ready(struct bl_loop *loop, struct bl_timer *tm, void *ud)
 
 /* ---- Runaway tasks ------------------------------------------------------------------ */
 
+/* Push "FILE:LINE: " of the code that runs: the innermost Lua frame that
+ * is not batlab's own library (lua/), so that an endless loop inside
+ * steps.charge is reported at the procedure's call; else the innermost
+ * Lua frame; else "". */
+static void push_user_where(lua_State *L)
+{
+	struct bl_engine *e = bl_engine_from_state(L);
+	const char *dir = e ? bl_engine_luadir(e) : NULL;
+	size_t dlen = dir ? strlen(dir) : 0;
+	lua_Debug ar, first;
+	bool have_first = false;
+
+	for (int level = 0; lua_getstack(L, level, &ar); level++) {
+		if (!lua_getinfo(L, "Sl", &ar) || ar.currentline <= 0)
+			continue;
+		if (!have_first) {
+			first = ar;
+			have_first = true;
+		}
+		if (!(dir && ar.source[0] == '@' && strncmp(ar.source + 1, dir, dlen) == 0 &&
+		      ar.source[1 + dlen] == '/')) {
+			lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+			return;
+		}
+	}
+	if (have_first)
+		lua_pushfstring(L, "%s:%d: ", first.short_src, first.currentline);
+	else
+		lua_pushliteral(L, "");
+}
+
+/* Every `every` instructions of a task: the instruction budget, and a
+ * signal (Ctrl-C, SIGTERM, SIGHUP) that came while the task computes
+ * without waiting - the loop cannot see it until the task yields. */
 static void count_hook(lua_State *L, lua_Debug *ar)
 {
 	struct bl_sched *s;
 	struct bl_task *t;
+	struct bl_loop *loop;
+	bool signalled;
 
 	(void)ar;
 	s = bl_sched_get(L);
@@ -251,10 +304,15 @@ static void count_hook(lua_State *L, lua_Debug *ar)
 	if (!t)
 		return;
 	t->used += t->every;
-	if (!t->killed && (t->budget == 0 || t->used < t->budget))
+	loop = bl_schedi_cur_loop(s);
+	signalled = loop && bl_loop_signal_pending(loop);
+	if (!t->killed && !signalled && (t->budget == 0 || t->used < t->budget) &&
+	    !over_memory(L, t))
 		return;
 	if (!t->killed) {
 		t->killed = true;
+		t->interrupted = signalled;
+		t->out_of_memory = !signalled && over_memory(L, t);
 		/* From now on every instruction raises, so a pcall in the task
 		 * cannot swallow the error and carry on. */
 		lua_sethook(t->co, count_hook, LUA_MASKCOUNT, 1);
@@ -262,8 +320,19 @@ static void count_hook(lua_State *L, lua_Debug *ar)
 			lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
 	}
 	t->every = 1;
-	luaL_error(L, "task %d ran more than %I instructions without waiting (an endless "
-	           "loop?): stopped", (int)t->id, (lua_Integer)t->budget);
+	if (t->out_of_memory) {
+		/* An interned string: there may be no memory for a new one. */
+		lua_pushliteral(L, "not enough memory");
+		lua_error(L);
+	}
+	if (signalled || t->budget == 0 || t->used < t->budget)
+		luaL_error(L, "task %d interrupted (signal %d) while it computed: stopped", (int)t->id,
+		           loop ? bl_loop_caught_signal(loop) : 0);
+	push_user_where(L);
+	lua_pushfstring(L, "ran more than %I instructions without waiting (an endless loop?): "
+	                "stopped", (lua_Integer)t->budget);
+	lua_concat(L, 2);
+	lua_error(L);
 }
 
 /* ---- Spawning and cancelling ---------------------------------------------------------- */
@@ -299,8 +368,8 @@ struct bl_task *bl_sched_spawn(lua_State *L, int nargs)
 	bl_schedi_wait_reset(&t->wait, s, t);
 	/* New threads copy the main thread's extra space: overwrite it. */
 	*(struct bl_task **)lua_getextraspace(co) = t;
-	if (t->budget)
-		lua_sethook(co, count_hook, LUA_MASKCOUNT, (int)t->every);
+	/* Always: the hook also notices a signal while the task computes. */
+	lua_sethook(co, count_hook, LUA_MASKCOUNT, (int)t->every);
 
 	lua_rawgetp(L, LUA_REGISTRYINDEX, &tasks_key);
 	lua_pushvalue(L, -2);
@@ -491,12 +560,28 @@ void bl_sched_clear_interrupted(struct bl_sched *s) { s->interrupted = false; }
 
 /* ---- Life ------------------------------------------------------------------------- */
 
+/* An allocation over the engine's limit while a task runs: its hook fires
+ * at the next instruction and stops it, before a pcall that swallowed
+ * "not enough memory" can try again (each try costs a full collection). */
+static void on_memory_refusal(void *ud)
+{
+	struct bl_sched *s = ud;
+	struct bl_task *t = s->running;
+
+	if (t && t->co && !t->killed) {
+		t->every = 1;
+		lua_sethook(t->co, count_hook, LUA_MASKCOUNT, 1);
+	}
+}
+
 static int l_sched_gc(lua_State *L)
 {
 	struct bl_sched *s = lua_touserdata(L, 1);
 
 	if (s->freed)
 		return 0;
+	if (bl_engine_from_state(L))
+		bl_engine_on_memory_refusal(bl_engine_from_state(L), NULL, NULL);
 	bl_sched_cancel_all(L, s);
 	stop_ready_timer(s);
 	if (s->own_loop)
@@ -519,6 +604,8 @@ void bl_sched_open(lua_State *L)
 	s->budget = DEFAULT_BUDGET;
 	s->catch_signals = true;
 	bl_timer_init(&s->ready_timer, resume_ready, s);
+	if (bl_engine_from_state(L))
+		bl_engine_on_memory_refusal(bl_engine_from_state(L), on_memory_refusal, s);
 	lua_createtable(L, 0, 1);
 	lua_pushcfunction(L, l_sched_gc);
 	lua_setfield(L, -2, "__gc");

@@ -5,6 +5,7 @@
 #include <lauxlib.h>
 
 #include "core/bl.h"
+#include "lua/engine.h"
 #include "lua/sched_int.h"
 
 #define MOD BL_SCHED_MOD
@@ -132,10 +133,11 @@ static void close_thread(struct bl_sched *s, struct bl_task *t, lua_State *L, in
 	cst = bl_closethread(co, L);
 	s->closing = false;
 	if (cst != LUA_OK && lua_gettop(co) > 0) {
-		/* A failed task's own error comes back: not news. Anything else
+		/* A failed (or interrupted) task's own error comes back: not news. Anything else
 		 * is an error from a __close handler. */
 		lua_xmove(co, L, 1);
-		if (!(err_idx && lua_rawequal(L, -1, err_idx))) {
+		if (!(err_idx && lua_rawequal(L, -1, err_idx)) && !t->interrupted &&
+		    !t->out_of_memory) {
 			const char *cm = lua_tostring(L, -1);
 			lua_pushfstring(L, "task %d: error in a <close> handler: %s", (int)t->id,
 			                cm ? cm : luaL_typename(L, -1));
@@ -217,4 +219,21 @@ void bl_schedi_task_end(struct bl_sched *s, lua_State *L, struct bl_task *t,
 	unlink_live(s, t);
 	while (t->joiners.head)
 		bl_wait_complete(t->joiners.head, BL_OK);
+}
+
+void bl_schedi_end_out_of_memory(struct bl_sched *s, lua_State *L, struct bl_task *t)
+{
+	struct bl_engine *e = bl_engine_from_state(L);
+
+	t->out_of_memory = true;
+	if (e)
+		bl_engine_memory_reserve(e, true);
+	if (lua_gettop(t->co) > 0)
+		lua_pop(t->co, 1);  /* the error object: "not enough memory" */
+	lua_pushfstring(t->co, "not enough memory: the procedure went over the memory limit "
+	                "(%d MB; BATLAB_MEMORY_MB)", e ? (int)(bl_engine_memory_limit(e) >> 20) : 0);
+	bl_schedi_task_end(s, L, t, BL_END_ERROR, 0);
+	lua_gc(L, LUA_GCCOLLECT);
+	if (e)
+		bl_engine_memory_reserve(e, false);
 }

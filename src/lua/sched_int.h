@@ -24,6 +24,9 @@ struct bl_task {
 	uint64_t budget;
 	unsigned every;             /* count hook period */
 	bool killed;
+	bool interrupted;            /* killed by a signal while computing */
+	bool out_of_memory;          /* an allocation over the engine's limit */
+	uint64_t refusals;           /* the engine's refused allocations at resume */
 	struct bl_wait wait;
 	struct bl_wait_list joiners; /* waits for this task's end */
 };
@@ -93,5 +96,9 @@ enum bl_end_kind { BL_END_OK, BL_END_ERROR, BL_END_BAD_YIELD, BL_END_CANCEL };
  * values a returning task left on its thread. L is the calling thread. */
 void bl_schedi_task_end(struct bl_sched *s, lua_State *L, struct bl_task *t,
                         enum bl_end_kind kind, int nres);
+/* The end of task t, which ran out of memory (the engine's limit): failed,
+ * with a message naming the limit; the engine's reserve lets the ending
+ * allocate, and the task's memory is collected before it is withdrawn. */
+void bl_schedi_end_out_of_memory(struct bl_sched *s, lua_State *L, struct bl_task *t);
 
 #endif
