@@ -5,6 +5,8 @@
 #   make check SANITIZE=1  the same with ASan + UBSan (objects in build/san)
 #   make bench           performance figures
 #   make fuzz / check-fuzz  libFuzzer targets (clang)
+#   make check-faults    the full fault matrix (docs/reliability.md); its table
+#                        in build/rel/fault-matrix.txt
 #   make install PREFIX=/usr/local
 #   make install-udev    the udev rule for the Batlab (04D8:000A) into UDEVDIR;
 #                        `make install UDEV=1` installs it too
@@ -55,7 +57,7 @@ TEST_SUPPORT = $(wildcard tests/c/support/*.c)
 BENCH_SRC = $(sort $(wildcard tests/bench/bench_*.c))
 BENCH_BIN = $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps build check _check bench _bench fuzz check-fuzz _fuzz clean install install-udev run
+.PHONY: all deps build check _check check-faults _check-faults bench _bench fuzz check-fuzz _fuzz clean install install-udev run
 
 all: deps
 	@$(MAKE) --no-print-directory build
@@ -106,6 +108,17 @@ $(BUILD)/tests/lua_%: tests/lua/%.lua
 
 _check: build $(TEST_BIN) $(LUA_TEST_BIN)
 	@BATLAB=$(CURDIR)/$(BIN) BUILD=$(CURDIR)/$(BUILD) prove -f --exec '' $(TEST_BIN) $(LUA_TEST_BIN)
+
+# Every simulator fault kind at three points of a short cycle test (36
+# runs, about 35 s on 2 cores; `make check` runs them too): verbose, with
+# the table in $(BUILD)/fault-matrix.txt.
+check-faults: deps
+	@$(MAKE) --no-print-directory _check-faults
+
+_check-faults: build $(BUILD)/tests/lua_test_fault_matrix
+	@BATLAB=$(CURDIR)/$(BIN) BUILD=$(CURDIR)/$(BUILD) \
+		FAULT_TABLE=$(CURDIR)/$(BUILD)/fault-matrix.txt prove -v -f --exec '' $(BUILD)/tests/lua_test_fault_matrix
+	@echo "table: $(BUILD)/fault-matrix.txt"
 
 bench: deps
 	@$(MAKE) --no-print-directory _bench

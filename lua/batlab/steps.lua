@@ -192,6 +192,10 @@ local function next_sample(cell, opts, sum)
 		if err == "timeout" then
 			return nil, "timeout"
 		end
+		-- A device that went away answers at once: no retry can wait on it.
+		if tostring(err):find("disconnected", 1, true) then
+			return nil, err
+		end
 		if not since then
 			since = batlab.now()
 			cell:log(("%s: a report could not be read (%s): retrying for up to %g s")
