@@ -297,7 +297,10 @@ static void on_link(struct bl_link *link, void *ud)
 	while ((n = bl_link_read(link, buf, sizeof buf)) > 0)
 		bl_reframer_feed(&d->rf, buf, (size_t)n);
 	d->dispatching--;
-	d->stats.dropped_bytes = d->rf.dropped;
+	if (d->rf.dropped > d->stats.dropped_bytes) {
+		d->stats.dropped_bytes = d->rf.dropped;
+		emit(d, BL_DEV_GARBAGE);
+	}
 	if (n == BL_ERR_CLOSED && !d->closed) {
 		d->closed = true;
 		d->id.connected = false;

@@ -33,6 +33,7 @@ enum bl_device_event {
 	BL_DEV_RESET,        /* the device reset behind our back */
 	BL_DEV_SILENT,       /* requests keep timing out */
 	BL_DEV_RECOVERED,    /* it answers again after being silent */
+	BL_DEV_GARBAGE,      /* bytes that were no packet were discarded (stats.dropped_bytes) */
 };
 
 struct bl_device_opts {

@@ -181,6 +181,11 @@ static void on_device_event(struct bl_device *d, enum bl_device_event ev, void *
 		say(p, "Batlab %u on %s does not answer", serial_of(m), m->port);
 	} else if (ev == BL_DEV_RECOVERED && m->state == READY) {
 		say(p, "Batlab %u on %s answers again", serial_of(m), m->port);
+	} else if (ev == BL_DEV_GARBAGE && m->state == READY) {
+		struct bl_device_stats st;
+		bl_device_stats(d, &st);
+		say(p, "Batlab %u on %s: bytes that were no packet discarded (%llu in all)", serial_of(m),
+		    m->port, (unsigned long long)st.dropped_bytes);
 	}
 }
 
