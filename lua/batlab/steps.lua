@@ -181,7 +181,7 @@ local function next_sample(cell, opts, sum)
 	local grace = opts.silence_grace or M.SILENCE_GRACE
 	local since
 	while true do
-		local s, err = cell:wait(opts.report_timeout or 15)
+		local s, err, code = cell:wait(opts.report_timeout or 15)
 		if s then
 			if since then
 				cell:log(("%s: the device answers again after %.1f s without reports")
@@ -192,8 +192,9 @@ local function next_sample(cell, opts, sum)
 		if err == "timeout" then
 			return nil, "timeout"
 		end
-		-- A device that went away answers at once: no retry can wait on it.
-		if tostring(err):find("disconnected", 1, true) then
+		-- A device that went away (ECLOSED) fails at once: no retry can
+		-- wait on it.
+		if code == "ECLOSED" then
 			return nil, err
 		end
 		if not since then
