@@ -2,6 +2,7 @@
 -- would run as a formula (= + - @ TAB CR first, not a number) is written
 -- quoted with a ' in front, in every CSV of a run; numbers stay numbers.
 local t = dofile(arg[0]:match("^(.-)[^/]*$") .. "tap.lua")
+local cli = dofile(arg[0]:match("^(.-)[^/]*$") .. "cli.lua")
 local csv = require "batlab.csv"
 local lfs = require "lfs"
 
@@ -20,26 +21,9 @@ t.is(csv.field("a=b"), "a=b", "= inside the text is harmless")
 t.is(require("batlab").csv_line("s,d,s", "=1+1", -3, "ok"), [["'=1+1",-3,ok]] .. "\n", "batlab.csv_line")
 
 -- ---- a virtual run with hostile cell names --------------------------------------
-local BATLAB = os.getenv("BATLAB") or "./batlab"
-local tmp = os.tmpname()
-os.remove(tmp)
-assert(lfs.mkdir(tmp))
-
-local function read(path)
-	local f = io.open(path, "rb")
-	if not f then
-		return nil
-	end
-	local s = f:read("a")
-	f:close()
-	return s
-end
-
-local function write(path, text)
-	local f = assert(io.open(path, "w"))
-	f:write(text)
-	f:close()
-end
+local BATLAB = cli.bin
+local tmp = cli.tmpdir()
+local write, read = cli.write, cli.read
 
 local settings = tmp .. "/quick.json"
 write(settings, [[{ "cellPlaylistName": "inj", "numMeasurementCycles": 1, "restPeriod": 30,

@@ -14,32 +14,16 @@
 -- of the three points, every point used). The table goes to stdout as TAP
 -- diagnostics and to FAULT_TABLE (default $BUILD/fault-matrix.txt).
 local t = dofile(arg[0]:match("^(.-)[^/]*$") .. "tap.lua")
+local cli = dofile(arg[0]:match("^(.-)[^/]*$") .. "cli.lua")
 local cjson = require "cjson"
 local lfs = require "lfs"
 
-local BATLAB = os.getenv("BATLAB") or "./batlab"
+local BATLAB = cli.bin
 local FULL = os.getenv("FAULT_MATRIX") ~= "subset"
 local TABLE = os.getenv("FAULT_TABLE")
 	or ((os.getenv("BUILD") or "build/rel") .. (FULL and "/fault-matrix.txt" or "/fault-matrix-subset.txt"))
-local tmp = os.tmpname()
-os.remove(tmp)
-assert(lfs.mkdir(tmp))
-
-local function write(path, text)
-	local f = assert(io.open(path, "w"))
-	f:write(text)
-	f:close()
-end
-
-local function read(path)
-	local f = io.open(path, "rb")
-	if not f then
-		return nil
-	end
-	local s = f:read("a")
-	f:close()
-	return s
-end
+local tmp = cli.tmpdir()
+local write, read = cli.write, cli.read
 
 -- The quick settings: the precharge runs 0..~1745 s, the rest ~1740..1777 s,
 -- the discharge ~1771..~5687 s (all four cells in each at the fault time).

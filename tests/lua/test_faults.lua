@@ -4,34 +4,15 @@
 -- with the right step end and verdict, in bounded time, with a small
 -- time series; a short silence is an event, not a failure.
 local t = dofile(arg[0]:match("^(.-)[^/]*$") .. "tap.lua")
+local cli = dofile(arg[0]:match("^(.-)[^/]*$") .. "cli.lua")
 local cjson = require "cjson"
 local lfs = require "lfs"
 
-local BATLAB = os.getenv("BATLAB") or "./batlab"
-local tmp = os.tmpname()
-os.remove(tmp)
-assert(lfs.mkdir(tmp))
-
-local function write(path, text)
-	local f = assert(io.open(path, "w"))
-	f:write(text)
-	f:close()
-end
-
-local function read(path)
-	local f = io.open(path, "rb")
-	if not f then
-		return nil
-	end
-	local s = f:read("a")
-	f:close()
-	return s
-end
+local tmp = cli.tmpdir()
+local write, read = cli.write, cli.read
 
 local function batlab_cmd(args)
-	local out, err = tmp .. "/stdout", tmp .. "/stderr"
-	local _, how, code = os.execute(("timeout 20 %s %s > %s 2> %s"):format(BATLAB, args, out, err))
-	return how == "exit" and code or 128 + code, read(out) or "", read(err) or ""
+	return cli.batlab(args, "timeout 20")
 end
 
 local quick = tmp .. "/quick.json"

@@ -3,27 +3,13 @@
 -- ERROR readable, and never reports a number: from Lua, from a
 -- procedure's cell:impedance() in a run, and from `batlab impedance`.
 local t = dofile(arg[0]:match("^(.-)[^/]*$") .. "tap.lua")
+local cli = dofile(arg[0]:match("^(.-)[^/]*$") .. "cli.lua")
 local batlab = require "batlab"
 local lfs = require "lfs"
 
-local BATLAB = os.getenv("BATLAB") or "./batlab"
-local tmp = os.tmpname()
-os.remove(tmp)
-assert(lfs.mkdir(tmp))
-local function write(path, text)
-	local f = assert(io.open(path, "w"))
-	f:write(text)
-	f:close()
-end
-local function read(path)
-	local f = io.open(path, "rb")
-	if not f then
-		return nil
-	end
-	local s = f:read("a")
-	f:close()
-	return s
-end
+local BATLAB = cli.bin
+local tmp = cli.tmpdir()
+local write, read = cli.write, cli.read
 
 local hot = tmp .. "/hot.json"
 write(hot, [[{"devices":[{"cells":[{"temp_c":80},{},{},{}]}]}]])

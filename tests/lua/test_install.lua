@@ -10,15 +10,7 @@ local lfs = require "lfs"
 local root = arg[0]:match("^(.-)[^/]*$") .. "../.."
 local q = cli.quote
 
-local function slurp(path)
-	local f = io.open(path, "rb")
-	if not f then
-		return nil
-	end
-	local s = f:read("a")
-	f:close()
-	return s
-end
+local slurp = cli.read
 
 -- make TARGET VARS... in the source tree, outside the make that runs the
 -- tests (its flags are not ours); the same build as the tests use.
@@ -31,9 +23,7 @@ local function make(args)
 	return tonumber(out:match("rc=(%d+)\n$")), out:gsub("rc=%d+\n$", "")
 end
 
-local tmp = os.tmpname()
-os.remove(tmp)
-assert(lfs.mkdir(tmp))
+local tmp = cli.tmpdir()
 
 local rule = slurp(root .. "/tools/60-batlab.rules")
 t.ok(rule, "the rule ships as tools/60-batlab.rules")

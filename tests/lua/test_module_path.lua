@@ -6,18 +6,11 @@ local t = dofile(arg[0]:match("^(.-)[^/]*$") .. "tap.lua")
 local cli = dofile(arg[0]:match("^(.-)[^/]*$") .. "cli.lua")
 local lfs = require "lfs"
 
-local bin = cli.bin:sub(1, 1) == "/" and cli.bin or lfs.currentdir() .. "/" .. cli.bin
-local tmp = os.tmpname()
-os.remove(tmp)
-assert(lfs.mkdir(tmp))
+local bin = cli.abs_bin
+local tmp = cli.tmpdir()
+local write, read = cli.write, cli.read
 assert(lfs.mkdir(tmp .. "/batlab"))
 local marker = tmp .. "/PWNED"
-
-local function write(path, text)
-	local f = assert(io.open(path, "w"))
-	f:write(text)
-	f:close()
-end
 
 local plant = ("io.open(%q, 'a'):write(...or '?', '\\n') return {}\n"):format(marker)
 for _, m in ipairs({ "lfs.lua", "cjson.lua", "batlab/steps.lua", "batlab/runner.lua",

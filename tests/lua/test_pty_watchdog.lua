@@ -7,17 +7,10 @@ local t = dofile(arg[0]:match("^(.-)[^/]*$") .. "tap.lua")
 local cli = dofile(arg[0]:match("^(.-)[^/]*$") .. "cli.lua")
 local lfs = require "lfs"
 
-local bin = cli.bin:sub(1, 1) == "/" and cli.bin or lfs.currentdir() .. "/" .. cli.bin
-local tmp = os.tmpname()
-os.remove(tmp)
-assert(lfs.mkdir(tmp))
+local bin = cli.abs_bin
+local tmp = cli.tmpdir()
+local write, read = cli.write, cli.read
 local q = cli.quote
-
-local function write(path, text)
-	local f = assert(io.open(path, "w"))
-	f:write(text)
-	f:close()
-end
 
 write(tmp .. "/wd.lua", [[
 return {

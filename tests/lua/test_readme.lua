@@ -4,29 +4,16 @@
 -- after a command ("# CELL2 VOLTAGE = 27385 (3.7608 V)") is what it must
 -- print; a run must leave a results directory with its files filled.
 local t = dofile(arg[0]:match("^(.-)[^/]*$") .. "tap.lua")
+local cli = dofile(arg[0]:match("^(.-)[^/]*$") .. "cli.lua")
 local csv = require "batlab.csv"
 local lfs = require "lfs"
 
-local BATLAB = os.getenv("BATLAB") or "./batlab"
-if BATLAB:sub(1, 1) ~= "/" then
-	BATLAB = lfs.currentdir() .. "/" .. BATLAB
-end
+local BATLAB = cli.abs_bin
 local root = lfs.currentdir()
-local tmp = os.tmpname()
-os.remove(tmp)
-assert(lfs.mkdir(tmp))
+local tmp = cli.tmpdir()
+local write, read = cli.write, cli.read
 assert(os.execute(("ln -s %q %q && ln -s %q %q"):format(root .. "/docs", tmp .. "/docs",
 	root .. "/scripts", tmp .. "/scripts")))
-
-local function read(path)
-	local f = io.open(path, "rb")
-	if not f then
-		return nil
-	end
-	local s = f:read("a")
-	f:close()
-	return s
-end
 
 -- The commands of a document: indented code lines starting with `batlab `.
 local function commands(doc)

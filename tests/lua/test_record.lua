@@ -3,36 +3,16 @@
 -- user runs them, on the virtual Batlab (in-process, and over a pty
 -- served by `batlab sim --pty`).
 local t = dofile(arg[0]:match("^(.-)[^/]*$") .. "tap.lua")
+local cli = dofile(arg[0]:match("^(.-)[^/]*$") .. "cli.lua")
 local batlab = require "batlab"
 local csv = require "batlab.csv"
 local lfs = require "lfs"
 
-local BATLAB = os.getenv("BATLAB") or "./batlab"
-local tmp = os.tmpname()
-os.remove(tmp)
-assert(lfs.mkdir(tmp))
+local BATLAB = cli.bin
+local tmp = cli.tmpdir()
+local write, read = cli.write, cli.read
 
-local function write(path, text)
-	local f = assert(io.open(path, "w"))
-	f:write(text)
-	f:close()
-end
-
-local function read(path)
-	local f = io.open(path, "rb")
-	if not f then
-		return nil
-	end
-	local s = f:read("a")
-	f:close()
-	return s
-end
-
-local function batlab_cmd(args, env)
-	local out, err = tmp .. "/stdout", tmp .. "/stderr"
-	local _, how, code = os.execute(("%s%s %s > %s 2> %s"):format(env and env .. " " or "", BATLAB, args, out, err))
-	return how == "exit" and code or 128 + code, read(out) or "", read(err) or ""
-end
+local batlab_cmd = cli.batlab
 
 local function rows_of(path)
 	return csv.parse(read(path) or "")

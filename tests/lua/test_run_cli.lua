@@ -2,37 +2,17 @@
 -- virtual Batlab: files, columns, verdicts, exit codes, determinism, a
 -- slow capacity test against the cell's nominal capacity, and Ctrl-C.
 local t = dofile(arg[0]:match("^(.-)[^/]*$") .. "tap.lua")
+local cli = dofile(arg[0]:match("^(.-)[^/]*$") .. "cli.lua")
 local cjson = require "cjson"
 local csv = require "batlab.csv"
 local lfs = require "lfs"
 
-local BATLAB = os.getenv("BATLAB") or "./batlab"
-local tmp = os.tmpname()
-os.remove(tmp)
-assert(lfs.mkdir(tmp))
-
-local function write(path, text)
-	local f = assert(io.open(path, "w"))
-	f:write(text)
-	f:close()
-end
-
-local function read(path)
-	local f = io.open(path, "rb")
-	if not f then
-		return nil
-	end
-	local s = f:read("a")
-	f:close()
-	return s
-end
+local BATLAB = cli.bin
+local tmp = cli.tmpdir()
+local write, read = cli.write, cli.read
 
 -- Run batlab with arguments; returns exit code, stdout, stderr.
-local function batlab_cmd(args)
-	local out, err = tmp .. "/stdout", tmp .. "/stderr"
-	local ok, how, code = os.execute(("%s %s > %s 2> %s"):format(BATLAB, args, out, err))
-	return how == "exit" and code or 128 + code, read(out) or "", read(err) or ""
-end
+local batlab_cmd = cli.batlab
 
 local quick = tmp .. "/quick.json"
 write(quick, [[{ "cellPlaylistName": "quick", "numWarmupCycles": 0, "numMeasurementCycles": 1,

@@ -3,29 +3,14 @@
 -- params (with a suggestion), settings keys likewise, `run FILE --help`,
 -- and more cells than channels with the README's own procedure.
 local t = dofile(arg[0]:match("^(.-)[^/]*$") .. "tap.lua")
+local cli = dofile(arg[0]:match("^(.-)[^/]*$") .. "cli.lua")
 local csv = require "batlab.csv"
 local lfs = require "lfs"
 
-local BATLAB = os.getenv("BATLAB") or "./batlab"
-local tmp = os.tmpname()
-os.remove(tmp)
-assert(lfs.mkdir(tmp))
+local tmp = cli.tmpdir()
+local write, read = cli.write, cli.read
 
-local function read(path)
-	local f = io.open(path, "rb")
-	if not f then
-		return nil
-	end
-	local s = f:read("a")
-	f:close()
-	return s
-end
-
-local function batlab_cmd(args)
-	local out, err = tmp .. "/stdout", tmp .. "/stderr"
-	local _, how, code = os.execute(("%s %s > %s 2> %s"):format(BATLAB, args, out, err))
-	return how == "exit" and code or 128 + code, read(out) or "", read(err) or ""
-end
+local batlab_cmd = cli.batlab
 
 -- ---- --set against the procedure's params -----------------------------------------
 

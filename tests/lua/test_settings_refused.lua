@@ -2,34 +2,18 @@
 -- refused before anything starts (exit 2, naming file, key, value and
 -- range), or warned about: docs/settings.md "Errors, warnings, notes".
 local t = dofile(arg[0]:match("^(.-)[^/]*$") .. "tap.lua")
+local cli = dofile(arg[0]:match("^(.-)[^/]*$") .. "cli.lua")
 local lfs = require "lfs"
 local settings = require "batlab.settings"
 
 local BATLAB = os.getenv("BATLAB") or "./batlab"
-local tmp = os.tmpname()
-os.remove(tmp)
-assert(lfs.mkdir(tmp))
-
-local function read(path)
-	local f = io.open(path, "rb")
-	if not f then
-		return ""
-	end
-	local s = f:read("a")
-	f:close()
-	return s
-end
-
-local function write(path, text)
-	local f = assert(io.open(path, "wb"))
-	f:write(text)
-	f:close()
-end
+local tmp = cli.tmpdir()
+local write, read = cli.write, cli.read
 
 -- batlab ARGS -> exit code, stderr
 local function batlab_cmd(args)
-	local _, how, code = os.execute(("%s %s > %s/out 2> %s/err"):format(BATLAB, args, tmp, tmp))
-	return how == "exit" and code or 128 + code, read(tmp .. "/err")
+	local code, _, err = cli.batlab(args)
+	return code, err
 end
 
 local function refused(json, pattern, what, mode)

@@ -9,27 +9,10 @@ local cli = dofile(arg[0]:match("^(.-)[^/]*$") .. "cli.lua")
 local cjson = require "cjson"
 local lfs = require "lfs"
 
-local bin = cli.bin:sub(1, 1) == "/" and cli.bin or lfs.currentdir() .. "/" .. cli.bin
-local tmp = os.tmpname()
-os.remove(tmp)
-assert(lfs.mkdir(tmp))
+local bin = cli.abs_bin
+local tmp = cli.tmpdir()
+local write, read = cli.write, cli.read
 local q = cli.quote
-
-local function write(path, text)
-	local f = assert(io.open(path, "w"))
-	f:write(text)
-	f:close()
-end
-
-local function read(path)
-	local f = io.open(path, "rb")
-	if not f then
-		return nil
-	end
-	local s = f:read("a")
-	f:close()
-	return s
-end
 
 local function sh(script)
 	write(tmp .. "/t.sh", script)

@@ -2,29 +2,14 @@
 -- a capacity that is not the whole one (a discharge test's timeout) is
 -- marked, and the coulombic efficiency is there or says why not.
 local t = dofile(arg[0]:match("^(.-)[^/]*$") .. "tap.lua")
+local cli = dofile(arg[0]:match("^(.-)[^/]*$") .. "cli.lua")
 local cjson = require "cjson"
 local lfs = require "lfs"
 
-local BATLAB = os.getenv("BATLAB") or "./batlab"
-local tmp = os.tmpname()
-os.remove(tmp)
-assert(lfs.mkdir(tmp))
+local tmp = cli.tmpdir()
+local write, read = cli.write, cli.read
 
-local function read(path)
-	local f = io.open(path, "rb")
-	if not f then
-		return nil
-	end
-	local s = f:read("a")
-	f:close()
-	return s
-end
-
-local function batlab_cmd(args)
-	local out = tmp .. "/stdout"
-	local _, how, code = os.execute(("%s %s > %s 2> /dev/null"):format(BATLAB, args, out))
-	return how == "exit" and code or 128 + code, read(out) or ""
-end
+local batlab_cmd = cli.batlab
 
 local function line_of(out, name)
 	return out:match("\n?(" .. name .. " [^\n]*)") or ""
