@@ -43,6 +43,7 @@ struct job {
 };
 
 static void job_run(struct job *j);
+static void name_failure(struct job *j);
 
 static struct job *job_new(struct bl_channel *ch, enum job_kind kind, bl_chan_fn fn, void *ud)
 {
@@ -137,6 +138,7 @@ static void job_done(struct bl_device *d, struct bl_op *op, int status, void *ud
 		return;
 	}
 	if (status != BL_OK) {
+		name_failure(j);
 		job_end(j, status, NULL);
 		return;
 	}
@@ -243,7 +245,8 @@ static struct bl_op *op_interval(struct job *j)
 	                   bl_interval_to_raw(j->amps), job_done, j);
 }
 
-/* What failed, for the message: the stage that did not complete. */
+/* What failed, for the message: the stage that did not complete (the
+ * stage counts only completed ones). */
 static void name_failure(struct job *j)
 {
 	const char *what = "";
@@ -258,7 +261,7 @@ static void name_failure(struct job *j)
 		snprintf(j->what, sizeof j->what, "%s (%s)", step_name(j->step), what);
 		break;
 	case J_LIMITS: {
-		const struct limit_item *it = &j->item[j->stage < j->n ? j->stage : 0];
+		const struct limit_item *it = &j->item[j->stage];
 		snprintf(j->what, sizeof j->what, "limit %s (%s = %f %s, raw %d): write_verify failed",
 		         bl_limit_key(it->lim), bl_reg_by_addr(0, it->addr)->name, it->value,
 		         bl_limit_unit(it->lim), (int)it->raw);
@@ -305,7 +308,6 @@ static void job_run(struct job *j)
 {
 	bool done = false;
 
-	name_failure(j);     /* ready in case this stage fails */
 	switch (j->kind) {
 	case J_START:
 		done = start_done(j);
