@@ -41,38 +41,13 @@ local function names_text(v)
 end
 M.names_text = names_text
 
--- mode_text(row) -> the Mode column: row.mode_name, else row.mode (a
--- MODE number) by name.
-local function mode_text(row)
-	if row.mode_name ~= nil then
-		return tostring(row.mode_name)
-	end
-	if type(row.mode) == "number" then
-		return batlab.mode_name(row.mode) or tostring(row.mode)
-	end
-	return row.mode ~= nil and tostring(row.mode) or ""
-end
-M.mode_text = mode_text
-
+-- The time series' columns, in the order src/host/recorder.c writes each
+-- row (in C, from every sample); here only their header.
 M.SAMPLE_COLUMNS = {
-	{ "Test Time / s", "time", "%.3f" },
-	{ "Step Time / s", "step_time", "%.3f" },
-	{ "Cycle", "cycle", "%d" },
-	{ "Cycle Kind", "cycle_kind", "s" },
-	{ "Step", "step", "%d" },
-	{ "Step Name", "step_name", "s" },
-	{ "Mode", "mode_name", function(row) return csv.field(mode_text(row)) end },
-	{ "Voltage / V", "voltage", "%.4f" },
-	{ "Current / A", "current", "%.4f" },
-	{ "Temperature / degC", "temp_c", "%.2f" },
-	{ "Charge / Ah", "charge_ah", "%.6f" },
-	{ "Energy / Wh", "energy_wh", "%.6f" },
-	{ "Impedance / Ohm", "impedance", "%.5f" },
-	{ "VCC / V", "vcc", "%.3f" },
-	{ "Date Time", "time", function(row, run)
-		return type(row.time) == "number" and M.iso_time(run.start_time + row.time) or ""
-	end },
-	{ "Errors", "errors", function(row) return csv.field(names_text(row.errors)) end },
+	{ "Test Time / s" }, { "Step Time / s" }, { "Cycle" }, { "Cycle Kind" }, { "Step" },
+	{ "Step Name" }, { "Mode" }, { "Voltage / V" }, { "Current / A" }, { "Temperature / degC" },
+	{ "Charge / Ah" }, { "Energy / Wh" }, { "Impedance / Ohm" }, { "VCC / V" }, { "Date Time" },
+	{ "Errors" },
 }
 
 M.STEP_COLUMNS = {

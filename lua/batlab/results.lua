@@ -51,7 +51,6 @@ M.median, M.median_mid, M.step_kind, M.summarize = analysis.median, analysis.med
 M.has_safety_stop, M.VERDICTS = analysis.has_safety_stop, analysis.VERDICTS
 
 local finite, header, format_row = analysis.finite, columns.header, columns.format_row
-local mode_text, names_text = columns.mode_text, columns.names_text
 
 -- default_dir(base, name, time) -> "<base>/<safe name>-YYYYmmdd-HHMMSS"
 -- (UTC, so names do not depend on the time zone). base defaults to
