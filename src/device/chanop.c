@@ -104,26 +104,15 @@ static void job_next(struct job *j, struct bl_op *(*start)(struct job *j))
 static void impedance_failed(struct job *j, uint16_t errors)
 {
 	char what[160];
-	size_t n;
-	bool first = true;
+	int n;
 
+	j->number = 0.0;
 	if (!errors) {
-		j->number = 0.0;
 		job_end(j, BL_ERR_STATE, "impedance: no current flowed (the channel did not measure)");
 		return;
 	}
-	n = (size_t)snprintf(what, sizeof what, "impedance: the device stopped the channel:");
-	for (unsigned b = 0; b < 16 && n < sizeof what; b++) {
-		const char *name;
-
-		if (!(errors & (1u << b)))
-			continue;
-		name = bl_bit_name(BL_UK_ERROR, (uint16_t)(1u << b));
-		n += (size_t)snprintf(what + n, sizeof what - n, "%s%s", first ? " " : ",",
-		                      name ? name : "?");
-		first = false;
-	}
-	j->number = 0.0;
+	n = snprintf(what, sizeof what, "impedance: the device stopped the channel: ");
+	bl_bits_format(BL_UK_ERROR, errors, ",", what + n, sizeof what - (size_t)n);
 	job_end(j, BL_ERR_STATE, what);
 }
 

@@ -55,30 +55,6 @@ int bl_recorder_flush(struct bl_recorder *r)
 	return r->st.write_status;
 }
 
-/* The error bits by name, "|" between them ("0x1000" for a bit with no
- * name), as the Errors column has them. */
-static void add_errors(struct bl_buf *b, uint16_t bits)
-{
-	bool first = true;
-
-	for (unsigned i = 0; i < 16; i++) {
-		const char *name;
-		char hex[8];
-
-		if (!(bits & (1u << i)))
-			continue;
-		name = bl_bit_name(BL_UK_ERROR, (uint16_t)(1u << i));
-		if (!name) {
-			snprintf(hex, sizeof hex, "0x%04X", 1u << i);
-			name = hex;
-		}
-		if (!first)
-			bl_buf_addc(b, '|');
-		bl_buf_adds(b, name);
-		first = false;
-	}
-}
-
 static void format_row(struct bl_recorder *r, const struct bl_sample *s)
 {
 	struct bl_buf *b = &r->row;
@@ -106,7 +82,13 @@ static void format_row(struct bl_recorder *r, const struct bl_sample *s)
 	bl_csv_fixed(b, r->impedance, 5);              bl_buf_addc(b, ',');
 	bl_csv_fixed(b, s->vcc, 3);                    bl_buf_addc(b, ',');
 	bl_csv_time(b, r->o.epoch + t, true);          bl_buf_addc(b, ',');
-	add_errors(b, s->error);
+	if (s->error) {
+		char names[256];
+		/* the error bits by name, "|" between them ("0x1000" for a bit
+		 * with no name) */
+		bl_bits_format(BL_UK_ERROR, s->error, "|", names, sizeof names);
+		bl_buf_adds(b, names);
+	}
 	bl_buf_addc(b, '\n');
 }
 
