@@ -18,29 +18,50 @@ local function raw_amps(raw)
 	return raw * 4.096 / 32768
 end
 
+-- The register is one per device, for its four channels: the cells that
+-- lowered it share it (device -> { n = guards open, was, set } in raw
+-- counts), and only the last to close puts back what it was. Each cell
+-- putting back what it had read would raise it under another cell's
+-- small current, which the device then reads as 0 A.
+local shared = setmetatable({}, { __mode = "k" })
+
 -- zero_amp_guard(cell [, amps]) -> guard | nil, err. Sets ZERO_AMP_THRESH
--- to amps (default ZERO_AMP_LOW); closing the guard (a to-be-closed
--- variable, or guard:close()) puts back what it was, once. guard.was and
--- guard.set are the two thresholds in A.
+-- to amps (default ZERO_AMP_LOW) unless another guard on the device set
+-- it lower; closing the guard (a to-be-closed variable, or guard:close())
+-- puts back what it was once no other guard on the device is open.
+-- guard.was and guard.set are the two thresholds in A.
 function M.guard(cell, amps)
 	local dev = cell.device
-	local old, err = dev:read(batlab.UNIT, batlab.ZERO_AMP_THRESH)
-	if not old then
-		return nil, err
+	local s = shared[dev]
+	if not s then
+		local old, err = dev:read(batlab.UNIT, batlab.ZERO_AMP_THRESH)
+		if not old then
+			return nil, err
+		end
+		s = { n = 0, was = old, set = old }
 	end
 	local raw = batlab.Encoder(amps or M.LOW):ascurrent()
-	local ok, werr = dev:write_verify(batlab.UNIT, batlab.ZERO_AMP_THRESH, raw)
-	if not ok then
-		return nil, werr
+	if raw < s.set then
+		local ok, werr = dev:write_verify(batlab.UNIT, batlab.ZERO_AMP_THRESH, raw)
+		if not ok then
+			return nil, werr
+		end
+		s.set = raw
 	end
-	local g = { was = raw_amps(old), set = raw_amps(raw) }
+	shared[dev], s.n = s, s.n + 1
+	local g = { was = raw_amps(s.was), set = raw_amps(s.set) }
 	function g.close()
-		if not g.closed then
-			g.closed = true
-			local back, berr = dev:write_verify(batlab.UNIT, batlab.ZERO_AMP_THRESH, old)
-			if not back then
-				cell:log(("ZERO_AMP_THRESH could not be put back to %.3f A: %s"):format(g.was, tostring(berr)))
-			end
+		if g.closed then
+			return
+		end
+		g.closed, s.n = true, s.n - 1
+		if s.n > 0 then
+			return
+		end
+		shared[dev] = nil
+		local back, berr = dev:write_verify(batlab.UNIT, batlab.ZERO_AMP_THRESH, s.was)
+		if not back then
+			cell:log(("ZERO_AMP_THRESH could not be put back to %.3f A: %s"):format(g.was, tostring(berr)))
 		end
 	end
 	return setmetatable(g, { __close = g.close })
@@ -85,7 +106,12 @@ function M.for_step(cell, name, opts, kind)
 	if not need or not cell.device then
 		return false
 	end
-	local raw, err = cell.device:read(batlab.UNIT, batlab.ZERO_AMP_THRESH)
+	local s, raw, err = shared[cell.device], nil, nil
+	if s then
+		raw = s.set
+	else
+		raw, err = cell.device:read(batlab.UNIT, batlab.ZERO_AMP_THRESH)
+	end
 	if not raw then
 		return nil, err
 	end
