@@ -39,6 +39,7 @@ _batlab_options()
 		calibration)
 			if [[ $2 == backup ]]; then echo "$devopts --force"; else echo "$devopts"; fi ;;
 		run|cycletest|dischargetest) echo "$runopts" ;;
+		resume) echo "--port --quiet --json -h --help" ;;
 		shell) echo "-e --sim --sim= --devices --seed --port --serial -h --help" ;;
 		sim) echo "--pty --describe --devices --layout --seed --speed -h --help" ;;
 		lua) echo "-e -h --help" ;;
@@ -58,7 +59,7 @@ _batlab()
 	fi
 
 	local bin=${words[0]}
-	local commands="run cycletest dischargetest shell sim lua list info measure setpoints
+	local commands="run cycletest dischargetest resume shell sim lua list info measure setpoints
 		read write impedance charge discharge sinewave stop reset lowcurrent firmware
 		calibration"
 	local cells="0 1 2 3 CELL0 CELL1 CELL2 CELL3"

@@ -65,6 +65,9 @@ function M.new(ch, opts)
 end
 
 function Cell:wait(timeout_s)
+	if self.replay then
+		self.replay:raw(self, "wait")
+	end
 	local s, err, code = self.ch:wait(timeout_s)
 	if s then
 		self.last = s
@@ -75,10 +78,15 @@ function Cell:wait(timeout_s)
 	return s, err, code
 end
 
--- Channel methods, forwarded as they are.
+-- Channel methods, forwarded as they are. Those that drive a current
+-- cannot be replayed after a crash (batlab.replay).
+local DRIVES = { charge = true, discharge = true, set_current = true }
 for _, name in ipairs { "charge", "discharge", "idle", "stop", "set_current",
                         "report_interval" } do
 	Cell[name] = function(self, ...)
+		if self.replay and DRIVES[name] then
+			self.replay:raw(self, name)
+		end
 		return self.ch[name](self.ch, ...)
 	end
 end
@@ -99,7 +107,14 @@ end
 -- impedance() -> ohms | nil, err, code. A measurement goes on the next
 -- row of the cell's time series.
 function Cell:impedance()
-	local z, err, code = self.ch:impedance()
+	local z, err, code
+	if self.replay then -- after a crash: the value it had measured
+		z = self.replay:impedance(self)
+		if z then
+			return z
+		end
+	end
+	z, err, code = self.ch:impedance()
 	if z and self.recording then
 		self.recording:note_impedance(z)
 	end
@@ -123,10 +138,12 @@ function Cell:label(t)
 	return self
 end
 
--- begin_step(name): the rows from now on belong to a new step.
-function Cell:begin_step(name)
+-- begin_step(name [, opts]): the rows from now on belong to a new step.
+-- opts.resumable = false: after a crash this step cannot go on from its
+-- start (`batlab resume` ends the cell "interrupted").
+function Cell:begin_step(name, opts)
 	if self.recording then
-		self.recording:begin_step(tostring(name))
+		self.recording:begin_step(tostring(name), opts)
 	end
 end
 
@@ -169,7 +186,10 @@ function Cell:log(fmt, ...)
 	else
 		msg = tostring(fmt)
 	end
-	if self.log_sink then
+	if self.replay then
+		-- replaying after a crash: it was written the first time
+		return msg
+	elseif self.log_sink then
 		self.log_sink(msg, self)
 	else
 		print(string.format("[%9.1f] %s: %s", batlab.now(), self.name, msg))

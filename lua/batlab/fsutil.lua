@@ -191,6 +191,9 @@ function M.close_once(obj, where)
 		return true
 	end
 	obj.closed = true
+	if not obj.f then -- never opened (a resumed run's time series)
+		return true
+	end
 	local ok, err = obj.f:close()
 	if not ok then
 		return nil, where and (where .. ": " .. tostring(err)) or err

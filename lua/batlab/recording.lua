@@ -15,6 +15,8 @@
 --     on_error = function(message, code) end,    -- recording failed ("ECLOSED": the device went away)
 --     on_label = function(labels) end,           -- the labels changed
 --     lexcelon = { log1 = log, log2 = log, period = 1, serial = 1, channel = 0 },
+--     journal = j, journal_every = 1,              -- batlab.journal: steps and
+--                                                  -- where the cell is, every N s
 --   })
 --   ...
 --   rec:close()
@@ -25,6 +27,55 @@ local M = {}
 
 local Recording = {}
 Recording.__index = Recording
+
+-- A copy of t that JSON can hold (numbers, strings, booleans, tables of
+-- them; no functions, no cycles), for the journal.
+local function plain(t, depth)
+	if type(t) ~= "table" or (depth or 0) > 6 then
+		return nil
+	end
+	local out = {}
+	for k, v in pairs(t) do
+		local tk, tv = type(k), type(v)
+		if (tk == "string" or tk == "number") and k ~= "end_sample" then
+			if tv == "number" or tv == "string" or tv == "boolean" then
+				out[k] = v
+			elseif tv == "table" then
+				out[k] = plain(v, (depth or 0) + 1)
+			end
+		end
+	end
+	return out
+end
+M.plain = plain
+
+-- A journal entry for this cell; a failed write fails the recording
+-- (a run that cannot be resumed should say so at once).
+local function journal(r, entry, sync)
+	if not r.journal then
+		return
+	end
+	entry.cell = r.cell.name
+	local ok, err = r.journal:write(entry, sync)
+	if not ok then
+		r:_fail("journal: " .. tostring(err))
+	end
+end
+
+-- Where the cell is, about once every journal_every seconds: what a
+-- resumed step carries over when the device cannot tell.
+local function journal_at(r, smp)
+	if not r.journal or (r.at_last and smp.time - r.at_last < r.journal_every) then
+		return
+	end
+	r.at_last = smp.time
+	local c, st = r.carry, r.rec and r.rec:stats() or {}
+	journal(r, { ev = "at", step = r.step_no, t = smp.time - r.t0,
+		step_time = smp.step_time + (c and c.time or 0), mode = smp.mode_name,
+		ah = math.abs(smp.charge_ah or 0) + (c and c.ah or 0),
+		wh = math.abs(smp.energy_wh or 0) + (c and c.wh or 0),
+		v = smp.voltage, i = math.abs(smp.current or 0), qmin = st.charge_min, qmax = st.charge_max })
+end
 
 -- The Lexcelon log's level-1 row for a sample, every `period` seconds (and
 -- whenever an impedance was measured since the last one).
@@ -42,9 +93,11 @@ local function lexcelon_row(r, smp)
 	row.time, row.epoch = smp.time - r.t0, r.epoch and (r.epoch + smp.time - r.t0) or nil
 	row.voltage, row.current, row.temp_c, row.vcc = smp.voltage, smp.current, smp.temp_c, smp.vcc
 	row.impedance, row.state = r.lex_z, r.labels.step_name or "IDLE"
-	-- Lexcelon's charge and energy are magnitudes since the step began.
-	row.energy_wh = smp.energy_wh and math.abs(smp.energy_wh)
-	row.charge_ah = smp.charge_ah and math.abs(smp.charge_ah)
+	-- Lexcelon's charge and energy are magnitudes since the step began
+	-- (a resumed step's from its first start).
+	local c = r.carry
+	row.energy_wh = smp.energy_wh and math.abs(smp.energy_wh) + (c and c.wh or 0)
+	row.charge_ah = smp.charge_ah and math.abs(smp.charge_ah) + (c and c.ah or 0)
 	r.lex_z = nil
 	local ok, err = lx.log1:level1(row)
 	if not ok then
@@ -55,6 +108,7 @@ end
 function Recording:_sample(smp)
 	self.last = smp
 	self.cell.last = smp
+	journal_at(self, smp)
 	lexcelon_row(self, smp)
 	if self.on_sample then
 		self.on_sample(smp, self)
@@ -77,6 +131,7 @@ function M.attach(cell, o)
 	local r = setmetatable({
 		cell = cell, t0 = o.t0 or batlab.now(), epoch = o.epoch, on_sample = o.on_sample,
 		on_step = o.on_step, on_error = o.on_error, on_label = o.on_label, lex = o.lexcelon, step_no = 0,
+		journal = o.journal, journal_every = o.journal_every or 1,
 		labels = { step = 0, cycle = 0, cycle_kind = "other" },
 		impedance = { values = {}, charges = {} },
 	}, Recording)
@@ -112,10 +167,35 @@ function Recording:label(t)
 	end
 end
 
-function Recording:begin_step(name)
-	self.step_no = self.step_no + 1
-	self.step_start = batlab.now() - self.t0
+-- begin_step(name [, opts]): opts.resumable = false: after a crash the
+-- cell cannot go on from this step's start (it ends "interrupted");
+-- opts.kind: "charge", "discharge" or "rest" (what a resume carries over).
+function Recording:begin_step(name, opts)
+	local c = self.resumed -- this is the step a crash cut short
+	self.resumed = nil
+	self.carry = c
+	self.step_no = c and c.step or self.step_no + 1
+	self.step_start = c and c.start or batlab.now() - self.t0
+	self.at_last, self.in_step = nil, true
 	self:label { step = self.step_no, step_name = name }
+	if c and self.rec then
+		self.rec:carry { step_time = c.time, charge_ah = c.sign * c.ah, energy_wh = c.sign * c.wh }
+	end
+	journal(self, { ev = "begin", step = self.step_no, name = name, t = batlab.now() - self.t0,
+		start = self.step_start, resumable = not (opts and opts.resumable == false), kind = opts and opts.kind,
+		carry_ah = c and c.ah, carry_wh = c and c.wh, carry_time = c and c.time,
+		cycle = self.labels.cycle, cycle_kind = self.labels.cycle_kind }, true)
+end
+
+-- A step that ended before a crash, replayed (batlab.replay): the
+-- summary and steps.csv row it had, not written again.
+function Recording:replayed(row, sum)
+	self.step_no = row.step or self.step_no + 1
+	self:label { step = self.step_no, step_name = row.step_name, cycle = row.cycle,
+		cycle_kind = row.cycle_kind }
+	if self.on_step then
+		self.on_step(row, sum, self, true)
+	end
 end
 
 function Recording:note_impedance(z)
@@ -125,9 +205,14 @@ function Recording:note_impedance(z)
 	self.lex_z = z
 	local q = self.last and self.last.charge_ah
 	if type(q) == "number" then
-		self.impedance.values[#self.impedance.values + 1] = z
-		self.impedance.charges[#self.impedance.charges + 1] = math.abs(q)
+		self:_impedance(z, math.abs(q) + (self.carry and self.carry.ah or 0))
+		journal(self, { ev = "z", ohms = z, q = math.abs(q), step = self.step_no, in_step = self.in_step })
 	end
+end
+
+function Recording:_impedance(z, q)
+	self.impedance.values[#self.impedance.values + 1] = z
+	self.impedance.charges[#self.impedance.charges + 1] = q
 end
 
 -- A step ended with summary `sum` (batlab.steps): its steps.csv row and
@@ -153,6 +238,10 @@ function Recording:end_step(sum)
 	if self.rec then
 		self.rec:flush()
 	end
+	local state = type(self.cell.state) == "table" and plain(self.cell.state) or nil
+	journal(self, { ev = "end", step = self.step_no, t = batlab.now() - self.t0, row = plain(row),
+		sum = plain(sum), state = state, v = sum.end_sample and sum.end_sample.voltage }, true)
+	self.carry, self.in_step = nil, false
 	if self.on_step then
 		self.on_step(row, sum, self)
 	end

@@ -181,6 +181,66 @@ function M.open(dir, meta)
 	return self
 end
 
+-- JSON null from cjson (a light userdata) as this module's null.
+local function from_json(v)
+	if v == require("cjson").null then
+		return NULL
+	elseif type(v) == "table" then
+		for k, x in pairs(v) do
+			v[k] = from_json(x)
+		end
+	end
+	return v
+end
+
+-- What run.json holds that the writer computes, not the caller's metadata.
+local GENERATED = { format = true, format_version = true, cells = true, start_epoch = true,
+	start = true, ["end"] = true, duration_s = true, outcome = true, files = true }
+
+-- reopen(dir, meta) -> run | nil, err: a run directory that a crashed
+-- run left, to go on writing it (`batlab resume`): its metadata from
+-- run.json (meta's keys added), steps.csv and events.log appended to, its
+-- cells' time series found again by name (run:cell), its Lexcelon logs
+-- appended to without a second header.
+function M.reopen(dir, meta)
+	local text, err = fsutil.read_file(dir .. "/run.json")
+	if not text then
+		return nil, err
+	end
+	local ok, doc = pcall(require("cjson").decode, text)
+	if not ok or type(doc) ~= "table" or doc.format ~= "batlab-run" then
+		return nil, dir .. "/run.json: not a batlab run (" .. tostring(ok and "format" or doc) .. ")"
+	end
+	doc = from_json(doc)
+	local self = setmetatable({
+		dir = dir, start_time = doc.start_epoch, clock = meta.clock or function() return 0 end,
+		meta = M.object({}), cells = {}, used = {}, logs = {}, closed = false, earlier = {},
+	}, Run)
+	for k, v in pairs(doc) do
+		if not GENERATED[k] then
+			self.meta[k] = v
+		end
+	end
+	for k, v in pairs(meta) do
+		if not CONTROL[k] then
+			self.meta[k] = v
+		end
+	end
+	for _, c in ipairs(type(doc.cells) == "table" and doc.cells or {}) do
+		self.earlier[c.name] = c
+	end
+	self.steps_f, err = io.open(dir .. "/steps.csv", "ab")
+	if not self.steps_f then
+		return nil, err
+	end
+	self.events_f, err = io.open(dir .. "/events.log", "ab")
+	if not self.events_f then
+		self.steps_f:close()
+		return nil, err
+	end
+	return self
+end
+
 function Run:path(rel)
 	return self.dir .. "/" .. rel
 end
@@ -271,10 +331,17 @@ function Run:cell(name, info)
 		return nil, self.dir .. ": run is closed"
 	end
 	info = info or {}
-	local file = fsutil.unique_name(fsutil.safe_name(name), self.used, ".csv")
-	local f, err = open_csv(self:path("cells/" .. file), M.SAMPLE_COLUMNS)
-	if not f then
-		return nil, err
+	local file, f, err
+	local earlier = self.earlier and self.earlier[tostring(name)]
+	if earlier then -- a resumed run: the rows go on in the same file
+		file = earlier.file:gsub("^cells/", "")
+		self.used[file:lower()] = true
+	else
+		file = fsutil.unique_name(fsutil.safe_name(name), self.used, ".csv")
+		f, err = open_csv(self:path("cells/" .. file), M.SAMPLE_COLUMNS)
+		if not f then
+			return nil, err
+		end
 	end
 	local cw = setmetatable({
 		run = self, name = tostring(name), file = file, f = f, info = info,
@@ -306,10 +373,11 @@ function Cell:samples(stats, impedance)
 	end
 end
 
--- step(summary) -> true | nil, err. One row of steps.csv for this cell;
--- the summary is kept for the cell's summary. temp_rise and kind are
+-- step(summary [, known]) -> true | nil, err. One row of steps.csv for
+-- this cell (known: already there, from before a crash); the summary is
+-- kept for the cell's summary. temp_rise and kind are
 -- filled in when missing.
-function Cell:step(st)
+function Cell:step(st, known)
 	if self.run.closed then
 		return nil, self.run.dir .. ": run is closed"
 	end
@@ -322,11 +390,13 @@ function Cell:step(st)
 	if not finite(row.temp_rise) and finite(row.temp_end) and finite(row.temp_start) then
 		row.temp_rise = row.temp_end - row.temp_start
 	end
-	local ok, err = self.run.steps_f:write(format_row(M.STEP_COLUMNS, row, self.run))
-	if not ok then
-		return nil, err
+	if not known then -- known: a step of a resumed run, written before the crash
+		local ok, err = self.run.steps_f:write(format_row(M.STEP_COLUMNS, row, self.run))
+		if not ok then
+			return nil, err
+		end
+		self.run.steps_f:flush()
 	end
-	self.run.steps_f:flush()
 	self.record.steps[#self.record.steps + 1] = row
 	return true
 end
@@ -443,8 +513,10 @@ function Run:lexcelon_log(playlist, settings_text, opts)
 		base = base .. "_" .. opts.cell
 	end
 	local file = fsutil.unique_name(fsutil.safe_name(base, 180), self.used, ".csv")
+	local again = self.earlier ~= nil and fsutil.exists(self:path(file)) -- resumed: rows only
 	local log, err = lexcelon_log.open(self:path(file), settings_text,
-		{ start_time = self.start_time, utc = opts.utc, flush_steps_only = opts.flush_steps_only })
+		{ start_time = self.start_time, utc = opts.utc, flush_steps_only = opts.flush_steps_only,
+			append = again, no_header = again })
 	if not log then
 		return nil, err
 	end

@@ -10,10 +10,12 @@
 
 local batlab = require "batlab"
 local cellmod = require "batlab.cell"
+local journal = require "batlab.journal"
 local placement = require "batlab.placement"
 local progress = require "batlab.progress"
 local recording = require "batlab.recording"
 local results = require "batlab.results"
+local resume = require "batlab.resume"
 local runargs = require "batlab.runargs"
 local settings = require "batlab.settings"
 local suggest = require "batlab.suggest"
@@ -171,6 +173,24 @@ local function run_dir(o, name)
 	return dir
 end
 
+-- A stock test's Lexcelon log (none for other procedures): run.
+local function open_lexcelon(R, run, name)
+	local o, s = R.o, R.settings
+	if R.proc.needs_settings and s then
+		local text
+		if o.settings then
+			local f = io.open(o.settings)
+			text = f and f:read("a")
+			if f then
+				f:close()
+			end
+		end
+		R.lex = run:lexcelon_log(s.cellPlaylistName or name, text or cjson.encode(s),
+			{ flush_steps_only = o.sim and true or false })
+	end
+	return run
+end
+
 local function open_results(R)
 	local o, s, proc = R.o, R.settings, R.proc
 	local name = (s and s.cellPlaylistName) or proc.name or "run"
@@ -189,19 +209,18 @@ local function open_results(R)
 	if not run then
 		return nil, rerr
 	end
-	if proc.needs_settings and s then
-		local text
-		if o.settings then
-			local f = io.open(o.settings)
-			text = f and f:read("a")
-			if f then
-				f:close()
-			end
-		end
-		R.lex = run:lexcelon_log(s.cellPlaylistName or name, text or cjson.encode(s),
-			{ flush_steps_only = o.sim and true or false })
+	-- The journal (batlab.journal): what `batlab resume` goes on from.
+	local j, jerr = journal.open(run.dir, journal.wants_sync(o))
+	if not j then
+		run:close("error")
+		return nil, jerr
 	end
-	return run
+	R.journal = j
+	j:write({ ev = "run", mode = R.mode, argv = R.argv, dev = R.dev, cwd = lfs.currentdir(),
+		script = R.script, script_hash = journal.digest_file(R.script), settings_file = o.settings,
+		settings_hash = o.settings and journal.digest_file(o.settings) or nil, epoch = R.epoch,
+		sim = o.sim and true or false }, true)
+	return open_lexcelon(R, run, name)
 end
 
 -- ---- one cell --------------------------------------------------------------
@@ -216,6 +235,9 @@ end
 local function new_cell(R, a)
 	local c = { name = a.name, ch = a.ch, cycle = 0, step_no = 0 }
 	c.cw = assert(R.run:cell(a.name, { serial = a.ch.dev.sn, channel = a.ch.index }))
+	if not a.replay then
+		R.journal:write({ ev = "cell", cell = a.name, serial = a.ch.dev.sn, channel = a.ch.index }, true)
+	end
 	c.cell = cellmod.new(a.ch.ch, { name = a.name, log_sink = function(line)
 		cell_event(R, c, line)
 	end })
@@ -223,13 +245,17 @@ local function new_cell(R, a)
 		series = c.cw:series(), t0 = R.t0, epoch = R.epoch,
 		lexcelon = R.lex and { log1 = R.lex, log2 = R.lex, serial = a.ch.dev.sn, channel = a.ch.index,
 			period = R.settings and R.settings.reportingPeriod or 1 },
+		journal = R.journal, journal_every = R.o.sim and 60 or 1,
 		on_sample = function(smp)
 			c.last = smp
 			R.progress.draw(smp.time - R.t0)
 		end,
-		on_step = function(row, sum)
-			c.cw:step(row)
+		on_step = function(row, sum, _, known)
+			c.cw:step(row, known)
 			c.step, c.cycle = nil, row.cycle
+			if known then -- replayed after a crash: told before it
+				return
+			end
 			local errs = sum.errors and table.concat(sum.errors, "|") or sum.safety
 			cell_event(R, c, ("%s ended: %s%s, %.4f Ah, %.4f Wh, %s"):format(sum.name, sum.end_reason,
 				errs and (" (" .. tostring(errs) .. ")") or "", sum.ah or 0, sum.wh or 0,
@@ -249,6 +275,9 @@ local function new_cell(R, a)
 		on_label = function(labels) -- the live line shows them; a new step is an event
 			if labels.step ~= c.step_no then
 				c.step_no = labels.step
+				if c.cell.replay then -- replaying after a crash: told before it
+					return
+				end
 				cell_event(R, c, ("%s started (step %d, cycle %d, %s)"):format(labels.step_name or "?",
 					labels.step, labels.cycle or 0, labels.cycle_kind or "other"))
 			end
@@ -259,6 +288,9 @@ local function new_cell(R, a)
 		error("recording " .. a.name .. ": " .. tostring(rerr))
 	end
 	c.rec = rec
+	if a.replay then -- resumed after a crash (batlab.resume)
+		resume.attach(R, c, a)
+	end
 	R.cells[#R.cells + 1] = c
 	return c
 end
@@ -275,8 +307,12 @@ local function run_cell(R, a)
 	elseif t.status == "failed" then
 		c.failure = c.failure or tostring(t.error)
 	end
-	c.stats = c.rec:stats()
+	c.stats = resume.stats(c, c.rec:stats())
 	c.rec:close()
+	if t.status ~= "cancelled" and not c.interrupted then
+		R.journal:write({ ev = "done", cell = c.name, result = c.result and recording.plain(c.result),
+			failure = c.failure, records = recording.plain(c.cell.records) }, true)
+	end
 	return c
 end
 
@@ -347,7 +383,9 @@ end
 local VERDICTS = { pass = true, fail = true, error = true, incomplete = true }
 
 local function cell_verdict(c)
-	if c.result and c.failure then -- it returned, but its recording failed
+	if c.interrupted then -- a crash cut it short and it could not go on
+		return "incomplete", "interrupted: " .. c.interrupted
+	elseif c.result and c.failure then -- it returned, but its recording failed
 		return "error", c.failure:match("^[^\n]*")
 	elseif c.result then
 		local r = c.result
@@ -402,7 +440,7 @@ local function finish(R, interrupted)
 	local out = {}
 	for _, c in ipairs(R.cells) do
 		if c.rec.rec then -- interrupted: the slot task never closed it
-			c.stats = c.rec:stats()
+			c.stats = resume.stats(c, c.rec:stats())
 			c.rec:close()
 		end
 		c.cw:samples(c.stats or {}, c.rec.impedance)
@@ -431,7 +469,10 @@ local function finish(R, interrupted)
 			io.stdout:write(("%-16s %-10s no channel became free for it\n"):format(name, "UNTESTED"))
 		end
 	end
-	R.run:close(interrupted and "interrupted" or worst == batlab.EXIT_OK and "completed" or "failed")
+	local outcome = interrupted and "interrupted" or worst == batlab.EXIT_OK and "completed" or "failed"
+	R.run:close(outcome)
+	R.journal:write({ ev = "closed", outcome = outcome })
+	R.journal:close()
 	R.pool:close()
 	if R.o.json then
 		io.stdout:write(results.json_encode({ dir = R.run.dir, cells = out,
@@ -491,21 +532,43 @@ local function prepare(mode, argv, dev)
 		err("--timeout applies to discharge tests")
 		return nil, batlab.EXIT_USAGE
 	end
-	return { o = o, proc = proc, script = script, params = params, settings = s,
+	return { o = o, proc = proc, script = script, params = params, settings = s, mode = mode, argv = argv,
+		dev = dev,
 		warnings = warnings, cells = {}, task_cell = setmetatable({}, { __mode = "k" }) }
 end
 
--- Devices, cell placement, results. true | nil, code.
-local function open_all(R)
-	local o = R.o
-	local pool, oerr, code = batlab.open{
-		sim = o.sim, devices = o.devices, seed = o.seed, port = o.port, serial = o.serial,
-	}
+-- The Batlabs (or virtual ones): true | nil, code.
+local function open_pool(R, dev)
+	local pool, oerr, code = batlab.open(dev)
 	if not pool then
 		err(oerr)
 		return nil, code == "EINVAL" and batlab.EXIT_USAGE or batlab.EXIT_DEVICE
 	end
 	R.pool = pool
+	return true
+end
+
+-- What connecting said and the settings' warnings in events.log; the
+-- progress lines.
+local function opened(R)
+	for _, m in ipairs(R.pool:messages()) do
+		R.run:event(m, R.resumed_at or 0)
+	end
+	for _, w in ipairs(R.warnings or {}) do
+		R.run:event("settings warning: " .. w, R.resumed_at or 0)
+	end
+	R.progress = progress.new(R.o, R.cells, R.t0)
+end
+
+-- Devices, cell placement, results. true | nil, code.
+local function open_all(R)
+	local o = R.o
+	local ok, code = open_pool(R, { sim = o.sim, devices = o.devices, seed = o.seed, port = o.port,
+		serial = o.serial })
+	if not ok then
+		return nil, code
+	end
+	local pool = R.pool
 	local plan, left = placement.assign(o, placement.all_channels(pool), R.settings)
 	if not plan or #plan == 0 then
 		err(plan and "no cell to test: every channel is empty (insert cells, or check the layout)" or left)
@@ -523,24 +586,31 @@ local function open_all(R)
 		return nil, batlab.EXIT_USAGE
 	end
 	R.run = run
-	for _, m in ipairs(pool:messages()) do -- what connecting said
-		run:event(m, 0)
-	end
-	for _, w in ipairs(R.warnings or {}) do
-		run:event("settings warning: " .. w, 0)
-	end
-	R.progress = progress.new(o, R.cells, R.t0)
+	opened(R)
 	return true
 end
+
+-- What `batlab resume` shares with a run (batlab.resume).
+local PARTS = { open_pool = open_pool, open_lexcelon = open_lexcelon, opened = opened, err = err }
 
 -- main(mode, argv, dev) -> exit code. dev: the device-selection options
 -- (sim, devices, seed, port, serial) as the command line parsed them.
 function M.main(mode, argv, dev)
-	local R, code = prepare(mode, argv, dev)
+	local R, code
+	if mode == "resume" then
+		R, code = resume.prepare(argv, dev, prepare, err)
+	else
+		R, code = prepare(mode, argv, dev)
+	end
 	if not R then
 		return code
 	end
-	local ok, ocode = open_all(R)
+	local ok, ocode
+	if R.resume then
+		ok, ocode = resume.open(R, PARTS)
+	else
+		ok, ocode = open_all(R)
+	end
 	if not ok then
 		return ocode
 	end

@@ -28,7 +28,7 @@ local function schema(...)
 	return out
 end
 local COMMON = { name = STR, guard = FUN, on_sample = FUN, report_timeout = NUM, silence_grace = NUM,
-	allow_bad_thermistor = BOOL }
+	allow_bad_thermistor = BOOL, resumable = BOOL }
 local CC = { current = NUM, until_v = NUM, until_i = NUM, settle = NUM, max_time = NUM,
 	max_ah = NUM, max_wh = NUM, max_temp_c = NUM, ["until"] = FUN, impedance_every = NUM,
 	on_impedance = FUN, trickle = SUB.trickle, pulse = SUB.pulse, cv_approach = SUB.cv_approach }

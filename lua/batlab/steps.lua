@@ -70,9 +70,11 @@ local function account(sum, s)
 	-- a phase that continues the channel's step (the CV hold after CC)
 	-- counts from its own start
 	sum.t_offset = sum.t_offset or (sum.continues and s.step_time) or 0
-	sum.duration = s.step_time - sum.t_offset
-	sum.ah = math.abs(s.charge_ah or 0)
-	sum.wh = math.abs(s.energy_wh or 0)
+	-- a step resumed after a crash carries on from what it had done
+	local c = sum.carry
+	sum.duration = s.step_time - sum.t_offset + (c and c.time or 0)
+	sum.ah = math.abs(s.charge_ah or 0) + (c and c.ah or 0)
+	sum.wh = math.abs(s.energy_wh or 0) + (c and c.wh or 0)
 	sum.end_sample = s
 end
 
@@ -85,7 +87,7 @@ local function finish(sum, reason, extra)
 	if sum.temp_start and sum.temp_max then
 		sum.temp_rise = sum.temp_max - sum.temp_start
 	end
-	sum._sum_v, sum._sum_i, sum.t_offset, sum.continues = nil, nil, nil, nil
+	sum._sum_v, sum._sum_i, sum.t_offset, sum.continues, sum.carry = nil, nil, nil, nil, nil
 	sum._thermistor_told = nil
 	for k, v in pairs(extra or {}) do
 		sum[k] = v
@@ -293,10 +295,18 @@ local function set_current(cell, sum, amps)
 	return finish(sum, "device error", { safety = tostring(err) })
 end
 
--- Label the step in the cell's record, run it, record its end.
-local function stepped(cell, name, body)
+-- Label the step in the cell's record, run it, record its end. A
+-- resumed cell replays the steps it finished before a crash
+-- (batlab.replay): their summaries, without running them again.
+local function stepped(cell, name, body, opts, kind)
+	if cell.replay then
+		local sum = cell.replay:step(cell, name)
+		if sum then
+			return sum
+		end
+	end
 	if cell.begin_step then
-		cell:begin_step(name)
+		cell:begin_step(name, { resumable = not (opts and opts.resumable == false), kind = kind })
 	end
 	local sum = body()
 	if cell.end_step then
@@ -315,7 +325,7 @@ local function ended(kind, sign, opts, s, sum)
 	if opts.until_i and s.step_time >= (opts.settle or 5) and i <= opts.until_i then
 		return finish(sum, "current")
 	end
-	if opts.max_time and s.step_time >= opts.max_time then
+	if opts.max_time and sum.duration >= opts.max_time then
 		return finish(sum, "time")
 	end
 	if opts.max_ah and sum.ah >= opts.max_ah then
@@ -424,6 +434,7 @@ end
 -- logic; `start` begins the step (or nil to continue the current mode).
 local function run(cell, kind, name, opts, start)
 	local sum = new_summary(name, kind)
+	sum.carry = cell.recording and cell.recording.carry
 	local st = {
 		sign = kind == "charge" and 1 or -1, base_current = opts.current,
 		trickle_on = false, pulse_on = true, pulse_t = 0, last_z = nil,
@@ -506,13 +517,14 @@ function M.charge(cell, opts)
 			return run(cell, "charge", name, opts, function()
 				return cell:charge(opts.current)
 			end)
-		end)
+		end, opts, "charge")
 		if opts.cv and sum.end_reason == "voltage" and sum.safety == nil then
 			sum.cv = M.cv_hold(cell, {
 				v = opts.cv.v or opts.until_v, until_i = opts.cv.until_i, max_time = opts.cv.max_time,
 				current = opts.current, guard = opts.guard, on_sample = opts.on_sample,
 				report_timeout = opts.report_timeout, name = name .. "-CV",
 				silence_grace = opts.silence_grace, allow_bad_thermistor = opts.allow_bad_thermistor,
+				resumable = opts.resumable,
 			})
 		end
 		return sum
@@ -530,7 +542,7 @@ function M.discharge(cell, opts)
 			return run(cell, "discharge", name, opts, function()
 				return cell:discharge(opts.current)
 			end)
-		end)
+		end, opts, "discharge")
 	end)
 end
 
@@ -552,7 +564,7 @@ function M.rest(cell, seconds, opts)
 		return run(cell, "rest", name, o, function()
 			return cell:idle()
 		end)
-	end)
+	end, opts, "rest")
 end
 
 local cv_loop
@@ -571,7 +583,7 @@ function M.cv_hold(cell, opts)
 	return with_zero_amp(cell, name, opts, "cv_hold", function()
 		return stepped(cell, name, function()
 			return cv_loop(cell, opts)
-		end)
+		end, opts, "charge")
 	end)
 end
 
@@ -582,6 +594,16 @@ function cv_loop(cell, opts)
 	local r_est = 0.1   -- ohms: how hard to correct per volt of error
 	local sum = new_summary(opts.name or "CV", "charge")
 	sum.continues = true
+	sum.carry = cell.recording and cell.recording.carry
+	if sum.carry then
+		-- resumed after a crash: the charge the hold continues is gone
+		-- with the host; it starts again at the current it had reached
+		local ok, err, code = cell:charge(math.max(sum.carry.current or target, until_i))
+		if not ok then
+			return finish(sum, "safety", { safety = err, errors = { code } })
+		end
+		target = math.max(sum.carry.current or target, until_i)
+	end
 	while true do
 		local s, done = observe(cell, "cv", sum, opts)
 		if not s then
@@ -590,7 +612,7 @@ function cv_loop(cell, opts)
 		if math.abs(s.current) <= until_i and target <= until_i * 1.5 then
 			return finish(sum, "current")
 		end
-		if opts.max_time and s.step_time >= opts.max_time then
+		if opts.max_time and s.step_time + (sum.carry and sum.carry.time or 0) >= opts.max_time then
 			return finish(sum, "time")
 		end
 		-- The target may go below the end current: that is how the

@@ -27,6 +27,10 @@ struct bl_recorder {
 	int step, cycle;
 	char step_name[LABEL_MAX], cycle_kind[LABEL_MAX];
 	double impedance;                   /* NaN: none pending */
+	/* A step resumed after a crash: what it had done before (its step
+	 * time, signed charge and energy), added to its rows until the next
+	 * step's label. */
+	double carry_time, carry_ah, carry_wh;
 	struct bl_recorder_stats st;
 	bool told_closed;
 };
@@ -64,7 +68,7 @@ static void format_row(struct bl_recorder *r, const struct bl_sample *s)
 
 	b->len = 0;
 	bl_csv_fixed(b, t, 3);                         bl_buf_addc(b, ',');
-	bl_csv_fixed(b, s->step_time, 3);              bl_buf_addc(b, ',');
+	bl_csv_fixed(b, s->step_time + r->carry_time, 3); bl_buf_addc(b, ',');
 	bl_csv_whole(b, r->cycle);                     bl_buf_addc(b, ',');
 	bl_csv_text(b, r->cycle_kind, strlen(r->cycle_kind)); bl_buf_addc(b, ',');
 	bl_csv_whole(b, r->step);                      bl_buf_addc(b, ',');
@@ -77,8 +81,8 @@ static void format_row(struct bl_recorder *r, const struct bl_sample *s)
 	bl_csv_fixed(b, s->voltage, 4);                bl_buf_addc(b, ',');
 	bl_csv_fixed(b, s->current, 4);                bl_buf_addc(b, ',');
 	bl_csv_fixed(b, s->temp_c, 2);                 bl_buf_addc(b, ',');
-	bl_csv_fixed(b, s->charge_ah, 6);              bl_buf_addc(b, ',');
-	bl_csv_fixed(b, s->energy_wh, 6);              bl_buf_addc(b, ',');
+	bl_csv_fixed(b, s->charge_ah + r->carry_ah, 6); bl_buf_addc(b, ',');
+	bl_csv_fixed(b, s->energy_wh + r->carry_wh, 6); bl_buf_addc(b, ',');
 	bl_csv_fixed(b, r->impedance, 5);              bl_buf_addc(b, ',');
 	bl_csv_fixed(b, s->vcc, 3);                    bl_buf_addc(b, ',');
 	bl_csv_time(b, r->o.epoch + t, true);          bl_buf_addc(b, ',');
@@ -94,7 +98,7 @@ static void format_row(struct bl_recorder *r, const struct bl_sample *s)
 
 static void account(struct bl_recorder *r, const struct bl_sample *s)
 {
-	double q = fabs(s->charge_ah);
+	double q = fabs(s->charge_ah + r->carry_ah);
 
 	r->st.rows++;
 	if (!isfinite(q))
@@ -188,6 +192,8 @@ void bl_recorder_label(struct bl_recorder *r, int step, const char *step_name, i
                        const char *cycle_kind)
 {
 	bl_recorder_flush(r);
+	if (step >= 0 && step != r->step)
+		r->carry_time = r->carry_ah = r->carry_wh = 0.0;
 	if (step >= 0)
 		r->step = step;
 	if (cycle >= 0)
@@ -196,6 +202,13 @@ void bl_recorder_label(struct bl_recorder *r, int step, const char *step_name, i
 		snprintf(r->step_name, sizeof r->step_name, "%s", step_name);
 	if (cycle_kind)
 		snprintf(r->cycle_kind, sizeof r->cycle_kind, "%s", cycle_kind);
+}
+
+void bl_recorder_carry(struct bl_recorder *r, double step_time, double charge_ah, double energy_wh)
+{
+	r->carry_time = step_time;
+	r->carry_ah = charge_ah;
+	r->carry_wh = energy_wh;
 }
 
 void bl_recorder_impedance(struct bl_recorder *r, double ohms)

@@ -58,6 +58,10 @@ int bl_recorder_close(struct bl_recorder *r);
  * a negative number too. A change flushes what was written before it. */
 void bl_recorder_label(struct bl_recorder *r, int step, const char *step_name, int cycle,
                        const char *cycle_kind);
+/* The current step was resumed after a crash: its rows carry on from
+ * what it had done (step time in s, signed Ah and Wh added to theirs)
+ * until a label with another step number. */
+void bl_recorder_carry(struct bl_recorder *r, double step_time, double charge_ah, double energy_wh);
 /* The next row carries this impedance (ohms). */
 void bl_recorder_impedance(struct bl_recorder *r, double ohms);
 int bl_recorder_flush(struct bl_recorder *r);

@@ -10,15 +10,20 @@
  *   rec:label{ step = 2, step_name = "CHARGE", cycle = 1, cycle_kind = "warm-up" }
  *   rec:impedance(0.052)                    -- on the next row
  *   rec:stats()   -- { rows, charge_min, charge_max, listening, error }
+ *   rec:carry{ step_time = 600, charge_ah = -0.4, energy_wh = -1.5 }  -- a resumed step
  *   rec:close()
  *
  * The callbacks run from the event loop, outside any task: an error in one
  * is logged and reported through on_error, and on_sample is not called
  * again.
  */
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
+#include <lualib.h>
 
 #include "core/bl.h"
 #include "host/recorder.h"
@@ -202,6 +207,24 @@ static int l_rec_impedance(lua_State *L)
 	return 0;
 }
 
+/* rec:carry{step_time =, charge_ah =, energy_wh =}: a resumed step's rows
+ * carry on from what it had done (signed, as the rows show them). */
+static int l_rec_carry(lua_State *L)
+{
+	struct bl_recorder *r = open_rec(L);
+	double v[3] = {0, 0, 0};
+	static const char *const keys[] = {"step_time", "charge_ah", "energy_wh"};
+
+	luaL_checktype(L, 2, LUA_TTABLE);
+	for (int i = 0; i < 3; i++) {
+		if (lua_getfield(L, 2, keys[i]) != LUA_TNIL)
+			v[i] = luaL_checknumber(L, -1);
+		lua_pop(L, 1);
+	}
+	bl_recorder_carry(r, v[0], v[1], v[2]);
+	return 0;
+}
+
 static int l_rec_flush(lua_State *L)
 {
 	int st = bl_recorder_flush(open_rec(L));
@@ -261,6 +284,7 @@ static const luaL_Reg rec_meta[] = {
 
 static const luaL_Reg rec_methods[] = {
 	{"label", l_rec_label},
+	{"carry", l_rec_carry},
 	{"impedance", l_rec_impedance},
 	{"flush", l_rec_flush},
 	{"stats", l_rec_stats},
@@ -268,9 +292,26 @@ static const luaL_Reg rec_methods[] = {
 	{NULL, NULL},
 };
 
+/* batlab.fsync(file) -> true | nil, err: a Lua file's buffered writes
+ * flushed and on the disk, so that what a run's journal says survives a
+ * power cut, not only a crash of the host. */
+static int l_fsync(lua_State *L)
+{
+	luaL_Stream *fh = luaL_checkudata(L, 1, LUA_FILEHANDLE);
+
+	if (!fh->closef)
+		return luaL_error(L, "batlab.fsync: the file is closed");
+	if (fflush(fh->f) != 0 || fsync(fileno(fh->f)) != 0)
+		return bl_lua_fail(L, BL_ERR_IO, "fsync: %s", strerror(errno));
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
 void bl_lua_open_recorder(lua_State *L)
 {
 	bl_lua_newclass(L, BL_LUA_RECORDER, rec_meta, rec_methods);
 	lua_pushcfunction(L, l_recorder);
 	lua_setfield(L, -2, "recorder");
+	lua_pushcfunction(L, l_fsync);
+	lua_setfield(L, -2, "fsync");
 }

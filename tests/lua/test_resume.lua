@@ -1,0 +1,167 @@
+-- `batlab resume` after kill -9: stock cycle tests over a pty to
+-- `batlab sim --pty`, each host killed (SIGKILL, no cleanup) at random
+-- points and resumed until the run completes; every resumed run must
+-- complete, measure each cell's capacity within 1 % of an uninterrupted
+-- run, and keep its files whole: steps once each, rows in time order with
+-- no hole but the gaps the run recorded. The kill points come from a
+-- seeded generator; what they hit depends on real time (a pty run is one),
+-- so the test asserts what must hold wherever they land.
+local t = dofile(arg[0]:match("^(.-)[^/]*$") .. "tap.lua")
+local cli = dofile(arg[0]:match("^(.-)[^/]*$") .. "cli.lua")
+local cjson = require "cjson"
+
+local bin, q = cli.abs_bin, cli.quote
+local tmp = cli.tmpdir()
+local write, read = cli.write, cli.read
+
+-- Four small cells (15 minutes at 0.2 A in model time), the model 100
+-- times faster than real time: one cycle test takes about 25 s, the
+-- device's 25.5 s watchdog a quarter of a second.
+write(tmp .. "/lay.json", [[
+{ "seed": 3, "devices": [ { "serial": 4242, "cells": [
+  { "profile": "nmc18650", "soc": 0.6, "capacity_ah": 0.05 },
+  { "profile": "nmc18650", "soc": 0.4, "capacity_ah": 0.06 },
+  { "profile": "nmc18650", "soc": 0.5, "capacity_ah": 0.05 },
+  { "profile": "nmc18650", "soc": 0.8, "capacity_ah": 0.04 } ] } ] }
+]])
+write(tmp .. "/set.json", [[
+{ "cellPlaylistName": "Resume", "numWarmupCycles": 0, "numMeasurementCycles": 1, "restPeriod": 0.5,
+  "reportingPeriod": 1, "impedanceReportingPeriod": 0, "highVoltageCutoff": 4.2, "lowVoltageCutoff": 2.8,
+  "prechargeRate": 0.2, "chargeRate": 0.2, "dischargeRate": 0.2, "storageDischarge": false }
+]])
+
+-- One chain: a simulator of its own, a run killed after each delay, a
+-- resume after each kill, a last resume left to finish. Prints "rc=N"
+-- for each, "final=N" for the last.
+local function chain_script(name, delays, cmd)
+	local lines = { "cd " .. q(tmp), "mkfifo " .. name .. ".fifo || exit 9",
+		("%s sim --pty --speed 100 --layout lay.json > %s.fifo 2>/dev/null & spid=$!"):format(q(bin), name),
+		("exec 3< %s.fifo"):format(name), "IFS= read -r pty <&3" }
+	cmd = cmd or ("%s cycletest --settings set.json --port \"$pty\" --out %s A B C D --quiet"):format(q(bin), name)
+	for k, d in ipairs(delays) do
+		local what = k == 1 and cmd or ("%s resume %s --quiet"):format(q(bin), name)
+		lines[#lines + 1] = ("timeout -s KILL %.2f %s > /dev/null 2>&1; echo \"rc=$?\""):format(d, what)
+	end
+	local last = #delays == 0 and cmd or ("%s resume %s"):format(q(bin), name)
+	lines[#lines + 1] = ("timeout 120 %s > %s.out 2>&1; echo \"final=$?\""):format(last, name)
+	lines[#lines + 1] = "kill $spid; wait $spid 2>/dev/null"
+	write(("%s/%s.sh"):format(tmp, name), table.concat(lines, "\n") .. "\n")
+end
+
+-- Six chains of four kills, and the uninterrupted reference, at once (a
+-- pty run mostly waits on real time).
+math.randomseed(20261205)
+local chains = {}
+for c = 1, 6 do
+	local d = { 0.6 + math.random() * 12.0 }
+	for k = 2, 4 do
+		d[k] = 0.3 + math.random() * 4.0
+	end
+	chains[c] = "k" .. c
+	chain_script(chains[c], d)
+end
+chain_script("ref", {})
+local runs = { "ref" }
+for _, c in ipairs(chains) do
+	runs[#runs + 1] = c
+end
+local parts = {}
+for _, name in ipairs(runs) do
+	parts[#parts + 1] = ("sh %s > %s.log 2>&1 &"):format(q(tmp .. "/" .. name .. ".sh"), q(tmp .. "/" .. name))
+end
+os.execute(table.concat(parts, " ") .. " wait")
+
+local function summary(dir)
+	local text = read(tmp .. "/" .. dir .. "/summary.json")
+	local ok, doc = pcall(cjson.decode, text or "")
+	local by = {}
+	for _, c in ipairs(ok and doc.cells or {}) do
+		by[c.name] = c
+	end
+	return by
+end
+
+local function steps(dir)
+	local per = {}
+	for line in (read(tmp .. "/" .. dir .. "/steps.csv") or ""):gmatch("[^\n]+") do
+		local cell, step, name = line:match("^([^,]+),[^,]*,[^,]*,[^,]*,[^,]*,([^,]*),([^,]*),")
+		if cell and cell ~= "Cell" then
+			per[cell] = per[cell] or {}
+			per[cell][#per[cell] + 1] = step .. ":" .. name
+		end
+	end
+	return per
+end
+
+-- The gaps a run recorded for a cell: { {from, to}, ... }.
+local function gaps(dir, cell)
+	local out = {}
+	for a, b in (read(tmp .. "/" .. dir .. "/events.log") or ""):gmatch("%[" .. cell
+		.. "%] rows stop at ([%d.]+) s and go on from ([%d.]+) s") do
+		out[#out + 1] = { tonumber(a), tonumber(b) }
+	end
+	return out
+end
+
+-- Rows in time order; a step in time between two rows longer than a few
+-- reports only where a gap was recorded. -> nil | what is wrong
+local function rows_problem(dir, cell)
+	local text = read(tmp .. "/" .. dir .. "/cells/" .. cell .. ".csv") or ""
+	local g, prev, n = gaps(dir, cell), nil, 0
+	for line in text:gmatch("[^\n]+") do
+		local tt = tonumber(line:match("^([^,]+),"))
+		if tt then
+			n = n + 1
+			if prev and tt <= prev then
+				return ("row %d at %.3f s is not after %.3f s"):format(n, tt, prev)
+			end
+			if prev and tt - prev > 1.5 then -- a report a second of real time
+				local covered = false
+				for _, gp in ipairs(g) do
+					covered = covered or (prev <= gp[1] + 1e-3 and tt >= gp[2] - 1e-3)
+				end
+				if not covered then
+					return ("rows jump from %.3f to %.3f s with no gap recorded"):format(prev, tt)
+				end
+			end
+			prev = tt
+		end
+	end
+	if n < 100 then
+		return ("only %d rows"):format(n)
+	end
+	return nil
+end
+
+local ref = summary("ref")
+t.like(read(tmp .. "/ref.log") or "", "final=0", "the uninterrupted run completes")
+local ref_steps = steps("ref")
+local kills = 0
+for _, name in ipairs(chains) do
+	local log = read(tmp .. "/" .. name .. ".log") or ""
+	local killed = select(2, log:gsub("rc=137", ""))
+	kills = kills + killed
+	t.like(log, "final=0", name .. ": the resumed run completes (" .. killed .. " kills)")
+	local got, st = summary(name), steps(name)
+	for _, cell in ipairs { "A", "B", "C", "D" } do
+		local want, have = ref[cell] and ref[cell].capacity_ah, got[cell] and got[cell].capacity_ah
+		t.ok(type(want) == "number" and type(have) == "number" and math.abs(have - want) <= 0.01 * want,
+			("%s %s: capacity %s Ah, uninterrupted %s Ah"):format(name, cell, tostring(have), tostring(want)))
+		t.is(got[cell] and got[cell].verdict, "pass", name .. " " .. cell .. ": passes")
+		t.is(table.concat(st[cell] or {}, " "), table.concat(ref_steps[cell] or {}, " "),
+			name .. " " .. cell .. ": each step once, as in the uninterrupted run")
+		t.is(rows_problem(name, cell), nil, name .. " " .. cell .. ": rows in order, holes only at recorded gaps")
+	end
+	local resumes = select(2, (read(tmp .. "/" .. name .. "/journal.jsonl") or ""):gsub('"ev":"resume"', ""))
+	t.is(resumes, killed, name .. ": a resume entry per kill in the journal")
+	local runj = cjson.decode(read(tmp .. "/" .. name .. "/run.json") or "{}")
+	t.is(type(runj.resumes) == "table" and #runj.resumes or 0, killed, name .. ": run.json lists the resumes")
+end
+t.ok(kills >= 20, ("at least 20 kills landed in a running test (%d)"):format(kills))
+
+if os.getenv("KEEP") then
+	t.diag("kept: " .. tmp)
+else
+	os.execute("rm -rf " .. q(tmp))
+end
+t.done()
