@@ -35,7 +35,12 @@ _batlab_options()
 			echo "$devopts" ;;
 		read) echo "$devopts --list" ;;
 		charge|discharge) echo "$devopts --for" ;;
-		firmware) echo "$devopts" ;;
+		firmware)
+			case $2 in
+				check) echo "--from -h --help" ;;
+				update) echo "$devopts --from --force" ;;
+				*) echo "$devopts" ;;
+			esac ;;
 		calibration)
 			if [[ $2 == backup ]]; then echo "$devopts --force"; else echo "$devopts"; fi ;;
 		run|cycletest|dischargetest) echo "$runopts" ;;
@@ -67,7 +72,7 @@ _batlab()
 	local modes="NO_CELL BACKWARDS IDLE CHARGE DISCHARGE IMPEDANCE STOPPED"
 	# Options that take the next word as their value.
 	local valued="--port --serial --devices --seed --connect-timeout --timeout --for
-		--layout --speed --settings --cell --cells-from --set --out -e"
+		--layout --speed --settings --cell --cells-from --set --out --from -e"
 
 	if [[ $cword -eq 1 ]]; then
 		COMPREPLY=($(compgen -W "$commands --help --version" -- "$cur"))
@@ -81,7 +86,7 @@ _batlab()
 		--layout|--settings|--out|--cells-from)
 			COMPREPLY=($(compgen -f -- "$cur"))
 			return ;;
-		--serial|--devices|--seed|--connect-timeout|--timeout|--swap-timeout|--for|--speed|--cell|--set|-e)
+		--serial|--devices|--seed|--connect-timeout|--timeout|--swap-timeout|--for|--speed|--cell|--set|--from|-e)
 			return ;;
 	esac
 	if [[ $cur == --sim=* ]]; then
@@ -121,8 +126,8 @@ _batlab()
 			fi ;;
 		firmware)
 			if [[ $n -eq 0 ]]; then
-				COMPREPLY=($(compgen -W "load" -- "$cur"))
-			else
+				COMPREPLY=($(compgen -W "load check update" -- "$cur"))
+			elif [[ $n -eq 1 && ${args[0]} == load ]]; then
 				COMPREPLY=($(compgen -f -- "$cur"))
 			fi ;;
 		calibration)

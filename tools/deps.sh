@@ -5,7 +5,7 @@
 set -eu
 
 PKGS="build-essential pkg-config liblua5.4-dev lua5.4 libserialport-dev libreadline-dev \
-lua-cjson lua-filesystem perl clang libclang-rt-14-dev valgrind"
+lua-cjson lua-filesystem perl clang libclang-rt-14-dev valgrind libcurl4-openssl-dev"
 
 missing=""
 for p in $PKGS; do

@@ -1,6 +1,8 @@
-/* cli/cmd_firmware.c - `batlab firmware load FILE` and `batlab calibration
- * backup|restore FILE`. Files are read and checked completely before the
- * device is touched: a bad file never half-writes a unit. */
+/* cli/cmd_firmware.c - `batlab firmware load FILE`, `batlab firmware
+ * check|update` (the newest released image, host/fwrelease.h) and
+ * `batlab calibration backup|restore FILE`. Files and downloads are read
+ * and checked completely before the device is touched: a bad image never
+ * half-writes a unit. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,8 +14,9 @@
 #include "core/bl.h"
 #include "device/calib.h"
 #include "device/flash.h"
+#include "host/fwrelease.h"
 
-/* ---- firmware load ------------------------------------------------------------ */
+/* ---- firmware load, check, update ----------------------------------------------- */
 
 static const struct cli_cmd firmware_cmd = {
 	"firmware load", "FILE",
@@ -23,6 +26,29 @@ static const struct cli_cmd firmware_cmd = {
 	"terminal, else a line every 10 %. Then batlab connects again and prints\n"
 	"the new firmware version. A unit already in its bootloader is flashed too.\n",
 	1, 1, true,
+};
+
+static const struct cli_cmd check_cmd = {
+	"firmware check", "[--from URL]",
+	"Print the newest released firmware: its version, release tag and image.\n"
+	"The release list is the JSON of the firmware project's GitHub releases\n"
+	"(" BL_FW_RELEASES_URL ");\n"
+	"drafts, prereleases and tags that are not vN are skipped.\n"
+	"\n"
+	"  --from URL       another release list (also: $" BL_FW_URL_ENV ")\n",
+	0, 0, false,
+};
+
+static const struct cli_cmd update_cmd = {
+	"firmware update", "[--from URL] [--force]",
+	"Download the newest released image (as 'firmware check' finds it), check\n"
+	"it as 'firmware load' does, and flash it when its version is newer than\n"
+	"the unit's (a unit in its bootloader is always flashed). Nothing is sent\n"
+	"to the unit until the image is downloaded and checked.\n"
+	"\n"
+	"  --from URL       another release list (also: $" BL_FW_URL_ENV ")\n"
+	"  --force          flash even when the unit's version is not older\n",
+	0, 0, true,
 };
 
 struct progress {
@@ -49,16 +75,40 @@ static void on_progress(struct bl_device *d, size_t done, size_t total, void *ud
 	p->last = pct;
 }
 
+/* Flash a checked image (named `what` in messages) into the selected unit,
+ * connect again and print the version it reports; an exit code. */
+static int flash(struct cli_devsel *s, const uint8_t *image, size_t len, const char *what)
+{
+	struct progress pr = {false, -1};
+	uint16_t before = bl_device_identity(s->dev)->firmware;
+	int st;
+
+	pr.tty = isatty(STDOUT_FILENO);
+	printf("flashing %s into Batlab %u on %s\n", what, bl_device_identity(s->dev)->serial,
+	       bl_device_port(s->dev));
+	st = cli_wait(s->dev, bl_op_firmware_load(s->dev, image, len, on_progress, &pr, NULL, NULL),
+	              NULL, NULL);
+	if (st != BL_OK) {
+		if (pr.tty && pr.last >= 0)
+			printf("\n");
+		return cli_device_error(s, s->dev, st, "flashing (if the unit stays in its bootloader, "
+		                        "run the same command again)");
+	}
+	st = cli_wait(s->dev, bl_op_connect(s->dev, NULL, NULL), NULL, NULL);
+	if (st != BL_OK)
+		return cli_device_error(s, s->dev, st, "connecting after the flash");
+	printf("firmware version %u (was %u)\n", bl_device_identity(s->dev)->firmware, before);
+	return BL_EXIT_OK;
+}
+
 static int firmware_load(int argc, char **argv)
 {
 	struct cli_devsel_opts o;
 	struct cli_devsel s;
-	struct progress pr = {false, -1};
 	char *pos[CLI_MAX_POS], err[512];
 	uint8_t *image = NULL;
 	size_t len = 0;
-	int npos, r, st;
-	uint16_t before;
+	int npos, r;
 
 	if ((r = cli_parse(&firmware_cmd, argc, argv, NULL, &o, pos, &npos)) != BL_EXIT_OK)
 		return r == CLI_HELP ? BL_EXIT_OK : r;
@@ -66,49 +116,105 @@ static int firmware_load(int argc, char **argv)
 		cli_error("firmware load: %s", err);
 		return BL_EXIT_USAGE;
 	}
-	if ((r = cli_devsel_open(&s, &o, "firmware load", CLI_SEL_BOOTLOADER)) != BL_EXIT_OK) {
-		free(image);
-		return r;
+	if ((r = cli_devsel_open(&s, &o, "firmware load", CLI_SEL_BOOTLOADER)) == BL_EXIT_OK) {
+		r = flash(&s, image, len, pos[0]);
+		cli_devsel_close(&s);
 	}
-	before = bl_device_identity(s.dev)->firmware;
-	pr.tty = isatty(STDOUT_FILENO);
-	printf("flashing %s into Batlab %u on %s\n", pos[0], bl_device_identity(s.dev)->serial,
-	       bl_device_port(s.dev));
-	st = cli_wait(s.dev, bl_op_firmware_load(s.dev, image, len, on_progress, &pr, NULL, NULL),
-	              NULL, NULL);
 	free(image);
-	if (st != BL_OK) {
-		if (pr.tty && pr.last >= 0)
-			printf("\n");
-		r = cli_device_error(&s, s.dev, st, "flashing (if the unit stays in its bootloader, "
-		                     "run the same command again)");
-		goto out;
+	return r;
+}
+
+static void print_release(const struct bl_fw_release *rel)
+{
+	printf("latest firmware version %d (release %s, image %s)\n", rel->version, rel->tag,
+	       rel->asset);
+}
+
+static int firmware_check(int argc, char **argv)
+{
+	const char *from = NULL;
+	const struct cli_opt opts[] = {{"--from", true, &from, NULL}, {NULL, false, NULL, NULL}};
+	struct cli_devsel_opts unused;
+	struct bl_fw_release rel;
+	char *pos[CLI_MAX_POS], err[1024];
+	int npos, r;
+
+	if ((r = cli_parse(&check_cmd, argc, argv, opts, &unused, pos, &npos)) != BL_EXIT_OK)
+		return r == CLI_HELP ? BL_EXIT_OK : r;
+	if (bl_fw_latest(bl_fw_releases_url(from), &rel, err, sizeof err) != BL_OK) {
+		cli_error("firmware check: %s", err);
+		return BL_EXIT_USAGE;
 	}
-	st = cli_wait(s.dev, bl_op_connect(s.dev, NULL, NULL), NULL, NULL);
-	if (st != BL_OK) {
-		r = cli_device_error(&s, s.dev, st, "connecting after the flash");
-		goto out;
+	print_release(&rel);
+	return BL_EXIT_OK;
+}
+
+/* Whether the unit needs the release; prints why not. */
+static bool wanted(const struct cli_devsel *s, const struct bl_fw_release *rel, bool force)
+{
+	const struct bl_identity *id = bl_device_identity(s->dev);
+
+	if (force || id->bootloader || id->firmware < rel->version)
+		return true;
+	printf("Batlab %u on %s: firmware version %u is up to date (use --force to flash "
+	       "version %d anyway)\n", id->serial, bl_device_port(s->dev), id->firmware, rel->version);
+	return false;
+}
+
+static int firmware_update(int argc, char **argv)
+{
+	const char *from = NULL;
+	bool force = false;
+	const struct cli_opt opts[] = {
+		{"--from", true, &from, NULL}, {"--force", false, NULL, &force},
+		{NULL, false, NULL, NULL},
+	};
+	struct cli_devsel_opts o;
+	struct cli_devsel s;
+	struct bl_fw_release rel;
+	char *pos[CLI_MAX_POS], err[1024];
+	uint8_t *image = NULL;
+	size_t len = 0;
+	int npos, r;
+
+	if ((r = cli_parse(&update_cmd, argc, argv, opts, &o, pos, &npos)) != BL_EXIT_OK)
+		return r == CLI_HELP ? BL_EXIT_OK : r;
+	/* The whole download is checked before a device is even opened. */
+	if (bl_fw_latest(bl_fw_releases_url(from), &rel, err, sizeof err) != BL_OK ||
+	    bl_fw_download(&rel, &image, &len, err, sizeof err) != BL_OK) {
+		cli_error("firmware update: %s", err);
+		return BL_EXIT_USAGE;
 	}
-	printf("firmware version %u (was %u)\n", bl_device_identity(s.dev)->firmware, before);
-out:
-	cli_devsel_close(&s);
+	print_release(&rel);
+	if ((r = cli_devsel_open(&s, &o, "firmware update", CLI_SEL_BOOTLOADER)) == BL_EXIT_OK) {
+		if (wanted(&s, &rel, force))
+			r = flash(&s, image, len, rel.asset);
+		cli_devsel_close(&s);
+	}
+	free(image);
 	return r;
 }
 
 int cmd_firmware(int argc, char **argv)
 {
+	const char *usage = "usage: batlab firmware load FILE | check | update";
+
 	if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
-		printf("usage: batlab firmware load FILE [options]\n"
-		       "\nRun 'batlab firmware load --help' for the details.\n");
+		printf("%s [options]\n\nRun 'batlab firmware load --help', 'batlab firmware check "
+		       "--help' or 'batlab firmware update --help' for the details.\n", usage);
 		return BL_EXIT_OK;
 	}
 	if (argc < 2) {
-		cli_error("firmware: missing subcommand (usage: batlab firmware load FILE)");
+		cli_error("firmware: missing subcommand (%s)", usage);
 		return BL_EXIT_USAGE;
 	}
 	if (strcmp(argv[1], "load") == 0)
 		return firmware_load(argc - 1, argv + 1);
-	cli_error("firmware: unknown subcommand '%s' (usage: batlab firmware load FILE)", argv[1]);
+	if (strcmp(argv[1], "check") == 0)
+		return firmware_check(argc - 1, argv + 1);
+	if (strcmp(argv[1], "update") == 0)
+		return firmware_update(argc - 1, argv + 1);
+	cli_error("firmware: unknown subcommand '%s' (%s)", argv[1], usage);
 	return BL_EXIT_USAGE;
 }
 

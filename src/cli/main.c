@@ -33,7 +33,7 @@ static const struct subcommand subcommands[] = {
 	{"stop", cmd_mode, "stop a channel (or every channel)"},
 	{"reset", cmd_mode, "put a channel (or all four) back to IDLE, clearing ERROR"},
 	{"lowcurrent", cmd_lowcurrent, "set the zero-current threshold (kept in EEPROM)"},
-	{"firmware", cmd_firmware, "firmware load FILE: flash a firmware image"},
+	{"firmware", cmd_firmware, "firmware load FILE, firmware check|update (the latest release)"},
 	{"calibration", cmd_calibration, "calibration backup|restore FILE"},
 };
 

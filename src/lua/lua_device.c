@@ -512,5 +512,6 @@ void bl_lua_open_device(lua_State *L)
 {
 	_Static_assert(sizeof(struct bl_calibration) <= BL_WAIT_PAYLOAD, "calibration fits a wait");
 	bl_lua_newclass(L, BL_LUA_DEVICE, device_meta, device_methods);
+	bl_lua_open_firmware(L);      /* dev:firmware_check, dev:firmware_update (lua_firmware.c) */
 	bl_lua_open_channel(L);
 }

@@ -105,5 +105,6 @@ void bl_lua_open_channel(lua_State *L);
  * is not one; NULL once its device is detached). */
 struct bl_channel *bl_lua_check_chan(lua_State *L, int idx);
 void bl_lua_open_recorder(lua_State *L);
+void bl_lua_open_firmware(lua_State *L);   /* lua_firmware.c: adds to the Device methods */
 
 #endif

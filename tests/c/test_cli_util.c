@@ -342,7 +342,7 @@ static void test_bad_arguments(void)
 	usage_error("list --sim=/nonexistent/layout.json", "/nonexistent/layout.json");
 	usage_error("firmware load /nonexistent/fw.bin --sim", "/nonexistent/fw.bin");
 	usage_error("firmware", "missing subcommand");
-	usage_error("firmware update", "unknown subcommand");
+	usage_error("firmware frob", "unknown subcommand");
 	usage_error("calibration", "missing subcommand");
 	usage_error("calibration frob x", "unknown subcommand");
 	usage_error("calibration restore /nonexistent/cal.txt --sim", "/nonexistent/cal.txt");

@@ -80,6 +80,8 @@ for i = #each, 1, -1 do
 	local name = each[i][1]
 	if name == "firmware" then
 		each[i] = { "firmware", "load" }
+		each[#each + 1] = { "firmware", "check" }
+		each[#each + 1] = { "firmware", "update" }
 	elseif name == "calibration" then
 		each[i] = { "calibration", "backup" }
 		each[#each + 1] = { "calibration", "restore" }
@@ -113,6 +115,7 @@ t.is(sorted(complete("charge", "--connect-timeout", "5", "")), "0 1 2 3 CELL0 CE
 	"an option's value is not taken for an argument")
 t.is(sorted(complete("write", "cell0", "mode", "i")), "IDLE IMPEDANCE", "write ... MODE: the mode names")
 t.is(sorted(complete("calibration", "")), "backup restore", "calibration: its subcommands")
+t.is(sorted(complete("firmware", "")), "check load update", "firmware: its subcommands")
 t.is(sorted(complete("measure", "--seed", "")), "", "--seed: no guess at its value")
 
 t.done()
