@@ -427,7 +427,7 @@ function methods.start_test(ch, cellname, test_type, timeout)
 	}
 	set_state(rec, tt == "cycle" and (s.prechargeRate or 0) > 0 and "PRECHARGE" or "DISCHARGE")
 	tests[ch] = rec
-	local mode, err, code = ch.device:read(ch.index, batlab.MODE)
+	local mode, err, code = ch.device:read_raw(ch.index, batlab.MODE)
 	if tests[ch] ~= rec or not rec.active then
 		return nil, label(ch) .. ": test ended before it started", "ESTATE"
 	end

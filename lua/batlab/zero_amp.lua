@@ -24,11 +24,11 @@ end
 -- guard.set are the two thresholds in A.
 function M.guard(cell, amps)
 	local dev = cell.device
-	local old, err = dev:read(batlab.UNIT, batlab.ZERO_AMP_THRESH)
+	local old, err = dev:read_raw(batlab.UNIT, batlab.ZERO_AMP_THRESH)
 	if not old then
 		return nil, err
 	end
-	local raw = batlab.Encoder(amps or M.LOW):ascurrent()
+	local raw = batlab.to_raw(batlab.UNIT, batlab.ZERO_AMP_THRESH, amps or M.LOW)
 	local ok, werr = dev:write_verify(batlab.UNIT, batlab.ZERO_AMP_THRESH, raw)
 	if not ok then
 		return nil, werr
@@ -85,7 +85,7 @@ function M.for_step(cell, name, opts, kind)
 	if not need or not cell.device then
 		return false
 	end
-	local raw, err = cell.device:read(batlab.UNIT, batlab.ZERO_AMP_THRESH)
+	local raw, err = cell.device:read_raw(batlab.UNIT, batlab.ZERO_AMP_THRESH)
 	if not raw then
 		return nil, err
 	end
