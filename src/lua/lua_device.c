@@ -492,6 +492,21 @@ static void push_rb_list(lua_State *L, const struct bl_lua_device *ld, bool r)
 	}
 }
 
+/* Fields computed in Lua (batlab.extend_device), looked up after the
+ * class's own. */
+static const char ext_fields_key = 0;
+
+static bool is_own_field(const char *k)
+{
+	static const char *const own[] = {"port", "sn", "serial", "ver", "firmware", "R", "B",
+	                                  "connected", "bootloader", "detached"};
+
+	for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+		if (strcmp(k, own[i]) == 0)
+			return true;
+	return false;
+}
+
 static int l_device_index(lua_State *L)
 {
 	struct bl_lua_device *ld = bl_lua_check_device(L, 1);
@@ -513,9 +528,41 @@ static int l_device_index(lua_State *L)
 		lua_pushboolean(L, ld->d && bl_device_identity(ld->d)->bootloader);
 	else if (strcmp(k, "detached") == 0)
 		lua_pushboolean(L, ld->d == NULL);
-	else
-		lua_getfield(L, lua_upvalueindex(1), k);
+	else if (lua_getfield(L, lua_upvalueindex(1), k) == LUA_TNIL) {
+		lua_rawgetp(L, LUA_REGISTRYINDEX, &ext_fields_key);
+		if (lua_getfield(L, -1, k) == LUA_TFUNCTION) {
+			lua_pushvalue(L, 1);
+			lua_call(L, 1, 1);
+		}
+	}
 	return 1;
+}
+
+/* batlab.extend_device(fields): Device fields whose value a function(dev)
+ * computes in Lua (the seed library's dev.settings and dev.logger, from
+ * lua/batlab/seed.lua). The class's own names cannot be replaced. */
+static int l_extend_device(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_settop(L, 1);
+	luaL_getmetatable(L, BL_LUA_DEVICE);
+	lua_getfield(L, 2, "__index");
+	lua_getupvalue(L, 3, 1);                 /* 4: the class's methods */
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &ext_fields_key);
+	lua_pushnil(L);
+	while (lua_next(L, 1)) {
+		const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+
+		if (!k || !lua_isfunction(L, -1))
+			return luaL_error(L, "batlab.extend_device: a table of name = function expected");
+		if (lua_getfield(L, 4, k) != LUA_TNIL || is_own_field(k))
+			return luaL_error(L, "batlab.extend_device: batlab.Device already has '%s'", k);
+		lua_pop(L, 1);
+		lua_pushvalue(L, -2);
+		lua_insert(L, -2);
+		lua_rawset(L, 5);
+	}
+	return 0;
 }
 
 static int l_device_tostring(lua_State *L)
@@ -552,5 +599,9 @@ void bl_lua_open_device(lua_State *L)
 {
 	_Static_assert(sizeof(struct bl_calibration) <= BL_WAIT_PAYLOAD, "calibration fits a wait");
 	bl_lua_newclass(L, BL_LUA_DEVICE, device_meta, device_methods);
+	lua_newtable(L);
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &ext_fields_key);
+	lua_pushcfunction(L, l_extend_device);
+	lua_setfield(L, -2, "extend_device");
 	bl_lua_open_channel(L);
 }
