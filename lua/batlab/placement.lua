@@ -40,7 +40,7 @@ end
 -- A slot with no cell (or a cell in backwards) is skipped, and the name goes
 -- to the next slot: Lexcelon's `global cycletest` dropped the name instead.
 local function occupied(ch)
-	local mode = ch.dev:read(ch.index, batlab.MODE)
+	local mode = ch.dev:read_raw(ch.index, batlab.MODE)
 	return mode ~= nil and mode ~= batlab.MODE_NO_CELL and mode ~= batlab.MODE_BACKWARDS, mode
 end
 

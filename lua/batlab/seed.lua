@@ -19,7 +19,9 @@
 -- batlab.Logger, batlab.logger, batlab.TT_CYCLE/TT_DISCHARGE,
 -- batlab.use_settings, batlab.loaded_settings, and the Channel methods
 -- start_test, end_test, is_testing, runtime, state_runtime, cycle_number,
--- test_info and the field ch.state. docs/lua-api.md, "The seed library's
+-- test_info, log_lvl2 and the fields ch.state, ch.test_state, ch.test_type,
+-- ch.name, ch.bat, ch.slot, ch.settings; the seed's constants (TT_*, TS_*,
+-- l_test_state) and the Device fields dev.settings and dev.logger. docs/lua-api.md, "The seed library's
 -- interface".
 --
 -- Heavy modules (settings, stocktest, results, ...) are required on first
@@ -29,9 +31,19 @@ local batlab = require "batlab"
 
 local M = {}
 
--- The seed's test type constants.
-M.TT_CYCLE, M.TT_DISCHARGE = 0, 1
-local TEST_TYPES = { cycle = "cycle", discharge = "discharge", [0] = "cycle", [1] = "discharge" }
+-- The seed's test type constants (its constants.py: TT_DISCHARGE = 0,
+-- TT_CYCLE = 1) and test states, with l_test_state indexed by them from 0
+-- as the seed's list is.
+M.TT_DISCHARGE, M.TT_CYCLE = 0, 1
+local TEST_TYPES = { cycle = "cycle", discharge = "discharge", [M.TT_CYCLE] = "cycle",
+	[M.TT_DISCHARGE] = "discharge" }
+M.l_test_state = { [0] = "IDLE", "CHARGE", "PRECHARGE", "DISCHARGE", "CHARGEREST", "DISCHARGEREST",
+	"POSTDISCHARGE" }
+local TEST_STATE = {}
+for code = 0, #M.l_test_state do
+	M["TS_" .. M.l_test_state[code]] = code
+	TEST_STATE[M.l_test_state[code]] = code
+end
 
 -- Events kept per test for test_info (the oldest are dropped past this).
 local MAX_EVENTS = 100
@@ -295,6 +307,38 @@ local function add_event(rec, text)
 	rec.logger:event(("%s (%s): %s"):format(rec.label, rec.name, text))
 end
 
+-- What the seed's log_lvl2 reports since its previous call (or the start):
+-- charge and energy integrated from the samples (magnitudes, like the
+-- seed's), average voltage and current, the temperature change, the time.
+local Lvl2 = {}
+Lvl2.__index = Lvl2
+
+local function new_lvl2(t)
+	return setmetatable({ t0 = t, n = 0, vsum = 0, isum = 0, q = 0, e = 0 }, Lvl2)
+end
+
+function Lvl2:add(smp)
+	local i, v = math.abs(smp.current or 0), smp.voltage or 0
+	if self.last_t then
+		local dt = smp.time - self.last_t
+		self.q, self.e = self.q + i * dt, self.e + i * v * dt
+	end
+	self.last_t, self.n = smp.time, self.n + 1
+	self.vsum, self.isum = self.vsum + v, self.isum + i
+	self.temp0, self.temp = self.temp0 or smp.temp_c, smp.temp_c
+end
+
+function Lvl2:row(rec, now, step)
+	local n = self.n
+	return {
+		name = rec.name, serial = rec.serial, channel = rec.index, time = now - rec.t0,
+		epoch = rec.epoch + (now - rec.t0), state = step, charge_c = self.q, energy_j = self.e,
+		delta_temp = self.temp and self.temp0 and self.temp - self.temp0,
+		avg_current = n > 0 and self.isum / n or 0, avg_voltage = n > 0 and self.vsum / n or 0,
+		runtime = now - self.t0,
+	}
+end
+
 -- The end of a test however it ends (return, failure, end_test, pool
 -- closed): state IDLE, logs released. Runs from a <close> handler too, so
 -- it must not wait.
@@ -324,6 +368,7 @@ end
 local function attach_recording(rec, cell, s)
 	local r, err = require("batlab.recording").attach(cell, {
 		t0 = rec.t0, epoch = rec.epoch,
+		on_sample = function(smp) rec.lvl2:add(smp) end,
 		lexcelon = { log1 = rec.log1, log2 = rec.log2, period = s.reportingPeriod or 1,
 			serial = rec.serial, channel = rec.index },
 		on_error = function(msg)
@@ -421,13 +466,13 @@ function methods.start_test(ch, cellname, test_type, timeout)
 	local rec = {
 		active = true, name = cellname, test_type = tt, label = label(ch), index = ch.index,
 		serial = ch.device.sn, t0 = now, epoch = os.time(), cycle = 0, events = {}, logs = {},
-		logger = the_logger(),
+		logger = the_logger(), lvl2 = new_lvl2(now),
 		-- A later load must not change a running test (the seed copied too).
 		settings = deep_copy(s),
 	}
 	set_state(rec, tt == "cycle" and (s.prechargeRate or 0) > 0 and "PRECHARGE" or "DISCHARGE")
 	tests[ch] = rec
-	local mode, err, code = ch.device:read(ch.index, batlab.MODE)
+	local mode, err, code = ch.device:read_raw(ch.index, batlab.MODE)
 	if tests[ch] ~= rec or not rec.active then
 		return nil, label(ch) .. ": test ended before it started", "ESTATE"
 	end
@@ -512,6 +557,28 @@ function methods.test_info(ch)
 	}
 end
 
+-- ch:log_lvl2(step) -> true | nil, err, code: the seed's level-2 row now,
+-- in the running test's log, with `step` in its Test Type column, and the
+-- averages start again. The device's charge counter is not cleared (the
+-- seed cleared CHARGEH): the running step's accounting reads it.
+function methods.log_lvl2(ch, step)
+	if type(step) ~= "string" then
+		error("bad argument #1 to 'log_lvl2' (step name expected, e.g. \"DISCHARGE\", got "
+			.. type(step) .. ")", 2)
+	end
+	local rec = tests[ch]
+	if not (rec and rec.active and rec.log2) then
+		return nil, label(ch) .. ": log_lvl2: no test with a log runs on this channel", "ESTATE"
+	end
+	local now = batlab.now()
+	local ok, err = rec.log2:level2(rec.lvl2:row(rec, now, step))
+	rec.lvl2 = new_lvl2(now)
+	if not ok then
+		return nil, ("%s: log_lvl2: %s"):format(label(ch), tostring(err)), "EIO"
+	end
+	return true
+end
+
 local function state_of(ch)
 	local rec = tests[ch]
 	return rec and rec.state or "IDLE"
@@ -522,14 +589,48 @@ M.channel_methods = methods
 ---------------------------------------------------------------------------
 -- Install
 
--- What the engine adds to the batlab module and to batlab.Channel when it
--- loads this file (src/lua/engine.c): the seed's names, and the channel
--- methods and the `state` field through batlab.extend_channel.
+-- What the engine adds to the batlab module, batlab.Channel and
+-- batlab.Device when it loads this file (src/lua/engine.c): the seed's
+-- names, the channel methods and fields through batlab.extend_channel, the
+-- device fields through batlab.extend_device.
 M.exports = {
 	Settings = M.Settings, Logger = M.Logger, logger = default_logger,
-	TT_CYCLE = M.TT_CYCLE, TT_DISCHARGE = M.TT_DISCHARGE,
+	TT_CYCLE = M.TT_CYCLE, TT_DISCHARGE = M.TT_DISCHARGE, l_test_state = M.l_test_state,
 	use_settings = M.use_settings, loaded_settings = M.loaded_settings,
 }
-M.channel_fields = { state = state_of }
+for code = 0, #M.l_test_state do
+	local name = "TS_" .. M.l_test_state[code]
+	M.exports[name] = M[name]
+end
+
+-- The seed's Channel attributes, read-only here: bat and slot (its device
+-- and cell), and of the latest test: name, test_type (TT_*), test_state
+-- (TS_*, TS_IDLE once it ended), settings (the table it runs with; before
+-- any test, the loaded settings).
+M.channel_fields = {
+	state = state_of,
+	bat = function(ch) return ch.device end,
+	slot = function(ch) return ch.index end,
+	name = function(ch) return tests[ch] and tests[ch].name end,
+	test_type = function(ch)
+		local rec = tests[ch]
+		return rec and rec.test_type == "discharge" and M.TT_DISCHARGE or M.TT_CYCLE
+	end,
+	test_state = function(ch)
+		local rec = tests[ch]
+		return rec and rec.active and TEST_STATE[rec.state] or M.TS_IDLE
+	end,
+	settings = function(ch)
+		local rec = tests[ch]
+		return rec and rec.settings or (current_settings())
+	end,
+}
+
+-- The seed's Batlab attributes: the settings later tests use (a
+-- batlab.Settings, or nil) and the logger.
+M.device_fields = {
+	settings = function() return loaded end,
+	logger = function() return the_logger() end,
+}
 
 return M

@@ -351,15 +351,19 @@ end
 -- six cell limit registers; R, B are the cell's thermistor calibration
 -- (default 1500, 3380).
 function M.to_register_values(s, R, B)
-	local E = batlab.Encoder
+	-- batlab.to_raw: the project's encoding (nearest count), not the seed's
+	-- batlab.Encoder (truncation)
+	local function raw(reg, v)
+		return batlab.to_raw(0, reg, v, R, B)
+	end
 	R, B = R or 1500, B or 3380
 	return {
-		VOLTAGE_LIMIT_CHG = E(s.highVoltageCutoff):asvoltage(),
-		VOLTAGE_LIMIT_DCHG = E(s.lowVoltageCutoff):asvoltage(),
-		CURRENT_LIMIT_CHG = E(s.chargeCurrentSafetyCutoff):ascurrent(),
-		CURRENT_LIMIT_DCHG = E(s.dischargeCurrentSafetyCutoff):ascurrent(),
-		TEMP_LIMIT_CHG = E(s.chargeTemperatureCutoff):c_astemperature(R, B),
-		TEMP_LIMIT_DCHG = E(s.dischargeTemperatureCutoff):c_astemperature(R, B),
+		VOLTAGE_LIMIT_CHG = raw("VOLTAGE_LIMIT_CHG", s.highVoltageCutoff),
+		VOLTAGE_LIMIT_DCHG = raw("VOLTAGE_LIMIT_DCHG", s.lowVoltageCutoff),
+		CURRENT_LIMIT_CHG = raw("CURRENT_LIMIT_CHG", s.chargeCurrentSafetyCutoff),
+		CURRENT_LIMIT_DCHG = raw("CURRENT_LIMIT_DCHG", s.dischargeCurrentSafetyCutoff),
+		TEMP_LIMIT_CHG = raw("TEMP_LIMIT_CHG", s.chargeTemperatureCutoff),
+		TEMP_LIMIT_DCHG = raw("TEMP_LIMIT_DCHG", s.dischargeTemperatureCutoff),
 	}
 end
 
@@ -372,7 +376,7 @@ M.LIMIT_REGISTERS = {
 -- sine_register_values(s) -> { SINE_FREQ = raw, SINE_MAGDIV = code } (UNIT).
 function M.sine_register_values(s)
 	return {
-		SINE_FREQ = batlab.Encoder(s.sineWaveFrequency):asfreq(),
+		SINE_FREQ = batlab.to_raw(batlab.UNIT, batlab.SINE_FREQ, s.sineWaveFrequency),
 		SINE_MAGDIV = s.sineWaveMagnitude,
 	}
 end

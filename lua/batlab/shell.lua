@@ -163,6 +163,7 @@ The batlab shell: Lua 5.4 with the batlab API (docs/lua-api.md).
   batlab             the module: batlab.open, spawn, spawn_for, run, sleep, ...
   pool               the connected Batlabs: pool:devices(), pool:find(sn)
   dev                the active Batlab: dev.sn, dev:read("CELL0", "VOLTAGE")
+                     (a packet: :asvoltage(), :value(); dev:read_raw: the integer)
   tasks()            the running tasks (id, state, channels, what they wait in)
   help()             this guide
 

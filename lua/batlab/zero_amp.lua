@@ -34,13 +34,13 @@ function M.guard(cell, amps)
 	local dev = cell.device
 	local s = shared[dev]
 	if not s then
-		local old, err = dev:read(batlab.UNIT, batlab.ZERO_AMP_THRESH)
+		local old, err = dev:read_raw(batlab.UNIT, batlab.ZERO_AMP_THRESH)
 		if not old then
 			return nil, err
 		end
 		s = { n = 0, was = old, set = old }
 	end
-	local raw = batlab.Encoder(amps or M.LOW):ascurrent()
+	local raw = batlab.to_raw(batlab.UNIT, batlab.ZERO_AMP_THRESH, amps or M.LOW)
 	if raw < s.set then
 		local ok, werr = dev:write_verify(batlab.UNIT, batlab.ZERO_AMP_THRESH, raw)
 		if not ok then
@@ -110,7 +110,7 @@ function M.for_step(cell, name, opts, kind)
 	if s then
 		raw = s.set
 	else
-		raw, err = cell.device:read(batlab.UNIT, batlab.ZERO_AMP_THRESH)
+		raw, err = cell.device:read_raw(batlab.UNIT, batlab.ZERO_AMP_THRESH)
 	end
 	if not raw then
 		return nil, err

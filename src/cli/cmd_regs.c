@@ -374,23 +374,19 @@ static int encode_value(struct bl_device *d, uint8_t ns, const struct bl_reg *r,
 	return BL_EXIT_OK;
 }
 
-/* What every host does before a write; warnings on stderr. */
+/* What every host does before a write (core/regs.c); warnings on stderr. */
 static uint16_t adjust_value(uint8_t ns, uint8_t addr, uint16_t raw)
 {
-	enum bl_ns_kind k = bl_ns_kind(ns);
+	enum bl_write_rule rule;
+	uint16_t v = bl_host_write_value(ns, addr, raw, &rule);
 
-	if (k == BL_NSK_CELL && addr == BL_CELL_CURRENT_SETPOINT && raw > BL_SETPOINT_MAX) {
+	if (rule == BL_WRITE_SETPOINT_CLAMPED)
 		cli_error("warning: CURRENT_SETPOINT %u clamped to %d (%.2f A), the most a host commands",
 		          raw, BL_SETPOINT_MAX, bl_setpoint_from_raw(BL_SETPOINT_MAX));
-		return BL_SETPOINT_MAX;
-	}
-	if (k == BL_NSK_UNIT && addr == BL_UNIT_SETTINGS &&
-	    (raw & (BL_SET_TRIM_OUTPUT | BL_SET_VCC_COMPENSATION))) {
+	else if (rule == BL_WRITE_SETTINGS_MASKED)
 		cli_error("warning: SETTINGS bits TRIM_OUTPUT and VCC_COMPENSATION cleared "
 		          "(firmware loops no host uses)");
-		return raw & (uint16_t)~(BL_SET_TRIM_OUTPUT | BL_SET_VCC_COMPENSATION);
-	}
-	return raw;
+	return v;
 }
 
 static void write_notes(uint8_t ns, const struct bl_reg *r, uint16_t raw)

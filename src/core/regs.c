@@ -329,3 +329,21 @@ int bl_bits_format(enum bl_unit_kind kind, uint16_t bits, const char *sep,
 	}
 	return total;
 }
+
+uint16_t bl_host_write_value(uint8_t ns, uint8_t addr, uint16_t raw, enum bl_write_rule *rule)
+{
+	enum bl_ns_kind k = bl_ns_kind(ns);
+	enum bl_write_rule r = BL_WRITE_AS_IS;
+	const uint16_t loops = BL_SET_TRIM_OUTPUT | BL_SET_VCC_COMPENSATION;
+
+	if (k == BL_NSK_CELL && addr == BL_CELL_CURRENT_SETPOINT && raw > BL_SETPOINT_MAX) {
+		raw = BL_SETPOINT_MAX;
+		r = BL_WRITE_SETPOINT_CLAMPED;
+	} else if (k == BL_NSK_UNIT && addr == BL_UNIT_SETTINGS && (raw & loops)) {
+		raw &= (uint16_t)~loops;
+		r = BL_WRITE_SETTINGS_MASKED;
+	}
+	if (rule)
+		*rule = r;
+	return raw;
+}

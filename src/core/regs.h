@@ -295,4 +295,16 @@ const char *bl_bit_name(enum bl_unit_kind kind, uint16_t bit);
 int bl_bits_format(enum bl_unit_kind kind, uint16_t bits, const char *sep,
                    char *buf, size_t n);
 
+/* What every host does to a value before writing it (the seed, its GUI,
+ * `batlab write`, dev:write from Lua): CURRENT_SETPOINT of a cell is
+ * clamped to BL_SETPOINT_MAX, and the SETTINGS bits TRIM_OUTPUT and
+ * VCC_COMPENSATION (firmware loops no host uses) are cleared. *rule, if
+ * not NULL, says which applied and changed the value. */
+enum bl_write_rule {
+	BL_WRITE_AS_IS = 0,
+	BL_WRITE_SETPOINT_CLAMPED,
+	BL_WRITE_SETTINGS_MASKED,
+};
+uint16_t bl_host_write_value(uint8_t ns, uint8_t addr, uint16_t raw, enum bl_write_rule *rule);
+
 #endif

@@ -194,6 +194,7 @@ static int engine_init(lua_State *L)
 	                     "local seed, batlab = require 'batlab.seed', require 'batlab' "
 	                     "for k, v in pairs(seed.exports) do batlab[k] = v end "
 	                     "batlab.extend_channel(seed.channel_methods, seed.channel_fields) "
+	                     "batlab.extend_device(seed.device_fields) "
 	                     "end") != LUA_OK)
 		return lua_error(L);
 

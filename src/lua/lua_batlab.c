@@ -2,6 +2,7 @@
  * from the one C table (regs.c), name lookups, now(), and the classes that
  * add themselves (Packet, Encoder; Device and Pool later).
  */
+#include <math.h>
 #include <string.h>
 #include <poll.h>
 #include <unistd.h>
@@ -137,6 +138,46 @@ static void set_constants(lua_State *L)
 	}
 }
 
+/* The seed's lists of names, indexed like its Python lists: by the code
+ * (MODE_LIST[MODE_IDLE] == "MODE_IDLE", index 0 first) and by the bit
+ * number (ERR_LIST[6] == "ERR_BACKWARDS", "" for a bit with no name). */
+static void set_seed_lists(lua_State *L)
+{
+	static const uint8_t namespaces[] = {BL_NS_CELL0, BL_NS_CELL1, BL_NS_CELL2, BL_NS_CELL3,
+	                                     BL_NS_UNIT, BL_NS_BOOTLOADER, BL_NS_COMMS};
+	int top = 0;
+
+	lua_createtable(L, BL_MODE_COUNT, 1);
+	for (int m = 0; m < BL_MODE_COUNT; m++) {
+		lua_pushfstring(L, "MODE_%s", bl_mode_name((uint16_t)m));
+		lua_rawseti(L, -2, m);
+	}
+	lua_setfield(L, -2, "MODE_LIST");
+	for (int b = 0; b < 16; b++)
+		if (bl_bit_name(BL_UK_ERROR, (uint16_t)(1u << b)))
+			top = b;
+	lua_createtable(L, top, 1);
+	for (int b = 0; b <= top; b++) {
+		const char *name = bl_bit_name(BL_UK_ERROR, (uint16_t)(1u << b));
+		lua_pushfstring(L, "%s%s", name ? "ERR_" : "", name ? name : "");
+		lua_rawseti(L, -2, b);
+	}
+	lua_setfield(L, -2, "ERR_LIST");
+	lua_createtable(L, (int)BL_ARRAY_LEN(namespaces), 0);
+	for (size_t i = 0; i < BL_ARRAY_LEN(namespaces); i++) {
+		lua_pushinteger(L, namespaces[i]);
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+	}
+	lua_setfield(L, -2, "NAMESPACE_LIST");
+	/* the last register of each namespace */
+	lua_pushinteger(L, (lua_Integer)bl_ns_size(BL_NS_CELL0) - 1);
+	lua_setfield(L, -2, "CELLREG_MAX");
+	lua_pushinteger(L, (lua_Integer)bl_ns_size(BL_NS_UNIT) - 1);
+	lua_setfield(L, -2, "UNITREG_MAX");
+	lua_pushinteger(L, (lua_Integer)bl_ns_size(BL_NS_COMMS) - 1);
+	lua_setfield(L, -2, "COMMREGS_MAX");
+}
+
 /* batlab.lookup(ns, reg) -> ns byte, addr */
 static int l_batlab_lookup(lua_State *L)
 {
@@ -146,6 +187,33 @@ static int l_batlab_lookup(lua_State *L)
 	lua_pushinteger(L, ns);
 	lua_pushinteger(L, addr);
 	return 2;
+}
+
+/* batlab.to_raw(ns, reg, value [, R, B]) -> raw: a value in the
+ * register's unit (V, A, degC, Hz, App, s) as the project itself encodes
+ * it (units.c: nearest count, clamped to the register; R and B, default
+ * nominal, for temperatures). batlab.Encoder is the seed's arithmetic. */
+static int l_batlab_to_raw(lua_State *L)
+{
+	uint8_t ns = bl_lua_check_ns(L, 1);
+	uint8_t addr = bl_lua_check_addr(L, 2, ns);
+	double v = luaL_checknumber(L, 3);
+	double r = luaL_optnumber(L, 4, BL_TEMP_R_NOMINAL);
+	double b = luaL_optnumber(L, 5, BL_TEMP_B_NOMINAL);
+	const struct bl_reg *reg = bl_reg_by_addr(ns, addr);
+	int ok = 0;
+	uint16_t raw = 0;
+
+	luaL_argcheck(L, isfinite(v), 3, "value must be a finite number");
+	luaL_argcheck(L, r > 0.0 && isfinite(r), 4, "R must be a positive number");
+	luaL_argcheck(L, b > 0.0 && isfinite(b), 5, "B must be a positive number");
+	if (reg)
+		raw = bl_unit_to_raw((enum bl_unit_kind)reg->unit, v, r, b, &ok);
+	if (!ok)
+		return luaL_error(L, "batlab.to_raw: %f cannot be encoded for %s", v,
+		                  reg ? reg->name : "an unknown register");
+	lua_pushinteger(L, raw);
+	return 1;
 }
 
 static uint16_t check_bits(lua_State *L, int arg)
@@ -273,6 +341,7 @@ static const luaL_Reg batlab_funcs[] = {
 	{"isatty", l_batlab_isatty},
 	{"luadir", l_batlab_luadir},
 	{"lookup", l_batlab_lookup},
+	{"to_raw", l_batlab_to_raw},
 	{"mode_name", l_batlab_mode_name},
 	{"led_name", l_batlab_led_name},
 	{"error_names", l_batlab_error_names},
@@ -286,6 +355,7 @@ int luaopen_batlab(lua_State *L)
 {
 	luaL_newlib(L, batlab_funcs);
 	set_constants(L);
+	set_seed_lists(L);
 	push_registers(L);
 	lua_setfield(L, -2, "registers");
 	lua_pushliteral(L, BL_VERSION);

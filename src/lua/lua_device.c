@@ -135,6 +135,20 @@ static void note_write(struct bl_lua_device *ld, uint8_t ns, uint8_t addr, uint1
 		bl_device_note_temp_calib(ld->d, ns, addr, v);
 }
 
+/* A reply as the seed's Packet: valid, stamped with the clock, decoding
+ * temperatures with its cell's calibration. */
+static void push_reply(lua_State *L, struct bl_lua_device *ld, uint8_t ns, uint8_t addr,
+                       uint16_t value, bool write)
+{
+	struct bl_packet p = {.ns = ns, .addr = addr, .value = value, .write = write};
+	struct bl_lua_packet_info info = {.valid = true, .status = BL_OK,
+	                                  .timestamp = bl_lua_now(L)};
+
+	cell_rb(ld, ns, &info.r, &info.b);
+	bl_lua_push_packet(L, &p, &info);
+}
+
+/* arg[2]: 1 for dev:read_raw (a bare integer), 0 for dev:read (a Packet). */
 static int k_dev_read(lua_State *L, int status, lua_KContext ctx)
 {
 	struct bl_wait *w = bl_wait_ctx(L, ctx);
@@ -143,16 +157,19 @@ static int k_dev_read(lua_State *L, int status, lua_KContext ctx)
 	(void)status;
 	if (w->status != BL_OK)
 		return fail_reg(L, w->status, "read", ns, addr);
-	lua_pushinteger(L, w->value);
+	if (w->arg[2])
+		lua_pushinteger(L, w->value);
+	else
+		push_reply(L, w->obj, ns, addr, w->value, false);
 	return 1;
 }
 
-static int l_device_read(lua_State *L)
+static int device_read(lua_State *L, bool raw)
 {
 	struct bl_lua_device *ld = bl_lua_check_device(L, 1);
 	uint8_t ns = bl_lua_check_ns(L, 2);
 	uint8_t addr = bl_lua_check_addr(L, 3, ns);
-	struct bl_wait local, *w = bl_wait_begin(L, &local, "dev:read");
+	struct bl_wait local, *w = bl_wait_begin(L, &local, raw ? "dev:read_raw" : "dev:read");
 	struct holder *h;
 
 	if (!ld->d)
@@ -160,21 +177,43 @@ static int l_device_read(lua_State *L)
 	w->obj = ld;
 	w->arg[0] = ns;
 	w->arg[1] = addr;
+	w->arg[2] = raw;
 	NEW_HOLDER(h, w, NULL);
 	return bl_await_op(L, w, h, bl_op_read(ld->d, ns, addr, bl_holder_op_done, h), k_dev_read);
 }
 
+static int l_device_read(lua_State *L) { return device_read(L, false); }
+static int l_device_read_raw(lua_State *L) { return device_read(L, true); }
+
+/* dev:write answers the write's Packet, dev:write_verify true. */
 static int k_dev_write(lua_State *L, int status, lua_KContext ctx)
 {
 	struct bl_wait *w = bl_wait_ctx(L, ctx);
 	uint8_t ns = (uint8_t)w->arg[0], addr = (uint8_t)w->arg[1];
+	uint16_t v = (uint16_t)w->arg[2];
 
 	(void)status;
 	if (w->status != BL_OK)
 		return fail_reg(L, w->status, w->arg[3] ? "write_verify" : "write", ns, addr);
-	note_write(w->obj, ns, addr, (uint16_t)w->arg[2]);
-	lua_pushboolean(L, 1);
+	note_write(w->obj, ns, addr, v);
+	if (w->arg[3])
+		lua_pushboolean(L, 1);
+	else
+		push_reply(L, w->obj, ns, addr, v, true);
 	return 1;
+}
+
+/* The value to write: what the caller gave, after what every host does
+ * to it (core/regs.c: the CURRENT_SETPOINT clamp, the SETTINGS mask). A
+ * negative setpoint is 0, as the seed makes it. */
+static uint16_t write_value(lua_State *L, int arg, uint8_t ns, uint8_t addr)
+{
+	uint16_t v = bl_lua_check_u16(L, arg);
+
+	if (bl_ns_kind(ns) == BL_NSK_CELL && addr == BL_CELL_CURRENT_SETPOINT &&
+	    lua_tointeger(L, arg) < 0)
+		v = 0;
+	return bl_host_write_value(ns, addr, v, NULL);
 }
 
 static int device_write(lua_State *L, bool verify)
@@ -182,7 +221,7 @@ static int device_write(lua_State *L, bool verify)
 	struct bl_lua_device *ld = bl_lua_check_device(L, 1);
 	uint8_t ns = bl_lua_check_ns(L, 2);
 	uint8_t addr = bl_lua_check_addr(L, 3, ns);
-	uint16_t v = bl_lua_check_u16(L, 4);
+	uint16_t v = write_value(L, 4, ns, addr);
 	struct bl_wait local, *w = bl_wait_begin(L, &local, verify ? "dev:write_verify" : "dev:write");
 	struct holder *h;
 	struct bl_op *op;
@@ -453,6 +492,21 @@ static void push_rb_list(lua_State *L, const struct bl_lua_device *ld, bool r)
 	}
 }
 
+/* Fields computed in Lua (batlab.extend_device), looked up after the
+ * class's own. */
+static const char ext_fields_key = 0;
+
+static bool is_own_field(const char *k)
+{
+	static const char *const own[] = {"port", "sn", "serial", "ver", "firmware", "R", "B",
+	                                  "connected", "bootloader", "detached"};
+
+	for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+		if (strcmp(k, own[i]) == 0)
+			return true;
+	return false;
+}
+
 static int l_device_index(lua_State *L)
 {
 	struct bl_lua_device *ld = bl_lua_check_device(L, 1);
@@ -474,9 +528,41 @@ static int l_device_index(lua_State *L)
 		lua_pushboolean(L, ld->d && bl_device_identity(ld->d)->bootloader);
 	else if (strcmp(k, "detached") == 0)
 		lua_pushboolean(L, ld->d == NULL);
-	else
-		lua_getfield(L, lua_upvalueindex(1), k);
+	else if (lua_getfield(L, lua_upvalueindex(1), k) == LUA_TNIL) {
+		lua_rawgetp(L, LUA_REGISTRYINDEX, &ext_fields_key);
+		if (lua_getfield(L, -1, k) == LUA_TFUNCTION) {
+			lua_pushvalue(L, 1);
+			lua_call(L, 1, 1);
+		}
+	}
 	return 1;
+}
+
+/* batlab.extend_device(fields): Device fields whose value a function(dev)
+ * computes in Lua (the seed library's dev.settings and dev.logger, from
+ * lua/batlab/seed.lua). The class's own names cannot be replaced. */
+static int l_extend_device(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_settop(L, 1);
+	luaL_getmetatable(L, BL_LUA_DEVICE);
+	lua_getfield(L, 2, "__index");
+	lua_getupvalue(L, 3, 1);                 /* 4: the class's methods */
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &ext_fields_key);
+	lua_pushnil(L);
+	while (lua_next(L, 1)) {
+		const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+
+		if (!k || !lua_isfunction(L, -1))
+			return luaL_error(L, "batlab.extend_device: a table of name = function expected");
+		if (lua_getfield(L, 4, k) != LUA_TNIL || is_own_field(k))
+			return luaL_error(L, "batlab.extend_device: batlab.Device already has '%s'", k);
+		lua_pop(L, 1);
+		lua_pushvalue(L, -2);
+		lua_insert(L, -2);
+		lua_rawset(L, 5);
+	}
+	return 0;
 }
 
 static int l_device_tostring(lua_State *L)
@@ -496,6 +582,7 @@ static const luaL_Reg device_meta[] = {
 
 static const luaL_Reg device_methods[] = {
 	{"read", l_device_read},
+	{"read_raw", l_device_read_raw},
 	{"write", l_device_write},
 	{"write_verify", l_device_write_verify},
 	{"set_current", l_device_set_current},
@@ -513,5 +600,9 @@ void bl_lua_open_device(lua_State *L)
 	_Static_assert(sizeof(struct bl_calibration) <= BL_WAIT_PAYLOAD, "calibration fits a wait");
 	bl_lua_newclass(L, BL_LUA_DEVICE, device_meta, device_methods);
 	bl_lua_open_firmware(L);      /* dev:firmware_check, dev:firmware_update (lua_firmware.c) */
+	lua_newtable(L);
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &ext_fields_key);
+	lua_pushcfunction(L, l_extend_device);
+	lua_setfield(L, -2, "extend_device");
 	bl_lua_open_channel(L);
 }

@@ -1,12 +1,14 @@
-/* lua_packet.c - batlab.Packet (a register reply and its decoders) and
- * batlab.Encoder (engineering units -> raw register values).
+/* lua_packet.c - batlab.Packet: a register reply and its decoders, the
+ * seed library's Packet (Lexcelon's Python batlab.packet) on batlab's
+ * register table. The encoders are lua_encoder.c.
  *
- * Names follow Lexcelon's Python library (Packet.asvoltage, Encoder.asvcc,
- * ...) so its users find their way; the arithmetic is units.c's, the one
- * place conversions live. Differences from the seed, on purpose: aserr()
- * lists every flag set (the seed reported only the lowest), decoders of an
- * invalid packet return nil, message, code instead of NaN or garbage, and
- * the encoders round to the nearest count instead of truncating.
+ * The decoders give the seed's numbers (the arithmetic is units.c's, the
+ * same formulas; SINE_MAGDIV keeps 2/2^raw past 7 as the seed does, where
+ * the firmware makes no sine). Differences, on purpose and listed in
+ * docs/lua-api.md: decoders of an invalid packet, and temperatures of a
+ * raw value no thermistor gives, return nil, message, code where the
+ * seed returned NaN; aserr_list() gives every ERROR flag (aserr() names
+ * the lowest, as the seed does); asstatus and assettings are additions.
  */
 #include <math.h>
 #include <stdio.h>
@@ -23,10 +25,6 @@ struct packet {
 	int status;        /* why it is invalid */
 	double timestamp;  /* NAN: none */
 	double r, b;       /* this cell's thermistor calibration */
-};
-
-struct encoder {
-	double value;
 };
 
 static struct packet *check_packet(lua_State *L, int arg)
@@ -90,6 +88,13 @@ static int fail_invalid(lua_State *L, const struct packet *pk)
 	                   packet_label(&pk->p, label, sizeof label), bl_strerror(pk->status));
 }
 
+/* SINE_MAGDIV as the seed decodes it: 2 / 2^raw for every raw value (the
+ * firmware makes no sine from 8 up; units.c says 0 A there). */
+static double seed_magdiv(uint16_t raw)
+{
+	return ldexp(2.0, -(int)raw);
+}
+
 /* Decoders share one shape: check self, bail out if invalid, convert. */
 #define DECODER(fname, conv)                                          \
 	static int fname(lua_State *L)                                \
@@ -107,7 +112,7 @@ DECODER(l_packet_asvcc, bl_vcc_from_raw)
 DECODER(l_packet_asfreq, bl_freq_from_raw)
 DECODER(l_packet_asioff, bl_setpoint_from_raw)
 DECODER(l_packet_assetpoint, bl_setpoint_from_raw)
-DECODER(l_packet_asmagdiv, bl_magdiv_from_raw)
+DECODER(l_packet_asmagdiv, seed_magdiv)
 
 static int l_packet_asmode(lua_State *L)
 {
@@ -135,7 +140,35 @@ static int bits_decoder(lua_State *L, enum bl_unit_kind kind, const char *prefix
 	return 1;
 }
 
-static int l_packet_aserr(lua_State *L) { return bits_decoder(L, BL_UK_ERROR, "ERR_"); }
+/* The seed's form: the name of the lowest ERROR flag set, "ERR_NONE" for
+ * none. The seed looked only at the flags its ERR_LIST names; here every
+ * named flag counts (ERR_HW_CURRENT_LIMIT too) and an unnamed one shows as
+ * "ERR_0x1000". */
+static int l_packet_aserr(lua_State *L)
+{
+	struct packet *pk = check_packet(L, 1);
+	uint16_t v = pk->p.value;
+	const char *name;
+
+	if (!pk->valid)
+		return fail_invalid(L, pk);
+	if (v == 0) {
+		lua_pushliteral(L, "ERR_NONE");
+		return 1;
+	}
+	v &= (uint16_t)-v;  /* the lowest bit set */
+	name = bl_bit_name(BL_UK_ERROR, v);
+	if (name) {
+		lua_pushfstring(L, "ERR_%s", name);
+	} else {
+		char hex[16];
+		snprintf(hex, sizeof hex, "ERR_0x%04X", (unsigned)v);
+		lua_pushstring(L, hex);
+	}
+	return 1;
+}
+
+static int l_packet_aserr_list(lua_State *L) { return bits_decoder(L, BL_UK_ERROR, "ERR_"); }
 static int l_packet_asstatus(lua_State *L) { return bits_decoder(L, BL_UK_STATUS, "STAT_"); }
 static int l_packet_assettings(lua_State *L) { return bits_decoder(L, BL_UK_SETTINGS, "SET_"); }
 
@@ -210,7 +243,7 @@ static void format_value(char *buf, size_t n, const struct bl_reg *reg,
 	case BL_UK_VCC: snprintf(buf, n, "%.3f V", bl_vcc_from_raw(v)); break;
 	case BL_UK_PSU_VOLTAGE: snprintf(buf, n, "%.3f V", bl_psu_pin_from_raw(v)); break;
 	case BL_UK_FREQ: snprintf(buf, n, "%.4f Hz", bl_freq_from_raw(v)); break;
-	case BL_UK_MAGDIV: snprintf(buf, n, "%.6g App", bl_magdiv_from_raw(v)); break;
+	case BL_UK_MAGDIV: snprintf(buf, n, "%.6g App", seed_magdiv(v)); break;
 	case BL_UK_INTERVAL:
 		if (v)
 			snprintf(buf, n, "%.1f s", bl_interval_from_raw(v));
@@ -266,9 +299,26 @@ static void push_display(lua_State *L, const struct packet *pk)
 	                (int)pk->p.value, val[0] ? " (" : "", val, val[0] ? ")" : "");
 }
 
+/* p:display(): prints the packet (the seed printed it) and returns the
+ * text. */
 static int l_packet_display(lua_State *L)
 {
 	push_display(L, check_packet(L, 1));
+	lua_getglobal(L, "print");
+	lua_pushvalue(L, -2);
+	lua_call(L, 1, 0);
+	return 1;
+}
+
+/* p:value(): the seed's method: the raw value (nil, message, code if
+ * invalid, where the seed returned NaN). */
+static int l_packet_value(lua_State *L)
+{
+	struct packet *pk = check_packet(L, 1);
+
+	if (!pk->valid)
+		return fail_invalid(L, pk);
+	lua_pushinteger(L, pk->p.value);
 	return 1;
 }
 
@@ -297,13 +347,16 @@ static int l_packet_index(lua_State *L)
 
 	if (lua_type(L, 2) != LUA_TSTRING)
 		k = "";
-	if (strcmp(k, "value") == 0) {
+	if (strcmp(k, "data") == 0) {
+		/* the seed's field: NaN when the packet is invalid */
 		if (pk->valid)
 			lua_pushinteger(L, pk->p.value);
 		else
-			lua_pushnil(L);
-	} else if (strcmp(k, "data") == 0) {
+			lua_pushnumber(L, NAN);
+	} else if (strcmp(k, "raw") == 0) {
 		lua_pushinteger(L, pk->p.value);
+	} else if (strcmp(k, "type") == 0) {
+		lua_pushliteral(L, "RESPONSE");
 	} else if (strcmp(k, "valid") == 0) {
 		lua_pushboolean(L, pk->valid);
 	} else if (strcmp(k, "namespace") == 0) {
@@ -453,69 +506,7 @@ static int l_batlab_packet(lua_State *L)
 	return 1;
 }
 
-/* ---- Encoder ------------------------------------------------------------ */
-
-static struct encoder *check_encoder(lua_State *L, int arg)
-{
-	return luaL_checkudata(L, arg, BL_LUA_ENCODER);
-}
-
-static int l_batlab_encoder(lua_State *L)
-{
-	double v = luaL_checknumber(L, 1);
-	struct encoder *enc;
-
-	luaL_argcheck(L, !isnan(v), 1, "value is NaN");
-	enc = lua_newuserdatauv(L, sizeof *enc, 0);
-	enc->value = v;
-	luaL_setmetatable(L, BL_LUA_ENCODER);
-	return 1;
-}
-
-#define ENCODER(fname, conv)                                          \
-	static int fname(lua_State *L)                                \
-	{                                                             \
-		struct encoder *enc = check_encoder(L, 1);            \
-		lua_pushinteger(L, conv(enc->value));                 \
-		return 1;                                             \
-	}
-
-ENCODER(l_encoder_asvoltage, bl_voltage_to_raw)
-ENCODER(l_encoder_ascurrent, bl_current_to_raw)
-ENCODER(l_encoder_asvcc, bl_vcc_to_raw)
-ENCODER(l_encoder_asfreq, bl_freq_to_raw)
-ENCODER(l_encoder_asioff, bl_setpoint_to_raw)
-ENCODER(l_encoder_assetpoint, bl_setpoint_to_raw)
-ENCODER(l_encoder_asmagdiv, bl_magdiv_to_raw)
-
-static double opt_positive(lua_State *L, int arg, double def, const char *what)
-{
-	double v = luaL_optnumber(L, arg, def);
-
-	if (!(v > 0.0) || isinf(v))
-		luaL_argerror(L, arg, lua_pushfstring(L, "%s must be a positive number", what));
-	return v;
-}
-
-static int l_encoder_astemperature(lua_State *L)
-{
-	struct encoder *enc = check_encoder(L, 1);
-	double r = opt_positive(L, 2, BL_TEMP_R_NOMINAL, "R");
-	double b = opt_positive(L, 3, BL_TEMP_B_NOMINAL, "B");
-
-	lua_pushinteger(L, bl_temp_f_to_raw(enc->value, r, b));
-	return 1;
-}
-
-static int l_encoder_c_astemperature(lua_State *L)
-{
-	struct encoder *enc = check_encoder(L, 1);
-	double r = opt_positive(L, 2, BL_TEMP_R_NOMINAL, "R");
-	double b = opt_positive(L, 3, BL_TEMP_B_NOMINAL, "B");
-
-	lua_pushinteger(L, bl_temp_c_to_raw(enc->value, r, b));
-	return 1;
-}
+/* ---- Charge ---------------------------------------------------------------- */
 
 static int check_multiplier(lua_State *L, int arg)
 {
@@ -525,48 +516,6 @@ static int check_multiplier(lua_State *L, int arg)
 	              "charge multiplier must be 6 (normal) or 1 (hi-res channel)");
 	return (int)m;
 }
-
-static int l_encoder_aschargel(lua_State *L)
-{
-	struct encoder *enc = check_encoder(L, 1);
-	int m = check_multiplier(L, 2);
-
-	lua_pushinteger(L, bl_charge_low(bl_charge_from_coulombs(enc->value, m)));
-	return 1;
-}
-
-static int l_encoder_aschargeh(lua_State *L)
-{
-	struct encoder *enc = check_encoder(L, 1);
-	int m = check_multiplier(L, 2);
-
-	lua_pushinteger(L, bl_charge_high(bl_charge_from_coulombs(enc->value, m)));
-	return 1;
-}
-
-static int l_encoder_index(lua_State *L)
-{
-	struct encoder *enc = check_encoder(L, 1);
-	const char *k = lua_tostring(L, 2);
-
-	if (lua_type(L, 2) == LUA_TSTRING && (strcmp(k, "value") == 0 || strcmp(k, "data") == 0)) {
-		lua_pushnumber(L, enc->value);
-		return 1;
-	}
-	lua_pushvalue(L, 2);
-	lua_gettable(L, lua_upvalueindex(1));
-	return 1;
-}
-
-static int l_encoder_tostring(lua_State *L)
-{
-	struct encoder *enc = check_encoder(L, 1);
-
-	lua_pushfstring(L, "batlab.Encoder(%f)", enc->value);
-	return 1;
-}
-
-/* ---- Charge ---------------------------------------------------------------- */
 
 static uint32_t check_raw32(lua_State *L, int arg)
 {
@@ -613,38 +562,18 @@ static const luaL_Reg packet_methods[] = {
 	{"asmagdiv", l_packet_asmagdiv},
 	{"asmode", l_packet_asmode},
 	{"aserr", l_packet_aserr},
+	{"aserr_list", l_packet_aserr_list},
 	{"asstatus", l_packet_asstatus},
 	{"assettings", l_packet_assettings},
 	{"astemperature", l_packet_astemperature},
 	{"astemperature_c", l_packet_astemperature_c},
 	{"display", l_packet_display},
-	{NULL, NULL},
-};
-
-static const luaL_Reg encoder_meta[] = {
-	{"__index", l_encoder_index},
-	{"__tostring", l_encoder_tostring},
-	{NULL, NULL},
-};
-
-static const luaL_Reg encoder_methods[] = {
-	{"asvoltage", l_encoder_asvoltage},
-	{"ascurrent", l_encoder_ascurrent},
-	{"asvcc", l_encoder_asvcc},
-	{"asfreq", l_encoder_asfreq},
-	{"asioff", l_encoder_asioff},
-	{"assetpoint", l_encoder_assetpoint},
-	{"asmagdiv", l_encoder_asmagdiv},
-	{"astemperature", l_encoder_astemperature},
-	{"c_astemperature", l_encoder_c_astemperature},
-	{"aschargel", l_encoder_aschargel},
-	{"aschargeh", l_encoder_aschargeh},
+	{"value", l_packet_value},
 	{NULL, NULL},
 };
 
 static const luaL_Reg module_funcs[] = {
 	{"Packet", l_batlab_packet},
-	{"Encoder", l_batlab_encoder},
 	{"ascharge", l_batlab_ascharge},
 	{"ascharge_ah", l_batlab_ascharge_ah},
 	{NULL, NULL},
@@ -653,6 +582,6 @@ static const luaL_Reg module_funcs[] = {
 void bl_lua_open_packet(lua_State *L)
 {
 	bl_lua_newclass(L, BL_LUA_PACKET, packet_meta, packet_methods);
-	bl_lua_newclass(L, BL_LUA_ENCODER, encoder_meta, encoder_methods);
 	luaL_setfuncs(L, module_funcs, 0);
+	bl_lua_open_encoder(L);
 }

@@ -381,6 +381,32 @@ static int l_pool_active(lua_State *L)
 	return 1;
 }
 
+/* pool:get_ports() -> the ports of the pool's Batlabs, in pool order (the
+ * seed's Batpool.get_ports listed every Batlab the system showed; a pool
+ * holds every one it found when it opened). */
+static int l_pool_get_ports(lua_State *L)
+{
+	struct lpool *lp = check_pool(L, 1);
+	struct bl_pool *p = bl_session_pool(lp->s);
+	size_t n = bl_pool_count(p);
+
+	lua_createtable(L, (int)n, 0);
+	for (size_t i = 0; i < n; i++) {
+		lua_pushstring(L, bl_device_port(bl_pool_device(p, i)));
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+	}
+	return 1;
+}
+
+/* pool:active_exists() -> whether there is an active Batlab (the seed's). */
+static int l_pool_active_exists(lua_State *L)
+{
+	struct lpool *lp = check_pool(L, 1);
+
+	lua_pushboolean(L, bl_pool_active(bl_session_pool(lp->s)) != NULL);
+	return 1;
+}
+
 static int l_pool_set_active(lua_State *L)
 {
 	struct lpool *lp = check_pool(L, 1);
@@ -580,6 +606,8 @@ static const luaL_Reg pool_methods[] = {
 	{"devices", l_pool_devices},
 	{"find", l_pool_find},
 	{"active", l_pool_active},
+	{"active_exists", l_pool_active_exists},
+	{"get_ports", l_pool_get_ports},
 	{"set_active", l_pool_set_active},
 	{"messages", l_pool_messages},
 	{"close", l_pool_close},

@@ -102,6 +102,8 @@ void bl_lua_push_packet(lua_State *L, const struct bl_packet *p,
 /* Add Packet, Encoder, ascharge and ascharge_ah to the table on top of the
  * stack (the batlab module) and register their metatables. */
 void bl_lua_open_packet(lua_State *L);
+/* batlab.Encoder (lua_encoder.c), added by bl_lua_open_packet. */
+void bl_lua_open_encoder(lua_State *L);
 /* batlab.csv_line (lua_csv.c) */
 void bl_lua_open_csv(lua_State *L);
 

@@ -50,6 +50,28 @@ for name, v in pairs(codes) do
 end
 t.is(math.type(batlab.MODE_CHARGE), "integer", "constants are integers")
 
+-- The seed's lists, indexed like its Python lists (from 0), and maxima.
+local modes = { [0] = "MODE_NO_CELL", "MODE_BACKWARDS", "MODE_IDLE", "MODE_CHARGE", "MODE_DISCHARGE",
+	"MODE_IMPEDANCE", "MODE_STOPPED" }
+t.is_deeply(batlab.MODE_LIST, modes, "MODE_LIST: the seed's, MODE_LIST[code]")
+for code = 0, #batlab.MODE_LIST do
+	t.is(batlab[batlab.MODE_LIST[code]], code, "batlab[MODE_LIST[" .. code .. "]] is " .. code)
+end
+t.is_deeply(batlab.ERR_LIST, { [0] = "ERR_VOLTAGE_LIMIT_CHG", "ERR_VOLTAGE_LIMIT_DCHG", "ERR_CURRENT_LIMIT_CHG",
+	"ERR_CURRENT_LIMIT_DCHG", "ERR_TEMP_LIMIT_CHG", "ERR_TEMP_LIMIT_DCHG", "ERR_BACKWARDS", "ERR_NO_CELL",
+	"ERR_NO_PSU", "ERR_HW_CURRENT_LIMIT", "", "ERR_LOW_VCC" },
+	"ERR_LIST: the seed's by bit number, with the firmware's HW_CURRENT_LIMIT at bit 9")
+for bit = 0, #batlab.ERR_LIST do
+	local name = batlab.ERR_LIST[bit]
+	if name ~= "" then
+		t.is(batlab[name], 1 << bit, name .. " is bit " .. bit)
+	end
+end
+t.is_deeply(batlab.NAMESPACE_LIST, { 0, 1, 2, 3, 4, 5, 0xFF }, "NAMESPACE_LIST")
+t.is(batlab.CELLREG_MAX, 0x1E, "CELLREG_MAX as the seed's")
+t.is(batlab.UNITREG_MAX, 0x11, "UNITREG_MAX as the seed's")
+t.is(batlab.COMMREGS_MAX, 0x08, "COMMREGS_MAX: 8 (the seed's 5 stops before the firmware's last)")
+
 -- batlab.registers: every register, in table order, also by name.
 local regs_t = batlab.registers
 t.is(#regs_t, 31 + 18 + 3 + 9, "batlab.registers holds every register (31 cell, 18 unit, 3 bootloader, 9 comms)")

@@ -17,9 +17,11 @@ local p = Packet { namespace = "CELL2", addr = "VOLTAGE", value = 30583, timesta
 t.is(getmetatable(p).__name, "batlab.Packet", "metatable is batlab.Packet")
 t.is(p.namespace, 2, "namespace")
 t.is(p.addr, 7, "addr")
-t.is(p.value, 30583, "value")
-t.is(p.data, 30583, "data")
-t.is(math.type(p.value), "integer", "value is an integer")
+t.is(p:value(), 30583, "value() (the seed's method)")
+t.is(p.data, 30583, "data (the seed's field)")
+t.is(p.raw, 30583, "raw")
+t.is(math.type(p:value()), "integer", "value() is an integer")
+t.is(p.type, "RESPONSE", "type (the seed's: a command response)")
 t.is(p.valid, true, "valid")
 t.is(p.write, false, "write defaults to false")
 t.is(p.timestamp, 12.5, "timestamp")
@@ -30,7 +32,7 @@ t.is(p.code, nil, "a valid packet has no error code")
 t.is(p.nosuchfield, nil, "an unknown field is nil")
 t.is(Packet { namespace = 0, addr = 0, value = 0 }.timestamp, nil, "no timestamp by default")
 t.is(pkt(0, 0x1F, 257).name, nil, "an address past the table has no name")
-t.is(pkt(4, 6, -1).value, 65535, "a negative value is stored as its 16-bit two's complement")
+t.is(pkt(4, 6, -1).data, 65535, "a negative value is stored as its 16-bit two's complement")
 
 -- Voltage (V = int16 * 4.5 / 32768).
 t.near(pkt(0, "VOLTAGE", 30583):asvoltage(), 4.2, 1e-4, "30583 -> 4.2 V")
@@ -58,6 +60,8 @@ t.is(pkt(4, "SINE_FREQ", 1):asfreq(), 39.0625, "SINE_FREQ 1 -> 39.0625 Hz")
 t.is(pkt(4, "SINE_FREQ", 4):asfreq(), 156.25, "SINE_FREQ 4 -> 156.25 Hz")
 t.is(pkt(4, "SINE_MAGDIV", 2):asmagdiv(), 0.5, "SINE_MAGDIV 2 -> 0.5 App")
 t.is(pkt(4, "SINE_MAGDIV", 0):asmagdiv(), 2.0, "SINE_MAGDIV 0 -> 2.0 App")
+t.is(pkt(4, "SINE_MAGDIV", 8):asmagdiv(), 2 / 256, "SINE_MAGDIV 8 -> 2/2^8 App (the seed's; the firmware makes no sine)")
+t.is(pkt(4, "SINE_MAGDIV", 9):asmagdiv(), 2 / 512, "SINE_MAGDIV 9 -> 2/2^9 App (the seed's)")
 
 -- Temperature (R = 1500, B = 3380), PROTOCOL §5 table.
 local temps = { [0] = 31114, [10] = 30277, [20] = 29163, [25] = 28494, [30] = 27750, [40] = 26044,
@@ -93,15 +97,27 @@ t.fails(function() return pkt(0, "TEMPERATURE", 0):astemperature_c() end,
 t.fails(function() return pkt(0, "TEMPERATURE", 40000):astemperature() end,
 	"raw 40000 is not a thermistor reading", "EPROTO", "raw >= 32768 has no temperature")
 
--- Mode, error, status, settings names.
+-- Mode, error, status, settings names (ERR_LIST: the seed's flag names).
 t.is(pkt(0, "MODE", batlab.MODE_CHARGE):asmode(), "MODE_CHARGE", "asmode gives the constant's name")
-t.is(batlab[pkt(0, "MODE", 6):asmode()], 6, "batlab[p:asmode()] == p.value")
+t.is(batlab[pkt(0, "MODE", 6):asmode()], 6, "batlab[p:asmode()] == p:value()")
 t.is(pkt(0, "MODE", 9):asmode(), "MODE_UNKNOWN: 9", "an unknown mode")
-t.is_deeply(pkt(0, "ERROR", 0):aserr(), {}, "aserr of 0 is empty")
-t.is_deeply(pkt(0, "ERROR", 0x0903):aserr(),
+t.is(pkt(0, "ERROR", 0):aserr(), "ERR_NONE", "aserr of 0 is ERR_NONE (the seed's)")
+t.is(pkt(0, "ERROR", 0x0903):aserr(), "ERR_VOLTAGE_LIMIT_CHG", "aserr names the lowest flag (the seed's)")
+t.is(pkt(0, "ERROR", 0x0900):aserr(), "ERR_NO_PSU", "aserr of NO_PSU|LOW_VCC")
+t.is(pkt(0, "ERROR", 0x0800):aserr(), "ERR_LOW_VCC", "aserr of LOW_VCC")
+t.is(pkt(0, "ERROR", 0x0200):aserr(), "ERR_HW_CURRENT_LIMIT", "aserr 0x200 (a flag the seed did not name)")
+t.is(pkt(0, "ERROR", 0x1000):aserr(), "ERR_0x1000", "aserr of an unnamed flag")
+t.is_deeply(pkt(0, "ERROR", 0):aserr_list(), {}, "aserr_list of 0 is empty")
+t.is_deeply(pkt(0, "ERROR", 0x0903):aserr_list(),
 	{ "ERR_VOLTAGE_LIMIT_CHG", "ERR_VOLTAGE_LIMIT_DCHG", "ERR_NO_PSU", "ERR_LOW_VCC" },
-	"aserr lists every flag set (not only the lowest)")
-t.is_deeply(pkt(0, "ERROR", 0x0200):aserr(), { "ERR_HW_CURRENT_LIMIT" }, "aserr 0x200")
+	"aserr_list lists every flag set, low bit first")
+t.is_deeply(pkt(0, "ERROR", 0x0200):aserr_list(), { "ERR_HW_CURRENT_LIMIT" }, "aserr_list 0x200")
+for bit = 0, #batlab.ERR_LIST do -- indexed by bit number, as the seed's list
+	local name = batlab.ERR_LIST[bit]
+	if name ~= "" then
+		t.is(pkt(0, "ERROR", batlab[name]):aserr(), name, "aserr of " .. name)
+	end
+end
 t.is_deeply(pkt(0, "STATUS", 0x0880):asstatus(), { "STAT_NO_CELL", "STAT_LOW_VCC" }, "asstatus")
 t.is_deeply(pkt(0, "STATUS", 0x0200):asstatus(), { "STAT_NOT_INITIALIZED" }, "asstatus 0x200")
 t.is_deeply(pkt(4, "SETTINGS", 0x0014):assettings(), { "SET_WATCHDOG_TIMER", "SET_CH0_HI_RES" }, "assettings")
@@ -133,18 +149,19 @@ t.ok(pkt(0, 7, 100) ~= pkt(1, 7, 100), "packets of different cells differ")
 -- Invalid packets: every decoder returns nil, message, code.
 local bad = Packet { namespace = 1, addr = "VOLTAGE" }
 t.is(bad.valid, false, "no value: invalid")
-t.is(bad.value, nil, "invalid: value is nil")
+t.fails(function() return bad:value() end, "^CELL1 VOLTAGE: no valid value", "EPROTO", "invalid: value() fails")
+t.ok(bad.data ~= bad.data, "invalid: data is NaN (the seed's)")
 t.is(bad.code, "EPROTO", "invalid: code")
 t.is(bad:display(), "CELL1 VOLTAGE = invalid (protocol error)", "display an invalid packet")
 for _, m in ipairs { "asvoltage", "ascurrent", "asvcc", "asfreq", "asioff", "assetpoint", "asmagdiv",
-	"asmode", "aserr", "asstatus", "assettings", "astemperature", "astemperature_c" } do
+	"asmode", "aserr", "aserr_list", "value", "asstatus", "assettings", "astemperature", "astemperature_c" } do
 	t.fails(function() return bad[m](bad) end, "^CELL1 VOLTAGE: no valid value", "EPROTO",
 		"invalid packet: " .. m .. " fails")
 end
 local flagged = Packet { namespace = 0, addr = 7, value = 257, valid = false }
 t.is(flagged.valid, false, "valid=false with a value is invalid")
-t.is(flagged.data, 257, "data keeps the raw value of an invalid packet")
-t.is(flagged.value, nil, "value is nil")
+t.is(flagged.raw, 257, "raw keeps the raw value of an invalid packet")
+t.ok(flagged.data ~= flagged.data, "data is NaN")
 
 -- Argument errors.
 t.raises(function() Packet() end, "bad argument #1 to 'Packet' %(table expected, got no value%)", "Packet() raises")

@@ -114,7 +114,7 @@ local function interleave()
 		batlab.spawn(function()
 			for k = 1, 4 do
 				if i % 3 == 0 then
-					local v = assert(dev:read("CELL" .. (i % 4), "VOLTAGE"))
+					local v = assert(dev:read_raw("CELL" .. (i % 4), "VOLTAGE"))
 					out[#out + 1] = i .. "r" .. k .. ":" .. v
 				elseif i % 3 == 1 then
 					batlab.sleep(0.25 * ((i + k) % 3))
@@ -172,7 +172,7 @@ t.like(logged[1] and logged[1].msg or "", "procedure went wrong", "with its mess
 t.is(survivor.status, "done", "the other task carried on")
 t.is(survivor_samples, 6, "and got all its samples")
 quiesce()
-t.is(dev:read(2, "MODE"), batlab.MODE_IDLE, "the failed task's channel is IDLE (made safe)")
+t.is(dev:read_raw(2, "MODE"), batlab.MODE_IDLE, "the failed task's channel is IDLE (made safe)")
 t.is(pool:sim_reg(dev, 2, "MODE"), batlab.MODE_IDLE, "the virtual Batlab agrees")
 t.near(pool:sim_current(dev, 2), 0, 1e-9, "no current flows in the failed task's channel")
 
@@ -245,7 +245,7 @@ end)
 local reader = batlab.spawn(function()
 	local guard <close> = closer("reader")
 	while true do
-		dev:read(0, "VOLTAGE")
+		dev:read_raw(0, "VOLTAGE")
 	end
 end)
 local never = batlab.spawn(function() closed[#closed + 1] = "never ran" end)

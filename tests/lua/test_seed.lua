@@ -14,8 +14,13 @@ t.ok(type(seed.channel_methods.start_test) == "function", "the seed's channel me
 t.ok(not pcall(batlab.extend_channel, { wait = function() end }), "extend_channel never replaces the class's own")
 t.is(batlab.Settings, seed.Settings, "batlab.Settings")
 t.is(batlab.Logger, seed.Logger, "batlab.Logger")
-t.is(batlab.TT_CYCLE, 0, "batlab.TT_CYCLE as the seed")
-t.is(batlab.TT_DISCHARGE, 1, "batlab.TT_DISCHARGE as the seed")
+t.is(batlab.TT_CYCLE, 1, "batlab.TT_CYCLE is 1, as the seed's")
+t.is(batlab.TT_DISCHARGE, 0, "batlab.TT_DISCHARGE is 0, as the seed's")
+local TS = { IDLE = 0, CHARGE = 1, PRECHARGE = 2, DISCHARGE = 3, CHARGEREST = 4, DISCHARGEREST = 5, POSTDISCHARGE = 6 }
+for name, code in pairs(TS) do
+	t.is(batlab["TS_" .. name], code, "batlab.TS_" .. name .. " as the seed's")
+	t.is(batlab.l_test_state[code], name, "batlab.l_test_state[" .. code .. "] (indexed from 0, as the seed's)")
+end
 t.is(require "batlab.seed", seed, "required twice: the same module")
 
 -- Events would be printed among the TAP lines.
@@ -55,6 +60,19 @@ t.is(ch0:runtime(), 0, "runtime: 0 before any test")
 t.is(ch0:cycle_number(), 0, "cycle_number: 0")
 t.is(ch0:test_info(), nil, "test_info: nil before any test")
 t.is(ch0:end_test(), false, "end_test with no test: false")
+t.is(ch0.bat, dev, "ch.bat: the seed's name of its Batlab")
+t.is(ch2.slot, 2, "ch.slot: the seed's name of its cell")
+t.is(ch0.name, nil, "ch.name: nil before any test")
+t.is(ch0.test_type, batlab.TT_CYCLE, "ch.test_type: TT_CYCLE before any test (the seed's default)")
+t.is(ch0.test_state, batlab.TS_IDLE, "ch.test_state: TS_IDLE")
+t.is(ch0.settings, nil, "ch.settings: nil, nothing loaded")
+t.is(dev.settings, nil, "dev.settings: nil, nothing loaded")
+t.is(dev.logger, batlab.logger, "dev.logger: the logger tests write through")
+t.is_deeply(pool:get_ports(), { "sim0" }, "pool:get_ports(): the Batlabs' ports")
+t.is(pool:active_exists(), true, "pool:active_exists()")
+t.fails(function() return ch0:log_lvl2("DISCHARGE") end, "no test with a log runs", "ESTATE",
+	"log_lvl2 with no test running fails")
+t.raises(function() ch0:log_lvl2() end, "step name expected", "log_lvl2 without a step name raises")
 
 t.is(batlab.loaded_settings(), nil, "no settings loaded at start")
 t.fails(function() return ch0:start_test("A", "cycle") end, "no settings loaded", "ESTATE",
@@ -95,6 +113,8 @@ t.is(st.numMeasurementCycles, 1, "numMeasurementCycles")
 t.is(st.cellPlaylistName, "Seed Test", "cellPlaylistName")
 t.is(st.logfile, "batlab-log_Seed Test.csv", "the seed's logfile field")
 t.like(st.text, '"restPeriod": 30', "the file's text kept for the log header")
+t.is(dev.settings, st, "dev.settings: the loaded settings")
+t.is(ch0.settings.restPeriod, 30, "ch.settings: the loaded settings' values before a test")
 -- view prints (like the seed) and returns the text; the print is caught
 -- here to keep the TAP stream clean.
 local printed
@@ -112,9 +132,13 @@ t.raises(function() ch0:start_test("A", "charge") end, "cycle", "an unknown test
 t.raises(function() ch0:start_test(nil, "cycle") end, "cell name expected", "a missing cell name raises")
 t.raises(function() ch0:start_test("A", "cycle", -1) end, "timeout", "a negative timeout raises")
 
-t.is(ch0:start_test("CELL_A", "cycle"), true, "start_test cycle")
+t.is(ch0:start_test("CELL_A", batlab.TT_CYCLE), true, "start_test with batlab.TT_CYCLE (1)")
 t.is(ch0:is_testing(), true, "is_testing: true at once")
 t.is(ch0.state, "PRECHARGE", "state: PRECHARGE")
+t.is(ch0.test_state, batlab.TS_PRECHARGE, "test_state: TS_PRECHARGE")
+t.is(ch0.test_type, batlab.TT_CYCLE, "test_type: TT_CYCLE")
+t.is(ch0:test_info().test_type, "cycle", "a cycle test")
+t.is(ch0.name, "CELL_A", "ch.name: the cell's")
 t.fails(function() return ch0:start_test("CELL_B", "cycle") end, "is running", "EBUSY",
 	"a second test on a busy channel is refused")
 
@@ -123,11 +147,12 @@ local other = batlab.Settings()
 assert(other:parse('{"restPeriod": 600, "cellPlaylistName": "Other"}', "other.json"))
 batlab.use_settings(other)
 
-local seen, cycles, runtimes = {}, {}, {}
+local seen, seen_ts, cycles, runtimes = {}, {}, {}, {}
 local watcher = batlab.spawn(function()
 	while ch0:is_testing() do
 		if seen[#seen] ~= ch0.state then
 			seen[#seen + 1] = ch0.state
+			seen_ts[#seen_ts + 1] = ch0.test_state
 		end
 		cycles[#cycles + 1] = ch0:cycle_number()
 		runtimes[#runtimes + 1] = ch0:runtime()
@@ -139,6 +164,9 @@ t.ok(batlab.run(), "batlab.run drives the test to its end")
 t.is(watcher.status, "done", "the watcher saw it end")
 t.is(table.concat(seen, " "), "PRECHARGE CHARGEREST DISCHARGE DISCHARGEREST CHARGE CHARGEREST IDLE",
 	"states seen: the seed's sequence, then IDLE")
+t.is(table.concat(seen_ts, " "), "2 4 3 5 1 4", "test_state: the seed's TS_ codes of those states")
+t.is(ch0.test_state, batlab.TS_IDLE, "test_state: TS_IDLE after")
+t.is(ch0.settings.restPeriod, 30, "ch.settings: what the test ran with (not what was loaded since)")
 t.is(cycles[1], 0, "cycle_number 0 during the precharge")
 t.is(cycles[#cycles], 1, "cycle_number 1 in the measurement cycle")
 t.is(ch0:cycle_number(), 1, "cycle_number kept after the end")
@@ -214,6 +242,9 @@ local nrows = #rows
 batlab.use_settings(st)
 t.is(ch1:start_test("CELL_B", batlab.TT_DISCHARGE, 600), true, "start_test TT_DISCHARGE with a timeout")
 t.is(ch1.state, "DISCHARGE", "state: DISCHARGE")
+t.is(ch1.test_type, batlab.TT_DISCHARGE, "test_type: TT_DISCHARGE")
+t.is(ch1:test_info().test_type, "discharge", "batlab.TT_DISCHARGE (0) runs a discharge test")
+t.is(ch1.test_state, batlab.TS_DISCHARGE, "test_state: TS_DISCHARGE")
 t.ok(batlab.run(), "run to its end")
 info = ch1:test_info()
 t.is(info.ok, true, "the discharge test passed: " .. tostring(info.message))
@@ -252,9 +283,12 @@ batlab.use_settings(st)
 
 -- ---- end_test in the middle -------------------------------------------------------------
 
-t.is(ch2:start_test("CELL_C", "cycle"), true, "start_test on channel 2")
+t.is(ch2:start_test("CELL_C", 1), true, "start_test(name, 1) on channel 2")
 batlab.sleep(600)
+t.is(ch2:test_info().test_type, "cycle", "test type 1 is a cycle test (the seed's TT_CYCLE)")
 t.is(ch2.state, "PRECHARGE", "precharging after 10 minutes")
+t.is(dev:read(2, batlab.MODE):asmode(), "MODE_CHARGE", "the channel charges (dev:read(...):asmode())")
+t.is(ch2:log_lvl2("MANUAL"), true, "log_lvl2 during the test")
 t.ok(pool:sim_current(dev, 2) > 1.5, ("current flows (%.3f A)"):format(pool:sim_current(dev, 2)))
 local task = ch2:test_info()
 t.is(ch2:end_test(), true, "end_test")
@@ -262,7 +296,7 @@ t.is(ch2:is_testing(), false, "is_testing: false at once")
 t.is(ch2.state, "IDLE", "state: IDLE")
 batlab.sleep(5)
 t.ok(math.abs(pool:sim_current(dev, 2)) < 0.01, ("no current (%.4f A)"):format(pool:sim_current(dev, 2)))
-local mode = dev:read(2, batlab.MODE)
+local mode = dev:read_raw(2, batlab.MODE)
 t.ok(mode == batlab.MODE_STOPPED or mode == batlab.MODE_IDLE, "MODE STOPPED or IDLE: " .. tostring(batlab.mode_name(mode)))
 info = ch2:test_info()
 t.is(info.status, "cancelled", "the task was cancelled")
@@ -271,6 +305,24 @@ t.is(info.message, "ended by end_test", "why")
 t.ok(task.runtime <= info.runtime and math.abs(info.runtime - 600) < 1, "runtime frozen at the end")
 t.is(ch2:end_test(), false, "end_test again: nothing to end")
 t.ok(batlab.run(), "nothing left running")
+
+do -- the row log_lvl2 wrote
+	local _, lrows = lex.read(assert(fsutil.read_file(LOG)))
+	local row
+	for _, r in ipairs(lrows) do
+		if r[1] == "CELL_C" and r[12] == "MANUAL" then
+			row = r
+		end
+	end
+	t.ok(row ~= nil, "log_lvl2 wrote a level-2 row, the step name in Test Type")
+	row = row or {}
+	t.is(row[3], "2", "of channel 2")
+	t.is(row[11], "", "no Test State (a level-2 row)")
+	local amps = ch2:test_info() and ch2.settings.prechargeRate
+	t.near(tonumber(row[13]), amps * 600, amps * 600 * 0.02, "its charge: the precharge's 10 minutes (C)")
+	t.near(tonumber(row[19]), 600, 2, "its runtime: since the start")
+	t.near(tonumber(row[17]), amps, 0.02, "its average current")
+end
 
 -- A channel that ended can test again.
 t.is(ch2:start_test("CELL_C2", "discharge", 30), true, "a new test after end_test")

@@ -68,7 +68,7 @@ out, err, code = run("--sim -e " .. q([[
 	end)
 	batlab.run()
 	batlab.sleep(1)
-	print(task.status, dev:read(1, "MODE") == batlab.MODE_IDLE)
+	print(task.status, dev:read_raw(1, "MODE") == batlab.MODE_IDLE)
 ]]))
 t.is(out, "failed\ttrue\n", "a failing task's channel is made safe")
 
@@ -80,7 +80,7 @@ f:close()
 out, err, code = run("--sim " .. q(path) .. " a b")
 t.is(out, "2\ta,b\t1000\n", "FILE ARGS: arguments as ...")
 os.remove(path)
-out, err, code = run("--sim", "print(dev:read('UNIT', 'FIRMWARE_VER'))\n")
+out, err, code = run("--sim", "print(dev:read_raw('UNIT', 'FIRMWARE_VER'))\n")
 t.is(out, "7\n", "standard input is run when it is not a terminal")
 t.is(code, 0, "exit 0")
 

@@ -160,9 +160,9 @@ t.like(call_err(function() steps.discharge(nil, { current = 2, ["until"] = "3 V"
 -- nothing started: the channel is as it was
 s = on(1, function(cell)
 	cell:limits(limits)
-	local before = cell.device:read(1, batlab.MODE)
+	local before = cell.device:read_raw(1, batlab.MODE)
 	local okay = pcall(steps.discharge, cell, { current = 2, untl_v = 3.0 })
-	return { okay = okay, before = before, after = cell.device:read(1, batlab.MODE) }
+	return { okay = okay, before = before, after = cell.device:read_raw(1, batlab.MODE) }
 end)
 t.ok(not s.okay and s.after == s.before and s.after ~= batlab.MODE_DISCHARGE, "and the channel never started")
 
@@ -170,7 +170,7 @@ t.ok(not s.okay and s.after == s.before and s.after ~= batlab.MODE_DISCHARGE, "a
 
 -- a constant-voltage hold until 0.1 A: below the device's 0.25 A threshold
 -- the current would read 0; the step lowers it for its duration
-local zat0 = dev:read(batlab.UNIT, batlab.ZERO_AMP_THRESH)
+local zat0 = dev:read_raw(batlab.UNIT, batlab.ZERO_AMP_THRESH)
 local zat_in, cv_last = nil, nil
 s = on(0, function(cell)
 	cell:limits{ vmax = 4.25, vmin = 2.8, imax = 4.0, tmax_c = 60 }
@@ -189,7 +189,7 @@ t.ok(s.cv and s.cv.ah > 0.01, ("the hold counted its charge (%.4f Ah)"):format(s
 t.is(zat_in, 400, "ZERO_AMP_THRESH was 0.05 A during the step")
 t.ok(s.zero_amp and math.abs(s.zero_amp.was - 0.25) < 1e-3 and math.abs(s.zero_amp.set - 0.05) < 1e-3,
 	"the summary says it was lowered from 0.25 A to 0.05 A")
-t.is(dev:read(batlab.UNIT, batlab.ZERO_AMP_THRESH), 2000, "and it is back to 0.25 A after the step")
+t.is(dev:read_raw(batlab.UNIT, batlab.ZERO_AMP_THRESH), 2000, "and it is back to 0.25 A after the step")
 
 -- a current below the threshold is counted
 s = on(2, function(cell)
@@ -197,7 +197,7 @@ s = on(2, function(cell)
 	return steps.discharge(cell, { current = 0.2, max_time = 600 })
 end)
 t.ok(math.abs(s.ah - 0.2 * 600 / 3600) < 0.002, ("0.2 A for 600 s counted: %.4f Ah"):format(s.ah))
-t.ok(s.zero_amp ~= nil and dev:read(batlab.UNIT, batlab.ZERO_AMP_THRESH) == 2000, "lowered, then put back")
+t.ok(s.zero_amp ~= nil and dev:read_raw(batlab.UNIT, batlab.ZERO_AMP_THRESH) == 2000, "lowered, then put back")
 -- a step at 1 A leaves it alone
 s = on(2, function(cell) return steps.discharge(cell, { current = 1.0, max_time = 30 }) end)
 t.is(s.zero_amp, nil, "a step at 1 A leaves the threshold alone")

@@ -157,7 +157,7 @@ t.ok(off_n > 20 and on_n > 3 * off_n * 0.8, ("pulse: the discharge pauses (%d s 
 
 -- constant voltage: the charge current tapers near the cutoff, and
 -- ZERO_AMP_THRESH (lowered to 0.05 A meanwhile, kept in EEPROM) comes back
-local zat_before = dev:read(batlab.UNIT, batlab.ZERO_AMP_THRESH)
+local zat_before = dev:read_raw(batlab.UNIT, batlab.ZERO_AMP_THRESH)
 local zat_during
 rec = run({ 2 }, load({ numWarmupCycles = 0, numMeasurementCycles = 1, restPeriod = 10,
 	constantVoltageEnable = true, impedanceReportingPeriod = 0 }), nil, function(n, smp)
@@ -174,7 +174,7 @@ end
 t.ok(rec[2].ok, "constant-voltage run passes (" .. tostring(rec[2].msg) .. ")")
 t.ok(tapered, "constant voltage: the charge current tapers below the rate")
 t.is(zat_during, 400, "ZERO_AMP_THRESH is 0.05 A during the test")
-t.is(dev:read(batlab.UNIT, batlab.ZERO_AMP_THRESH), zat_before, "and back to what it was afterwards")
+t.is(dev:read_raw(batlab.UNIT, batlab.ZERO_AMP_THRESH), zat_before, "and back to what it was afterwards")
 
 -- storage discharge: the test ends with a discharge to the storage voltage
 rec = run({ 3 }, load({ numWarmupCycles = 0, numMeasurementCycles = 1, restPeriod = 10,
@@ -273,7 +273,7 @@ rec = run({ 1 }, short, nil, function(n, smp, r)
 end)
 t.ok(rec[1].ok == false, "a removed cell ends that cell's test")
 t.like(rec[1].msg, "DISCHARGE ended: removed", "with a clear result")
-t.is(dev:read(1, batlab.MODE) ~= batlab.MODE_DISCHARGE, true, "and the channel no longer discharges")
+t.is(dev:read_raw(1, batlab.MODE) ~= batlab.MODE_DISCHARGE, true, "and the channel no longer discharges")
 pool:sim_fault(dev, "cell_insert", { slot = 1 })
 
 pool:close()
