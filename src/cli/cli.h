@@ -39,6 +39,11 @@ struct bl_engine;
  * the engine left on its stack, pop it, and return the exit code (usage
  * for a file that is missing or does not compile, else failed). */
 int cli_lua_report(struct bl_engine *e, int st);
+/* Before the engine is freed: end the stock tests still running (their
+ * channels made safe, notices printed, logs closed, in that order), and
+ * say on stderr how many were cut short in all (these, and tests a
+ * pool:close ended). Returns that number; the command then exits 1. */
+int cli_lua_end_tests(struct bl_engine *e, const char *cmd, const char *why);
 
 /* Print "batlab: <msg>" on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

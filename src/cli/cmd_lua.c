@@ -40,6 +40,31 @@ int cli_lua_report(struct bl_engine *e, int st)
 	return st == LUA_ERRSYNTAX || st == LUA_ERRFILE ? BL_EXIT_USAGE : BL_EXIT_FAILED;
 }
 
+int cli_lua_end_tests(struct bl_engine *e, const char *cmd, const char *why)
+{
+	lua_State *L = bl_engine_state(e);
+	lua_Integer n = 0;
+	int top = lua_gettop(L);
+
+	/* Before the state closes: its collector would close the test logs
+	 * before the tasks that write them end. */
+	lua_getglobal(L, "require");
+	lua_pushliteral(L, "batlab.seed");
+	if (bl_engine_pcall(e, 1, 1) == LUA_OK && lua_istable(L, -1)) {
+		lua_getfield(L, -1, "end_all");
+		lua_pushstring(L, why);
+		if (bl_engine_pcall(e, 1, 1) == LUA_OK)
+			n = lua_tointeger(L, -1);
+		else
+			cli_error("%s: ending the tests: %s", cmd, lua_tostring(L, -1));
+	}
+	lua_settop(L, top);
+	if (n > 0)
+		cli_error("%s: %lld test%s cut short (started with start_test and still running, or ended "
+		          "by pool:close): its channel was made safe", cmd, (long long)n, n > 1 ? "s were" : " was");
+	return (int)n;
+}
+
 int cmd_lua(int argc, char **argv)
 {
 	struct bl_engine_opts opts = {0};
@@ -106,6 +131,8 @@ int cmd_lua(int argc, char **argv)
 		if (st != LUA_OK)
 			rc = cli_lua_report(e, st);
 	}
+	if (cli_lua_end_tests(e, "lua", "the program is exiting") > 0 && rc == BL_EXIT_OK)
+		rc = BL_EXIT_FAILED;
 	bl_engine_free(e);
 	return rc;
 }

@@ -207,6 +207,9 @@ int cmd_shell(int argc, char **argv)
 		return BL_EXIT_FAILED;
 	}
 	rc = run_lua(e, s, &sa);
+	/* A stock test still running is cut short: exit 1 (not after 130). */
+	if (cli_lua_end_tests(e, "shell", "the shell is exiting") > 0 && rc == BL_EXIT_OK)
+		rc = BL_EXIT_FAILED;
 	/* Closing the state ends unfinished tasks (their channels go safe)
 	 * and lets the commands out before the devices are freed. */
 	bl_engine_free(e);
