@@ -2,9 +2,9 @@
  * the engine loaded, like lua(1). This is also how the Lua tests run, so
  * that they exercise the real bindings.
  *
- * Exit status: 0 when everything ran, 1 when a chunk raised an error, 2 for
- * usage errors and for a FILE that is missing, unreadable or does not
- * compile.
+ * Exit status: 0 when everything ran, 1 when a chunk raised an error or a
+ * stock test (ch:start_test) was cut short, 2 for usage errors and for a
+ * FILE that is missing, unreadable or does not compile.
  */
 #include <stdio.h>
 #include <string.h>
@@ -26,8 +26,9 @@ static void usage(FILE *out)
 	        "             '-' reads standard input\n"
 	        "  --         end of options\n"
 	        "\n"
-	        "Exit status: 0 ok, 1 a chunk raised an error, 2 usage error or a FILE\n"
-	        "that is missing or does not compile.\n");
+	        "Exit status: 0 ok, 1 a chunk raised an error or a stock test\n"
+	        "(ch:start_test) was cut short (still running at the end, or ended by\n"
+	        "pool:close), 2 usage error or a FILE that is missing or does not compile.\n");
 }
 
 int cli_lua_report(struct bl_engine *e, int st)
