@@ -16,6 +16,7 @@ static const struct subcommand subcommands[] = {
 	{"run", cmd_run, "run a test procedure (a Lua file) on the connected cells"},
 	{"cycletest", cmd_run, "Lexcelon's stock cycle test with a settings file"},
 	{"dischargetest", cmd_run, "Lexcelon's stock discharge test with a settings file"},
+	{"settings", cmd_settings, "settings view FILE: every setting of a settings file, checked"},
 	{"shell", cmd_shell, "a Lua prompt with the API, the pool and the active device"},
 	{"sim", cmd_sim, "serve virtual Batlabs on pseudo-terminals"},
 	{"lua", cmd_lua, "run a Lua file with the batlab API loaded (like lua FILE)"},

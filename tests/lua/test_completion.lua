@@ -113,6 +113,7 @@ t.is(sorted(complete("charge", "--connect-timeout", "5", "")), "0 1 2 3 CELL0 CE
 	"an option's value is not taken for an argument")
 t.is(sorted(complete("write", "cell0", "mode", "i")), "IDLE IMPEDANCE", "write ... MODE: the mode names")
 t.is(sorted(complete("calibration", "")), "backup restore", "calibration: its subcommands")
+t.is(sorted(complete("settings", "")), "view", "settings: its subcommand")
 t.is(sorted(complete("measure", "--seed", "")), "", "--seed: no guess at its value")
 
 t.done()
