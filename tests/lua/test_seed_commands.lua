@@ -66,6 +66,24 @@ t.ok(code == 0 and not out:find("Batlab ") and select(2, out:gsub("CELL%d: ", ""
 code, out = cli.batlab("measure --sim")
 t.ok(code == 0 and not out:find("Batlab ") and out:find("^VCC: "), "one Batlab: the output as before")
 
+-- The examples docs/cli.md prints, run exactly as printed (from the top of
+-- the tree), their output as printed.
+local root = cli.quote(dir)
+local doc = assert(cli.read(dir .. "docs/cli.md"))
+local shown = doc:match("```\n%$ batlab measure %-%-sim %-%-devices 2 CELL0\n(.-)```")
+code, out = cli.batlab("measure --sim --devices 2 CELL0", "cd " .. root .. " &&")
+t.is(out, shown, "docs/cli.md: batlab measure --sim --devices 2 CELL0, output as printed")
+shown = doc:match("```\n%$ batlab settings view docs/examples/flat%.json\n(.-)```")
+code, out = cli.batlab("settings view docs/examples/flat.json", "cd " .. root .. " &&")
+local same = code == 0 and shown ~= nil
+for line in (shown or ""):gmatch("[^\n]+") do
+	same = same and (line == "  ..." or out:find("\n" .. line .. "\n", 1, true) ~= nil
+		or out:sub(1, #line + 1) == line .. "\n")
+end
+t.ok(same, "docs/cli.md: batlab settings view docs/examples/flat.json, its lines as printed")
+t.like(cli.read(dir .. "README.md"), "`batlab settings view\ndocs/examples/flat%.json`",
+	"README.md prints that command too")
+
 -- ---- settings view ------------------------------------------------------------------
 
 local view = cli.runner("settings")
