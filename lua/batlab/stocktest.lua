@@ -148,6 +148,11 @@ function M.run(cell, p, ctx, test_type)
 	-- (Once for the whole test: the steps would otherwise each write the
 	-- EEPROM twice.)
 	local zguard <close> = small and assert(steps.zero_amp_guard(cell)) or nil
+	-- Lexcelon's log has a row every reportingPeriod: under a second, the
+	-- reports must come that often (0.1 s steps).
+	if type(p.reportingPeriod) == "number" and p.reportingPeriod < 1 then
+		cell:report_interval(math.max(0.1, math.floor(p.reportingPeriod * 10 + 0.5) / 10))
+	end
 	local discharge_only = test_type == "discharge"
 	local n = (p.numWarmupCycles or 0) + (p.numMeasurementCycles or 0)
 
