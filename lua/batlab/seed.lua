@@ -347,10 +347,6 @@ local function attach_recording(rec, cell, s)
 	rec.recording = r
 end
 
--- Tests cut short (cancelled while they ran: the pool closed, the program
--- ended) in this Lua state, for end_all's count.
-local cut_short = 0
-
 -- The task: open the logs, run the stock test, record its verdict.
 local function run_test(rec, ch, s, text)
 	local done <close> = setmetatable({}, { __close = function(_, err)
@@ -358,8 +354,7 @@ local function run_test(rec, ch, s, text)
 		-- task is cancelled by now: its channel was made safe, and the
 		-- logs close last.
 		if not err and not rec.result then
-			cut_short = cut_short + 1
-			rec.result = { ok = false, message = "cut short", verdict = "incomplete" }
+			rec.result = { ok = false, message = "cancelled", verdict = "incomplete" }
 			add_event(rec, ("Test cut short in %s after %s (%s); the channel was made safe, the logs closed")
 				:format(rec.state, require("batlab.progress").hms(batlab.now() - rec.t0),
 					rec.cut_why or "its task was cancelled"))
@@ -525,12 +520,11 @@ function methods.test_info(ch)
 	}
 end
 
--- end_all(why) -> n: ends every test still running (why: "the shell is
+-- end_all(why) -> n: ends the n tests still running (why: "the shell is
 -- exiting"), in order - each task cancelled (its channel made safe), its
 -- notice printed, its logs closed - before the program closes the Lua
--- state, whose collector would close the log files first. n: how many
--- tests were cut short in this Lua state, these and earlier ones (a pool
--- closed under a test).
+-- state, whose collector would close the log files first. (A pool:close
+-- under a test does the same through the scheduler, with the notice.)
 function M.end_all(why)
 	local running = {}
 	for _, rec in pairs(tests) do
@@ -546,7 +540,7 @@ function M.end_all(why)
 		rec.task:cancel()
 		finish(rec)
 	end
-	return cut_short
+	return #running
 end
 
 local function state_of(ch)

@@ -42,8 +42,8 @@ struct bl_engine;
 int cli_lua_report(struct bl_engine *e, int st);
 /* Before the engine is freed: end the stock tests still running (their
  * channels made safe, notices printed, logs closed, in that order), and
- * say on stderr how many were cut short in all (these, and tests a
- * pool:close ended). Returns that number; the command then exits 1. */
+ * say on stderr how many were cut short. Returns that number; the
+ * command then exits 1. */
 int cli_lua_end_tests(struct bl_engine *e, const char *cmd, const char *why);
 
 /* Print "batlab: <msg>" on stderr. */

@@ -27,8 +27,9 @@ static void usage(FILE *out)
 	        "  --         end of options\n"
 	        "\n"
 	        "Exit status: 0 ok, 1 a chunk raised an error or a stock test\n"
-	        "(ch:start_test) was cut short (still running at the end, or ended by\n"
-	        "pool:close), 2 usage error or a FILE that is missing or does not compile.\n");
+	        "(ch:start_test) was still running at the end (it is cut short: its\n"
+	        "channel made safe), 2 usage error or a FILE that is missing or does not\n"
+	        "compile.\n");
 }
 
 int cli_lua_report(struct bl_engine *e, int st)
@@ -61,8 +62,9 @@ int cli_lua_end_tests(struct bl_engine *e, const char *cmd, const char *why)
 	}
 	lua_settop(L, top);
 	if (n > 0)
-		cli_error("%s: %lld test%s cut short (started with start_test and still running, or ended "
-		          "by pool:close): its channel was made safe", cmd, (long long)n, n > 1 ? "s were" : " was");
+		cli_error("%s: %lld test%s still running at the end (started with start_test) and cut short: "
+		          "%s made safe", cmd, (long long)n, n > 1 ? "s were" : " was",
+		          n > 1 ? "their channels were" : "its channel was");
 	return (int)n;
 }
 
