@@ -48,6 +48,7 @@ _batlab_options()
 		shell) echo "-e --sim --sim= --devices --seed --port --serial -h --help" ;;
 		sim) echo "--pty --describe --devices --layout --seed --speed -h --help" ;;
 		lua) echo "-e -h --help" ;;
+		settings) echo "--set -h --help" ;;
 	esac
 }
 
@@ -64,7 +65,7 @@ _batlab()
 	fi
 
 	local bin=${words[0]}
-	local commands="run cycletest dischargetest resume shell sim lua list info measure setpoints
+	local commands="run cycletest dischargetest resume settings shell sim lua list info measure setpoints
 		read write impedance charge discharge sinewave stop reset lowcurrent firmware
 		calibration"
 	local cells="0 1 2 3 CELL0 CELL1 CELL2 CELL3"
@@ -133,6 +134,12 @@ _batlab()
 		calibration)
 			if [[ $n -eq 0 ]]; then
 				COMPREPLY=($(compgen -W "backup restore" -- "$cur"))
+			else
+				COMPREPLY=($(compgen -f -- "$cur"))
+			fi ;;
+		settings)
+			if [[ $n -eq 0 ]]; then
+				COMPREPLY=($(compgen -W "view" -- "$cur"))
 			else
 				COMPREPLY=($(compgen -f -- "$cur"))
 			fi ;;

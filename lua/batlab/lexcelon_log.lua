@@ -199,8 +199,15 @@ function Log:level2(row)
 		csv.trimmed(row.runtime, 6)), true)
 end
 
--- close() -> true | nil, err. Idempotent.
+-- close() -> true | nil, err. Idempotent. A file the collector closed
+-- already (the Lua state closing under a running test) is an error
+-- returned, not raised: raising from a test's <close> handler would hide
+-- what ended it.
 function Log:close()
+	if not self.closed and io.type(self.f) == "closed file" then
+		self.closed = true
+		return nil, self.path .. ": closed before the log was (the program ended under a running test)"
+	end
 	return fsutil.close_once(self, self.path)
 end
 

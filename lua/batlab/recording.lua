@@ -78,17 +78,26 @@ local function journal_at(r, smp)
 end
 
 -- The Lexcelon log's level-1 row for a sample, every `period` seconds (and
--- whenever an impedance was measured since the last one).
+-- whenever an impedance was measured since the last one). Rows are due on
+-- a grid from the first one: with samples every second and a period of
+-- 2.5 s they come 3, 2, 3, 2 s apart, 2.5 s on average, where waiting for
+-- "a period since the last row" would give one every 3 s.
 local function lexcelon_row(r, smp)
 	local lx = r.lex
 	if not (lx and lx.log1) or r.step_no == 0 then
 		return -- nothing to report before the test's first step
 	end
 	local period = lx.period or 1
-	if not (r.lex_z or not r.lex_last or smp.time - r.lex_last >= period - 1e-6) then
+	local due = r.lex_due
+	local on_time = not due or smp.time >= due - 1e-6
+	if not (on_time or r.lex_z) then
 		return
 	end
-	r.lex_last = smp.time
+	if on_time then
+		due = (due or smp.time) + period
+		-- a gap (a stalled channel) starts the grid again
+		r.lex_due = due > smp.time + 1e-6 and due or smp.time + period
+	end
 	local row = r.lex_row
 	row.time, row.epoch = smp.time - r.t0, r.epoch and (r.epoch + smp.time - r.t0) or nil
 	row.voltage, row.current, row.temp_c, row.vcc = smp.voltage, smp.current, smp.temp_c, smp.vcc

@@ -241,9 +241,17 @@ local function new_cell(R, a)
 	c.cell = cellmod.new(a.ch.ch, { name = a.name, log_sink = function(line)
 		cell_event(R, c, line)
 	end })
+	-- individualCellLogs: the cell's level-1 rows go to its own
+	-- batlab-log_<playlist>_<cell>.csv (column header only), level 2 to
+	-- the main log, as the seed did.
+	local log1 = R.lex
+	if R.lex and R.settings.individualCellLogs then
+		log1 = assert(R.run:lexcelon_log(R.settings.cellPlaylistName, nil,
+			{ cell = a.name, flush_steps_only = R.o.sim and true or false }))
+	end
 	local rec, rerr = recording.attach(c.cell, {
 		series = c.cw:series(), t0 = R.t0, epoch = R.epoch,
-		lexcelon = R.lex and { log1 = R.lex, log2 = R.lex, serial = a.ch.dev.sn, channel = a.ch.index,
+		lexcelon = R.lex and { log1 = log1, log2 = R.lex, serial = a.ch.dev.sn, channel = a.ch.index,
 			period = R.settings and R.settings.reportingPeriod or 1 },
 		journal = R.journal, journal_every = R.o.sim and 60 or 1,
 		on_sample = function(smp)

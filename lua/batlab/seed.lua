@@ -395,7 +395,15 @@ end
 -- The task: open the logs, run the stock test, record its verdict.
 local function run_test(rec, ch, s, text)
 	local done <close> = setmetatable({}, { __close = function(_, err)
-		-- A normal return has set rec.result already; end_test too.
+		-- A normal return has set rec.result already; end_test too. The
+		-- task is cancelled by now: its channel was made safe, and the
+		-- logs close last.
+		if not err and not rec.result then
+			rec.result = { ok = false, message = "cancelled", verdict = "incomplete" }
+			add_event(rec, ("Test cut short in %s after %s (%s); the channel was made safe, the logs closed")
+				:format(rec.state, require("batlab.progress").hms(batlab.now() - rec.t0),
+					rec.cut_why or "its task was cancelled"))
+		end
 		finish(rec, err and ("failed: " .. tostring(err):match("^[^\n]*")) or "cancelled")
 	end })
 	local lg = rec.logger
@@ -577,6 +585,28 @@ function methods.log_lvl2(ch, step)
 		return nil, ("%s: log_lvl2: %s"):format(label(ch), tostring(err)), "EIO"
 	end
 	return true
+
+-- end_all(why) -> n: ends the n tests still running (why: "the shell is
+-- exiting"), in order - each task cancelled (its channel made safe), its
+-- notice printed, its logs closed - before the program closes the Lua
+-- state, whose collector would close the log files first. (A pool:close
+-- under a test does the same through the scheduler, with the notice.)
+function M.end_all(why)
+	local running = {}
+	for _, rec in pairs(tests) do
+		if rec.active and rec.task then
+			running[#running + 1] = rec
+		end
+	end
+	table.sort(running, function(a, b)
+		return a.serial ~= b.serial and a.serial < b.serial or a.serial == b.serial and a.index < b.index
+	end)
+	for _, rec in ipairs(running) do
+		rec.cut_why = why
+		rec.task:cancel()
+		finish(rec)
+	end
+	return #running
 end
 
 local function state_of(ch)

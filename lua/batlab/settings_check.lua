@@ -296,6 +296,14 @@ function M.bounds(s, info, name)
 		errors[#errors + 1] = string.format("%s: %s must be below highVoltageCutoff (%s V)", name,
 			label("lowVoltageCutoff"), fmt_num(s.highVoltageCutoff))
 	end
+	local floor = keys.CHEMISTRIES[s.cellChemistryType].lv_floor
+	if floor and s.lowVoltageCutoff < floor and not s.allowLowVoltageCutoff then
+		errors[#errors + 1] = string.format("%s: %s is below %s V, the lowest Lexcelon's software takes"
+			.. " (allowed: %s..%s V, below highVoltageCutoff); to discharge deeper (primary cells, down to"
+			.. " %s V) ask for it with --set allowLowVoltageCutoff=true (or \"allowLowVoltageCutoff\": true"
+			.. " in the file)", name, label("lowVoltageCutoff"), fmt_num(floor), fmt_num(floor),
+			fmt_num(keys.spec("lowVoltageCutoff").max), fmt_num(keys.spec("lowVoltageCutoff").min))
+	end
 	for _, spec in ipairs(keys.KEYS) do
 		if spec.cutoff and (not spec.when or s[spec.when]) and s[spec.key] > s[spec.cutoff] then
 			errors[#errors + 1] = string.format("%s: %s is above %s (%s A)", name, label(spec.key),

@@ -14,25 +14,28 @@ local I_FULL = batlab.CURRENT_FULL_SCALE
 local I_FULL_WHY = string.format("%.10g A is the current sense full scale", I_FULL)
 
 --------------------------------------------------------------------------
--- Chemistry presets (the GUI wizard's) and the
--- usual ranges that give warnings.
+-- Chemistry presets (the GUI wizard's), the usual ranges that give
+-- warnings, and lv_floor: the lowest lowVoltageCutoff Lexcelon's software
+-- takes (the Python library's check: 2.4324 V; the GUI's LiFePO4 preset:
+-- 2.0 V). Lower needs allowLowVoltageCutoff.
 
 local CHEMISTRIES = {
 	lipoChemistry = {
 		label = "Li-ion/LiPo",
 		highVoltageCutoff = 4.2, lowVoltageCutoff = 2.5, storageDischargeVoltage = 3.8,
 		hv_max = 4.25, lv_min = 2.5, storage_min = 3.5, storage_max = 4.0,
-		charge_temp_max = 50,
+		charge_temp_max = 50, lv_floor = 2.4324,
 	},
 	ironPhosphateChemistry = {
 		label = "LiFePO4",
 		highVoltageCutoff = 3.6, lowVoltageCutoff = 2.0, storageDischargeVoltage = 3.2,
 		hv_max = 3.65, lv_min = 2.0, storage_min = 3.0, storage_max = 3.4,
-		charge_temp_max = 50,
+		charge_temp_max = 50, lv_floor = 2.0,
 	},
 	otherChemistry = {
 		label = "other",
 		highVoltageCutoff = 4.2, lowVoltageCutoff = 2.5, storageDischargeVoltage = 3.8,
+		lv_floor = 2.4324,
 	},
 }
 M.CHEMISTRIES = CHEMISTRIES
@@ -102,6 +105,10 @@ local KEYS = {
 	  default = function(s) return CHEMISTRIES[s.cellChemistryType].lowVoltageCutoff end,
 	  min = 0.5, max = 4.4, doc = "discharge voltage limit (VOLTAGE_LIMIT_DCHG)",
 	  why_min = "the current sink cannot hold its current from a lower voltage" },
+	-- batlab's own key: below the floor of Lexcelon's software (the
+	-- chemistry's lv_floor) only when asked for by name.
+	{ key = "allowLowVoltageCutoff", where = "top", type = "bool", default = false,
+	  doc = "allow lowVoltageCutoff below 2.4324 V (LiFePO4: 2.0 V), down to 0.5 V" },
 	{ key = "chargeTemperatureCutoff", where = "bS", type = "number", unit = "degC", default = 50,
 	  min = -20, max = 80, doc = "charge temperature limit (TEMP_LIMIT_CHG)" },
 	{ key = "dischargeTemperatureCutoff", where = "bS", type = "number", unit = "degC", default = 80,

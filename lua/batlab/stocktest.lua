@@ -25,13 +25,20 @@ local function rate(x)
 	return type(x) == "number" and x > 0 and x or nil
 end
 
--- Options every current step shares, from the settings.
+-- Options every current step shares, from the settings. kind: "precharge",
+-- "charge", "discharge" or "storage". The precharge is a charge: it
+-- trickles at the charge trickle settings (the seed's PRECHARGE does), but
+-- is never pulsed. The storage discharge is plain, as the seed's: no
+-- trickle, no pulse, no constant-voltage taper.
 local function step_options(cell, p, kind)
 	local o = {
 		guard = steps.default_guards(function(msg) cell:log(msg) end),
 		impedance_every = (p.impedanceReportingPeriod or 0) > 0 and p.impedanceReportingPeriod or nil,
 	}
-	local charge = kind == "charge"
+	if kind == "storage" then
+		return o
+	end
+	local charge = kind == "charge" or kind == "precharge"
 	if p.trickleEnable and not p.constantVoltageEnable then
 		o.trickle = charge
 			and { engage_v = p.trickleChrgEngageVoltage, current = p.trickleChrgRate }
@@ -43,12 +50,9 @@ local function step_options(cell, p, kind)
 			or { on = p.pulseDischrgOnTime, off = p.pulseDischrgOffTime, off_current = p.pulseDischrgOffRate }
 	end
 	local cv = charge and p.constantVoltageEnable or (kind == "discharge" and p.constantVoltageDischargeEnable)
-	if kind == "precharge" and p.constantVoltageEnable then
-		cv = true
-	end
 	if cv and not o.pulse then
 		o.cv_approach = {
-			v = charge and p.highVoltageCutoff or kind == "precharge" and p.highVoltageCutoff or p.lowVoltageCutoff,
+			v = charge and p.highVoltageCutoff or p.lowVoltageCutoff,
 			step = (p.constantVoltageStepsize or 8) / 128,
 			sensitivity = p.constantVoltageSensitivity or 1,
 		}
@@ -62,8 +66,8 @@ local function charge_step(cell, p, name, current)
 	return steps.charge(cell, o)
 end
 
-local function discharge_step(cell, p, ctx, name, floor)
-	local o = step_options(cell, p, "discharge")
+local function discharge_step(cell, p, ctx, name, floor, kind)
+	local o = step_options(cell, p, kind or "discharge")
 	o.name, o.current, o.until_v = name, p.dischargeRate, floor
 	if ctx.deadline then
 		-- The discharge test's timeout counts from the start of the test.
@@ -144,6 +148,11 @@ function M.run(cell, p, ctx, test_type)
 	-- (Once for the whole test: the steps would otherwise each write the
 	-- EEPROM twice.)
 	local zguard <close> = small and assert(steps.zero_amp_guard(cell)) or nil
+	-- Lexcelon's log has a row every reportingPeriod: under a second, the
+	-- reports must come that often (0.1 s steps).
+	if type(p.reportingPeriod) == "number" and p.reportingPeriod < 1 then
+		cell:report_interval(math.max(0.1, math.floor(p.reportingPeriod * 10 + 0.5) / 10))
+	end
 	local discharge_only = test_type == "discharge"
 	local n = (p.numWarmupCycles or 0) + (p.numMeasurementCycles or 0)
 
@@ -182,7 +191,8 @@ function M.run(cell, p, ctx, test_type)
 
 	if p.storageDischarge then
 		cell:label { cycle = n, cycle_kind = "storage" }
-		local fine, why = check(discharge_step(cell, p, ctx, "POSTDISCHARGE", p.storageDischargeVoltage))
+		local fine, why = check(discharge_step(cell, p, ctx, "POSTDISCHARGE", p.storageDischargeVoltage,
+			"storage"))
 		if not fine then
 			return abort(cell, why)
 		end

@@ -12,6 +12,7 @@ int cmd_sim(int argc, char **argv);
 int cmd_lua(int argc, char **argv);
 int cmd_shell(int argc, char **argv);
 int cmd_run(int argc, char **argv);          /* run, cycletest, dischargetest */
+int cmd_settings(int argc, char **argv);     /* settings view FILE (cmd_settings.c) */
 /* The utility commands (cmd_info.c, cmd_regs.c, cmd_channel.c,
  * cmd_firmware.c), on the device selection of devsel.h. */
 int cmd_list(int argc, char **argv);
@@ -39,6 +40,11 @@ struct bl_engine;
  * the engine left on its stack, pop it, and return the exit code (usage
  * for a file that is missing or does not compile, else failed). */
 int cli_lua_report(struct bl_engine *e, int st);
+/* Before the engine is freed: end the stock tests still running (their
+ * channels made safe, notices printed, logs closed, in that order), and
+ * say on stderr how many were cut short. Returns that number; the
+ * command then exits 1. */
+int cli_lua_end_tests(struct bl_engine *e, const char *cmd, const char *why);
 
 /* Print "batlab: <msg>" on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -166,8 +166,10 @@ static const struct cli_cmd measure_cmd = {
 	"VCC, then per cell (all four without CELL): voltage, current (+ charging,\n"
 	"- discharging or impedance, 0 when no current flows), temperature in degC\n"
 	"and degF, the charge counter in coulombs and Ah, and MODE; a STOPPED\n"
-	"channel shows every ERROR bit that stopped it. Nothing is written: the\n"
-	"channels keep their modes.\n",
+	"channel shows every ERROR bit that stopped it. Every connected Batlab in\n"
+	"serial-number order, each after a line 'Batlab SERIAL on PORT:' when\n"
+	"there are several; --port or --serial: that one only. Nothing is\n"
+	"written: the channels keep their modes.\n",
 	0, 1, true,
 };
 
@@ -257,26 +259,14 @@ static void print_cell(struct bl_device *d, int c, const struct cell_reading *m)
 	printf("\n");
 }
 
-int cmd_measure(int argc, char **argv)
+/* VCC, then each cell (or the one asked for) of one unit. */
+static int measure_device(struct cli_devsel *s, struct bl_device *d, int cell)
 {
-	struct cli_devsel_opts o;
-	struct cli_devsel s;
-	char *pos[CLI_MAX_POS];
-	int npos, r, cell = CLI_ALL_CELLS;
 	uint16_t vcc;
-	int st;
+	int st = cli_read(d, BL_NS_UNIT, BL_UNIT_VCC, &vcc);
 
-	if ((r = cli_parse(&measure_cmd, argc, argv, NULL, &o, pos, &npos)) != BL_EXIT_OK)
-		return r == CLI_HELP ? BL_EXIT_OK : r;
-	if (npos && (r = cli_parse_cell("measure", pos[0], true, &cell)) != BL_EXIT_OK)
-		return r;
-	if ((r = cli_devsel_open(&s, &o, "measure", 0)) != BL_EXIT_OK)
-		return r;
-	st = cli_read(s.dev, BL_NS_UNIT, BL_UNIT_VCC, &vcc);
-	if (st != BL_OK) {
-		r = cli_device_error(&s, s.dev, st, "reading VCC");
-		goto out;
-	}
+	if (st != BL_OK)
+		return cli_device_error(s, d, st, "reading VCC");
 	if (vcc == 0)
 		printf("VCC: -- (not measured yet)\n");
 	else
@@ -285,14 +275,42 @@ int cmd_measure(int argc, char **argv)
 		struct cell_reading m;
 		if (cell != CLI_ALL_CELLS && c != cell)
 			continue;
-		st = read_cell(s.dev, c, &m);
-		if (st != BL_OK) {
-			r = cli_device_error(&s, s.dev, st, "reading cell %d", c);
-			goto out;
-		}
-		print_cell(s.dev, c, &m);
+		st = read_cell(d, c, &m);
+		if (st != BL_OK)
+			return cli_device_error(s, d, st, "reading cell %d", c);
+		print_cell(d, c, &m);
 	}
-out:
+	return BL_EXIT_OK;
+}
+
+/* Every connected Batlab, in serial-number order (the seed's `global
+ * measure`), unless --port or --serial chose one; with more than one, a
+ * line naming each before its readings. */
+int cmd_measure(int argc, char **argv)
+{
+	struct cli_devsel_opts o;
+	struct cli_devsel s;
+	char *pos[CLI_MAX_POS];
+	int npos, r, cell = CLI_ALL_CELLS;
+	size_t n;
+
+	if ((r = cli_parse(&measure_cmd, argc, argv, NULL, &o, pos, &npos)) != BL_EXIT_OK)
+		return r == CLI_HELP ? BL_EXIT_OK : r;
+	if (npos && (r = cli_parse_cell("measure", pos[0], true, &cell)) != BL_EXIT_OK)
+		return r;
+	if ((r = cli_devsel_open(&s, &o, "measure", 0)) != BL_EXIT_OK)
+		return r;
+	n = s.selected ? 1 : bl_pool_count(s.pool);
+	for (size_t i = 0; i < n && r == BL_EXIT_OK; i++) {
+		struct bl_device *d = s.selected ? s.dev : bl_pool_device(s.pool, i);
+		const struct bl_identity *id = bl_device_identity(d);
+		if (n > 1)
+			printf("%sBatlab %u on %s%s\n", i ? "\n" : "", id->serial, bl_device_port(d),
+			       id->bootloader ? ": in its bootloader (load firmware with 'batlab firmware load FILE')"
+			                      : ":");
+		if (!id->bootloader)
+			r = measure_device(&s, d, cell);
+	}
 	cli_devsel_close(&s);
 	return r;
 }

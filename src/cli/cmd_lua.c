@@ -2,9 +2,9 @@
  * the engine loaded, like lua(1). This is also how the Lua tests run, so
  * that they exercise the real bindings.
  *
- * Exit status: 0 when everything ran, 1 when a chunk raised an error, 2 for
- * usage errors and for a FILE that is missing, unreadable or does not
- * compile.
+ * Exit status: 0 when everything ran, 1 when a chunk raised an error or a
+ * stock test (ch:start_test) was cut short, 2 for usage errors and for a
+ * FILE that is missing, unreadable or does not compile.
  */
 #include <stdio.h>
 #include <string.h>
@@ -26,8 +26,10 @@ static void usage(FILE *out)
 	        "             '-' reads standard input\n"
 	        "  --         end of options\n"
 	        "\n"
-	        "Exit status: 0 ok, 1 a chunk raised an error, 2 usage error or a FILE\n"
-	        "that is missing or does not compile.\n");
+	        "Exit status: 0 ok, 1 a chunk raised an error or a stock test\n"
+	        "(ch:start_test) was still running at the end (it is cut short: its\n"
+	        "channel made safe), 2 usage error or a FILE that is missing or does not\n"
+	        "compile.\n");
 }
 
 int cli_lua_report(struct bl_engine *e, int st)
@@ -38,6 +40,32 @@ int cli_lua_report(struct bl_engine *e, int st)
 	cli_error("%s", msg ? msg : "(error object is not a string)");
 	lua_pop(L, 1);
 	return st == LUA_ERRSYNTAX || st == LUA_ERRFILE ? BL_EXIT_USAGE : BL_EXIT_FAILED;
+}
+
+int cli_lua_end_tests(struct bl_engine *e, const char *cmd, const char *why)
+{
+	lua_State *L = bl_engine_state(e);
+	lua_Integer n = 0;
+	int top = lua_gettop(L);
+
+	/* Before the state closes: its collector would close the test logs
+	 * before the tasks that write them end. */
+	lua_getglobal(L, "require");
+	lua_pushliteral(L, "batlab.seed");
+	if (bl_engine_pcall(e, 1, 1) == LUA_OK && lua_istable(L, -1)) {
+		lua_getfield(L, -1, "end_all");
+		lua_pushstring(L, why);
+		if (bl_engine_pcall(e, 1, 1) == LUA_OK)
+			n = lua_tointeger(L, -1);
+		else
+			cli_error("%s: ending the tests: %s", cmd, lua_tostring(L, -1));
+	}
+	lua_settop(L, top);
+	if (n > 0)
+		cli_error("%s: %lld test%s still running at the end (started with start_test) and cut short: "
+		          "%s made safe", cmd, (long long)n, n > 1 ? "s were" : " was",
+		          n > 1 ? "their channels were" : "its channel was");
+	return (int)n;
 }
 
 int cmd_lua(int argc, char **argv)
@@ -106,6 +134,8 @@ int cmd_lua(int argc, char **argv)
 		if (st != LUA_OK)
 			rc = cli_lua_report(e, st);
 	}
+	if (cli_lua_end_tests(e, "lua", "the program is exiting") > 0 && rc == BL_EXIT_OK)
+		rc = BL_EXIT_FAILED;
 	bl_engine_free(e);
 	return rc;
 }

@@ -3,10 +3,10 @@
  * terminal run non-interactively; with none of them and a terminal on
  * standard input, the interactive prompt of shell_repl.c runs.
  *
- * Exit status: 0 ok, 1 a chunk raised an error (message on stderr), 2
- * usage error or a FILE that does not load, 3 no device could be opened,
- * 130 interrupted. Interactive: 0 on Ctrl-D, n for os.exit(n), 130 on
- * SIGTERM or SIGHUP.
+ * Exit status: 0 ok, 1 a chunk raised an error (message on stderr) or a
+ * stock test (ch:start_test) was cut short, 2 usage error or a FILE that
+ * does not load, 3 no device could be opened, 130 interrupted.
+ * Interactive: 0 on Ctrl-D, n for os.exit(n), 130 on SIGTERM or SIGHUP.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -49,7 +49,9 @@ static void usage(FILE *out)
 	        "Exit status: 0 ok, 1 a Lua error, 2 usage error, 3 no device could be\n"
 	        "opened, 130 interrupted; at the prompt, Ctrl-D exits 0 and os.exit(n) n.\n"
 	        "Channels are left as the code left them; a task that fails, or is still\n"
-	        "running at the end, has its channels made safe.\n");
+	        "running at the end, has its channels made safe. A stock test\n"
+	        "(ch:start_test) still running at the end is cut short: its channel made\n"
+	        "safe, a notice, its logs closed, and the exit status is 1 instead of 0.\n");
 }
 
 
@@ -207,6 +209,9 @@ int cmd_shell(int argc, char **argv)
 		return BL_EXIT_FAILED;
 	}
 	rc = run_lua(e, s, &sa);
+	/* A stock test still running is cut short: exit 1 (not after 130). */
+	if (cli_lua_end_tests(e, "shell", "the shell is exiting") > 0 && rc == BL_EXIT_OK)
+		rc = BL_EXIT_FAILED;
 	/* Closing the state ends unfinished tasks (their channels go safe)
 	 * and lets the commands out before the devices are freed. */
 	bl_engine_free(e);

@@ -17,6 +17,7 @@ static const struct subcommand subcommands[] = {
 	{"cycletest", cmd_run, "Lexcelon's stock cycle test with a settings file"},
 	{"dischargetest", cmd_run, "Lexcelon's stock discharge test with a settings file"},
 	{"resume", cmd_run, "go on with a run whose host died, from its journal"},
+	{"settings", cmd_settings, "settings view FILE: every setting of a settings file, checked"},
 	{"shell", cmd_shell, "a Lua prompt with the API, the pool and the active device"},
 	{"sim", cmd_sim, "serve virtual Batlabs on pseudo-terminals"},
 	{"lua", cmd_lua, "run a Lua file with the batlab API loaded (like lua FILE)"},

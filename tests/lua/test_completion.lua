@@ -116,6 +116,7 @@ t.is(sorted(complete("charge", "--connect-timeout", "5", "")), "0 1 2 3 CELL0 CE
 t.is(sorted(complete("write", "cell0", "mode", "i")), "IDLE IMPEDANCE", "write ... MODE: the mode names")
 t.is(sorted(complete("calibration", "")), "backup restore", "calibration: its subcommands")
 t.is(sorted(complete("firmware", "")), "check load update", "firmware: its subcommands")
+t.is(sorted(complete("settings", "")), "view", "settings: its subcommand")
 t.is(sorted(complete("measure", "--seed", "")), "", "--seed: no guess at its value")
 
 t.done()

@@ -255,14 +255,21 @@ t.is(err, "t.json: key 'highVoltageCutoff' = 5.2 is outside 3.0..4.4 V", "the ex
 
 -- Lexcelon's own files run as they are: a 4.1 A cutoff (more than the
 -- register holds) becomes 4.096 A with a warning; a 1.0 V cutoff for a
--- primary cell is allowed, with a chemistry warning.
+-- primary cell, below the 2.4324 V of Lexcelon's own check, is refused with
+-- the option that allows it, and allowed with it (and a chemistry warning).
 s, w = settings.load(DATA .. "py-lexcelon-default.json")
 t.ok(s ~= nil and s.chargeCurrentSafetyCutoff == 4.096 and s.dischargeCurrentSafetyCutoff == 4.096,
 	"4.1 A cutoffs are taken as 4.096 A")
 t.ok(has(w, "chargeCurrentSafetyCutoff 4%.1 is more than the register holds; using 4%.096 A"), "with a warning")
 t.ok(has(w, "dischargeCurrentSafetyCutoff 4%.1 is more than the register holds"), "for each cutoff")
 s, w = settings.load(DATA .. "py-primary-cell.json")
-t.ok(s ~= nil and s.lowVoltageCutoff == 1.0, "a 1.0 V discharge cutoff is allowed")
+t.is(w, DATA .. "py-primary-cell.json: key 'lowVoltageCutoff' = 1 V is below 2.4324 V, the lowest Lexcelon's software"
+	.. " takes (allowed: 2.4324..4.4 V, below highVoltageCutoff); to discharge deeper (primary cells, down to 0.5 V)"
+	.. " ask for it with --set allowLowVoltageCutoff=true (or \"allowLowVoltageCutoff\": true in the file)",
+	"a 1.0 V discharge cutoff is refused, naming the range and the option")
+s, w = settings.load(DATA .. "py-primary-cell.json", { "allowLowVoltageCutoff=true" })
+t.ok(s ~= nil and s.lowVoltageCutoff == 1.0 and s.allowLowVoltageCutoff == true,
+	"a 1.0 V discharge cutoff is allowed with allowLowVoltageCutoff")
 t.ok(has(w, "'lowVoltageCutoff' = 1 V is below the usual 2%.5 V"), "with a chemistry warning")
 t.ok(has(w, "'chargeCurrentSafetyCutoff' = 4%.096 A is above the largest current the Batlab measures"), "4.096 A: can never trip warning")
 
@@ -313,13 +320,25 @@ t.ok(s ~= nil, "storage voltage unchecked when storage discharge is off")
 
 s, w = parse('{"highVoltageCutoff": 4.3}')
 t.ok(s and has(w, "key 'highVoltageCutoff' = 4%.3 V is above the usual 4%.25 V for Li%-ion/LiPo cells"), "Li-ion HV warning")
-s, w = parse('{"lowVoltageCutoff": 2.2}')
-t.ok(s and has(w, "key 'lowVoltageCutoff' = 2%.2 V is below the usual 2%.5 V for Li%-ion/LiPo cells"), "Li-ion LV warning")
+s, w = parse('{"lowVoltageCutoff": 2.45}')
+t.ok(s and has(w, "key 'lowVoltageCutoff' = 2%.45 V is below the usual 2%.5 V for Li%-ion/LiPo cells"), "Li-ion LV warning")
+s = parse('{"lowVoltageCutoff": 2.4324}')
+t.ok(s ~= nil, "2.4324 V, the floor of Lexcelon's check, is taken")
+s, err = parse('{"lowVoltageCutoff": 2.4}')
+t.like(err, "2%.4 V is below 2%.4324 V.*allowLowVoltageCutoff=true", "2.4 V is refused without allowLowVoltageCutoff")
+s, err = parse('{"cellChemistryType": "LFP", "highVoltageCutoff": 3.6}')
+t.ok(s ~= nil and s.lowVoltageCutoff == 2.0, "LiFePO4: its 2.0 V preset is taken")
+s, err = parse('{"cellChemistryType": "LFP", "highVoltageCutoff": 3.6, "lowVoltageCutoff": 1.9}')
+t.like(err, "1%.9 V is below 2%.0 V", "LiFePO4: below 2.0 V is refused")
+s = parse('{"lowVoltageCutoff": 1.0, "allowLowVoltageCutoff": true}')
+t.ok(s ~= nil and s.lowVoltageCutoff == 1.0, "allowLowVoltageCutoff in the file works too")
+_, err = parse('{"lowVoltageCutoff": 0.4, "allowLowVoltageCutoff": true}')
+t.like(err, "is outside 0%.5%.%.4%.4 V", "the device's 0.5 V floor holds with allowLowVoltageCutoff")
 s, w = parse('{"cellChemistryType": "ironPhosphateChemistry", "highVoltageCutoff": 3.8}')
 t.ok(s and has(w, "above the usual 3%.65 V for LiFePO4 cells"), "LFP HV warning")
-s, w = parse('{"cellChemistryType": "ironPhosphateChemistry", "lowVoltageCutoff": 1.9}')
+s, w = parse('{"cellChemistryType": "ironPhosphateChemistry", "lowVoltageCutoff": 1.9, "allowLowVoltageCutoff": true}')
 t.ok(s and has(w, "below the usual 2%.0 V for LiFePO4 cells"), "LFP LV warning")
-s, w = parse('{"cellChemistryType": "otherChemistry", "highVoltageCutoff": 4.4, "lowVoltageCutoff": 1.9}')
+s, w = parse('{"cellChemistryType": "otherChemistry", "highVoltageCutoff": 4.4, "lowVoltageCutoff": 1.9, "allowLowVoltageCutoff": true}')
 t.ok(s and #w == 0, "no chemistry warnings for other chemistry")
 s, w = parse('{"storageDischarge": 1, "storageDischargeVoltage": 4.1}')
 t.ok(s and has(w, "outside the usual 3%.5%.%.4%.0 V for storing"), "storage voltage warning")
@@ -437,12 +456,16 @@ local ref_fh = io.open(REF .. "test1234.json")
 if ref_fh then
 	ref_fh:close()
 	local rs, rw = settings.load(REF .. "test1234.json")
-	t.ok(rs ~= nil and rs.cellPlaylistName == "TEST1234", "reference test1234.json loads")
-	t.ok(has(rw, "lowVoltageCutoff"), "reference test1234.json: LV 2.0 warns for Li-ion")
+	t.like(rw, "'lowVoltageCutoff' = 2 V is below 2%.4324 V", "reference test1234.json: LV 2.0 is refused, as the seed's check did")
+	rs, rw = settings.load(REF .. "test1234.json", { "allowLowVoltageCutoff=true" })
+	t.ok(rs ~= nil and rs.cellPlaylistName == "TEST1234" and has(rw, "lowVoltageCutoff"),
+		"and loads with allowLowVoltageCutoff, LV 2.0 warning for Li-ion")
 	local ds, dw = settings.load(REF .. "default.json")
 	t.ok(ds ~= nil and has(dw, "more than the register holds"), "reference default.json loads, 4.1 A cutoffs clamped with a warning")
 	local cs, cw = settings.load(REF .. "cr123a.json")
-	t.ok(cs ~= nil and has(cw, "lowVoltageCutoff"), "reference cr123a.json loads, 1.0 V with a warning")
+	t.like(cw, "allowLowVoltageCutoff=true", "reference cr123a.json: 1.0 V refused, naming the option")
+	cs, cw = settings.load(REF .. "cr123a.json", { "allowLowVoltageCutoff=true" })
+	t.ok(cs ~= nil and has(cw, "lowVoltageCutoff"), "reference cr123a.json loads with it, 1.0 V with a warning")
 else
 	t.skip("reference settings files", "../shared/reference/lexcelon not present")
 end
