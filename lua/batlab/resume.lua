@@ -40,8 +40,9 @@ procedure goes on from the start of the step it was in (stock tests:
 from the current cycle phase), carrying over that step's charge, energy
 and time. The run's files are appended to; the gap is recorded.
 
-A run on the in-process virtual Batlab (--sim) cannot be resumed: its
-devices ended with it. For a dry run that can, use 'batlab sim --pty'.
+A run on the in-process virtual Batlab cannot be resumed: its devices
+ended with it. For a dry run that can, serve the virtual Batlab on a
+pseudo-terminal with 'batlab sim' (docs/cli.md, "resume").
 ]]
 
 -- ---- the journal, per cell ------------------------------------------------

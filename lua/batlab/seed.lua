@@ -585,6 +585,7 @@ function methods.log_lvl2(ch, step)
 		return nil, ("%s: log_lvl2: %s"):format(label(ch), tostring(err)), "EIO"
 	end
 	return true
+end
 
 -- end_all(why) -> n: ends the n tests still running (why: "the shell is
 -- exiting"), in order - each task cancelled (its channel made safe), its
