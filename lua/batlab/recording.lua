@@ -68,6 +68,12 @@ local function journal_at(r, smp)
 	if not r.journal or (r.at_last and smp.time - r.at_last < r.journal_every) then
 		return
 	end
+	-- A report between the step's label and the device's start of it is
+	-- the step before's (its step time runs on from there): not where
+	-- this step is.
+	if smp.step_seq == r.seq0 then
+		return
+	end
 	r.at_last = smp.time
 	local c, st = r.carry, r.rec and r.rec:stats() or {}
 	journal(r, { ev = "at", step = r.step_no, t = smp.time - r.t0,
@@ -186,6 +192,7 @@ function Recording:begin_step(name, opts)
 	self.step_no = c and c.step or self.step_no + 1
 	self.step_start = c and c.start or batlab.now() - self.t0
 	self.at_last, self.in_step = nil, true
+	self.seq0 = self.last and self.last.step_seq or 0
 	self:label { step = self.step_no, step_name = name }
 	if c and self.rec then
 		self.rec:carry { step_time = c.time, charge_ah = c.sign * c.ah, energy_wh = c.sign * c.wh }

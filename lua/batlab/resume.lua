@@ -23,8 +23,9 @@ local lfs = require "lfs"
 local M = {}
 
 -- How far a cell's voltage may be from the journal's last reading before
--- it is taken for another cell: either way after a rest, and after a
--- current the way it relaxes by up to RELAX_MAX (0.15 V the other way).
+-- it is taken for another cell: after a rest, and (RELAX_MAX) after a
+-- charge or discharge, which went on until the watchdog stopped it and
+-- from which the cell then relaxed.
 M.VOLTAGE_TOLERANCE = 0.5
 M.RELAX_MAX = 1.0
 
@@ -334,16 +335,10 @@ local function check_cell(c, ch)
 	if s.mode_name == "STOPPED" and c.mode_now == nil then -- stopped before we came
 		c.stop_errors = s.error_names
 	end
-	-- A cell relaxes after a current stops: up after a discharge, down
-	-- after a charge, by up to a volt at high rates. What it cannot do is
-	-- move the other way, or far.
-	local lo, hi = M.VOLTAGE_TOLERANCE, M.VOLTAGE_TOLERANCE
-	if c.driven == "DISCHARGE" then
-		lo, hi = 0.15, M.RELAX_MAX
-	elseif c.driven == "CHARGE" then
-		lo, hi = M.RELAX_MAX, 0.15
-	end
-	if c.v and (s.voltage < c.v - lo or s.voltage > c.v + hi) then
+	-- After a current: the current went on until the watchdog stopped it,
+	-- then the cell relaxed back, either way by up to a volt at high rates.
+	local tol = c.driven and M.RELAX_MAX or M.VOLTAGE_TOLERANCE
+	if c.v and math.abs(s.voltage - c.v) > tol then
 		return ("its channel reads %.3f V where the journal last saw %.3f V%s: another cell?"):format(s.voltage,
 			c.v, c.driven and (" at the end of a " .. c.driven:lower()) or "")
 	end

@@ -341,6 +341,7 @@ static void tick_begin(struct bl_channel *c, const struct bl_snapshot *snap, dou
 	c->tick.energy_wh = c->energy_wh;
 	c->tick.cell = c->cell;
 	c->tick.serial = c->cs->serial;
+	c->tick.step_seq = c->step_seq;
 	c->tick.device_reset = c->reset;
 	c->tick_stage = 0;
 	tick_read(c);

@@ -49,6 +49,8 @@ struct bl_sample {
 	int cell;
 	uint32_t serial;
 	bool device_reset;           /* the device reset since the step began: it is over */
+	unsigned step_seq;           /* the channel's steps begun when it was taken: a report
+	                              * between a step's label and its start is the step before's */
 };
 
 /* A sample listener. fn gets every sample of the channel (status BL_OK),

@@ -31,6 +31,7 @@ struct bl_recorder {
 	 * time, signed charge and energy), added to its rows until the next
 	 * step's label. */
 	double carry_time, carry_ah, carry_wh;
+	unsigned carry_seq, last_seq;       /* the carry applies from a later step_seq */
 	struct bl_recorder_stats st;
 	bool told_closed;
 };
@@ -62,13 +63,14 @@ int bl_recorder_flush(struct bl_recorder *r)
 static void format_row(struct bl_recorder *r, const struct bl_sample *s)
 {
 	struct bl_buf *b = &r->row;
+	bool carry = s->step_seq != r->carry_seq; /* not a report of the step before */
 	const char *mode = bl_mode_name(s->mode);
 	double t = s->time - r->o.t0;
 	char num[16];
 
 	b->len = 0;
 	bl_csv_fixed(b, t, 3);                         bl_buf_addc(b, ',');
-	bl_csv_fixed(b, s->step_time + r->carry_time, 3); bl_buf_addc(b, ',');
+	bl_csv_fixed(b, s->step_time + (carry ? r->carry_time : 0), 3); bl_buf_addc(b, ',');
 	bl_csv_whole(b, r->cycle);                     bl_buf_addc(b, ',');
 	bl_csv_text(b, r->cycle_kind, strlen(r->cycle_kind)); bl_buf_addc(b, ',');
 	bl_csv_whole(b, r->step);                      bl_buf_addc(b, ',');
@@ -81,8 +83,8 @@ static void format_row(struct bl_recorder *r, const struct bl_sample *s)
 	bl_csv_fixed(b, s->voltage, 4);                bl_buf_addc(b, ',');
 	bl_csv_fixed(b, s->current, 4);                bl_buf_addc(b, ',');
 	bl_csv_fixed(b, s->temp_c, 2);                 bl_buf_addc(b, ',');
-	bl_csv_fixed(b, s->charge_ah + r->carry_ah, 6); bl_buf_addc(b, ',');
-	bl_csv_fixed(b, s->energy_wh + r->carry_wh, 6); bl_buf_addc(b, ',');
+	bl_csv_fixed(b, s->charge_ah + (carry ? r->carry_ah : 0), 6); bl_buf_addc(b, ',');
+	bl_csv_fixed(b, s->energy_wh + (carry ? r->carry_wh : 0), 6); bl_buf_addc(b, ',');
 	bl_csv_fixed(b, r->impedance, 5);              bl_buf_addc(b, ',');
 	bl_csv_fixed(b, s->vcc, 3);                    bl_buf_addc(b, ',');
 	bl_csv_time(b, r->o.epoch + t, true);          bl_buf_addc(b, ',');
@@ -98,7 +100,7 @@ static void format_row(struct bl_recorder *r, const struct bl_sample *s)
 
 static void account(struct bl_recorder *r, const struct bl_sample *s)
 {
-	double q = fabs(s->charge_ah + r->carry_ah);
+	double q = fabs(s->charge_ah + (s->step_seq != r->carry_seq ? r->carry_ah : 0));
 
 	r->st.rows++;
 	if (!isfinite(q))
@@ -143,6 +145,7 @@ static void on_sample(struct bl_chan_listener *l, const struct bl_sample *s, int
 	}
 	if (r->f && r->st.write_status == BL_OK)
 		write_row(r, s);
+	r->last_seq = s->step_seq;
 	if (r->o.on_sample)
 		r->o.on_sample(r, s, r->o.ud);
 }
@@ -209,6 +212,7 @@ void bl_recorder_carry(struct bl_recorder *r, double step_time, double charge_ah
 	r->carry_time = step_time;
 	r->carry_ah = charge_ah;
 	r->carry_wh = energy_wh;
+	r->carry_seq = r->last_seq;
 }
 
 void bl_recorder_impedance(struct bl_recorder *r, double ohms)

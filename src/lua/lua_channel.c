@@ -39,13 +39,13 @@ static const char sample_keys_key = 0;
 enum {
 	K_TIME = 1, K_STEP_TIME, K_MODE, K_MODE_NAME, K_STATUS, K_STATUS_NAMES, K_ERROR,
 	K_ERROR_NAMES, K_VOLTAGE, K_CURRENT, K_TEMP_C, K_CHARGE_AH, K_ENERGY_WH, K_VCC, K_CELL,
-	K_SERIAL, K_DEVICE_RESET, K_COUNT = K_DEVICE_RESET,
+	K_SERIAL, K_DEVICE_RESET, K_STEP_SEQ, K_COUNT = K_STEP_SEQ,
 };
 
 static const char *const sample_keys[K_COUNT + 1] = {
 	NULL, "time", "step_time", "mode", "mode_name", "status", "status_names", "error",
 	"error_names", "voltage", "current", "temp_c", "charge_ah", "energy_wh", "vcc", "cell",
-	"serial", "device_reset",
+	"serial", "device_reset", "step_seq",
 };
 
 static const char *bit_names[2][16];
@@ -126,6 +126,7 @@ void bl_lua_push_sample(lua_State *L, const struct bl_sample *s)
 	lua_pushnumber(L, s->vcc);           put(L, t, keys, K_VCC);
 	lua_pushinteger(L, s->cell);         put(L, t, keys, K_CELL);
 	lua_pushinteger(L, s->serial);       put(L, t, keys, K_SERIAL);
+	lua_pushinteger(L, s->step_seq);     put(L, t, keys, K_STEP_SEQ);
 	if (s->device_reset) {
 		lua_pushboolean(L, 1);
 		put(L, t, keys, K_DEVICE_RESET);
