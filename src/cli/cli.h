@@ -12,6 +12,7 @@ int cmd_sim(int argc, char **argv);
 int cmd_lua(int argc, char **argv);
 int cmd_shell(int argc, char **argv);
 int cmd_run(int argc, char **argv);          /* run, cycletest, dischargetest */
+int cmd_report(int argc, char **argv);
 /* The utility commands (cmd_info.c, cmd_regs.c, cmd_channel.c,
  * cmd_firmware.c), on the device selection of devsel.h. */
 int cmd_list(int argc, char **argv);

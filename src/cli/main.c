@@ -16,6 +16,7 @@ static const struct subcommand subcommands[] = {
 	{"run", cmd_run, "run a test procedure (a Lua file) on the connected cells"},
 	{"cycletest", cmd_run, "Lexcelon's stock cycle test with a settings file"},
 	{"dischargetest", cmd_run, "Lexcelon's stock discharge test with a settings file"},
+	{"report", cmd_report, "a run's results as an HTML page with plots (or several runs compared)"},
 	{"shell", cmd_shell, "a Lua prompt with the API, the pool and the active device"},
 	{"sim", cmd_sim, "serve virtual Batlabs on pseudo-terminals"},
 	{"lua", cmd_lua, "run a Lua file with the batlab API loaded (like lua FILE)"},
