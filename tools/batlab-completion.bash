@@ -29,7 +29,7 @@ _batlab_options()
 	local devopts="--port --serial --sim --sim= --devices --seed --connect-timeout
 		-v --verbose -vv -h --help"
 	local runopts="--settings --cell --cells-from --set --out --sim --sim= --devices --seed
-		--port --serial --timeout --swap-timeout --speed --json --quiet -h --help"
+		--port --serial --timeout --swap-timeout --speed --json --quiet --no-report -h --help"
 	case $1 in
 		list|info|measure|setpoints|write|impedance|sinewave|stop|reset|lowcurrent)
 			echo "$devopts" ;;
@@ -42,6 +42,7 @@ _batlab_options()
 		shell) echo "-e --sim --sim= --devices --seed --port --serial -h --help" ;;
 		sim) echo "--pty --describe --devices --layout --seed --speed -h --help" ;;
 		lua) echo "-e -h --help" ;;
+		report) echo "--out --compare -h --help" ;;
 	esac
 }
 
@@ -58,7 +59,7 @@ _batlab()
 	fi
 
 	local bin=${words[0]}
-	local commands="run cycletest dischargetest shell sim lua list info measure setpoints
+	local commands="run cycletest dischargetest report shell sim lua list info measure setpoints
 		read write impedance charge discharge sinewave stop reset lowcurrent firmware
 		calibration"
 	local cells="0 1 2 3 CELL0 CELL1 CELL2 CELL3"
@@ -118,6 +119,8 @@ _batlab()
 			elif [[ $cmd == write && $n -eq 2 && ${args[1]^^} == MODE ]]; then
 				COMPREPLY=($(compgen -W "$modes" -- "${cur^^}"))
 			fi ;;
+		report)
+			COMPREPLY=($(compgen -d -- "$cur")) ;;
 		firmware)
 			if [[ $n -eq 0 ]]; then
 				COMPREPLY=($(compgen -W "load" -- "$cur"))

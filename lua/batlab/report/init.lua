@@ -28,8 +28,8 @@ Write a run's results as one HTML page with plots (voltage, current,
 temperature, capacity and coulombic efficiency per cycle, discharge
 curves, impedance; overlays of the cells), the summary table and the
 events log. The file needs nothing else: no network, no other files.
-Every run writes one at its end (RUN_DIR/report.html) unless run with
---no-report.
+Every run writes one at its end (RUN_DIR/report.html) unless told not
+to (see 'batlab run --help').
 
 Options:
   --out FILE     where to write (default RUN_DIR/report.html; with
