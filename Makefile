@@ -5,6 +5,9 @@
 #   make check SANITIZE=1  the same with ASan + UBSan (objects in build/san)
 #   make bench           performance figures
 #   make fuzz / check-fuzz  libFuzzer targets (clang)
+#   make check-report    reports of virtual runs rendered by headless chromium
+#                        (installed when missing): every plot drawn, PNG, PDF
+#   make report-screenshot  docs/report.png, the screenshot docs/results.md shows
 #   make check-faults    the full fault matrix (docs/reliability.md); its table
 #                        in build/rel/fault-matrix.txt
 #   make install PREFIX=/usr/local
@@ -57,7 +60,7 @@ TEST_SUPPORT = $(wildcard tests/c/support/*.c)
 BENCH_SRC = $(sort $(wildcard tests/bench/bench_*.c))
 BENCH_BIN = $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps build check _check check-faults _check-faults bench _bench fuzz check-fuzz _fuzz clean install install-udev run
+.PHONY: all deps build check _check check-report _check-report report-screenshot check-faults _check-faults bench _bench fuzz check-fuzz _fuzz clean install install-udev run
 
 all: deps
 	@$(MAKE) --no-print-directory build
@@ -108,6 +111,25 @@ $(BUILD)/tests/lua_%: tests/lua/%.lua
 
 _check: build $(TEST_BIN) $(LUA_TEST_BIN)
 	@BATLAB=$(CURDIR)/$(BIN) BUILD=$(CURDIR)/$(BUILD) prove -f --exec '' $(TEST_BIN) $(LUA_TEST_BIN)
+
+# The HTML report in a real browser (tests/report/): headless chromium
+# renders the reports of virtual runs; tools/pngbox (a PNG reader on zlib)
+# tells a drawn plot from a blank one. About a minute.
+check-report: deps
+	@$(MAKE) --no-print-directory _check-report
+
+$(BUILD)/tools/pngbox: tools/pngbox.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(ALL_LDFLAGS) $(shell pkg-config --libs zlib 2>/dev/null)
+
+_check-report: build $(BUILD)/tools/pngbox
+	@sh tests/report/check-report.sh $(CURDIR)/$(BIN) $(CURDIR)/$(BUILD)
+
+# docs/report.png: the top of the custom procedure's report, as rendered
+# by check-report; commit it when the report's look changes.
+report-screenshot: deps
+	@$(MAKE) --no-print-directory build $(BUILD)/tools/pngbox
+	@sh tests/report/check-report.sh $(CURDIR)/$(BIN) $(CURDIR)/$(BUILD) $(CURDIR)/docs/report.png
 
 # Every simulator fault kind at three points of a short cycle test (36
 # runs, about 35 s on 2 cores; `make check` runs them too): verbose, with

@@ -29,7 +29,7 @@ _batlab_options()
 	local devopts="--port --serial --sim --sim= --devices --seed --connect-timeout
 		-v --verbose -vv -h --help"
 	local runopts="--settings --cell --cells-from --set --out --sim --sim= --devices --seed
-		--port --serial --timeout --swap-timeout --speed --json --quiet -h --help"
+		--port --serial --timeout --swap-timeout --speed --json --quiet --no-report -h --help"
 	case $1 in
 		list|info|measure|setpoints|write|impedance|sinewave|stop|reset|lowcurrent)
 			echo "$devopts" ;;
@@ -49,6 +49,7 @@ _batlab_options()
 		sim) echo "--pty --describe --devices --layout --seed --speed -h --help" ;;
 		lua) echo "-e -h --help" ;;
 		settings) echo "--set -h --help" ;;
+		report) echo "--out --compare -h --help" ;;
 	esac
 }
 
@@ -65,7 +66,7 @@ _batlab()
 	fi
 
 	local bin=${words[0]}
-	local commands="run cycletest dischargetest resume settings shell sim lua list info measure setpoints
+	local commands="run cycletest dischargetest resume settings report shell sim lua list info measure setpoints
 		read write impedance charge discharge sinewave stop reset lowcurrent firmware
 		calibration"
 	local cells="0 1 2 3 CELL0 CELL1 CELL2 CELL3"
@@ -125,6 +126,8 @@ _batlab()
 			elif [[ $cmd == write && $n -eq 2 && ${args[1]^^} == MODE ]]; then
 				COMPREPLY=($(compgen -W "$modes" -- "${cur^^}"))
 			fi ;;
+		report)
+			COMPREPLY=($(compgen -d -- "$cur")) ;;
 		firmware)
 			if [[ $n -eq 0 ]]; then
 				COMPREPLY=($(compgen -W "load check update" -- "$cur"))

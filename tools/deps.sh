@@ -5,7 +5,12 @@
 set -eu
 
 PKGS="build-essential pkg-config liblua5.4-dev lua5.4 libserialport-dev libreadline-dev \
-lua-cjson lua-filesystem perl clang libclang-rt-14-dev valgrind libcurl4-openssl-dev"
+lua-cjson lua-filesystem perl clang libclang-rt-14-dev valgrind libcurl4-openssl-dev zlib1g-dev libxml2-utils"
+# `make check-report` only (tools/deps.sh --report): a browser is large,
+# and no other target needs it.
+if [ "${1:-}" = "--report" ]; then
+    PKGS="chromium"
+fi
 
 missing=""
 for p in $PKGS; do

@@ -32,6 +32,7 @@ Options:
   --speed X            with --sim: run at X times real time (to watch a dry
                        run; default: as fast as possible)
   --json               print the final summary as JSON on standard output
+  --no-report          no report.html (the HTML page with plots) at the end
   --quiet              no progress output
   -h, --help           this text (with SCRIPT: its description and params)
 ]],
@@ -94,6 +95,8 @@ function M.parse(mode, argv, dev)
 			o.json = true
 		elseif key == "--quiet" then
 			o.quiet = true
+		elseif key == "--no-report" then
+			o.no_report = true
 		elseif VALUED[key] then
 			if not val then
 				i = i + 1

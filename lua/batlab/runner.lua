@@ -482,11 +482,23 @@ local function finish(R, interrupted)
 	R.journal:write({ ev = "closed", outcome = outcome })
 	R.journal:close()
 	R.pool:close()
+	-- report.html from the closed run's files (batlab.report); a report
+	-- that cannot be written is said, the run's result stands
+	local report, rerr
+	if not R.o.no_report then
+		report, rerr = require("batlab.report").write_run(R.run.dir)
+		if not report then
+			err("report: " .. tostring(rerr))
+		end
+	end
 	if R.o.json then
 		io.stdout:write(results.json_encode({ dir = R.run.dir, cells = out,
 			outcome = interrupted and "interrupted" or worst == batlab.EXIT_OK and "pass" or "fail" }), "\n")
 	else
 		io.stdout:write(("results: %s\n"):format(R.run.dir))
+		if report then
+			io.stdout:write(("report: %s\n"):format(report))
+		end
 	end
 	return interrupted and batlab.EXIT_INTERRUPTED or worst
 end
