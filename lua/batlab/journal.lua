@@ -5,7 +5,8 @@
 --
 --   {"ev":"run", mode, argv, dev, script, script_hash, settings_hash, epoch}
 --   {"ev":"cell", cell, serial, channel}
---   {"ev":"begin", cell, step, name, t, resumable}     a step started
+--   {"ev":"begin", cell, step, name, t, resumable}     a step starts
+--   {"ev":"started", cell, step}                       the device started it
 --   {"ev":"at", cell, step, t, step_time, ah, wh, v, qmin, qmax}
 --                                                      where it is (about
 --                                                      once a second)

@@ -203,6 +203,12 @@ function Recording:begin_step(name, opts)
 		cycle = self.labels.cycle, cycle_kind = self.labels.cycle_kind }, true)
 end
 
+-- The device started the step (its charge counter cleared): from here a
+-- resume may read the counter as this step's.
+function Recording:started()
+	journal(self, { ev = "started", step = self.step_no })
+end
+
 -- A step that ended before a crash, replayed (batlab.replay): the
 -- summary and steps.csv row it had, not written again.
 function Recording:replayed(row, sum)

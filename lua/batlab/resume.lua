@@ -66,6 +66,11 @@ local ON = {
 	begin = function(c, e)
 		c.open, c.at = e, nil
 	end,
+	started = function(c, e)
+		if c.open and c.open.step == e.step then
+			c.open.started = true
+		end
+	end,
 	at = function(c, e)
 		c.at, c.v = e, e.v
 		if e.mode == "CHARGE" or e.mode == "DISCHARGE" then
@@ -292,6 +297,14 @@ local function carry_of(c, ch, t)
 		k.time = math.max(t - k.start, k.time)
 		return k
 	end
+	local before = o.carry_ah or 0
+	if not o.started then
+		-- The crash came before the device started the step again: its
+		-- counter is still the step before's.
+		k.ah, k.wh, k.time = before, o.carry_wh or 0, o.carry_time or 0
+		k.note = "it had not started on the device"
+		return k
+	end
 	-- The device may have ended the step itself: its error bits say how.
 	local errs = c.stop_errors or {}
 	if #errs > 0 then
@@ -300,7 +313,6 @@ local function carry_of(c, ch, t)
 		k.errors, k.v = k.ended == "safety" and errs or nil, c.v_now
 	end
 	local coulombs = ch.dev:charge(ch.index)
-	local before = o.carry_ah or 0
 	local q = type(coulombs) == "number" and coulombs / 3600 or nil
 	if q and q + 1e-9 >= k.ah - before then
 		k.wh = k.wh + (q - (k.ah - before)) * (at and at.v or 0)

@@ -444,6 +444,9 @@ local function run(cell, kind, name, opts, start)
 		if not ok then
 			return finish(sum, "safety", { safety = err, errors = { code } })
 		end
+		if cell.recording then
+			cell.recording:started()
+		end
 	end
 	while true do
 		local s, done = observe(cell, kind, sum, opts)
@@ -602,6 +605,7 @@ function cv_loop(cell, opts)
 		if not ok then
 			return finish(sum, "safety", { safety = err, errors = { code } })
 		end
+		cell.recording:started()
 		target = math.max(sum.carry.current or target, until_i)
 	end
 	while true do

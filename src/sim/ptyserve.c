@@ -32,6 +32,7 @@ struct pty_dev {
 	char path[64];
 	struct bl_io io;
 	struct bl_timer timer;
+	uint64_t due;           /* loop time the timer is armed for; 0: not armed */
 	uint8_t *out;
 	size_t out_len, out_cap;
 	bool broken;            /* the master failed; stop serving it */
@@ -44,6 +45,33 @@ struct bl_ptyserve {
 	int n;
 	struct pty_dev *devs;
 };
+
+/* A server woken more than this after its timer was due was starved of
+ * the CPU (a loaded machine), not idle: the model does not jump over the
+ * rest of that gap. Otherwise, at a high --speed, the bytes the host sent
+ * meanwhile (its watchdog refreshes) would all be read after a jump of
+ * many model seconds, and the model's watchdog would trip although the
+ * host refreshed it in time. */
+#define STALL_US 20000u
+
+/* Late by more than STALL_US for d's timer: model time stands still for
+ * the excess (the start moves forward). */
+static void catch_up(struct pty_dev *d)
+{
+	struct bl_ptyserve *s = d->srv;
+	uint64_t now = bl_loop_now(s->loop);
+
+	if (d->due && now > d->due + STALL_US) {
+		uint64_t shift = now - d->due - STALL_US;
+
+		s->t0 += shift;
+		/* the other devices' timers were armed on the old start */
+		for (int i = 0; i < s->n; i++)
+			if (s->devs[i].due)
+				s->devs[i].due += shift;
+	}
+	d->due = 0;
+}
 
 /* Current model time (microseconds since start, scaled by speed). */
 static uint64_t model_now(const struct bl_ptyserve *s)
@@ -116,6 +144,7 @@ static void dev_pump(struct pty_dev *d)
 	next = bl_simdev_next_event_us(d->dev);
 	if (next == BL_NEVER || d->broken) {
 		bl_timer_stop(s->loop, &d->timer);
+		d->due = 0;
 	} else {
 		at = loop_time_of(s, next);
 		now = bl_loop_now(s->loop);
@@ -123,6 +152,7 @@ static void dev_pump(struct pty_dev *d)
 		if (next <= m && at <= now)
 			at = now + 1;
 		bl_timer_start(s->loop, &d->timer, at, 0);
+		d->due = at;
 	}
 	dev_rewatch(d);
 }
@@ -131,6 +161,7 @@ static void on_timer(struct bl_loop *loop, struct bl_timer *t, void *ud)
 {
 	(void)loop;
 	(void)t;
+	catch_up(ud);
 	dev_pump(ud);
 }
 
@@ -141,6 +172,7 @@ static void on_master(struct bl_loop *loop, struct bl_io *io, unsigned events, v
 
 	(void)loop;
 	(void)io;
+	catch_up(d);
 	if (events & BL_IO_WRITE)
 		dev_flush(d);
 	if (events & BL_IO_READ) {
