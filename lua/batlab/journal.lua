@@ -105,12 +105,10 @@ end
 -- short by a crash) is left out; a bad line anywhere else is an error.
 function M.read(dir)
 	local path = dir .. "/" .. M.FILE
-	local f, err = io.open(path, "rb")
-	if not f then
+	local text, err = fsutil.read_file(path)
+	if not text then
 		return nil, err
 	end
-	local text = f:read("a")
-	f:close()
 	local out, n = {}, 0
 	for line, nl in text:gmatch("([^\n]*)(\n?)") do
 		if nl == "" then
@@ -131,12 +129,10 @@ end
 -- digest_file(path) -> digest | nil, err: enough to tell that a procedure
 -- or a settings file changed since the run started.
 function M.digest_file(path)
-	local f, err = io.open(path, "rb")
-	if not f then
+	local text, err = fsutil.read_file(path)
+	if not text then
 		return nil, err
 	end
-	local text = f:read("a")
-	f:close()
 	return fsutil.hash(text)
 end
 

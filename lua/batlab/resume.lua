@@ -266,6 +266,7 @@ end
 local function tidy_all(R)
 	local dir = R.dir
 	local files = cell_files(dir)
+	tidy(dir .. "/" .. journal.FILE) -- the next entry must start a line
 	tidy(dir .. "/steps.csv")
 	tidy(dir .. "/events.log")
 	for entry in lfs.dir(dir) do
