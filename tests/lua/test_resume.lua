@@ -48,14 +48,15 @@ local function chain_script(name, delays, cmd)
 	write(("%s/%s.sh"):format(tmp, name), table.concat(lines, "\n") .. "\n")
 end
 
--- Six chains of four kills, and the uninterrupted reference, at once (a
--- pty run mostly waits on real time).
+-- Five chains of five kills, and the uninterrupted reference, at once (a
+-- pty run mostly waits on real time; every kill lands within 24 s, before
+-- a run of about 30 s can end).
 math.randomseed(20261205)
 local chains = {}
-for c = 1, 6 do
-	local d = { 0.6 + math.random() * 12.0 }
-	for k = 2, 4 do
-		d[k] = 0.3 + math.random() * 4.0
+for c = 1, 5 do
+	local d = { 0.6 + math.random() * 10.0 }
+	for k = 2, 5 do
+		d[k] = 0.3 + math.random() * 3.2
 	end
 	chains[c] = "k" .. c
 	chain_script(chains[c], d)
