@@ -88,7 +88,7 @@ local function finish(sum, reason, extra)
 		sum.temp_rise = sum.temp_max - sum.temp_start
 	end
 	sum._sum_v, sum._sum_i, sum.t_offset, sum.continues, sum.carry = nil, nil, nil, nil, nil
-	sum._thermistor_told = nil
+	sum._thermistor_told, sum._jump_told = nil, nil
 	for k, v in pairs(extra or {}) do
 		sum[k] = v
 	end
@@ -241,6 +241,29 @@ local function thermistor(cell, kind, sum, opts, s)
 	return nil
 end
 
+-- A cell's voltage does not jump within one report at a steady current,
+-- nor does its temperature (its thermal mass): one that does was swapped
+-- for another, or its contact (or thermistor) is loose. Told once a step
+-- (the step goes on: a loose contact can recover).
+M.VOLTAGE_JUMP, M.TEMP_JUMP = 0.1, 1.5
+local function jumped(cell, sum, s)
+	local p = sum.end_sample
+	if sum._jump_told or not p or p.mode ~= s.mode or math.abs(s.current - p.current) > 0.05 then
+		return
+	end
+	local what
+	if math.abs(s.voltage - p.voltage) > M.VOLTAGE_JUMP then
+		what = ("the voltage jumped from %.3f V to %.3f V"):format(p.voltage, s.voltage)
+	elseif p.temp_c and s.temp_c and math.abs(s.temp_c - p.temp_c) > M.TEMP_JUMP then
+		what = ("the temperature jumped from %.2f to %.2f degC"):format(p.temp_c, s.temp_c)
+	else
+		return
+	end
+	sum._jump_told = true
+	cell:log(("%s: %s within one report at the same current: another cell inserted, or a loose "
+		.. "contact?"):format(sum.name, what))
+end
+
 -- Wait for the next sample and apply what ends any step: no reports, a
 -- device reset, a removed cell, a device stop, a bad thermistor, a guard.
 -- Returns the sample, or nil and the finished summary.
@@ -254,6 +277,7 @@ local function observe(cell, kind, sum, opts)
 		cell:log(("%s: the device reset: the step is over"):format(sum.name))
 		return nil, end_unsafe(cell, sum, "device reset", "the device lost the step")
 	end
+	jumped(cell, sum, s)
 	account(sum, s)
 	if opts.on_sample then
 		opts.on_sample(s, sum)

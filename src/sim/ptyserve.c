@@ -19,10 +19,13 @@
 /* Device output is dropped, as a real Batlab's is when no host reads its
  * port, once this much waits unread in the pty (no client, or one that does
  * not read): a client that opens later must not get minutes of stale
- * streams. */
-#define UNREAD_LIMIT 2048
+ * streams. Enough for a host that was off the CPU for a second at --speed
+ * 100 (four channels stream about 5 kB/s then): a reply dropped there
+ * would hold its next watchdog refresh back for a request timeout, a
+ * quarter of a second, which at that speed is the whole 25.5 s watchdog. */
+#define UNREAD_LIMIT (16 * 1024)
 /* Our own queue for a master that is momentarily not writable. */
-#define OUT_LIMIT (16 * 1024)
+#define OUT_LIMIT (64 * 1024)
 
 struct pty_dev {
 	struct bl_ptyserve *srv;
