@@ -9,7 +9,9 @@
 #include "core/bl.h"
 #include "host/session.h"
 #include "link/link.h"
+#include "core/regs.h"
 #include "sim/layout.h"
+#include "sim/simdev.h"
 
 #define MOD "session"
 #define SIM_WARMUP_US 3000000u /* see open_sims */
@@ -39,11 +41,31 @@ struct bl_session {
 	void *ud;
 };
 
+/* What an unplugged virtual Batlab does once no host can reach it: the
+ * model goes on for LEFT_ALONE_US (beyond the 25.5 s watchdog), and the
+ * trace says what each channel is then. The host's last writes cannot
+ * tell (its link is gone); the device's own watchdog is what stops it. */
+#define LEFT_ALONE_US 30000000u
+
+static void left_alone(struct bl_session *s, struct bl_simdev *sim, const char *port)
+{
+	if (!s->trace || !bl_simdev_unplugged(sim))
+		return;
+	bl_simdev_advance(sim, bl_loop_now(s->loop) + LEFT_ALONE_US);
+	fprintf(s->trace, "%s: unplugged, left alone for %u s:", port, LEFT_ALONE_US / 1000000u);
+	for (int c = 0; c < BL_CELLS; c++)
+		fprintf(s->trace, " CELL%d MODE %u %.3f A%s", c, bl_simdev_reg(sim, (uint8_t)c, BL_CELL_MODE),
+		        bl_simdev_cell_current(sim, c), c + 1 < BL_CELLS ? "," : "\n");
+	fflush(s->trace);
+}
+
 static void forget_sim(struct bl_session *s, const char *port)
 {
 	for (int i = 0; i < s->nsims; i++)
-		if (s->sims[i].sim && strcmp(s->sims[i].name, port) == 0)
+		if (s->sims[i].sim && strcmp(s->sims[i].name, port) == 0) {
+			left_alone(s, s->sims[i].sim, port);
 			s->sims[i].sim = NULL;
+		}
 }
 
 static void on_pool(struct bl_pool *p, enum bl_pool_event ev, struct bl_device *d,

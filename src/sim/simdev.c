@@ -51,6 +51,8 @@ static bool out_grow(struct bl_simdev *d)
 void bl_simdev_out_push(struct bl_simdev *d, uint64_t due, const uint8_t *b, size_t n, bool response)
 {
 	size_t off = 0;
+	if (d->unplugged) /* no host to read it */
+		return;
 	while (d->drop_bytes > 0 && off < n) {
 		d->drop_bytes--;
 		off++;
@@ -164,7 +166,9 @@ static void run_until(struct bl_simdev *d, uint64_t t)
 {
 	if (t < d->now)
 		t = d->now;
-	while (!d->unplugged) {
+	/* Unplugged from the host, the device goes on (its watchdog too);
+	 * only what it sends is lost. */
+	for (;;) {
 		uint64_t tf = bl_fw_next_event(&d->fw);
 		uint64_t tc = d->comms_next;
 		uint64_t tr = d->rx_n ? rx_handle_time(d) : UINT64_MAX;
