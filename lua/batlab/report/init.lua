@@ -42,22 +42,11 @@ local function basename(dir)
 	return (dir:gsub("/+$", ""):match("([^/]+)$") or dir)
 end
 
+-- The page, replaced atomically (a reader sees the old one or the new).
 local function write_file(path, text)
-	local tmp = path .. ".tmp"
-	local f, err = io.open(tmp, "wb")
-	if not f then
+	local ok, err = require("batlab.fsutil").write_atomic(path, text)
+	if not ok then
 		return nil, err
-	end
-	local ok, werr = f:write(text)
-	local cok, cerr = f:close()
-	if not ok or not cok then
-		os.remove(tmp)
-		return nil, ("%s: %s"):format(path, tostring(werr or cerr))
-	end
-	local rok, rerr = os.rename(tmp, path)
-	if not rok then
-		os.remove(tmp)
-		return nil, rerr
 	end
 	return path
 end

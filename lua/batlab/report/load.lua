@@ -34,15 +34,7 @@ local function val(v)
 end
 M.val = val
 
-local function read_file(path)
-	local f = io.open(path, "rb")
-	if not f then
-		return nil
-	end
-	local s = f:read("a")
-	f:close()
-	return s
-end
+local read_file = require("batlab.fsutil").read_file
 
 local function read_json(dir, name)
 	local text = read_file(dir .. "/" .. name)
