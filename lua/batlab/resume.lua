@@ -33,7 +33,7 @@ M.USAGE = [[
 usage: batlab resume RUN_DIR [--port PATH] [--quiet] [--json]
 
 Go on with a run whose host died (kill -9, a crash, a reboot, a power
-cut), from the journal in its directory. The same Batlabs are opened
+cut), or that was interrupted (Ctrl-C), from the journal in its directory. The same Batlabs are opened
 (--port: the one on PATH instead of the port the run used), each cell is
 checked on its channel (the Batlab's serial number, a cell there, its
 voltage within 0.5 V of the journal's last reading), and each cell's
@@ -112,7 +112,7 @@ local function load(dir)
 		elseif e.ev == "closed" then
 			J.closed = e.outcome or "closed"
 		elseif e.ev == "resume" then
-			J.resumes = J.resumes + 1
+			J.resumes, J.closed = J.resumes + 1, nil
 		elseif ON[e.ev] and e.cell then
 			ON[e.ev](cell_of(J, e), e, J)
 		end
@@ -155,7 +155,7 @@ end
 
 -- What would make resuming wrong: nil | message.
 local function refusal(J, dir)
-	if J.closed then
+	if J.closed and J.closed ~= "interrupted" then
 		return ("%s: the run ended (%s): there is nothing to resume"):format(dir, tostring(J.closed))
 	elseif J.run.sim then
 		return ("%s: the run was on the in-process virtual Batlab, which ended with it: it cannot be "
@@ -480,8 +480,9 @@ function M.open(R, P)
 		return nil, batlab.EXIT_USAGE
 	end
 	R.run, R.journal = run, j
-	local gap = ("resumed after a crash: the journal's last entry was at %.1f s; going on at %.1f s "
-		.. "(a gap of %.1f s)"):format(J.last_t, t, t - J.last_t)
+	local gap = ("resumed after %s: the journal's last entry was at %.1f s; going on at %.1f s "
+		.. "(a gap of %.1f s)"):format(J.closed and "an interruption (Ctrl-C)" or "a crash", J.last_t, t,
+		t - J.last_t)
 	run:event(gap, t)
 	j:write({ ev = "resume", t = t, gap_from = J.last_t }, true)
 	local resumes = type(run.meta.resumes) == "table" and run.meta.resumes or {}

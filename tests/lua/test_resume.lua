@@ -33,14 +33,15 @@ write(tmp .. "/set.json", [[
 -- One chain: a simulator of its own, a run killed after each delay, a
 -- resume after each kill, a last resume left to finish. Prints "rc=N"
 -- for each, "final=N" for the last.
-local function chain_script(name, delays, cmd)
+local function chain_script(name, delays, cmd, signal)
 	local lines = { "cd " .. q(tmp), "mkfifo " .. name .. ".fifo || exit 9",
 		("%s sim --pty --speed 100 --layout lay.json > %s.fifo 2>/dev/null & spid=$!"):format(q(bin), name),
 		("exec 3< %s.fifo"):format(name), "IFS= read -r pty <&3" }
 	cmd = cmd or ("%s cycletest --settings set.json --port \"$pty\" --out %s A B C D --quiet --no-report"):format(q(bin), name)
 	for k, d in ipairs(delays) do
 		local what = k == 1 and cmd or ("%s resume %s --quiet"):format(q(bin), name)
-		lines[#lines + 1] = ("timeout -s KILL %.2f %s > /dev/null 2>&1; echo \"rc=$?\""):format(d, what)
+		lines[#lines + 1] = ("timeout --preserve-status -s %s %.2f %s > /dev/null 2>&1; echo \"rc=$?\"")
+			:format(signal or "KILL", d, what)
 	end
 	local last = #delays == 0 and cmd or ("%s resume %s"):format(q(bin), name)
 	lines[#lines + 1] = ("timeout 120 %s > %s.out 2>&1; echo \"final=$?\""):format(last, name)
@@ -64,7 +65,9 @@ for c = 1, 5 do
 	chain_script(chains[c], d)
 end
 chain_script("ref", {})
-local runs = { "ref" }
+-- Ctrl-C (SIGINT) twice, then resumed to the end.
+chain_script("int", { 9.0, 6.0 }, nil, "INT")
+local runs = { "ref", "int" }
 for _, c in ipairs(chains) do
 	runs[#runs + 1] = c
 end
@@ -164,6 +167,20 @@ for _, name in ipairs(chains) do
 	t.is(type(runj.resumes) == "table" and #runj.resumes or 0, resumes, name .. ": run.json lists them")
 end
 t.ok(kills >= 20, ("at least 20 kills landed in a running test (%d)"):format(kills))
+
+-- A run interrupted (Ctrl-C: channels safe, run closed "interrupted")
+-- goes on the same way.
+local ilog = read(tmp .. "/int.log") or ""
+t.is(select(2, ilog:gsub("rc=130", "")), 2, "the interrupted run and its first resume exit 130")
+t.like(ilog, "final=0", "the second resume completes the run")
+local isum = summary("int")
+for _, cell in ipairs { "A", "B", "C", "D" } do
+	local want, have = ref[cell] and ref[cell].capacity_ah, isum[cell] and isum[cell].capacity_ah
+	t.ok(type(want) == "number" and type(have) == "number" and math.abs(have - want) <= 0.01 * want,
+		("int %s: capacity %s Ah, uninterrupted %s Ah"):format(cell, tostring(have), tostring(want)))
+end
+t.is(select(2, (read(tmp .. "/int/events.log") or ""):gsub("resumed after an interruption", "")), 2,
+	"each resume says it follows an interruption")
 
 if os.getenv("KEEP") then
 	t.diag("kept: " .. tmp)
