@@ -26,6 +26,22 @@ local function hostname()
 	return h or os.getenv("HOSTNAME") or "localhost"
 end
 
+-- mqtt://host[:port] or mqtts://host[:port] (TLS) and the config's
+-- credentials and TLS files -> batlab.mqtt_open's options | nil, err.
+local function mqtt_opts(url, conf, node)
+	local scheme, host, port = url:match("^(mqtts?)://([%w%.%-]+):?(%d*)/?$")
+	if not scheme then
+		return nil, ("'%s' is not mqtt://HOST[:PORT] or mqtts://HOST[:PORT]"):format(url)
+	end
+	local tls = scheme == "mqtts" or conf.mqtt_cafile ~= nil
+	return {
+		host = host, port = tonumber(port), node = node, prefix = conf.mqtt_topic,
+		username = conf.mqtt_username, password = conf.mqtt_password,
+		cafile = conf.mqtt_cafile, capath = tls and not conf.mqtt_cafile and "/etc/ssl/certs" or nil,
+		certfile = conf.mqtt_certfile, keyfile = conf.mqtt_keyfile,
+	}
+end
+
 local function absolute(dir)
 	if dir:sub(1, 1) == "/" then
 		return dir
@@ -46,7 +62,8 @@ function M.open(R)
 		return nil
 	end
 	local dir = R.run.dir
-	local lab = setmetatable({ R = R, host = hostname(), seq = 0, t0 = R.t0, epoch = R.epoch }, Lab)
+	local lab = setmetatable({ R = R, host = hostname(), seq = 0, t0 = R.t0, epoch = R.epoch, cells = {} },
+		Lab)
 	lab.run_id = ("%s:%s:%d"):format(lab.host, dir:match("([^/]+)/*$") or dir, os.time())
 	if (url or "") ~= "" then
 		local db, err = batlab.db_open(url, dir)
@@ -62,7 +79,9 @@ function M.open(R)
 			lab:close("error")
 			return nil, "--mqtt: this batlab was built without MQTT"
 		end
-		local mq, err = batlab.mqtt_open(mqtt_url, conf, lab.host)
+		local opts, oerr = mqtt_opts(mqtt_url, conf, lab.host)
+		local mq, err = opts and batlab.mqtt_open(opts)
+		err = err or oerr
 		if not mq then
 			lab:close("error")
 			return nil, "--mqtt: " .. tostring(err)
@@ -80,9 +99,37 @@ function Lab:feeds(name, ch, serial, channel)
 		self.db:row("cells", { self.run_id, name, serial, channel }, 4)
 	end
 	if self.mqtt then
-		out[#out + 1] = self.mqtt:feed(ch, name, serial, channel, self.t0, self.R.proc.name)
+		local c = { topic = ("%d/%d/"):format(serial, channel), status = { cell = name,
+			procedure = self.R.proc.name, state = "running", step = 0, cycle = 0 } }
+		self.cells[name] = c
+		local feed = self.mqtt:feed(ch, name, serial, channel, self.t0)
+		-- the C feed labels the samples; a new step is also a new status
+		out[#out + 1] = {
+			label = function(_, t)
+				feed:label(t)
+				local st = c.status
+				local new = t.step ~= nil and t.step ~= st.step
+				for _, k in ipairs { "step", "step_name", "cycle", "cycle_kind" } do
+					if t[k] ~= nil then
+						st[k] = t[k]
+					end
+				end
+				if new then
+					self:_status(c)
+				end
+			end,
+			close = function() feed:close() end,
+		}
+		self:_status(c)
 	end
 	return out
+end
+
+local json = require("batlab.results").json_encode
+local compact = require("cjson").encode  -- a message, one line
+
+function Lab:_status(c)
+	self.mqtt:publish(c.topic .. "status", compact(c.status), true)
 end
 
 function Lab:step(name, row)
@@ -99,21 +146,23 @@ function Lab:event(name, text, t)
 	if self.db then
 		self.db:row("events", { self.run_id, self.seq, name, { ts = self.epoch + t }, t, text }, 6)
 	end
-	if self.mqtt and name then
-		self.mqtt:event(name, text, t)
+	local c = self.mqtt and self.cells[name]
+	if c then
+		self.mqtt:publish(c.topic .. "event", compact({ time = t, cell = name, message = text }))
 	end
 end
 
 function Lab:summary(name, sum, verdict)
-	if self.mqtt and name then
-		self.mqtt:verdict(name, verdict)
+	local c = self.mqtt and self.cells[name]
+	if c then
+		c.status.state, c.status.verdict, c.status.reason = "done", verdict, sum.reason or sum.message
+		self:_status(c)
 	end
 	if not self.db then
 		return
 	end
-	local json = require("batlab.results").json_encode(sum)
 	self.db:row("summaries", { self.run_id, name, verdict, sum.reason, sum.capacity_ah, sum.energy_wh,
-		sum.impedance_ohm, { json = json } }, 8)
+		sum.impedance_ohm, { json = json(sum) } }, 8)
 end
 
 -- close(outcome) -> true | nil, message: what could not be sent is said

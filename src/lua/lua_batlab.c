@@ -367,5 +367,6 @@ int luaopen_batlab(lua_State *L)
 	bl_lua_open_device(L);
 	bl_lua_open_pool(L);
 	bl_lua_open_db(L);
+	bl_lua_open_mqtt(L);
 	return 1;
 }
