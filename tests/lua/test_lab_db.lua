@@ -227,6 +227,40 @@ t.ok(not out:find("A1,B2", 1, true), "runs --cell C3: not the others")
 code, out = cli.batlab("runs --since 2100-01-01 --db " .. q(URL))
 t.is(select(2, out:gsub("\n", "")), 1, "runs --since a later date: the header only")
 
+-- ---- the documentation's commands, SQL and dashboard --------------------------------
+
+local doc = cli.read(dir .. "../../docs/lab.md")
+local block = doc:match("<!%-%- test_lab_db runs these[^\n]*\n```sh\n(.-)```")
+t.ok(block, "docs/lab.md: the block of commands")
+local cmds = 0
+local docdir = tmp .. "/doc"
+assert(os.execute("mkdir " .. docdir))
+for line in (block or ""):gmatch("[^\n]+") do
+	local args = line:match("^batlab (.*)$")
+	if args then
+		cmds = cmds + 1
+		local ok, outd = lab.sh(("cd %s && BATLAB_DB=%s %s %s"):format(docdir, q(URL), q(cli.abs_bin), args))
+		t.ok(ok, "docs/lab.md: " .. line .. " " .. (ok and "" or outd))
+		if args:match("^runs") then
+			t.like(outd, "dry%-run:%d+ +[%d-]+ [%d:]+ +%S+ +capacity +completed +A1,B2", "docs/lab.md: the dry run listed")
+		end
+	end
+end
+t.is(cmds, 4, "docs/lab.md: four commands run")
+local sql = cli.read(dir .. "../../docs/database.md"):match("\n    (SELECT s%.cell.-;)")
+t.ok(sql and pg:psql((sql:gsub("\n    ", "\n"))), "docs/database.md: the example query runs")
+local grants = doc:match("`(GRANT%s+USAGE.-)`")
+local gok, gout = pg:psql("CREATE ROLE grafana; " .. (grants or "x"):gsub("%s+", " "))
+t.ok(grants and gok, "docs/lab.md: the grants for Grafana run " .. gout)
+local dash = require("cjson").decode(cli.read(dir .. "../../docs/grafana-batlab.json"))
+local var = dash.templating.list[1].query
+t.ok(pg:psql(var), "grafana: the run variable's query runs")
+for _, p in ipairs(dash.panels) do
+	local text = p.targets[1].rawSql:gsub("%$run", id3):gsub("%$__timeFilter%(([%w_.]+)%)", "%1 IS NOT NULL")
+	local ok, res = pg:psql(text)
+	t.ok(ok and res ~= "", "grafana: panel '" .. p.title .. "' reads rows " .. (ok and "" or res))
+end
+
 -- ---- bad input ----------------------------------------------------------------
 
 code, _, err = cli.batlab("db push " .. tmp .. "/nothing --db " .. q(URL))
