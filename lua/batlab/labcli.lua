@@ -149,6 +149,12 @@ function M.main(cmd, argv)
 		return batlab.EXIT_OK
 	end
 	local url, uerr = url_of(o)
+	if url then
+		local ok, why = batlab.db_check(url)
+		if not ok then
+			url, uerr = nil, why
+		end
+	end
 	if not url then
 		err(cmd .. ": " .. uerr)
 		return batlab.EXIT_USAGE

@@ -57,6 +57,29 @@ static void quiet(void *arg, const char *message)
 	(void)message;
 }
 
+/* A postgresql:// URL or a key=value string libpq can read; the message
+ * does not repeat it (it may hold a password). */
+bool bl_db_conninfo_ok(const char *conninfo, char *msg, size_t msglen)
+{
+	PQconninfoOption *opts;
+	char *e = NULL;
+
+	if (strncmp(conninfo, "postgresql://", 13) != 0 && strncmp(conninfo, "postgres://", 11) != 0 &&
+	    !strchr(conninfo, '=')) {
+		snprintf(msg, msglen, "the database is given as a postgresql:// URL or a key=value string");
+		return false;
+	}
+	opts = PQconninfoParse(conninfo, &e);
+	if (!opts) {
+		snprintf(msg, msglen, "the database URL: %s", e ? e : "out of memory");
+		msg[strcspn(msg, "\n")] = '\0';
+		PQfreemem(e);
+		return false;
+	}
+	PQconninfoFree(opts);
+	return true;
+}
+
 static PGconn *connect_params(const char *conninfo, double wait_s, bool async)
 {
 	char timeout[32];
@@ -96,8 +119,11 @@ static int fail_conn(PGconn *c, const char *what, char *msg, size_t msglen)
 
 static PGconn *open_conn(const char *conninfo, double wait_s, char *msg, size_t msglen)
 {
-	PGconn *c = bl_db_connect(conninfo, wait_s);
+	PGconn *c;
 
+	if (!bl_db_conninfo_ok(conninfo, msg, msglen))
+		return NULL;
+	c = bl_db_connect(conninfo, wait_s);
 	if (!c || PQstatus(c) != CONNECTION_OK) {
 		fail_conn(c, "cannot connect to the database", msg, msglen);
 		return NULL;

@@ -60,6 +60,10 @@ uint64_t bl_dbsink_close(struct bl_dbsink *s, double wait_s, char *msg, size_t m
 
 /* ---- blocking helpers for the CLI (db.c) --------------------------------- */
 
+/* conninfo is a postgresql:// URL or key=value string libpq can read;
+ * false with a message (not repeating it: it may hold a password). */
+bool bl_db_conninfo_ok(const char *conninfo, char *msg, size_t msglen);
+
 /* Send the unsent part of dir's spool (the `batlab db push` command).
  * Returns the rows sent (>= 0) or a negative bl_status with msg. */
 long bl_db_push(const char *conninfo, const char *dir, double wait_s, char *msg, size_t msglen);

@@ -249,9 +249,12 @@ int bl_dbsink_row(struct bl_dbsink *s, const char *table, const char *values, si
 struct bl_dbsink *bl_dbsink_open(struct bl_loop *loop, const char *conninfo, const char *dir,
                                  char *err, size_t errlen)
 {
-	struct bl_dbsink *s = calloc(1, sizeof *s);
+	struct bl_dbsink *s;
 	char path[600];
 
+	if (!bl_db_conninfo_ok(conninfo, err, errlen))
+		return NULL;
+	s = calloc(1, sizeof *s);
 	if (!s || !(s->conninfo = strdup(conninfo))) {
 		free(s);
 		snprintf(err, errlen, "out of memory");

@@ -8,7 +8,8 @@
  *   feed:close()
  *   db:stats()  -- { rows, connected, error, unsent }
  *   db:close(wait_s)  -- bytes left unsent, why
- *   batlab.db_init(url)  -- version found before | nil, err
+ *   batlab.db_check(url)  -- true | nil, why (not a URL libpq reads)
+ *   batlab.db_init(url)  -- version found before, version now | nil, err
  *   batlab.db_push(url, run_dir [, wait_s])  -- batches sent | nil, err
  *   batlab.db_query(url, sql [, { params } [, n]])  -- the rows as text (a tab between
  *        -- fields, a newline after each) | nil, err
@@ -272,6 +273,16 @@ static int l_feed_close(lua_State *L)
 
 /* ---- blocking calls for the CLI ------------------------------------------- */
 
+static int l_db_check(lua_State *L)
+{
+	char msg[300];
+
+	if (!bl_db_conninfo_ok(luaL_checkstring(L, 1), msg, sizeof msg))
+		return bl_lua_fail(L, BL_ERR_ARG, "%s", msg);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
 static int l_db_init(lua_State *L)
 {
 	char msg[600];
@@ -336,7 +347,7 @@ static const luaL_Reg feed_methods[] = {
 void bl_lua_open_db(lua_State *L)
 {
 	static const luaL_Reg funcs[] = {
-		{"db_open", l_db_open}, {"db_init", l_db_init}, {"db_push", l_db_push},
+		{"db_open", l_db_open}, {"db_check", l_db_check}, {"db_init", l_db_init}, {"db_push", l_db_push},
 		{"db_query", l_db_query}, {NULL, NULL},
 	};
 
