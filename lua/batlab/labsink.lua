@@ -30,7 +30,9 @@ end
 -- credentials and TLS files -> batlab.mqtt_open's options | nil, err.
 local function mqtt_opts(url, conf, node)
 	local scheme, host, port = url:match("^(mqtts?)://([%w%.%-]+):?(%d*)/?$")
-	if not scheme then
+	if not scheme and url:find("@", 1, true) then
+		return nil, "credentials go in the lab configuration file (docs/lab.md), not in the URL, where ps shows them"
+	elseif not scheme then
 		return nil, ("'%s' is not mqtt://HOST[:PORT] or mqtts://HOST[:PORT]"):format(url)
 	end
 	local tls = scheme == "mqtts" or conf.mqtt_cafile ~= nil

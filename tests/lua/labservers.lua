@@ -125,8 +125,9 @@ function MQ:destroy()
 	sh("rm -rf " .. q(self.dir))
 end
 
--- mosquitto() -> broker | nil, why.
-function M.mosquitto()
+-- mosquitto([user, password]) -> broker | nil, why. With a user, the
+-- broker takes only that user (a password file), no anonymous clients.
+function M.mosquitto(user, password)
 	if not sh("command -v mosquitto && command -v mosquitto_sub && command -v mosquitto_pub") then
 		return nil, "mosquitto or mosquitto-clients is not installed (make deps installs them)"
 	end
@@ -134,17 +135,25 @@ function M.mosquitto()
 	os.remove(dir)
 	assert(lfs.mkdir(dir))
 	sh("chmod 777 " .. q(dir))
+	local auth, pub_auth = "allow_anonymous true\n", ""
+	if user then
+		assert(sh(("mosquitto_passwd -b -c %s %s %s"):format(q(dir .. "/passwd"), q(user), q(password))))
+		sh("chmod 644 " .. q(dir .. "/passwd"))
+		auth = ("allow_anonymous false\npassword_file %s/passwd\n"):format(dir)
+		pub_auth = (" -u %s -P %s"):format(q(user), q(password))
+	end
 	local port = first_port(24000)
 	for k = 0, 9 do
 		local p = port + k
 		local f = assert(io.open(dir .. "/mosquitto.conf", "w"))
-		f:write(("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\npid_file %s/pid\n"
-			.. "log_dest file %s/log\n"):format(p, dir, dir))
+		f:write(("listener %d 127.0.0.1\n%spersistence false\npid_file %s/pid\nlog_dest file %s/log\n")
+			:format(p, auth, dir, dir))
 		f:close()
 		if sh(("mosquitto -d -c %s"):format(q(dir .. "/mosquitto.conf"))) then
 			for _ = 1, 200 do
-				if sh(("mosquitto_pub -h 127.0.0.1 -p %d -t batlab-test/ready -n"):format(p)) then
-					return setmetatable({ dir = dir, port = p, url = ("mqtt://127.0.0.1:%d"):format(p) }, MQ)
+				if sh(("mosquitto_pub -h 127.0.0.1 -p %d%s -t batlab-test/ready -n"):format(p, pub_auth)) then
+					return setmetatable({ dir = dir, port = p, url = ("mqtt://127.0.0.1:%d"):format(p),
+						auth = pub_auth }, MQ)
 				end
 				if not lfs.attributes(dir .. "/pid") then
 					break -- it exited (the port was taken): the next one

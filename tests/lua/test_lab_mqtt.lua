@@ -171,6 +171,31 @@ t.like(err, "bad.conf:2: unknown key 'mqtt_pasword'", "a misspelt key: names the
 code, _, err = cli.batlab(("run %s --sim --cell 0=E5 --out %s/r6 --mqtt http://x --quiet"):format(q(tmp .. "/short.lua"), tmp))
 t.is(code, 2, "--mqtt with a bad URL: exit 2")
 t.like(err, "not mqtt://HOST", "--mqtt with a bad URL: says what it wants")
+code, _, err = cli.batlab(("run %s --sim --cell 0=E5 --out %s/r7 --mqtt mqtt://me:pw@x --quiet"):format(q(tmp .. "/short.lua"), tmp))
+t.is(code, 2, "--mqtt with credentials in the URL: exit 2")
+t.like(err, "credentials go in the lab configuration file", "--mqtt with credentials: says where they go")
+
+-- ---- credentials from the config file, against a broker that wants them -------------
+
+local amq, awhy = lab.mosquitto("bench3", "s3cret pass")
+t.ok(amq, "a broker with a password file " .. tostring(awhy))
+if amq then
+	cli.write(tmp .. "/auth.conf", ("mqtt = %s\nmqtt_username = bench3\nmqtt_password = s3cret pass\n"):format(amq.url))
+	code, _, err = cli.batlab(("run %s --sim --cell 0=G7 --out %s/r8 --quiet --no-report"):format(q(tmp .. "/short.lua"), tmp),
+		"BATLAB_CONFIG=" .. tmp .. "/auth.conf")
+	t.is(code, 0, "credentials from the config file: exit 0")
+	t.is(err, "", "credentials from the config file: the broker took them (no warning)")
+	local _, st = lab.sh(("mosquitto_sub -h 127.0.0.1 -p %d%s -t 'batlab/+/1000/0/status' --retained-only -C 1 -W 10")
+		:format(amq.port, amq.auth))
+	local ok, sj = pcall(cjson.decode, st)
+	t.ok(ok and sj.cell == "G7" and sj.verdict == "pass", "credentials from the config file: the status arrived " .. st)
+	cli.write(tmp .. "/wrong.conf", ("mqtt = %s\nmqtt_username = bench3\nmqtt_password = wrong\n"):format(amq.url))
+	code, _, err = cli.batlab(("run %s --sim --cell 0=H8 --out %s/r9 --quiet --no-report"):format(q(tmp .. "/short.lua"), tmp),
+		"BATLAB_CONFIG=" .. tmp .. "/wrong.conf")
+	t.is(code, 0, "a wrong password: the run still passes")
+	t.like(err, "refused", "a wrong password: the broker's refusal is said")
+	amq:destroy()
+end
 
 mq:destroy()
 os.execute("rm -rf " .. q(tmp))
