@@ -50,8 +50,16 @@ local function first_port(base)
 	return base + tonumber(seed:sub(-4), 16) % 2000
 end
 
+-- A server is destroyed when its test is done with it, and also when the
+-- test dies of an error first (the Lua state's collection at exit): no
+-- server outlives its test.
 local PG = {}
 PG.__index = PG
+PG.__gc = function(s)
+	if not s.gone then
+		s:destroy()
+	end
+end
 
 function PG:ctl(args)
 	return sh(("%s%s/pg_ctl -D %s %s"):format(self.as, self.bin, q(self.data), args))
@@ -72,6 +80,7 @@ function PG:psql(sql)
 end
 
 function PG:destroy()
+	self.gone = true
 	self:stop()
 	sh("rm -rf " .. q(self.dir))
 end
@@ -112,8 +121,14 @@ end
 
 local MQ = {}
 MQ.__index = MQ
+MQ.__gc = function(s)
+	if not s.gone then
+		s:destroy()
+	end
+end
 
 function MQ:destroy()
+	self.gone = true
 	local f = io.open(self.dir .. "/pid")
 	local pid = f and f:read("n")
 	if f then
@@ -159,7 +174,7 @@ function M.mosquitto(user, password)
 					break -- it exited (the port was taken): the next one
 				end
 			end
-			MQ.destroy({ dir = dir })
+			MQ.destroy({ dir = dir }) -- a plain table: no finalizer
 			assert(lfs.mkdir(dir))
 			sh("chmod 777 " .. q(dir))
 		end
