@@ -3,7 +3,8 @@
 #   make                 build ./batlab and build/libbatlab.a
 #   make check           build and run every test (TAP, under prove)
 #   make check SANITIZE=1  the same with ASan + UBSan (objects in build/san)
-#   make bench           performance figures
+#   make bench           performance figures (bench_lab.lua: the PostgreSQL and
+#                        MQTT sinks against private servers)
 #   make fuzz / check-fuzz  libFuzzer targets (clang)
 #   make check-report    reports of virtual runs rendered by headless chromium
 #                        (installed when missing): every plot drawn, PNG, PDF
@@ -28,7 +29,7 @@ DESTDIR ?=
 UDEVDIR ?= $(if $(filter /usr,$(PREFIX)),/usr/lib/udev/rules.d,/etc/udev/rules.d)
 UDEV    ?=
 CC      ?= cc
-PKGS     = lua5.4 libserialport readline libcurl
+PKGS     = lua5.4 libserialport readline libcurl libpq libmosquitto
 VERSION  = 0.1.0
 
 ifeq ($(SANITIZE),1)
@@ -147,6 +148,7 @@ bench: deps
 
 _bench: build $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do $$b || exit 1; done
+	@BATLAB=$(CURDIR)/$(BIN) $(BIN) lua tests/bench/bench_lab.lua
 
 # libFuzzer targets need clang; they link the library sources directly so
 # the fuzzer instruments them.

@@ -29,7 +29,7 @@ _batlab_options()
 	local devopts="--port --serial --sim --sim= --devices --seed --connect-timeout
 		-v --verbose -vv -h --help"
 	local runopts="--settings --cell --cells-from --set --out --sim --sim= --devices --seed
-		--port --serial --timeout --swap-timeout --speed --json --quiet --no-report -h --help"
+		--port --serial --timeout --swap-timeout --speed --json --quiet --no-report --db --mqtt -h --help"
 	case $1 in
 		list|info|measure|setpoints|write|impedance|sinewave|stop|reset|lowcurrent)
 			echo "$devopts" ;;
@@ -50,6 +50,8 @@ _batlab_options()
 		lua) echo "-e -h --help" ;;
 		settings) echo "--set -h --help" ;;
 		report) echo "--out --compare -h --help" ;;
+		db) echo "--db -h --help" ;;
+		runs) echo "--db --cell --since -h --help" ;;
 	esac
 }
 
@@ -66,7 +68,7 @@ _batlab()
 	fi
 
 	local bin=${words[0]}
-	local commands="run cycletest dischargetest resume settings report shell sim lua list info measure setpoints
+	local commands="run cycletest dischargetest resume settings report db runs shell sim lua list info measure setpoints
 		read write impedance charge discharge sinewave stop reset lowcurrent firmware
 		calibration"
 	local cells="0 1 2 3 CELL0 CELL1 CELL2 CELL3"
@@ -74,7 +76,7 @@ _batlab()
 	local modes="NO_CELL BACKWARDS IDLE CHARGE DISCHARGE IMPEDANCE STOPPED"
 	# Options that take the next word as their value.
 	local valued="--port --serial --devices --seed --connect-timeout --timeout --for
-		--layout --speed --settings --cell --cells-from --set --out --from -e"
+		--layout --speed --settings --cell --cells-from --set --out --from -e --db --mqtt --since"
 
 	if [[ $cword -eq 1 ]]; then
 		COMPREPLY=($(compgen -W "$commands --help --version" -- "$cur"))
@@ -88,7 +90,7 @@ _batlab()
 		--layout|--settings|--out|--cells-from)
 			COMPREPLY=($(compgen -f -- "$cur"))
 			return ;;
-		--serial|--devices|--seed|--connect-timeout|--timeout|--swap-timeout|--for|--speed|--cell|--set|--from|-e)
+		--serial|--devices|--seed|--connect-timeout|--timeout|--swap-timeout|--for|--speed|--cell|--set|--from|-e|--db|--mqtt|--since)
 			return ;;
 	esac
 	if [[ $cur == --sim=* ]]; then
@@ -139,6 +141,12 @@ _batlab()
 				COMPREPLY=($(compgen -W "backup restore" -- "$cur"))
 			else
 				COMPREPLY=($(compgen -f -- "$cur"))
+			fi ;;
+		db)
+			if [[ $n -eq 0 ]]; then
+				COMPREPLY=($(compgen -W "init push" -- "$cur"))
+			elif [[ ${args[0]} == push ]]; then
+				COMPREPLY=($(compgen -d -- "$cur"))
 			fi ;;
 		settings)
 			if [[ $n -eq 0 ]]; then

@@ -17,6 +17,8 @@
 --     lexcelon = { log1 = log, log2 = log, period = 1, serial = 1, channel = 0 },
 --     journal = j, journal_every = 1,              -- batlab.journal: steps and
 --                                                  -- where the cell is, every N s
+--     feeds = { feed },   -- other sinks of the samples (batlab.labsink):
+--                         -- labelled with the rows, closed with the recording
 --   })
 --   ...
 --   rec:close()
@@ -146,7 +148,7 @@ function M.attach(cell, o)
 	local r = setmetatable({
 		cell = cell, t0 = o.t0 or batlab.now(), epoch = o.epoch, on_sample = o.on_sample,
 		on_step = o.on_step, on_error = o.on_error, on_label = o.on_label, lex = o.lexcelon, step_no = 0,
-		journal = o.journal, journal_every = o.journal_every or 1,
+		journal = o.journal, journal_every = o.journal_every or 1, feeds = o.feeds or {},
 		labels = { step = 0, cycle = 0, cycle_kind = "other" },
 		impedance = { values = {}, charges = {} },
 	}, Recording)
@@ -176,6 +178,9 @@ function Recording:label(t)
 	end
 	if self.rec then
 		self.rec:label(t)
+	end
+	for _, f in ipairs(self.feeds) do
+		f:label(t)
 	end
 	if self.on_label then
 		self.on_label(self.labels)
@@ -295,6 +300,9 @@ function Recording:close()
 	end
 	local rec = self.rec
 	self.rec = nil
+	for _, f in ipairs(self.feeds) do
+		f:close()
+	end
 	if self.cell.recording == self then
 		self.cell.recording = nil
 	end

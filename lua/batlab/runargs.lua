@@ -33,6 +33,10 @@ Options:
                        run; default: as fast as possible)
   --json               print the final summary as JSON on standard output
   --no-report          no report.html (the HTML page with plots) at the end
+  --db URL             also write the results to PostgreSQL (postgresql://...;
+                       or $BATLAB_DB, or the lab config: docs/database.md)
+  --mqtt URL           publish live telemetry to an MQTT broker
+                       (mqtt://host[:port]; or $BATLAB_MQTT: docs/lab.md)
   --quiet              no progress output
   -h, --help           this text (with SCRIPT: its description and params)
 ]],
@@ -55,7 +59,7 @@ M.USAGE = USAGE
 
 local VALUED = {
 	["--settings"] = true, ["--cell"] = true, ["--cells-from"] = true, ["--set"] = true,
-	["--out"] = true, ["--timeout"] = true, ["--speed"] = true, ["--swap-timeout"] = true,
+	["--out"] = true, ["--timeout"] = true, ["--db"] = true, ["--mqtt"] = true, ["--speed"] = true, ["--swap-timeout"] = true,
 }
 
 -- The names of --cell CH=NAME and NAME... checked (settings_check): o | nil, err.

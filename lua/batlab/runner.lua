@@ -227,6 +227,9 @@ end
 
 local function cell_event(R, c, text)
 	c.cw:event(text)
+	if R.lab then
+		R.lab:event(c.name, text, batlab.now() - R.t0)
+	end
 	R.progress.event(c.name, text, batlab.now() - R.t0)
 end
 
@@ -254,12 +257,16 @@ local function new_cell(R, a)
 		lexcelon = R.lex and { log1 = log1, log2 = R.lex, serial = a.ch.dev.sn, channel = a.ch.index,
 			period = R.settings and R.settings.reportingPeriod or 1 },
 		journal = R.journal, journal_every = R.o.sim and 60 or 1,
+		feeds = R.lab and R.lab:feeds(a.name, a.ch.ch, a.ch.dev.sn, a.ch.index),
 		on_sample = function(smp)
 			c.last = smp
 			R.progress.draw(smp.time - R.t0)
 		end,
 		on_step = function(row, sum, _, known)
 			c.cw:step(row, known)
+			if R.lab and not known then
+				R.lab:step(c.name, row)
+			end
 			c.step, c.cycle = nil, row.cycle
 			if known then -- replayed after a crash: told before it
 				return
@@ -461,6 +468,9 @@ local function finish(R, interrupted)
 		end
 		local sum = c.cw:summary(extra) or {}
 		local v = sum.verdict or verdict
+		if R.lab then
+			R.lab:summary(c.name, sum, v)
+		end
 		out[#out + 1] = sum
 		if v ~= "pass" and worst == batlab.EXIT_OK then
 			worst = batlab.EXIT_FAILED
@@ -479,6 +489,13 @@ local function finish(R, interrupted)
 	end
 	local outcome = interrupted and "interrupted" or worst == batlab.EXIT_OK and "completed" or "failed"
 	R.run:close(outcome)
+	local lok, lerr = true, nil
+	if R.lab then
+		lok, lerr = R.lab:close(outcome)
+	end
+	if not lok then
+		err(lerr)
+	end
 	R.journal:write({ ev = "closed", outcome = outcome })
 	R.journal:close()
 	R.pool:close()
@@ -606,6 +623,14 @@ local function open_all(R)
 		return nil, batlab.EXIT_USAGE
 	end
 	R.run = run
+	local lab, lerr = require("batlab.labsink").open(R)
+	if lerr then
+		err(lerr)
+		run:close("error")
+		pool:close()
+		return nil, batlab.EXIT_USAGE
+	end
+	R.lab = lab
 	opened(R)
 	return true
 end

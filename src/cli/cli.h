@@ -14,6 +14,7 @@ int cmd_shell(int argc, char **argv);
 int cmd_run(int argc, char **argv);          /* run, cycletest, dischargetest */
 int cmd_settings(int argc, char **argv);     /* settings view FILE (cmd_settings.c) */
 int cmd_report(int argc, char **argv);
+int cmd_db(int argc, char **argv);          /* db, runs (cmd_db.c) */
 /* The utility commands (cmd_info.c, cmd_regs.c, cmd_channel.c,
  * cmd_firmware.c), on the device selection of devsel.h. */
 int cmd_list(int argc, char **argv);

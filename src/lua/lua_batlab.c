@@ -12,6 +12,7 @@
 #include "core/regs.h"
 #include "core/units.h"
 #include "lua/engine.h"
+#include "lua/lua_db.h"
 #include "lua/lua_util.h"
 
 #ifndef BL_VERSION
@@ -365,5 +366,7 @@ int luaopen_batlab(lua_State *L)
 	bl_lua_open_sched(L);
 	bl_lua_open_device(L);
 	bl_lua_open_pool(L);
+	bl_lua_open_db(L);
+	bl_lua_open_mqtt(L);
 	return 1;
 }

@@ -1,0 +1,297 @@
+/* db.c - the PostgreSQL sink's blocking side (db.h): connecting, the
+ * schema and its migrations, `batlab db push`, queries for the CLI, and
+ * the SQL literals the rows are written with. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/bl.h"
+#include "host/db.h"
+#include "host/db_parts.h"
+
+/* Version 1 of the schema (docs/database.md documents every column). A
+ * new version appends its statements as a new entry; `batlab db init`
+ * applies the ones a database has not seen, in one transaction each. */
+static const char *const MIGRATIONS[] = {
+	"CREATE SCHEMA IF NOT EXISTS batlab;"
+	"CREATE TABLE IF NOT EXISTS batlab.schema_version (version integer PRIMARY KEY,"
+	" applied_at timestamptz NOT NULL DEFAULT now());"
+	"CREATE TABLE batlab.runs (run_id text PRIMARY KEY, host text NOT NULL, mode text,"
+	" procedure text, script text, started_at timestamptz, virtual_time boolean,"
+	" run_dir text, batlab_version text);"
+	"CREATE TABLE batlab.run_ends (run_id text PRIMARY KEY, ended_at timestamptz, outcome text);"
+	"CREATE TABLE batlab.cells (run_id text, cell text, serial integer, channel integer,"
+	" PRIMARY KEY (run_id, cell));"
+	"CREATE TABLE batlab.steps (run_id text, cell text, step integer, cycle integer,"
+	" cycle_kind text, step_name text, kind text, start_s double precision,"
+	" duration_s double precision, end_reason text, charge_ah double precision,"
+	" energy_wh double precision, avg_v double precision, avg_i double precision,"
+	" temp_start double precision, temp_end double precision, impedance_ohm double precision,"
+	" PRIMARY KEY (run_id, cell, step));"
+	"CREATE TABLE batlab.samples (run_id text, cell text, seq bigint, at timestamptz,"
+	" t_s double precision, step_time_s double precision, cycle integer, cycle_kind text,"
+	" step integer, step_name text, mode text, voltage double precision,"
+	" current double precision, temp_c double precision, charge_ah double precision,"
+	" energy_wh double precision, vcc double precision, errors integer,"
+	" PRIMARY KEY (run_id, cell, seq));"
+	"CREATE TABLE batlab.events (run_id text, seq integer, cell text, at timestamptz,"
+	" t_s double precision, message text, PRIMARY KEY (run_id, seq));"
+	"CREATE TABLE batlab.summaries (run_id text, cell text, verdict text, reason text,"
+	" capacity_ah double precision, energy_wh double precision, impedance_ohm double precision,"
+	" summary jsonb, PRIMARY KEY (run_id, cell));"
+	"CREATE INDEX samples_at ON batlab.samples (at);"
+	"CREATE INDEX runs_started ON batlab.runs (started_at);"
+	"CREATE VIEW batlab.cycles AS SELECT run_id, cell, cycle, min(cycle_kind) AS cycle_kind,"
+	" sum(abs(charge_ah)) FILTER (WHERE kind = 'charge') AS charge_ah,"
+	" sum(abs(charge_ah)) FILTER (WHERE kind = 'discharge') AS discharge_ah,"
+	" sum(abs(energy_wh)) FILTER (WHERE kind = 'discharge') AS discharge_wh,"
+	" avg(impedance_ohm) AS impedance_ohm, min(start_s) AS start_s"
+	" FROM batlab.steps WHERE cycle > 0 GROUP BY run_id, cell, cycle;",
+};
+#define NMIGRATIONS ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
+
+static void quiet(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;
+}
+
+/* A postgresql:// URL or a key=value string libpq can read; the message
+ * does not repeat it (it may hold a password). */
+bool bl_db_conninfo_ok(const char *conninfo, char *msg, size_t msglen)
+{
+	PQconninfoOption *opts;
+	char *e = NULL;
+
+	if (strncmp(conninfo, "postgresql://", 13) != 0 && strncmp(conninfo, "postgres://", 11) != 0 &&
+	    !strchr(conninfo, '=')) {
+		snprintf(msg, msglen, "the database is given as a postgresql:// URL or a key=value string");
+		return false;
+	}
+	opts = PQconninfoParse(conninfo, &e);
+	if (!opts) {
+		snprintf(msg, msglen, "the database URL: %s", e ? e : "out of memory");
+		msg[strcspn(msg, "\n")] = '\0';
+		PQfreemem(e);
+		return false;
+	}
+	PQconninfoFree(opts);
+	return true;
+}
+
+static PGconn *connect_params(const char *conninfo, double wait_s, bool async)
+{
+	char timeout[32];
+	const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
+	const char *vals[] = {conninfo, timeout, "batlab", NULL};
+	PGconn *c;
+
+	snprintf(timeout, sizeof timeout, "%d", wait_s < 1 ? 1 : (int)ceil(wait_s));
+	c = async ? PQconnectStartParams(keys, vals, 1) : PQconnectdbParams(keys, vals, 1);
+	if (c)
+		PQsetNoticeProcessor(c, quiet, NULL);
+	return c;
+}
+
+PGconn *bl_db_connect_start(const char *conninfo)
+{
+	return connect_params(conninfo, 10, true);
+}
+
+PGconn *bl_db_connect(const char *conninfo, double wait_s)
+{
+	return connect_params(conninfo, wait_s, false);
+}
+
+static int fail_conn(PGconn *c, const char *what, char *msg, size_t msglen)
+{
+	const char *e = c ? PQerrorMessage(c) : "out of memory";
+	size_t n;
+
+	snprintf(msg, msglen, "%s: %s", what, e);
+	n = strlen(msg);
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+		msg[--n] = '\0';
+	PQfinish(c);
+	return BL_ERR_IO;
+}
+
+static PGconn *open_conn(const char *conninfo, double wait_s, char *msg, size_t msglen)
+{
+	PGconn *c;
+
+	if (!bl_db_conninfo_ok(conninfo, msg, msglen))
+		return NULL;
+	c = bl_db_connect(conninfo, wait_s);
+	if (!c || PQstatus(c) != CONNECTION_OK) {
+		fail_conn(c, "cannot connect to the database", msg, msglen);
+		return NULL;
+	}
+	return c;
+}
+
+static bool exec_ok(PGconn *c, const char *sql, char *msg, size_t msglen)
+{
+	PGresult *r = PQexec(c, sql);
+	ExecStatusType st = PQresultStatus(r);
+	bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+
+	if (!ok) {
+		size_t n;
+		snprintf(msg, msglen, "%s", PQresultErrorMessage(r));
+		n = strlen(msg);
+		while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+			msg[--n] = '\0';
+	}
+	PQclear(r);
+	return ok;
+}
+
+static int schema_version(PGconn *c)
+{
+	PGresult *r = PQexec(c, "SELECT coalesce(max(version), 0) FROM batlab.schema_version");
+	int v = PQresultStatus(r) == PGRES_TUPLES_OK ? atoi(PQgetvalue(r, 0, 0)) : 0;
+
+	PQclear(r);
+	return v;
+}
+
+int bl_db_init(const char *conninfo, int *from, char *msg, size_t msglen)
+{
+	PGconn *c = open_conn(conninfo, 10, msg, msglen);
+	char sql[96];
+	int v;
+
+	if (!c)
+		return BL_ERR_IO;
+	v = *from = schema_version(c);
+	if (v > NMIGRATIONS) {
+		snprintf(msg, msglen, "the database has schema version %d, newer than this batlab's %d", v,
+		         NMIGRATIONS);
+		PQfinish(c);
+		return BL_ERR_STATE;
+	}
+	for (; v < NMIGRATIONS; v++) {
+		snprintf(sql, sizeof sql, "INSERT INTO batlab.schema_version (version) VALUES (%d)", v + 1);
+		if (!exec_ok(c, "BEGIN", msg, msglen) || !exec_ok(c, MIGRATIONS[v], msg, msglen) ||
+		    !exec_ok(c, sql, msg, msglen) || !exec_ok(c, "COMMIT", msg, msglen)) {
+			PQfinish(c);
+			return BL_ERR_IO;
+		}
+	}
+	PQfinish(c);
+	return BL_OK;
+}
+
+long bl_db_push(const char *conninfo, const char *dir, double wait_s, char *msg, size_t msglen)
+{
+	struct bl_dbspool sp;
+	struct bl_buf sql = {0};
+	char path[600];
+	uint64_t end;
+	long rows = 0;
+	int r;
+	PGconn *c;
+
+	snprintf(path, sizeof path, "%s/" BL_DB_SPOOL, dir);
+	if (bl_dbspool_open(&sp, path) < 0) {
+		snprintf(msg, msglen, "%s: no spool (was the run made with --db?)", path);
+		return BL_ERR_ARG;
+	}
+	if (!(c = open_conn(conninfo, wait_s, msg, msglen))) {
+		bl_dbspool_close(&sp);
+		return BL_ERR_IO;
+	}
+	bl_dbspool_seek(&sp, bl_dbspool_marked(dir));
+	while ((r = bl_dbspool_batch(&sp, &sql, &end)) > 0) {
+		if (!exec_ok(c, sql.p, msg, msglen)) {
+			rows = BL_ERR_IO;
+			break;
+		}
+		bl_dbspool_mark(dir, end);
+		rows++;
+	}
+	if (r < 0) {
+		snprintf(msg, msglen, "%s: a damaged row at byte %llu", path, (unsigned long long)sp.off);
+		rows = BL_ERR_ARG;
+	}
+	PQfinish(c);
+	bl_dbspool_close(&sp);
+	bl_buf_free(&sql);
+	return rows;
+}
+
+int bl_db_query(const char *conninfo, const char *sql, int nparams, const char *const *params,
+                struct bl_buf *out, char *msg, size_t msglen)
+{
+	PGconn *c = open_conn(conninfo, 10, msg, msglen);
+	PGresult *r;
+
+	if (!c)
+		return BL_ERR_IO;
+	r = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		snprintf(msg, msglen, "%s", PQresultErrorMessage(r));
+		msg[strcspn(msg, "\n")] = '\0';
+		PQclear(r);
+		PQfinish(c);
+		return BL_ERR_IO;
+	}
+	for (int i = 0; i < PQntuples(r); i++) {
+		for (int j = 0; j < PQnfields(r); j++) {
+			if (j)
+				bl_buf_addc(out, '\t');
+			bl_buf_adds(out, PQgetvalue(r, i, j));
+		}
+		bl_buf_addc(out, '\n');
+	}
+	PQclear(r);
+	PQfinish(c);
+	return out->oom ? BL_ERR_MEM : BL_OK;
+}
+
+/* ---- SQL literals ---------------------------------------------------------- */
+
+/* E'...' with backslash escapes: the same text whatever the server's
+ * standard_conforming_strings, and never a newline (a spool row is one
+ * line). */
+void bl_sql_text(struct bl_buf *b, const char *s)
+{
+	if (!s) {
+		bl_buf_adds(b, "NULL");
+		return;
+	}
+	bl_buf_adds(b, "E'");
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '\'' || ch == '\\') {
+			bl_buf_addc(b, '\\');
+			bl_buf_addc(b, (char)ch);
+		} else if (ch < 0x20) {
+			char esc[8];
+			snprintf(esc, sizeof esc, "\\x%02x", ch);
+			bl_buf_adds(b, esc);
+		} else {
+			bl_buf_addc(b, (char)ch);
+		}
+	}
+	bl_buf_addc(b, '\'');
+}
+
+void bl_sql_fixed(struct bl_buf *b, double v, int prec)
+{
+	if (!isfinite(v)) {
+		bl_buf_adds(b, "NULL");
+		return;
+	}
+	bl_csv_fixed(b, v, prec);
+}
+
+void bl_sql_int(struct bl_buf *b, long long v)
+{
+	char num[32];
+
+	snprintf(num, sizeof num, "%lld", v);
+	bl_buf_adds(b, num);
+}

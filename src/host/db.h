@@ -1,0 +1,97 @@
+/* db.h - the PostgreSQL results sink: every row a run records (its run,
+ * cells, steps, events, summaries and every sample) also goes to a
+ * database, as a second sink beside the files (docs/database.md).
+ *
+ * Rows are first appended to a spool file in the run directory
+ * (db-spool.sql, one "table<TAB>(values)" line per row, in the order they
+ * were recorded); a sender on the event loop sends the spool in order, in
+ * batches of multi-row INSERT ... ON CONFLICT DO NOTHING, over a
+ * non-blocking libpq connection whose socket the loop watches. What the
+ * server acknowledged is kept as a byte offset in db-spool.sent. Every
+ * table has a natural key (run, cell, sequence number), so a batch sent
+ * twice (the connection dropped before its answer came) lands once: the
+ * rows reach the database in order and exactly once, whether the server
+ * was there all along, came back mid-run, or only sees them through
+ * `batlab db push RUN_DIR` later.
+ *
+ * Nothing on the sample path blocks: appending is a buffered write; the
+ * connection is retried at most once a second (of real time) while rows
+ * arrive. Only bl_dbsink_close, at the end of a run, waits (a bounded
+ * time) for the rest to be sent.
+ */
+#ifndef BL_DB_H
+#define BL_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/loop.h"
+#include "device/channel.h"
+#include "host/csv.h"
+
+#define BL_DB_SCHEMA_VERSION 1
+#define BL_DB_SPOOL "db-spool.sql"
+#define BL_DB_SENT "db-spool.sent"
+
+struct bl_dbsink;
+
+struct bl_dbsink_stats {
+	uint64_t rows;          /* appended to the spool */
+	uint64_t sent_bytes, spool_bytes;
+	bool connected;
+	char error[256];        /* the last trouble, "" if none */
+};
+
+/* Open (create or append to) the spool in `dir` and start connecting to
+ * `conninfo` (a postgresql:// URL or key=value string). A server that is
+ * not there is no error: rows wait in the spool. NULL with a message in
+ * err when the spool cannot be written. */
+struct bl_dbsink *bl_dbsink_open(struct bl_loop *loop, const char *conninfo, const char *dir,
+                                 char *err, size_t errlen);
+/* Append one row: `values` is a parenthesised SQL tuple in the table's
+ * column order (bl_sql_* below build it). */
+int bl_dbsink_row(struct bl_dbsink *s, const char *table, const char *values, size_t n);
+void bl_dbsink_stats(const struct bl_dbsink *s, struct bl_dbsink_stats *out);
+/* Send what is left, waiting at most wait_s seconds for the server, and
+ * free. Returns the bytes of spool left unsent (0: all in the database);
+ * msg says why when not. NULL ok. */
+uint64_t bl_dbsink_close(struct bl_dbsink *s, double wait_s, char *msg, size_t msglen);
+
+/* ---- blocking helpers for the CLI (db.c) --------------------------------- */
+
+/* conninfo is a postgresql:// URL or key=value string libpq can read;
+ * false with a message (not repeating it: it may hold a password). */
+bool bl_db_conninfo_ok(const char *conninfo, char *msg, size_t msglen);
+
+/* Send the unsent part of dir's spool (the `batlab db push` command).
+ * Returns the rows sent (>= 0) or a negative bl_status with msg. */
+long bl_db_push(const char *conninfo, const char *dir, double wait_s, char *msg, size_t msglen);
+/* Create or upgrade the schema (docs/database.md). BL_OK or an error with
+ * msg; *from gets the version found (0: none). */
+int bl_db_init(const char *conninfo, int *from, char *msg, size_t msglen);
+/* Run one query; each row's fields joined by tabs, rows by newlines, into
+ * out. BL_OK or an error with msg. */
+int bl_db_query(const char *conninfo, const char *sql, int nparams, const char *const *params,
+                struct bl_buf *out, char *msg, size_t msglen);
+
+/* ---- SQL tuples ----------------------------------------------------------- */
+
+void bl_sql_text(struct bl_buf *b, const char *s);   /* E'...' literal, NULL: NULL */
+void bl_sql_fixed(struct bl_buf *b, double v, int prec); /* as the CSV writes it; NaN: NULL */
+void bl_sql_int(struct bl_buf *b, long long v);
+
+/* ---- the samples of one channel (dbfeed.c) -------------------------------- */
+
+struct bl_dbfeed;
+/* Every sample of ch from now on becomes a row of batlab.samples for
+ * (run_id, cell), with the labels last set, t0 and epoch as the
+ * recorder's (recorder.h). */
+struct bl_dbfeed *bl_dbfeed_open(struct bl_dbsink *s, struct bl_channel *ch, const char *run_id,
+                                 const char *cell, double t0, double epoch);
+void bl_dbfeed_label(struct bl_dbfeed *f, int step, const char *step_name, int cycle,
+                     const char *cycle_kind);
+uint64_t bl_dbfeed_rows(const struct bl_dbfeed *f);
+void bl_dbfeed_close(struct bl_dbfeed *f);
+
+#endif

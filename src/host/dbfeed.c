@@ -1,0 +1,113 @@
+/* dbfeed.c - one channel's samples as rows of batlab.samples (db.h): the
+ * same samples, numbers and labels as the cell's CSV time series
+ * (recorder.h), each with its sequence number in the cell, the row's key. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/bl.h"
+#include "core/regs.h"
+#include "host/db.h"
+
+#define LABEL_MAX 64
+
+struct bl_dbfeed {
+	struct bl_chan_listener listener;   /* first: the listener is the feed */
+	struct bl_dbsink *sink;
+	char run_id[128], cell[LABEL_MAX];
+	double t0, epoch;
+	int step, cycle;
+	char step_name[LABEL_MAX], cycle_kind[LABEL_MAX];
+	uint64_t seq;
+	struct bl_buf row;
+};
+
+static void format_row(struct bl_dbfeed *f, const struct bl_sample *s)
+{
+	struct bl_buf *b = &f->row;
+	const char *mode = bl_mode_name(s->mode);
+	double t = s->time - f->t0;
+	char num[16];
+
+	b->len = 0;
+	bl_buf_addc(b, '(');
+	bl_sql_text(b, f->run_id);                     bl_buf_addc(b, ',');
+	bl_sql_text(b, f->cell);                       bl_buf_addc(b, ',');
+	bl_sql_int(b, (long long)++f->seq);            bl_buf_adds(b, ",to_timestamp(");
+	bl_sql_fixed(b, f->epoch + t, 3);              bl_buf_adds(b, "),");
+	bl_sql_fixed(b, t, 3);                         bl_buf_addc(b, ',');
+	bl_sql_fixed(b, s->step_time, 3);              bl_buf_addc(b, ',');
+	bl_sql_int(b, f->cycle);                       bl_buf_addc(b, ',');
+	bl_sql_text(b, f->cycle_kind);                 bl_buf_addc(b, ',');
+	bl_sql_int(b, f->step);                        bl_buf_addc(b, ',');
+	bl_sql_text(b, f->step_name);                  bl_buf_addc(b, ',');
+	if (!mode) {
+		snprintf(num, sizeof num, "%u", s->mode);
+		mode = num;
+	}
+	bl_sql_text(b, mode);                          bl_buf_addc(b, ',');
+	bl_sql_fixed(b, s->voltage, 4);                bl_buf_addc(b, ',');
+	bl_sql_fixed(b, s->current, 4);                bl_buf_addc(b, ',');
+	bl_sql_fixed(b, s->temp_c, 2);                 bl_buf_addc(b, ',');
+	bl_sql_fixed(b, s->charge_ah, 6);              bl_buf_addc(b, ',');
+	bl_sql_fixed(b, s->energy_wh, 6);              bl_buf_addc(b, ',');
+	bl_sql_fixed(b, s->vcc, 3);                    bl_buf_addc(b, ',');
+	bl_sql_int(b, s->error);
+	bl_buf_addc(b, ')');
+}
+
+static void on_sample(struct bl_chan_listener *l, const struct bl_sample *s, int status)
+{
+	struct bl_dbfeed *f = (struct bl_dbfeed *)(void *)l;
+
+	if (status != BL_OK || !s)
+		return;
+	format_row(f, s);
+	if (!f->row.oom)
+		bl_dbsink_row(f->sink, "samples", f->row.p, f->row.len);
+}
+
+struct bl_dbfeed *bl_dbfeed_open(struct bl_dbsink *s, struct bl_channel *ch, const char *run_id,
+                                 const char *cell, double t0, double epoch)
+{
+	struct bl_dbfeed *f = calloc(1, sizeof *f);
+
+	if (!f)
+		return NULL;
+	f->sink = s;
+	snprintf(f->run_id, sizeof f->run_id, "%s", run_id);
+	snprintf(f->cell, sizeof f->cell, "%s", cell);
+	f->t0 = t0;
+	f->epoch = epoch;
+	snprintf(f->cycle_kind, sizeof f->cycle_kind, "other");
+	f->listener.fn = on_sample;
+	bl_channel_listen(ch, &f->listener);
+	return f;
+}
+
+void bl_dbfeed_label(struct bl_dbfeed *f, int step, const char *step_name, int cycle,
+                     const char *cycle_kind)
+{
+	if (step >= 0)
+		f->step = step;
+	if (cycle >= 0)
+		f->cycle = cycle;
+	if (step_name)
+		snprintf(f->step_name, sizeof f->step_name, "%s", step_name);
+	if (cycle_kind)
+		snprintf(f->cycle_kind, sizeof f->cycle_kind, "%s", cycle_kind);
+}
+
+uint64_t bl_dbfeed_rows(const struct bl_dbfeed *f)
+{
+	return f->seq;
+}
+
+void bl_dbfeed_close(struct bl_dbfeed *f)
+{
+	if (!f)
+		return;
+	if (f->listener.ch)
+		bl_channel_unlisten(&f->listener);
+	bl_buf_free(&f->row);
+	free(f);
+}

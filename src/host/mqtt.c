@@ -1,0 +1,344 @@
+/* mqtt.c - the MQTT telemetry client on the event loop (mqtt.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mosquitto.h>
+
+#include "core/bl.h"
+#include "core/clock.h"
+#include "host/csv.h"
+#include "host/mqtt.h"
+
+#define MOD "mqtt"
+#define RETRY_US 1000000u
+#define KEEPALIVE_S 30
+#define TOPIC_MAX 256
+
+/* An event or status published while the broker was away (or before it
+ * answered the first time): they go out in order once connected, the
+ * oldest dropped beyond HELD_MAX. Samples are never held. */
+#define HELD_MAX 1000
+
+struct held {
+	struct held *next;
+	size_t n;
+	bool retain;
+	char *payload;
+	char topic[];
+};
+
+struct bl_mqtt {
+	struct bl_loop *loop;
+	struct mosquitto *mq;
+	struct bl_io io;
+	struct bl_timer tick;       /* keep-alive pings and retries */
+	char prefix[TOPIC_MAX];     /* <prefix>/<node> */
+	char host[256];
+	int port;
+	bool connecting, connected, closing;
+	uint64_t last_try_us;
+	struct held *held, **held_tail;
+	size_t nheld;
+	struct bl_mqtt_stats st;
+};
+
+static struct held *unhold(struct bl_mqtt *m)
+{
+	struct held *h = m->held;
+
+	m->held = h->next;
+	if (!m->held)
+		m->held_tail = &m->held;
+	m->nheld--;
+	return h;
+}
+
+static void hold(struct bl_mqtt *m, const char *topic, const char *payload, size_t n, bool retain)
+{
+	size_t tl = strlen(topic) + 1;
+	struct held *h = malloc(sizeof *h + tl + n + 1);
+
+	if (!h) {
+		m->st.dropped++;
+		return;
+	}
+	if (m->nheld >= HELD_MAX) {
+		free(unhold(m));
+		m->st.dropped++;
+	}
+	h->next = NULL;
+	h->n = n;
+	h->retain = retain;
+	memcpy(h->topic, topic, tl);
+	h->payload = h->topic + tl;
+	memcpy(h->payload, payload, n);
+	*m->held_tail = h;
+	m->held_tail = &h->next;
+	m->nheld++;
+}
+
+static void release(struct bl_mqtt *m, bool send)
+{
+	while (m->held) {
+		struct held *h = unhold(m);
+		if (send && mosquitto_publish(m->mq, NULL, h->topic, (int)h->n, h->payload, h->retain ? 1 : 0,
+		                              h->retain) == MOSQ_ERR_SUCCESS)
+			m->st.published++;
+		free(h);
+	}
+}
+
+static void set_error(struct bl_mqtt *m, const char *what, int rc)
+{
+	char msg[sizeof m->st.error];
+
+	snprintf(msg, sizeof msg, "%.60s %.80s:%d: %.40s", what, m->host, m->port, mosquitto_strerror(rc));
+	if (strcmp(msg, m->st.error) != 0 && !m->closing)
+		BL_WARN(MOD, "%s (telemetry is dropped meanwhile)", msg);
+	snprintf(m->st.error, sizeof m->st.error, "%s", msg);
+}
+
+static void watch(struct bl_mqtt *m)
+{
+	int fd = mosquitto_socket(m->mq);
+	unsigned ev = BL_IO_READ;
+
+	if (fd < 0) {
+		if (m->io.active)
+			bl_io_stop(m->loop, &m->io);
+		return;
+	}
+	if (m->io.active && m->io.fd != fd)
+		bl_io_stop(m->loop, &m->io);
+	m->io.fd = fd;
+	if (mosquitto_want_write(m->mq) || m->connecting)
+		ev |= BL_IO_WRITE;
+	bl_io_start(m->loop, &m->io, ev);
+}
+
+static void lost(struct bl_mqtt *m, int rc)
+{
+	if (m->connected || m->connecting)
+		set_error(m, m->connected ? "lost the MQTT broker" : "cannot reach the MQTT broker", rc);
+	m->connected = m->connecting = false;
+	m->st.connected = false;
+	if (m->io.active)
+		bl_io_stop(m->loop, &m->io);
+}
+
+static void try_connect(struct bl_mqtt *m)
+{
+	int rc;
+
+	m->last_try_us = bl_clock_monotonic_us();
+	rc = mosquitto_reconnect_async(m->mq);
+	if (rc != MOSQ_ERR_SUCCESS) {
+		m->connecting = true;  /* so that lost() says it */
+		lost(m, rc);
+		return;
+	}
+	m->connecting = true;
+	watch(m);
+}
+
+static void on_connect(struct mosquitto *mq, void *ud, int rc)
+{
+	struct bl_mqtt *m = ud;
+	char topic[TOPIC_MAX + 16];
+
+	if (rc != 0) {
+		set_error(m, "the MQTT broker refused the connection", MOSQ_ERR_CONN_REFUSED);
+		m->connecting = false;
+		return;
+	}
+	m->connecting = false;
+	m->connected = m->st.connected = true;
+	m->st.error[0] = '\0';
+	snprintf(topic, sizeof topic, "%s/online", m->prefix);
+	mosquitto_publish(mq, NULL, topic, 4, "true", 1, true);
+	release(m, true);
+}
+
+static void on_disconnect(struct mosquitto *mq, void *ud, int rc)
+{
+	(void)mq;
+	lost(ud, rc ? MOSQ_ERR_CONN_LOST : MOSQ_ERR_SUCCESS);
+}
+
+static void on_io(struct bl_loop *loop, struct bl_io *io, unsigned events, void *ud)
+{
+	struct bl_mqtt *m = ud;
+	int rc = MOSQ_ERR_SUCCESS;
+
+	(void)loop;
+	(void)io;
+	if (events & BL_IO_READ)
+		rc = mosquitto_loop_read(m->mq, 1);
+	if (rc == MOSQ_ERR_SUCCESS && (events & BL_IO_WRITE))
+		rc = mosquitto_loop_write(m->mq, 1);
+	if (rc != MOSQ_ERR_SUCCESS) {
+		lost(m, rc);
+		return;
+	}
+	watch(m);
+}
+
+static void on_tick(struct bl_loop *loop, struct bl_timer *t, void *ud)
+{
+	struct bl_mqtt *m = ud;
+
+	(void)loop;
+	(void)t;
+	if (m->connected || m->connecting) {
+		if (mosquitto_loop_misc(m->mq) != MOSQ_ERR_SUCCESS)
+			lost(m, MOSQ_ERR_CONN_LOST);
+		else
+			watch(m);
+	} else if (bl_clock_monotonic_us() - m->last_try_us >= RETRY_US) {
+		try_connect(m);
+	}
+}
+
+static int configure(struct bl_mqtt *m, const struct bl_mqtt_opts *o)
+{
+	char topic[TOPIC_MAX + 16];
+	int rc;
+
+	snprintf(topic, sizeof topic, "%s/online", m->prefix);
+	rc = mosquitto_will_set(m->mq, topic, 5, "false", 1, true);
+	if (rc == MOSQ_ERR_SUCCESS && (o->username || o->password))
+		rc = mosquitto_username_pw_set(m->mq, o->username, o->password);
+	if (rc == MOSQ_ERR_SUCCESS && (o->cafile || o->capath))
+		rc = mosquitto_tls_set(m->mq, o->cafile, o->capath, o->certfile, o->keyfile, NULL);
+	return rc;
+}
+
+struct bl_mqtt *bl_mqtt_open(struct bl_loop *loop, const struct bl_mqtt_opts *o, char *err,
+                             size_t errlen)
+{
+	struct bl_mqtt *m = calloc(1, sizeof *m);
+	int rc;
+
+	if (!m) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	mosquitto_lib_init();
+	m->loop = loop;
+	m->held_tail = &m->held;
+	snprintf(m->prefix, sizeof m->prefix, "%s/%s", o->prefix ? o->prefix : "batlab", o->node);
+	snprintf(m->host, sizeof m->host, "%s", o->host);
+	m->port = o->port > 0 ? o->port : (o->cafile || o->capath) ? 8883 : 1883;
+	m->mq = mosquitto_new(NULL, true, m);
+	if (!m->mq || (rc = configure(m, o)) != MOSQ_ERR_SUCCESS) {
+		snprintf(err, errlen, "%s", m->mq ? mosquitto_strerror(rc) : "out of memory");
+		if (m->mq)
+			mosquitto_destroy(m->mq);
+		free(m);
+		return NULL;
+	}
+	mosquitto_connect_callback_set(m->mq, on_connect);
+	mosquitto_disconnect_callback_set(m->mq, on_disconnect);
+	bl_io_init(&m->io, -1, on_io, m);
+	bl_timer_init(&m->tick, on_tick, m);
+	bl_timer_after(loop, &m->tick, 1000000u, 1000000u);
+	m->last_try_us = bl_clock_monotonic_us();
+	m->connecting = true;
+	rc = mosquitto_connect_async(m->mq, m->host, m->port, KEEPALIVE_S);
+	if (rc != MOSQ_ERR_SUCCESS)
+		lost(m, rc);
+	else
+		watch(m);
+	return m;
+}
+
+bool bl_mqtt_publish(struct bl_mqtt *m, const char *sub, const char *payload, size_t n,
+                     enum bl_mqtt_kind kind)
+{
+	bool retain = kind == BL_MQTT_RETAINED;
+	char topic[TOPIC_MAX * 2];
+	int rc;
+
+	snprintf(topic, sizeof topic, "%s%s%s", m->prefix, sub[0] ? "/" : "", sub);
+	if (!m->connected) {
+		if (!m->connecting && bl_clock_monotonic_us() - m->last_try_us >= RETRY_US)
+			try_connect(m);
+		if (kind != BL_MQTT_LIVE) {
+			hold(m, topic, payload, n, kind == BL_MQTT_RETAINED);
+			return true;
+		}
+		m->st.dropped++;
+		return false;
+	}
+	/* the broker has not taken the last ones yet: live data can wait no
+	 * longer than that, an event or a status can */
+	if (kind == BL_MQTT_LIVE && mosquitto_want_write(m->mq)) {
+		m->st.dropped++;
+		return false;
+	}
+	rc = mosquitto_publish(m->mq, NULL, topic, (int)n, payload, retain ? 1 : 0, retain);
+	if (rc != MOSQ_ERR_SUCCESS) {
+		lost(m, rc);
+		m->st.dropped++;
+		return false;
+	}
+	/* write now when the socket takes it, else when the loop says it can */
+	if (mosquitto_loop_write(m->mq, 1) != MOSQ_ERR_SUCCESS) {
+		lost(m, MOSQ_ERR_CONN_LOST);
+		return false;
+	}
+	watch(m);
+	m->st.published++;
+	return true;
+}
+
+void bl_mqtt_stats(const struct bl_mqtt *m, struct bl_mqtt_stats *out)
+{
+	*out = m->st;
+}
+
+void bl_mqtt_close(struct bl_mqtt *m, double wait_s)
+{
+	uint64_t until;
+
+	if (!m)
+		return;
+	m->closing = true;
+	bl_timer_stop(m->loop, &m->tick);
+	if (m->io.active)
+		bl_io_stop(m->loop, &m->io);
+	if (m->connected) {
+		char topic[TOPIC_MAX + 16];
+		snprintf(topic, sizeof topic, "%s/online", m->prefix);
+		mosquitto_publish(m->mq, NULL, topic, 5, "false", 1, true);
+		mosquitto_disconnect(m->mq);
+		/* what is queued (the last status, the goodbye) goes out */
+		until = bl_clock_monotonic_us() + (uint64_t)(wait_s * 1e6);
+		while (mosquitto_want_write(m->mq) && bl_clock_monotonic_us() < until)
+			if (mosquitto_loop(m->mq, 100, 1) != MOSQ_ERR_SUCCESS)
+				break;
+	}
+	release(m, false);
+	mosquitto_destroy(m->mq);
+	free(m);
+}
+
+void bl_json_text(struct bl_buf *b, const char *s)
+{
+	bl_buf_addc(b, '"');
+	for (; s && *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\') {
+			bl_buf_addc(b, '\\');
+			bl_buf_addc(b, (char)ch);
+		} else if (ch < 0x20) {
+			char esc[8];
+			snprintf(esc, sizeof esc, "\\u%04x", ch);
+			bl_buf_adds(b, esc);
+		} else {
+			bl_buf_addc(b, (char)ch);
+		}
+	}
+	bl_buf_addc(b, '"');
+}

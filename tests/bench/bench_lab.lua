@@ -1,0 +1,62 @@
+-- bench_lab.lua - the lab sinks' cost (make bench; docs/lab.md), against
+-- private PostgreSQL and Mosquitto servers (tests/lua/labservers.lua):
+--
+--   lab_realtime_256   256 virtual channels (64 units) reporting every
+--                      second in real time for BENCH_LAB_S seconds
+--                      (default 20), with --db and --mqtt: batlab's CPU
+--                      as a share of one core (target: under 3 %), and
+--                      the same without the sinks for reference
+--   lab_cycletest      the virtual stock cycle test of four cells with
+--                      and without --db: wall-clock ratio (target: 1.5)
+--
+-- Run by `make bench` as `batlab lua tests/bench/bench_lab.lua`. Prints
+-- a SKIP line when the servers cannot be started.
+local lab = dofile(arg[0]:match("^(.-)[^/]*$") .. "../lua/labservers.lua")
+local bin = os.getenv("BATLAB") or "./batlab"
+local secs = tonumber(os.getenv("BENCH_LAB_S")) or 20
+
+local pg, why = lab.postgres()
+local mq, mwhy = lab.mosquitto()
+if not (pg and mq) then
+	print("bench lab: SKIP: " .. tostring(why or mwhy))
+	if pg then pg:destroy() end
+	if mq then mq:destroy() end
+	return
+end
+local tmp = os.tmpname()
+os.remove(tmp)
+assert(os.execute("mkdir " .. tmp))
+assert(lab.sh(("%s db init --db '%s'"):format(bin, pg.url)))
+local f = assert(io.open(tmp .. "/rest.lua", "w"))
+f:write(([[
+local steps = require "batlab.steps"
+return { name = "rest", run = function(cell) steps.rest(cell, %d); return true end }
+]]):format(secs))
+f:close()
+
+-- user + system CPU seconds and wall seconds of a command
+local function timed(cmd)
+	local ok, out = lab.sh(("bash -c 'TIMEFORMAT=\"%%U %%S %%R\"; time (%s >/dev/null 2>%s/err)' 2>&1")
+		:format(cmd:gsub("'", "'\\''"), tmp))
+	local u, s, r = out:match("([%d.]+) ([%d.]+) ([%d.]+)%s*$")
+	return ok, tonumber(u) + tonumber(s), tonumber(r)
+end
+
+local base = ("%s run %s/rest.lua --sim --devices 64 --speed 1 --quiet --no-report"):format(bin, tmp)
+local ok0, cpu0, wall0 = timed(base .. " --out " .. tmp .. "/r0")
+local ok1, cpu1, wall1 = timed(("%s --out %s/r1 --db '%s' --mqtt %s"):format(base, tmp, pg.url, mq.url))
+print(("bench lab_realtime_256: %d s, 256 channels at 1 s: %.2f %% of a core with --db and --mqtt"
+	.. " (%.2f %% without; target under 3 %%)%s"):format(secs, 100 * cpu1 / wall1, 100 * cpu0 / wall0,
+	(ok0 and ok1) and "" or " [a run failed]"))
+local _, rows = pg:psql("SELECT count(*) FROM batlab.samples")
+print(("bench lab_realtime_256: %s samples in the database"):format(rows:match("%d+") or "?"))
+
+local cyc = bin .. " cycletest --sim CELL_A CELL_B CELL_C CELL_D --quiet --no-report"
+local okc0, _, w0 = timed(cyc .. " --out " .. tmp .. "/c0")
+local okc1, _, w1 = timed(("%s --out %s/c1 --db '%s'"):format(cyc, tmp, pg.url))
+print(("bench lab_cycletest: virtual stock cycle test %.2f s, with --db %.2f s: %.2f times (target 1.5)%s")
+	:format(w0, w1, w1 / w0, (okc0 and okc1) and "" or " [a run failed]"))
+
+pg:destroy()
+mq:destroy()
+os.execute("rm -rf " .. tmp)

@@ -1,0 +1,186 @@
+-- Private PostgreSQL and Mosquitto servers for the lab tests
+-- (test_lab_*.lua): each in its own temporary directory on a loopback
+-- port, never the system's services. Not a test itself.
+--
+--   local lab = dofile(dir .. "labservers.lua")
+--   local pg, why = lab.postgres()   -- nil, why: the test skips, saying why
+--   pg.url; pg:psql("select 1"); pg:stop(); pg:start(); pg:destroy()
+--   local mq, why = lab.mosquitto()  -- mq.port, mq.url; mq:destroy()
+--
+-- PostgreSQL refuses to run as root: as root the server runs as `nobody`.
+-- Readiness is waited for, never slept for: pg_ctl -w waits until the
+-- server takes connections; the broker is tried with mosquitto_pub until
+-- it answers (a bounded number of tries, each failing at once while the
+-- port is closed).
+local lfs = require "lfs"
+
+local M = {}
+
+local function sh(cmd)
+	local f = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
+	local out = f:read("a")
+	f:close()
+	local rc = tonumber(out:match("rc=(%d+)\n$"))
+	return rc == 0, (out:gsub("rc=%d+\n$", "")), rc
+end
+M.sh = sh
+
+local function q(s)
+	return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+local function pg_bin()
+	local ok, out = sh("ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1")
+	local dir = ok and out:match("^(%S+)") or nil
+	if dir and lfs.attributes(dir .. "/pg_ctl", "mode") == "file" then
+		return dir
+	end
+	return nil
+end
+
+local function is_root()
+	local ok, out = sh("id -u")
+	return ok and out:match("^0") ~= nil
+end
+
+-- A port from the loopback range to try first: different per process, so
+-- two test runs on one machine seldom collide (a busy port is skipped).
+local function first_port(base)
+	local seed = tostring({}):match("0x(%x+)") or "0"
+	return base + tonumber(seed:sub(-4), 16) % 2000
+end
+
+-- A server is destroyed when its test is done with it, and also when the
+-- test dies of an error first (the Lua state's collection at exit): no
+-- server outlives its test.
+local PG = {}
+PG.__index = PG
+PG.__gc = function(s)
+	if not s.gone then
+		s:destroy()
+	end
+end
+
+function PG:ctl(args)
+	return sh(("%s%s/pg_ctl -D %s %s"):format(self.as, self.bin, q(self.data), args))
+end
+
+function PG:start()
+	return self:ctl(("-w -t 60 -l %s -o %s start"):format(q(self.dir .. "/log"),
+		q(("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off"):format(self.port, self.dir))))
+end
+
+function PG:stop()
+	return self:ctl("-w -t 60 -m fast stop")
+end
+
+-- psql(sql) -> ok, output (unaligned, tab-separated, no headers).
+function PG:psql(sql)
+	return sh(("psql -X -q -At -F '\t' -v ON_ERROR_STOP=1 %s -c %s"):format(q(self.url), q(sql)))
+end
+
+function PG:destroy()
+	self.gone = true
+	self:stop()
+	sh("rm -rf " .. q(self.dir))
+end
+
+-- postgres() -> server | nil, why.
+function M.postgres()
+	local bin = pg_bin()
+	if not bin then
+		return nil, "PostgreSQL is not installed (make deps installs it)"
+	end
+	local dir = os.tmpname()
+	os.remove(dir)
+	assert(lfs.mkdir(dir))
+	local as = ""
+	if is_root() then
+		as = "runuser -u nobody -- "
+		sh("chmod 755 " .. q(dir) .. " && chown nobody " .. q(dir))
+	end
+	local s = setmetatable({ bin = bin, dir = dir, data = dir .. "/data", as = as }, PG)
+	local ok, out = sh(("%s%s/initdb -A trust -U batlab -E UTF8 --no-sync -D %s"):format(as, bin, q(s.data)))
+	if not ok then
+		sh("rm -rf " .. q(dir))
+		return nil, "initdb failed: " .. out
+	end
+	local port = first_port(20000)
+	for k = 0, 9 do
+		s.port = port + k
+		if s:start() then
+			s.url = ("postgresql://batlab@127.0.0.1:%d/postgres"):format(s.port)
+			return s
+		end
+	end
+	local log = io.open(dir .. "/log")
+	local why = log and log:read("a") or "?"
+	sh("rm -rf " .. q(dir))
+	return nil, "the PostgreSQL server did not start: " .. why
+end
+
+local MQ = {}
+MQ.__index = MQ
+MQ.__gc = function(s)
+	if not s.gone then
+		s:destroy()
+	end
+end
+
+function MQ:destroy()
+	self.gone = true
+	local f = io.open(self.dir .. "/pid")
+	local pid = f and f:read("n")
+	if f then
+		f:close()
+	end
+	if pid then
+		sh("kill " .. math.tointeger(pid))
+	end
+	sh("rm -rf " .. q(self.dir))
+end
+
+-- mosquitto([user, password]) -> broker | nil, why. With a user, the
+-- broker takes only that user (a password file), no anonymous clients.
+function M.mosquitto(user, password)
+	if not sh("command -v mosquitto && command -v mosquitto_sub && command -v mosquitto_pub") then
+		return nil, "mosquitto or mosquitto-clients is not installed (make deps installs them)"
+	end
+	local dir = os.tmpname()
+	os.remove(dir)
+	assert(lfs.mkdir(dir))
+	sh("chmod 777 " .. q(dir))
+	local auth, pub_auth = "allow_anonymous true\n", ""
+	if user then
+		assert(sh(("mosquitto_passwd -b -c %s %s %s"):format(q(dir .. "/passwd"), q(user), q(password))))
+		sh("chmod 644 " .. q(dir .. "/passwd"))
+		auth = ("allow_anonymous false\npassword_file %s/passwd\n"):format(dir)
+		pub_auth = (" -u %s -P %s"):format(q(user), q(password))
+	end
+	local port = first_port(24000)
+	for k = 0, 9 do
+		local p = port + k
+		local f = assert(io.open(dir .. "/mosquitto.conf", "w"))
+		f:write(("listener %d 127.0.0.1\n%spersistence false\npid_file %s/pid\nlog_dest file %s/log\n")
+			:format(p, auth, dir, dir))
+		f:close()
+		if sh(("mosquitto -d -c %s"):format(q(dir .. "/mosquitto.conf"))) then
+			for _ = 1, 200 do
+				if sh(("mosquitto_pub -h 127.0.0.1 -p %d%s -t batlab-test/ready -n"):format(p, pub_auth)) then
+					return setmetatable({ dir = dir, port = p, url = ("mqtt://127.0.0.1:%d"):format(p),
+						auth = pub_auth }, MQ)
+				end
+				if not lfs.attributes(dir .. "/pid") then
+					break -- it exited (the port was taken): the next one
+				end
+			end
+			MQ.destroy({ dir = dir }) -- a plain table: no finalizer
+			assert(lfs.mkdir(dir))
+			sh("chmod 777 " .. q(dir))
+		end
+	end
+	sh("rm -rf " .. q(dir))
+	return nil, "the mosquitto broker did not start"
+end
+
+return M

@@ -1,0 +1,285 @@
+-- Results to PostgreSQL (docs/database.md), against a real server of our
+-- own (labservers.lua): `batlab db init`, virtual runs with --db whose
+-- every sample, step, event and summary must be in the database exactly
+-- as in the files, a server stopped and started again mid-run, a server
+-- that is not there at all (then `batlab db push`), and `batlab runs`.
+-- Skipped, saying why, where PostgreSQL cannot be started.
+local dir = arg[0]:match("^(.-)[^/]*$")
+local t = dofile(dir .. "tap.lua")
+local cli = dofile(dir .. "cli.lua")
+local lab = dofile(dir .. "labservers.lua")
+local csv = require "batlab.csv"
+
+local pg, why = lab.postgres()
+if not pg then
+	io.write("1..0 # SKIP ", (why:gsub("\n", " ")), "\n")
+	os.exit(0)
+end
+
+local tmp = cli.tmpdir()
+local URL = pg.url
+local q = cli.quote
+
+local function query(sql)
+	local ok, out = pg:psql(sql)
+	assert(ok, out)
+	local rows = {}
+	for line in out:gmatch("[^\n]+") do
+		local f = {}
+		for field in (line .. "\t"):gmatch("([^\t]*)\t") do
+			f[#f + 1] = field
+		end
+		rows[#rows + 1] = f
+	end
+	return rows
+end
+
+local function csv_rows(path)
+	local rows = csv.parse(cli.read(path) or "")
+	table.remove(rows, 1) -- the header
+	if rows[#rows] and #rows[#rows] <= 1 then
+		rows[#rows] = nil
+	end
+	return rows
+end
+
+-- A short procedure: a rest, a charge, a discharge, in one cycle; with
+-- `sync` set it stops between steps until the test says go (FIFOs), so
+-- the test can stop and start the server at known points of the run.
+cli.write(tmp .. "/short.lua", [[
+local steps = require "batlab.steps"
+local function hold(p, what)
+  if p.sync == "" then return end
+  local f = assert(io.open(p.sync .. "/to-test", "w")); f:write(what, "\n"); f:close()
+  local g = assert(io.open(p.sync .. "/to-proc", "r")); g:read("l"); g:close()
+end
+return {
+  name = "short",
+  params = { sync = "" },
+  run = function(cell, p)
+    cell:label{ cycle = 1, cycle_kind = "cycle" }
+    steps.rest(cell, 120)
+    hold(p, "stop")
+    steps.charge(cell, { current = 1.0, max_time = 1800 })
+    hold(p, "start")
+    steps.discharge(cell, { current = 1.0, max_time = 900 })
+    return true, "done"
+  end,
+}
+]])
+
+-- ---- db init ----------------------------------------------------------------
+
+local code, out, err = cli.batlab("db init --db " .. q(URL))
+t.is(code, 0, "db init: exit 0 " .. err)
+t.like(out, "schema version 0 %-> 1", "db init: creates version 1")
+code, out = cli.batlab("db init", "BATLAB_DB=" .. q(URL))
+t.is(code, 0, "db init again (BATLAB_DB): exit 0")
+t.like(out, "at version 1 already", "db init again: nothing to do")
+t.is(query("SELECT version FROM batlab.schema_version")[1][1], "1", "schema_version holds 1")
+
+-- ---- a run with --db: every row as in the files ------------------------------------
+
+local function check_cell(run_dir, run_id, cell, label)
+	local file = csv_rows(run_dir .. "/cells/" .. cell .. ".csv")
+	local db = query(("SELECT t_s, step_time_s, cycle, cycle_kind, step, step_name, mode, voltage, current,"
+		.. " temp_c, charge_ah, energy_wh, vcc FROM batlab.samples WHERE run_id = '%s' AND cell = '%s'"
+		.. " ORDER BY seq"):format(run_id, cell))
+	t.ok(#file > 100, label .. ": the CSV has rows (" .. #file .. ")")
+	t.is(#db, #file, label .. ": as many samples in the database as rows in the CSV")
+	local cols = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14 } -- CSV columns, in the query's order
+	local bad
+	for i = 1, math.min(#db, #file) do
+		for k, c in ipairs(cols) do
+			local a, b = db[i][k], file[i][c]
+			if a ~= b and tonumber(a) ~= tonumber(b) then
+				bad = bad or ("row %d column %d: database %s, CSV %s"):format(i, c, a, b)
+			end
+		end
+	end
+	t.ok(not bad, label .. ": every sample equal to its CSV row " .. (bad or ""))
+end
+
+local r1 = tmp .. "/r1"
+code, out, err = cli.batlab(("run %s --sim --cell 0=A1 --cell 1=B2 --out %s --db %s --quiet --no-report")
+	:format(q(tmp .. "/short.lua"), r1, q(URL)))
+t.is(code, 0, "run --db: exit 0 " .. err)
+t.is(err, "", "run --db: nothing on stderr")
+local runs = query("SELECT run_id, host, procedure, virtual_time, run_dir FROM batlab.runs")
+t.is(#runs, 1, "one run in batlab.runs")
+local run_id = runs[1][1]
+t.is(runs[1][3], "short", "the run's procedure")
+t.is(runs[1][4], "t", "the run is virtual")
+t.like(runs[1][5], "/r1$", "the run's directory")
+t.is_deeply(query("SELECT cell, serial, channel FROM batlab.cells ORDER BY cell"),
+	{ { "A1", "1000", "0" }, { "B2", "1000", "1" } }, "batlab.cells: both cells, serial, channel")
+check_cell(r1, run_id, "A1", "A1")
+check_cell(r1, run_id, "B2", "B2")
+local steps = csv_rows(r1 .. "/steps.csv")
+local dbsteps = query("SELECT cell, step, step_name, charge_ah, end_reason FROM batlab.steps ORDER BY cell, step")
+t.is(#dbsteps, #steps, "batlab.steps: as many as steps.csv (" .. #steps .. ")")
+local want = {}
+for _, s in ipairs(steps) do
+	want[#want + 1] = { s[1], s[6], s[7], tonumber(s[13]), s[11] }
+end
+table.sort(want, function(a, b) return a[1] < b[1] or (a[1] == b[1] and tonumber(a[2]) < tonumber(b[2])) end)
+for _, r in ipairs(dbsteps) do
+	r[4] = tonumber(r[4])
+end
+t.is_deeply(dbsteps, want, "batlab.steps: cell, step, name, Ah, end reason as steps.csv")
+local cyc = query("SELECT cell, cycle, round(charge_ah::numeric, 6), round(discharge_ah::numeric, 6)"
+	.. " FROM batlab.cycles ORDER BY cell")
+t.is(#cyc, 2, "batlab.cycles: one cycle per cell")
+t.ok(tonumber(cyc[1][3]) > 0.4 and tonumber(cyc[1][4]) > 0.2, "batlab.cycles: charge and discharge Ah")
+local sums = query("SELECT cell, verdict, summary->>'name' FROM batlab.summaries ORDER BY cell")
+t.is_deeply(sums, { { "A1", "pass", "A1" }, { "B2", "pass", "B2" } }, "batlab.summaries: verdicts, JSON")
+local ev = query("SELECT count(*), count(*) FILTER (WHERE message LIKE 'DISCHARGE ended:%') FROM batlab.events")
+t.ok(tonumber(ev[1][1]) >= 6, "batlab.events: the cells' events (" .. ev[1][1] .. ")")
+t.is(ev[1][2], "2", "batlab.events: each cell's discharge ended")
+t.is(query("SELECT outcome FROM batlab.run_ends")[1][1], "completed", "batlab.run_ends: completed")
+local spool = cli.read(r1 .. "/db-spool.sql")
+t.is(tonumber(cli.read(r1 .. "/db-spool.sent")), #spool, "db-spool.sent: the whole spool acknowledged")
+
+-- ---- the server stops mid-run and comes back -------------------------------------
+
+-- checksum: rows, and sums of the values (weighted by the row's place,
+-- so an order or a value changed shows) as integers of the CSV's last digit
+local function checksum_csv(path)
+	local n, sv, si, sq = 0, 0, 0, 0
+	for i, r in ipairs(csv_rows(path)) do
+		n = n + 1
+		sv = sv + i * math.tointeger(math.floor(tonumber(r[8]) * 1e4 + 0.5))
+		si = si + i * math.tointeger(math.floor(tonumber(r[9]) * 1e4 + 0.5))
+		sq = sq + i * math.tointeger(math.floor(tonumber(r[11]) * 1e6 + 0.5))
+	end
+	return ("%d %d %d %d"):format(n, sv, si, sq)
+end
+
+local function checksum_db(run, cell)
+	local r = query(("SELECT count(*), sum(seq * round(voltage * 1e4)), sum(seq * round(current * 1e4)),"
+		.. " sum(seq * round(charge_ah * 1e6)) FROM batlab.samples WHERE run_id = '%s' AND cell = '%s'")
+		:format(run, cell))[1]
+	return ("%s %s %s %s"):format(r[1], r[2], r[3], r[4])
+end
+
+local sync = tmp .. "/sync"
+assert(os.execute(("mkdir %s && mkfifo %s/to-test %s/to-proc"):format(sync, sync, sync)))
+local r2 = tmp .. "/r2"
+local bg = ("(%s run %s --sim --cell 0=C3 --out %s --db %s --set sync=%s --quiet --no-report"
+	.. " </dev/null >%s/out 2>%s/err; echo $? >%s/rc) &"):format(q(cli.bin), q(tmp .. "/short.lua"), r2,
+	q(URL), sync, tmp, tmp, tmp)
+assert(os.execute(bg))
+local function heard()
+	local _, line = lab.sh("timeout 120 head -n 1 " .. sync .. "/to-test")
+	return line:match("^(%S*)")
+end
+local function go()
+	return lab.sh(("timeout 120 sh -c 'echo go > %s/to-proc'"):format(sync))
+end
+t.is(heard(), "stop", "mid-run: the procedure waits after its first step")
+t.ok(pg:stop(), "mid-run: the server stopped")
+go()
+t.is(heard(), "start", "mid-run: the charge ran with the server away")
+t.ok(pg:start(), "mid-run: the server started again")
+go()
+lab.sh(("timeout 120 sh -c 'while [ ! -s %s/rc ]; do sleep 0.1; done'"):format(tmp))
+t.is(cli.read(tmp .. "/rc"), "0\n", "mid-run: the run completed (exit 0)")
+t.like(cli.read(tmp .. "/err"), "database.*rows wait in [^\n]*/r2/db%-spool.sql", "mid-run: the lost connection was said")
+local id2 = query("SELECT run_id FROM batlab.runs WHERE run_dir LIKE '%/r2'")[1][1]
+t.is(checksum_db(id2, "C3"), checksum_csv(r2 .. "/cells/C3.csv"),
+	"mid-run: sample count and checksum equal to the CSV's")
+t.is(query(("SELECT count(*) FROM batlab.steps WHERE run_id = '%s'"):format(id2))[1][1], "3",
+	"mid-run: all three steps")
+
+-- ---- no server at the start: the spool, then db push ------------------------------
+
+local r3 = tmp .. "/r3"
+code, out, err = cli.batlab(("run %s --sim --cell 0=D4 --out %s --quiet --no-report"):format(q(tmp .. "/short.lua"), r3),
+	"BATLAB_DB=postgresql://batlab@127.0.0.1:1/postgres BATLAB_DB_WAIT=1")
+t.is(code, 0, "no server: the run still passes")
+t.like(err, "not sent .*batlab db push " .. r3:gsub("%p", "%%%0"), "no server: says how to send the rows later")
+t.is(query("SELECT count(*) FROM batlab.runs WHERE run_dir LIKE '%/r3'")[1][1], "0", "no server: nothing arrived")
+code, out, err = cli.batlab(("db push %s --db %s"):format(r3, q(URL)))
+t.is(code, 0, "db push: exit 0 " .. err)
+t.like(out, "db push: %d+ batch", "db push: says what it sent")
+local id3 = query("SELECT run_id FROM batlab.runs WHERE run_dir LIKE '%/r3'")[1][1]
+t.is(checksum_db(id3, "D4"), checksum_csv(r3 .. "/cells/D4.csv"), "db push: samples equal to the CSV's")
+-- pushing again, even from the start of the spool, doubles nothing
+os.remove(r3 .. "/db-spool.sent")
+code, out = cli.batlab(("db push %s --db %s"):format(r3, q(URL)))
+t.is(code, 0, "db push again from the start: exit 0")
+t.is(checksum_db(id3, "D4"), checksum_csv(r3 .. "/cells/D4.csv"), "db push again: no row twice")
+t.is(query(("SELECT count(*) FROM batlab.events WHERE run_id = '%s'"):format(id3))[1][1],
+	tostring(#query(("SELECT 1 FROM batlab.events WHERE run_id = '%s'"):format(id3))), "events once")
+
+-- ---- batlab runs ---------------------------------------------------------------
+
+code, out = cli.batlab("runs --db " .. q(URL))
+t.is(code, 0, "runs: exit 0")
+local n = 0
+for _ in out:gmatch("\n[^\n]*short[^\n]*completed") do
+	n = n + 1
+end
+t.is(n, 3, "runs: the three runs, completed")
+code, out = cli.batlab("runs --cell C3 --db " .. q(URL))
+t.like(out, "C3", "runs --cell C3: the run that tested C3")
+t.ok(not out:find("A1,B2", 1, true), "runs --cell C3: not the others")
+code, out = cli.batlab("runs --since 2100-01-01 --db " .. q(URL))
+t.is(select(2, out:gsub("\n", "")), 1, "runs --since a later date: the header only")
+
+-- ---- the documentation's commands, SQL and dashboard --------------------------------
+
+local doc = cli.read(dir .. "../../docs/lab.md")
+local block = doc:match("<!%-%- test_lab_db runs these[^\n]*\n```sh\n(.-)```")
+t.ok(block, "docs/lab.md: the block of commands")
+local cmds = 0
+local docdir = tmp .. "/doc"
+assert(os.execute("mkdir " .. docdir))
+for line in (block or ""):gmatch("[^\n]+") do
+	local args = line:match("^batlab (.*)$")
+	if args then
+		cmds = cmds + 1
+		local ok, outd = lab.sh(("cd %s && BATLAB_DB=%s %s %s"):format(docdir, q(URL), q(cli.abs_bin), args))
+		t.ok(ok, "docs/lab.md: " .. line .. " " .. (ok and "" or outd))
+		if args:match("^runs") then
+			t.like(outd, "dry%-run:%d+ +[%d-]+ [%d:]+ +%S+ +capacity +completed +A1,B2", "docs/lab.md: the dry run listed")
+		end
+	end
+end
+t.is(cmds, 4, "docs/lab.md: four commands run")
+local sql = cli.read(dir .. "../../docs/database.md"):match("\n    (SELECT s%.cell.-;)")
+t.ok(sql and pg:psql((sql:gsub("\n    ", "\n"))), "docs/database.md: the example query runs")
+local grants = doc:match("`(GRANT%s+USAGE.-)`")
+local gok, gout = pg:psql("CREATE ROLE grafana; " .. (grants or "x"):gsub("%s+", " "))
+t.ok(grants and gok, "docs/lab.md: the grants for Grafana run " .. gout)
+local dash = require("cjson").decode(cli.read(dir .. "../../docs/grafana-batlab.json"))
+local var = dash.templating.list[1].query
+t.ok(pg:psql(var), "grafana: the run variable's query runs")
+for _, p in ipairs(dash.panels) do
+	local text = p.targets[1].rawSql:gsub("%$run", id3):gsub("%$__timeFilter%(([%w_.]+)%)", "%1 IS NOT NULL")
+	local ok, res = pg:psql(text)
+	t.ok(ok and res ~= "", "grafana: panel '" .. p.title .. "' reads rows " .. (ok and "" or res))
+end
+
+-- ---- bad input ----------------------------------------------------------------
+
+code, _, err = cli.batlab("db push " .. tmp .. "/nothing --db " .. q(URL))
+t.is(code, 2, "db push of a directory without a spool: exit 2")
+t.like(err, "no spool", "db push: says there is no spool")
+code, _, err = cli.batlab("runs --since yesterday-ish --db " .. q(URL))
+t.is(code, 2, "runs --since with a bad date: exit 2")
+code, _, err = cli.batlab("db frobnicate --db " .. q(URL))
+t.is(code, 2, "db with an unknown action: exit 2")
+code, _, err = cli.batlab(("run %s --sim --cell 0=F6 --out %s/r9 --db mysql://x/y --quiet"):format(q(tmp .. "/short.lua"), tmp))
+t.is(code, 2, "run --db with a URL that is not PostgreSQL's: exit 2")
+t.like(err, "%-%-db: the database is given as a postgresql:// URL", "run --db mysql://: says what it wants")
+code, _, err = cli.batlab("db init --db 'postgresql://x@h/d?nosuchoption=1'")
+t.is(code, 2, "db init with a URL libpq cannot read: exit 2")
+t.like(err, "the database URL: ", "db init with a bad URL: libpq's reason")
+code, _, err = cli.batlab("db init", "BATLAB_DB= BATLAB_CONFIG=" .. tmp .. "/none.conf")
+t.is(code, 2, "db init without a database: exit 2")
+t.like(err, "none.conf", "db init without a database: names the configuration file")
+
+pg:destroy()
+os.execute("rm -rf " .. q(tmp))
+t.done()
