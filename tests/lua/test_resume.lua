@@ -57,7 +57,7 @@ end
 math.randomseed(20261205)
 local chains = {}
 for c = 1, 5 do
-	local d = { 0.6 + math.random() * 10.0 }
+	local d = { 1.5 + math.random() * 9.0 } -- (after the run has its journal)
 	for k = 2, 5 do
 		d[k] = 0.3 + math.random() * 3.2
 	end
