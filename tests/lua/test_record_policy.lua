@@ -149,6 +149,50 @@ for _, r in ipairs(rows_of(tmp .. "/proc2/cells/P1.csv")) do
 end
 t.ok(code == 0 and n2 >= 10 and n2 <= 12, ("--record overrides the procedure's: %d discharge rows at every=60"):format(n2))
 
+-- ---- the command docs/results.md prints, exactly as printed ----------------------
+
+local doc = cli.read("docs/results.md") or ""
+local printed = doc:match("\n    (batlab run capacity%.lua %-%-sim %-%-record [^\n]+)\n")
+t.ok(printed, "docs/results.md prints a --record command")
+if printed then
+	local sh = ("cd %s && mkdir doc && cd doc && %s %s > out 2>&1; echo $?"):format(cli.quote(tmp),
+		cli.quote(cli.abs_bin), printed:gsub("^batlab ", ""))
+	local p = io.popen(sh)
+	local rc = p:read("a")
+	p:close()
+	t.like(rc, "^0", "`" .. printed .. "` runs (" .. ((cli.read(tmp .. "/doc/out") or ""):match("[^\n]*") or "") .. ")")
+	local found = io.popen("ls " .. cli.quote(tmp) .. "/doc/batlab-runs/*/cells/A1.csv 2>/dev/null"):read("l")
+	local rows = found and rows_of(found) or {}
+	local steps_csv = found and rows_of(found:gsub("cells/A1%.csv$", "steps.csv")) or {}
+	t.ok(#rows > 20 and #steps_csv >= 3, ("its time series has %d rows for %d steps"):format(#rows, #steps_csv))
+end
+
+-- ---- scripts/cycle-life.lua: retention and end of life ------------------------------
+
+code, msg = run(("run cycle-life.lua --sim --seed 2 --quiet --record every=30 --set cycles=3 --out %s/life L1")
+	:format(tmp))
+t.is(code, 0, "cycle-life.lua runs 3 cycles")
+local life_steps = rows_of(tmp .. "/life/steps.csv")
+t.is(#life_steps, 12, "3 cycles of charge, rest, discharge, rest: 12 steps")
+local events = cli.read(tmp .. "/life/events.log") or ""
+local last_ah, pct, first_ah = events:match("3 cycles: ([%d.]+) Ah, ([%d.]+) %% of the first ([%d.]+) Ah")
+t.ok(last_ah and math.abs(tonumber(last_ah) / tonumber(first_ah) * 100 - tonumber(pct)) < 0.06,
+	("the verdict gives the retention: %s of %s Ah = %s %%"):format(tostring(last_ah), tostring(first_ah), tostring(pct)))
+t.like(events, "end of life not reached %(80 %%%)", "and says the end of life was not reached")
+-- a cell that fades fast (3 % of its capacity per Ah moved) reaches 80 %
+-- within a few cycles; stop_at_eol ends the test there
+cli.write(tmp .. "/fade.json", [[
+{ "devices": [ { "cells": [ { "profile": "nmc18650", "soc": 0.5, "fade_per_ah": 0.03 } ] } ] }
+]])
+code, msg = run(("run cycle-life.lua --sim=%s/fade.json --quiet --set cycles=20 --set stop_at_eol=true --out %s/eol L1")
+	:format(tmp, tmp))
+local eol_ev = cli.read(tmp .. "/eol/events.log") or ""
+local eol_n = tonumber(eol_ev:match("end of life at cycle (%d+)"))
+t.ok(eol_n and eol_n >= 2 and eol_n < 20, ("a fast-fading cell reaches its end of life at cycle %s (exit %d)")
+	:format(tostring(eol_n), code))
+t.is(#rows_of(tmp .. "/eol/steps.csv"), (eol_n or 0) * 4, "stop_at_eol: no cycle after it")
+t.is(code, 1, "and the cell fails (exit 1)")
+
 -- ---- bad policies: exit 2, what and where ------------------------------------------
 
 code, msg = run(("cycletest --sim --quiet --record every=soon --out %s/bad1 A"):format(tmp))
