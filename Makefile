@@ -146,9 +146,31 @@ _check-faults: build $(BUILD)/tests/lua_test_fault_matrix
 bench: deps
 	@$(MAKE) --no-print-directory _bench
 
-_bench: build $(BENCH_BIN)
-	@for b in $(BENCH_BIN); do $$b || exit 1; done
-	@BATLAB=$(CURDIR)/$(BIN) $(BIN) lua tests/bench/bench_lab.lua
+# The baseline the speed figures compare with: a build of BASELINE (a
+# commit; default the one before the speed-ups of issue 14) from git
+# archive in build/baseline, measured in the same run as this build.
+# BASELINE= (empty) measures without it. The table goes to standard
+# output and build/rel/bench.md, the benches' detail to build/rel/bench.log.
+BASELINE ?= 5147d23
+BASELINE_DIR = build/baseline/$(BASELINE)
+
+_bench: build $(BENCH_BIN) $(if $(BASELINE),$(BASELINE_DIR)/batlab)
+	@rm -f $(BUILD)/bench.log
+	@for b in $(BENCH_BIN); do \
+		echo "== $$b" >> $(BUILD)/bench.log; \
+		BATLAB=$(CURDIR)/$(BIN) BATLAB_BASELINE=$(if $(BASELINE),$(CURDIR)/$(BASELINE_DIR)/batlab) \
+			$$b >> $(BUILD)/bench.log 2>&1 || { cat $(BUILD)/bench.log; exit 1; }; \
+	done
+	@echo "== bench_lab" >> $(BUILD)/bench.log; BATLAB=$(CURDIR)/$(BIN) $(BIN) lua tests/bench/bench_lab.lua \
+		>> $(BUILD)/bench.log 2>&1 || { cat $(BUILD)/bench.log; exit 1; }
+	@grep -v '^FIGURE' $(BUILD)/bench.log
+	@echo
+	@sh tests/bench/table.sh $(BUILD)/bench.log | tee $(BUILD)/bench.md
+
+$(BASELINE_DIR)/batlab:
+	@rm -rf $(BASELINE_DIR) && mkdir -p $(BASELINE_DIR)
+	git archive $(BASELINE) | tar -x -C $(BASELINE_DIR)
+	$(MAKE) --no-print-directory -C $(BASELINE_DIR) build
 
 # libFuzzer targets need clang; they link the library sources directly so
 # the fuzzer instruments them.

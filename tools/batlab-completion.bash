@@ -29,7 +29,7 @@ _batlab_options()
 	local devopts="--port --serial --sim --sim= --devices --seed --connect-timeout
 		-v --verbose -vv -h --help"
 	local runopts="--settings --cell --cells-from --set --out --sim --sim= --devices --seed
-		--port --serial --timeout --swap-timeout --speed --json --quiet --no-report --db --mqtt -h --help"
+		--port --serial --timeout --swap-timeout --speed --record --json --quiet --no-report --db --mqtt -h --help"
 	case $1 in
 		list|info|measure|setpoints|write|impedance|sinewave|stop|reset|lowcurrent)
 			echo "$devopts" ;;
@@ -90,7 +90,7 @@ _batlab()
 		--layout|--settings|--out|--cells-from)
 			COMPREPLY=($(compgen -f -- "$cur"))
 			return ;;
-		--serial|--devices|--seed|--connect-timeout|--timeout|--swap-timeout|--for|--speed|--cell|--set|--from|-e|--db|--mqtt|--since)
+		--serial|--devices|--seed|--connect-timeout|--timeout|--swap-timeout|--record|--for|--speed|--cell|--set|--from|-e|--db|--mqtt|--since)
 			return ;;
 	esac
 	if [[ $cur == --sim=* ]]; then

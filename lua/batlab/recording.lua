@@ -19,7 +19,11 @@
 --                                                  -- where the cell is, every N s
 --     feeds = { feed },   -- other sinks of the samples (batlab.labsink):
 --                         -- labelled with the rows, closed with the recording
---   })
+--     record = { every = 10, dv = 0.005, di = 0.01 },  -- which samples are rows
+--   })                                                 -- (default: every one)
+--
+-- A step may record under its own policy: begin_step(name, {record = {...}})
+-- until its end_step, then the run's again.
 --   ...
 --   rec:close()
 local batlab = require "batlab"
@@ -149,6 +153,7 @@ function M.attach(cell, o)
 		cell = cell, t0 = o.t0 or batlab.now(), epoch = o.epoch, on_sample = o.on_sample,
 		on_step = o.on_step, on_error = o.on_error, on_label = o.on_label, lex = o.lexcelon, step_no = 0,
 		journal = o.journal, journal_every = o.journal_every or 1, feeds = o.feeds or {},
+		policy = o.record or {},
 		labels = { step = 0, cycle = 0, cycle_kind = "other" },
 		impedance = { values = {}, charges = {} },
 	}, Recording)
@@ -159,6 +164,7 @@ function M.attach(cell, o)
 		t0 = r.t0, epoch = o.epoch or 0,
 		on_sample = function(smp) r:_sample(smp) end,
 		on_error = function(msg, code) r:_fail(msg, code) end,
+		record = r.policy,
 	})
 	if not rec then
 		return nil, err
@@ -199,6 +205,10 @@ function Recording:begin_step(name, opts)
 	self.at_last, self.in_step = nil, true
 	self.seq0 = self.last and self.last.step_seq or 0
 	self:label { step = self.step_no, step_name = name }
+	if opts and opts.record and self.rec then
+		self.rec:policy(opts.record)
+		self.step_policy = true
+	end
 	if c and self.rec then
 		self.rec:carry { step_time = c.time, charge_ah = c.sign * c.ah, energy_wh = c.sign * c.wh }
 	end
@@ -262,6 +272,10 @@ function Recording:end_step(sum)
 		avg_i = (sum.kind == "discharge" and -1 or 1) * (sum.avg_i or 0),
 		temp_start = sum.temp_start, temp_end = sum.temp_end, impedance = avg_z,
 	}
+	if self.step_policy and self.rec then
+		self.step_policy = nil
+		self.rec:policy(self.policy)
+	end
 	if self.rec then
 		self.rec:flush()
 	end

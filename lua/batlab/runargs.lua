@@ -31,6 +31,11 @@ Options:
                        the operator to swap a cell (default 3600 s)
   --speed X            with --sim: run at X times real time (to watch a dry
                        run; default: as fast as possible)
+  --record POLICY      which samples become rows of the time series:
+                       every=S,dv=V,di=A (a row when that much time,
+                       voltage or current since the last row; first and
+                       last row of each step and mode/error changes
+                       always); default: every sample
   --json               print the final summary as JSON on standard output
   --no-report          no report.html (the HTML page with plots) at the end
   --db URL             also write the results to PostgreSQL (postgresql://...;
@@ -60,7 +65,40 @@ M.USAGE = USAGE
 local VALUED = {
 	["--settings"] = true, ["--cell"] = true, ["--cells-from"] = true, ["--set"] = true,
 	["--out"] = true, ["--timeout"] = true, ["--db"] = true, ["--mqtt"] = true, ["--speed"] = true, ["--swap-timeout"] = true,
+	["--record"] = true,
 }
+
+local POLICY_KEYS = { every = "s", dv = "V", di = "A" }
+
+-- check_record(t, where) -> t | nil, err: a recording policy table
+-- {every =, dv =, di =} (numbers >= 0; 0 or missing: off).
+function M.check_record(t, where)
+	if type(t) ~= "table" then
+		return nil, ("%s: the recording policy must be a table {every =, dv =, di =}"):format(where)
+	end
+	for k, v in pairs(t) do
+		if not POLICY_KEYS[k] then
+			return nil, ("%s: unknown recording policy key '%s' (every, dv, di)"):format(where, tostring(k))
+		end
+		if type(v) ~= "number" or not (v >= 0) or v == math.huge then
+			return nil, ("%s: %s must be a number >= 0 (%s), got %s"):format(where, k, POLICY_KEYS[k], tostring(v))
+		end
+	end
+	return t
+end
+
+-- parse_record("every=10,dv=0.005,di=0.01") -> policy | nil, err.
+function M.parse_record(text)
+	local t = {}
+	for item in (text .. ","):gmatch("([^,]*),") do
+		local k, v = item:match("^%s*([%w_]+)%s*=%s*(.-)%s*$")
+		if not k then
+			return nil, ("--record: '%s' is not KEY=VALUE (every=S,dv=V,di=A)"):format(item)
+		end
+		t[k] = tonumber(v) or v
+	end
+	return M.check_record(t, "--record")
+end
 
 -- The names of --cell CH=NAME and NAME... checked (settings_check): o | nil, err.
 local function check_names(o)
@@ -133,6 +171,13 @@ function M.parse(mode, argv, dev)
 			end
 			o[k] = n
 		end
+	end
+	if o.record ~= nil then
+		local p, perr = M.parse_record(o.record)
+		if not p then
+			return nil, perr
+		end
+		o.record = p
 	end
 	if o.timeout == 0 then
 		return nil, "--timeout: must be more than 0 seconds (0 would end the discharge at once)"

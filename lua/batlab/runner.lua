@@ -65,6 +65,12 @@ local function load_proc(mode, o)
 	if proc.params ~= nil and type(proc.params) ~= "table" then
 		return nil, script .. ": params must be a table of NAME = default value"
 	end
+	if proc.record ~= nil then
+		local ok, rerr = require("batlab.runargs").check_record(proc.record, script .. ": record")
+		if not ok then
+			return nil, rerr
+		end
+	end
 	proc._script = script
 	return proc, script
 end
@@ -256,7 +262,7 @@ local function new_cell(R, a)
 		series = c.cw:series(), t0 = R.t0, epoch = R.epoch,
 		lexcelon = R.lex and { log1 = log1, log2 = R.lex, serial = a.ch.dev.sn, channel = a.ch.index,
 			period = R.settings and R.settings.reportingPeriod or 1 },
-		journal = R.journal, journal_every = R.o.sim and 60 or 1,
+		journal = R.journal, journal_every = R.o.sim and 60 or 1, record = R.o.record or R.proc.record,
 		feeds = R.lab and R.lab:feeds(a.name, a.ch.ch, a.ch.dev.sn, a.ch.index),
 		on_sample = function(smp)
 			c.last = smp

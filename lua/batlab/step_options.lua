@@ -17,6 +17,7 @@ local SUB = {
 	pulse = { on = NUM, off = NUM, off_current = NUM },
 	cv_approach = { v = NUM, step = NUM, sensitivity = NUM, z = NUM },
 	cv = { v = NUM, until_i = NUM, max_time = NUM },
+	record = { every = NUM, dv = NUM, di = NUM },
 }
 local function schema(...)
 	local out = {}
@@ -28,7 +29,7 @@ local function schema(...)
 	return out
 end
 local COMMON = { name = STR, guard = FUN, on_sample = FUN, report_timeout = NUM, silence_grace = NUM,
-	allow_bad_thermistor = BOOL, resumable = BOOL }
+	allow_bad_thermistor = BOOL, resumable = BOOL, record = SUB.record }
 local CC = { current = NUM, until_v = NUM, until_i = NUM, settle = NUM, max_time = NUM,
 	max_ah = NUM, max_wh = NUM, max_temp_c = NUM, ["until"] = FUN, impedance_every = NUM,
 	on_impedance = FUN, trickle = SUB.trickle, pulse = SUB.pulse, cv_approach = SUB.cv_approach }

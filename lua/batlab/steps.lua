@@ -330,7 +330,8 @@ local function stepped(cell, name, body, opts, kind)
 		end
 	end
 	if cell.begin_step then
-		cell:begin_step(name, { resumable = not (opts and opts.resumable == false), kind = kind })
+		cell:begin_step(name, { resumable = not (opts and opts.resumable == false), kind = kind,
+			record = opts and opts.record })
 	end
 	local sum = body()
 	if cell.end_step then

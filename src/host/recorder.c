@@ -34,6 +34,15 @@ struct bl_recorder {
 	unsigned carry_seq, last_seq;       /* the carry applies from a later step_seq */
 	struct bl_recorder_stats st;
 	bool told_closed;
+	/* the recording policy: the last row's values, the sample held back
+	 * since (written when its step ends or the policy changes) */
+	struct bl_record_policy pol;
+	bool thin;                          /* a threshold is on */
+	bool want_next;                     /* the next sample is a row */
+	bool have_last, have_held;
+	double row_t, row_v, row_i;
+	uint16_t last_mode, last_error;
+	struct bl_sample held;
 };
 
 static void fail(struct bl_recorder *r, int status, const char *what)
@@ -102,7 +111,7 @@ static void account(struct bl_recorder *r, const struct bl_sample *s)
 {
 	double q = fabs(s->charge_ah + (s->step_seq != r->carry_seq ? r->carry_ah : 0));
 
-	r->st.rows++;
+	r->st.samples++;
 	if (!isfinite(q))
 		return;
 	if (!r->st.have_charge || q < r->st.charge_min)
@@ -124,10 +133,58 @@ static void write_row(struct bl_recorder *r, const struct bl_sample *s)
 		fail(r, BL_ERR_IO, strerror(errno));
 		return;
 	}
-	account(r, s);
+	r->st.rows++;
+	r->row_t = s->time;
+	r->row_v = s->voltage;
+	r->row_i = s->current;
 	r->dirty = true;
 	if (r->o.flush_every_row || bl_clock_monotonic_us() - r->last_flush_us >= FLUSH_US)
 		bl_recorder_flush(r);
+}
+
+/* Under the policy: is this sample a row? (r->have_last: a sample was
+ * seen before it.) */
+static bool is_row(struct bl_recorder *r, const struct bl_sample *s)
+{
+	const struct bl_record_policy *p = &r->pol;
+
+	if (!r->thin || r->want_next || !r->have_last || !isnan(r->impedance))
+		return true;
+	if (s->mode != r->last_mode || s->error != r->last_error)
+		return true;
+	return (p->every > 0 && s->time - r->row_t >= p->every - 1e-9) ||
+	       (p->dv > 0 && fabs(s->voltage - r->row_v) >= p->dv) ||
+	       (p->di > 0 && fabs(s->current - r->row_i) >= p->di);
+}
+
+/* The sample held back, written: its step ends (a label, a policy,
+ * the close). */
+static void write_held(struct bl_recorder *r)
+{
+	if (!r->have_held)
+		return;
+	r->have_held = false;
+	if (r->f && r->st.write_status == BL_OK)
+		write_row(r, &r->held);
+}
+
+static void take(struct bl_recorder *r, const struct bl_sample *s)
+{
+	bool row = is_row(r, s);
+
+	account(r, s);
+	r->want_next = false;
+	r->have_last = true;
+	r->last_mode = s->mode;
+	r->last_error = s->error;
+	if (row) {
+		r->have_held = false;
+		if (r->f && r->st.write_status == BL_OK)
+			write_row(r, s);
+	} else {
+		r->held = *s;
+		r->have_held = true;
+	}
 }
 
 static void on_sample(struct bl_chan_listener *l, const struct bl_sample *s, int status)
@@ -143,8 +200,7 @@ static void on_sample(struct bl_chan_listener *l, const struct bl_sample *s, int
 		}
 		return;
 	}
-	if (r->f && r->st.write_status == BL_OK)
-		write_row(r, s);
+	take(r, s);
 	r->last_seq = s->step_seq;
 	if (r->o.on_sample)
 		r->o.on_sample(r, s, r->o.ud);
@@ -171,6 +227,7 @@ struct bl_recorder *bl_recorder_open(struct bl_channel *ch, const char *path,
 	r->st.write_status = BL_OK;
 	r->last_flush_us = bl_clock_monotonic_us();
 	r->listener.fn = on_sample;
+	bl_recorder_policy(r, &o->policy);
 	bl_channel_listen(ch, &r->listener);
 	return r;
 }
@@ -182,6 +239,7 @@ int bl_recorder_close(struct bl_recorder *r)
 	if (!r)
 		return BL_OK;
 	bl_channel_unlisten(&r->listener);
+	write_held(r);
 	bl_recorder_flush(r);
 	if (r->f && fclose(r->f) != 0)
 		fail(r, BL_ERR_IO, strerror(errno));
@@ -194,6 +252,10 @@ int bl_recorder_close(struct bl_recorder *r)
 void bl_recorder_label(struct bl_recorder *r, int step, const char *step_name, int cycle,
                        const char *cycle_kind)
 {
+	/* the last sample under the old labels is a row, and the first
+	 * under the new ones */
+	write_held(r);
+	r->want_next = true;
 	bl_recorder_flush(r);
 	if (step >= 0 && step != r->step)
 		r->carry_time = r->carry_ah = r->carry_wh = 0.0;
@@ -213,6 +275,13 @@ void bl_recorder_carry(struct bl_recorder *r, double step_time, double charge_ah
 	r->carry_ah = charge_ah;
 	r->carry_wh = energy_wh;
 	r->carry_seq = r->last_seq;
+}
+
+void bl_recorder_policy(struct bl_recorder *r, const struct bl_record_policy *p)
+{
+	write_held(r);
+	r->pol = *p;
+	r->thin = p->every > 0 || p->dv > 0 || p->di > 0;
 }
 
 void bl_recorder_impedance(struct bl_recorder *r, double ohms)

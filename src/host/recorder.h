@@ -12,6 +12,13 @@
  * degC, Charge / Ah, Energy / Wh, Impedance / Ohm, VCC / V, Date Time,
  * Errors.
  *
+ * Which samples become rows is the recording policy (struct
+ * bl_record_policy): every sample by default; with thresholds, a sample
+ * whose time, voltage or current moved at least that far from the last
+ * row's, plus always the first and last sample of each label (a step) and
+ * every sample whose mode or error bits changed, and the one after an
+ * impedance measurement. The stats count every sample, written or not.
+ *
  * Rows are buffered and flushed at every label change (a step's start and
  * end), at close, and otherwise at least once a second of real time (in
  * real-time runs at every row): a crash loses at most about a second.
@@ -27,10 +34,19 @@
 
 struct bl_recorder;
 
+/* Thresholds since the last row written; 0 turns one off, all 0: every
+ * sample is a row. */
+struct bl_record_policy {
+	double every;                /* s of test time */
+	double dv;                   /* |delta V| */
+	double di;                   /* |delta A| */
+};
+
 struct bl_recorder_opts {
 	double t0;                   /* loop seconds of the run's start (Test Time 0) */
 	double epoch;                /* wall-clock epoch seconds at t0 (Date Time) */
 	bool flush_every_row;        /* real-time runs */
+	struct bl_record_policy policy;
 	/* Every sample after its row is written (may be NULL). */
 	void (*on_sample)(struct bl_recorder *r, const struct bl_sample *s, void *ud);
 	/* A write failed, or the channel went away: once per kind. */
@@ -39,9 +55,10 @@ struct bl_recorder_opts {
 };
 
 struct bl_recorder_stats {
-	uint64_t rows;
+	uint64_t rows;                   /* written */
+	uint64_t samples;                /* seen */
 	bool have_charge;
-	double charge_min, charge_max;   /* |Ah| over the rows */
+	double charge_min, charge_max;   /* |Ah| over every sample */
 	int write_status;                /* BL_OK, or the first write error */
 };
 
@@ -62,6 +79,9 @@ void bl_recorder_label(struct bl_recorder *r, int step, const char *step_name, i
  * what it had done (step time in s, signed Ah and Wh added to theirs)
  * until a label with another step number. */
 void bl_recorder_carry(struct bl_recorder *r, double step_time, double charge_ah, double energy_wh);
+/* The policy for the samples from now on (the last sample held back
+ * under the old one is written first). */
+void bl_recorder_policy(struct bl_recorder *r, const struct bl_record_policy *p);
 /* The next row carries this impedance (ohms). */
 void bl_recorder_impedance(struct bl_recorder *r, double ohms);
 int bl_recorder_flush(struct bl_recorder *r);

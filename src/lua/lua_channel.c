@@ -97,7 +97,80 @@ static void push_bits(lua_State *L, int which, uint16_t bits)
 	}
 }
 
+/* The same sample reaches Lua twice or more: the recorder's on_sample
+ * (batlab.recording) and every task waiting on the channel. One table
+ * serves them all: the last table of each channel is kept (a direct-mapped
+ * cache of CACHE_SLOTS channels, by serial and cell) with the sample it
+ * was made from, and a sample equal to it field by field gets that table
+ * again. A procedure that writes into a sample table writes into the one
+ * the recording has seen (cell.last), which was so already. */
+#define CACHE_SLOTS 64
+static const char sample_cache_key = 0;
+
+struct sample_cache {
+	struct bl_sample s[CACHE_SLOTS];
+	bool used[CACHE_SLOTS];
+};
+
+static bool same_double(double a, double b)
+{
+	return memcmp(&a, &b, sizeof a) == 0;
+}
+
+static bool same_sample(const struct bl_sample *a, const struct bl_sample *b)
+{
+	return same_double(a->time, b->time) && same_double(a->step_time, b->step_time) &&
+	       a->mode == b->mode && a->status == b->status && a->error == b->error &&
+	       same_double(a->voltage, b->voltage) && same_double(a->current, b->current) &&
+	       same_double(a->temp_c, b->temp_c) && same_double(a->charge_ah, b->charge_ah) &&
+	       same_double(a->energy_wh, b->energy_wh) && same_double(a->vcc, b->vcc) &&
+	       a->cell == b->cell && a->serial == b->serial && a->device_reset == b->device_reset &&
+	       a->step_seq == b->step_seq;
+}
+
+/* The cache on top of the stack (its tables as uservalue 1). */
+static struct sample_cache *push_cache(lua_State *L)
+{
+	struct sample_cache *c;
+
+	if (lua_rawgetp(L, LUA_REGISTRYINDEX, &sample_cache_key) == LUA_TUSERDATA)
+		return lua_touserdata(L, -1);
+	lua_pop(L, 1);
+	c = lua_newuserdatauv(L, sizeof *c, 1);
+	memset(c, 0, sizeof *c);
+	lua_createtable(L, CACHE_SLOTS, 0);
+	lua_setiuservalue(L, -2, 1);
+	lua_pushvalue(L, -1);
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &sample_cache_key);
+	return c;
+}
+
+static void build_sample(lua_State *L, const struct bl_sample *s);
+
 void bl_lua_push_sample(lua_State *L, const struct bl_sample *s)
+{
+	struct sample_cache *c;
+	unsigned slot = ((unsigned)s->serial * 4u + (unsigned)s->cell) % CACHE_SLOTS;
+
+	luaL_checkstack(L, 6, NULL);
+	c = push_cache(L);
+	lua_getiuservalue(L, -1, 1);
+	if (c->used[slot] && same_sample(&c->s[slot], s)) {
+		lua_rawgeti(L, -1, (lua_Integer)slot + 1);
+		lua_replace(L, -3);
+		lua_pop(L, 1);
+		return;
+	}
+	build_sample(L, s);
+	lua_pushvalue(L, -1);
+	lua_rawseti(L, -3, (lua_Integer)slot + 1);
+	c->s[slot] = *s;
+	c->used[slot] = true;
+	lua_replace(L, -3);
+	lua_pop(L, 1);
+}
+
+static void build_sample(lua_State *L, const struct bl_sample *s)
 {
 	const char *mode = bl_mode_name(s->mode);
 	int keys, t;

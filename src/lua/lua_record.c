@@ -4,12 +4,14 @@
  *
  *   local rec = batlab.recorder(ch, "cells/A1.csv", {   -- nil: no file
  *       t0 = batlab.now(), epoch = os.time(),
- *       on_sample = function(sample) end,   -- after each row; must not wait
+ *       on_sample = function(sample) end,   -- every sample; must not wait
  *       on_error = function(message, code) end,
- *       flush_every_row = true })           -- default: in real-time runs
+ *       flush_every_row = true,             -- default: in real-time runs
+ *       record = { every = 10, dv = 0.005, di = 0.01 } })  -- default: every sample
  *   rec:label{ step = 2, step_name = "CHARGE", cycle = 1, cycle_kind = "warm-up" }
  *   rec:impedance(0.052)                    -- on the next row
- *   rec:stats()   -- { rows, charge_min, charge_max, listening, error }
+ *   rec:policy{ every = 30 }                -- which samples are rows from now on
+ *   rec:stats()   -- { rows, samples, charge_min, charge_max, listening, error }
  *   rec:carry{ step_time = 600, charge_ah = -0.4, energy_wh = -1.5 }  -- a resumed step
  *   rec:close()
  *
@@ -18,6 +20,7 @@
  * again.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -112,6 +115,33 @@ static double opt_number(lua_State *L, int opts, const char *key, double def)
 	return v;
 }
 
+/* A recording policy table {every =, dv =, di =} at idx (s, V, A; each
+ * >= 0, missing: 0, off). */
+static void check_policy(lua_State *L, int idx, const char *what, struct bl_record_policy *p)
+{
+	static const char *const keys[] = {"every", "dv", "di"};
+	double *v[] = {&p->every, &p->dv, &p->di};
+
+	memset(p, 0, sizeof *p);
+	idx = lua_absindex(L, idx);
+	if (!lua_istable(L, idx))
+		luaL_error(L, "%s: the recording policy must be a table {every =, dv =, di =}", what);
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		int k = -1;
+		for (int i = 0; i < 3; i++)
+			if (lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), keys[i]) == 0)
+				k = i;
+		if (k < 0)
+			luaL_error(L, "%s: unknown recording policy key '%s' (every, dv, di)", what,
+			           luaL_tolstring(L, -2, NULL));
+		if (!lua_isnumber(L, -1) || !(lua_tonumber(L, -1) >= 0) || !isfinite(lua_tonumber(L, -1)))
+			luaL_error(L, "%s: %s must be a number >= 0", what, keys[k]);
+		*v[k] = lua_tonumber(L, -1);
+		lua_pop(L, 1);
+	}
+}
+
 static int l_recorder(lua_State *L)
 {
 	struct bl_channel *ch = bl_lua_check_chan(L, 1);
@@ -128,6 +158,9 @@ static int l_recorder(lua_State *L)
 	lua_getfield(L, 3, "flush_every_row");
 	o.flush_every_row = lua_isnil(L, -1) ? !bl_loop_is_virtual(bl_device_loop(bl_channel_device(ch)))
 	                                     : lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	if (lua_getfield(L, 3, "record") != LUA_TNIL)
+		check_policy(L, -1, "batlab.recorder", &o.policy);
 	lua_pop(L, 1);
 	lr = lua_newuserdatauv(L, sizeof *lr, 1);
 	memset(lr, 0, sizeof *lr);
@@ -225,6 +258,17 @@ static int l_rec_carry(lua_State *L)
 	return 0;
 }
 
+/* rec:policy{every =, dv =, di =}: which samples are rows from now on. */
+static int l_rec_policy(lua_State *L)
+{
+	struct bl_recorder *r = open_rec(L);
+	struct bl_record_policy p;
+
+	check_policy(L, 2, "rec:policy", &p);
+	bl_recorder_policy(r, &p);
+	return 0;
+}
+
 static int l_rec_flush(lua_State *L)
 {
 	int st = bl_recorder_flush(open_rec(L));
@@ -248,6 +292,8 @@ static int l_rec_stats(lua_State *L)
 	lua_createtable(L, 0, 5);
 	lua_pushinteger(L, (lua_Integer)st.rows);
 	lua_setfield(L, -2, "rows");
+	lua_pushinteger(L, (lua_Integer)st.samples);
+	lua_setfield(L, -2, "samples");
 	if (st.have_charge) {
 		lua_pushnumber(L, st.charge_min);
 		lua_setfield(L, -2, "charge_min");
@@ -286,6 +332,7 @@ static const luaL_Reg rec_methods[] = {
 	{"label", l_rec_label},
 	{"carry", l_rec_carry},
 	{"impedance", l_rec_impedance},
+	{"policy", l_rec_policy},
 	{"flush", l_rec_flush},
 	{"stats", l_rec_stats},
 	{"close", l_rec_close},

@@ -26,6 +26,7 @@
 #include "device/channel.h"
 #include "lua/lua_util.h"
 #include "lua/sched.h"
+#include "figure.h"
 
 static double wall_s(void)
 {
@@ -90,6 +91,11 @@ static int bench_64dev(void)
 	       t1 - t0, (double)maxrss_kb() / 1024.0);
 	printf("  64 virtual Batlabs, 256 tasks, 1 virtual hour at 1 s: %.0f samples, %.2f us each\n",
 	       samples, (t1 - t0) * 1e6 / (samples > 0 ? samples : 1));
+	{
+		char m[96];
+		snprintf(m, sizeof m, "%.2f s wall, %.0f MB", t1 - t0, (double)maxrss_kb() / 1024.0);
+		bench_figure("64 virtual Batlabs, 256 tasks, one virtual hour", m, "< 10 s, < 100 MB", 0);
+	}
 	bl_engine_free(e);
 	return samples >= 256 * 3590 ? 0 : 1;
 }
@@ -118,6 +124,11 @@ static int bench_24h(void)
 		"return n\n");
 	t1 = wall_s();
 	printf("bench sched_24h: %.3f s wall (target < 2 s)\n", t1 - t0);
+	{
+		char m[64];
+		snprintf(m, sizeof m, "%.2f s wall", t1 - t0);
+		bench_figure("4 channels sampled every second for 24 virtual hours", m, "< 2 s", 0);
+	}
 	printf("  4 channels, 24 virtual hours at 1 s: %.0f samples\n", samples);
 	bl_engine_free(e);
 	return samples >= 4 * 86390 ? 0 : 1;
@@ -204,6 +215,11 @@ static int bench_resume(void)
 	t1 = wall_s();
 	printf("bench sched_resume: %.2f us per resume with a fresh sample (target < 5 us)\n",
 	       (t1 - t0) * 1e6 / (double)resumes);
+	{
+		char m[64];
+		snprintf(m, sizeof m, "%.2f us", (t1 - t0) * 1e6 / (double)resumes);
+		bench_figure("resuming a task with a fresh sample", m, "< 5 us", 0);
+	}
 	printf("  %ld resumes of %d tasks; ACC %.0f\n", resumes, NTASKS,
 	       run_chunk(e, "return ACC"));
 	bl_engine_free(e);

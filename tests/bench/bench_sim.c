@@ -15,6 +15,7 @@
 
 #include "core/regs.h"
 #include "sim/simdev.h"
+#include "figure.h"
 
 static double cpu_s(void)
 {
@@ -75,6 +76,11 @@ static int bench_24h(void)
 	struct bl_simdev_stats st;
 	bl_simdev_stats(d, &st);
 	printf("bench sim_24h: %.3f s CPU (target < 0.5 s)\n", c1 - c0);
+	{
+		char m[64];
+		snprintf(m, sizeof m, "%.3f s CPU", c1 - c0);
+		bench_figure("virtual Batlab, 4 channels streaming, 24 virtual hours", m, "< 0.5 s", 0);
+	}
 	printf("  %llu stream packets, %llu bytes, %llu reads, %llu latches, %d/4 channels still discharging\n",
 	       (unsigned long long)st.streams, (unsigned long long)bytes, (unsigned long long)reads,
 	       (unsigned long long)st.latches, busy);
@@ -101,6 +107,11 @@ static int bench_xact(void)
 	}
 	double c1 = cpu_s();
 	printf("bench sim_xact: %.3f us per transaction (target < 2 us)\n", (c1 - c0) * 1e6 / n);
+	{
+		char m[64];
+		snprintf(m, sizeof m, "%.3f us", (c1 - c0) * 1e6 / n);
+		bench_figure("register transaction through the in-process model", m, "< 2 us", 0);
+	}
 	printf("  %d transactions, %.1f virtual s, %llu bytes back\n", n, (double)t / 1e6,
 	       (unsigned long long)got);
 	bl_simdev_free(d);
