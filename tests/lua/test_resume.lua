@@ -11,9 +11,9 @@ local cli = dofile(arg[0]:match("^(.-)[^/]*$") .. "cli.lua")
 local cjson = require "cjson"
 
 -- Under the sanitizers every process runs several times slower, and this
--- test is timing: six hosts and simulators at 100 times real time. Its C
--- paths (the recorder's carry, the journal's fsync) run under the
--- sanitizers in test_replay; the kill test itself runs in the plain build.
+-- test is timing: seven hosts and simulators at 100 times real time. The
+-- replay runs under the sanitizers in test_replay; the kill test itself
+-- runs in the plain build.
 if (os.getenv("BATLAB") or ""):find("/san/", 1, true) then
 	print("1..0 # SKIP real-time kill test: runs in the plain build (make check)")
 	return
