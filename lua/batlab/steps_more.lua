@@ -69,6 +69,7 @@ local function end_on(sum, name)
 	return core.finish(sum, name, extra)
 end
 M._end_on = end_on
+M._check = function(cell, spec) return step_check(cell, spec) end
 
 -- opts without the keys batlab.steps does not know.
 local function without(opts, ...)
