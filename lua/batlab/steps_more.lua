@@ -17,6 +17,7 @@
 local batlab = require "batlab"
 local steps = require "batlab.steps"
 local C = require "batlab.conditions"
+local step_options = require "batlab.step_options"
 
 local core = steps._core
 local M = {}
@@ -59,13 +60,6 @@ local function end_on(sum, name)
 	if not core.NORMAL[name] then
 		extra.predicate_reason = name
 	end
-	if sum._sum_v == nil then -- finished already (a rest ended by its guard)
-		sum.end_reason = name
-		for k, v in pairs(extra) do
-			sum[k] = v
-		end
-		return sum
-	end
 	return core.finish(sum, name, extra)
 end
 M._end_on = end_on
@@ -102,35 +96,45 @@ end
 M.charge = wrap(steps.charge)
 M.discharge = wrap(steps.discharge)
 
--- rest(cell, seconds_or_nil, opts): a rest that ends after `seconds` (if
--- given) or on opts.stop (e.g. { dvdt_below = 1e-5 }), whichever first.
+-- rest(cell, seconds_or_nil, opts): a rest (IDLE) that ends after
+-- `seconds` (if given) or on opts.stop (e.g. { dvdt_below = 1e-5 }),
+-- whichever first; opts as batlab.steps' rest. Resumed after a crash, it
+-- goes on for what was left of it (the carried time counts).
 function M.rest(cell, seconds, opts)
 	opts = opts or {}
+	step_options.check("rest", without(opts, "stop"))
+	if seconds ~= nil and (type(seconds) ~= "number" or seconds < 0) then
+		error("steps_more.rest: seconds must be nil or a number >= 0", 2)
+	end
+	local name = opts.name or "REST"
 	local check = step_check(cell, opts.stop)
-	local o = without(opts, "stop")
-	local cur, fired
-	-- batlab.steps' rest takes no `until`: the condition is a guard, which
-	-- sees the summary through on_sample (called just before it)
-	o.on_sample = function(s, sum)
-		cur = sum
-		if opts.on_sample then
-			opts.on_sample(s, sum)
+	local sum = core.stepped(cell, name, function()
+		local sum = core.new_summary(name, "rest")
+		sum.carry = cell.recording and cell.recording.carry
+		if seconds == 0 then
+			return end_on(sum, "time")
 		end
-	end
-	o.guard = function(s)
-		local g = opts.guard and opts.guard(s)
-		if g then
-			return g
+		local ok, err, code = cell:idle()
+		if not ok then
+			return core.finish(sum, "safety", { safety = err, errors = { code } })
 		end
-		fired = cur and check(s, cur) or nil
-		return fired
-	end
-	local sum = steps.rest(cell, seconds or 1e9, o)
-	if fired and sum.end_reason == fired then
-		-- a guard's end is a safety end in batlab.steps: this one is normal
-		sum.safety = nil
-		end_on(sum, fired)
-	end
+		if cell.recording then
+			cell.recording:started()
+		end
+		while true do
+			local s, done = core.observe(cell, "rest", sum, opts)
+			if not s then
+				return done
+			end
+			if seconds and sum.duration >= seconds then
+				return end_on(sum, "time")
+			end
+			local fired = check(s, sum)
+			if fired then
+				return end_on(sum, fired)
+			end
+		end
+	end, opts, "rest")
 	sum.end_condition = sum.end_condition or sum.end_reason
 	return sum
 end
