@@ -22,7 +22,7 @@ return {
 	description = "Pseudo-OCV at a low rate (default C/20) both ways and an OCV-versus-SoC table "
 		.. "every soc_step.",
 	params = { capacity_ah = 2.5, c_rate = 0.05, charge_a = 1.25, rest_s = 3600, soc_step = 0.05,
-		vmax = 4.2, vmin = 2.8, start_full = true },
+		report_s = 10, vmax = 4.2, vmin = 2.8, start_full = true },
 	run = function(cell, p)
 		cell:limits{ vmax = p.vmax + 0.05, vmin = p.vmin - 0.1, imax = 4.0, tmax_c = 55 }
 		local zguard <close> = assert(steps.zero_amp_guard(cell, 0.05))
@@ -34,9 +34,14 @@ return {
 		end
 		ch.rest_v(cell, p.rest_s, "REST TOP")
 		local i = p.capacity_ah * p.c_rate
+		-- a slow curve needs no report a second (40 h each way at C/20)
+		cell:report_interval(p.report_s)
 		local d, dc = slow(cell, more.discharge, { current = i, stop = { v_below = p.vmin }, name = "SLOW DISCHARGE" })
+		cell:report_interval(1)
 		ch.rest_v(cell, p.rest_s, "REST BOTTOM")
+		cell:report_interval(p.report_s)
 		local c, cc = slow(cell, more.charge, { current = i, stop = { v_above = p.vmax }, name = "SLOW CHARGE" })
+		cell:report_interval(1)
 		if not (ch.ok(d) and ch.ok(c)) then
 			return false, ("slow steps ended %s, %s"):format(d.end_reason, c.end_reason), "error"
 		end
