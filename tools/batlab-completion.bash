@@ -28,7 +28,7 @@ _batlab_options()
 {
 	local devopts="--port --serial --sim --sim= --devices --seed --connect-timeout
 		-v --verbose -vv -h --help"
-	local runopts="--settings --cell --cells-from --set --out --sim --sim= --devices --seed
+	local runopts="--settings --cell --cells-from --set --experiment --out --sim --sim= --devices --seed
 		--port --serial --timeout --swap-timeout --speed --json --quiet --no-report -h --help"
 	case $1 in
 		list|info|measure|setpoints|write|impedance|sinewave|stop|reset|lowcurrent)
@@ -85,7 +85,7 @@ _batlab()
 		--port)
 			COMPREPLY=($(compgen -f -- "${cur:-/dev/tty}"))
 			return ;;
-		--layout|--settings|--out|--cells-from)
+		--layout|--settings|--out|--cells-from|--experiment)
 			COMPREPLY=($(compgen -f -- "$cur"))
 			return ;;
 		--serial|--devices|--seed|--connect-timeout|--timeout|--swap-timeout|--for|--speed|--cell|--set|--from|-e)
