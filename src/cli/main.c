@@ -19,6 +19,7 @@ static const struct subcommand subcommands[] = {
 	{"resume", cmd_run, "go on with a run whose host died, from its journal"},
 	{"settings", cmd_settings, "settings view FILE: every setting of a settings file, checked"},
 	{"report", cmd_report, "a run's results as an HTML page with plots (or several runs compared)"},
+	{"analyze", cmd_report, "per-cycle statistics, dQ/dV, dV/dQ and resistances of a run"},
 	{"shell", cmd_shell, "a Lua prompt with the API, the pool and the active device"},
 	{"sim", cmd_sim, "serve virtual Batlabs on pseudo-terminals"},
 	{"lua", cmd_lua, "run a Lua file with the batlab API loaded (like lua FILE)"},
