@@ -51,6 +51,7 @@ _batlab_options()
 		settings) echo "--set -h --help" ;;
 		report) echo "--out --compare -h --help" ;;
 		analyze) echo "--bin-mv --capacity --min-step-ah --smooth -h --help" ;;
+		match) echo "--series --parallel --out -h --help" ;;
 	esac
 }
 
@@ -67,7 +68,7 @@ _batlab()
 	fi
 
 	local bin=${words[0]}
-	local commands="run cycletest dischargetest resume settings report analyze shell sim lua list info measure setpoints
+	local commands="run cycletest dischargetest resume settings report analyze match shell sim lua list info measure setpoints
 		read write impedance charge discharge sinewave stop reset lowcurrent firmware
 		calibration"
 	local cells="0 1 2 3 CELL0 CELL1 CELL2 CELL3"
@@ -89,7 +90,7 @@ _batlab()
 		--layout|--settings|--out|--cells-from|--experiment)
 			COMPREPLY=($(compgen -f -- "$cur"))
 			return ;;
-		--serial|--devices|--seed|--connect-timeout|--timeout|--swap-timeout|--for|--speed|--cell|--set|--from|-e|--bin-mv|--capacity|--min-step-ah|--smooth)
+		--serial|--devices|--seed|--connect-timeout|--timeout|--swap-timeout|--for|--speed|--cell|--set|--from|-e|--bin-mv|--capacity|--min-step-ah|--smooth|--series|--parallel)
 			return ;;
 	esac
 	if [[ $cur == --sim=* ]]; then
@@ -127,7 +128,7 @@ _batlab()
 			elif [[ $cmd == write && $n -eq 2 && ${args[1]^^} == MODE ]]; then
 				COMPREPLY=($(compgen -W "$modes" -- "${cur^^}"))
 			fi ;;
-		report|analyze)
+		report|analyze|match)
 			COMPREPLY=($(compgen -d -- "$cur")) ;;
 		firmware)
 			if [[ $n -eq 0 ]]; then

@@ -5,7 +5,8 @@
  * The work is done by lua/batlab/report/ (reading the run, the plots, the
  * page); this file starts the engine, hands it the arguments and returns
  * the exit status it gives. No device is opened. `batlab analyze RUN_DIR`
- * is the same with lua/batlab/analyze.lua.
+ * and `batlab match RUN_DIR...` are the same with lua/batlab/analyze.lua
+ * and lua/batlab/match.lua.
  */
 #include <string.h>
 
@@ -18,7 +19,7 @@
 int cmd_report(int argc, char **argv)
 {
 	struct bl_engine *e = bl_engine_new(NULL);
-	const char *cmd = strcmp(argv[0], "analyze") == 0 ? "analyze" : "report";
+	const char *cmd = strcmp(argv[0], "analyze") == 0 || strcmp(argv[0], "match") == 0 ? argv[0] : "report";
 	lua_State *L;
 	int st, rc;
 
@@ -28,7 +29,7 @@ int cmd_report(int argc, char **argv)
 	}
 	L = bl_engine_state(e);
 	lua_getglobal(L, "require");
-	lua_pushstring(L, strcmp(cmd, "analyze") == 0 ? "batlab.analyze" : "batlab.report");
+	lua_pushfstring(L, "batlab.%s", cmd);
 	st = bl_engine_pcall(e, 1, 1);
 	if (st != LUA_OK) {
 		cli_error("%s: %s", cmd, lua_tostring(L, -1));

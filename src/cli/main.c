@@ -20,6 +20,7 @@ static const struct subcommand subcommands[] = {
 	{"settings", cmd_settings, "settings view FILE: every setting of a settings file, checked"},
 	{"report", cmd_report, "a run's results as an HTML page with plots (or several runs compared)"},
 	{"analyze", cmd_report, "per-cycle statistics, dQ/dV, dV/dQ and resistances of a run"},
+	{"match", cmd_report, "group graded cells of runs into a pack (series x parallel)"},
 	{"shell", cmd_shell, "a Lua prompt with the API, the pool and the active device"},
 	{"sim", cmd_sim, "serve virtual Batlabs on pseudo-terminals"},
 	{"lua", cmd_lua, "run a Lua file with the batlab API loaded (like lua FILE)"},
