@@ -52,6 +52,7 @@ _batlab_options()
 		report) echo "--out --compare -h --help" ;;
 		analyze) echo "--bin-mv --capacity --min-step-ah --smooth -h --help" ;;
 		match) echo "--series --parallel --out -h --help" ;;
+		check) echo "--set --cell --sim --sim= --devices --seed --out -h --help" ;;
 	esac
 }
 
@@ -68,7 +69,7 @@ _batlab()
 	fi
 
 	local bin=${words[0]}
-	local commands="run cycletest dischargetest resume settings report analyze match shell sim lua list info measure setpoints
+	local commands="run check cycletest dischargetest resume settings report analyze match shell sim lua list info measure setpoints
 		read write impedance charge discharge sinewave stop reset lowcurrent firmware
 		calibration"
 	local cells="0 1 2 3 CELL0 CELL1 CELL2 CELL3"
@@ -148,7 +149,7 @@ _batlab()
 			else
 				COMPREPLY=($(compgen -f -- "$cur"))
 			fi ;;
-		run|lua|shell)
+		run|check|lua|shell)
 			COMPREPLY=($(compgen -f -- "$cur")) ;;
 	esac
 }

@@ -16,6 +16,7 @@ static const struct subcommand subcommands[] = {
 	{"run", cmd_run, "run a test procedure (a Lua file) on the connected cells"},
 	{"cycletest", cmd_run, "Lexcelon's stock cycle test with a settings file"},
 	{"dischargetest", cmd_run, "Lexcelon's stock discharge test with a settings file"},
+	{"check", cmd_run, "dry-run a procedure on the virtual Batlab and report its problems"},
 	{"resume", cmd_run, "go on with a run whose host died, from its journal"},
 	{"settings", cmd_settings, "settings view FILE: every setting of a settings file, checked"},
 	{"report", cmd_report, "a run's results as an HTML page with plots (or several runs compared)"},
