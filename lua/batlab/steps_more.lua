@@ -18,6 +18,7 @@ local batlab = require "batlab"
 local steps = require "batlab.steps"
 local C = require "batlab.conditions"
 local step_options = require "batlab.step_options"
+local suggest = require "batlab.suggest"
 
 local core = steps._core
 local M = {}
@@ -296,6 +297,50 @@ local function regulated(cell, kind, name, opts, control)
 	end)
 end
 
+-- The options each regulated step takes (besides batlab.steps' common
+-- ones): a misspelt one raises at the caller, as batlab.steps' do.
+local T = { n = "number", s = "string", f = "function", b = "boolean" }
+local COMMON = { name = T.s, guard = T.f, on_sample = T.f, report_timeout = T.n, silence_grace = T.n,
+	allow_bad_thermistor = T.b, resumable = T.b, stop = "table", max_current = T.n, settle = T.n }
+local function schema(extra)
+	local out = {}
+	for k, v in pairs(COMMON) do
+		out[k] = v
+	end
+	for k, v in pairs(extra) do
+		out[k] = v
+	end
+	return out
+end
+local SCHEMA = {
+	power = schema { watts = T.n, direction = T.s, v_guess = T.n },
+	resistance = schema { ohms = T.n, direction = T.s, v_guess = T.n },
+	cccv = schema { current = T.n, v = T.n, until_i = T.n, max_time = T.n },
+}
+M.OPTIONS = SCHEMA
+
+local function check_opts(fn, opts)
+	if type(opts) ~= "table" then
+		error(("steps_more.%s: options table expected, got %s"):format(fn, type(opts)), 3)
+	end
+	local sch = SCHEMA[fn]
+	for k, v in pairs(opts) do
+		local want = sch[k]
+		if want == nil then
+			local names = {}
+			for n in pairs(sch) do
+				names[#names + 1] = n
+			end
+			table.sort(names)
+			local near = type(k) == "string" and suggest.closest(k, names) or nil
+			error(("unknown option '%s' to steps_more.%s%s; it takes: %s"):format(tostring(k), fn,
+				near and (" (did you mean " .. near .. "?)") or "", table.concat(names, ", ")), 3)
+		elseif want ~= "table" and type(v) ~= want then
+			error(("option %s to steps_more.%s must be a %s, got %s"):format(k, fn, want, type(v)), 3)
+		end
+	end
+end
+
 local function direction(opts, fn)
 	local d = opts.direction or "discharge"
 	if d ~= "charge" and d ~= "discharge" then
@@ -324,6 +369,7 @@ end
 -- at each report; summary.regulation = { target, unit = "W", samples,
 -- mean_abs_err, rms_err, max_abs_err } (V x |I| - P).
 function M.power(cell, opts)
+	check_opts("power", opts)
 	local kind = direction(opts, "power")
 	local p = positive(opts.watts, "power: watts")
 	local settle = opts.settle or 3
@@ -345,6 +391,7 @@ end
 -- direction = "charge"): the current is V/R at each report. opts: ohms,
 -- stop, settle, max_current, name; summary.regulation in ohms (V/|I| - R).
 function M.resistance(cell, opts)
+	check_opts("resistance", opts)
 	local kind = direction(opts, "resistance")
 	local r = positive(opts.ohms, "resistance: ohms")
 	local settle = opts.settle or 3
@@ -368,6 +415,7 @@ end
 -- "current" (the CV current fell to until_i), "time", or a condition.
 -- summary.cv_time (s) and summary.cv_ah: the CV phase's share.
 function M.cccv(cell, opts)
+	check_opts("cccv", opts)
 	local i = positive(opts.current, "cccv: current")
 	local v = positive(opts.v, "cccv: v")
 	local until_i = opts.until_i or 0.05

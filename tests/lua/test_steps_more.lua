@@ -122,6 +122,12 @@ ok, err = pcall(function()
 end)
 t.ok(not ok and err:find("charge voltage limit above it", 1, true), "a CV at the device's charge limit is refused")
 
+ok, err = pcall(more.power, {}, { watts = 5, stpo = { v_below = 3 } })
+t.ok(not ok and err:find("unknown option 'stpo' to steps_more.power (did you mean stop?)", 1, true),
+	"a misspelt option of a regulated step is an error: " .. tostring(err))
+ok, err = pcall(more.cccv, {}, { current = 1, v = "4.2" })
+t.ok(not ok and err:find("option v to steps_more.cccv must be a number, got string", 1, true), "and a value of the wrong type")
+
 -- ---- groups and pulse trains ---------------------------------------------------------
 
 local g = on(2, function(c)
