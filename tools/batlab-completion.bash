@@ -28,7 +28,7 @@ _batlab_options()
 {
 	local devopts="--port --serial --sim --sim= --devices --seed --connect-timeout
 		-v --verbose -vv -h --help"
-	local runopts="--settings --cell --cells-from --set --out --sim --sim= --devices --seed
+	local runopts="--settings --cell --cells-from --set --experiment --out --sim --sim= --devices --seed
 		--port --serial --timeout --swap-timeout --speed --record --json --quiet --no-report --db --mqtt -h --help"
 	case $1 in
 		list|info|measure|setpoints|write|impedance|sinewave|stop|reset|lowcurrent)
@@ -52,6 +52,9 @@ _batlab_options()
 		report) echo "--out --compare -h --help" ;;
 		db) echo "--db -h --help" ;;
 		runs) echo "--db --cell --since -h --help" ;;
+		analyze) echo "--bin-mv --capacity --min-step-ah --smooth -h --help" ;;
+		match) echo "--series --parallel --out -h --help" ;;
+		check) echo "--set --cell --sim --sim= --devices --seed --out -h --help" ;;
 	esac
 }
 
@@ -68,7 +71,7 @@ _batlab()
 	fi
 
 	local bin=${words[0]}
-	local commands="run cycletest dischargetest resume settings report db runs shell sim lua list info measure setpoints
+	local commands="run check cycletest dischargetest resume settings report analyze match db runs shell sim lua list info measure setpoints
 		read write impedance charge discharge sinewave stop reset lowcurrent firmware
 		calibration"
 	local cells="0 1 2 3 CELL0 CELL1 CELL2 CELL3"
@@ -87,10 +90,10 @@ _batlab()
 		--port)
 			COMPREPLY=($(compgen -f -- "${cur:-/dev/tty}"))
 			return ;;
-		--layout|--settings|--out|--cells-from)
+		--layout|--settings|--out|--cells-from|--experiment)
 			COMPREPLY=($(compgen -f -- "$cur"))
 			return ;;
-		--serial|--devices|--seed|--connect-timeout|--timeout|--swap-timeout|--record|--for|--speed|--cell|--set|--from|-e|--db|--mqtt|--since)
+		--serial|--devices|--seed|--connect-timeout|--timeout|--swap-timeout|--record|--for|--speed|--cell|--set|--from|-e|--db|--mqtt|--since|--bin-mv|--capacity|--min-step-ah|--smooth|--series|--parallel)
 			return ;;
 	esac
 	if [[ $cur == --sim=* ]]; then
@@ -128,7 +131,7 @@ _batlab()
 			elif [[ $cmd == write && $n -eq 2 && ${args[1]^^} == MODE ]]; then
 				COMPREPLY=($(compgen -W "$modes" -- "${cur^^}"))
 			fi ;;
-		report)
+		report|analyze|match)
 			COMPREPLY=($(compgen -d -- "$cur")) ;;
 		firmware)
 			if [[ $n -eq 0 ]]; then
@@ -154,7 +157,7 @@ _batlab()
 			else
 				COMPREPLY=($(compgen -f -- "$cur"))
 			fi ;;
-		run|lua|shell)
+		run|check|lua|shell)
 			COMPREPLY=($(compgen -f -- "$cur")) ;;
 	esac
 }

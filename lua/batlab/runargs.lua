@@ -8,6 +8,7 @@ local M = {}
 local USAGE = {
 	run = [[
 usage: batlab run SCRIPT [options] [NAME...]
+       batlab run --experiment FILE [options] [NAME...]
 
 Run a test procedure (a Lua file returning a table with run(cell, params))
 on the connected Batlabs, one task per cell.
@@ -19,6 +20,8 @@ Options:
                        repeatable
   --cells-from FILE    cell names, one per line, onto the channels in order
   --set KEY=VALUE      override a setting or procedure parameter; repeatable
+  --experiment FILE    run the experiment strings of FILE ("Discharge at
+                       1C until 3.0 V", ...; scripts/experiment.lua)
   --out DIR            results directory (default batlab-runs/NAME-DATE)
   --sim[=LAYOUT]       virtual Batlab(s) in virtual time (default layout:
                        one unit, four cells)
@@ -64,8 +67,8 @@ M.USAGE = USAGE
 
 local VALUED = {
 	["--settings"] = true, ["--cell"] = true, ["--cells-from"] = true, ["--set"] = true,
-	["--out"] = true, ["--timeout"] = true, ["--db"] = true, ["--mqtt"] = true, ["--speed"] = true, ["--swap-timeout"] = true,
-	["--record"] = true,
+	["--out"] = true, ["--experiment"] = true, ["--timeout"] = true, ["--db"] = true, ["--mqtt"] = true,
+	["--speed"] = true, ["--swap-timeout"] = true, ["--record"] = true,
 }
 
 local POLICY_KEYS = { every = "s", dv = "V", di = "A" }
@@ -182,7 +185,41 @@ function M.parse(mode, argv, dev)
 	if o.timeout == 0 then
 		return nil, "--timeout: must be more than 0 seconds (0 would end the discharge at once)"
 	end
+	if o.experiment then
+		local ok, err = M.experiment(mode, o)
+		if not ok then
+			return nil, err
+		end
+	end
 	return check_names(o)
+end
+
+-- --experiment FILE: scripts/experiment.lua with file = FILE, the file
+-- read and every step string checked before anything starts.
+function M.experiment(mode, o)
+	if mode ~= "run" then
+		return nil, "--experiment: only with 'batlab run'"
+	end
+	if o.script then
+		-- the first name was taken for the script: it is a cell name
+		table.insert(o.names, 1, o.script)
+	end
+	local f, err = io.open(o.experiment, "rb")
+	if not f then
+		return nil, "--experiment: " .. tostring(err)
+	end
+	local experiment = require "batlab.experiment"
+	local ok, perr = pcall(experiment.parse, f:read("a"), o.experiment)
+	f:close()
+	if ok then
+		ok, perr = experiment.check(perr)
+	end
+	if not ok then
+		return nil, perr
+	end
+	o.script = "experiment"
+	table.insert(o.sets, 1, "file=" .. o.experiment)
+	return true
 end
 
 -- Where the stock scripts live: beside lua/ in the source tree, or under

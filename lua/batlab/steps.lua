@@ -676,4 +676,11 @@ function M.impedance_survey(cell, count, interval)
 end
 
 M._has = has
+-- The step machinery, for modules that build further steps on it
+-- (batlab.steps_more): labelling, observation, ending, current changes.
+M._core = {
+	stepped = stepped, observe = observe, finish = finish, new_summary = new_summary,
+	set_current = set_current, with_zero_amp = with_zero_amp, check_current = check_current,
+	check_smallest = check_smallest, NORMAL = NORMAL,
+}
 return M

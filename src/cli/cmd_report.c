@@ -4,8 +4,12 @@
  *
  * The work is done by lua/batlab/report/ (reading the run, the plots, the
  * page); this file starts the engine, hands it the arguments and returns
- * the exit status it gives. No device is opened.
+ * the exit status it gives. No device is opened. `batlab analyze RUN_DIR`
+ * and `batlab match RUN_DIR...` are the same with lua/batlab/analyze.lua
+ * and lua/batlab/match.lua.
  */
+#include <string.h>
+
 #include <lua.h>
 #include <lauxlib.h>
 
@@ -15,19 +19,20 @@
 int cmd_report(int argc, char **argv)
 {
 	struct bl_engine *e = bl_engine_new(NULL);
+	const char *cmd = strcmp(argv[0], "analyze") == 0 || strcmp(argv[0], "match") == 0 ? argv[0] : "report";
 	lua_State *L;
 	int st, rc;
 
 	if (!e) {
-		cli_error("report: cannot start the Lua engine");
+		cli_error("%s: cannot start the Lua engine", cmd);
 		return BL_EXIT_FAILED;
 	}
 	L = bl_engine_state(e);
 	lua_getglobal(L, "require");
-	lua_pushstring(L, "batlab.report");
+	lua_pushfstring(L, "batlab.%s", cmd);
 	st = bl_engine_pcall(e, 1, 1);
 	if (st != LUA_OK) {
-		cli_error("report: %s", lua_tostring(L, -1));
+		cli_error("%s: %s", cmd, lua_tostring(L, -1));
 		bl_engine_free(e);
 		return BL_EXIT_FAILED;
 	}
@@ -39,7 +44,7 @@ int cmd_report(int argc, char **argv)
 	}
 	st = bl_engine_pcall(e, 1, 1);
 	if (st != LUA_OK) {
-		cli_error("report: %s", lua_tostring(L, -1));
+		cli_error("%s: %s", cmd, lua_tostring(L, -1));
 		rc = BL_EXIT_FAILED;
 	} else {
 		rc = (int)luaL_optinteger(L, -1, BL_EXIT_FAILED);

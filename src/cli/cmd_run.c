@@ -62,7 +62,9 @@ static int push_args(lua_State *L, const char *mode, int argc, char **argv)
 	return BL_EXIT_OK;
 }
 
-/* `run`, `cycletest` and `dischargetest`: argv[0] is the runner's mode. */
+/* `run`, `cycletest` and `dischargetest`: argv[0] is the runner's mode.
+ * `check` (a dry run on the virtual Batlab) takes the same arguments and
+ * is lua/batlab/check.lua, which calls the runner itself. */
 int cmd_run(int argc, char **argv)
 {
 	const char *mode = argv[0];
@@ -76,7 +78,7 @@ int cmd_run(int argc, char **argv)
 	}
 	L = bl_engine_state(e);
 	lua_getglobal(L, "require");
-	lua_pushstring(L, "batlab.runner");
+	lua_pushstring(L, strcmp(mode, "check") == 0 ? "batlab.check" : "batlab.runner");
 	st = bl_engine_pcall(e, 1, 1);
 	if (st != LUA_OK) {
 		cli_error("%s", lua_tostring(L, -1));

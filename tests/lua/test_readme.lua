@@ -39,7 +39,7 @@ local function runs_before()
 end
 
 local n = 0
-for _, doc in ipairs({ "README.md", "docs/procedures.md" }) do
+for _, doc in ipairs({ "README.md", "docs/procedures.md", "docs/characterisation.md" }) do
 	local cmds = commands(doc)
 	t.ok(#cmds > 0, ("%s prints commands (%d with --sim)"):format(doc, #cmds))
 	for _, c in ipairs(cmds) do
