@@ -23,6 +23,9 @@ local bin, q = cli.abs_bin, cli.quote
 local tmp = cli.tmpdir()
 local write, read = cli.write, cli.read
 
+-- The discharges end at 3.0 V: the model's cell is empty at 2.8 V, and
+-- one that rested back to just under the 2.8 V limit would be refused its
+-- charge by the firmware (CHARGE stops below VOLTAGE_LIMIT_DCHG too).
 -- Four small cells (15 minutes at 0.2 A in model time), the model 100
 -- times faster than real time: one cycle test takes about 30 s, the
 -- device's 25.5 s watchdog a quarter of a second.
@@ -35,7 +38,7 @@ write(tmp .. "/lay.json", [[
 ]])
 write(tmp .. "/set.json", [[
 { "cellPlaylistName": "Resume", "numWarmupCycles": 0, "numMeasurementCycles": 1, "restPeriod": 2,
-  "reportingPeriod": 1, "impedanceReportingPeriod": 0, "highVoltageCutoff": 4.2, "lowVoltageCutoff": 2.8,
+  "reportingPeriod": 1, "impedanceReportingPeriod": 0, "highVoltageCutoff": 4.2, "lowVoltageCutoff": 3.0,
   "prechargeRate": 0.2, "chargeRate": 0.2, "dischargeRate": 0.2, "storageDischarge": false }
 ]])
 
