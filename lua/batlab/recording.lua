@@ -113,6 +113,7 @@ local function lexcelon_row(r, smp)
 	local row = r.lex_row
 	row.time, row.epoch = smp.time - r.t0, r.epoch and (r.epoch + smp.time - r.t0) or nil
 	row.voltage, row.current, row.temp_c, row.vcc = smp.voltage, smp.current, smp.temp_c, smp.vcc
+	row.op_raw, row.sp_raw, row.duty = smp.op_raw, smp.sp_raw, smp.duty
 	row.impedance, row.state = r.lex_z, r.labels.step_name or "IDLE"
 	-- Lexcelon's charge and energy are magnitudes since the step began
 	-- (a resumed step's from its first start).
@@ -159,6 +160,11 @@ function M.attach(cell, o)
 	}, Recording)
 	if r.lex then
 		r.lex_row = { name = cell.name, serial = r.lex.serial, channel = r.lex.channel }
+		-- Lexcelon's log has the applied duty: read while driving a current
+		if cell.ch.want_duty then
+			cell.ch:want_duty(true)
+			r.wants_duty = true
+		end
 	end
 	local rec, err = batlab.recorder(cell.ch, o.series, {
 		t0 = r.t0, epoch = o.epoch or 0,
@@ -314,6 +320,10 @@ function Recording:close()
 	end
 	local rec = self.rec
 	self.rec = nil
+	if self.wants_duty then
+		self.wants_duty = nil
+		self.cell.ch:want_duty(false)
+	end
 	for _, f in ipairs(self.feeds) do
 		f:close()
 	end

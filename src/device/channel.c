@@ -194,6 +194,7 @@ static void tick_read(struct bl_channel *c)
 	case 0: op = bl_op_charge(d, c->cell, tick_done, c); break;
 	case 1: op = bl_op_read(d, (uint8_t)c->cell, BL_CELL_ERROR, tick_done, c); break;
 	case 2: op = bl_op_read(d, BL_NS_UNIT, BL_UNIT_VCC, tick_done, c); break;
+	case 3: op = bl_op_read(d, (uint8_t)c->cell, BL_CELL_DUTY, tick_done, c); break;
 	}
 	if (c->tick_gen != gen)
 		return;        /* it already completed */
@@ -210,6 +211,21 @@ static void tick_finish(struct bl_channel *c)
 	c->last = c->tick;
 	c->has_last = true;
 	deliver(c, &c->last, BL_OK);
+}
+
+/* DUTY when it is wanted and means something (a current is driven), then
+ * VCC. */
+static void tick_vcc_or_finish(struct bl_channel *c);
+static void tick_duty_or_on(struct bl_channel *c)
+{
+	uint16_t mode = c->tick.mode;
+
+	if (c->want_duty > 0 && (mode == BL_MODE_CHARGE || mode == BL_MODE_DISCHARGE)) {
+		c->tick_stage = 3;
+		tick_read(c);
+		return;
+	}
+	tick_vcc_or_finish(c);
 }
 
 /* VCC is shared by the four channels: read it only when the last reading
@@ -275,13 +291,18 @@ static void tick_done(struct bl_device *d, struct bl_op *op, int status, void *u
 		if (mode == BL_MODE_IDLE || mode == BL_MODE_CHARGE || mode == BL_MODE_DISCHARGE ||
 		    mode == BL_MODE_IMPEDANCE) {
 			c->tick.error = 0;
-			tick_vcc_or_finish(c);
+			tick_duty_or_on(c);
 		} else {
 			tick_read(c);
 		}
 		return;
 	case 1:
 		c->tick.error = bl_op_value(op);
+		tick_duty_or_on(c);
+		return;
+	case 3:
+		c->tick.duty = bl_op_value(op);
+		c->tick.have_duty = true;
 		tick_vcc_or_finish(c);
 		return;
 	default:
@@ -342,6 +363,8 @@ static void tick_begin(struct bl_channel *c, const struct bl_snapshot *snap, dou
 	c->tick.cell = c->cell;
 	c->tick.serial = c->cs->serial;
 	c->tick.step_seq = c->step_seq;
+	c->tick.op_raw = bl_device_operating_setpoint(c->cs->d, c->cell);
+	c->tick.sp_raw = bl_device_target_raw(c->cs->d, c->cell);
 	c->tick.device_reset = c->reset;
 	c->tick_stage = 0;
 	tick_read(c);
@@ -364,6 +387,13 @@ static void on_stream(struct bl_device *d, int cell, const struct bl_snapshot *s
 	if (!c->listeners || c->ticking)
 		return;
 	tick_begin(c, snap, v, i);
+}
+
+void bl_channel_want_duty(struct bl_channel *ch, bool on)
+{
+	ch->want_duty += on ? 1 : -1;
+	if (ch->want_duty < 0)
+		ch->want_duty = 0;
 }
 
 void bl_chan_step_begin(struct bl_channel *c, enum bl_step_kind kind)

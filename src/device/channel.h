@@ -51,6 +51,9 @@ struct bl_sample {
 	bool device_reset;           /* the device reset since the step began: it is over */
 	unsigned step_seq;           /* the channel's steps begun when it was taken: a report
 	                              * between a step's label and its start is the step before's */
+	uint16_t op_raw, sp_raw;     /* the setpoint written (the regulation's) and the target, raw */
+	uint16_t duty;               /* DUTY, read while driving a current when someone wants it */
+	bool have_duty;
 };
 
 /* A sample listener. fn gets every sample of the channel (status BL_OK),
@@ -106,6 +109,10 @@ enum bl_step_kind bl_channel_step(const struct bl_channel *ch);
 int bl_channel_set_interval(struct bl_channel *ch, double seconds, bl_chan_fn fn, void *ud);
 /* Ask for 1 s reports unless an interval was chosen. */
 void bl_channel_want_reports(struct bl_channel *ch);
+/* Samples taken while the channel drives a current carry DUTY (one more
+ * read per report) while at least one want_duty(true) is not undone
+ * (Lexcelon's log has the column). */
+void bl_channel_want_duty(struct bl_channel *ch, bool on);
 
 /* ---- steps ------------------------------------------------------------- */
 

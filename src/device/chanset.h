@@ -34,6 +34,7 @@ struct bl_channel {
 	bool imp_busy;                   /* one runs: samples hold the charge */
 	double imp_q0;                   /* the counter when it began (C) */
 	/* reports */
+	int want_duty;                   /* want_duty(true) calls not undone */
 	bool interval_set;
 	double interval_s;
 };

@@ -179,6 +179,8 @@ double bl_device_target(const struct bl_device *d, int cell);
 int bl_device_set_current(struct bl_device *d, int cell, double amps);
 /* The setpoint last written by us (raw), for diagnostics. */
 uint16_t bl_device_operating_setpoint(const struct bl_device *d, int cell);
+/* The target the regulation holds (raw, 128 per A; 0: none). */
+uint16_t bl_device_target_raw(const struct bl_device *d, int cell);
 /* Ask for stream reports every `seconds` (0 = off): writes REPORT_INTERVAL. */
 int bl_device_set_report_interval(struct bl_device *d, int cell, double seconds);
 

@@ -131,6 +131,11 @@ uint16_t bl_device_operating_setpoint(const struct bl_device *d, int cell)
 	return bl_valid_cell(cell) ? d->ch[cell].op_raw : 0;
 }
 
+uint16_t bl_device_target_raw(const struct bl_device *d, int cell)
+{
+	return bl_valid_cell(cell) ? d->ch[cell].target_raw : 0;
+}
+
 int bl_device_set_report_interval(struct bl_device *d, int cell, double seconds)
 {
 	if (!bl_valid_cell(cell))

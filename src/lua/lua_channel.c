@@ -39,13 +39,13 @@ static const char sample_keys_key = 0;
 enum {
 	K_TIME = 1, K_STEP_TIME, K_MODE, K_MODE_NAME, K_STATUS, K_STATUS_NAMES, K_ERROR,
 	K_ERROR_NAMES, K_VOLTAGE, K_CURRENT, K_TEMP_C, K_CHARGE_AH, K_ENERGY_WH, K_VCC, K_CELL,
-	K_SERIAL, K_DEVICE_RESET, K_STEP_SEQ, K_COUNT = K_STEP_SEQ,
+	K_SERIAL, K_DEVICE_RESET, K_STEP_SEQ, K_OP_RAW, K_SP_RAW, K_DUTY, K_COUNT = K_DUTY,
 };
 
 static const char *const sample_keys[K_COUNT + 1] = {
 	NULL, "time", "step_time", "mode", "mode_name", "status", "status_names", "error",
 	"error_names", "voltage", "current", "temp_c", "charge_ah", "energy_wh", "vcc", "cell",
-	"serial", "device_reset", "step_seq",
+	"serial", "device_reset", "step_seq", "op_raw", "sp_raw", "duty",
 };
 
 static const char *bit_names[2][16];
@@ -125,7 +125,8 @@ static bool same_sample(const struct bl_sample *a, const struct bl_sample *b)
 	       same_double(a->temp_c, b->temp_c) && same_double(a->charge_ah, b->charge_ah) &&
 	       same_double(a->energy_wh, b->energy_wh) && same_double(a->vcc, b->vcc) &&
 	       a->cell == b->cell && a->serial == b->serial && a->device_reset == b->device_reset &&
-	       a->step_seq == b->step_seq;
+	       a->step_seq == b->step_seq && a->op_raw == b->op_raw && a->sp_raw == b->sp_raw &&
+	       a->have_duty == b->have_duty && a->duty == b->duty;
 }
 
 /* The cache on top of the stack (its tables as uservalue 1). */
@@ -200,6 +201,12 @@ static void build_sample(lua_State *L, const struct bl_sample *s)
 	lua_pushinteger(L, s->cell);         put(L, t, keys, K_CELL);
 	lua_pushinteger(L, s->serial);       put(L, t, keys, K_SERIAL);
 	lua_pushinteger(L, s->step_seq);     put(L, t, keys, K_STEP_SEQ);
+	lua_pushinteger(L, s->op_raw);       put(L, t, keys, K_OP_RAW);
+	lua_pushinteger(L, s->sp_raw);       put(L, t, keys, K_SP_RAW);
+	if (s->have_duty) {
+		lua_pushinteger(L, s->duty);
+		put(L, t, keys, K_DUTY);
+	}
 	if (s->device_reset) {
 		lua_pushboolean(L, 1);
 		put(L, t, keys, K_DEVICE_RESET);
@@ -344,6 +351,18 @@ static int l_channel_discharge(lua_State *L)
 }
 static int l_channel_idle(lua_State *L) { return channel_step(L, BL_STEP_IDLE, "ch:idle"); }
 static int l_channel_stop(lua_State *L) { return channel_step(L, BL_STEP_STOP, "ch:stop"); }
+
+/* ch:want_duty(on): samples while a current is driven carry DUTY (one
+ * more read per report) until as many want_duty(false). */
+static int l_channel_want_duty(lua_State *L)
+{
+	struct bl_channel *c = bl_lua_check_chan(L, 1);
+
+	luaL_checktype(L, 2, LUA_TBOOLEAN);
+	if (c)
+		bl_channel_want_duty(c, lua_toboolean(L, 2));
+	return 0;
+}
 
 static int l_channel_report_interval(lua_State *L)
 {
@@ -543,6 +562,7 @@ static const luaL_Reg channel_methods[] = {
 	{"idle", l_channel_idle},
 	{"stop", l_channel_stop},
 	{"set_current", l_channel_set_current},
+	{"want_duty", l_channel_want_duty},
 	{"impedance", l_channel_impedance},
 	{"limits", l_channel_limits},
 	{NULL, NULL},

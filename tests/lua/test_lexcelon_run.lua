@@ -156,7 +156,16 @@ local function filled(r, upto)
 	return table.concat(f, ",")
 end
 local l1 = level1(rows, "A")[5]
-t.is(filled(l1, 23), "1,2,3,4,5,6,7,9,10,11,20", "a level-1 row: the seed's cells (VCC in 20)")
+t.is(filled(l1, 23), "1,2,3,4,5,6,7,9,10,11,20,21,22,23",
+	"a level-1 row: the seed's cells (VCC in 20; operating setpoint, setpoint and duty in 21-23)")
+-- a discharge at dischargeRate: both setpoints near its raw value (128 per
+-- A; the regulation moves the written one a little), a duty read back
+local want_sp = math.floor(2.0 * 128 + 0.5) -- dischargeRate 2.0
+t.is(tonumber(l1[22]), want_sp, "the setpoint column is the target, raw (" .. want_sp .. ")")
+t.ok(math.abs((tonumber(l1[21]) or -1) - want_sp) <= want_sp // 4 + 1,
+	"the operating setpoint column is what the regulation wrote (" .. tostring(l1[21]) .. ")")
+t.ok((tonumber(l1[23]) or 0) > 0 and tonumber(l1[23]) <= 640, "the duty column is DUTY read back (0..640): "
+	.. tostring(l1[23]))
 t.is(filled(l2[1], 20), "1,2,3,4,12,13,14,16,17,18,19", "a level-2 row: the seed's cells (no impedance measured)")
 local REF = "../shared/reference/lexcelon/batlab-log_DefaultPlaylist.csv"
 local ref = cli.read(REF)
