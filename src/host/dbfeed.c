@@ -6,6 +6,7 @@
 
 #include "core/bl.h"
 #include "core/regs.h"
+#include "host/labels.h"
 #include "host/db.h"
 
 #define LABEL_MAX 64
@@ -15,8 +16,7 @@ struct bl_dbfeed {
 	struct bl_dbsink *sink;
 	char run_id[128], cell[LABEL_MAX];
 	double t0, epoch;
-	int step, cycle;
-	char step_name[LABEL_MAX], cycle_kind[LABEL_MAX];
+	struct bl_labels lb;
 	uint64_t seq;
 	struct bl_buf row;
 };
@@ -36,10 +36,10 @@ static void format_row(struct bl_dbfeed *f, const struct bl_sample *s)
 	bl_sql_fixed(b, f->epoch + t, 3);              bl_buf_adds(b, "),");
 	bl_sql_fixed(b, t, 3);                         bl_buf_addc(b, ',');
 	bl_sql_fixed(b, s->step_time, 3);              bl_buf_addc(b, ',');
-	bl_sql_int(b, f->cycle);                       bl_buf_addc(b, ',');
-	bl_sql_text(b, f->cycle_kind);                 bl_buf_addc(b, ',');
-	bl_sql_int(b, f->step);                        bl_buf_addc(b, ',');
-	bl_sql_text(b, f->step_name);                  bl_buf_addc(b, ',');
+	bl_sql_int(b, f->lb.cycle);                       bl_buf_addc(b, ',');
+	bl_sql_text(b, f->lb.cycle_kind);                 bl_buf_addc(b, ',');
+	bl_sql_int(b, f->lb.step);                        bl_buf_addc(b, ',');
+	bl_sql_text(b, f->lb.step_name);                  bl_buf_addc(b, ',');
 	if (!mode) {
 		snprintf(num, sizeof num, "%u", s->mode);
 		mode = num;
@@ -78,7 +78,7 @@ struct bl_dbfeed *bl_dbfeed_open(struct bl_dbsink *s, struct bl_channel *ch, con
 	snprintf(f->cell, sizeof f->cell, "%s", cell);
 	f->t0 = t0;
 	f->epoch = epoch;
-	snprintf(f->cycle_kind, sizeof f->cycle_kind, "other");
+	bl_labels_init(&f->lb);
 	f->listener.fn = on_sample;
 	bl_channel_listen(ch, &f->listener);
 	return f;
@@ -87,14 +87,7 @@ struct bl_dbfeed *bl_dbfeed_open(struct bl_dbsink *s, struct bl_channel *ch, con
 void bl_dbfeed_label(struct bl_dbfeed *f, int step, const char *step_name, int cycle,
                      const char *cycle_kind)
 {
-	if (step >= 0)
-		f->step = step;
-	if (cycle >= 0)
-		f->cycle = cycle;
-	if (step_name)
-		snprintf(f->step_name, sizeof f->step_name, "%s", step_name);
-	if (cycle_kind)
-		snprintf(f->cycle_kind, sizeof f->cycle_kind, "%s", cycle_kind);
+	bl_labels_set(&f->lb, step, step_name, cycle, cycle_kind);
 }
 
 uint64_t bl_dbfeed_rows(const struct bl_dbfeed *f)

@@ -6,6 +6,7 @@
 
 #include "core/bl.h"
 #include "core/regs.h"
+#include "host/labels.h"
 #include "host/csv.h"
 #include "host/mqtt.h"
 
@@ -16,8 +17,7 @@ struct bl_mqttfeed {
 	struct bl_mqtt *m;
 	char cell[LABEL_MAX], topic[48];
 	double t0;
-	int step, cycle;
-	char step_name[LABEL_MAX], cycle_kind[LABEL_MAX];
+	struct bl_labels lb;
 	struct bl_buf msg;
 };
 
@@ -59,10 +59,10 @@ static void on_sample(struct bl_chan_listener *l, const struct bl_sample *s, int
 	add_number(b, "temp_c", s->temp_c, 2);
 	add_number(b, "charge_ah", s->charge_ah, 6);
 	add_number(b, "energy_wh", s->energy_wh, 6);
-	add_number(b, "step", f->step, 0);
-	add_text(b, "step_name", f->step_name);
-	add_number(b, "cycle", f->cycle, 0);
-	add_text(b, "cycle_kind", f->cycle_kind);
+	add_number(b, "step", f->lb.step, 0);
+	add_text(b, "step_name", f->lb.step_name);
+	add_number(b, "cycle", f->lb.cycle, 0);
+	add_text(b, "cycle_kind", f->lb.cycle_kind);
 	add_text(b, "mode", mode ? mode : "?");
 	bl_buf_addc(b, '}');
 	if (!b->oom)
@@ -79,7 +79,7 @@ struct bl_mqttfeed *bl_mqttfeed_open(struct bl_mqtt *m, struct bl_channel *ch, c
 	f->m = m;
 	snprintf(f->cell, sizeof f->cell, "%s", cell);
 	snprintf(f->topic, sizeof f->topic, "%u/%d/sample", (unsigned)serial, channel);
-	snprintf(f->cycle_kind, sizeof f->cycle_kind, "other");
+	bl_labels_init(&f->lb);
 	f->t0 = t0;
 	f->listener.fn = on_sample;
 	bl_channel_listen(ch, &f->listener);
@@ -89,14 +89,7 @@ struct bl_mqttfeed *bl_mqttfeed_open(struct bl_mqtt *m, struct bl_channel *ch, c
 void bl_mqttfeed_label(struct bl_mqttfeed *f, int step, const char *step_name, int cycle,
                        const char *cycle_kind)
 {
-	if (step >= 0)
-		f->step = step;
-	if (cycle >= 0)
-		f->cycle = cycle;
-	if (step_name)
-		snprintf(f->step_name, sizeof f->step_name, "%s", step_name);
-	if (cycle_kind)
-		snprintf(f->cycle_kind, sizeof f->cycle_kind, "%s", cycle_kind);
+	bl_labels_set(&f->lb, step, step_name, cycle, cycle_kind);
 }
 
 void bl_mqttfeed_close(struct bl_mqttfeed *f)

@@ -9,11 +9,11 @@
 #include "core/clock.h"
 #include "core/regs.h"
 #include "host/csv.h"
+#include "host/labels.h"
 #include "host/recorder.h"
 
 #define MOD "recorder"
 #define FLUSH_US 1000000u
-#define LABEL_MAX 64
 
 struct bl_recorder {
 	struct bl_chan_listener listener;   /* first: the listener is the recorder */
@@ -23,9 +23,7 @@ struct bl_recorder {
 	struct bl_buf row;
 	uint64_t last_flush_us;
 	bool dirty;
-	/* labels */
-	int step, cycle;
-	char step_name[LABEL_MAX], cycle_kind[LABEL_MAX];
+	struct bl_labels lb;
 	double impedance;                   /* NaN: none pending */
 	/* A step resumed after a crash: what it had done before (its step
 	 * time, signed charge and energy), added to its rows until the next
@@ -80,10 +78,10 @@ static void format_row(struct bl_recorder *r, const struct bl_sample *s)
 	b->len = 0;
 	bl_csv_fixed(b, t, 3);                         bl_buf_addc(b, ',');
 	bl_csv_fixed(b, s->step_time + (carry ? r->carry_time : 0), 3); bl_buf_addc(b, ',');
-	bl_csv_whole(b, r->cycle);                     bl_buf_addc(b, ',');
-	bl_csv_text(b, r->cycle_kind, strlen(r->cycle_kind)); bl_buf_addc(b, ',');
-	bl_csv_whole(b, r->step);                      bl_buf_addc(b, ',');
-	bl_csv_text(b, r->step_name, strlen(r->step_name)); bl_buf_addc(b, ',');
+	bl_csv_whole(b, r->lb.cycle);                  bl_buf_addc(b, ',');
+	bl_csv_text(b, r->lb.cycle_kind, strlen(r->lb.cycle_kind)); bl_buf_addc(b, ',');
+	bl_csv_whole(b, r->lb.step);                   bl_buf_addc(b, ',');
+	bl_csv_text(b, r->lb.step_name, strlen(r->lb.step_name)); bl_buf_addc(b, ',');
 	if (!mode) {
 		snprintf(num, sizeof num, "%u", s->mode);
 		mode = num;
@@ -257,16 +255,8 @@ void bl_recorder_label(struct bl_recorder *r, int step, const char *step_name, i
 	write_held(r);
 	r->want_next = true;
 	bl_recorder_flush(r);
-	if (step >= 0 && step != r->step)
+	if (bl_labels_set(&r->lb, step, step_name, cycle, cycle_kind))
 		r->carry_time = r->carry_ah = r->carry_wh = 0.0;
-	if (step >= 0)
-		r->step = step;
-	if (cycle >= 0)
-		r->cycle = cycle;
-	if (step_name)
-		snprintf(r->step_name, sizeof r->step_name, "%s", step_name);
-	if (cycle_kind)
-		snprintf(r->cycle_kind, sizeof r->cycle_kind, "%s", cycle_kind);
 }
 
 void bl_recorder_carry(struct bl_recorder *r, double step_time, double charge_ah, double energy_wh)
