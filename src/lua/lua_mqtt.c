@@ -170,21 +170,11 @@ static int l_mqtt_close(lua_State *L)
 static int l_feed_label(lua_State *L)
 {
 	struct lmfeed *lf = luaL_checkudata(L, 1, BL_LUA_MQTTFEED);
-	int step = -1, cycle = -1;
-	const char *name = NULL, *kind = NULL;
+	struct bl_lua_labels lb;
 
-	luaL_checktype(L, 2, LUA_TTABLE);
-	if (!lf->f)
-		return 0;
-	if (lua_getfield(L, 2, "step") != LUA_TNIL)
-		step = (int)luaL_checkinteger(L, -1);
-	if (lua_getfield(L, 2, "cycle") != LUA_TNIL)
-		cycle = (int)luaL_checkinteger(L, -1);
-	if (lua_getfield(L, 2, "step_name") != LUA_TNIL)
-		name = luaL_tolstring(L, -1, NULL);
-	if (lua_getfield(L, 2, "cycle_kind") != LUA_TNIL)
-		kind = luaL_tolstring(L, -1, NULL);
-	bl_mqttfeed_label(lf->f, step, name, cycle, kind);
+	bl_lua_check_labels(L, 2, &lb);
+	if (lf->f)
+		bl_mqttfeed_label(lf->f, lb.step, lb.step_name, lb.cycle, lb.cycle_kind);
 	return 0;
 }
 

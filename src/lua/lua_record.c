@@ -217,20 +217,10 @@ static struct bl_recorder *open_rec(lua_State *L)
 static int l_rec_label(lua_State *L)
 {
 	struct bl_recorder *r = open_rec(L);
-	int step = -1, cycle = -1;
-	const char *name = NULL, *kind = NULL;
+	struct bl_lua_labels lb;
 
-	luaL_checktype(L, 2, LUA_TTABLE);
-	if (lua_getfield(L, 2, "step") != LUA_TNIL)
-		step = (int)luaL_checkinteger(L, -1);
-	if (lua_getfield(L, 2, "cycle") != LUA_TNIL)
-		cycle = (int)luaL_checkinteger(L, -1);
-	if (lua_getfield(L, 2, "step_name") != LUA_TNIL)
-		name = luaL_tolstring(L, -1, NULL);
-	if (lua_getfield(L, 2, "cycle_kind") != LUA_TNIL)
-		kind = luaL_tolstring(L, -1, NULL);
-	luaL_argcheck(L, step >= -1 && cycle >= -1, 2, "step and cycle must be >= 0");
-	bl_recorder_label(r, step, name, cycle, kind);
+	bl_lua_check_labels(L, 2, &lb);
+	bl_recorder_label(r, lb.step, lb.step_name, lb.cycle, lb.cycle_kind);
 	return 0;
 }
 

@@ -202,3 +202,19 @@ int bl_lua_timed_out(lua_State *L)
 	lua_pushliteral(L, "ETIMEDOUT");
 	return 3;
 }
+
+void bl_lua_check_labels(lua_State *L, int idx, struct bl_lua_labels *out)
+{
+	out->step = out->cycle = -1;
+	out->step_name = out->cycle_kind = NULL;
+	luaL_checktype(L, idx, LUA_TTABLE);
+	if (lua_getfield(L, idx, "step") != LUA_TNIL)
+		out->step = (int)luaL_checkinteger(L, -1);
+	if (lua_getfield(L, idx, "cycle") != LUA_TNIL)
+		out->cycle = (int)luaL_checkinteger(L, -1);
+	if (lua_getfield(L, idx, "step_name") != LUA_TNIL)
+		out->step_name = luaL_tolstring(L, -1, NULL);
+	if (lua_getfield(L, idx, "cycle_kind") != LUA_TNIL)
+		out->cycle_kind = luaL_tolstring(L, -1, NULL);
+	luaL_argcheck(L, out->step >= -1 && out->cycle >= -1, idx, "step and cycle must be >= 0");
+}

@@ -151,4 +151,14 @@ void bl_lua_open_pool(lua_State *L);
  * land, each through a bl_lua_open_<class>(L) called from luaopen_batlab. */
 int luaopen_batlab(lua_State *L);
 
+/* The labels table at idx ({step =, step_name =, cycle =, cycle_kind =},
+ * each optional) of rec:label and the lab feeds' label: -1 and NULL for
+ * what it does not give (the texts stay on the stack). Raises on a bad
+ * value. */
+struct bl_lua_labels {
+	int step, cycle;
+	const char *step_name, *cycle_kind;
+};
+void bl_lua_check_labels(lua_State *L, int idx, struct bl_lua_labels *out);
+
 #endif
