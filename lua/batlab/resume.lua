@@ -223,6 +223,12 @@ function M.prepare(argv, dev, prepare_run, err)
 		return nil, batlab.EXIT_USAGE
 	end
 	R.resume, R.dir = J, dir
+	if R.o.db or R.o.mqtt or os.getenv("BATLAB_DB") or os.getenv("BATLAB_MQTT") then
+		-- (a resumed run would need its database keys and telemetry to go
+		-- on where they stopped)
+		err("warning: resume does not send to the lab's database or MQTT: the rows after the "
+			.. "crash are in the run's files only")
+	end
 	return R
 end
 
