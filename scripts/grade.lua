@@ -9,9 +9,22 @@ local grade_rules = require "batlab.grade_rules"
 return {
 	name = "grade",
 	params = { current = 2.0, vmax = 4.2, vmin = 2.8, min_ah = 2.0, max_ohm = 0.08, rules = "" },
+	-- A rules file that cannot be read or parsed stops the run before it
+	-- starts (exit 2), not each cell after its cycle.
+	check = function(p)
+		if p.rules ~= "" then
+			local f, err = io.open(p.rules, "rb")
+			if not f then
+				return "rules: " .. tostring(err)
+			end
+			local text = f:read("a")
+			f:close()
+			grade_rules.parse(text, p.rules)
+		end
+	end,
 	run = function(cell, p)
 		local rules
-		if p.rules ~= "" then -- read first: a bad file stops before anything runs
+		if p.rules ~= "" then
 			local f = assert(io.open(p.rules, "rb"))
 			rules = grade_rules.parse(f:read("a"), p.rules)
 			f:close()

@@ -159,6 +159,11 @@ local function load_params(o, proc)
 		end
 		params[k] = v
 	end
+	-- A procedure's own check of its parameters, before anything starts.
+	local ok, why = pcall(proc.check or function() end, params)
+	if not ok or why then
+		return nil, ("%s: %s"):format(proc._script or proc.name or "procedure", tostring(why))
+	end
 	return params
 end
 

@@ -80,4 +80,19 @@ t.ok(out:find("S1%s+PASS") and out:find("S4%s+PASS"), "the cells that were teste
 t.like(out, "S5%s+UNTESTED", "the one that was not says so")
 t.is(code, 1, "and the run does not exit 0")
 
+-- a procedure's check(params) refuses its parameters before anything starts
+write(tmp .. "/checked.lua", [[
+return { name = "checked", params = { amps = 1.0 },
+  check = function(p) if p.amps > 4 then return "amps: at most 4 A, not " .. p.amps end end,
+  run = function(cell) return true end }
+]])
+code, out, err = batlab_cmd(("run %s/checked.lua --sim --set amps=9 --out %s/chk A"):format(tmp, tmp))
+t.is(code, 2, "check(params) refusing: exit 2")
+t.like(err, "checked%.lua: amps: at most 4 A, not 9", "with its message and the procedure's name")
+t.is(lfs.attributes(tmp .. "/chk"), nil, "before anything was written")
+write(tmp .. "/bins.txt", "A capacity_ah ~~ 2\n")
+code, out, err = batlab_cmd(("run grade --sim --set rules=%s/bins.txt --out %s/g A"):format(tmp, tmp))
+t.is(code, 2, "grade.lua with a bad rules file: exit 2 before the run")
+t.like(err, "bins%.txt:1: a condition is KEY OP NUMBER", "naming the file, the line and what is wrong")
+
 t.done()
