@@ -50,7 +50,13 @@ end
 -- real ports; not for the in-process simulator (nothing to resume) or a
 -- simulator on a pseudo-terminal (--port /dev/pts/N).
 function M.wants_sync(o)
-	return not o.sim and not (o.port and o.port:find("^/dev/pts/"))
+	local ports = type(o.port) == "table" and o.port or { o.port }
+	for _, p in ipairs(ports) do
+		if p:find("^/dev/pts/") then
+			return false
+		end
+	end
+	return not o.sim
 end
 
 -- write(entry [, sync]) -> true | nil, err. sync: to the disk now.

@@ -27,7 +27,8 @@ Options:
                        one unit, four cells)
   --devices N          with --sim: number of virtual units
   --seed S             with --sim: noise seed
-  --port PATH          real hardware on this port only
+  --port PATH          real hardware on this port only; repeatable: the
+                       cells go across the Batlabs on these ports
   --serial N           only the Batlab with this serial number
   --timeout S          end discharges S seconds after the test started
   --swap-timeout S     with more cells than channels: how long to wait for

@@ -21,13 +21,23 @@
 static int push_args(lua_State *L, const char *mode, int argc, char **argv)
 {
 	struct cli_devsel_opts sel;
-	int n = 0, r;
+	const char *ports[64];      /* --port is repeatable here: cells across units */
+	int n = 0, np = 0, r;
 
 	memset(&sel, 0, sizeof sel);
 	lua_createtable(L, argc - 1, 0);
 	for (int i = 1; i < argc; i++) {
+		const char *before = sel.port;
+
 		if ((r = cli_select_option(mode, argc, argv, &i, &sel)) < 0)
 			return -r;
+		if (r > 0 && sel.port != before) {
+			if (np == (int)BL_ARRAY_LEN(ports)) {
+				cli_error("%s: at most %d --port", mode, (int)BL_ARRAY_LEN(ports));
+				return BL_EXIT_USAGE;
+			}
+			ports[np++] = sel.port;
+		}
 		if (r > 0)
 			continue;
 		lua_pushstring(L, argv[i]);
@@ -51,7 +61,18 @@ static int push_args(lua_State *L, const char *mode, int argc, char **argv)
 		lua_pushinteger(L, (lua_Integer)sel.seed);
 		lua_setfield(L, -2, "seed");
 	}
-	if (sel.port) {
+	if (np > 1 && sel.sim) {
+		cli_error("%s: with --sim, --port names one virtual unit", mode);
+		return BL_EXIT_USAGE;
+	}
+	if (np > 1) {
+		lua_createtable(L, np, 0);
+		for (int k = 0; k < np; k++) {
+			lua_pushstring(L, ports[k]);
+			lua_rawseti(L, -2, k + 1);
+		}
+		lua_setfield(L, -2, "port");
+	} else if (sel.port) {
 		lua_pushstring(L, sel.port);
 		lua_setfield(L, -2, "port");
 	}

@@ -173,8 +173,13 @@ static int open_real(struct bl_session *s, const struct bl_session_opts *o, char
 	char **paths = NULL;
 	int n;
 
-	if (o->port)
-		return add_port(s, o->port, true, err, errlen);
+	if (o->port) {
+		int rc = add_port(s, o->port, true, err, errlen);
+
+		for (int i = 0; rc == BL_OK && i < o->n_more; i++)
+			rc = add_port(s, o->more_ports[i], true, err, errlen);
+		return rc;
+	}
 	if (!o->scan_once)
 		return BL_OK;
 	n = bl_link_list_batlabs(&paths);
@@ -230,7 +235,7 @@ static struct bl_session *session_new(const struct bl_session_opts *o)
 	po.scan = !o->sim && !o->port && !o->scan_once;
 	if (o->dev)
 		po.dev = *o->dev;
-	else if (o->port && is_pty(o->port))
+	else if (o->port && (is_pty(o->port) || (o->n_more > 0 && is_pty(o->more_ports[0]))))
 		po.dev.watchdog_us = PTY_WATCHDOG_US;
 	/* BATLAB_TRACE=FILE: every request to every device, appended. */
 	if (getenv("BATLAB_TRACE") && *getenv("BATLAB_TRACE")) {

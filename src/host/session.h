@@ -40,6 +40,8 @@ struct bl_session_opts {
 	int devices;                /* sim without layout: units (0 = 1) */
 	uint64_t seed;
 	const char *port;           /* real: this port only */
+	const char *const *more_ports; /* real, with port: these too (n_more of them) */
+	int n_more;
 	bool has_serial;
 	uint32_t serial;            /* with has_serial: the active device */
 	uint64_t settle_us;         /* connect timeout (clock time); 0 = 5 s, 30 s with sim */

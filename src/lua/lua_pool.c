@@ -267,10 +267,41 @@ static bool opt_integer(lua_State *L, const char *key, lua_Integer min, lua_Inte
 	return true;
 }
 
+/* port = "PATH" or { "PATH", ... } (up to BL_MAX_PORTS): o->port the
+ * first, o->more_ports the rest, in more[] (the strings stay in the
+ * options table). */
+#define BL_MAX_PORTS 64
+static void opt_ports(lua_State *L, struct bl_session_opts *o, const char **more)
+{
+	lua_Integer n;
+
+	if (lua_getfield(L, 1, "port") != LUA_TTABLE) {
+		lua_pop(L, 1);
+		o->port = opt_string(L, "port");
+		return;
+	}
+	n = luaL_len(L, -1);
+	if (n < 1 || n > BL_MAX_PORTS)
+		luaL_error(L, "batlab.open: port must be a path or a list of 1 to %d paths", BL_MAX_PORTS);
+	for (lua_Integer i = 1; i <= n; i++) {
+		if (lua_rawgeti(L, -1, i) != LUA_TSTRING)
+			luaL_error(L, "batlab.open: port[%I] must be a string", i);
+		if (i == 1)
+			o->port = lua_tostring(L, -1);
+		else
+			more[i - 2] = lua_tostring(L, -1);
+		lua_pop(L, 1);
+	}
+	o->more_ports = more;
+	o->n_more = (int)n - 1;
+	lua_pop(L, 1);      /* the options table keeps the list alive */
+}
+
 static int l_batlab_open(lua_State *L)
 {
 	static const char *const known[] = {"sim", "devices", "seed", "port", "serial", NULL};
 	struct bl_session_opts o;
+	const char *more[BL_MAX_PORTS];
 	struct bl_session *s;
 	struct bl_wait local, *w;
 	lua_Integer n;
@@ -306,7 +337,7 @@ static int l_batlab_open(lua_State *L)
 		o.devices = (int)n;
 	if (opt_integer(L, "seed", 0, LUA_MAXINTEGER, &n))
 		o.seed = (uint64_t)n;
-	o.port = opt_string(L, "port");
+	opt_ports(L, &o, more);
 	if (opt_integer(L, "serial", 0, 0xFFFFFFFF, &n)) {
 		o.has_serial = true;
 		o.serial = (uint32_t)n;
