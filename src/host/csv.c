@@ -91,7 +91,12 @@ void bl_csv_fixed(struct bl_buf *b, double v, int prec)
 	}
 	x = v * scale[prec];
 	r = floor(x + 0.5);
-	if (fabs(fabs(x - floor(x)) - 0.5) < 1e-6 * (fabs(x) > 1 ? fabs(x) : 1)) {
+	/* The product is off the exact decimal by a few units in its last
+	 * place (|x| x 2^-52 each): only a value that close to a half can
+	 * round the other way. A margin of |x| x 1e-12 is thousands of times
+	 * that, and still sends next to nothing to snprintf (a margin
+	 * proportional to 1e-6 sent every value over a million there). */
+	if (fabs(fabs(x - floor(x)) - 0.5) < 1e-12 * (fabs(x) > 1 ? fabs(x) : 1)) {
 		char fmt[16];
 		snprintf(fmt, sizeof fmt, "%%.%df", prec);
 		add_number(b, fmt, v);
