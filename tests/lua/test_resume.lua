@@ -166,6 +166,8 @@ for _, name in ipairs(chains) do
 		t.ok(type(want) == "number" and type(have) == "number" and math.abs(have - want) <= 0.01 * want,
 			("%s %s: capacity %s Ah, uninterrupted %s Ah"):format(name, cell, tostring(have), tostring(want)))
 		t.is(got[cell] and got[cell].verdict, "pass", name .. " " .. cell .. ": passes")
+		t.is(got[cell] and got[cell].cycles_completed, ref[cell] and ref[cell].cycles_completed,
+			name .. " " .. cell .. ": the summary counts the cycles across the gaps")
 		t.is(table.concat(st[cell] or {}, " "), table.concat(ref_steps[cell] or {}, " "),
 			name .. " " .. cell .. ": each step once, as in the uninterrupted run")
 		t.is(rows_problem(name, cell), nil, name .. " " .. cell .. ": rows in order, holes only at recorded gaps")
