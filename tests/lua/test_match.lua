@@ -178,8 +178,9 @@ t.like(e, "3 passed cells with a capacity, 6 needed for 3S2P", "saying how many"
 code, _, e = cli.batlab(("match %s --series x --parallel 2"):format(dirs[1]))
 t.is(code, 2, "a bad --series: exit 2")
 cli.write(tmp .. "/bad.txt", "A capacity_ah >= 2.3\nB volts >= 3\n")
-code, out = cli.batlab(("run scripts/grade.lua --sim --quiet --no-report --out %s/bad --set rules=%s/bad.txt A")
+code, out, e = cli.batlab(("run scripts/grade.lua --sim --quiet --no-report --out %s/bad --set rules=%s/bad.txt A")
 	:format(tmp, tmp))
-t.ok(code ~= 0 and out:find("bad.txt:2: unknown key 'volts'", 1, true), "a bad rules file: the cell errs naming the line")
+t.ok(code == 2 and e:find("bad.txt:2: unknown key 'volts'", 1, true),
+	"a bad rules file: exit 2 before the run, naming the line")
 
 t.done()
