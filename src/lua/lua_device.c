@@ -317,26 +317,35 @@ static void flash_progress(struct bl_device *d, size_t done, size_t total, void 
 	}
 }
 
-static int k_flash(lua_State *L, int status, lua_KContext ctx)
+int bl_lua_after_flash(lua_State *L, lua_KContext ctx, const char *flashing, const char *reconnecting,
+                       lua_KFunction k)
 {
 	struct bl_wait *w = bl_wait_ctx(L, ctx);
 	struct bl_lua_device *ld = w->obj;
 	struct holder *h;
 
-	(void)status;
 	if (w->status != BL_OK)
 		return bl_lua_fail(L, w->status, "Batlab %d: %s: %s", (int)ld->serial,
-		                   w->stage == 0 ? "firmware load" : "reconnect after the firmware load",
-		                   bl_strerror(w->status));
+		                   w->stage == 0 ? flashing : reconnecting, bl_strerror(w->status));
 	if (!ld->d)
 		return bl_lua_fail_detached(L, ld);
 	if (w->stage == 0) {
 		bl_wait_again(w);
 		w->stage = 1;
 		NEW_HOLDER(h, w, NULL);
-		return bl_await_op(L, w, h, bl_op_connect(ld->d, bl_holder_op_done, h), k_flash);
+		return bl_await_op(L, w, h, bl_op_connect(ld->d, bl_holder_op_done, h), k);
 	}
 	ld->firmware = bl_device_identity(ld->d)->firmware;
+	return -1;
+}
+
+static int k_flash(lua_State *L, int status, lua_KContext ctx)
+{
+	int r = bl_lua_after_flash(L, ctx, "firmware load", "reconnect after the firmware load", k_flash);
+
+	(void)status;
+	if (r >= 0)
+		return r;
 	lua_pushboolean(L, 1);
 	return 1;
 }

@@ -95,6 +95,12 @@ struct bl_lua_device *bl_lua_check_device(lua_State *L, int idx);
 int bl_lua_check_cell(lua_State *L, int arg);
 double bl_lua_check_amps(lua_State *L, int arg, bool zero_ok);
 int bl_lua_fail_detached(lua_State *L, const struct bl_lua_device *ld);
+/* The continuation after a flash (dev:firmware_bootload, dev:firmware_update):
+ * the device connected again (continuing at k), its firmware version noted.
+ * -1 once that is done (the caller pushes its results); otherwise what the
+ * continuation returns (a failure named flashing / reconnecting). */
+int bl_lua_after_flash(lua_State *L, lua_KContext ctx, const char *flashing, const char *reconnecting,
+                       lua_KFunction k);
 int bl_lua_fail_chan(lua_State *L, int status, const struct lchan *c, const char *what);
 /* Bind the channel at idx to the task w belongs to (once per task). */
 void bl_lua_bind_task(lua_State *L, struct bl_wait *w, struct lchan *c, int idx);

@@ -78,26 +78,14 @@ static int l_firmware_check(lua_State *L)
 /* After the flash (stage 0) the device is connected again (stage 1). */
 static int k_update(lua_State *L, int status, lua_KContext ctx)
 {
-	struct bl_wait *w = bl_wait_ctx(L, ctx);
-	struct bl_lua_device *ld = w->obj;
-	struct holder *h;
+	int r = bl_lua_after_flash(L, ctx, "firmware update: flashing",
+	                           "firmware update: reconnecting after the flash", k_update);
 
 	(void)status;
-	if (w->status != BL_OK)
-		return bl_lua_fail(L, w->status, "Batlab %d: firmware update: %s: %s", (int)ld->serial,
-		                   w->stage == 0 ? "flashing" : "reconnecting after the flash",
-		                   bl_strerror(w->status));
-	if (!ld->d)
-		return bl_lua_fail_detached(L, ld);
-	if (w->stage == 0) {
-		bl_wait_again(w);
-		w->stage = 1;
-		NEW_HOLDER(h, w, NULL);
-		return bl_await_op(L, w, h, bl_op_connect(ld->d, bl_holder_op_done, h), k_update);
-	}
-	ld->firmware = bl_device_identity(ld->d)->firmware;
+	if (r >= 0)
+		return r;
 	lua_pushboolean(L, 1);
-	lua_pushinteger(L, w->arg[0]);
+	lua_pushinteger(L, bl_wait_ctx(L, ctx)->arg[0]);
 	return 2;
 }
 
