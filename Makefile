@@ -9,6 +9,7 @@
 #   make check-report    reports of virtual runs rendered by headless chromium
 #                        (installed when missing): every plot drawn, PNG, PDF
 #   make report-screenshot  docs/report.png, the screenshot docs/results.md shows
+#   make check-resume    kill -9 and resume over ptys, in real time (~40 s)
 #   make check-faults    the full fault matrix (docs/reliability.md); its table
 #                        in build/rel/fault-matrix.txt
 #   make install PREFIX=/usr/local
@@ -61,7 +62,7 @@ TEST_SUPPORT = $(wildcard tests/c/support/*.c)
 BENCH_SRC = $(sort $(wildcard tests/bench/bench_*.c))
 BENCH_BIN = $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps build check _check check-report _check-report report-screenshot check-faults _check-faults bench _bench fuzz check-fuzz _fuzz clean install install-udev run
+.PHONY: all deps build check _check check-resume check-report _check-report report-screenshot check-faults _check-faults bench _bench fuzz check-fuzz _fuzz clean install install-udev run
 
 all: deps
 	@$(MAKE) --no-print-directory build
@@ -112,6 +113,14 @@ $(BUILD)/tests/lua_%: tests/lua/%.lua
 
 _check: build $(TEST_BIN) $(LUA_TEST_BIN)
 	@BATLAB=$(CURDIR)/$(BIN) BUILD=$(CURDIR)/$(BUILD) prove -f --exec '' $(TEST_BIN) $(LUA_TEST_BIN)
+
+# kill -9 and resume, over ptys in real time (tests/lua/resume_kill.lua,
+# about 40 s): not in `make check`, whose tests do not depend on how fast
+# the machine is; a busy machine can make a run at 100 times real time
+# miss its device watchdog, or land a kill where a capacity moves by more
+# than the test's 1 %.
+check-resume: build
+	@BATLAB=$(CURDIR)/$(BIN) BUILD=$(CURDIR)/$(BUILD) prove -v -f --exec '$(CURDIR)/$(BIN) lua' tests/lua/resume_kill.lua
 
 # The HTML report in a real browser (tests/report/): headless chromium
 # renders the reports of virtual runs; tools/pngbox (a PNG reader on zlib)

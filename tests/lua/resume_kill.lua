@@ -1,4 +1,4 @@
--- `batlab resume` after kill -9: stock cycle tests over a pty to
+-- `batlab resume` after kill -9 (make check-resume): stock cycle tests over a pty to
 -- `batlab sim --pty`, each host killed (SIGKILL, no cleanup) at random
 -- points and resumed until the run completes; every resumed run must
 -- complete, measure each cell's capacity within 1 % of an uninterrupted
