@@ -80,6 +80,20 @@ local function url_of(o)
 	return nil, "no database: give --db URL, set BATLAB_DB, or put db = URL in " .. labconf.path()
 end
 
+-- url(db) -> the database's URL: db (from --db) if given, else
+-- $BATLAB_DB, else the lab configuration file; checked that libpq reads
+-- it. nil, why when there is none or it is not a URL.
+function M.url(db)
+	local url, why = url_of({ db = db })
+	if url then
+		local ok, cwhy = batlab.db_check(url)
+		if not ok then
+			return nil, cwhy
+		end
+	end
+	return url, why
+end
+
 local function db_cmd(o, pos, url)
 	local sub = pos[1]
 	if sub == "init" and #pos == 1 then
@@ -148,13 +162,7 @@ function M.main(cmd, argv)
 		io.stdout:write(USAGE[cmd])
 		return batlab.EXIT_OK
 	end
-	local url, uerr = url_of(o)
-	if url then
-		local ok, why = batlab.db_check(url)
-		if not ok then
-			url, uerr = nil, why
-		end
-	end
+	local url, uerr = M.url(o.db)
 	if not url then
 		err(cmd .. ": " .. uerr)
 		return batlab.EXIT_USAGE

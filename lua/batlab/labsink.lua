@@ -3,7 +3,9 @@
 -- (batlab.mqtt_open, docs/lab.md), beside the files, never instead of
 -- them. The runner feeds it from where it feeds the files: a cell's
 -- samples through a C feed on its channel (labelled by batlab.recording),
--- its steps, events and summary from the runner's callbacks.
+-- its steps and summary from the runner's callbacks, and the database's
+-- events from events.log itself (Lab:_log_events), so the table holds
+-- every line, the run's own ones too, in the file's order.
 --
 --   local lab, err = labsink.open(R)        -- nil, nil: no --db/--mqtt
 --   feeds = lab:feeds(name, ch)             -- for recording.attach
@@ -73,8 +75,10 @@ function M.open(R)
 			return nil, "--db: " .. tostring(err)
 		end
 		lab.db = db
+		local run_json = require("batlab.fsutil").read_file(dir .. "/run.json")
 		db:row("runs", { lab.run_id, lab.host, R.mode, R.proc.name, R.script, { ts = R.epoch },
-			R.o.sim and true or false, absolute(dir), batlab.VERSION }, 9)
+			R.o.sim and true or false, absolute(dir), batlab.VERSION, run_json and { json = run_json } }, 10)
+		lab.log = { path = dir .. "/events.log", off = 0 }
 	end
 	if (mqtt_url or "") ~= "" then
 		if not batlab.mqtt_open then
@@ -98,7 +102,10 @@ function Lab:feeds(name, ch, serial, channel)
 	local out = {}
 	if self.db then
 		out[#out + 1] = self.db:feed(ch, self.run_id, name, self.t0, self.epoch)
-		self.db:row("cells", { self.run_id, name, serial, channel }, 4)
+		self.cell_names = self.cell_names or {}
+		self.cell_names[name] = true
+		self.ncells = (self.ncells or 0) + 1 -- its place in run.json's cells
+		self.db:row("cells", { self.run_id, name, serial, channel, self.ncells }, 5)
 	end
 	if self.mqtt then
 		local c = { topic = ("%d/%d/"):format(serial, channel), status = { cell = name,
@@ -143,11 +150,51 @@ function Lab:step(name, row)
 		row.temp_start, row.temp_end, row.impedance }, 17)
 end
 
-function Lab:event(name, text, t)
-	self.seq = self.seq + 1
-	if self.db then
-		self.db:row("events", { self.run_id, self.seq, name, { ts = self.epoch + t }, t, text }, 6)
+-- One entry of events.log ("<date> <t> s  <text>", continued on
+-- indented lines) as a row: a cell's when the text starts "[CELL] ".
+function Lab:_event_row(t, body)
+	local name, text = body:match("^%[(.-)%] (.*)$")
+	if not (name and self.cell_names and self.cell_names[name]) then
+		name, text = nil, body
 	end
+	self.seq = self.seq + 1
+	self.db:row("events", { self.run_id, self.seq, name, { ts = self.epoch + t }, t, text }, 6)
+end
+
+-- The entries events.log gained since last time, in its order: the
+-- cells' lines and the run's own (connected, started, verdicts,
+-- interrupted, ...). Read when a cell's event comes and at the end; the
+-- file is written an entry at a time and flushed, so whole entries.
+function Lab:_log_events()
+	local f = self.db and io.open(self.log.path, "rb")
+	if not f then
+		return
+	end
+	f:seek("set", self.log.off)
+	local text = f:read("a") or ""
+	f:close()
+	local cur_t, cur
+	local used = 0
+	for line, stop in text:gmatch("([^\n]*)\n()") do
+		local t, body = line:match("^%S+ +(%-?[%d.]+) s  (.*)$")
+		if t and not line:find("^%s") then
+			if cur then
+				self:_event_row(cur_t, cur)
+			end
+			cur_t, cur = tonumber(t), body
+		elseif cur then
+			cur = cur .. "\n" .. line
+		end
+		used = stop - 1
+	end
+	if cur then
+		self:_event_row(cur_t, cur)
+	end
+	self.log.off = self.log.off + used
+end
+
+function Lab:event(name, text, t)
+	self:_log_events()
 	local c = self.mqtt and self.cells[name]
 	if c then
 		self.mqtt:publish(c.topic .. "event", compact({ time = t, cell = name, message = text }))
@@ -176,6 +223,7 @@ function Lab:close(outcome)
 		self.mqtt = nil
 	end
 	if self.db then
+		self:_log_events()
 		local now = batlab.now() - self.t0
 		self.db:row("run_ends", { self.run_id, { ts = self.epoch + now }, outcome }, 3)
 		local left, why = self.db:close(tonumber(os.getenv("BATLAB_DB_WAIT")) or 10)

@@ -10,9 +10,10 @@
 #include "host/db.h"
 #include "host/db_parts.h"
 
-/* Version 1 of the schema (docs/database.md documents every column). A
- * new version appends its statements as a new entry; `batlab db init`
- * applies the ones a database has not seen, in one transaction each. */
+/* The schema's versions (docs/database.md documents every column): entry
+ * k brings a database from version k to k + 1. A new version appends its
+ * statements as a new entry; `batlab db init` applies the ones a database
+ * has not seen, in one transaction each. */
 static const char *const MIGRATIONS[] = {
 	"CREATE SCHEMA IF NOT EXISTS batlab;"
 	"CREATE TABLE IF NOT EXISTS batlab.schema_version (version integer PRIMARY KEY,"
@@ -48,8 +49,17 @@ static const char *const MIGRATIONS[] = {
 	" sum(abs(energy_wh)) FILTER (WHERE kind = 'discharge') AS discharge_wh,"
 	" avg(impedance_ohm) AS impedance_ohm, min(start_s) AS start_s"
 	" FROM batlab.steps WHERE cycle > 0 GROUP BY run_id, cell, cycle;",
+	/* 2: what `batlab report --db` needs to render a run as from its
+	 * directory: run.json as the run began (settings, devices, warnings),
+	 * the cells' order in it; events.cell NULL marks the run's own lines
+	 * of events.log, which version 1 did not send. */
+	"ALTER TABLE batlab.runs ADD COLUMN run_json jsonb;"
+	"ALTER TABLE batlab.cells ADD COLUMN ordinal integer;"
+	"CREATE INDEX events_run_time ON batlab.events (run_id, t_s);",
 };
 #define NMIGRATIONS ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
+_Static_assert(sizeof MIGRATIONS / sizeof MIGRATIONS[0] == BL_DB_SCHEMA_VERSION,
+               "one migration per schema version");
 
 static void quiet(void *arg, const char *message)
 {
@@ -249,6 +259,64 @@ int bl_db_query(const char *conninfo, const char *sql, int nparams, const char *
 	PQclear(r);
 	PQfinish(c);
 	return out->oom ? BL_ERR_MEM : BL_OK;
+}
+
+/* ---- reading, row by row ---------------------------------------------------- */
+
+struct bl_dbconn {
+	PGconn *c;
+};
+
+struct bl_dbconn *bl_dbconn_open(const char *conninfo, double wait_s, char *msg, size_t msglen)
+{
+	struct bl_dbconn *d;
+	PGconn *c = open_conn(conninfo, wait_s, msg, msglen);
+
+	if (!c)
+		return NULL;
+	if (!(d = malloc(sizeof *d))) {
+		PQfinish(c);
+		snprintf(msg, msglen, "out of memory");
+		return NULL;
+	}
+	d->c = c;
+	return d;
+}
+
+int bl_dbconn_query(struct bl_dbconn *d, const char *sql, int nparams, const char *const *params,
+                    bl_dbrow_fn fn, void *arg, char *msg, size_t msglen)
+{
+	PGresult *r = PQexecParams(d->c, sql, nparams, NULL, params, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(r);
+	const char *vals[64];
+	int nf = PQnfields(r);
+
+	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+		snprintf(msg, msglen, "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(d->c));
+		msg[strcspn(msg, "\n")] = '\0';
+		PQclear(r);
+		return BL_ERR_IO;
+	}
+	if (nf > (int)(sizeof vals / sizeof vals[0])) {
+		snprintf(msg, msglen, "a query of %d columns (at most 64)", nf);
+		PQclear(r);
+		return BL_ERR_ARG;
+	}
+	for (int i = 0; fn && i < PQntuples(r); i++) {
+		for (int j = 0; j < nf; j++)
+			vals[j] = PQgetisnull(r, i, j) ? NULL : PQgetvalue(r, i, j);
+		fn(arg, nf, vals);
+	}
+	PQclear(r);
+	return BL_OK;
+}
+
+void bl_dbconn_close(struct bl_dbconn *d)
+{
+	if (!d)
+		return;
+	PQfinish(d->c);
+	free(d);
 }
 
 /* ---- SQL literals ---------------------------------------------------------- */

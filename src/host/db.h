@@ -30,7 +30,7 @@
 #include "device/channel.h"
 #include "host/csv.h"
 
-#define BL_DB_SCHEMA_VERSION 1
+#define BL_DB_SCHEMA_VERSION 2
 #define BL_DB_SPOOL "db-spool.sql"
 #define BL_DB_SENT "db-spool.sent"
 
@@ -74,6 +74,18 @@ int bl_db_init(const char *conninfo, int *from, char *msg, size_t msglen);
  * out. BL_OK or an error with msg. */
 int bl_db_query(const char *conninfo, const char *sql, int nparams, const char *const *params,
                 struct bl_buf *out, char *msg, size_t msglen);
+
+/* A connection for reading (`batlab report --db`): opened blocking, each
+ * query's rows handed to fn one at a time (values[j] NULL for SQL NULL),
+ * so a caller can read a long table through a cursor in bounded memory. */
+struct bl_dbconn;
+typedef void (*bl_dbrow_fn)(void *arg, int nfields, const char *const *values);
+struct bl_dbconn *bl_dbconn_open(const char *conninfo, double wait_s, char *msg, size_t msglen);
+/* BL_OK (rows given to fn, which may be NULL for a command) or an error
+ * with the server's message in msg. */
+int bl_dbconn_query(struct bl_dbconn *c, const char *sql, int nparams, const char *const *params,
+                    bl_dbrow_fn fn, void *arg, char *msg, size_t msglen);
+void bl_dbconn_close(struct bl_dbconn *c);
 
 /* ---- SQL tuples ----------------------------------------------------------- */
 

@@ -13,6 +13,9 @@
  *   batlab.db_push(url, run_dir [, wait_s])  -- batches sent | nil, err
  *   batlab.db_query(url, sql [, { params } [, n]])  -- the rows as text (a tab between
  *        -- fields, a newline after each) | nil, err
+ *   local c = batlab.db_connect(url [, wait_s])  -- nil, err
+ *   c:query(sql [, { params } [, n]])  -- { {v1, v2, ...}, ... } (nil for NULL) | nil, err
+ *   c:close()
  */
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +30,7 @@
 
 #define BL_LUA_DB "batlab.Db"
 #define BL_LUA_DBFEED "batlab.DbFeed"
+#define BL_LUA_DBCONN "batlab.DbConn"
 
 struct lfeed;
 
@@ -297,24 +301,33 @@ static int l_db_push(lua_State *L)
 	return 1;
 }
 
+/* The parameters { ... } at idx (n of them, or its length; nil for NULL)
+ * into params[16]; the strings stay on the stack. Returns their count. */
+static int check_params(lua_State *L, int idx, const char **params)
+{
+	int n = 0;
+
+	if (!lua_isnoneornil(L, idx)) {
+		luaL_checktype(L, idx, LUA_TTABLE);
+		n = (int)luaL_optinteger(L, idx + 1, luaL_len(L, idx));
+		luaL_argcheck(L, n <= 16, idx, "at most 16 parameters");
+		luaL_argcheck(L, n >= 0, idx + 1, "a parameter count");
+		for (int i = 0; i < n; i++) {
+			lua_rawgeti(L, idx, i + 1);
+			params[i] = lua_isnil(L, -1) ? NULL : luaL_tolstring(L, -1, NULL);
+		}
+	}
+	return n;
+}
+
 static int l_db_query(lua_State *L)
 {
 	const char *url = luaL_checkstring(L, 1), *sql = luaL_checkstring(L, 2);
 	const char *params[16];
-	int n = 0;
+	int n = check_params(L, 3, params);
 	struct bl_buf out = {0};
 	char msg[600];
 
-	if (!lua_isnoneornil(L, 3)) {
-		luaL_checktype(L, 3, LUA_TTABLE);
-		n = (int)luaL_optinteger(L, 4, luaL_len(L, 3));
-		luaL_argcheck(L, n <= 16, 3, "at most 16 parameters");
-		luaL_argcheck(L, n >= 0, 4, "a parameter count");
-		for (int i = 0; i < n; i++) {
-			lua_rawgeti(L, 3, i + 1);
-			params[i] = lua_isnil(L, -1) ? NULL : luaL_tolstring(L, -1, NULL);
-		}
-	}
 	if (bl_db_query(url, sql, n, params, &out, msg, sizeof msg) != BL_OK) {
 		bl_buf_free(&out);
 		return bl_lua_fail(L, BL_ERR_IO, "%s", msg);
@@ -323,6 +336,69 @@ static int l_db_query(lua_State *L)
 	bl_buf_free(&out);
 	return 1;
 }
+
+/* ---- a connection for reading (`batlab report --db`) ------------------------ */
+
+struct lconn {
+	struct bl_dbconn *c;        /* NULL once closed */
+};
+
+static int l_db_connect(lua_State *L)
+{
+	const char *url = luaL_checkstring(L, 1);
+	double wait_s = luaL_optnumber(L, 2, 10);
+	struct lconn *lc = lua_newuserdatauv(L, sizeof *lc, 0);
+	char msg[600];
+
+	lc->c = NULL;
+	luaL_setmetatable(L, BL_LUA_DBCONN);
+	if (!(lc->c = bl_dbconn_open(url, wait_s, msg, sizeof msg)))
+		return bl_lua_fail(L, BL_ERR_IO, "%s", msg);
+	return 1;
+}
+
+/* Each row a table at the top of the stack, appended to the rows below. */
+static void push_row(void *arg, int nfields, const char *const *values)
+{
+	lua_State *L = arg;
+
+	lua_createtable(L, nfields, 0);
+	for (int j = 0; j < nfields; j++) {
+		if (values[j]) {
+			lua_pushstring(L, values[j]);
+			lua_rawseti(L, -2, j + 1);
+		}
+	}
+	lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+}
+
+static int l_conn_query(lua_State *L)
+{
+	struct lconn *lc = luaL_checkudata(L, 1, BL_LUA_DBCONN);
+	const char *sql = luaL_checkstring(L, 2);
+	const char *params[16];
+	int n = check_params(L, 3, params);
+	char msg[600];
+
+	if (!lc->c)
+		return luaL_error(L, "the database connection is closed");
+	lua_newtable(L);
+	if (bl_dbconn_query(lc->c, sql, n, params, push_row, L, msg, sizeof msg) != BL_OK)
+		return bl_lua_fail(L, BL_ERR_IO, "%s", msg);
+	return 1;
+}
+
+static int l_conn_close(lua_State *L)
+{
+	struct lconn *lc = luaL_checkudata(L, 1, BL_LUA_DBCONN);
+
+	bl_dbconn_close(lc->c);
+	lc->c = NULL;
+	return 0;
+}
+
+static const luaL_Reg conn_meta[] = {{"__gc", l_conn_close}, {"__close", l_conn_close}, {NULL, NULL}};
+static const luaL_Reg conn_methods[] = {{"query", l_conn_query}, {"close", l_conn_close}, {NULL, NULL}};
 
 static const luaL_Reg db_meta[] = {{"__gc", l_db_gc}, {"__close", l_db_gc}, {NULL, NULL}};
 static const luaL_Reg db_methods[] = {
@@ -338,10 +414,11 @@ void bl_lua_open_db(lua_State *L)
 {
 	static const luaL_Reg funcs[] = {
 		{"db_open", l_db_open}, {"db_check", l_db_check}, {"db_init", l_db_init}, {"db_push", l_db_push},
-		{"db_query", l_db_query}, {NULL, NULL},
+		{"db_query", l_db_query}, {"db_connect", l_db_connect}, {NULL, NULL},
 	};
 
 	bl_lua_newclass(L, BL_LUA_DB, db_meta, db_methods);
 	bl_lua_newclass(L, BL_LUA_DBFEED, feed_meta, feed_methods);
+	bl_lua_newclass(L, BL_LUA_DBCONN, conn_meta, conn_methods);
 	luaL_setfuncs(L, funcs, 0);
 }

@@ -4,9 +4,10 @@
 --   local report = require "batlab.report"
 --   local path, err = report.write_run("batlab-runs/x-20240101-120000")   -- its report.html
 --   local path, err = report.write_compare({ dir1, dir2 }, "compare.html")
+--   local path, err = report.write_db(url, run_id, out)   -- from the lab's database
 --   local code = report.main(argv)   -- the command line
 --
--- The pieces: load (reading the run), downsample, svg (the plotting, for
+-- The pieces: load (reading the run; dbload from the database), downsample, svg (the plotting, for
 -- any command), figures (which plots), sections (the text around them),
 -- html (the page). Nothing here writes to a run directory except the
 -- report file itself; the same run gives the same bytes.
@@ -23,6 +24,7 @@ M.EXIT_OK, M.EXIT_FAILED, M.EXIT_USAGE = 0, 1, 2
 M.USAGE = [[
 usage: batlab report RUN_DIR [--out FILE]
        batlab report --compare RUN_DIR RUN_DIR... [--out FILE]
+       batlab report --db [URL] RUN [--out FILE]
 
 Write a run's results as one HTML page with plots (voltage, current,
 temperature, capacity and coulombic efficiency per cycle, discharge
@@ -35,6 +37,12 @@ Options:
   --out FILE     where to write (default RUN_DIR/report.html; with
                  --compare, report-compare.html in the current directory)
   --compare      the runs side by side: the same cells on shared axes
+  --db [URL]     read the run from the lab's PostgreSQL database, from
+                 any host (docs/database.md): RUN is its run id ('batlab
+                 runs' lists them) or its results directory's name. The
+                 URL (postgresql://... or key=value) is optional: else
+                 $BATLAB_DB, else the lab configuration file. Written to
+                 --out, default report-RUN_ID.html here
   -h, --help     this text
 ]]
 
@@ -171,7 +179,24 @@ function M.write_compare(dirs, out)
 	return write_file(out or "report-compare.html", M.page_compare(runs))
 end
 
--- parse(argv) -> { dirs, out, compare, help } | nil, message
+-- write_db(url, id [, out]) -> path | nil, message, exit code
+function M.write_db(url, id, out)
+	local run, err, code = require("batlab.report.dbload").run(url, id)
+	if not run then
+		return nil, err, code == "usage" and M.EXIT_USAGE or M.EXIT_FAILED
+	end
+	out = out or ("report-%s.html"):format((run.run_id:gsub("[^%w._-]", "-")))
+	local path, werr = write_file(out, M.page_run(run))
+	return path, werr, M.EXIT_USAGE
+end
+
+-- What follows --db is its URL when it looks like one (a run id or a
+-- directory's name never does).
+local function is_url(a)
+	return a ~= nil and (a:find("^postgres") ~= nil or a:find("=", 1, true) ~= nil)
+end
+
+-- parse(argv) -> { dirs, out, compare, db, help } | nil, message
 function M.parse(argv)
 	local o, i = { dirs = {} }, 1
 	while i <= #argv do
@@ -182,6 +207,12 @@ function M.parse(argv)
 			o.help = true
 		elseif key == "--compare" then
 			o.compare = true
+		elseif key == "--db" then
+			o.db = v or true
+			if not v and is_url(argv[i + 1]) then
+				i = i + 1
+				o.db = argv[i]
+			end
 		elseif key == "--out" then
 			if not v then
 				i = i + 1
@@ -201,7 +232,10 @@ function M.parse(argv)
 	if o.help then
 		return o
 	end
-	if #o.dirs == 0 then
+	if o.db and (o.compare or #o.dirs ~= 1) then
+		return nil, o.compare and "--db reads one run (--compare reads run directories)"
+			or "--db: which run? give one run id ('batlab runs' lists them)"
+	elseif #o.dirs == 0 then
 		return nil, "which run? give a run directory (batlab-runs/NAME-DATE)"
 	elseif o.compare and #o.dirs < 2 then
 		return nil, "--compare needs two run directories or more"
@@ -222,15 +256,22 @@ function M.main(argv)
 		io.stdout:write(M.USAGE)
 		return M.EXIT_OK
 	end
-	local path
-	if o.compare then
+	local path, code
+	if o.db then
+		local url, uerr = require("batlab.labcli").url(o.db ~= true and o.db or nil)
+		if not url then
+			io.stderr:write("batlab: report: ", uerr, "\n")
+			return M.EXIT_USAGE
+		end
+		path, err, code = M.write_db(url, o.dirs[1], o.out)
+	elseif o.compare then
 		path, err = M.write_compare(o.dirs, o.out)
 	else
 		path, err = M.write_run(o.dirs[1], o.out)
 	end
 	if not path then
 		io.stderr:write("batlab: report: ", err, "\n")
-		return M.EXIT_USAGE
+		return code or M.EXIT_USAGE
 	end
 	io.stdout:write(("report: %s\n"):format(path))
 	return M.EXIT_OK

@@ -125,8 +125,43 @@ local function num(s)
 	return s and s ~= "" and tonumber(s) or nil
 end
 
--- Reads one cell's time series. want_steps: { [step number] = true } of
--- the discharges whose V-versus-Ah curve is kept. -> ts | nil, err
+-- A time series read row by row, downsampled as it goes: ts:add(r) with
+-- r's fields (strings or numbers) time, step, v, i, temp, q, z; a row
+-- without a time is counted as skipped. want_steps: { [step number] =
+-- true } of the discharges whose V-versus-Ah curve is kept.
+function M.new_series(want_steps)
+	local ts = { rows = 0, skipped = 0, v = ds.reducer(REDUCE_CAP), i = ds.reducer(REDUCE_CAP),
+		temp = ds.reducer(REDUCE_CAP), zt = {}, z = {}, curves = {} }
+	function ts.add(r)
+		local t = r and num(r.time)
+		if not t then
+			ts.skipped = ts.skipped + 1
+			return
+		end
+		ts.rows = ts.rows + 1
+		ts.t_first = ts.t_first or t
+		ts.t_last = t
+		ts.v:add(t, num(r.v))
+		ts.i:add(t, num(r.i))
+		ts.temp:add(t, num(r.temp))
+		local z = num(r.z)
+		if z then
+			ts.zt[#ts.zt + 1], ts.z[#ts.z + 1] = t, z
+		end
+		local step = want_steps and num(r.step)
+		if step and want_steps[step] then
+			local c = ts.curves[step] or { q = {}, v = {} }
+			ts.curves[step] = c
+			local q, v = num(r.q), num(r.v)
+			if q and v then
+				c.q[#c.q + 1], c.v[#c.v + 1] = math.abs(q), v
+			end
+		end
+	end
+	return ts
+end
+
+-- Reads one cell's time series (a CSV file). -> ts | nil, err
 function M.series(path, want_steps)
 	local f = io.open(path, "rb")
 	if not f then
@@ -137,34 +172,11 @@ function M.series(path, want_steps)
 		f:close()
 		return nil, herr
 	end
-	local ts = { rows = 0, skipped = 0, v = ds.reducer(REDUCE_CAP), i = ds.reducer(REDUCE_CAP),
-		temp = ds.reducer(REDUCE_CAP), zt = {}, z = {}, curves = {} }
+	local ts = M.new_series(want_steps)
 	local row = {}
 	for line in f:lines() do
-		local r = fields(line, row)
-		local t = r and num(r.time)
-		if t then
-			ts.rows = ts.rows + 1
-			ts.t_first = ts.t_first or t
-			ts.t_last = t
-			ts.v:add(t, num(r.v))
-			ts.i:add(t, num(r.i))
-			ts.temp:add(t, num(r.temp))
-			local z = num(r.z)
-			if z then
-				ts.zt[#ts.zt + 1], ts.z[#ts.z + 1] = t, z
-			end
-			local step = want_steps and num(r.step)
-			if step and want_steps[step] then
-				local c = ts.curves[step] or { q = {}, v = {} }
-				ts.curves[step] = c
-				local q, v = num(r.q), num(r.v)
-				if q and v then
-					c.q[#c.q + 1], c.v[#c.v + 1] = math.abs(q), v
-				end
-			end
-		elseif line ~= "" then
-			ts.skipped = ts.skipped + 1
+		if line ~= "" then
+			ts.add(fields(line, row))
 		end
 	end
 	f:close()
@@ -173,7 +185,7 @@ end
 
 -- The discharge steps of a cell whose curves are drawn: every one when
 -- there are few, else the first, the last and some evenly in between.
-local function pick_discharges(steps, most)
+function M.pick_discharges(steps, most)
 	local all = {}
 	for _, s in ipairs(steps) do
 		if s["Step Kind"] == "discharge" and num(s.Step) then
@@ -208,7 +220,7 @@ local function load_cell(dir, info, run)
 		return nil, ("run.json: cell '%s' has no time-series file"):format(name)
 	end
 	local want
-	want, cell.discharges = pick_discharges(cell.steps, 8)
+	want, cell.discharges = M.pick_discharges(cell.steps, 8)
 	local ts, err = M.series(dir .. "/" .. file, want)
 	if not ts then
 		return nil, ("%s: %s (listed in run.json for cell '%s')"):format(file, err, name)

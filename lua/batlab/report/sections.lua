@@ -120,6 +120,9 @@ function M.header(run)
 			or "none" },
 		{ "Run directory", run.dir },
 	}
+	if run.source then -- read from elsewhere than the directory
+		rows[#rows + 1] = { "Read from", run.source }
+	end
 	return html.meta(rows)
 end
 
