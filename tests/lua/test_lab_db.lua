@@ -72,11 +72,12 @@ return {
 
 local code, out, err = cli.batlab("db init --db " .. q(URL))
 t.is(code, 0, "db init: exit 0 " .. err)
-t.like(out, "schema version 0 %-> 1", "db init: creates version 1")
+t.like(out, "schema version 0 %-> 2", "db init: creates version 2")
 code, out = cli.batlab("db init", "BATLAB_DB=" .. q(URL))
 t.is(code, 0, "db init again (BATLAB_DB): exit 0")
-t.like(out, "at version 1 already", "db init again: nothing to do")
-t.is(query("SELECT version FROM batlab.schema_version")[1][1], "1", "schema_version holds 1")
+t.like(out, "at version 2 already", "db init again: nothing to do")
+t.is_deeply(query("SELECT version FROM batlab.schema_version ORDER BY version"), { { "1" }, { "2" } },
+	"schema_version holds 1 and 2")
 
 -- ---- a run with --db: every row as in the files ------------------------------------
 
