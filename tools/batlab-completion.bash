@@ -49,7 +49,7 @@ _batlab_options()
 		sim) echo "--pty --describe --devices --layout --seed --speed -h --help" ;;
 		lua) echo "-e -h --help" ;;
 		settings) echo "--set -h --help" ;;
-		report) echo "--out --compare -h --help" ;;
+		report) echo "--out --compare --db -h --help" ;;
 		db) echo "--db -h --help" ;;
 		runs) echo "--db --cell --since -h --help" ;;
 		analyze) echo "--bin-mv --capacity --min-step-ah --smooth -h --help" ;;

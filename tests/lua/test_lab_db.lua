@@ -244,10 +244,14 @@ for line in (block or ""):gmatch("[^\n]+") do
 		t.ok(ok, "docs/lab.md: " .. line .. " " .. (ok and "" or outd))
 		if args:match("^runs") then
 			t.like(outd, "dry%-run:%d+ +[%d-]+ [%d:]+ +%S+ +capacity +completed +A1,B2", "docs/lab.md: the dry run listed")
+		elseif args:match("^report") then
+			local page = cli.read(docdir .. "/dry-run.html") or ""
+			t.ok(page:find("<th>Read from</th><td>the database: run [^<]*:dry%-run:")
+				and page:find("<h3[^>]*>Cell B2", 1) ~= nil, "docs/lab.md: the dry run's report from the database")
 		end
 	end
 end
-t.is(cmds, 4, "docs/lab.md: four commands run")
+t.is(cmds, 5, "docs/lab.md: five commands run")
 local sql = cli.read(dir .. "../../docs/database.md"):match("\n    (SELECT s%.cell.-;)")
 t.ok(sql and pg:psql((sql:gsub("\n    ", "\n"))), "docs/database.md: the example query runs")
 local grants = doc:match("`(GRANT%s+USAGE.-)`")
