@@ -23,6 +23,8 @@ local FETCH = 5000
 
 local decoder = cjson.new()
 
+-- The columns schema version 2 added are read through to_jsonb(row),
+-- which gives NULL where a version-1 database has no such column.
 local RUN_SQL = [[
 SELECT r.run_id, r.host, r.procedure, r.script, extract(epoch FROM r.started_at), r.virtual_time,
   r.run_dir, to_jsonb(r) ->> 'run_json', e.outcome, extract(epoch FROM e.ended_at - r.started_at)

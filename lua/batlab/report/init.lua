@@ -193,7 +193,7 @@ end
 -- What follows --db is its URL when it looks like one (a run id or a
 -- directory's name never does).
 local function is_url(a)
-	return a ~= nil and (a:find("^postgres") ~= nil or a:find("=", 1, true) ~= nil)
+	return a ~= nil and (a:find("^postgres%a*://") ~= nil or a:find("=", 1, true) ~= nil)
 end
 
 -- parse(argv) -> { dirs, out, compare, db, help } | nil, message
