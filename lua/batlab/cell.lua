@@ -78,6 +78,19 @@ function Cell:wait(timeout_s)
 	return s, err, code
 end
 
+-- watch(spec) -> sample | nil, err, code: the next report a step has to
+-- look at (batlab.Channel's watch: the quiet ones are accounted in spec).
+function Cell:watch(spec)
+	if self.replay then
+		self.replay:raw(self, "wait")
+	end
+	local s, err, code = self.ch:watch(spec)
+	if s then
+		self.last = s
+	end
+	return s, err, code
+end
+
 -- Channel methods, forwarded as they are. Those that drive a current
 -- cannot be replayed after a crash (batlab.replay).
 local DRIVES = { charge = true, discharge = true, set_current = true }

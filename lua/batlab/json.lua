@@ -115,9 +115,14 @@ local function encode_object(v, out, depth)
 	out[#out + 1] = "\n" .. string.rep("  ", depth) .. "}"
 end
 
+-- Text encoded before (encode_at), kept as it is.
+local RAW_MT = {}
+
 encode = function(v, out, depth)
 	local tv = type(v)
-	if tv == "boolean" then
+	if tv == "table" and getmetatable(v) == RAW_MT then
+		out[#out + 1] = v[1]
+	elseif tv == "boolean" then
 		out[#out + 1] = exact.encode(v)
 	elseif tv == "number" then
 		out[#out + 1] = number_text(v)
@@ -137,6 +142,20 @@ encode = function(v, out, depth)
 		-- data to keep.
 		out[#out + 1] = exact.encode(exact.null)
 	end
+end
+
+-- encode_at(v, depth) -> the text of v as encode writes it at that depth
+-- of nesting (no final newline), and raw(text) -> a value encode writes
+-- as that text: a document rewritten often (summary.json, one cell at a
+-- time) encodes each part once.
+function M.encode_at(v, depth)
+	local out = {}
+	encode(v, out, depth)
+	return table.concat(out)
+end
+
+function M.raw(text)
+	return setmetatable({ text }, RAW_MT)
 end
 
 -- encode(v) -> text (with a final newline).

@@ -291,7 +291,27 @@ function Run:_run_json()
 end
 
 function Run:_write_run_json()
+	if self.meta_held then -- adding cells in a batch: once at the end
+		self.meta_dirty = true
+		return true
+	end
 	return fsutil.write_atomic(self:path("run.json"), M.json_encode(self:_run_json()))
+end
+
+-- hold_meta() ... release_meta() -> true | nil, err: run.json is written
+-- once at the release, not for every cell added in between (a run of 256
+-- cells rewrote it 256 times, each time with every cell in it).
+function Run:hold_meta()
+	self.meta_held = true
+end
+
+function Run:release_meta()
+	self.meta_held = nil
+	if self.meta_dirty then
+		self.meta_dirty = nil
+		return self:_write_run_json()
+	end
+	return true
 end
 
 -- write_meta(tbl) -> true | nil, err: merge tbl into the metadata and
@@ -462,6 +482,26 @@ local function with_nulls(t, fields)
 	return out
 end
 
+-- A cell's entry in summary.json (encoded as it sits there: depth 2) and
+-- its row of summary.csv.
+local function summary_entries(run, cw, sum)
+	local doc = with_nulls(sum, M.SUMMARY_FIELDS)
+	local cyc = {}
+	for i, c in ipairs(sum.cycles or {}) do
+		cyc[i] = with_nulls(c, CYCLE_FIELDS)
+	end
+	doc.cycles = cyc
+	doc.file = "cells/" .. cw.file
+	local row = {}
+	for k, v in pairs(sum) do
+		row[k] = v
+	end
+	if row.impedance_pass ~= nil then
+		row.impedance_pass = row.impedance_pass and "true" or "false"
+	end
+	return json.encode_at(doc, 2), format_row(M.SUMMARY_COLUMNS, row, run)
+end
+
 function Run:_write_summaries(final_reason)
 	local cells, rows = {}, { header(M.SUMMARY_COLUMNS) }
 	for _, cw in ipairs(self.cells) do
@@ -471,23 +511,15 @@ function Run:_write_summaries(final_reason)
 				threshold = type(self.meta.settings) == "table" and self.meta.settings.acceptableImpedanceThreshold or nil })
 			cw.summary_data = sum
 		end
+		if sum and cw.summary_of ~= sum then
+			-- a cell's entries are made once per summary: a lab of many
+			-- cells rewrites the files at every cell's end
+			cw.summary_of = sum
+			cw.summary_json, cw.summary_row = summary_entries(self, cw, sum)
+		end
 		if sum then
-			local doc = with_nulls(sum, M.SUMMARY_FIELDS)
-			local cyc = {}
-			for i, c in ipairs(sum.cycles or {}) do
-				cyc[i] = with_nulls(c, CYCLE_FIELDS)
-			end
-			doc.cycles = cyc
-			doc.file = "cells/" .. cw.file
-			cells[#cells + 1] = doc
-			local row = {}
-			for k, v in pairs(sum) do
-				row[k] = v
-			end
-			if row.impedance_pass ~= nil then
-				row.impedance_pass = row.impedance_pass and "true" or "false"
-			end
-			rows[#rows + 1] = format_row(M.SUMMARY_COLUMNS, row, self)
+			cells[#cells + 1] = json.raw(cw.summary_json)
+			rows[#rows + 1] = cw.summary_row
 		end
 	end
 	local doc = { format = "batlab-summary", format_version = M.FORMAT_VERSION, cells = cells }
@@ -570,6 +602,7 @@ function Run:close(outcome)
 	end
 	try(self.steps_f:close())
 	try(self.events_f:close())
+	self.meta_held = nil
 	try(self:_write_run_json())
 	if #errs > 0 then
 		return nil, table.concat(errs, "\n")

@@ -367,6 +367,9 @@ end
 
 local function start_tasks(R, plan)
 	local running = 0
+	-- Each task adds its cell before it first waits: run.json is written
+	-- once the watcher (spawned last) first runs, not once per cell.
+	R.run:hold_meta()
 	for _, a in ipairs(plan) do
 		running = running + 1
 		batlab.spawn(function()
@@ -384,6 +387,7 @@ local function start_tasks(R, plan)
 	-- virtual time / speed.
 	batlab.spawn(function()
 		local tick = 0
+		assert(R.run:release_meta())
 		while running > 0 do
 			batlab.sleep(pace and 0.1 or 1)
 			tick = tick + 1

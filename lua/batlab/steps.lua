@@ -23,6 +23,8 @@
 
 local batlab = require "batlab"
 local step_options = require "batlab.step_options"
+local step_watch = require "batlab.step_watch"
+local guards = require "batlab.guards"
 local zero_amp = require "batlab.zero_amp"
 
 local M = {}
@@ -57,6 +59,20 @@ end
 
 local bad_thermistor
 
+-- What the latest sample says of the whole step: its time, charge and
+-- energy, and the sample itself.
+local function account_latest(sum, s)
+	-- a phase that continues the channel's step (the CV hold after CC)
+	-- counts from its own start
+	sum.t_offset = sum.t_offset or (sum.continues and s.step_time) or 0
+	-- a step resumed after a crash carries on from what it had done
+	local c = sum.carry
+	sum.duration = s.step_time - sum.t_offset + (c and c.time or 0)
+	sum.ah = math.abs(s.charge_ah or 0) + (c and c.ah or 0)
+	sum.wh = math.abs(s.energy_wh or 0) + (c and c.wh or 0)
+	sum.end_sample = s
+end
+
 local function account(sum, s)
 	local temp = not bad_thermistor(s) and s.temp_c or nil
 	sum.samples = sum.samples + 1
@@ -67,15 +83,7 @@ local function account(sum, s)
 	if temp and (not sum.temp_max or temp > sum.temp_max) then
 		sum.temp_max = temp
 	end
-	-- a phase that continues the channel's step (the CV hold after CC)
-	-- counts from its own start
-	sum.t_offset = sum.t_offset or (sum.continues and s.step_time) or 0
-	-- a step resumed after a crash carries on from what it had done
-	local c = sum.carry
-	sum.duration = s.step_time - sum.t_offset + (c and c.time or 0)
-	sum.ah = math.abs(s.charge_ah or 0) + (c and c.ah or 0)
-	sum.wh = math.abs(s.energy_wh or 0) + (c and c.wh or 0)
-	sum.end_sample = s
+	account_latest(sum, s)
 end
 
 local function finish(sum, reason, extra)
@@ -111,41 +119,8 @@ local function classify_stop(kind, s)
 	return "safety", errs
 end
 
--- Default guards, after Lexcelon's test manager: abort on two VCC readings
--- in a row below 4.1 V, and on repeated voltage drops with steady current
--- (a hardware fault seen on some units).
-function M.default_guards(log)
-	local low_vcc, warned, jumps, prev = 0, false, 0, nil
-	return function(s)
-		if s.vcc and s.vcc > 0 then
-			if s.vcc < 4.1 then
-				low_vcc = low_vcc + 1
-				if low_vcc >= 2 then
-					return "low VCC"
-				end
-			else
-				low_vcc = 0
-			end
-			if s.vcc < 4.35 and not warned and log then
-				warned = true
-				log(("VCC %.2f V is low: use a powered hub"):format(s.vcc))
-			end
-		end
-		if prev and math.abs(prev.current) > 0.05 and prev.voltage > 0.5
-			and math.abs(math.abs(s.current) - math.abs(prev.current)) < 0.05
-			and prev.voltage - s.voltage > 0.2 then
-			jumps = jumps + 1
-			if log then
-				log(("voltage dropped %.3f V at steady current (%d)"):format(prev.voltage - s.voltage, jumps))
-			end
-			if jumps > 5 then
-				return "voltage jumps: possible hardware problem"
-			end
-		end
-		prev = s
-		return nil
-	end
-end
+-- Default guards (low VCC, voltage jumps): batlab.guards.
+M.default_guards = guards.default
 
 -- The cell is gone: the channel says so in IDLE (mode NO_CELL/BACKWARDS),
 -- but a charge or discharge carries on into an empty slot until a limit
@@ -179,11 +154,16 @@ M.THERMISTOR_MIN_C, M.THERMISTOR_MAX_C = -40, 150
 -- silent before the step gives up on it. Failed report reads within the
 -- grace are retried (the next report reads again) and logged: nil, err
 -- only after the grace, or when no report came for report_timeout.
-local function next_sample(cell, opts, sum)
+local function next_sample(cell, opts, sum, spec)
 	local grace = opts.silence_grace or M.SILENCE_GRACE
 	local since
 	while true do
-		local s, err, code = cell:wait(opts.report_timeout or 15)
+		local s, err, code
+		if spec then
+			s, err, code = step_watch.wait(cell, sum, spec, opts, account_latest)
+		else
+			s, err, code = cell:wait(opts.report_timeout or 15)
+		end
 		if s then
 			if since then
 				cell:log(("%s: the device answers again after %.1f s without reports")
@@ -267,8 +247,8 @@ end
 -- Wait for the next sample and apply what ends any step: no reports, a
 -- device reset, a removed cell, a device stop, a bad thermistor, a guard.
 -- Returns the sample, or nil and the finished summary.
-local function observe(cell, kind, sum, opts)
-	local s, err = next_sample(cell, opts, sum)
+local function observe(cell, kind, sum, opts, spec)
+	local s, err = next_sample(cell, opts, sum, spec)
 	if not s then
 		return nil, end_unsafe(cell, sum, "no reports", err)
 	end
@@ -474,7 +454,8 @@ local function run(cell, kind, name, opts, start)
 		end
 	end
 	while true do
-		local s, done = observe(cell, kind, sum, opts)
+		local spec = step_watch.spec(cell, kind, opts, st, sum, M)
+		local s, done = observe(cell, kind, sum, opts, spec)
 		if not s then
 			return done
 		end

@@ -50,6 +50,11 @@ local Channel = {}
 ---@return string? err
 ---@return string? code
 function Channel:wait(timeout_s) end
+---@param spec table thresholds; the quiet reports are accounted into it (docs/lua-api.md)
+---@return batlab.Sample? sample
+---@return string? err
+---@return string? code
+function Channel:watch(spec) end
 ---@param s number seconds between reports (0.1 steps; 0 = off)
 ---@return true
 function Channel:report_interval(s) end

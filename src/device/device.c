@@ -44,6 +44,7 @@ void bl_device_opts_default(struct bl_device_opts *o)
 	o->watchdog_us = 2000000;
 	o->health_us = 5000000;
 	o->regulate_us = 1300000;
+	o->watchdog_by_clock = false;
 	o->trace = NULL;
 }
 
@@ -471,11 +472,63 @@ static void on_settings_read(struct bl_device *d, int status, uint16_t value, vo
 	}
 }
 
+/* watchdog_by_clock: the periods before the device's clock rate is known,
+ * and the shortest ever (10 ms keeps a model running 1000 times faster
+ * than real time fed: 10 s of its time between refreshes). */
+#define BY_CLOCK_WATCHDOG_MIN_US 10000
+#define BY_CLOCK_HEALTH_FIRST_US 250000
+#define BY_CLOCK_HEALTH_MIN_US 100000
+
+static uint64_t per_rate(uint64_t base_us, double rate, uint64_t min_us)
+{
+	double us = (double)base_us / (rate > 1.0 ? rate : 1.0);
+
+	return us < (double)min_us ? min_us : (uint64_t)us;
+}
+
+/* The timer periods for the clock rate known now (watchdog_by_clock). */
+static void pace_timers(struct bl_device *d)
+{
+	uint64_t wd = d->clock_rate > 0 ? per_rate(d->opts.watchdog_us, d->clock_rate, BY_CLOCK_WATCHDOG_MIN_US)
+	                                : BY_CLOCK_WATCHDOG_MIN_US;
+	uint64_t hp = d->clock_rate > 0 ? per_rate(d->opts.health_us, d->clock_rate, BY_CLOCK_HEALTH_MIN_US)
+	                                : BY_CLOCK_HEALTH_FIRST_US;
+
+	/* re-armed only on a change of more than a tenth: the estimate
+	 * moves by a tick of the timer from read to read */
+	if (d->watchdog_on && d->opts.watchdog_us &&
+	    (!bl_timer_active(&d->watchdog) || wd * 10 < d->watchdog.period_us * 9 ||
+	     wd * 10 > d->watchdog.period_us * 11))
+		bl_timer_after(d->loop, &d->watchdog, wd, wd);
+	if (d->opts.health_us && !d->id.bootloader &&
+	    (!bl_timer_active(&d->health) || hp * 10 < d->health.period_us * 9 ||
+	     hp * 10 > d->health.period_us * 11))
+		bl_timer_after(d->loop, &d->health, hp, hp);
+}
+
+/* Two reads of SYSTEM_TIMER (0.1 s ticks) some host time apart give the
+ * device's clock rate. One tick more than counted: the rate is never
+ * under-estimated, so the watchdog is never refreshed too late. */
+static void follow_clock(struct bl_device *d, uint16_t value)
+{
+	uint64_t now = bl_loop_now(d->loop);
+
+	if (d->have_timer && d->timer_read_us && now > d->timer_read_us) {
+		double dev_s = (double)(uint16_t)(value - d->last_timer) * 0.1 + 0.1;
+
+		d->clock_rate = dev_s / ((double)(now - d->timer_read_us) / 1e6);
+		pace_timers(d);
+	}
+	d->timer_read_us = now;
+}
+
 static void on_timer_read(struct bl_device *d, int status, uint16_t value, void *ud)
 {
 	(void)ud;
 	if (status != BL_OK)
 		return;
+	if (d->opts.watchdog_by_clock)
+		follow_clock(d, value);
 	/* SYSTEM_TIMER counts 0.1 s and wraps after 109 min. Going backwards
 	 * by more than a wrap could explain means the device restarted. */
 	if (d->have_timer && value < d->last_timer &&
@@ -505,6 +558,12 @@ static void on_health(struct bl_loop *loop, struct bl_timer *t, void *ud)
 void bl_devi_connected(struct bl_device *d)
 {
 	d->id.connected = true;
+	if (d->opts.watchdog_by_clock) {
+		d->timer_read_us = 0;
+		d->clock_rate = 0;
+		pace_timers(d);
+		return;
+	}
 	if (d->watchdog_on)
 		bl_timer_after(d->loop, &d->watchdog, d->opts.watchdog_us, d->opts.watchdog_us);
 	if (d->opts.health_us && !d->id.bootloader)

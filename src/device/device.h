@@ -43,6 +43,13 @@ struct bl_device_opts {
 	uint64_t watchdog_us;       /* refresh period; default 2 s; 0 = leave the watchdog alone */
 	uint64_t health_us;         /* reset check period; default 5 s; 0 = off */
 	uint64_t regulate_us;       /* min time between setpoint corrections; default 1.3 s */
+	/* Refresh the watchdog every watchdog_us (and check health every
+	 * health_us) of the device's own time, as its SYSTEM_TIMER counts it,
+	 * not of the host's: the virtual Batlab on a pty runs --speed times
+	 * faster than the host's clock. Until two reads of the timer give its
+	 * rate, every 10 ms. Default false (a real Batlab's clock is the
+	 * host's). */
+	bool watchdog_by_clock;
 	/* Every request sent, one line each ("12.345678 sim0 W CELL0 MODE 3"),
 	 * for debugging and for tests that compare what two paths write.
 	 * NULL: none. Not owned. */

@@ -45,6 +45,8 @@ struct bl_device {
 	bool watchdog_on;
 	uint16_t last_timer;
 	bool have_timer;
+	uint64_t timer_read_us;      /* host time of the last SYSTEM_TIMER read (health); 0: none */
+	double clock_rate;           /* device seconds per host second (watchdog_by_clock); 0: unknown */
 	uint16_t settings;
 
 	int consecutive_failures;

@@ -197,10 +197,10 @@ static int open_real(struct bl_session *s, const struct bl_session_opts *o, char
 /* A pseudo-terminal is `batlab sim --pty`, whose model runs --speed times
  * faster than real time, and so does its 25.5 s device watchdog: at
  * --speed 50 it trips after 0.5 s of real time, far within the 2 s
- * refresh a real Batlab gets. Refreshing a pty every 10 ms keeps the
- * model's watchdog fed up to --speed 1000 (10 s of model time between
- * refreshes); a pty round trip costs microseconds. */
-#define PTY_WATCHDOG_US 10000
+ * refresh a real Batlab gets. Over a pty the watchdog is refreshed every
+ * 2 s of the model's own time, as its SYSTEM_TIMER tells the host
+ * (watchdog_by_clock): every 2 s at --speed 1, every 10 ms at --speed 200
+ * and above. A fixed 10 ms would cost 64 ptys 6,400 round trips a second. */
 
 static bool is_pty(const char *path)
 {
@@ -236,7 +236,7 @@ static struct bl_session *session_new(const struct bl_session_opts *o)
 	if (o->dev)
 		po.dev = *o->dev;
 	else if (o->port && (is_pty(o->port) || (o->n_more > 0 && is_pty(o->more_ports[0]))))
-		po.dev.watchdog_us = PTY_WATCHDOG_US;
+		po.dev.watchdog_by_clock = true;
 	/* BATLAB_TRACE=FILE: every request to every device, appended. */
 	if (getenv("BATLAB_TRACE") && *getenv("BATLAB_TRACE")) {
 		s->trace = fopen(getenv("BATLAB_TRACE"), "a");

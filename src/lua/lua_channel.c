@@ -235,6 +235,10 @@ static void on_sample(struct bl_chan_listener *l, const struct bl_sample *s, int
 
 	while (c->batch.head) {
 		struct bl_wait *w = c->batch.head;
+		if (s && w->arg[1] == BL_LUA_WATCH && bl_lua_watch_quiet(w, s)) {
+			bl_wait_list_add(&c->waiters, w);   /* a quiet report: wait on */
+			continue;
+		}
 		if (s)
 			memcpy(w->payload.bytes, s, sizeof *s);
 		w->arg[0] = 1;   /* a report's reads failing is not the wait timing out */
@@ -260,6 +264,18 @@ static int k_ch_wait(lua_State *L, int status, lua_KContext ctx)
 	return 1;
 }
 
+void bl_lua_chan_wait(struct lchan *c, struct bl_wait *w)
+{
+	w->obj = c;
+	w->arg[0] = 0;
+	bl_wait_list_add(&c->waiters, w);
+	if (!c->listener.ch) {
+		c->listener.fn = on_sample;
+		c->listener.tick = on_tick;
+		bl_channel_listen(c->c, &c->listener);
+	}
+}
+
 static int l_channel_wait(lua_State *L)
 {
 	struct lchannel *ch = check_channel(L, 1);
@@ -276,14 +292,8 @@ static int l_channel_wait(lua_State *L)
 	if (!ch->ld->d)
 		return bl_lua_fail_detached(L, ch->ld);
 	bl_lua_bind_task(L, w, c, 1);
-	w->obj = c;
-	w->arg[0] = 0;
-	bl_wait_list_add(&c->waiters, w);
-	if (!c->listener.ch) {
-		c->listener.fn = on_sample;
-		c->listener.tick = on_tick;
-		bl_channel_listen(c->c, &c->listener);
-	}
+	w->arg[1] = 0;
+	bl_lua_chan_wait(c, w);
 	if (!lua_isnoneornil(L, 2))
 		bl_wait_after(w, timeout, BL_ERR_TIMEOUT);
 	return bl_wait_yield(L, w, k_ch_wait);
@@ -556,6 +566,7 @@ static int l_channel_tostring(lua_State *L)
 
 static const luaL_Reg channel_methods[] = {
 	{"wait", l_channel_wait},
+	{"watch", bl_lua_channel_watch},
 	{"report_interval", l_channel_report_interval},
 	{"charge", l_channel_charge},
 	{"discharge", l_channel_discharge},

@@ -102,6 +102,14 @@ int bl_lua_fail_detached(lua_State *L, const struct bl_lua_device *ld);
 int bl_lua_after_flash(lua_State *L, lua_KContext ctx, const char *flashing, const char *reconnecting,
                        lua_KFunction k);
 int bl_lua_fail_chan(lua_State *L, int status, const struct lchan *c, const char *what);
+/* Put w on c's waiters for its next report (w->obj = c), listening to
+ * the channel while anyone waits. */
+void bl_lua_chan_wait(struct lchan *c, struct bl_wait *w);
+/* ch:watch (lua_watch.c): a wait whose arg[1] is BL_LUA_WATCH lets the
+ * reports bl_lua_watch_quiet calls quiet pass without completing. */
+#define BL_LUA_WATCH 0x57
+int bl_lua_channel_watch(lua_State *L);
+bool bl_lua_watch_quiet(struct bl_wait *w, const struct bl_sample *s);
 /* Bind the channel at idx to the task w belongs to (once per task). */
 void bl_lua_bind_task(lua_State *L, struct bl_wait *w, struct lchan *c, int idx);
 /* Push the Channel for `cell` of the Device at dev_idx (one per channel). */

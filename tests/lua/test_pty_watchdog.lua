@@ -41,5 +41,42 @@ p:close()
 t.like(got, "W1%s+PASS%s+mode " .. batlab.MODE_DISCHARGE, "still discharging after 400 s of model time: " .. got:match("[^\n]*"))
 t.like(got, "exit=0", "the run passes")
 
+-- At --speed 1 the model's clock is the host's: once two reads of its
+-- SYSTEM_TIMER told the host so, the watchdog is refreshed about every
+-- 2 s, not at the pace a fast model needs (a fixed 10 ms would cost a lab
+-- of 64 ptys 6,400 round trips a second).
+write(tmp .. "/slow.lua", [[
+return { name = "slow", run = function(cell)
+  cell:discharge(0.5)
+  batlab.sleep(4)
+  return cell:wait().mode == batlab.MODE_DISCHARGE
+end }
+]])
+write(tmp .. "/slow.sh", ([[
+cd %s || exit 9
+mkfifo fifo1 || exit 9
+%s sim --pty --speed 1 > fifo1 & spid=$!
+exec 3< fifo1
+IFS= read -r pty <&3
+BATLAB_TRACE=trace.txt timeout 60 %s run slow.lua --port "$pty" --out slowrun --cell 0=S1 --quiet
+echo "exit=$?"
+kill $spid; wait $spid
+]]):format(q(tmp), q(bin), q(bin)))
+p = assert(io.popen("sh " .. q(tmp .. "/slow.sh") .. " 2>&1"))
+got = p:read("a")
+p:close()
+t.like(got, "exit=0", "the run at --speed 1 passes")
+local first, late = nil, 0
+for line in (read(tmp .. "/trace.txt") or ""):gmatch("[^\n]+") do
+	local at = tonumber(line:match("^(%S+)"))
+	first = first or at
+	if line:match("W UNIT WATCHDOG_TIMER") and at and at - first > 1.5 then
+		late = late + 1
+	end
+end
+t.ok(first ~= nil, "the requests were traced")
+t.ok(late >= 1 and late <= 6, ("after the first 1.5 s the watchdog was refreshed %d times in about "
+	.. "3 s (every ~2 s of the model's time)"):format(late))
+
 os.execute("rm -rf " .. q(tmp))
 t.done()

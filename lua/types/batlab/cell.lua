@@ -18,6 +18,11 @@ local Cell = {}
 ---@return string? err
 ---@return string? code
 function Cell:wait(timeout_s) end
+---@param spec table as batlab.Channel's watch
+---@return batlab.Sample? sample
+---@return string? err
+---@return string? code
+function Cell:watch(spec) end
 ---@param t batlab.Limits
 ---@return true|nil ok
 ---@return string? err

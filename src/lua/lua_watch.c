@@ -1,0 +1,238 @@
+/* lua_watch.c - ch:watch(spec): wait for the next report of a channel
+ * that a step has to look at, accounting the others in C.
+ *
+ * A step of batlab.steps looks at every report: has an end condition
+ * been reached, did the device stop the channel, is the cell gone, did
+ * the voltage jump... Nearly every report answers no to all of them, and
+ * resuming the task, building the sample table and walking the step's
+ * checks in Lua for it costs ten times what the rest of the sample path
+ * does. ch:watch takes the thresholds the step would act on and
+ * completes only with a report that crosses one of them (or that is
+ * unusual in any way: another mode, an error bit, a device reset), so
+ * the step's Lua code still decides everything on the reports that can
+ * matter. The reports in between ("quiet" ones) are accounted here into
+ * the running sums the step keeps (count, sum of V, sum of |I|,
+ * temperatures), added in the same order with the same doubles as the
+ * step's Lua would, so a watched step's summary is bit for bit the one a
+ * step that looked at every report gets. Thresholds that the step
+ * computes from a difference (a pulse phase) are given with a small
+ * margin by the step: waking a report early is always safe (the step
+ * checks and watches again), waking late never is.
+ *
+ *   spec = {
+ *     timeout = s,           -- no report for this long: nil, "timeout"
+ *     mode = n,              -- the mode the step expects (others wake)
+ *     v_hi = V, v_lo = V,    -- wake at V >= v_hi or V <= v_lo
+ *     i_lo = A, i_after = s, -- wake at |I| <= i_lo once step_time >= i_after
+ *     t_at = s,              -- wake at step_time >= t_at
+ *     dur_at = s, t_offset = s, carry_time = s,  -- (step_time - t_offset) + carry_time >= dur_at
+ *     ah_at = Ah, carry_ah = Ah,  -- |charge_ah| + carry_ah >= ah_at
+ *     wh_at = Wh, carry_wh = Wh,  -- |energy_wh| + carry_wh >= wh_at
+ *     temp_at = degC, temp_min = degC, temp_max = degC,  -- T >= temp_at, outside [min, max]
+ *     prev_v = V, prev_t = degC, jump_v = V, jump_t = K,  -- a jump from the report before
+ *     vcc_lo = V,            -- wake at 0 < VCC < vcc_lo
+ *     -- accumulators, read at the start and written back at the end:
+ *     sum_v, sum_i,          -- running sums the quiet reports are added to
+ *     quiet,                 -- out: how many reports were quiet
+ *     temp_first, temp_last, temp_max_seen,  -- out: over the quiet reports (nil: none)
+ *     vcc_seen,              -- out: a quiet report had VCC > 0
+ *     prev,                  -- out: the last quiet report (a sample table)
+ *   }
+ */
+#include <math.h>
+#include <string.h>
+
+#include <lauxlib.h>
+
+#include "core/bl.h"
+#include "lua/lua_devobj.h"
+
+#define WATCH_MT "batlab.Watch"
+
+struct watch {
+	double v_hi, v_lo, i_lo, i_after, t_at, dur_at, t_offset, carry_time;
+	double ah_at, carry_ah, wh_at, carry_wh, temp_at, temp_min, temp_max;
+	double prev_v, prev_t, jump_v, jump_t, vcc_lo;
+	int mode;                    /* -1: any */
+	uint64_t timeout_us;         /* 0: none */
+	/* the quiet reports */
+	long quiet;
+	double sum_v, sum_i, temp_first, temp_last, temp_hi;
+	bool vcc_seen;
+	struct bl_sample prev;
+};
+
+static double num_field(lua_State *L, int t, const char *k, double dflt)
+{
+	double v = dflt;
+
+	if (lua_getfield(L, t, k) != LUA_TNIL) {
+		if (!lua_isnumber(L, -1))
+			luaL_error(L, "ch:watch: spec.%s must be a number", k);
+		v = lua_tonumber(L, -1);
+	}
+	lua_pop(L, 1);
+	return v;
+}
+
+static void read_spec(lua_State *L, int t, struct watch *x)
+{
+	double timeout = num_field(L, t, "timeout", 0);
+
+	x->v_hi = num_field(L, t, "v_hi", HUGE_VAL);
+	x->v_lo = num_field(L, t, "v_lo", -HUGE_VAL);
+	x->i_lo = num_field(L, t, "i_lo", -1);
+	x->i_after = num_field(L, t, "i_after", 0);
+	x->t_at = num_field(L, t, "t_at", HUGE_VAL);
+	x->dur_at = num_field(L, t, "dur_at", HUGE_VAL);
+	x->t_offset = num_field(L, t, "t_offset", 0);
+	x->carry_time = num_field(L, t, "carry_time", 0);
+	x->ah_at = num_field(L, t, "ah_at", HUGE_VAL);
+	x->carry_ah = num_field(L, t, "carry_ah", 0);
+	x->wh_at = num_field(L, t, "wh_at", HUGE_VAL);
+	x->carry_wh = num_field(L, t, "carry_wh", 0);
+	x->temp_at = num_field(L, t, "temp_at", HUGE_VAL);
+	x->temp_min = num_field(L, t, "temp_min", -HUGE_VAL);
+	x->temp_max = num_field(L, t, "temp_max", HUGE_VAL);
+	x->prev_v = num_field(L, t, "prev_v", NAN);
+	x->prev_t = num_field(L, t, "prev_t", NAN);
+	x->jump_v = num_field(L, t, "jump_v", HUGE_VAL);
+	x->jump_t = num_field(L, t, "jump_t", HUGE_VAL);
+	x->vcc_lo = num_field(L, t, "vcc_lo", 0);
+	x->mode = (int)num_field(L, t, "mode", -1);
+	x->sum_v = num_field(L, t, "sum_v", 0);
+	x->sum_i = num_field(L, t, "sum_i", 0);
+	luaL_argcheck(L, timeout >= 0 && timeout < 1e12, 1, "spec.timeout must be seconds >= 0");
+	x->timeout_us = (uint64_t)llround(timeout * 1e6);
+	x->quiet = 0;
+	x->temp_first = x->temp_last = x->temp_hi = NAN;
+	x->vcc_seen = false;
+}
+
+/* Whether the step would act on s: any threshold crossed, or anything
+ * unusual. Written as the step's own conditions are, so that a report
+ * this calls quiet is one the step would have let pass. */
+static bool wakes(const struct watch *x, const struct bl_sample *s)
+{
+	double v = s->voltage, t = s->temp_c, st = s->step_time;
+
+	if (s->device_reset || s->error || (x->mode >= 0 && s->mode != x->mode))
+		return true;
+	if (v >= x->v_hi || v <= x->v_lo || st >= x->t_at)
+		return true;
+	if (x->i_lo >= 0 && st >= x->i_after && fabs(s->current) <= x->i_lo)
+		return true;
+	if ((st - x->t_offset) + x->carry_time >= x->dur_at)
+		return true;
+	if (fabs(s->charge_ah) + x->carry_ah >= x->ah_at || fabs(s->energy_wh) + x->carry_wh >= x->wh_at)
+		return true;
+	if (!isnan(t) && (t >= x->temp_at || t < x->temp_min || t > x->temp_max ||
+	                  (!isnan(x->prev_t) && fabs(t - x->prev_t) > x->jump_t)))
+		return true;
+	if (!isnan(x->prev_v) && fabs(v - x->prev_v) > x->jump_v)
+		return true;
+	return s->vcc > 0 && s->vcc < x->vcc_lo;
+}
+
+static void account(struct watch *x, const struct bl_sample *s)
+{
+	double t = s->temp_c;
+
+	x->quiet++;
+	x->sum_v = x->sum_v + s->voltage;
+	x->sum_i = x->sum_i + fabs(s->current);
+	if (!isnan(t)) {
+		if (isnan(x->temp_first))
+			x->temp_first = t;
+		x->temp_last = t;
+		if (isnan(x->temp_hi) || t > x->temp_hi)
+			x->temp_hi = t;
+	}
+	if (s->vcc > 0)
+		x->vcc_seen = true;
+	x->prev = *s;
+	x->prev_v = s->voltage;
+	x->prev_t = t;
+}
+
+/* Called by the channel's sample listener for a watch wait: true when the
+ * report was quiet (accounted; w waits on), false when w is to complete. */
+bool bl_lua_watch_quiet(struct bl_wait *w, const struct bl_sample *s)
+{
+	struct watch *x = w->ctx;
+
+	if (wakes(x, s))
+		return false;
+	account(x, s);
+	if (x->timeout_us) {
+		/* the timeout is for a silence: it counts from the last report */
+		bl_timer_stop(bl_sched_loop(w->sched), &w->timer);
+		bl_wait_after(w, x->timeout_us, BL_ERR_TIMEOUT);
+	}
+	return true;
+}
+
+static void set_num(lua_State *L, int t, const char *k, double v)
+{
+	if (isnan(v))
+		lua_pushnil(L);
+	else
+		lua_pushnumber(L, v);
+	lua_setfield(L, t, k);
+}
+
+/* Write the quiet reports' accounting back into the spec (index 2). */
+static void write_back(lua_State *L, const struct watch *x)
+{
+	lua_pushinteger(L, x->quiet);
+	lua_setfield(L, 2, "quiet");
+	if (!x->quiet)
+		return;
+	set_num(L, 2, "sum_v", x->sum_v);
+	set_num(L, 2, "sum_i", x->sum_i);
+	set_num(L, 2, "temp_first", x->temp_first);
+	set_num(L, 2, "temp_last", x->temp_last);
+	set_num(L, 2, "temp_max_seen", x->temp_hi);
+	lua_pushboolean(L, x->vcc_seen);
+	lua_setfield(L, 2, "vcc_seen");
+	bl_lua_push_sample(L, &x->prev);
+	lua_setfield(L, 2, "prev");
+}
+
+static int k_ch_watch(lua_State *L, int status, lua_KContext ctx)
+{
+	struct bl_wait *w = bl_wait_ctx(L, ctx);
+	struct watch *x = lua_touserdata(L, 3);
+
+	(void)status;
+	write_back(L, x);
+	if (w->status == BL_ERR_TIMEOUT && !w->arg[0])
+		return bl_lua_timed_out(L);
+	if (w->status != BL_OK)
+		return bl_lua_fail_chan(L, w->status, w->obj, "waiting for a report");
+	bl_lua_push_sample(L, (const struct bl_sample *)(const void *)w->payload.bytes);
+	return 1;
+}
+
+int bl_lua_channel_watch(lua_State *L)
+{
+	struct lchannel *ch = luaL_checkudata(L, 1, BL_LUA_CHANNEL);
+	struct lchan *c = &ch->ld->ch[ch->cell];
+	struct bl_wait local, *w;
+	struct watch *x;
+
+	luaL_checktype(L, 2, LUA_TTABLE);
+	lua_settop(L, 2);
+	x = lua_newuserdatauv(L, sizeof *x, 0);   /* 3: lives on the stack across the wait */
+	read_spec(L, 2, x);
+	w = bl_wait_begin(L, &local, "ch:watch");
+	if (!ch->ld->d)
+		return bl_lua_fail_detached(L, ch->ld);
+	bl_lua_bind_task(L, w, c, 1);
+	w->ctx = x;
+	w->arg[1] = BL_LUA_WATCH;
+	bl_lua_chan_wait(c, w);
+	if (x->timeout_us)
+		bl_wait_after(w, x->timeout_us, BL_ERR_TIMEOUT);
+	return bl_wait_yield(L, w, k_ch_watch);
+}

@@ -1,0 +1,184 @@
+/* bench_lab_run.c - a lab on one host: 64 virtual Batlabs served on
+ * pseudo-terminals by one `batlab sim --pty --devices 64`, and one
+ * `batlab run PROC --port P1 ... --port P64 NAME x 256` driving all 256
+ * channels in real time (1 s reports, every report recorded) for RUN_S
+ * seconds. Figures: the run's CPU as a share of one core over its wall
+ * time, its largest RSS, and the rows each channel recorded per minute
+ * (60 when every report of every channel was read and written).
+ *
+ * Benchmarks run in real time; they are not tests.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "figure.h"
+
+#define NDEV 64
+#define NCELL (NDEV * 4)
+#define RUN_S 75
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Start the server; its stdout gives one pty path per line. */
+static pid_t start_sim(const char *bin, char paths[NDEV][128], int *out_fd)
+{
+	int p[2], lines = 0;
+	char buf[16384];
+	size_t len = 0;
+	pid_t pid;
+
+	if (pipe(p) < 0)
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		dup2(p[1], 1);
+		close(p[0]);
+		close(p[1]);
+		execl(bin, bin, "sim", "--pty", "--devices", "64", (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	*out_fd = p[0];
+	while (pid > 0 && lines < NDEV && len + 1 < sizeof buf) {
+		struct pollfd pf = {p[0], POLLIN, 0};
+		ssize_t r;
+
+		if (poll(&pf, 1, 10000) <= 0 || (r = read(p[0], buf + len, sizeof buf - 1 - len)) <= 0)
+			return -1;
+		for (ssize_t i = 0; i < r; i++)
+			lines += buf[len + (size_t)i] == '\n';
+		len += (size_t)r;
+	}
+	buf[len] = 0;
+	lines = 0;
+	for (char *line = strtok(buf, "\n"); line && lines < NDEV; line = strtok(NULL, "\n"))
+		snprintf(paths[lines++], 128, "%s", line);
+	return lines == NDEV ? pid : -1;
+}
+
+static int write_proc(const char *path)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		return -1;
+	fputs("local steps = require \"batlab.steps\"\n"
+	      "return { name = \"lab\", params = { seconds = 60 },\n"
+	      "  run = function(cell, p)\n"
+	      "    local d = steps.discharge(cell, { current = 0.2, max_time = p.seconds, until_v = 2.5 })\n"
+	      "    return steps.ok(d)\n"
+	      "  end }\n", f);
+	return fclose(f);
+}
+
+/* Rows in the cells' time series (lines starting with a digit). */
+static long count_rows(const char *out)
+{
+	char cmd[700];
+	long n = -1;
+	FILE *f;
+
+	snprintf(cmd, sizeof cmd, "cat %s/cells/*.csv | grep -c '^[0-9]'", out);
+	f = popen(cmd, "r");
+	if (!f)
+		return -1;
+	if (fscanf(f, "%ld", &n) != 1)
+		n = -1;
+	pclose(f);
+	return n;
+}
+
+static int run_lab(const char *bin, const char *dir, char paths[NDEV][128])
+{
+	static char args[NDEV * 2 + NCELL + 24][160];
+	char *argv[NDEV * 2 + NCELL + 24];
+	char out[600], logp[600], proc[600], m[200];
+	int argc = 0, status = 0;
+	struct rusage ru;
+	double t0, wall, cpu;
+	long rows;
+	pid_t pid;
+
+	snprintf(proc, sizeof proc, "%s/lab.lua", dir);
+	snprintf(out, sizeof out, "%s/run", dir);
+	snprintf(logp, sizeof logp, "%s/log", dir);
+	if (write_proc(proc) != 0)
+		return 1;
+#define ARG(...) (snprintf(args[argc], sizeof args[0], __VA_ARGS__), argv[argc] = args[argc], argc++)
+	ARG("%s", bin); ARG("run"); ARG("%s", proc);
+	for (int i = 0; i < NDEV; i++) {
+		ARG("--port");
+		ARG("%s", paths[i]);
+	}
+	ARG("--set"); ARG("seconds=%d", RUN_S);
+	ARG("--quiet"); ARG("--no-report"); ARG("--out"); ARG("%s", out);
+	for (int i = 0; i < NCELL; i++)
+		ARG("C%03d", i + 1);
+	argv[argc] = NULL;
+#undef ARG
+	t0 = now_s();
+	pid = fork();
+	if (pid == 0) {
+		if (!freopen(logp, "w", stdout) || !freopen(logp, "a", stderr))
+			_exit(127);
+		execv(bin, argv);
+		_exit(127);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		fprintf(stderr, "bench lab_run: the run failed (see %s)\n", logp);
+		return 1;
+	}
+	wall = now_s() - t0;
+	getrusage(RUSAGE_CHILDREN, &ru);
+	cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+	      ru.ru_stime.tv_usec / 1e6;
+	rows = count_rows(out);
+	printf("bench lab_run: %d channels on %d ptys for %.1f s wall: %.2f s CPU (%.2f %% of a core), "
+	       "max RSS %.1f MB, %ld rows (%.1f per channel-minute)\n",
+	       NCELL, NDEV, wall, cpu, 100.0 * cpu / wall, ru.ru_maxrss / 1024.0, rows,
+	       rows / (double)NCELL / (wall / 60.0));
+	snprintf(m, sizeof m, "%.2f %% of a core, RSS %.1f MB, %.1f rows per channel-minute",
+	         100.0 * cpu / wall, ru.ru_maxrss / 1024.0, rows / (double)NCELL / (RUN_S / 60.0));
+	bench_figure("256 channels on 64 virtual Batlabs over ptys in real time, `batlab run --port` x64, "
+	             "1 s reports, every report recorded", m, "< 1 %, < 64 MB, 60", 0);
+	return 0;
+}
+
+int main(void)
+{
+	const char *bin = getenv("BATLAB") ? getenv("BATLAB") : "./batlab";
+	char dir[] = "/tmp/bench-lab-XXXXXX", paths[NDEV][128], cmd[600];
+	int out_fd = -1, rc;
+	pid_t sim;
+
+	signal(SIGPIPE, SIG_IGN);
+	if (!mkdtemp(dir))
+		return 1;
+	sim = start_sim(bin, paths, &out_fd);
+	if (sim < 0) {
+		fprintf(stderr, "bench lab_run: cannot start %s sim --pty --devices 64\n", bin);
+		return 1;
+	}
+	rc = run_lab(bin, dir, paths);
+	kill(sim, SIGTERM);
+	waitpid(sim, NULL, 0);
+	close(out_fd);
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	if (rc == 0 && system(cmd) != 0)
+		rc = 1;
+	return rc;
+}
