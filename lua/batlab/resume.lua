@@ -336,7 +336,8 @@ local function carry_of(c, ch, t)
 		-- the step before still drove the channel): what the counter
 		-- holds may be the step before's, so it is not counted.
 		k.ah, k.wh, k.time = before, o.carry_wh or 0, o.carry_time or 0
-		k.note = "it had not started on the device"
+		k.note = "the crash came as it started, after a step that still drove the channel: "
+			.. "the device's counter is not counted"
 		return k
 	end
 	if not o.started then
