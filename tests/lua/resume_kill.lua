@@ -1,11 +1,16 @@
 -- `batlab resume` after kill -9 (make check-resume): stock cycle tests over a pty to
--- `batlab sim --pty`, each host killed (SIGKILL, no cleanup) at random
--- points and resumed until the run completes; every resumed run must
+-- `batlab sim --pty`, each host killed (SIGKILL, no cleanup) at chosen
+-- journal entries and resumed until the run completes, and one
+-- interrupted (SIGINT) at chosen entries; every resumed run must
 -- complete, measure each cell's capacity within 1 % of an uninterrupted
 -- run, and keep its files whole: steps once each, rows in time order with
--- no hole but the gaps the run recorded. The kill points come from a
--- seeded generator; what they hit depends on real time (a pty run is one),
--- so the test asserts what must hold wherever they land.
+-- no hole but the gaps the run recorded. Each kill lands where it is
+-- meant to whatever the machine's speed: the host signals itself just
+-- before or after writing the entry named (BATLAB_JOURNAL_SIGNAL,
+-- batlab.journal). What still depends on real time: the run goes at 100
+-- times real time, so a host kept off the CPU for a quarter of a second
+-- (a heavily loaded machine) trips the device's watchdog and fails its
+-- run; that is why this test is not part of `make check`.
 local t = dofile(arg[0]:match("^(.-)[^/]*$") .. "tap.lua")
 local cli = dofile(arg[0]:match("^(.-)[^/]*$") .. "cli.lua")
 local cjson = require "cjson"
@@ -51,7 +56,8 @@ local function chain_script(name, points, cmd)
 	local lines = { "cd " .. q(tmp), "mkfifo " .. name .. ".fifo || exit 9",
 		("%s sim --pty --speed 100 --layout lay.json > %s.fifo 2>/dev/null & spid=$!"):format(q(bin), name),
 		("exec 3< %s.fifo"):format(name), "IFS= read -r pty <&3" }
-	cmd = cmd or ("%s cycletest --settings set.json --port \"$pty\" --out %s A B C D --quiet --no-report"):format(q(bin), name)
+	cmd = cmd or ("%s cycletest --settings set.json --port \"$pty\" --out %s A B C D --quiet --no-report")
+		:format(q(bin), name)
 	for k, p in ipairs(points) do
 		local what = k == 1 and cmd or ("%s resume %s --quiet"):format(q(bin), name)
 		lines[#lines + 1] = ("BATLAB_JOURNAL_SIGNAL=%s timeout 120 %s > /dev/null 2>&1; echo \"rc=$?\"")
