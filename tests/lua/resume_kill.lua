@@ -20,7 +20,7 @@ local cjson = require "cjson"
 -- replay runs under the sanitizers in test_replay; the kill test itself
 -- runs in the plain build.
 if (os.getenv("BATLAB") or ""):find("/san/", 1, true) then
-	print("1..0 # SKIP real-time kill test: runs in the plain build (make check)")
+	print("1..0 # SKIP real-time kill test: runs in the plain build (make check-resume)")
 	return
 end
 
