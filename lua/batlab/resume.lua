@@ -13,6 +13,7 @@
 -- is appended to; the gap is an event, a journal entry and a line of
 -- run.json's "resumes".
 local batlab = require "batlab"
+local csv = require "batlab.csv"
 local fsutil = require "batlab.fsutil"
 local journal = require "batlab.journal"
 local placement = require "batlab.placement"
@@ -272,7 +273,7 @@ end
 -- The steps steps.csv has a row of: { ["cell\0step"] = true }. A crash
 -- between a step's "end" in the journal and its row leaves one out.
 local function written_steps(path)
-	local rows = require("batlab.csv").parse(fsutil.read_file(path) or "")
+	local rows = csv.parse(fsutil.read_file(path) or "")
 	local col = {}
 	for i, name in ipairs(rows[1] or {}) do
 		col[name] = i
@@ -294,8 +295,10 @@ local function tidy_all(R)
 	tidy(dir .. "/steps.csv")
 	local written = written_steps(dir .. "/steps.csv")
 	for _, c in ipairs(R.resume.cells) do
+		-- (the name as the file has it: text a spreadsheet would run is escaped)
+		local shown = csv.parse(csv.field(c.name) .. "\n")[1][1]
 		for _, e in ipairs(c.done) do
-			e.missing = type(e.step) == "number" and not written[c.name .. "\0" .. ("%d"):format(e.step)]
+			e.missing = type(e.step) == "number" and not written[shown .. "\0" .. ("%d"):format(e.step)]
 		end
 	end
 	tidy(dir .. "/events.log")
