@@ -5,7 +5,11 @@
 --
 --   {"ev":"run", mode, argv, dev, script, script_hash, settings_hash, epoch}
 --   {"ev":"cell", cell, serial, channel}
---   {"ev":"begin", cell, step, name, t, resumable}     a step starts
+--   {"ev":"begin", cell, step, name, t, resumable, cleared}
+--                                                      a step starts (cleared:
+--                                                      the device's counter
+--                                                      and ERROR were cleared
+--                                                      just before)
 --   {"ev":"started", cell, step}                       the device started it
 --   {"ev":"at", cell, step, t, step_time, ah, wh, v, qmin, qmax}
 --                                                      where it is (about
@@ -43,7 +47,9 @@ function M.open(dir, sync)
 	if not f then
 		return nil, err
 	end
-	return setmetatable({ f = f, path = path, sync = sync and true or false }, Journal)
+	-- resumable until the run's first entry says it ran on the in-process
+	-- simulator (a resume reopens a run that can be resumed)
+	return setmetatable({ f = f, path = path, sync = sync and true or false, resumable = true }, Journal)
 end
 
 -- Whether a run's journal goes to the disk at every step (see open): on
@@ -59,8 +65,60 @@ function M.wants_sync(o)
 	return not o.sim
 end
 
+-- For the kill-and-resume tests (tests/lua/resume_kill.lua), which must
+-- land a crash or a Ctrl-C exactly where they mean to, whatever the
+-- machine's speed: BATLAB_JOURNAL_SIGNAL="SIG WHEN EV [CELL [STEP [N]]]"
+-- makes the host send itself signal SIG (KILL, INT, ...) just before
+-- (WHEN = before) or just after (after) writing the Nth (default first)
+-- entry of kind EV (of that cell and step). Through io.popen, not
+-- os.execute: system() ignores SIGINT in the caller while it waits.
+local function signal_spec()
+	local text = os.getenv("BATLAB_JOURNAL_SIGNAL")
+	if not text or text == "" then
+		return nil
+	end
+	local sig, when, ev, cell, step, n = text:match("^(%u+)%s+(%a+)%s+(%a+)%s*(%S*)%s*(%d*)%s*(%d*)$")
+	assert(sig and (when == "before" or when == "after"),
+		"BATLAB_JOURNAL_SIGNAL: SIG before|after EV [CELL [STEP [N]]]")
+	return { sig = sig, when = when, ev = ev, cell = cell ~= "" and cell or nil, step = tonumber(step),
+		n = tonumber(n) or 1 }
+end
+local SIGNAL = signal_spec()
+
+local function signal_here(entry, when)
+	local s = SIGNAL
+	if s and entry.ev == s.ev and (not s.cell or entry.cell == s.cell)
+		and (not s.step or entry.step == s.step) then
+		if when == "before" then -- (each entry counted once)
+			s.seen = (s.seen or 0) + 1
+		end
+		if s.when ~= when or s.seen < s.n then
+			return
+		end
+		SIGNAL = nil
+		local p = io.popen("kill -s " .. s.sig .. " $PPID")
+		if p then
+			p:close()
+		end
+	end
+end
+
 -- write(entry [, sync]) -> true | nil, err. sync: to the disk now.
 function Journal:write(entry, sync)
+	if SIGNAL then
+		signal_here(entry, "before")
+	end
+	if entry.ev == "run" then
+		self.resumable = not entry.sim
+	end
+	local ok, err = self:_write(entry, sync)
+	if SIGNAL then
+		signal_here(entry, "after")
+	end
+	return ok, err
+end
+
+function Journal:_write(entry, sync)
 	if not self.f then
 		return nil, self.path .. ": closed"
 	end
@@ -80,6 +138,25 @@ function Journal:write(entry, sync)
 		return nil, self.path .. ": " .. tostring(err)
 	end
 	return true
+end
+
+-- Modes in which the device's charge counter counts.
+local COUNTING = { CHARGE = true, DISCHARGE = true, IMPEDANCE = true }
+
+-- Before a charge or discharge step's "begin" entry (batlab.recording):
+-- when nothing counts on channel `ch` (mode_now: its last report's mode),
+-- its charge counter and ERROR are cleared. Then after a crash anywhere
+-- past "begin", even one between the device starting the current and the
+-- journal's "started", what the counter holds and what ERROR says are
+-- this step's, which batlab.resume reads. -> true when cleared. Only for
+-- a run that can be resumed: the in-process simulator's results stay as
+-- they were without the two writes.
+function Journal:clear_for_step(ch, mode_now)
+	if not self.resumable or not mode_now or COUNTING[mode_now] then
+		return false
+	end
+	local dev, cell = ch.device, ch.index
+	return dev:write(cell, "ERROR", 0) ~= nil and dev:write(cell, "CHARGEH", 0) ~= nil
 end
 
 function Journal:close()

@@ -218,8 +218,12 @@ function Recording:begin_step(name, opts)
 	if c and self.rec then
 		self.rec:carry { step_time = c.time, charge_ah = c.sign * c.ah, energy_wh = c.sign * c.wh }
 	end
+	-- (batlab.journal: a resume may then read the counter as this step's)
+	local kind = opts and opts.kind
+	local cleared = self.journal and (kind == "charge" or kind == "discharge")
+		and self.journal:clear_for_step(self.cell.ch, (self.last or self.cell.ch.last or {}).mode_name) or nil
 	journal(self, { ev = "begin", step = self.step_no, name = name, t = batlab.now() - self.t0,
-		start = self.step_start, resumable = not (opts and opts.resumable == false), kind = opts and opts.kind,
+		start = self.step_start, resumable = not (opts and opts.resumable == false), kind = kind, cleared = cleared,
 		carry_ah = c and c.ah, carry_wh = c and c.wh, carry_time = c and c.time,
 		cycle = self.labels.cycle, cycle_kind = self.labels.cycle_kind }, true)
 end
@@ -231,13 +235,14 @@ function Recording:started()
 end
 
 -- A step that ended before a crash, replayed (batlab.replay): the
--- summary and steps.csv row it had, not written again.
-function Recording:replayed(row, sum)
+-- summary and steps.csv row it had, not written again (unless missing:
+-- the crash came between its journal entry and its row).
+function Recording:replayed(row, sum, missing)
 	self.step_no = row.step or self.step_no + 1
 	self:label { step = self.step_no, step_name = row.step_name, cycle = row.cycle,
 		cycle_kind = row.cycle_kind }
 	if self.on_step then
-		self.on_step(row, sum, self, true)
+		self.on_step(row, sum, self, not missing)
 	end
 end
 

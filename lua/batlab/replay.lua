@@ -109,7 +109,7 @@ function Replay:step(cell, name)
 	sum.end_sample = sum.end_sample or { voltage = e.v }
 	sum.impedance = sum.impedance or {}
 	if cell.recording then
-		cell.recording:replayed(e.row, sum)
+		cell.recording:replayed(e.row, sum, e.missing) -- (missing: its steps.csv row, lost in the crash)
 	end
 	return sum
 end

@@ -13,6 +13,7 @@
 -- is appended to; the gap is an event, a journal entry and a line of
 -- run.json's "resumes".
 local batlab = require "batlab"
+local csv = require "batlab.csv"
 local fsutil = require "batlab.fsutil"
 local journal = require "batlab.journal"
 local placement = require "batlab.placement"
@@ -269,11 +270,37 @@ local function cell_files(dir)
 	return files
 end
 
+-- The steps steps.csv has a row of: { ["cell\0step"] = true }. A crash
+-- between a step's "end" in the journal and its row leaves one out.
+local function written_steps(path)
+	local rows = csv.parse(fsutil.read_file(path) or "")
+	local col = {}
+	for i, name in ipairs(rows[1] or {}) do
+		col[name] = i
+	end
+	local out = {}
+	for i = 2, #rows do
+		local r = rows[i]
+		if col.Cell and col.Step and r[col.Cell] and r[col.Step] then
+			out[r[col.Cell] .. "\0" .. r[col.Step]] = true
+		end
+	end
+	return out
+end
+
 local function tidy_all(R)
 	local dir = R.dir
 	local files = cell_files(dir)
 	tidy(dir .. "/" .. journal.FILE) -- the next entry must start a line
 	tidy(dir .. "/steps.csv")
+	local written = written_steps(dir .. "/steps.csv")
+	for _, c in ipairs(R.resume.cells) do
+		-- (the name as the file has it: text a spreadsheet would run is escaped)
+		local shown = csv.parse(csv.field(c.name) .. "\n")[1][1]
+		for _, e in ipairs(c.done) do
+			e.missing = type(e.step) == "number" and not written[shown .. "\0" .. ("%d"):format(e.step)]
+		end
+	end
 	tidy(dir .. "/events.log")
 	for entry in lfs.dir(dir) do
 		if entry:find("^batlab%-log_.*%.csv$") then
@@ -305,12 +332,24 @@ local function carry_of(c, ch, t)
 		return k
 	end
 	local before = o.carry_ah or 0
-	if not o.started then
-		-- The crash came before the device started the step again: its
-		-- counter is still the step before's.
+	if not o.started and not o.cleared then
+		-- The crash came before the journal knew the device had started
+		-- the step, and nothing cleared the counter before the step
+		-- began (a journal of an older batlab, or a step that began while
+		-- the step before still drove the channel): what the counter
+		-- holds may be the step before's, so it is not counted.
 		k.ah, k.wh, k.time = before, o.carry_wh or 0, o.carry_time or 0
-		k.note = "it had not started on the device"
+		k.note = "the crash came as it started, after a step that still drove the channel: "
+			.. "the device's counter is not counted"
 		return k
+	end
+	if not o.started then
+		-- "begin" without "started": the device may or may not have started
+		-- the current before the crash. The counter was cleared before
+		-- "begin" (batlab.journal clear_for_step), so whatever it holds,
+		-- 0 or the charge that flowed until the watchdog stopped it, is
+		-- this step's; ERROR too.
+		k.ah, k.wh, k.time = before, o.carry_wh or 0, o.carry_time or 0
 	end
 	-- The device may have ended the step itself: its error bits say how.
 	local errs = c.stop_errors or {}
@@ -322,9 +361,10 @@ local function carry_of(c, ch, t)
 	local coulombs = ch.dev:charge(ch.index)
 	local q = type(coulombs) == "number" and coulombs / 3600 or nil
 	if q and q + 1e-9 >= k.ah - before then
-		k.wh = k.wh + (q - (k.ah - before)) * (at and at.v or 0)
+		k.wh = k.wh + (q - (k.ah - before)) * (at and at.v or c.v or 0)
 		k.ah = before + q
-		k.note = "charge to the stop from the device's counter"
+		k.note = o.started and "charge to the stop from the device's counter"
+			or "the crash came as the step started: its charge from the device's counter"
 	else
 		k.note = "the device's counter was cleared: the charge after the last journal entry is not counted"
 	end
@@ -336,15 +376,17 @@ local function check_cell(c, ch)
 	if not ch then
 		return ("Batlab %d channel %d is not connected"):format(c.serial or -1, c.channel or -1)
 	end
-	local s, err = ch.ch:wait(10)
+	local s, err, code = ch.ch:wait(10)
 	if s and (s.mode_name == "CHARGE" or s.mode_name == "DISCHARGE") then
 		-- still driven (the watchdog has not stopped it yet): stopped, so
 		-- that the counter stays where the step left it
 		c.mode_now = s.mode_name
 		ch.ch:stop()
-		s, err = ch.ch:wait(10)
+		s, err, code = ch.ch:wait(10)
 	end
-	if not s then
+	if code == "EINTR" then
+		return nil, true -- Ctrl-C: nothing is wrong with the cell
+	elseif not s then
 		return "no report from its channel: " .. tostring(err)
 	end
 	if s.mode_name == "NO_CELL" then
@@ -376,7 +418,7 @@ end
 local function settled(R, c, why)
 	local cw = assert(R.run:cell(c.name, { serial = c.serial, channel = c.channel }))
 	for _, e in ipairs(c.done) do
-		cw:step(e.row, true)
+		cw:step(e.row, not e.missing)
 	end
 	local f = c.finished or {}
 	local x = { name = c.name, cw = cw, cell = { records = f.records or {} },
@@ -392,7 +434,8 @@ local function settled(R, c, why)
 end
 
 -- The cells: settled ones into R.cells, the others into R.plan; cells
--- that never had a channel wait in R.queue as before.
+-- that never had a channel wait in R.queue as before. false: a signal
+-- (Ctrl-C) came while a cell was being checked.
 local function place(R, t)
 	local by_key = {}
 	for _, e in ipairs(placement.all_channels(R.pool)) do
@@ -403,8 +446,13 @@ local function place(R, t)
 	for _, c in ipairs(R.resume.cells) do
 		seen[c.name] = true
 		local ch = by_key[("%d:%d"):format(c.serial or -1, c.channel or -1)]
-		local why = not c.finished and check_cell(c, ch) or nil
-		if c.finished or why then
+		local why, interrupted
+		if not c.finished then
+			why, interrupted = check_cell(c, ch)
+		end
+		if interrupted then
+			return false
+		elseif c.finished or why then
 			settled(R, c, why)
 		else
 			c.carry = c.open and carry_of(c, ch, t)
@@ -417,6 +465,7 @@ local function place(R, t)
 			R.queue[#R.queue + 1] = name
 		end
 	end
+	return true
 end
 
 -- attach(R, c, a): a resumed cell (runner's new_cell) gets its replay.
@@ -428,7 +477,7 @@ function M.attach(R, c, a)
 		done = (function()
 			local list = {}
 			for i, e in ipairs(j.done) do
-				list[i] = { row = e.row, sum = e.sum, v = e.v }
+				list[i] = { row = e.row, sum = e.sum, v = e.v, missing = e.missing }
 			end
 			return list
 		end)(),
@@ -463,6 +512,12 @@ function M.stats(c, st)
 	return out
 end
 
+-- A run whose journal was not closed: the host was killed (kill -9, a
+-- crash, a power cut), or a signal came while it could not yet, or no
+-- longer, take it (before its devices were open, or as it closed the run).
+local UNCLOSED = "a crash (the run was not closed: the host was killed, lost its power, or was "
+	.. "interrupted before it could close the run)"
+
 -- open(R, parts) -> true | nil, code: devices, files, cells.
 function M.open(R, P)
 	local J, o = R.resume, R.o
@@ -487,7 +542,7 @@ function M.open(R, P)
 	end
 	R.run, R.journal = run, j
 	local gap = ("resumed after %s: the journal's last entry was at %.1f s; going on at %.1f s "
-		.. "(a gap of %.1f s)"):format(J.closed and "an interruption (Ctrl-C)" or "a crash", J.last_t, t,
+		.. "(a gap of %.1f s)"):format(J.closed and "an interruption (Ctrl-C)" or UNCLOSED, J.last_t, t,
 		t - J.last_t)
 	run:event(gap, t)
 	j:write({ ev = "resume", t = t, gap_from = J.last_t }, true)
@@ -501,7 +556,16 @@ function M.open(R, P)
 			run:event(("[%s] rows stop at %.3f s and go on from %.1f s"):format(c.name, c.last_row_t, t), t)
 		end
 	end
-	place(R, t)
+	if place(R, t) == false then
+		-- The cells were not checked: nothing is settled, nothing runs; the
+		-- run stays one to resume, closed "interrupted".
+		run:event("interrupted while the cells were checked: nothing went on", t)
+		j:write({ ev = "closed", outcome = "interrupted" })
+		j:close()
+		run:close("interrupted")
+		R.pool:close()
+		return nil, batlab.EXIT_INTERRUPTED
+	end
 	P.opened(R)
 	return true
 end

@@ -6,6 +6,7 @@ local t = dofile(arg[0]:match("^(.-)[^/]*$") .. "tap.lua")
 local cli = dofile(arg[0]:match("^(.-)[^/]*$") .. "cli.lua")
 local cellmod = require "batlab.cell"
 local recording = require "batlab.recording"
+local journal = require "batlab.journal"
 local replay = require "batlab.replay"
 local steps = require "batlab.steps"
 
@@ -96,11 +97,84 @@ batlab.spawn(function()
 	rec:close()
 end)
 batlab.run()
-pool:close()
 
--- 5. `batlab resume` refuses what it cannot resume.
+-- 5. A finished step whose steps.csv row a crash cut off (journal "end"
+-- written, row not) is written when replayed; the others are not.
+batlab.spawn(function()
+	local missing = done_step(1, "DISCHARGE", "discharge", 0.5)
+	missing.missing = true
+	local cell = cellmod.new(dev:channel(0), { name = "M", log_sink = function() end })
+	local known = {}
+	local rec = assert(recording.attach(cell, { on_step = function(row, _, _, k) known[row.step] = k end }))
+	cell.replay = replay.new { done = { missing, done_step(2, "REST", "rest", 0) } }
+	steps.discharge(cell, { current = 1, until_v = 3.0 })
+	steps.rest(cell, 60)
+	t.is(known[1], false, "a step whose row is missing: its row is written")
+	t.is(known[2], true, "a step whose row is there: not written again")
+	rec:close()
+end)
+batlab.run()
+
+-- 6. Before a charge or discharge step begins, a run that can be resumed
+-- clears the device's charge counter (batlab.journal clear_for_step), so
+-- a crash before "started" leaves in it only that step's charge; not
+-- while a current still counts, nor for a run on the in-process simulator.
 local tmp = cli.tmpdir()
 local q = cli.quote
+batlab.spawn(function()
+	local ch = dev:channel(1)
+	local jn = assert(journal.open(tmp))
+	assert(ch:charge(1))
+	for _ = 1, 5 do
+		ch:wait()
+	end
+	t.is(jn:clear_for_step(ch, ch:wait().mode_name), false, "not while the channel counts")
+	t.ok(dev:charge(1) > 0, "the counter counts")
+	ch:stop()
+	t.is(jn:clear_for_step(ch, ch:wait().mode_name), true, "stopped: cleared")
+	t.is(dev:charge(1), 0.0, "the counter is 0")
+	assert(ch:charge(1))
+	for _ = 1, 3 do
+		ch:wait()
+	end
+	ch:stop()
+	jn:write({ ev = "run", sim = true })
+	t.is(jn:clear_for_step(ch, ch:wait().mode_name), false, "a run on the in-process simulator: left alone")
+	t.ok(dev:charge(1) > 0, "its counter as it was")
+	jn:close()
+end)
+batlab.run()
+pool:close()
+
+-- 7. BATLAB_JOURNAL_SIGNAL: the host signals itself at the journal entry
+-- named (the kill-and-resume test lands its kills with it).
+cli.write(tmp .. "/j.lua", ([[
+local journal = require "batlab.journal"
+local j = assert(journal.open(%q))
+for step = 1, 3 do
+	j:write({ ev = "begin", cell = "X", step = step })
+	j:write({ ev = "at", cell = "X", step = step })
+	j:write({ ev = "at", cell = "X", step = step })
+end
+print("not killed")
+]]):format(tmp .. "/jk"))
+os.execute("mkdir -p " .. q(tmp .. "/jk"))
+local function killed_at(spec)
+	os.remove(tmp .. "/jk/journal.jsonl")
+	local out = io.popen(("BATLAB_JOURNAL_SIGNAL=%s %s lua %s 2>&1; echo \"rc=$?\""):format(q(spec),
+		q(cli.abs_bin), q(tmp .. "/j.lua"))):read("a")
+	local n = select(2, (cli.read(tmp .. "/jk/journal.jsonl") or ""):gsub("\n", ""))
+	return out:match("rc=(%d+)"), n
+end
+local rc, n = killed_at("KILL before at X 2 2")
+t.is(rc, "137", "killed")
+t.is(n, 5, "just before the second 'at' of step 2")
+rc, n = killed_at("KILL after begin X 3")
+t.is(rc .. " " .. n, "137 7", "just after step 3's 'begin'")
+rc, n = killed_at("KILL after begin X 4")
+t.is(rc .. " " .. n, "0 9", "an entry never written: no signal")
+
+-- 8. `batlab resume` refuses what it cannot resume.
 cli.write(tmp .. "/p.lua", [[
 local steps = require "batlab.steps"
 return { name = "p", run = function(cell) steps.rest(cell, 5) return true end }
