@@ -11,8 +11,9 @@
 --
 -- Fields: name, device (batlab.Device), channel (index 0..3), ch (the
 -- batlab.Channel), records (what record{} accumulated), last (the latest
--- sample), recording (what a run records for the cell: batlab.recording,
--- or nil outside a run).
+-- sample of the channel: ch.last, looked up when read, so that no sample
+-- has to go through Lua to be remembered), recording (what a run records
+-- for the cell: batlab.recording, or nil outside a run).
 --
 -- In a run every sample of the cell's channel is recorded whatever the
 -- procedure calls; these only label what is recorded:
@@ -37,8 +38,15 @@ local wait = require "batlab.wait"
 local M = {}
 
 local Cell = {}
-Cell.__index = Cell
 M.Cell = Cell
+
+function Cell.__index(self, k)
+	local v = Cell[k]
+	if v == nil and k == "last" then
+		return self.ch.last
+	end
+	return v
+end
 
 -- new(ch [, opts]): opts.name (default "SERIAL:INDEX"), opts.on_sample,
 -- opts.on_record, opts.log_sink.
@@ -57,8 +65,10 @@ function M.new(ch, opts)
 		channel = ch.index,
 		name = opts.name and tostring(opts.name) or string.format("%d:%d", dev.sn, ch.index),
 		records = {},
-		last = nil,
-		on_sample = opts.on_sample,
+		-- false rather than nil: cell:wait reads them at every sample, and
+		-- a missing field costs a call of __index
+		on_sample = opts.on_sample or false,
+		replay = false,
 		on_record = opts.on_record,
 		log_sink = opts.log_sink,
 	}, Cell)
@@ -70,7 +80,6 @@ function Cell:wait(timeout_s)
 	end
 	local s, err, code = self.ch:wait(timeout_s)
 	if s then
-		self.last = s
 		if self.on_sample then
 			self.on_sample(s, self)
 		end

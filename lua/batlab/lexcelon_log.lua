@@ -154,8 +154,10 @@ end
 -- current (written as a magnitude, like the Batlab reports it), temp_c,
 -- impedance (only on impedance rows), energy_j (or energy_wh), charge_c
 -- (or charge_ah), state (the test state), vcc, op_raw, sp_raw, duty.
--- Rows are formatted by batlab.csv_line (C): a level-1 row is written for
--- every cell at every report. Columns as in M.HEADER.
+-- Rows are formatted by batlab.csv_line (C). In a run the level-1 rows
+-- come from src/host/lexlog.c instead (batlab.recording), which follows
+-- L1_SPEC field by field: a change here is a change there. Columns as in
+-- M.COLUMNS.
 local L1_SPEC = "s,s,s,%s,f4,a4,f4,f4,f4,f4,s,-,-,-,-,-,-,-,-,f4,d,d,d"
 local L2_SPEC = "s,s,s,%s,-,-,-,-,-,-,-,s,f4,f4,f4,f4,a4,f4,r,-,-,-,-"
 -- the specs for each timestamp code, formatted once
@@ -181,6 +183,14 @@ function Log:level1(row)
 		row.voltage, row.current, row.temp_c, row.impedance,
 		first(row.energy_j, row.energy_wh, 3600), first(row.charge_c, row.charge_ah, 3600),
 		row.state, nil, nil, nil, nil, nil, nil, nil, nil, row.vcc, row.op_raw, row.sp_raw, row.duty))
+end
+
+-- add_rows(n): n level-1 rows more, written into self.f by someone else:
+-- in a run batlab.recording has batlab.recorder write them in C, from the
+-- sample path (the same fields and formats as level1), and counts them here
+-- at each step's end and at its close.
+function Log:add_rows(n)
+	self.rows = self.rows + n
 end
 
 -- level2(row) -> true | nil, err. One finished step. Fields: name,

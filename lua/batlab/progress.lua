@@ -9,7 +9,8 @@ function M.hms(t)
 	return ("%d:%02d:%02d"):format(t // 3600, t // 60 % 60, t % 60)
 end
 
--- new(o, cells, t0): o.quiet, o.json; cells: { name, step, cycle, last }
+-- new(o, cells, t0): o.quiet, o.json; cells: { name, step, cycle, cell }
+-- (the runner's: cell.last is the latest sample) or { ..., last = sample }
 function M.new(o, cells, t0)
 	local tty = not o.quiet and not o.json and os.getenv("TERM") ~= nil and os.getenv("TERM") ~= "dumb"
 		and batlab.isatty and batlab.isatty(1)
@@ -53,7 +54,7 @@ function M.new(o, cells, t0)
 		p.last_draw = t
 		local out = {}
 		for _, c in ipairs(cells) do
-			local s = c.last
+			local s = c.last or (c.cell and c.cell.last)
 			out[#out + 1] = s and ("\27[K%-12s %-9s %6.3f V %7.3f A %5.1f degC %7.4f Ah  cycle %s  %s"):format(
 				c.name, c.step or "", s.voltage, s.current, s.temp_c or 0, math.abs(s.charge_ah or 0),
 				tostring(c.cycle or 0), M.hms(t - t0)) or ("\27[K%-12s waiting"):format(c.name)

@@ -10,7 +10,10 @@
 --   local rec = recording.attach(cell, {
 --     series = "run/cells/A1.csv",   -- or nil: no time series file
 --     t0 = batlab.now(), epoch = os.time(),
---     on_sample = function(sample, rec) end,     -- progress; must not wait
+--     on_sample = function(sample, rec) end,     -- every sample; must not wait
+--     sample_every = 1,  -- or: on_sample at most once per 1 s of sample time
+--                        -- (progress), the first sample at or past the
+--                        -- last call + 1 s
 --     on_step = function(row, summary, rec) end, -- a finished step
 --     on_error = function(message, code) end,    -- recording failed ("ECLOSED": the device went away)
 --     on_label = function(labels) end,           -- the labels changed
@@ -26,13 +29,24 @@
 -- until its end_step, then the run's again.
 --   ...
 --   rec:close()
+--
+-- rec.last (like cell.last) is the channel's latest sample, looked up
+-- when read: a sample reaches Lua only when something here wants it (the
+-- journal's "at" entry every journal_every seconds, on_sample), never
+-- just to be remembered. The time series and the Lexcelon level-1 rows
+-- are written in C (batlab.recorder) from every sample.
 local batlab = require "batlab"
 local results_median = require("batlab.results").median
 
 local M = {}
 
 local Recording = {}
-Recording.__index = Recording
+function Recording.__index(self, k)
+	if k == "last" then
+		return self.cell.ch.last
+	end
+	return Recording[k]
+end
 
 -- A copy of t that JSON can hold (numbers, strings, booleans, tables of
 -- them; no functions, no cycles), for the journal.
@@ -69,16 +83,20 @@ local function journal(r, entry, sync)
 end
 
 -- Where the cell is, about once every journal_every seconds: what a
--- resumed step carries over when the device cannot tell.
+-- resumed step carries over when the device cannot tell. Returns the
+-- sample time it wants the next sample at (-math.huge: the next one).
 local function journal_at(r, smp)
-	if not r.journal or (r.at_last and smp.time - r.at_last < r.journal_every) then
-		return
+	if not r.journal then
+		return math.huge
+	end
+	if r.at_last and smp.time - r.at_last < r.journal_every then
+		return r.at_last + r.journal_every
 	end
 	-- A report between the step's label and the device's start of it is
 	-- the step before's (its step time runs on from there): not where
 	-- this step is.
 	if smp.step_seq == r.seq0 then
-		return
+		return -math.huge
 	end
 	r.at_last = smp.time
 	local c, st = r.carry, r.rec and r.rec:stats() or {}
@@ -87,54 +105,31 @@ local function journal_at(r, smp)
 		ah = math.abs(smp.charge_ah or 0) + (c and c.ah or 0),
 		wh = math.abs(smp.energy_wh or 0) + (c and c.wh or 0),
 		v = smp.voltage, i = math.abs(smp.current or 0), qmin = st.charge_min, qmax = st.charge_max })
+	return smp.time + r.journal_every
 end
 
--- The Lexcelon log's level-1 row for a sample, every `period` seconds (and
--- whenever an impedance was measured since the last one). Rows are due on
--- a grid from the first one: with samples every second and a period of
--- 2.5 s they come 3, 2, 3, 2 s apart, 2.5 s on average, where waiting for
--- "a period since the last row" would give one every 3 s.
-local function lexcelon_row(r, smp)
-	local lx = r.lex
-	if not (lx and lx.log1) or r.step_no == 0 then
-		return -- nothing to report before the test's first step
+-- The caller's on_sample: every sample, or with sample_every the first
+-- sample at or past the last call + sample_every. Returns when it wants
+-- the next sample, as journal_at.
+local function call_on_sample(r, smp)
+	local f, every = r.on_sample, r.sample_every
+	if not f then
+		return math.huge
+	elseif not every then
+		f(smp, r)
+		return -math.huge
 	end
-	local period = lx.period or 1
-	local due = r.lex_due
-	local on_time = not due or smp.time >= due - 1e-6
-	if not (on_time or r.lex_z) then
-		return
+	if not r.sample_next or smp.time >= r.sample_next - 1e-6 then
+		r.sample_next = smp.time + every
+		f(smp, r)
 	end
-	if on_time then
-		due = (due or smp.time) + period
-		-- a gap (a stalled channel) starts the grid again
-		r.lex_due = due > smp.time + 1e-6 and due or smp.time + period
-	end
-	local row = r.lex_row
-	row.time, row.epoch = smp.time - r.t0, r.epoch and (r.epoch + smp.time - r.t0) or nil
-	row.voltage, row.current, row.temp_c, row.vcc = smp.voltage, smp.current, smp.temp_c, smp.vcc
-	row.op_raw, row.sp_raw, row.duty = smp.op_raw, smp.sp_raw, smp.duty
-	row.impedance, row.state = r.lex_z, r.labels.step_name or "IDLE"
-	-- Lexcelon's charge and energy are magnitudes since the step began
-	-- (a resumed step's from its first start).
-	local c = r.carry
-	row.energy_wh = smp.energy_wh and math.abs(smp.energy_wh) + (c and c.wh or 0)
-	row.charge_ah = smp.charge_ah and math.abs(smp.charge_ah) + (c and c.ah or 0)
-	r.lex_z = nil
-	local ok, err = lx.log1:level1(row)
-	if not ok then
-		r:_fail("Lexcelon log: " .. tostring(err))
-	end
+	return r.sample_next
 end
 
+-- batlab.recorder calls this only at the sample time it returned (or at
+-- the next sample after rec:wake()).
 function Recording:_sample(smp)
-	self.last = smp
-	self.cell.last = smp
-	journal_at(self, smp)
-	lexcelon_row(self, smp)
-	if self.on_sample then
-		self.on_sample(smp, self)
-	end
+	return math.min(journal_at(self, smp), call_on_sample(self, smp))
 end
 
 function Recording:_fail(msg, code)
@@ -147,11 +142,44 @@ function Recording:_fail(msg, code)
 	end
 end
 
+-- The Lexcelon log's level-1 rows, written by batlab.recorder in C into
+-- log1's file (its header and level-2 rows are lexcelon_log's): nil
+-- without a log.
+local function lexcelon_rows(r)
+	local lx = r.lex
+	local log = lx and lx.log1
+	if not log then
+		return nil
+	end
+	if io.type(log.f) ~= "file" then
+		error("batlab.recording: lexcelon.log1 must be an open batlab.lexcelon_log", 3)
+	end
+	return {
+		file = log.f, path = log.path, period = lx.period or 1, utc = log.utc,
+		-- cell, serial and channel: the same on every row
+		prefix = batlab.csv_line("s,s,s", r.cell.name, lx.serial, lx.channel):sub(1, -2),
+		epoch = r.epoch, start_time = log.start_time, flush_every_row = not log.lazy,
+	}
+end
+
+-- The level-1 rows the recorder wrote since the last call, counted in
+-- log1's rows.
+local function count_lexcelon_rows(r)
+	local log = r.lex and r.lex.log1
+	if not (log and r.rec) then
+		return
+	end
+	local n = r.rec:stats().lexcelon_rows or 0
+	log:add_rows(n - (r.lex_rows or 0))
+	r.lex_rows = n
+end
+
 -- attach(cell, opts) -> recording | nil, err. The cell gets it as
 -- cell.recording; its labels go to every row from now on.
 function M.attach(cell, o)
 	local r = setmetatable({
 		cell = cell, t0 = o.t0 or batlab.now(), epoch = o.epoch, on_sample = o.on_sample,
+		sample_every = o.sample_every or false,
 		on_step = o.on_step, on_error = o.on_error, on_label = o.on_label, lex = o.lexcelon, step_no = 0,
 		journal = o.journal, journal_every = o.journal_every or 1, feeds = o.feeds or {},
 		policy = o.record or {},
@@ -159,18 +187,19 @@ function M.attach(cell, o)
 		impedance = { values = {}, charges = {} },
 	}, Recording)
 	if r.lex then
-		r.lex_row = { name = cell.name, serial = r.lex.serial, channel = r.lex.channel }
 		-- Lexcelon's log has the applied duty: read while driving a current
 		if cell.ch.want_duty then
 			cell.ch:want_duty(true)
 			r.wants_duty = true
 		end
 	end
+	local sample = Recording._sample
 	local rec, err = batlab.recorder(cell.ch, o.series, {
 		t0 = r.t0, epoch = o.epoch or 0,
-		on_sample = function(smp) r:_sample(smp) end,
+		on_sample = function(smp) return sample(r, smp) end,
 		on_error = function(msg, code) r:_fail(msg, code) end,
 		record = r.policy,
+		lexcelon = lexcelon_rows(r),
 	})
 	if not rec then
 		return nil, err
@@ -209,8 +238,13 @@ function Recording:begin_step(name, opts)
 	self.step_no = c and c.step or self.step_no + 1
 	self.step_start = c and c.start or batlab.now() - self.t0
 	self.at_last, self.in_step = nil, true
-	self.seq0 = self.last and self.last.step_seq or 0
+	local last = self.last
+	self.seq0 = last and last.step_seq or 0
 	self:label { step = self.step_no, step_name = name }
+	if self.rec then
+		self.rec:wake() -- the journal's first "at" of the step
+		self.rec:lexcelon_carry(c and c.ah or 0, c and c.wh or 0)
+	end
 	if opts and opts.record and self.rec then
 		self.rec:policy(opts.record)
 		self.step_policy = true
@@ -250,8 +284,8 @@ function Recording:note_impedance(z)
 	if self.rec then
 		self.rec:impedance(z)
 	end
-	self.lex_z = z
-	local q = self.last and self.last.charge_ah
+	local last = self.last
+	local q = last and last.charge_ah
 	if type(q) == "number" then
 		self:_impedance(z, math.abs(q) + (self.carry and self.carry.ah or 0))
 		journal(self, { ev = "z", ohms = z, q = math.abs(q), step = self.step_no, in_step = self.in_step })
@@ -289,6 +323,8 @@ function Recording:end_step(sum)
 	end
 	if self.rec then
 		self.rec:flush()
+		self.rec:lexcelon_carry(0, 0)
+		count_lexcelon_rows(self)
 	end
 	local state = type(self.cell.state) == "table" and plain(self.cell.state) or nil
 	journal(self, { ev = "end", step = self.step_no, t = batlab.now() - self.t0, row = plain(row),
@@ -323,6 +359,7 @@ function Recording:close()
 	if not self.rec then
 		return true
 	end
+	count_lexcelon_rows(self)
 	local rec = self.rec
 	self.rec = nil
 	if self.wants_duty then

@@ -269,10 +269,12 @@ local function new_cell(R, a)
 			period = R.settings and R.settings.reportingPeriod or 1 },
 		journal = R.journal, journal_every = R.o.sim and 60 or 1, record = R.o.record or R.proc.record,
 		feeds = R.lab and R.lab:feeds(a.name, a.ch.ch, a.ch.dev.sn, a.ch.index),
-		on_sample = function(smp)
-			c.last = smp
+		-- the live lines: on a terminal only, redrawn at most every
+		-- virtual second (they read c.cell.last)
+		on_sample = R.progress.tty and function(smp)
 			R.progress.draw(smp.time - R.t0)
-		end,
+		end or nil,
+		sample_every = 1,
 		on_step = function(row, sum, _, known)
 			c.cw:step(row, known)
 			if R.lab and not known then

@@ -1,23 +1,40 @@
 /* lua_record.c - batlab.recorder(ch, path, opts): a cell's time series
  * written in C from every sample of its channel (host/recorder.h), with
- * labels set from Lua.
+ * labels set from Lua, and its level-1 rows of a Lexcelon log
+ * (host/lexlog.h).
  *
  *   local rec = batlab.recorder(ch, "cells/A1.csv", {   -- nil: no file
  *       t0 = batlab.now(), epoch = os.time(),
- *       on_sample = function(sample) end,   -- every sample; must not wait
+ *       on_sample = function(sample) return due end,  -- must not wait
  *       on_error = function(message, code) end,
  *       flush_every_row = true,             -- default: in real-time runs
- *       record = { every = 10, dv = 0.005, di = 0.01 } })  -- default: every sample
+ *       record = { every = 10, dv = 0.005, di = 0.01 },  -- default: every sample
+ *       lexcelon = { file = log.f, path = log.path, prefix = "A1,262209,3",
+ *                    period = 1, epoch = 1.7e9, start_time = 1.7e9,
+ *                    utc = false, flush_every_row = true } })
  *   rec:label{ step = 2, step_name = "CHARGE", cycle = 1, cycle_kind = "warm-up" }
- *   rec:impedance(0.052)                    -- on the next row
+ *   rec:impedance(0.052)                    -- on the next row (and Lexcelon row)
  *   rec:policy{ every = 30 }                -- which samples are rows from now on
- *   rec:stats()   -- { rows, samples, charge_min, charge_max, listening, error }
+ *   rec:stats()   -- { rows, samples, charge_min, charge_max, listening, error,
+ *                 --   lexcelon_rows }
  *   rec:carry{ step_time = 600, charge_ah = -0.4, energy_wh = -1.5 }  -- a resumed step
+ *   rec:lexcelon_carry(0.4, 1.5)            -- the same for the Lexcelon rows (|Ah|, |Wh|)
+ *   rec:wake()                              -- on_sample at the next sample
  *   rec:close()
+ *
+ * Lua is called only when it asked to be: a sample costs no Lua unless
+ * on_sample wants it. on_sample returns the sample time (batlab.now()
+ * seconds) before which it is not wanted again, or nil for the next
+ * sample (every sample, as a function that returns nothing gets them);
+ * rec:wake() asks for the next one whatever it said. The Lexcelon level-1
+ * rows, which come at every report of every cell, are written here in C
+ * into the Lua log's own FILE (lexcelon.file, which must stay open while
+ * rows come; a closed one is an error reported through on_error).
  *
  * The callbacks run from the event loop, outside any task: an error in one
  * is logged and reported through on_error, and on_sample is not called
- * again.
+ * again. A Lexcelon row that cannot be written is reported once, as
+ * on_error("Lexcelon log: PATH: what") without a code.
  */
 #include <errno.h>
 #include <math.h>
@@ -29,16 +46,25 @@
 #include <lualib.h>
 
 #include "core/bl.h"
+#include "host/lexlog.h"
 #include "host/recorder.h"
 #include "lua/lua_devobj.h"
 
 #define MOD "recorder"
 #define BL_LUA_RECORDER "batlab.Recorder"
+/* on_sample is called this much before the time it asked for: report
+ * times are sums of doubles, and the Lua decides on its own arithmetic
+ * (at worst it is called once more and says "not yet" again). */
+#define DUE_SLACK 1e-6
 
 struct lrec {
 	struct bl_recorder *r;       /* NULL once closed */
 	struct bl_sched *s;
 	int sample_ref, error_ref;
+	double due;                  /* on_sample's next sample time; -inf: the next */
+	struct bl_lexlog *lex;       /* NULL: no Lexcelon rows */
+	luaL_Stream *lex_fh;         /* the log's Lua file (uservalue 2 keeps it) */
+	bool lex_failed;             /* told once */
 	char error[256];
 };
 
@@ -47,27 +73,56 @@ static struct lrec *check_rec(lua_State *L, int idx)
 	return luaL_checkudata(L, idx, BL_LUA_RECORDER);
 }
 
-static void call_error(struct lrec *lr, int status, const char *msg)
+/* on_error(msg, code); code NULL: none (a Lexcelon row, which is no
+ * failure of the time series: stats() and close() do not report it). */
+static void call_on_error(struct lrec *lr, const char *msg, const char *code)
 {
 	lua_State *L = bl_sched_lua(lr->s);
 
-	if (!lr->error[0])
-		snprintf(lr->error, sizeof lr->error, "%s", msg);
 	if (lr->error_ref == LUA_NOREF)
 		return;
 	lua_rawgeti(L, LUA_REGISTRYINDEX, lr->error_ref);
 	lua_pushstring(L, msg);
-	lua_pushstring(L, bl_strcode(status));
+	if (code)
+		lua_pushstring(L, code);
+	else
+		lua_pushnil(L);
 	if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
 		BL_WARN(MOD, "on_error: %s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
 		lua_pop(L, 1);
 	}
 }
 
+static void call_error(struct lrec *lr, int status, const char *msg)
+{
+	if (!lr->error[0])       /* kept for stats() and close(), cut to fit */
+		snprintf(lr->error, sizeof lr->error, "%.*s", (int)sizeof lr->error - 1, msg);
+	call_on_error(lr, msg, bl_strcode(status));
+}
+
 static void rec_error(struct bl_recorder *r, int status, const char *msg, void *ud)
 {
 	(void)r;
 	call_error(ud, status, msg);
+}
+
+/* The Lexcelon log's FILE, NULL once Lua closed it. */
+static FILE *lex_file(void *ud)
+{
+	struct lrec *lr = ud;
+
+	return lr->lex_fh->closef ? lr->lex_fh->f : NULL;
+}
+
+static void lex_row(struct lrec *lr, const struct bl_sample *s)
+{
+	char err[600], msg[700];
+
+	if (bl_lexlog_sample(lr->lex, s, err, sizeof err) == BL_OK || lr->lex_failed)
+		return;
+	lr->lex_failed = true;
+	snprintf(msg, sizeof msg, "Lexcelon log: %s", err);
+	call_on_error(lr, msg, NULL);
 }
 
 static void rec_sample(struct bl_recorder *r, const struct bl_sample *s, void *ud)
@@ -77,12 +132,17 @@ static void rec_sample(struct bl_recorder *r, const struct bl_sample *s, void *u
 	char msg[300];
 
 	(void)r;
-	if (lr->sample_ref == LUA_NOREF)
+	if (lr->lex)
+		lex_row(lr, s);
+	if (lr->sample_ref == LUA_NOREF || s->time < lr->due - DUE_SLACK)
 		return;
 	lua_rawgeti(L, LUA_REGISTRYINDEX, lr->sample_ref);
 	bl_lua_push_sample(L, s);
-	if (lua_pcall(L, 1, 0, 0) == LUA_OK)
+	if (lua_pcall(L, 1, 1, 0) == LUA_OK) {
+		lr->due = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : -INFINITY;
+		lua_pop(L, 1);
 		return;
+	}
 	snprintf(msg, sizeof msg, "on_sample: %s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
 	lua_pop(L, 1);
 	luaL_unref(L, LUA_REGISTRYINDEX, lr->sample_ref);
@@ -142,6 +202,54 @@ static void check_policy(lua_State *L, int idx, const char *what, struct bl_reco
 	}
 }
 
+static const char *opt_string(lua_State *L, int opts, const char *key)
+{
+	const char *v = NULL;
+
+	if (lua_getfield(L, opts, key) != LUA_TNIL) {
+		if (lua_type(L, -1) != LUA_TSTRING)
+			luaL_error(L, "batlab.recorder: lexcelon.%s must be a string", key);
+		v = lua_tostring(L, -1);
+	}
+	lua_pop(L, 1);                       /* opts keeps the string */
+	return v;
+}
+
+/* opts.lexcelon at idx: the cell's Lexcelon level-1 rows, written in C
+ * into the log's file (the recorder userdata at -1 keeps the file). */
+static void open_lexcelon(lua_State *L, int idx, struct lrec *lr, double t0)
+{
+	struct bl_lexlog_opts o = {0};
+
+	idx = lua_absindex(L, idx);
+	lua_getfield(L, idx, "file");
+	lr->lex_fh = luaL_testudata(L, -1, LUA_FILEHANDLE);
+	if (!lr->lex_fh)
+		luaL_error(L, "batlab.recorder: lexcelon.file must be a Lua file");
+	lua_setiuservalue(L, -2, 2);
+	o.prefix = opt_string(L, idx, "prefix");
+	o.path = opt_string(L, idx, "path");
+	o.period = opt_number(L, idx, "period", 1);
+	if (!(o.period > 0) || !isfinite(o.period))
+		luaL_error(L, "batlab.recorder: lexcelon.period must be a number > 0");
+	o.t0 = t0;
+	lua_getfield(L, idx, "epoch");
+	o.have_epoch = !lua_isnil(L, -1);
+	lua_pop(L, 1);
+	o.epoch = opt_number(L, idx, "epoch", 0);
+	o.start_time = opt_number(L, idx, "start_time", 0);
+	lua_getfield(L, idx, "utc");
+	o.utc = lua_toboolean(L, -1);
+	lua_getfield(L, idx, "flush_every_row");
+	o.flush_every_row = lua_toboolean(L, -1);
+	lua_pop(L, 2);
+	o.file = lex_file;
+	o.ud = lr;
+	lr->lex = bl_lexlog_new(&o);
+	if (!lr->lex)
+		luaL_error(L, "batlab.recorder: out of memory");
+}
+
 static int l_recorder(lua_State *L)
 {
 	struct bl_channel *ch = bl_lua_check_chan(L, 1);
@@ -162,10 +270,20 @@ static int l_recorder(lua_State *L)
 	if (lua_getfield(L, 3, "record") != LUA_TNIL)
 		check_policy(L, -1, "batlab.recorder", &o.policy);
 	lua_pop(L, 1);
-	lr = lua_newuserdatauv(L, sizeof *lr, 1);
+	lr = lua_newuserdatauv(L, sizeof *lr, 2);
 	memset(lr, 0, sizeof *lr);
 	lr->sample_ref = lr->error_ref = LUA_NOREF;
+	lr->due = -INFINITY;
 	luaL_setmetatable(L, BL_LUA_RECORDER);
+	if (lua_getfield(L, 3, "lexcelon") != LUA_TNIL) {
+		if (!lua_istable(L, -1))
+			luaL_error(L, "batlab.recorder: lexcelon must be a table");
+		lua_insert(L, -2);               /* the recorder on top */
+		open_lexcelon(L, -2, lr, o.t0);
+		lua_remove(L, -2);
+	} else {
+		lua_pop(L, 1);
+	}
 	lr->s = bl_sched_get(L);
 	lr->sample_ref = opt_ref(L, 3, "on_sample");
 	lr->error_ref = opt_ref(L, 3, "on_error");
@@ -182,6 +300,8 @@ static int l_recorder(lua_State *L)
 
 static void unref_all(lua_State *L, struct lrec *lr)
 {
+	bl_lexlog_free(lr->lex);             /* with the recorder: no row after it */
+	lr->lex = NULL;
 	luaL_unref(L, LUA_REGISTRYINDEX, lr->sample_ref);
 	luaL_unref(L, LUA_REGISTRYINDEX, lr->error_ref);
 	lr->sample_ref = lr->error_ref = LUA_NOREF;
@@ -205,28 +325,59 @@ static int l_rec_close(lua_State *L)
 	return 1;
 }
 
-static struct bl_recorder *open_rec(lua_State *L)
+static struct lrec *open_lrec(lua_State *L)
 {
 	struct lrec *lr = check_rec(L, 1);
 
 	if (!lr->r)
 		luaL_error(L, "the recorder is closed");
-	return lr->r;
+	return lr;
+}
+
+static struct bl_recorder *open_rec(lua_State *L)
+{
+	return open_lrec(L)->r;
 }
 
 static int l_rec_label(lua_State *L)
 {
-	struct bl_recorder *r = open_rec(L);
+	struct lrec *lr = open_lrec(L);
 	struct bl_lua_labels lb;
 
 	bl_lua_check_labels(L, 2, &lb);
-	bl_recorder_label(r, lb.step, lb.step_name, lb.cycle, lb.cycle_kind);
+	bl_recorder_label(lr->r, lb.step, lb.step_name, lb.cycle, lb.cycle_kind);
+	if (lr->lex)
+		bl_lexlog_state(lr->lex, lb.step, lb.step_name);
 	return 0;
 }
 
 static int l_rec_impedance(lua_State *L)
 {
-	bl_recorder_impedance(open_rec(L), luaL_checknumber(L, 2));
+	struct lrec *lr = open_lrec(L);
+	double z = luaL_checknumber(L, 2);
+
+	bl_recorder_impedance(lr->r, z);
+	if (lr->lex)
+		bl_lexlog_impedance(lr->lex, z);
+	return 0;
+}
+
+/* rec:lexcelon_carry(ah, wh): a resumed step's Lexcelon rows go on from
+ * what it had done (magnitudes); 0, 0 at its end. */
+static int l_rec_lexcelon_carry(lua_State *L)
+{
+	struct lrec *lr = open_lrec(L);
+	double ah = luaL_checknumber(L, 2), wh = luaL_checknumber(L, 3);
+
+	if (lr->lex)
+		bl_lexlog_carry(lr->lex, ah, wh);
+	return 0;
+}
+
+/* rec:wake(): on_sample at the next sample, whatever it last returned. */
+static int l_rec_wake(lua_State *L)
+{
+	open_lrec(L)->due = -INFINITY;
 	return 0;
 }
 
@@ -279,7 +430,7 @@ static int l_rec_stats(lua_State *L)
 		return 1;
 	}
 	bl_recorder_stats(lr->r, &st);
-	lua_createtable(L, 0, 5);
+	lua_createtable(L, 0, 7);
 	lua_pushinteger(L, (lua_Integer)st.rows);
 	lua_setfield(L, -2, "rows");
 	lua_pushinteger(L, (lua_Integer)st.samples);
@@ -292,6 +443,10 @@ static int l_rec_stats(lua_State *L)
 	}
 	lua_pushboolean(L, bl_recorder_listening(lr->r));
 	lua_setfield(L, -2, "listening");
+	if (lr->lex) {
+		lua_pushinteger(L, (lua_Integer)bl_lexlog_rows(lr->lex));
+		lua_setfield(L, -2, "lexcelon_rows");
+	}
 	if (lr->error[0]) {
 		lua_pushstring(L, lr->error);
 		lua_setfield(L, -2, "error");
@@ -322,6 +477,8 @@ static const luaL_Reg rec_methods[] = {
 	{"label", l_rec_label},
 	{"carry", l_rec_carry},
 	{"impedance", l_rec_impedance},
+	{"lexcelon_carry", l_rec_lexcelon_carry},
+	{"wake", l_rec_wake},
 	{"policy", l_rec_policy},
 	{"flush", l_rec_flush},
 	{"stats", l_rec_stats},
