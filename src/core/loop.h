@@ -76,6 +76,13 @@ struct bl_io {
 
 void bl_io_init(struct bl_io *io, int fd, bl_io_fn fn, void *ud);
 /* Watch for `events`; calling it again on an active watcher changes them. */
+/* A virtual loop steps from event to event far faster than any
+ * descriptor it watches (a database's socket, a broker's) needs looking
+ * at: with a gap, it polls them between events at most once per `us` of
+ * real time (and whenever it has nothing else to do) instead of at every
+ * step. 0 (the default): every step. Results in virtual time do not
+ * depend on when sockets are read. */
+void bl_loop_poll_gap(struct bl_loop *loop, uint64_t us);
 int bl_io_start(struct bl_loop *loop, struct bl_io *io, unsigned events);
 void bl_io_stop(struct bl_loop *loop, struct bl_io *io);
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/bl.h"
+#include "core/clock.h"
 #include "core/loop.h"
 #include "core/loop_parts.h"
 
@@ -57,6 +58,11 @@ void bl_io_stop(struct bl_loop *loop, struct bl_io *io)
 		}
 	io->active = false;
 	bl_loop_frames_forget(loop, io);
+}
+
+void bl_loop_poll_gap(struct bl_loop *loop, uint64_t us)
+{
+	loop->poll_gap_us = us;
 }
 
 /* ---- Sources ------------------------------------------------------------- */
@@ -173,6 +179,14 @@ int bl_loop_poll(struct bl_loop *loop, uint64_t wait_us)
 	 * otherwise costs a third of a virtual run. */
 	if (wait_us == 0 && loop->nios == 0)
 		return 0;
+	/* bl_loop_poll_gap: between events, a virtual loop looks at its
+	 * descriptors only that often. */
+	if (wait_us == 0 && loop->virt && loop->poll_gap_us) {
+		uint64_t real = bl_clock_monotonic_us();
+		if (real - loop->polled_us < loop->poll_gap_us)
+			return 0;
+		loop->polled_us = real;
+	}
 	if (bl_loop_grow((void **)&loop->pfds, &loop->cappfds, nfds, sizeof *loop->pfds) < 0)
 		return BL_ERR_MEM;
 	loop->pfds[0].fd = loop->wake_r;

@@ -50,6 +50,8 @@ struct bl_loop {
 	int run_depth;              /* nested bl_loop_run_until calls */
 	volatile sig_atomic_t caught;
 	bool idle;              /* the last step found nothing that could fire */
+	uint64_t poll_gap_us;   /* virtual loop: real time between zero-wait polls (0: every step) */
+	uint64_t polled_us;     /* virtual loop: real time of its last zero-wait poll */
 };
 
 /* ---- loop.c ---------------------------------------------------------------- */

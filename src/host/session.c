@@ -231,6 +231,9 @@ static struct bl_session *session_new(const struct bl_session_opts *o)
 		s->clock = bl_clock_real();
 	}
 	s->loop = bl_loop_new(s->clock);
+	/* a poll per virtual step tripled a virtual run with a database */
+	if (o->sim && s->loop)
+		bl_loop_poll_gap(s->loop, 1000);
 	bl_pool_opts_default(&po);
 	po.scan = !o->sim && !o->port && !o->scan_once;
 	if (o->dev)

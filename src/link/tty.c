@@ -258,11 +258,18 @@ static void fd_on_io(struct bl_loop *loop, struct bl_io *io, unsigned events, vo
 		fd_flush(f);
 	if ((events & BL_IO_READ) && !l->closed) {
 		while (l->rx_len < sizeof l->rx) {
-			int r = fd_read(l, l->rx + l->rx_len, sizeof l->rx - l->rx_len);
+			size_t room = sizeof l->rx - l->rx_len;
+			int r = fd_read(l, l->rx + l->rx_len, room);
 			if (r <= 0)
 				break;
 			l->rx_len += (size_t)r;
 			got = true;
+			/* A short read took all there was; the poll is level-
+			 * triggered, so bytes arriving now wake it again. Not
+			 * reading on to EAGAIN saves a read per wake-up (a lab
+			 * of ptys wakes a thousand times a second). */
+			if ((size_t)r < room)
+				break;
 		}
 	}
 	if ((got || (l->closed && !was_closed)) && !bl_link_notify(l))

@@ -374,6 +374,43 @@ static void on_pipe(struct bl_loop *loop, struct bl_io *io, unsigned events, voi
 		bl_io_stop(loop, p->victim);
 }
 
+/* With a poll gap, a virtual loop steps on without looking at its
+ * descriptors until the gap (real time) has passed, but looks at them
+ * when it has nothing else to do. */
+static void test_poll_gap(void)
+{
+	struct bl_vclock vc;
+	struct bl_loop *loop;
+	int p[2];
+	struct pipe_ctx a = {0};
+
+	bl_vclock_init(&vc, 0);
+	loop = bl_loop_new(&vc.clock);
+	if (pipe(p) < 0) {
+		ok(0, "pipe");
+		return;
+	}
+	a.fd = p[0];
+	bl_io_init(&a.io, a.fd, on_pipe, &a);
+	bl_io_start(loop, &a.io, BL_IO_READ);
+	bl_loop_poll_gap(loop, 3600u * 1000000u);
+	is_int(bl_loop_step(loop, 0), 0, "gap: the first step looks, finds nothing");
+	if (write(p[1], "hi", 2) != 2)
+		ok(0, "write");
+	is_int(bl_loop_step(loop, 0), 0, "gap: within it a step does not look again");
+	is_int(a.calls, 0, "gap: the watcher waits");
+	is_int(bl_loop_step(loop, BL_NEVER), 1, "gap: nothing else to do, so it looks");
+	is_str(a.buf, "hi", "gap: the watcher read the bytes");
+	bl_loop_poll_gap(loop, 0);
+	if (write(p[1], "!", 1) != 1)
+		ok(0, "write");
+	is_int(bl_loop_step(loop, 0), 1, "no gap: every step looks");
+	bl_io_stop(loop, &a.io);
+	bl_loop_free(loop);
+	close(p[0]);
+	close(p[1]);
+}
+
 static void test_fd_watchers(void)
 {
 	struct bl_vclock vc;
@@ -650,6 +687,7 @@ int main(void)
 	test_predicate();
 	test_sources();
 	test_fd_watchers();
+	test_poll_gap();
 	test_signals();
 	test_real_time();
 	test_nested();
