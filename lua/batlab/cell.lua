@@ -93,11 +93,7 @@ function Cell:watch(spec)
 	if self.replay then
 		self.replay:raw(self, "wait")
 	end
-	local s, err, code = self.ch:watch(spec)
-	if s then
-		self.last = s
-	end
-	return s, err, code
+	return self.ch:watch(spec)
 end
 
 -- Channel methods, forwarded as they are. Those that drive a current
