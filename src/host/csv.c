@@ -71,11 +71,36 @@ static void add_number(struct bl_buf *b, const char *fmt, double v)
  * cost of a row. Scaled to an integer, a value prints the same unless it
  * sits within rounding error of a half: those (and large values) still go
  * to snprintf, so the output is always the same as "%.Nf". */
+/* |v| x 10^prec rounded to the nearest integer, ties to even, on the
+ * exact binary value of v (|v| < 1e9, prec <= 8): v = m x 2^e with a
+ * 53-bit m, so |v| x 10^prec = m x 5^prec x 2^(e + prec), which 128 bits
+ * hold exactly (m x 5^8 < 2^72). */
+static long long round_exact(double v, int prec)
+{
+	int e, sh;
+	double f = frexp(fabs(v), &e);
+	unsigned __int128 n = (unsigned __int128)(unsigned long long)ldexp(f, 53), k, rem, half;
+
+	for (int i = 0; i < prec; i++)
+		n *= 5;
+	sh = 53 - e - prec;          /* |v| x 10^prec = n / 2^sh */
+	if (sh <= 0)
+		return (long long)(n << -sh);
+	if (sh >= 100)
+		return 0;
+	k = n >> sh;
+	rem = n - (k << sh);
+	half = (unsigned __int128)1 << (sh - 1);
+	if (rem > half || (rem == half && (k & 1)))
+		k++;
+	return (long long)k;
+}
+
 void bl_csv_fixed(struct bl_buf *b, double v, int prec)
 {
 	static const double scale[] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8};
 	char tmp[48], *p = tmp + sizeof tmp;
-	double x, r;
+	double x;
 	long long n;
 	bool neg;
 	if (!isfinite(v))
@@ -90,22 +115,20 @@ void bl_csv_fixed(struct bl_buf *b, double v, int prec)
 		return;
 	}
 	x = v * scale[prec];
-	r = floor(x + 0.5);
 	/* The product is off the exact decimal by a few units in its last
 	 * place (|x| x 2^-52 each): only a value that close to a half can
-	 * round the other way. A margin of |x| x 1e-12 is thousands of times
-	 * that, and still sends next to nothing to snprintf (a margin
-	 * proportional to 1e-6 sent every value over a million there). */
+	 * round the other way, and those are rounded on the exact binary
+	 * value, as printf does (a margin of |x| x 1e-12 is thousands of
+	 * times that error). */
 	if (fabs(fabs(x - floor(x)) - 0.5) < 1e-12 * (fabs(x) > 1 ? fabs(x) : 1)) {
-		char fmt[16];
-		snprintf(fmt, sizeof fmt, "%%.%df", prec);
-		add_number(b, fmt, v);
-		return;
+		n = round_exact(v, prec);
+		neg = v < 0 && n != 0;
+	} else {
+		n = (long long)floor(x + 0.5);
+		neg = n < 0;
+		if (neg)
+			n = -n;
 	}
-	n = (long long)r;
-	neg = n < 0;
-	if (neg)
-		n = -n;
 	for (int i = 0; i < prec; i++) {
 		*--p = (char)('0' + n % 10);
 		n /= 10;
@@ -205,32 +228,68 @@ void bl_csv_text(struct bl_buf *b, const char *s, size_t n)
 }
 
 /* Seconds are formatted once and reused: rows come once a second. */
+/* The date and hour of a second, as "YYYY-mm-ddTHH:" (UTC) or
+ * "YYYY-mm-dd HH:" (local), kept for the hour it starts: rows come every
+ * second or faster, and localtime_r (the time zone's rules) costs more
+ * than the rest of a row. The hour's start is where the clock showed
+ * HH:00:00, so the zone's offset (a whole number of minutes) holds
+ * throughout, and minutes and seconds within it are arithmetic. */
+struct hour_cache {
+	bool valid;
+	long long start;             /* first second of the hour */
+	char prefix[24];
+};
+
+static bool hour_of(struct hour_cache *c, long long sec, bool utc)
+{
+	time_t tt = (time_t)sec;
+	struct tm tm;
+
+	if (c->valid && sec >= c->start && sec - c->start < 3600)
+		return true;
+	if (!(utc ? gmtime_r(&tt, &tm) : localtime_r(&tt, &tm)))
+		return false;
+	strftime(c->prefix, sizeof c->prefix, utc ? "%Y-%m-%dT%H:" : "%Y-%m-%d %H:", &tm);
+	c->start = sec - (tm.tm_min * 60 + (tm.tm_sec > 59 ? 59 : tm.tm_sec));
+	c->valid = true;
+	return true;
+}
+
+static char *two_digits(char *p, long long v)
+{
+	*p++ = (char)('0' + v / 10);
+	*p++ = (char)('0' + v % 10);
+	return p;
+}
+
 void bl_csv_time(struct bl_buf *b, double epoch, bool utc)
 {
-	static long long last_sec[2] = {-1, -1};
-	static char last_text[2][32];
-	int k = utc ? 0 : 1;
+	static struct hour_cache cache[2];
+	struct hour_cache *c = &cache[utc ? 0 : 1];
+	int digits = utc ? 3 : 6;
 	long long unit = utc ? 1000 : 1000000;
-	long long t = (long long)floor(epoch * (double)unit + 0.5);
-	long long sec = t >= 0 ? t / unit : -((-t + unit - 1) / unit);
-	long long frac = t - sec * unit;
-	char tmp[48];
+	long long t, sec, frac, in_hour;
+	char tmp[48], *p;
+
 	if (!isfinite(epoch))
 		return;
-
-	if (sec != last_sec[k]) {
-		time_t tt = (time_t)sec;
-		struct tm tm;
-		if (!(utc ? gmtime_r(&tt, &tm) : localtime_r(&tt, &tm)))
-			return;
-		strftime(last_text[k], sizeof last_text[k], utc ? "%Y-%m-%dT%H:%M:%S" : "%Y-%m-%d %H:%M:%S", &tm);
-		last_sec[k] = sec;
-	}
+	t = (long long)floor(epoch * (double)unit + 0.5);
+	sec = t >= 0 ? t / unit : -((-t + unit - 1) / unit);
+	frac = t - sec * unit;
+	if (!hour_of(c, sec, utc))
+		return;
+	in_hour = sec - c->start;
+	p = two_digits(tmp, in_hour / 60);
+	*p++ = ':';
+	p = two_digits(p, in_hour % 60);
+	*p++ = '.';
+	for (int i = digits - 1; i >= 0; i--, frac /= 10)
+		p[i] = (char)('0' + frac % 10);
+	p += digits;
 	if (utc)
-		snprintf(tmp, sizeof tmp, "%s.%03lldZ", last_text[k], frac);
-	else
-		snprintf(tmp, sizeof tmp, "%s.%06lld", last_text[k], frac);
-	bl_buf_adds(b, tmp);
+		*p++ = 'Z';
+	bl_buf_adds(b, c->prefix);
+	bl_buf_add(b, tmp, (size_t)(p - tmp));
 }
 
 void bl_csv_whole(struct bl_buf *b, double v)

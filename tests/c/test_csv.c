@@ -1,11 +1,13 @@
 /* test_csv.c - bl_csv_fixed writes exactly what "%.Nf" writes (the time
  * series and Lexcelon's log depend on it for byte-identical files),
  * over every precision the columns use, magnitudes from 1e-6 to 1e9,
- * exact halves, values a hair from a half, and negatives. */
+ * exact halves, values a hair from a half, and negatives; bl_csv_time
+ * what strftime writes. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "host/csv.h"
 #include "tap.h"
@@ -34,6 +36,63 @@ static const char *want(double v, int prec)
 	return w;
 }
 
+/* The date-time column as strftime and printf write it. */
+static const char *want_time(double epoch, bool utc)
+{
+	static char w[64];
+	long long unit = utc ? 1000 : 1000000;
+	long long t = (long long)floor(epoch * (double)unit + 0.5);
+	long long sec = t >= 0 ? t / unit : -((-t + unit - 1) / unit);
+	time_t tt = (time_t)sec;
+	struct tm tm;
+	char d[32];
+
+	if (utc)
+		gmtime_r(&tt, &tm);
+	else
+		localtime_r(&tt, &tm);
+	strftime(d, sizeof d, utc ? "%Y-%m-%dT%H:%M:%S" : "%Y-%m-%d %H:%M:%S", &tm);
+	snprintf(w, sizeof w, utc ? "%s.%03lldZ" : "%s.%06lld", d, t - sec * unit);
+	return w;
+}
+
+static const char *got_time(double epoch, bool utc)
+{
+	struct bl_buf b = {0};
+
+	bl_csv_time(&b, epoch, utc);
+	snprintf(got, sizeof got, "%.*s", (int)b.len, b.p ? b.p : "");
+	bl_buf_free(&b);
+	return got;
+}
+
+/* bl_csv_time keeps the date and hour for the hour: across hours, days,
+ * and the daylight-saving changes of zones with whole- and half-hour
+ * offsets, it writes what strftime writes. */
+static void test_times(void)
+{
+	static const char *zones[] = {"UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata",
+	                              "Australia/Lord_Howe"};
+	unsigned seed = 777;
+	unsigned long bad = 0, n = 0;
+
+	for (size_t z = 0; z < sizeof zones / sizeof zones[0]; z++) {
+		setenv("TZ", zones[z], 1);
+		tzset();
+		for (int k = 0; k < 3000; k++) {
+			double base = 946684800.0 + (double)(rand_r(&seed) % 946080000) + rand_r(&seed) % 1000 / 1e3;
+			for (int j = 0; j < 8; j++) {
+				double t = base + j * 613.7;
+				for (int utc = 0; utc < 2; utc++, n++)
+					if (strcmp(got_time(t, utc), want_time(t, utc)) != 0 && bad++ < 5)
+						diag("%s %.6f: %s, strftime %s", zones[z], t, got, want_time(t, utc));
+			}
+		}
+	}
+	is_int((long long)bad, 0, "%lu times in %zu zones: the same text as strftime", n,
+	       sizeof zones / sizeof zones[0]);
+}
+
 int main(void)
 {
 	static const double halves[] = {0.5, 1.5, 2.5, 0.125, 0.375, 1234.5, 2.675, 1.005, 0.0005};
@@ -59,5 +118,6 @@ int main(void)
 			diag("%.17g at %d digits: %s, printf %s", v, p, got, want(v, p));
 	}
 	is_int((long long)bad, 0, "%lu random values and halves: the same text as printf", n);
+	test_times();
 	return done_testing();
 }
