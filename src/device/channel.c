@@ -359,7 +359,12 @@ static void tick_begin(struct bl_channel *c, const struct bl_snapshot *snap, dou
 	c->tick.current = i;
 	c->tick.temp_c = bl_temp_c_from_raw(snap->s.temperature, id->temp_r[c->cell],
 	                                    id->temp_b[c->cell]);
-	c->tick.energy_wh = c->energy_wh;
+	/* Integrated over the host's time; reported over the device's: a
+	 * virtual Batlab on a pty runs --speed times faster than the host's
+	 * clock (and so does its charge counter). The rate is constant, so
+	 * scaling the whole integral by the latest estimate is right even for
+	 * what was integrated before the rate was known. */
+	c->tick.energy_wh = c->energy_wh * bl_device_time_rate(c->cs->d);
 	c->tick.cell = c->cell;
 	c->tick.serial = c->cs->serial;
 	c->tick.step_seq = c->step_seq;

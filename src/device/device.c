@@ -2,6 +2,7 @@
  * timeouts, retries, reply matching), stream snapshots, the watchdog,
  * reset and silence detection, and the accessors. Regulation is in
  * regulate.c, the operations in ops.c and ops_channel.c. See device.h. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -506,6 +507,21 @@ static void pace_timers(struct bl_device *d)
 		bl_timer_after(d->loop, &d->health, hp, hp);
 }
 
+double bl_device_time_rate(const struct bl_device *d)
+{
+	double host_s, rate;
+
+	if (!d->opts.watchdog_by_clock || !d->timer_read_us || d->timer_read_us <= d->clock_from_us)
+		return 1.0;
+	host_s = (double)(d->timer_read_us - d->clock_from_us) / 1e6;
+	/* ticks counted over less than ten seconds of the device's time are
+	 * too coarse to tell a model at --speed 1 from one a few percent off */
+	if (d->clock_ticks < 100)
+		return 1.0;
+	rate = d->clock_ticks * 0.1 / host_s;
+	return fabs(rate - 1.0) < 0.02 ? 1.0 : rate;
+}
+
 /* Two reads of SYSTEM_TIMER (0.1 s ticks) some host time apart give the
  * device's clock rate. One tick more than counted: the rate is never
  * under-estimated, so the watchdog is never refreshed too late. */
@@ -514,10 +530,14 @@ static void follow_clock(struct bl_device *d, uint16_t value)
 	uint64_t now = bl_loop_now(d->loop);
 
 	if (d->have_timer && d->timer_read_us && now > d->timer_read_us) {
-		double dev_s = (double)(uint16_t)(value - d->last_timer) * 0.1 + 0.1;
+		double ticks = (double)(uint16_t)(value - d->last_timer);
 
-		d->clock_rate = dev_s / ((double)(now - d->timer_read_us) / 1e6);
+		d->clock_rate = (ticks + 1) * 0.1 / ((double)(now - d->timer_read_us) / 1e6);
+		d->clock_ticks += ticks;
 		pace_timers(d);
+	} else {
+		d->clock_from_us = now;
+		d->clock_ticks = 0;
 	}
 	d->timer_read_us = now;
 }
@@ -559,7 +579,11 @@ void bl_devi_connected(struct bl_device *d)
 {
 	d->id.connected = true;
 	if (d->opts.watchdog_by_clock) {
-		d->timer_read_us = 0;
+		/* the connect sequence has just read SYSTEM_TIMER: the first
+		 * health read gives the clock's rate */
+		d->timer_read_us = d->have_timer ? bl_loop_now(d->loop) : 0;
+		d->clock_from_us = d->timer_read_us;
+		d->clock_ticks = 0;
 		d->clock_rate = 0;
 		pace_timers(d);
 		return;

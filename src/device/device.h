@@ -89,6 +89,12 @@ struct bl_device *bl_device_new(struct bl_loop *loop, struct bl_link *link,
 void bl_device_free(struct bl_device *d);
 
 struct bl_loop *bl_device_loop(const struct bl_device *d);
+/* Device seconds per host second: 1 for a real Batlab; for one paced by
+ * its clock (watchdog_by_clock: the virtual Batlab on a pty at --speed),
+ * the average rate its SYSTEM_TIMER has shown (1 until ten seconds of its
+ * time were counted, and within 2 % of 1). Quantities the host integrates
+ * over its own time (energy) are scaled by it. */
+double bl_device_time_rate(const struct bl_device *d);
 struct bl_link *bl_device_link(const struct bl_device *d);
 const char *bl_device_port(const struct bl_device *d);
 const struct bl_identity *bl_device_identity(const struct bl_device *d);

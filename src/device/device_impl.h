@@ -46,7 +46,9 @@ struct bl_device {
 	uint16_t last_timer;
 	bool have_timer;
 	uint64_t timer_read_us;      /* host time of the last SYSTEM_TIMER read (health); 0: none */
-	double clock_rate;           /* device seconds per host second (watchdog_by_clock); 0: unknown */
+	double clock_rate;           /* device seconds per host second, never under (watchdog_by_clock); 0: unknown */
+	uint64_t clock_from_us;      /* host time of the first SYSTEM_TIMER read the average counts from */
+	double clock_ticks;          /* SYSTEM_TIMER ticks since then */
 	uint16_t settings;
 
 	int consecutive_failures;

@@ -41,6 +41,22 @@ p:close()
 t.like(got, "W1%s+PASS%s+mode " .. batlab.MODE_DISCHARGE, "still discharging after 400 s of model time: " .. got:match("[^\n]*"))
 t.like(got, "exit=0", "the run passes")
 
+-- Energy is integrated over the host's time but reported over the
+-- device's: at --speed 200 the charge counter runs 200 times faster than
+-- the host's clock, and Wh / Ah must still be the cell's voltage.
+local last
+for line in (read(tmp .. "/wdrun/cells/W1.csv") or ""):gmatch("[^\n]+") do
+	last = line
+end
+local f = {}
+for v in (last or ""):gmatch("([^,]*),?") do
+	f[#f + 1] = v
+end
+local v, ah, wh = tonumber(f[8]), tonumber(f[11]), tonumber(f[12])
+t.ok(v and ah and wh and math.abs(ah) > 0.01 and math.abs(wh / ah - v) < 0.25,
+	("at --speed 200, Wh / Ah %.3f is about the voltage %.3f (%s Ah, %s Wh)"):format(
+		(wh or 0) / ((ah and ah ~= 0) and ah or 1), v or 0, tostring(ah), tostring(wh)))
+
 -- At --speed 1 the model's clock is the host's: once two reads of its
 -- SYSTEM_TIMER told the host so, the watchdog is refreshed about every
 -- 2 s, not at the pace a fast model needs (a fixed 10 ms would cost a lab
