@@ -24,8 +24,23 @@ local M = {}
 local COND = {}
 COND.__index = COND
 
-local function cond(kind, name, make)
-	return setmetatable({ kind = kind, name = name or kind, make = make }, COND)
+-- thresholds(spec, sum) -> true: tightens a batlab.Channel watch spec so
+-- that it wakes at every report the condition could fire on (see
+-- batlab.step_watch); false: it needs to see every report (it keeps a
+-- history, or is the user's own function). nil: never watchable.
+local function cond(kind, name, make, thresholds)
+	return setmetatable({ kind = kind, name = name or kind, make = make, thresholds = thresholds }, COND)
+end
+
+-- Thresholds from a difference are woken this early (waking early is safe).
+local EARLY = 1e-6
+
+local function lower(a, b)
+	return (a and a < b) and a or b
+end
+
+local function higher(a, b)
+	return (a and a > b) and a or b
 end
 
 local function number(v, what)
@@ -41,14 +56,14 @@ function M.voltage_above(v, name)
 	number(v, "voltage_above")
 	return cond("voltage", name, function()
 		return function(s) return s.voltage >= v end
-	end)
+	end, function(spec) spec.v_hi = lower(spec.v_hi, v) return true end)
 end
 
 function M.voltage_below(v, name)
 	number(v, "voltage_below")
 	return cond("voltage", name, function()
 		return function(s) return s.voltage <= v end
-	end)
+	end, function(spec) spec.v_lo = higher(spec.v_lo, v) return true end)
 end
 
 -- |current| at or below `a`, once the step has run `settle` s (default 5:
@@ -58,6 +73,11 @@ function M.current_below(a, name, settle)
 	settle = settle or 5
 	return cond("current", name, function()
 		return function(s, sum) return sum.duration >= settle and math.abs(s.current) <= a end
+	end, function(spec, sum)
+		-- duration = step time - t_offset + carry
+		local after = settle + (sum.t_offset or 0) - (sum.carry and sum.carry.time or 0) - EARLY
+		spec.i_lo, spec.i_after = higher(spec.i_lo, a), lower(spec.i_after, after)
+		return true
 	end)
 end
 
@@ -65,35 +85,35 @@ function M.current_above(a, name)
 	number(a, "current_above")
 	return cond("current", name, function()
 		return function(s) return math.abs(s.current) >= a end
-	end)
+	end, function(spec) spec.i_hi = lower(spec.i_hi, a) return true end)
 end
 
 function M.time(seconds, name)
 	number(seconds, "time")
 	return cond("time", name, function()
 		return function(_, sum) return sum.duration >= seconds end
-	end)
+	end, function(spec) spec.dur_at = lower(spec.dur_at, seconds) return true end)
 end
 
 function M.ah(x, name)
 	number(x, "ah")
 	return cond("charge", name, function()
 		return function(_, sum) return sum.ah >= x end
-	end)
+	end, function(spec) spec.ah_at = lower(spec.ah_at, x) return true end)
 end
 
 function M.wh(x, name)
 	number(x, "wh")
 	return cond("energy", name, function()
 		return function(_, sum) return sum.wh >= x end
-	end)
+	end, function(spec) spec.wh_at = lower(spec.wh_at, x) return true end)
 end
 
 function M.temp_above(c, name)
 	number(c, "temp_above")
 	return cond("temperature", name, function()
 		return function(s) return s.temp_c ~= nil and s.temp_c >= c end
-	end)
+	end, function(spec) spec.temp_at = lower(spec.temp_at, c) return true end)
 end
 
 -- The temperature has risen `k` kelvin above where the step started.
@@ -103,6 +123,12 @@ function M.temp_rise(k, name)
 		return function(s, sum)
 			return s.temp_c ~= nil and sum.temp_start ~= nil and s.temp_c - sum.temp_start >= k
 		end
+	end, function(spec, sum)
+		if sum.temp_start == nil then
+			return false
+		end
+		spec.temp_at = lower(spec.temp_at, sum.temp_start + k - EARLY)
+		return true
 	end)
 end
 
@@ -171,6 +197,24 @@ local function as_cond(c)
 end
 
 -- Any one of them: fires under the first (in order) that fires.
+-- The thresholds of every part (a combination wakes when any part could
+-- fire: for `all`, more often than needed, never too late).
+local function all_thresholds(cs)
+	for _, c in ipairs(cs) do
+		if not c.thresholds then
+			return nil
+		end
+	end
+	return function(spec, sum)
+		for _, c in ipairs(cs) do
+			if not c.thresholds(spec, sum) then
+				return false
+			end
+		end
+		return true
+	end
+end
+
 function M.any(list, name)
 	local cs = {}
 	for i, c in ipairs(list) do
@@ -190,7 +234,7 @@ function M.any(list, name)
 			end
 			return false
 		end, true
-	end)
+	end, all_thresholds(cs))
 end
 
 -- All of them at the same sample: fires under its own name, or the names
@@ -216,13 +260,13 @@ function M.all(list, name)
 			end
 			return n == #evs
 		end
-	end)
+	end, all_thresholds(cs))
 end
 
 -- named(name, c): the same condition under another name.
 function M.named(name, c)
 	c = as_cond(c)
-	return cond(c.kind, name, c.make)
+	return cond(c.kind, name, c.make, c.thresholds)
 end
 
 -- The shorthand keys of a plain table, each a condition named after its
@@ -258,13 +302,20 @@ end
 -- compile(spec) -> check(sample, summary) -> name | nil. spec: a
 -- condition, a table of shorthands, a list of conditions (any), a
 -- predicate function, or nil (never fires).
+-- The thresholds of a compiled check (check -> function(spec, sum)), for
+-- the checks whose every condition has them.
+M.thresholds = setmetatable({}, { __mode = "k" })
+
+local function never() return nil end
+M.thresholds[never] = function() return true end
+
 function M.compile(spec)
 	if spec == nil then
-		return function() return nil end
+		return never
 	end
 	local c = as_cond(spec)
 	local ev, named_inside = c.make()
-	return function(s, sum)
+	local check = function(s, sum)
 		local r = ev(s, sum)
 		if not r then
 			return nil
@@ -274,6 +325,8 @@ function M.compile(spec)
 		end
 		return c.name
 	end
+	M.thresholds[check] = c.thresholds
+	return check
 end
 
 M.is_condition = function(c) return getmetatable(c) == COND end

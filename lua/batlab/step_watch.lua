@@ -11,6 +11,12 @@ local M = {}
 -- A step with a guard not in here looks at every report.
 M.quiet_guards = setmetatable({}, { __mode = "k" })
 
+-- `until` predicates whose ends are thresholds (batlab.conditions):
+-- until -> function(spec, sum) -> true when it tightened spec to wake at
+-- every report it could fire on, false when it needs them all now. A step
+-- with any other `until` looks at every report.
+M.until_thresholds = setmetatable({}, { __mode = "k" })
+
 -- Thresholds from a difference (a pulse phase) are woken this early:
 -- waking early is safe (the step checks, then watches again).
 local EARLY = 1e-6
@@ -107,7 +113,8 @@ end
 -- own predicate, on_sample or guard, a cell hook, the first report).
 -- `steps` gives the limits the step module uses (thermistor, jumps).
 function M.spec(cell, kind, opts, st, sum, steps)
-	if sum.samples == 0 or opts.on_sample or opts["until"] or cell.on_sample
+	local until_ = opts["until"] and M.until_thresholds[opts["until"]]
+	if sum.samples == 0 or opts.on_sample or (opts["until"] and not until_) or cell.on_sample
 		or (opts.guard and not M.quiet_guards[opts.guard]) or not cell.watch then
 		return nil
 	end
@@ -126,6 +133,10 @@ function M.spec(cell, kind, opts, st, sum, steps)
 	spec.jump_v = opts.guard and math.min(steps.VOLTAGE_JUMP, 0.2) or steps.VOLTAGE_JUMP
 	spec.jump_t = steps.TEMP_JUMP
 	spec.vcc_lo = opts.guard and 4.35 or nil
+	spec.i_hi = nil
+	if until_ and not until_(spec, sum) then
+		return nil
+	end
 	return spec
 end
 

@@ -18,6 +18,7 @@ local batlab = require "batlab"
 local steps = require "batlab.steps"
 local C = require "batlab.conditions"
 local step_options = require "batlab.step_options"
+local step_watch = require "batlab.step_watch"
 local suggest = require "batlab.suggest"
 
 local core = steps._core
@@ -38,7 +39,7 @@ local function step_check(cell, spec)
 	for i, g in ipairs(group_stops(cell)) do
 		outer[i] = { C.compile(g.during), g }
 	end
-	return function(s, sum)
+	local check = function(s, sum)
 		local name = own(s, sum)
 		if name then
 			return name
@@ -52,6 +53,25 @@ local function step_check(cell, spec)
 		end
 		return nil
 	end
+	-- a step whose conditions are all thresholds is watched (batlab.step_watch)
+	local parts = { C.thresholds[own] or false }
+	for i, o in ipairs(outer) do
+		parts[i + 1] = C.thresholds[o[1]] or false
+	end
+	for _, p in ipairs(parts) do
+		if not p then
+			return check
+		end
+	end
+	step_watch.until_thresholds[check] = function(wspec, sum)
+		for _, p in ipairs(parts) do
+			if not p(wspec, sum) then
+				return false
+			end
+		end
+		return true
+	end
+	return check
 end
 
 -- The summary ended by condition `name` (a reason batlab.steps knows is
@@ -86,8 +106,12 @@ local function wrap(fn)
 		local check = step_check(cell, opts.stop)
 		local o = without(opts, "stop")
 		local user = opts["until"]
-		o["until"] = function(s, sum)
-			return check(s, sum) or (user and user(s, sum)) or nil
+		if user then
+			o["until"] = function(s, sum)
+				return check(s, sum) or user(s, sum) or nil
+			end
+		else
+			o["until"] = check
 		end
 		local sum = fn(cell, o)
 		sum.end_condition = sum.end_condition or sum.end_reason
@@ -122,8 +146,12 @@ function M.rest(cell, seconds, opts)
 		if cell.recording then
 			cell.recording:started()
 		end
+		-- what a watched rest wakes for: its time, its conditions
+		local wopts = { max_time = seconds, guard = opts.guard, on_sample = opts.on_sample, ["until"] = check }
+		local wst = { sign = -1, pulse_on = true, trickle_on = false, base_current = 0 }
 		while true do
-			local s, done = core.observe(cell, "rest", sum, opts)
+			local spec = step_watch.spec(cell, "rest", wopts, wst, sum, steps)
+			local s, done = core.observe(cell, "rest", sum, opts, spec)
 			if not s then
 				return done
 			end

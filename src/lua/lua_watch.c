@@ -24,6 +24,7 @@
  *     mode = n,              -- the mode the step expects (others wake)
  *     v_hi = V, v_lo = V,    -- wake at V >= v_hi or V <= v_lo
  *     i_lo = A, i_after = s, -- wake at |I| <= i_lo once step_time >= i_after
+ *     i_hi = A,              -- wake at |I| >= i_hi
  *     t_at = s,              -- wake at step_time >= t_at
  *     dur_at = s, t_offset = s, carry_time = s,  -- (step_time - t_offset) + carry_time >= dur_at
  *     ah_at = Ah, carry_ah = Ah,  -- |charge_ah| + carry_ah >= ah_at
@@ -50,7 +51,7 @@
 #define WATCH_MT "batlab.Watch"
 
 struct watch {
-	double v_hi, v_lo, i_lo, i_after, t_at, dur_at, t_offset, carry_time;
+	double v_hi, v_lo, i_lo, i_after, i_hi, t_at, dur_at, t_offset, carry_time;
 	double ah_at, carry_ah, wh_at, carry_wh, temp_at, temp_min, temp_max;
 	double prev_v, prev_t, jump_v, jump_t, vcc_lo;
 	int mode;                    /* -1: any */
@@ -83,6 +84,7 @@ static void read_spec(lua_State *L, int t, struct watch *x)
 	x->v_lo = num_field(L, t, "v_lo", -HUGE_VAL);
 	x->i_lo = num_field(L, t, "i_lo", -1);
 	x->i_after = num_field(L, t, "i_after", 0);
+	x->i_hi = num_field(L, t, "i_hi", HUGE_VAL);
 	x->t_at = num_field(L, t, "t_at", HUGE_VAL);
 	x->dur_at = num_field(L, t, "dur_at", HUGE_VAL);
 	x->t_offset = num_field(L, t, "t_offset", 0);
@@ -120,7 +122,7 @@ static bool wakes(const struct watch *x, const struct bl_sample *s)
 		return true;
 	if (v >= x->v_hi || v <= x->v_lo || st >= x->t_at)
 		return true;
-	if (x->i_lo >= 0 && st >= x->i_after && fabs(s->current) <= x->i_lo)
+	if ((x->i_lo >= 0 && st >= x->i_after && fabs(s->current) <= x->i_lo) || fabs(s->current) >= x->i_hi)
 		return true;
 	if ((st - x->t_offset) + x->carry_time >= x->dur_at)
 		return true;

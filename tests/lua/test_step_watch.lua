@@ -7,7 +7,8 @@
 -- The procedure uses every threshold a watch holds: voltage ends, trickle
 -- engagement, pulses, the constant-voltage taper, impedance every N s, Ah,
 -- Wh, time and temperature limits, the end current after a settle time,
--- and the default guards; a rest and a carried-over constant-voltage hold.
+-- and the default guards; a rest and a carried-over constant-voltage hold;
+-- and batlab.steps_more's steps ending on conditions that are thresholds.
 local t = dofile(arg[0]:match("^(.-)[^/]*$") .. "tap.lua")
 local cli = dofile(arg[0]:match("^(.-)[^/]*$") .. "cli.lua")
 
@@ -15,6 +16,8 @@ local tmp = cli.tmpdir()
 
 local PROC = [[
 local steps = require "batlab.steps"
+local more = require "batlab.steps_more"
+local C = require "batlab.conditions"
 return {
   name = "watch",
   params = { look = false },
@@ -46,6 +49,11 @@ return {
       cv_approach = { v = 4.2, step = 0.0625, sensitivity = 1 } }))
     keep(steps.discharge(cell, o { current = 1.0, until_v = 3.9 }))
     keep(steps.charge(cell, o { current = 1.5, until_v = 4.1, cv = { until_i = 0.4 } }))
+    -- batlab.steps_more with conditions that are thresholds
+    keep(more.discharge(cell, o { current = 1.0, stop = { v_below = 3.0, ah = 0.3 } }))
+    keep(more.rest(cell, 500, o { stop = C.any { C.time(150), C.voltage_above(4.5) } }))
+    keep(more.charge(cell, o { current = 1.0, stop = C.all { C.time(100), C.current_above(0.5) } }))
+    keep(more.discharge(cell, o { current = 1.5, stop = { temp_rise = 0.1, time = 1800 } }))
     cell:record { watch = table.concat(got, "\n") }
     return true
   end,
@@ -80,7 +88,7 @@ local function summaries(tag)
 end
 local ws, ls = summaries("watched"), summaries("looked")
 for _, cell in ipairs { "A", "B" } do
-	t.ok(ws[cell] and select(2, ws[cell]:gsub("\n", "")) == 8, cell .. ": nine step summaries kept")
+	t.ok(ws[cell] and select(2, ws[cell]:gsub("\n", "")) == 12, cell .. ": thirteen step summaries kept")
 	t.is(ws[cell], ls[cell], cell .. ": every summary is the same to the last bit")
 end
 
@@ -90,6 +98,6 @@ local reasons = {}
 for line in (ws.A or ""):gmatch("[^\n]+") do
 	reasons[#reasons + 1] = line:match("^(%S+)")
 end
-t.is(table.concat(reasons, ","), "voltage,time,voltage,charge,temperature,current,energy,voltage,voltage",
+t.is(table.concat(reasons, ","), "voltage,time,voltage,charge,temperature,current,energy,voltage,voltage,charge,time,time+current,temp_rise",
 	"each step ended on the condition it was built to reach")
 t.done()
