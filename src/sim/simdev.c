@@ -164,6 +164,7 @@ static int next_operator(const struct bl_simdev *d, uint64_t *at)
 
 static void run_until(struct bl_simdev *d, uint64_t t)
 {
+	d->next_ok = false;
 	if (t < d->now)
 		t = d->now;
 	/* Unplugged from the host, the device goes on (its watchdog too);
@@ -377,7 +378,7 @@ size_t bl_simdev_host_read(struct bl_simdev *d, uint64_t now_us, uint8_t *buf, s
 	return n;
 }
 
-uint64_t bl_simdev_next_event_us(const struct bl_simdev *d)
+static uint64_t next_event(const struct bl_simdev *d)
 {
 	if (d->unplugged)
 		return UINT64_MAX;
@@ -402,6 +403,15 @@ uint64_t bl_simdev_next_event_us(const struct bl_simdev *d)
 		}
 	}
 	return m;
+}
+
+uint64_t bl_simdev_next_event_us(struct bl_simdev *d)
+{
+	if (!d->next_ok) {
+		d->next_ev = next_event(d);
+		d->next_ok = true;
+	}
+	return d->next_ev;
 }
 
 bool bl_simdev_unplugged(const struct bl_simdev *d)

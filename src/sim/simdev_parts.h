@@ -71,6 +71,12 @@ struct bl_simdev {
 	uint64_t op_at[BL_CELLS];
 	int op_idx[BL_CELLS];
 
+	/* bl_simdev_next_event_us, computed once after each change: an event
+	 * loop asks several times per step, and only the mutating calls
+	 * (host_write, host_read, fault, advance) can move it. */
+	uint64_t next_ev;
+	bool next_ok;
+
 	struct bl_simdev_stats st;
 	/* Cells as of view_t (bl_simdev_advance), for inspection only. */
 	struct bl_cell view[BL_CELLS];
