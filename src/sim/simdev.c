@@ -164,9 +164,12 @@ static int next_operator(const struct bl_simdev *d, uint64_t *at)
 
 static void run_until(struct bl_simdev *d, uint64_t t)
 {
-	d->next_ok = false;
 	if (t < d->now)
 		t = d->now;
+	if (d->due_ok && d->due > t) {
+		d->now = t;
+		return;
+	}
 	/* Unplugged from the host, the device goes on (its watchdog too);
 	 * only what it sends is lost. */
 	for (;;) {
@@ -185,8 +188,12 @@ static void run_until(struct bl_simdev *d, uint64_t t)
 			m = to;
 		if (tr < m)
 			m = tr;
-		if (m > t)
+		if (m > t) {
+			d->due = m;
+			d->due_ok = true;
 			break;
+		}
+		d->next_ok = false;
 		/* Ties: the ISR first, then the comms MCU, faults, the operator,
 		 * and the command last (it sees everything else at its time). */
 		if (tf == m) {
@@ -352,6 +359,7 @@ void bl_simdev_host_write(struct bl_simdev *d, uint64_t now_us, const uint8_t *d
 			}
 			dispatch(d, d->now, d->hb);
 			d->hlen = 0;
+			d->due_ok = d->next_ok = false;
 		}
 	}
 }
@@ -375,6 +383,8 @@ size_t bl_simdev_host_read(struct bl_simdev *d, uint64_t now_us, uint8_t *buf, s
 			d->out_n--;
 		}
 	}
+	if (n > 0)
+		d->next_ok = false;
 	return n;
 }
 
@@ -424,6 +434,7 @@ void bl_simdev_fault(struct bl_simdev *d, uint64_t now_us, const struct bl_fault
 	run_until(d, now_us);
 	if (!d->unplugged)
 		bl_simdev_apply_fault(d, d->now, f);
+	d->due_ok = d->next_ok = false;
 }
 
 void bl_simdev_advance(struct bl_simdev *d, uint64_t now_us)

@@ -76,6 +76,11 @@ struct bl_simdev {
 	 * (host_write, host_read, fault, advance) can move it. */
 	uint64_t next_ev;
 	bool next_ok;
+	/* The earliest event inside the device (run_until's loop), valid
+	 * until a packet or a fault comes from outside: most calls find
+	 * nothing due and only move the clock. */
+	uint64_t due;
+	bool due_ok;
 
 	struct bl_simdev_stats st;
 	/* Cells as of view_t (bl_simdev_advance), for inspection only. */
