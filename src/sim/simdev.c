@@ -170,15 +170,15 @@ static void run_until(struct bl_simdev *d, uint64_t t)
 		d->now = t;
 		return;
 	}
+	/* Faults and the operator move only when one of them runs. */
+	uint64_t tx = next_fault_time(d), to;
+	int slot = next_operator(d, &to);
 	/* Unplugged from the host, the device goes on (its watchdog too);
 	 * only what it sends is lost. */
 	for (;;) {
 		uint64_t tf = bl_fw_next_event(&d->fw);
 		uint64_t tc = d->comms_next;
 		uint64_t tr = d->rx_n ? rx_handle_time(d) : UINT64_MAX;
-		uint64_t tx = next_fault_time(d);
-		uint64_t to;
-		int slot = next_operator(d, &to);
 		uint64_t m = tf;
 		if (tc < m)
 			m = tc;
@@ -202,8 +202,11 @@ static void run_until(struct bl_simdev *d, uint64_t t)
 			bl_simdev_comms_measure(d);
 		} else if (tx == m) {
 			bl_simdev_apply_fault(d, m, &d->faults[d->next_fault++]);
+			tx = next_fault_time(d);
+			slot = next_operator(d, &to);
 		} else if (to == m) {
 			bl_simdev_operator_insert(d, slot, m);
+			slot = next_operator(d, &to);
 		} else {
 			rx_handle(d, m);
 		}
