@@ -117,25 +117,28 @@ static bool flags_unchanged(const struct bl_fw *fw, const struct bl_fw_chan *ch)
 
 static void set_flags(struct bl_fw *fw, int c, uint64_t t);
 
-/* set_flags is a function of flags_key alone, and once a call changes
- * nothing, calls with the same inputs change nothing: skip them. */
-void bl_fw_set_flags(struct bl_fw *fw, int c, uint64_t t)
+/* set_flags, noting whether it changed anything. */
+static void set_flags_noted(struct bl_fw *fw, int c, uint64_t t)
 {
 	struct bl_fw_chan *ch = &fw->ch[c];
-	uint16_t mode, error, status;
-	int led;
+	uint16_t mode = ch->r[BL_CELL_MODE], error = ch->r[BL_CELL_ERROR];
+	uint16_t status = ch->r[BL_CELL_STATUS];
+	int led = ch->led;
 
-	if (ch->flags_stable && flags_unchanged(fw, ch))
-		return;
-	mode = ch->r[BL_CELL_MODE];
-	error = ch->r[BL_CELL_ERROR];
-	status = ch->r[BL_CELL_STATUS];
-	led = ch->led;
 	set_flags(fw, c, t);
 	flags_key(fw, ch, ch->flags_in);
 	/* Its outputs are the only key fields it writes. */
 	ch->flags_stable = mode == ch->r[BL_CELL_MODE] && error == ch->r[BL_CELL_ERROR] &&
 	                   status == ch->r[BL_CELL_STATUS] && led == ch->led;
+}
+
+/* set_flags is a function of flags_key alone, and once a call changes
+ * nothing, calls with the same inputs change nothing: skip them. The
+ * test is all a skipped call costs. */
+void bl_fw_set_flags(struct bl_fw *fw, int c, uint64_t t)
+{
+	if (!fw->ch[c].flags_stable || !flags_unchanged(fw, &fw->ch[c]))
+		set_flags_noted(fw, c, t);
 }
 
 static void set_flags(struct bl_fw *fw, int c, uint64_t t)
@@ -203,7 +206,8 @@ static void set_flags(struct bl_fw *fw, int c, uint64_t t)
 void bl_fw_set_flags_all(struct bl_fw *fw, uint64_t t)
 {
 	for (int c = 0; c < BL_CELLS; c++)
-		bl_fw_set_flags(fw, c, t);
+		if (!fw->ch[c].flags_stable || !flags_unchanged(fw, &fw->ch[c]))
+			set_flags_noted(fw, c, t);
 }
 
 /* ---- 100 ms tick: SYSTEM_TIMER, watchdog, and the main loop's timers ---- */
