@@ -244,7 +244,10 @@ int bl_loop_step(struct bl_loop *loop, uint64_t max_wait_us)
 	n = run_due(loop, now);
 	if (n < 0)
 		return n;
-	next = next_event(loop);
+	/* A virtual loop that ran something returns after the poll below:
+	 * it needs the next event only when nothing ran (looked up after the
+	 * poll, which then changed nothing). */
+	next = loop->virt ? BL_NEVER : next_event(loop);
 	if (n > 0 || loop->stop || loop->virt)
 		wait = 0;
 	else if (next == BL_NEVER)
@@ -271,7 +274,7 @@ int bl_loop_step(struct bl_loop *loop, uint64_t max_wait_us)
 	}
 
 	/* Virtual mode, nothing ready: jump to the next thing that happens. */
-	target = next;
+	target = next_event(loop);
 	if (max_wait_us != BL_NEVER && max_wait_us < BL_NEVER - now && now + max_wait_us < target)
 		target = now + max_wait_us;
 	if (target == BL_NEVER) {

@@ -120,14 +120,19 @@ uint64_t bl_loop_sources_next(const struct bl_loop *loop)
 int bl_loop_run_sources(struct bl_loop *loop, uint64_t now)
 {
 	struct frame f;
+	size_t first = 0;
 	int n = 0, r;
 
-	if (loop->nsrcs == 0)
+	/* Most passes find nothing due: look before taking a snapshot. */
+	while (first < loop->nsrcs && loop->srcs[first]->next(loop->srcs[first]->ud) > now)
+		first++;
+	if (first == loop->nsrcs)
 		return 0;
-	r = bl_loop_frame_init(&f, loop, loop->nsrcs);
+	r = bl_loop_frame_init(&f, loop, loop->nsrcs - first);
 	if (r < 0)
 		return r;
-	for (size_t i = 0; i < loop->nsrcs; i++)
+	f.items[f.n++] = loop->srcs[first];
+	for (size_t i = first + 1; i < loop->nsrcs; i++)
 		if (loop->srcs[i]->next(loop->srcs[i]->ud) <= now)
 			f.items[f.n++] = loop->srcs[i];
 	for (size_t i = 0; i < f.n; i++) {

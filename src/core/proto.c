@@ -93,64 +93,109 @@ static void drop_one(struct bl_reframer *r)
 	r->dropped++;
 }
 
+enum { HEAD_WAIT = -1, HEAD_DROP = -2 };
+
+/* What the bytes p[0..n) start with: a complete frame (its length, *f
+ * filled), HEAD_DROP for a byte that cannot start a frame, or HEAD_WAIT
+ * for a head that could still become a frame. A decision never changes
+ * as more bytes come, so chunking does not matter. */
+static int head(struct bl_reframer *r, const uint8_t *p, size_t n, struct bl_frame *f)
+{
+	if (p[0] == BL_START_PKT) {
+		/* Without an owner's check, only namespaces a device normally
+		 * answers are taken. With one, the owner decides: the firmware
+		 * does echo 0x06..0xFE when it answers 257 to a request there. */
+		if (n >= 2 && !r->accept && !bl_ns_plausible(p[1]))
+			return HEAD_DROP;
+		if (n < BL_PKT_LEN)
+			return HEAD_WAIT;
+		f->kind = BL_FRAME_PACKET;
+		bl_packet_decode(p, &f->u.packet);
+		if (r->accept && !r->accept(r->ud, &f->u.packet))
+			return HEAD_DROP;
+		return BL_PKT_LEN;
+	}
+	if (p[0] == BL_START_STREAM) {
+		if ((n >= 2 && p[1] > 3) || (n >= 3 && p[2] != 0))
+			return HEAD_DROP;
+		if (n < BL_STREAM_LEN)
+			return HEAD_WAIT;
+		f->kind = BL_FRAME_STREAM;
+		bl_stream_decode(p, &f->u.stream);
+		return BL_STREAM_LEN;
+	}
+	return HEAD_DROP;
+}
+
+static void deliver(struct bl_reframer *r, const struct bl_frame *f)
+{
+	if (f->kind == BL_FRAME_PACKET)
+		r->packets++;
+	else
+		r->streams++;
+	if (r->on_frame)
+		r->on_frame(r->ud, f);
+}
+
 /* Take every complete frame at the head of the buffer. A byte that cannot
  * start a frame is dropped; a head that could still become a frame waits
- * for more bytes. */
+ * for more bytes. A frame leaves the buffer before it is delivered. */
 static void scan(struct bl_reframer *r)
 {
 	struct bl_frame f;
 
 	while (r->len > 0) {
-		uint8_t head = r->buf[0];
-
-		if (head == BL_START_PKT) {
-			/* Without an owner's check, only namespaces a device
-			 * normally answers are taken. With one, the owner
-			 * decides: the firmware does echo 0x06..0xFE when it
-			 * answers 257 to a request there. */
-			if (r->len >= 2 && !r->accept && !bl_ns_plausible(r->buf[1])) {
-				drop_one(r);
-				continue;
-			}
-			if (r->len < BL_PKT_LEN)
-				return;
-			f.kind = BL_FRAME_PACKET;
-			bl_packet_decode(r->buf, &f.u.packet);
-			if (r->accept && !r->accept(r->ud, &f.u.packet)) {
-				drop_one(r);
-				continue;
-			}
-			consume(r, BL_PKT_LEN);
-			r->packets++;
-			if (r->on_frame)
-				r->on_frame(r->ud, &f);
-		} else if (head == BL_START_STREAM) {
-			if ((r->len >= 2 && r->buf[1] > 3) || (r->len >= 3 && r->buf[2] != 0)) {
-				drop_one(r);
-				continue;
-			}
-			if (r->len < BL_STREAM_LEN)
-				return;
-			f.kind = BL_FRAME_STREAM;
-			bl_stream_decode(r->buf, &f.u.stream);
-			consume(r, BL_STREAM_LEN);
-			r->streams++;
-			if (r->on_frame)
-				r->on_frame(r->ud, &f);
-		} else {
+		int k = head(r, r->buf, r->len, &f);
+		if (k == HEAD_WAIT)
+			return;
+		if (k == HEAD_DROP) {
 			drop_one(r);
+			continue;
 		}
+		consume(r, (size_t)k);
+		deliver(r, &f);
 	}
+}
+
+/* The same on the caller's bytes while the buffer is empty, which is
+ * nearly always (a read returns whole frames): no copy, no memmove, no
+ * rescan per byte. Stops where a frame needs more bytes, or if a callback
+ * fed the reframer meanwhile; returns the bytes used up. */
+static size_t scan_direct(struct bl_reframer *r, const uint8_t *p, size_t n)
+{
+	struct bl_frame f;
+	size_t i = 0;
+
+	while (i < n && r->len == 0) {
+		int k = head(r, p + i, n - i, &f);
+		if (k == HEAD_WAIT)
+			break;
+		if (k == HEAD_DROP) {
+			r->dropped++;
+			i++;
+			continue;
+		}
+		i += (size_t)k;
+		deliver(r, &f);
+	}
+	return i;
 }
 
 void bl_reframer_feed(struct bl_reframer *r, const uint8_t *data, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
+	size_t i = 0;
+
+	while (i < n) {
+		if (r->len == 0) {
+			i += scan_direct(r, data + i, n - i);
+			if (i == n)
+				break;
+		}
 		/* scan() leaves at most BL_STREAM_LEN - 1 bytes, so this never
 		 * fills; the check keeps the bound local and obvious. */
 		if (r->len == sizeof r->buf)
 			drop_one(r);
-		r->buf[r->len++] = data[i];
+		r->buf[r->len++] = data[i++];
 		scan(r);
 	}
 }

@@ -15,6 +15,7 @@
 #define MOD BL_DEVICE_MOD
 #define MAX_WINDOW 4
 #define SILENT_AFTER 2          /* consecutive failed requests */
+#define MAX_SPARE 8             /* finished requests kept for reuse */
 
 struct bl_request {
 	struct bl_request *next;
@@ -103,12 +104,36 @@ static struct bl_request *flight_pop(struct bl_device *d)
 	return r;
 }
 
+static struct bl_request *request_new(struct bl_device *d)
+{
+	struct bl_request *r = d->spare;
+
+	if (!r)
+		return calloc(1, sizeof *r);
+	d->spare = r->next;
+	d->nspare--;
+	memset(r, 0, sizeof *r);
+	return r;
+}
+
+static void request_free(struct bl_device *d, struct bl_request *r)
+{
+	if (d->nspare >= MAX_SPARE) {
+		free(r);
+		return;
+	}
+	r->next = d->spare;
+	d->spare = r;
+	d->nspare++;
+}
+
 static void complete(struct bl_device *d, struct bl_request *r, int status, uint16_t value)
 {
 	bl_req_fn fn = r->cancelled ? NULL : r->fn;
 	void *ud = r->ud;
 
-	free(r);
+	/* Before fn: it may free the device. */
+	request_free(d, r);
 	if (fn)
 		fn(d, status, value, ud);
 }
@@ -174,7 +199,7 @@ int bl_device_submit(struct bl_device *d, const struct bl_packet *req, unsigned 
 		*out = NULL;
 	if (d->closed)
 		return BL_ERR_CLOSED;
-	r = calloc(1, sizeof *r);
+	r = request_new(d);
 	if (!r)
 		return BL_ERR_MEM;
 	r->pkt = *req;
@@ -368,6 +393,11 @@ void bl_device_free(struct bl_device *d)
 	while (d->ops)
 		bl_opi_finish(d->ops, BL_ERR_CLOSED);
 	bl_link_close(d->link);
+	while (d->spare) {
+		struct bl_request *r = d->spare;
+		d->spare = r->next;
+		free(r);
+	}
 	free(d);
 }
 

@@ -36,6 +36,10 @@ struct bl_device {
 
 	struct bl_request *queue_head, *queue_tail;
 	struct bl_request *flight_head, *flight_tail;
+	/* Finished requests kept for the next submit: a sample costs three
+	 * or four requests, and malloc/free was a visible part of that. */
+	struct bl_request *spare;
+	int nspare;
 	int in_flight;
 	struct bl_timer timeout;
 	struct bl_op *ops;

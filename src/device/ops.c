@@ -2,6 +2,7 @@
  * and identity: read, write, write_verify, connect, the charge counter.
  * The operations that change a channel's mode are in ops_channel.c. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/bl.h"
 #include "core/units.h"
@@ -16,13 +17,43 @@
 
 static void op_on_timer(struct bl_loop *loop, struct bl_timer *t, void *ud);
 
+/* Finished ops kept for reuse: a sample costs one or two, and calloc and
+ * free were a visible part of that. Not the device's list: an op's
+ * callback may free its device. (The program is single-threaded.) */
+#define MAX_SPARE_OPS 16
+static struct bl_op *spare_ops;
+static int nspare_ops;
+
+static struct bl_op *op_alloc(void)
+{
+	struct bl_op *op = spare_ops;
+
+	if (!op)
+		return calloc(1, sizeof *op);
+	spare_ops = op->next;
+	nspare_ops--;
+	memset(op, 0, sizeof *op);
+	return op;
+}
+
+static void op_release(struct bl_op *op)
+{
+	if (nspare_ops >= MAX_SPARE_OPS) {
+		free(op);
+		return;
+	}
+	op->next = spare_ops;
+	spare_ops = op;
+	nspare_ops++;
+}
+
 struct bl_op *bl_opi_new(struct bl_device *d, op_step_fn step, bl_op_fn fn, void *ud)
 {
 	struct bl_op *op;
 
 	if (d->closed)
 		return NULL;
-	op = calloc(1, sizeof *op);
+	op = op_alloc();
 	if (!op)
 		return NULL;
 	op->d = d;
@@ -75,7 +106,7 @@ void bl_opi_finish(struct bl_op *op, int status)
 		op->fn(d, op, op->status, op->ud);
 	}
 	free(op->ext);
-	free(op);
+	op_release(op);
 }
 
 static void op_on_reply(struct bl_device *d, int status, uint16_t value, void *ud)

@@ -16,6 +16,8 @@
  * latches and streams (fw_measure.c), power-up, EEPROM and the bootloader
  * (fw_boot.c); docs/simulator.md, "Firmware model", describes them all.
  */
+#include <string.h>
+
 #include "core/bl.h"
 #include "core/proto.h"
 #include "core/regs.h"
@@ -79,7 +81,67 @@ static int led_for_mode(uint16_t mode)
 	return mode < BL_MODE_COUNT ? led[mode] : -1;
 }
 
+/* The inputs of set_flags, which a skipped call must match exactly:
+ * compute_status's registers (cell registers 0x00..0x0F hold the limits
+ * and readings; some others ride along, which only costs a skip), the
+ * mode machine's MODE and ERROR, its outputs STATUS and the LED (a call
+ * that would change them is no no-op). */
+_Static_assert(BL_CELL_MODE == 0 && BL_CELL_VOLTAGE < 16 && BL_CELL_TEMP_LIMIT_DCHG == 15,
+               "flags_key copies cell registers 0x00..0x0F");
+
+static void flags_key(const struct bl_fw *fw, const struct bl_fw_chan *ch, uint16_t k[BL_FW_FLAGS_KEY])
+{
+	memcpy(k, ch->r, 16 * sizeof k[0]);
+	k[16] = ch->r[BL_CELL_CURRENT_CALIB_SCA];
+	k[17] = (uint16_t)ch->led;
+	k[18] = fw->psu_flag;
+	k[19] = UNIT_OF(fw, SERIAL_NUM);
+	k[20] = UNIT_OF(fw, DEVICE_ID);
+	k[21] = UNIT_OF(fw, VOLT_CH_CALIB_SCA);
+	k[22] = UNIT_OF(fw, VCC);
+	k[23] = UNIT_OF(fw, SETTINGS);
+}
+
+/* flags_key(fw, ch) == ch->flags_in, without building the key: this is
+ * the test every skipped call pays. */
+static bool flags_unchanged(const struct bl_fw *fw, const struct bl_fw_chan *ch)
+{
+	const uint16_t *k = ch->flags_in;
+
+	return memcmp(k, ch->r, 16 * sizeof k[0]) == 0 && k[16] == ch->r[BL_CELL_CURRENT_CALIB_SCA] &&
+	       k[17] == (uint16_t)ch->led && k[18] == fw->psu_flag &&
+	       k[19] == UNIT_OF(fw, SERIAL_NUM) && k[20] == UNIT_OF(fw, DEVICE_ID) &&
+	       k[21] == UNIT_OF(fw, VOLT_CH_CALIB_SCA) && k[22] == UNIT_OF(fw, VCC) &&
+	       k[23] == UNIT_OF(fw, SETTINGS);
+}
+
+static void set_flags(struct bl_fw *fw, int c, uint64_t t);
+
+/* set_flags, noting whether it changed anything. */
+static void set_flags_noted(struct bl_fw *fw, int c, uint64_t t)
+{
+	struct bl_fw_chan *ch = &fw->ch[c];
+	uint16_t mode = ch->r[BL_CELL_MODE], error = ch->r[BL_CELL_ERROR];
+	uint16_t status = ch->r[BL_CELL_STATUS];
+	int led = ch->led;
+
+	set_flags(fw, c, t);
+	flags_key(fw, ch, ch->flags_in);
+	/* Its outputs are the only key fields it writes. */
+	ch->flags_stable = mode == ch->r[BL_CELL_MODE] && error == ch->r[BL_CELL_ERROR] &&
+	                   status == ch->r[BL_CELL_STATUS] && led == ch->led;
+}
+
+/* set_flags is a function of flags_key alone, and once a call changes
+ * nothing, calls with the same inputs change nothing: skip them. The
+ * test is all a skipped call costs. */
 void bl_fw_set_flags(struct bl_fw *fw, int c, uint64_t t)
+{
+	if (!fw->ch[c].flags_stable || !flags_unchanged(fw, &fw->ch[c]))
+		set_flags_noted(fw, c, t);
+}
+
+static void set_flags(struct bl_fw *fw, int c, uint64_t t)
 {
 	struct bl_fw_chan *ch = &fw->ch[c];
 	uint16_t st = compute_status(fw, ch);
@@ -144,7 +206,8 @@ void bl_fw_set_flags(struct bl_fw *fw, int c, uint64_t t)
 void bl_fw_set_flags_all(struct bl_fw *fw, uint64_t t)
 {
 	for (int c = 0; c < BL_CELLS; c++)
-		bl_fw_set_flags(fw, c, t);
+		if (!fw->ch[c].flags_stable || !flags_unchanged(fw, &fw->ch[c]))
+			set_flags_noted(fw, c, t);
 }
 
 /* ---- 100 ms tick: SYSTEM_TIMER, watchdog, and the main loop's timers ---- */

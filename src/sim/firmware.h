@@ -57,6 +57,8 @@ struct bl_fw_hooks {
 	uint16_t (*psu_poll)(void *ud, uint64_t t);
 };
 
+#define BL_FW_FLAGS_KEY 24
+
 struct bl_fw_chan {
 	uint16_t r[BL_CELL_NREGS];   /* the cell namespace */
 	/* Current control: the internal ramped duty was `ramp` at
@@ -74,6 +76,12 @@ struct bl_fw_chan {
 	bool therm_open;
 	struct bl_cell cell;
 	uint64_t phys_t;             /* the cell model is integrated up to here */
+	/* Everything bl_fw_set_flags reads, as of its last call, and whether
+	 * that call changed nothing: then a call with the same inputs would
+	 * change nothing either, and the main loop's pass after every command
+	 * (most of them reads) is skipped (firmware.c, flags_key). */
+	uint16_t flags_in[BL_FW_FLAGS_KEY];
+	bool flags_stable;
 };
 
 struct bl_fw {

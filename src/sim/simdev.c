@@ -166,15 +166,19 @@ static void run_until(struct bl_simdev *d, uint64_t t)
 {
 	if (t < d->now)
 		t = d->now;
+	if (d->due_ok && d->due > t) {
+		d->now = t;
+		return;
+	}
+	/* Faults and the operator move only when one of them runs. */
+	uint64_t tx = next_fault_time(d), to;
+	int slot = next_operator(d, &to);
 	/* Unplugged from the host, the device goes on (its watchdog too);
 	 * only what it sends is lost. */
 	for (;;) {
 		uint64_t tf = bl_fw_next_event(&d->fw);
 		uint64_t tc = d->comms_next;
 		uint64_t tr = d->rx_n ? rx_handle_time(d) : UINT64_MAX;
-		uint64_t tx = next_fault_time(d);
-		uint64_t to;
-		int slot = next_operator(d, &to);
 		uint64_t m = tf;
 		if (tc < m)
 			m = tc;
@@ -184,8 +188,12 @@ static void run_until(struct bl_simdev *d, uint64_t t)
 			m = to;
 		if (tr < m)
 			m = tr;
-		if (m > t)
+		if (m > t) {
+			d->due = m;
+			d->due_ok = true;
 			break;
+		}
+		d->next_ok = false;
 		/* Ties: the ISR first, then the comms MCU, faults, the operator,
 		 * and the command last (it sees everything else at its time). */
 		if (tf == m) {
@@ -194,8 +202,11 @@ static void run_until(struct bl_simdev *d, uint64_t t)
 			bl_simdev_comms_measure(d);
 		} else if (tx == m) {
 			bl_simdev_apply_fault(d, m, &d->faults[d->next_fault++]);
+			tx = next_fault_time(d);
+			slot = next_operator(d, &to);
 		} else if (to == m) {
 			bl_simdev_operator_insert(d, slot, m);
+			slot = next_operator(d, &to);
 		} else {
 			rx_handle(d, m);
 		}
@@ -351,6 +362,7 @@ void bl_simdev_host_write(struct bl_simdev *d, uint64_t now_us, const uint8_t *d
 			}
 			dispatch(d, d->now, d->hb);
 			d->hlen = 0;
+			d->due_ok = d->next_ok = false;
 		}
 	}
 }
@@ -374,10 +386,12 @@ size_t bl_simdev_host_read(struct bl_simdev *d, uint64_t now_us, uint8_t *buf, s
 			d->out_n--;
 		}
 	}
+	if (n > 0)
+		d->next_ok = false;
 	return n;
 }
 
-uint64_t bl_simdev_next_event_us(const struct bl_simdev *d)
+static uint64_t next_event(const struct bl_simdev *d)
 {
 	if (d->unplugged)
 		return UINT64_MAX;
@@ -404,6 +418,15 @@ uint64_t bl_simdev_next_event_us(const struct bl_simdev *d)
 	return m;
 }
 
+uint64_t bl_simdev_next_event_us(struct bl_simdev *d)
+{
+	if (!d->next_ok) {
+		d->next_ev = next_event(d);
+		d->next_ok = true;
+	}
+	return d->next_ev;
+}
+
 bool bl_simdev_unplugged(const struct bl_simdev *d)
 {
 	return d->unplugged;
@@ -414,6 +437,7 @@ void bl_simdev_fault(struct bl_simdev *d, uint64_t now_us, const struct bl_fault
 	run_until(d, now_us);
 	if (!d->unplugged)
 		bl_simdev_apply_fault(d, d->now, f);
+	d->due_ok = d->next_ok = false;
 }
 
 void bl_simdev_advance(struct bl_simdev *d, uint64_t now_us)

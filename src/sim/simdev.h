@@ -103,8 +103,10 @@ size_t bl_simdev_host_read(struct bl_simdev *d, uint64_t now_us, uint8_t *buf, s
 /* Absolute time at which host_read would next return bytes (possibly in
  * the past if bytes wait unread); UINT64_MAX when nothing is scheduled (no
  * streams enabled, no reply pending, no scheduled UNPLUG or GARBAGE
- * fault). It may be early (a reply that will be dropped), never late. */
-uint64_t bl_simdev_next_event_us(const struct bl_simdev *d);
+ * fault). It may be early (a reply that will be dropped), never late.
+ * Not const: the answer is cached until the next call that changes the
+ * device. */
+uint64_t bl_simdev_next_event_us(struct bl_simdev *d);
 /* True once an UNPLUG fault has happened: the link reads as closed, writes
  * are ignored, next_event_us is UINT64_MAX and the model stops. */
 bool bl_simdev_unplugged(const struct bl_simdev *d);

@@ -71,6 +71,17 @@ struct bl_simdev {
 	uint64_t op_at[BL_CELLS];
 	int op_idx[BL_CELLS];
 
+	/* bl_simdev_next_event_us, computed once after each change: an event
+	 * loop asks several times per step, and only the mutating calls
+	 * (host_write, host_read, fault, advance) can move it. */
+	uint64_t next_ev;
+	bool next_ok;
+	/* The earliest event inside the device (run_until's loop), valid
+	 * until a packet or a fault comes from outside: most calls find
+	 * nothing due and only move the clock. */
+	uint64_t due;
+	bool due_ok;
+
 	struct bl_simdev_stats st;
 	/* Cells as of view_t (bl_simdev_advance), for inspection only. */
 	struct bl_cell view[BL_CELLS];

@@ -350,6 +350,74 @@ static void test_reframer_random(void)
 	   "every byte is accounted for: dropped + framed + pending");
 }
 
+static bool frame_eq(const struct bl_frame *a, const struct bl_frame *b)
+{
+	if (a->kind != b->kind)
+		return false;
+	return a->kind == BL_FRAME_PACKET ? packet_eq(&a->u.packet, &b->u.packet)
+	                                  : stream_eq(&a->u.stream, &b->u.stream);
+}
+
+/* Chunking never changes what comes out: the same bytes fed one at a time
+ * and in random chunks (whole reads go through the reframer without being
+ * buffered) give the same frames, drops and leftovers, with and without
+ * an accept hook. */
+static void test_reframer_chunking(void)
+{
+	static uint8_t in[2400];
+	static struct collect one, many;
+	struct bl_reframer r1, r2;
+	uint32_t x = 777;
+	size_t n = 0;
+
+	while (n + 13 <= sizeof in) {
+		x = x * 1103515245u + 12345u;
+		switch ((x >> 16) % 4) {
+		case 0: /* the reply the hook waits for, and others */
+			bl_packet_encode(&(struct bl_packet){.ns = (uint8_t)((x >> 20) % 2), .addr = 7,
+			                                     .value = (uint16_t)x}, in + n);
+			n += BL_PKT_LEN;
+			break;
+		case 1: {
+			struct bl_stream s = {.cell = (uint8_t)((x >> 22) % 4), .voltage = (uint16_t)(x >> 8)};
+			bl_stream_encode(&s, in + n);
+			n += (x >> 24) % 3 ? BL_STREAM_LEN : 4; /* some cut short */
+			break;
+		}
+		default: { /* noise, biased to start bytes */
+			uint8_t b = (uint8_t)(x >> 24);
+			in[n++] = (b & 3) == 0 ? 0xAA : (b & 3) == 1 ? 0xAF : (b & 3) == 2 ? 0 : b;
+			break;
+		}
+		}
+	}
+	for (int hook = 0; hook < 2; hook++) {
+		int same = 1;
+		start(&r1, &one, hook ? 0 : -1, 7);
+		start(&r2, &many, hook ? 0 : -1, 7);
+		for (size_t i = 0; i < n; i++)
+			bl_reframer_feed(&r1, in + i, 1);
+		for (size_t i = 0; i < n;) {
+			size_t k;
+			x = x * 1103515245u + 12345u;
+			k = 1 + (x >> 16) % 40;
+			if (k > n - i)
+				k = n - i;
+			bl_reframer_feed(&r2, in + i, k);
+			i += k;
+		}
+		same = one.n == many.n && one.n > 100 && one.n < MAXF;
+		for (int i = 0; same && i < one.n; i++)
+			same = frame_eq(&one.f[i], &many.f[i]);
+		ok(same, "%s: the same %d frames byte by byte and in random chunks",
+		   hook ? "accept hook" : "no hook", one.n);
+		ok(r1.dropped == r2.dropped && r1.dropped > 0 && r1.packets == r2.packets &&
+		   r1.streams == r2.streams && bl_reframer_pending(&r1) == bl_reframer_pending(&r2),
+		   "%s: the same drops (%llu), counts and leftovers", hook ? "accept hook" : "no hook",
+		   (unsigned long long)r1.dropped);
+	}
+}
+
 int main(void)
 {
 	plan_lazy();
@@ -361,5 +429,6 @@ int main(void)
 	test_reframer_truncated();
 	test_reframer_resync_partial();
 	test_reframer_random();
+	test_reframer_chunking();
 	return done_testing();
 }
