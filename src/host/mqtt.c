@@ -218,7 +218,7 @@ struct bl_mqtt *bl_mqtt_open(struct bl_loop *loop, const struct bl_mqtt_opts *o,
                              size_t errlen)
 {
 	struct bl_mqtt *m = calloc(1, sizeof *m);
-	int rc;
+	int rc = MOSQ_ERR_NOMEM;
 
 	if (!m) {
 		snprintf(err, errlen, "out of memory");
