@@ -59,7 +59,13 @@ function M.guard(cell, amps)
 			return
 		end
 		shared[dev] = nil
-		local back, berr = dev:write_verify(batlab.UNIT, batlab.ZERO_AMP_THRESH, s.was)
+		-- A task cancelled (Ctrl-C, a run ending) closes this while its
+		-- channels were already made safe: it cannot wait for the device
+		-- any more, and the next connect reads the threshold again.
+		local okc, back, berr = pcall(dev.write_verify, dev, batlab.UNIT, batlab.ZERO_AMP_THRESH, s.was)
+		if not okc then
+			back, berr = nil, tostring(back):match("[^\n]*")
+		end
 		if not back then
 			cell:log(("ZERO_AMP_THRESH could not be put back to %.3f A: %s"):format(g.was, tostring(berr)))
 		end
