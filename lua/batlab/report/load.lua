@@ -34,7 +34,8 @@ local function val(v)
 end
 M.val = val
 
-local read_file = require("batlab.fsutil").read_file
+local fsutil = require "batlab.fsutil"
+local read_file = fsutil.read_file
 
 local function read_json(dir, name)
 	local text = read_file(dir .. "/" .. name)
@@ -161,9 +162,10 @@ function M.new_series(want_steps)
 	return ts
 end
 
--- Reads one cell's time series (a CSV file). -> ts | nil, err
+-- Reads one cell's time series (a CSV file, or .csv.gz inflated while
+-- read). -> ts | nil, err
 function M.series(path, want_steps)
-	local f = io.open(path, "rb")
+	local f = fsutil.open_read(path)
 	if not f then
 		return nil, "missing"
 	end
