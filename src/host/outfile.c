@@ -15,6 +15,7 @@
 struct bl_outfile {
 	FILE *f;        /* plain */
 	gzFile gz;      /* or compressed */
+	size_t pathlen; /* zlib's messages start "PATH: " (the recorder adds its own) */
 };
 
 bool bl_outfile_is_gzip(const char *path)
@@ -24,12 +25,15 @@ bool bl_outfile_is_gzip(const char *path)
 	return n > 3 && strcmp(path + n - 3, ".gz") == 0;
 }
 
-/* What zlib said about gz's last error (errno for a system error). */
-static int gz_fail(gzFile gz, char *err, size_t errlen)
+/* What zlib said about the last error (errno for a system error), its
+ * "PATH: " left out. */
+static int gz_fail(const struct bl_outfile *o, char *err, size_t errlen)
 {
 	int zerr = Z_OK;
-	const char *msg = gzerror(gz, &zerr);
+	const char *msg = gzerror(o->gz, &zerr);
 
+	if (strlen(msg) > o->pathlen + 2 && msg[o->pathlen] == ':')
+		msg += o->pathlen + 2;
 	snprintf(err, errlen, "%s", zerr == Z_ERRNO ? strerror(errno) : msg);
 	return -1;
 }
@@ -42,6 +46,7 @@ struct bl_outfile *bl_outfile_open(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	o->pathlen = strlen(path);
 	errno = 0;  /* gzopen may fail without setting it (out of memory) */
 	if (bl_outfile_is_gzip(path)) {
 		/* "a": a new member after what is there; level 6, zlib's
@@ -67,7 +72,7 @@ int bl_outfile_write(struct bl_outfile *o, const void *p, size_t len, char *err,
 {
 	if (o->gz) {
 		if (len > 0 && gzwrite(o->gz, p, (unsigned)len) == 0)
-			return gz_fail(o->gz, err, errlen);
+			return gz_fail(o, err, errlen);
 		return 0;
 	}
 	if (fwrite(p, 1, len, o->f) != len) {
@@ -89,7 +94,7 @@ int bl_outfile_flush(struct bl_outfile *o, char *err, size_t errlen)
 		 * end, never the middle, and the reset costs ratio at every
 		 * flush (every row in real-time runs). */
 		if (gzflush(o->gz, Z_SYNC_FLUSH) != Z_OK)
-			return gz_fail(o->gz, err, errlen);
+			return gz_fail(o, err, errlen);
 		return 0;
 	}
 	if (fflush(o->f) != 0) {

@@ -51,8 +51,8 @@ static int gz_fail(lua_State *L, struct lgz *z)
 	const char *msg = gzerror(z->gz, &zerr);
 
 	if (zerr == Z_ERRNO)
-		msg = strerror(errno);
-	return bl_lua_fail(L, BL_ERR_IO, "%s: %s", z->path, msg);
+		return bl_lua_fail(L, BL_ERR_IO, "%s: %s", z->path, strerror(errno));
+	return bl_lua_fail(L, BL_ERR_IO, "%s", msg);  /* zlib's: "PATH: what" */
 }
 
 /* Read error other than a cut-short end? */
@@ -172,7 +172,7 @@ static int lines_next(lua_State *L)
 		return 1;
 	if (read_failed(z)) {
 		int zerr;
-		return luaL_error(L, "%s: %s", z->path, gzerror(z->gz, &zerr));
+		return luaL_error(L, "%s", gzerror(z->gz, &zerr));  /* "PATH: what" */
 	}
 	lua_pushnil(L);
 	return 1;
