@@ -181,6 +181,21 @@ local text, msg = fsutil.read_file(tmp .. "/bad2.csv.gz")
 t.ok(text == nil and tostring(msg):find("bad2.csv.gz", 1, true), "damaged data: nil and a message naming the file: "
 	.. tostring(msg))
 
+-- A run whose B.csv.gz is damaged so: the report draws what it read and
+-- says where it stopped; analyze does the other cells and says which not.
+local dmg = tmp .. "/damaged"
+os.execute(("cp -r %s %s"):format(q(gz), q(dmg)))
+cli.write(dmg .. "/cells/B.csv.gz", whole_b:sub(1, -9) .. ("\0"):rep(8))
+code, _, err = cli.batlab("report " .. q(dmg))
+t.is(code, 0, "batlab report on a run with a damaged .csv.gz: exit 0 " .. err)
+t.like(read(dmg .. "/report.html") or "", "cells/B%.csv%.gz: read to row %d+ only: [^<]*incorrect data check",
+	"its report notes where B's series stopped being readable, and why")
+local out
+code, out, err = cli.batlab("analyze " .. q(dmg))
+t.is(code, 0, "batlab analyze on it: exit 0")
+t.like(err, "warning: cell B not analysed: [^\n]*B%.csv%.gz: incorrect data check", "a warning naming the cell, file, why")
+t.like(out, "%(6 cycle rows", "the other three cells analysed (two cycle rows each)")
+
 -- ---- the commands docs/results.md prints, exactly as printed ---------------------------
 
 local doc = read("docs/results.md") or ""
@@ -188,7 +203,6 @@ local run_cmd = doc:match("\n    (batlab cycletest %-%-sim %-%-gzip [^\n]+)\n")
 local zcat_cmd = doc:match("\n    (zcat [^\n]+)\n")
 t.ok(run_cmd and zcat_cmd, "docs/results.md prints a --gzip run and a zcat of its file")
 if run_cmd and zcat_cmd then
-	local out
 	out, rc = sh(("cd %s && mkdir doc && cd doc && %s %s >/dev/null && %s"):format(q(tmp), q(cli.abs_bin),
 		run_cmd:gsub("^batlab ", ""), zcat_cmd))
 	t.is(rc, 0, "`" .. run_cmd .. "` and `" .. zcat_cmd .. "` run")
