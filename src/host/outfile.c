@@ -49,9 +49,8 @@ struct bl_outfile *bl_outfile_open(const char *path, char *err, size_t errlen)
 	o->pathlen = strlen(path);
 	errno = 0;  /* gzopen may fail without setting it (out of memory) */
 	if (bl_outfile_is_gzip(path)) {
-		/* "a": a new member after what is there; level 6, zlib's
-		 * default (docs/results.md has what it costs and saves) */
-		o->gz = gzopen(path, "ab6");
+		/* "a": a new member after what is there */
+		o->gz = gzopen(path, "ab" BL_OUTFILE_GZ_LEVEL);
 		if (o->gz && gzbuffer(o->gz, GZ_BUFFER) != 0) {
 			gzclose(o->gz);
 			o->gz = NULL;

@@ -22,6 +22,7 @@
 #include <zlib.h>
 
 #include "core/bl.h"
+#include "host/outfile.h"
 #include "lua/lua_gzfile.h"
 #include "lua/lua_util.h"
 
@@ -68,8 +69,9 @@ static int l_gzopen(lua_State *L)
 {
 	const char *path = luaL_checkstring(L, 1);
 	const char *mode = luaL_optstring(L, 2, "r");
-	const char *zmode = strcmp(mode, "r") == 0 ? "rb" : strcmp(mode, "w") == 0 ? "wb6"
-	                    : strcmp(mode, "a") == 0 ? "ab6" : NULL;
+	const char *zmode = strcmp(mode, "r") == 0 ? "rb"
+	                    : strcmp(mode, "w") == 0 ? "wb" BL_OUTFILE_GZ_LEVEL
+	                    : strcmp(mode, "a") == 0 ? "ab" BL_OUTFILE_GZ_LEVEL : NULL;
 	struct lgz *z;
 
 	luaL_argcheck(L, zmode != NULL, 2, "mode must be \"r\", \"w\" or \"a\"");
