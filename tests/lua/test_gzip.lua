@@ -180,6 +180,10 @@ cli.write(tmp .. "/bad2.csv.gz", whole_b:sub(1, -9) .. ("\0"):rep(8)) -- its CRC
 local text, msg = fsutil.read_file(tmp .. "/bad2.csv.gz")
 t.ok(text == nil and tostring(msg):find("bad2.csv.gz", 1, true), "damaged data: nil and a message naming the file: "
 	.. tostring(msg))
+t.ok(not pcall(batlab.gzopen, tmp .. "/x.gz", "x"), "batlab.gzopen: a mode not r, w or a raises")
+local none, nmsg = batlab.gzopen(tmp .. "/no/such.csv.gz")
+t.ok(none == nil and tostring(nmsg):find("no/such.csv.gz: No such file", 1, true), "a missing file: nil, message: "
+	.. tostring(nmsg))
 
 -- A run whose B.csv.gz is damaged so: the report draws what it read and
 -- says where it stopped; analyze does the other cells and says which not.
