@@ -29,7 +29,7 @@ _batlab_options()
 	local devopts="--port --serial --sim --sim= --devices --seed --connect-timeout
 		-v --verbose -vv -h --help"
 	local runopts="--settings --cell --cells-from --set --experiment --out --sim --sim= --devices --seed
-		--port --serial --timeout --swap-timeout --speed --record --json --quiet --no-report --db --mqtt -h --help"
+		--port --serial --timeout --swap-timeout --speed --record --gzip --json --quiet --no-report --db --mqtt -h --help"
 	case $1 in
 		list|info|measure|setpoints|write|impedance|sinewave|stop|reset|lowcurrent)
 			echo "$devopts" ;;

@@ -63,9 +63,9 @@ end
 
 -- A CSV file's rows as tables by column name.
 local function rows_of(path)
-	local text = fsutil.read_file(path)
+	local text, err = fsutil.read_file(path)
 	if not text then
-		return nil
+		return nil, err
 	end
 	local rows, out = csv.parse(text), {}
 	local head = rows[1] or {}
@@ -80,9 +80,9 @@ local function rows_of(path)
 end
 
 local function series_of(path)
-	local rows = rows_of(path)
+	local rows, err = rows_of(path)
 	if not rows then
-		return nil
+		return nil, err
 	end
 	local out = {}
 	for _, r in ipairs(rows) do
@@ -174,9 +174,14 @@ local function run(o)
 	local json = { params = { bin_mv = o.bin_mv, smooth_bins = o.smooth, capacity_ah = o.capacity,
 		min_step_ah = o.min_step_ah, resistance_min_di_a = 0.2, resistance_max_dt_s = 2.0 }, cells = {} }
 	for _, c in ipairs(summary.cells) do
-		local series = type(c.file) == "string" and series_of(o.dir .. "/" .. c.file)
+		local series, serr
+		if type(c.file) == "string" then
+			series, serr = series_of(o.dir .. "/" .. c.file)
+		end
 		if series then
 			json.cells[c.name] = analyze_cell(c.name, series, steps_of(steps, c.name), o, out)
+		elseif serr then -- (a damaged .csv.gz: the run's other cells are still analysed)
+			io.stderr:write(("batlab: analyze: warning: cell %s not analysed: %s\n"):format(c.name, serr))
 		end
 	end
 	local dir = o.dir .. "/analysis"

@@ -141,18 +141,30 @@ function M.is_empty_dir(path)
 	return true
 end
 
--- read_file(path) -> text | nil, "PATH: reason"
+-- read_file(path) -> text | nil, "PATH: reason" (a ".gz" path inflated)
 function M.read_file(path)
-	local f, err = io.open(path, "rb")
+	local f, err = M.open_read(path)
 	if not f then
 		return nil, err
 	end
-	local text = f:read("a")
+	local text, rerr = f:read("a")
 	f:close()
 	if not text then
-		return nil, path .. ": read failed"
+		return nil, rerr or (path .. ": read failed")
 	end
 	return text
+end
+
+-- open_read(path) -> file | nil, message: a file to read (read("l"),
+-- read("a"), read(n), lines(), close()). A path ending in ".gz" (a
+-- compressed time series, cells/<name>.csv.gz) reads inflated, through
+-- batlab.gzopen: every reader of a series goes through here or
+-- read_file, so it reads either kind.
+function M.open_read(path)
+	if path:sub(-3) == ".gz" then
+		return require("batlab").gzopen(path, "r")
+	end
+	return io.open(path, "rb")
 end
 
 -- write_atomic(path, text) -> true | nil, message. Writes path.tmp, then

@@ -3,6 +3,8 @@
 --   run.json          settings, procedure, devices, versions, cells, start,
 --                     end, outcome (rewritten atomically at close)
 --   cells/<name>.csv  one time series per cell, self-describing columns
+--                     (cells/<name>.csv.gz with meta.gzip: the same bytes
+--                     gzip-compressed)
 --   steps.csv         one row per finished step, all cells
 --   summary.json/.csv one summary per cell (verdict, capacity, ...)
 --   events.log        timestamped lines
@@ -89,17 +91,24 @@ local function remove_own(dir)
 	end
 	if fsutil.is_dir(dir .. "/cells") then
 		for entry in lfs.dir(dir .. "/cells") do
-			if entry:find("%.csv$") then
+			if entry:find("%.csv$") or entry:find("%.csv%.gz$") then
 				os.remove(dir .. "/cells/" .. entry)
 			end
 		end
 	end
 end
 
-local CONTROL = { overwrite = true, clock = true, start_time = true }
+local CONTROL = { overwrite = true, clock = true, start_time = true, gzip = true }
 
+-- A CSV file with its header line; a ".gz" path is a gzip file whose
+-- first member is the header (the recorder appends the rows as another).
 local function open_csv(path, columns)
-	local f, err = io.open(path, "wb")
+	local f, err
+	if path:sub(-3) == ".gz" then
+		f, err = batlab.gzopen(path, "w")
+	else
+		f, err = io.open(path, "wb")
+	end
 	if not f then
 		return nil, err
 	end
@@ -118,6 +127,7 @@ end
 --               since open); used for events without a time and the end
 --   overwrite   reuse an existing non-empty directory (our files in it
 --               are replaced)
+--   gzip        the cells' time series gzip-compressed: cells/<name>.csv.gz
 function M.open(dir, meta)
 	meta = meta or {}
 	if type(dir) ~= "string" or dir == "" then
@@ -155,6 +165,7 @@ function M.open(dir, meta)
 	local self = setmetatable({
 		dir = dir, start_time = meta.start_time or os.time(), clock = clock,
 		meta = M.object({}), cells = {}, used = {}, logs = {}, closed = false,
+		series_ext = meta.gzip and ".csv.gz" or ".csv",
 	}, Run)
 	for k, v in pairs(meta) do
 		if not CONTROL[k] then
@@ -345,7 +356,8 @@ end
 
 -- cell(name, info) -> cell writer | nil, err. info: serial, channel (and
 -- anything else for run.json's cells entry). The file is
--- cells/<safe name>.csv, made unique within the run.
+-- cells/<safe name>.csv (.csv.gz with open's gzip), made unique within
+-- the run; a resumed run's cell goes on in the file run.json names.
 function Run:cell(name, info)
 	if self.closed then
 		return nil, self.dir .. ": run is closed"
@@ -357,7 +369,7 @@ function Run:cell(name, info)
 		file = earlier.file:gsub("^cells/", "")
 		self.used[file:lower()] = true
 	else
-		file = fsutil.unique_name(fsutil.safe_name(name), self.used, ".csv")
+		file = fsutil.unique_name(fsutil.safe_name(name), self.used, self.series_ext or ".csv")
 		f, err = open_csv(self:path("cells/" .. file), M.SAMPLE_COLUMNS)
 		if not f then
 			return nil, err

@@ -235,9 +235,51 @@ end
 
 -- ---- the files ----------------------------------------------------------------
 
+-- A compressed time series (cells/<name>.csv.gz): what a crash left of
+-- it is read (every row flushed before the crash; its last gzip member
+-- has no end), cut back to its last whole line and written again as a
+-- complete gzip file, so the recorder's next member follows a whole one
+-- (after a member cut short, no reader would reach it). Always written
+-- again, as the end of a member cannot be checked without reading it
+-- all: resuming costs one recompression of the series.
+local function tidy_gz(path)
+	local zin = batlab.gzopen(path, "r")
+	if not zin then
+		return 0
+	end
+	local tmp = path .. ".tmp"
+	local out = assert(batlab.gzopen(tmp, "w"))
+	local lines, held, tail = 0, "", ""
+	while true do
+		local chunk, err = zin:read(1 << 20)
+		if not chunk then
+			assert(not err, err)
+			break
+		end
+		local text = held .. chunk
+		local cut = text:match(".*()\n")  -- where the last "\n" is
+		if cut then
+			local whole = text:sub(1, cut)
+			assert(out:write(whole))
+			lines = lines + select(2, whole:gsub("\n", ""))
+			tail = (tail .. whole):sub(-4096)
+			held = text:sub(cut + 1)
+		else
+			held = text
+		end
+	end
+	zin:close()
+	assert(out:close())
+	assert(os.rename(tmp, path))
+	return lines, tail:match("([^\n]*)\n$")
+end
+
 -- A file a crash may have cut in the middle of a line: cut back to its
 -- last whole line. Returns its number of lines and the last line.
 local function tidy(path)
+	if path:sub(-3) == ".gz" then
+		return tidy_gz(path)
+	end
 	local f = io.open(path, "rb")
 	if not f then
 		return 0
@@ -258,6 +300,9 @@ local function tidy(path)
 	end
 	return lines, tail:match("([^\n]*)\n[^\n]*$")
 end
+
+-- (what resume does to each file of the run, for tests/lua/test_gzip.lua)
+M.tidy_file = tidy
 
 -- The cells' files as run.json names them.
 local function cell_files(dir)

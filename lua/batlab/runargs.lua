@@ -40,6 +40,8 @@ Options:
                        voltage or current since the last row; first and
                        last row of each step and mode/error changes
                        always); default: every sample
+  --gzip               write the time series gzip-compressed,
+                       cells/NAME.csv.gz (for long runs; zcat reads it)
   --json               print the final summary as JSON on standard output
   --no-report          no report.html (the HTML page with plots) at the end
   --db URL             also write the results to PostgreSQL (postgresql://...;
@@ -143,6 +145,11 @@ function M.parse(mode, argv, dev)
 			o.quiet = true
 		elseif key == "--no-report" then
 			o.no_report = true
+		elseif key == "--gzip" then
+			if val then
+				return nil, ("--gzip takes no value (got '%s')"):format(val)
+			end
+			o.gzip = true
 		elseif VALUED[key] then
 			if not val then
 				i = i + 1

@@ -215,7 +215,7 @@ local function open_results(R)
 		procedure = proc.name, script = R.script, settings = s, settings_file = o.settings,
 		settings_warnings = R.warnings, devices = devices, versions = { batlab = batlab.VERSION },
 		options = { sim = o.sim or false, seed = o.seed, timeout = o.timeout },
-		virtual_time = o.sim and true or false,
+		virtual_time = o.sim and true or false, gzip = o.gzip, -- gzip: the series as cells/<name>.csv.gz
 	})
 	if not run then
 		return nil, rerr

@@ -1,5 +1,4 @@
 /* recorder.c - a cell's time series, one row per sample (recorder.h). */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +9,7 @@
 #include "core/regs.h"
 #include "host/csv.h"
 #include "host/labels.h"
+#include "host/outfile.h"
 #include "host/recorder.h"
 
 #define MOD "recorder"
@@ -18,7 +18,7 @@
 struct bl_recorder {
 	struct bl_chan_listener listener;   /* first: the listener is the recorder */
 	struct bl_recorder_opts o;
-	FILE *f;
+	struct bl_outfile *f;                /* cells/<name>.csv or .csv.gz */
 	char path[512];
 	struct bl_buf row;
 	uint64_t last_flush_us;
@@ -58,10 +58,12 @@ static void fail(struct bl_recorder *r, int status, const char *what)
 
 int bl_recorder_flush(struct bl_recorder *r)
 {
+	char err[256];
+
 	if (!r->f)
 		return r->st.write_status;
-	if (r->dirty && fflush(r->f) != 0)
-		fail(r, BL_ERR_IO, strerror(errno));
+	if (r->dirty && bl_outfile_flush(r->f, err, sizeof err) != 0)
+		fail(r, BL_ERR_IO, err);
 	r->dirty = false;
 	r->last_flush_us = bl_clock_monotonic_us();
 	return r->st.write_status;
@@ -121,14 +123,16 @@ static void account(struct bl_recorder *r, const struct bl_sample *s)
 
 static void write_row(struct bl_recorder *r, const struct bl_sample *s)
 {
+	char err[256];
+
 	format_row(r, s);
 	r->impedance = NAN;
 	if (r->row.oom) {
 		fail(r, BL_ERR_MEM, "out of memory formatting a row");
 		return;
 	}
-	if (fwrite(r->row.p, 1, r->row.len, r->f) != r->row.len) {
-		fail(r, BL_ERR_IO, strerror(errno));
+	if (bl_outfile_write(r->f, r->row.p, r->row.len, err, sizeof err) != 0) {
+		fail(r, BL_ERR_IO, err);
 		return;
 	}
 	r->st.rows++;
@@ -213,9 +217,8 @@ struct bl_recorder *bl_recorder_open(struct bl_channel *ch, const char *path,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	r->f = path ? fopen(path, "a") : NULL;
+	r->f = path ? bl_outfile_open(path, err, errlen) : NULL;
 	if (path && !r->f) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		free(r);
 		return NULL;
 	}
@@ -232,6 +235,7 @@ struct bl_recorder *bl_recorder_open(struct bl_channel *ch, const char *path,
 
 int bl_recorder_close(struct bl_recorder *r)
 {
+	char err[256];
 	int st;
 
 	if (!r)
@@ -239,8 +243,8 @@ int bl_recorder_close(struct bl_recorder *r)
 	bl_channel_unlisten(&r->listener);
 	write_held(r);
 	bl_recorder_flush(r);
-	if (r->f && fclose(r->f) != 0)
-		fail(r, BL_ERR_IO, strerror(errno));
+	if (r->f && bl_outfile_close(r->f, err, sizeof err) != 0)
+		fail(r, BL_ERR_IO, err);
 	st = r->st.write_status;
 	bl_buf_free(&r->row);
 	free(r);

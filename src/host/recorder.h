@@ -22,6 +22,8 @@
  * Rows are buffered and flushed at every label change (a step's start and
  * end), at close, and otherwise at least once a second of real time (in
  * real-time runs at every row): a crash loses at most about a second.
+ * A path ending in ".gz" is written gzip-compressed (host/outfile.h), the
+ * same rows, each flush a zlib sync flush.
  */
 #ifndef BL_RECORDER_H
 #define BL_RECORDER_H
@@ -62,7 +64,8 @@ struct bl_recorder_stats {
 	int write_status;                /* BL_OK, or the first write error */
 };
 
-/* Open `path` for appending (the header is the caller's) and listen to
+/* Open `path` for appending (the header is the caller's; ".gz": a new
+ * gzip member) and listen to
  * ch; a NULL path writes no file (on_sample still sees every sample).
  * NULL with a message in err. */
 struct bl_recorder *bl_recorder_open(struct bl_channel *ch, const char *path,

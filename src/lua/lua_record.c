@@ -49,6 +49,7 @@
 #include "host/lexlog.h"
 #include "host/recorder.h"
 #include "lua/lua_devobj.h"
+#include "lua/lua_gzfile.h"
 
 #define MOD "recorder"
 #define BL_LUA_RECORDER "batlab.Recorder"
@@ -508,4 +509,5 @@ void bl_lua_open_recorder(lua_State *L)
 	lua_setfield(L, -2, "recorder");
 	lua_pushcfunction(L, l_fsync);
 	lua_setfield(L, -2, "fsync");
+	bl_lua_open_gzfile(L);     /* the compressed series' reader and writer */
 }

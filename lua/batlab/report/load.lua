@@ -34,7 +34,8 @@ local function val(v)
 end
 M.val = val
 
-local read_file = require("batlab.fsutil").read_file
+local fsutil = require "batlab.fsutil"
+local read_file = fsutil.read_file
 
 local function read_json(dir, name)
 	local text = read_file(dir .. "/" .. name)
@@ -161,9 +162,10 @@ function M.new_series(want_steps)
 	return ts
 end
 
--- Reads one cell's time series (a CSV file). -> ts | nil, err
+-- Reads one cell's time series (a CSV file, or .csv.gz inflated while
+-- read). -> ts | nil, err
 function M.series(path, want_steps)
-	local f = io.open(path, "rb")
+	local f = fsutil.open_read(path)
 	if not f then
 		return nil, "missing"
 	end
@@ -174,7 +176,14 @@ function M.series(path, want_steps)
 	end
 	local ts = M.new_series(want_steps)
 	local row = {}
-	for line in f:lines() do
+	while true do
+		-- (read, not lines(): a damaged .gz is nil, message here, and
+		-- the rows before the damage are drawn, with a note)
+		local line, rerr = f:read("l")
+		if not line then
+			ts.read_error = rerr
+			break
+		end
 		if line ~= "" then
 			ts.add(fields(line, row))
 		end
@@ -228,6 +237,9 @@ local function load_cell(dir, info, run)
 	cell.file, cell.ts = file, ts
 	if ts.skipped > 0 then
 		run.notes[#run.notes + 1] = ("%s: %d row(s) not readable (cut short?), skipped"):format(file, ts.skipped)
+	end
+	if ts.read_error then
+		run.notes[#run.notes + 1] = ("%s: read to row %d only: %s"):format(file, ts.rows, ts.read_error)
 	end
 	return cell
 end
