@@ -130,6 +130,11 @@ function Journal:_write(entry, sync)
 	if not w then
 		return nil, self.path .. ": " .. tostring(err)
 	end
+	-- an in-process simulator's run cannot be resumed: its journal goes
+	-- to the disk with the buffer, not an entry at a time
+	if not self.resumable then
+		return true
+	end
 	if sync and self.sync then
 		return batlab.fsync(self.f)
 	end

@@ -15,7 +15,7 @@ void bl_buf_free(struct bl_buf *b)
 	b->len = b->cap = 0;
 }
 
-void bl_buf_add(struct bl_buf *b, const char *s, size_t n)
+void bl_buf_grow_add(struct bl_buf *b, const char *s, size_t n)
 {
 	if (b->oom)
 		return;
@@ -35,11 +35,6 @@ void bl_buf_add(struct bl_buf *b, const char *s, size_t n)
 	memcpy(b->p + b->len, s, n);
 	b->len += n;
 	b->p[b->len] = '\0';
-}
-
-void bl_buf_addc(struct bl_buf *b, char c)
-{
-	bl_buf_add(b, &c, 1);
 }
 
 void bl_buf_adds(struct bl_buf *b, const char *s)
@@ -96,6 +91,46 @@ static long long round_exact(double v, int prec)
 	return (long long)k;
 }
 
+static const char two_digits_table[201] =
+	"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+	"8081828384858687888990919293949596979899";
+
+/* n >= 0 as digits ending at p, the last `prec` of them after a point
+ * (at least one before it); returns where they start. Two digits a step. */
+static char *put_digits(char *p, long long n, int prec)
+{
+	unsigned long long u = (unsigned long long)n;
+	int frac = prec;
+
+	while (frac >= 2) {
+		const char *d = two_digits_table + 2 * (u % 100);
+		*--p = d[1];
+		*--p = d[0];
+		u /= 100;
+		frac -= 2;
+	}
+	if (frac == 1) {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	}
+	if (prec > 0)
+		*--p = '.';
+	while (u >= 100) {
+		const char *d = two_digits_table + 2 * (u % 100);
+		*--p = d[1];
+		*--p = d[0];
+		u /= 100;
+	}
+	if (u >= 10) {
+		*--p = two_digits_table[2 * u + 1];
+		*--p = two_digits_table[2 * u];
+	} else {
+		*--p = (char)('0' + u);
+	}
+	return p;
+}
+
 void bl_csv_fixed(struct bl_buf *b, double v, int prec)
 {
 	static const double scale[] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8};
@@ -129,16 +164,7 @@ void bl_csv_fixed(struct bl_buf *b, double v, int prec)
 		if (neg)
 			n = -n;
 	}
-	for (int i = 0; i < prec; i++) {
-		*--p = (char)('0' + n % 10);
-		n /= 10;
-	}
-	if (prec > 0)
-		*--p = '.';
-	do {
-		*--p = (char)('0' + n % 10);
-		n /= 10;
-	} while (n > 0);
+	p = put_digits(p, n, prec);
 	/* a negative value that rounds to zero is written without its sign */
 	if (neg)
 		*--p = '-';

@@ -28,9 +28,32 @@ struct bl_buf {
 };
 
 void bl_buf_free(struct bl_buf *b);
-void bl_buf_add(struct bl_buf *b, const char *s, size_t n);
-void bl_buf_addc(struct bl_buf *b, char c);
+/* Grow b and add: the slow path of bl_buf_add. */
+void bl_buf_grow_add(struct bl_buf *b, const char *s, size_t n);
 void bl_buf_adds(struct bl_buf *b, const char *s);
+
+/* Rows are built a few bytes at a time (a field, a comma): adding to a
+ * buffer with room is inline, and short copies are a loop, not a call. */
+static inline void bl_buf_add(struct bl_buf *b, const char *s, size_t n)
+{
+	if (b->oom || b->len + n + 1 > b->cap) {
+		bl_buf_grow_add(b, s, n);
+		return;
+	}
+	if (n <= 16) {
+		for (size_t i = 0; i < n; i++)
+			b->p[b->len + i] = s[i];
+	} else {
+		__builtin_memcpy(b->p + b->len, s, n);
+	}
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static inline void bl_buf_addc(struct bl_buf *b, char c)
+{
+	bl_buf_add(b, &c, 1);
+}
 
 void bl_csv_fixed(struct bl_buf *b, double v, int prec);
 void bl_csv_whole(struct bl_buf *b, double v);

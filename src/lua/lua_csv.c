@@ -24,10 +24,12 @@
  * Returns the line with "\n".
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <string.h>
 
 #include <lauxlib.h>
+#include <lualib.h>
 #include <lua.h>
 
 #include "host/csv.h"
@@ -144,8 +146,50 @@ static int l_csv_line(lua_State *L)
 	return csv_line(L, b);
 }
 
+/* batlab.open_file(path, mode) -> a Lua file (io's own kind) | nil, err:
+ * io.open with a 64 kB buffer. Rows of a virtual run come far faster than
+ * a 4 kB stdio buffer empties (a write(2) per 40 rows), and glibc's
+ * setvbuf keeps its own size unless it is given the buffer, which
+ * file:setvbuf never does. The buffer lives with the stream. */
+#define FILE_BUFFER (64 * 1024)
+
+struct bigfile {
+	luaL_Stream s;
+	char buf[FILE_BUFFER];
+};
+
+static int close_bigfile(lua_State *L)
+{
+	luaL_Stream *p = luaL_checkudata(L, 1, LUA_FILEHANDLE);
+	int ok = fclose(p->f) == 0;
+
+	p->closef = NULL;        /* closed: io's own methods say so */
+	return luaL_fileresult(L, ok, NULL);
+}
+
+static int l_open_file(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	const char *mode = luaL_optstring(L, 2, "r");
+	struct bigfile *b;
+
+	luaL_argcheck(L, strchr("rwa", mode[0]) && strspn(mode + 1, "+b") == strlen(mode + 1), 2,
+	              "invalid mode");
+	b = lua_newuserdatauv(L, sizeof *b, 0);
+	b->s.closef = NULL;      /* not open yet: a failure below leaves a closed file */
+	luaL_setmetatable(L, LUA_FILEHANDLE);
+	b->s.f = fopen(path, mode);
+	if (!b->s.f)
+		return luaL_fileresult(L, 0, path);
+	setvbuf(b->s.f, b->buf, _IOFBF, sizeof b->buf);
+	b->s.closef = close_bigfile;
+	return 1;
+}
+
 void bl_lua_open_csv(lua_State *L)
 {
 	lua_pushcfunction(L, l_csv_line);
 	lua_setfield(L, -2, "csv_line");
+	lua_pushcfunction(L, l_open_file);
+	lua_setfield(L, -2, "open_file");
 }
