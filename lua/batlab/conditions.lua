@@ -19,6 +19,8 @@
 --
 -- The summary fields used: duration, ah, wh, temp_start (batlab.steps).
 
+local step_watch = require "batlab.step_watch"
+
 local M = {}
 
 local COND = {}
@@ -32,16 +34,9 @@ local function cond(kind, name, make, thresholds)
 	return setmetatable({ kind = kind, name = name or kind, make = make, thresholds = thresholds }, COND)
 end
 
--- Thresholds from a difference are woken this early (waking early is safe).
-local EARLY = 1e-6
-
-local function lower(a, b)
-	return (a and a < b) and a or b
-end
-
-local function higher(a, b)
-	return (a and a > b) and a or b
-end
+-- The watch's helpers: thresholds from a difference are woken EARLY
+-- (waking early is safe); lower/higher tighten a threshold.
+local EARLY, lower, higher = step_watch.EARLY, step_watch.lower, step_watch.higher
 
 local function number(v, what)
 	if type(v) ~= "number" or v ~= v then

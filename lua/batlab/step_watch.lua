@@ -21,6 +21,8 @@ M.until_thresholds = setmetatable({}, { __mode = "k" })
 -- waking early is safe (the step checks, then watches again).
 local EARLY = 1e-6
 
+-- The tighter of a threshold (nil: none) and another: the lower of two
+-- upper thresholds, the higher of two lower ones.
 local function lower(a, b)
 	return (a and a < b) and a or b
 end
@@ -28,6 +30,7 @@ end
 local function higher(a, b)
 	return (a and a > b) and a or b
 end
+M.EARLY, M.lower, M.higher = EARLY, lower, higher
 
 -- The voltage thresholds: the end voltage, trickle engagement, the
 -- constant-voltage taper's margin, and a removed cell (< 0.5 V).

@@ -251,17 +251,20 @@ static void on_sample(struct bl_chan_listener *l, const struct bl_sample *s, int
 		bl_channel_unlisten(l);   /* no tick reads while nobody waits */
 }
 
-static int k_ch_wait(lua_State *L, int status, lua_KContext ctx)
+int bl_lua_chan_report(lua_State *L, struct bl_wait *w)
 {
-	struct bl_wait *w = bl_wait_ctx(L, ctx);
-
-	(void)status;
 	if (w->status == BL_ERR_TIMEOUT && !w->arg[0])
 		return bl_lua_timed_out(L);
 	if (w->status != BL_OK)
 		return bl_lua_fail_chan(L, w->status, w->obj, "waiting for a report");
 	bl_lua_push_sample(L, (const struct bl_sample *)(const void *)w->payload.bytes);
 	return 1;
+}
+
+static int k_ch_wait(lua_State *L, int status, lua_KContext ctx)
+{
+	(void)status;
+	return bl_lua_chan_report(L, bl_wait_ctx(L, ctx));
 }
 
 void bl_lua_chan_wait(struct lchan *c, struct bl_wait *w)

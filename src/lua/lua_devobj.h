@@ -105,6 +105,9 @@ int bl_lua_fail_chan(lua_State *L, int status, const struct lchan *c, const char
 /* Put w on c's waiters for its next report (w->obj = c), listening to
  * the channel while anyone waits. */
 void bl_lua_chan_wait(struct lchan *c, struct bl_wait *w);
+/* What a channel wait w that completed returns: the sample, or nil,
+ * "timeout" / the failure. */
+int bl_lua_chan_report(lua_State *L, struct bl_wait *w);
 /* ch:watch (lua_watch.c): a wait whose arg[1] is BL_LUA_WATCH lets the
  * reports bl_lua_watch_quiet calls quiet pass without completing. */
 #define BL_LUA_WATCH 0x57

@@ -208,12 +208,7 @@ static int k_ch_watch(lua_State *L, int status, lua_KContext ctx)
 
 	(void)status;
 	write_back(L, x);
-	if (w->status == BL_ERR_TIMEOUT && !w->arg[0])
-		return bl_lua_timed_out(L);
-	if (w->status != BL_OK)
-		return bl_lua_fail_chan(L, w->status, w->obj, "waiting for a report");
-	bl_lua_push_sample(L, (const struct bl_sample *)(const void *)w->payload.bytes);
-	return 1;
+	return bl_lua_chan_report(L, w);
 }
 
 int bl_lua_channel_watch(lua_State *L)

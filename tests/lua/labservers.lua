@@ -79,10 +79,35 @@ function PG:psql(sql)
 	return sh(("psql -X -q -At -F '\t' -v ON_ERROR_STOP=1 %s -c %s"):format(q(self.url), q(sql)))
 end
 
+-- rows(sql) -> the rows as arrays of fields (text); raises on an error.
+function PG:rows(sql)
+	local ok, out = self:psql(sql)
+	assert(ok, out)
+	local rows = {}
+	for line in out:gmatch("[^\n]+") do
+		local f = {}
+		for field in (line .. "\t"):gmatch("([^\t]*)\t") do
+			f[#f + 1] = field
+		end
+		rows[#rows + 1] = f
+	end
+	return rows
+end
+
 function PG:destroy()
 	self.gone = true
 	self:stop()
 	sh("rm -rf " .. q(self.dir))
+end
+
+-- or_skip(server, why) -> server, or the TAP plan of a skipped test (saying
+-- why) and exit: a test that needs the server and cannot have it.
+function M.or_skip(server, why)
+	if not server then
+		io.write("1..0 # SKIP ", (tostring(why):gsub("\n", " ")), "\n")
+		os.exit(0)
+	end
+	return server
 end
 
 -- postgres() -> server | nil, why.

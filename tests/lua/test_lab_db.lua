@@ -10,29 +10,11 @@ local cli = dofile(dir .. "cli.lua")
 local lab = dofile(dir .. "labservers.lua")
 local csv = require "batlab.csv"
 
-local pg, why = lab.postgres()
-if not pg then
-	io.write("1..0 # SKIP ", (why:gsub("\n", " ")), "\n")
-	os.exit(0)
-end
-
+local pg = lab.or_skip(lab.postgres())
 local tmp = cli.tmpdir()
 local URL = pg.url
 local q = cli.quote
-
-local function query(sql)
-	local ok, out = pg:psql(sql)
-	assert(ok, out)
-	local rows = {}
-	for line in out:gmatch("[^\n]+") do
-		local f = {}
-		for field in (line .. "\t"):gmatch("([^\t]*)\t") do
-			f[#f + 1] = field
-		end
-		rows[#rows + 1] = f
-	end
-	return rows
-end
+local query = function(sql) return pg:rows(sql) end
 
 local function csv_rows(path)
 	local rows = csv.parse(cli.read(path) or "")
