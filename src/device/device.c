@@ -577,8 +577,6 @@ static void on_timer_read(struct bl_device *d, int status, uint16_t value, void 
 	(void)ud;
 	if (status != BL_OK)
 		return;
-	if (d->opts.watchdog_by_clock)
-		follow_clock(d, value);
 	/* SYSTEM_TIMER counts 0.1 s and wraps after 109 min. Going backwards
 	 * by more than a wrap could explain means the device restarted. */
 	if (d->have_timer && value < d->last_timer &&
@@ -588,6 +586,9 @@ static void on_timer_read(struct bl_device *d, int status, uint16_t value, void 
 		device_was_reset(d);
 		return;
 	}
+	/* only a timer that went on counts towards its rate */
+	if (d->opts.watchdog_by_clock)
+		follow_clock(d, value);
 	d->last_timer = value;
 	d->have_timer = true;
 }
@@ -609,9 +610,9 @@ void bl_devi_connected(struct bl_device *d)
 {
 	d->id.connected = true;
 	if (d->opts.watchdog_by_clock) {
-		/* the connect sequence has just read SYSTEM_TIMER: the first
-		 * health read gives the clock's rate */
-		d->timer_read_us = d->have_timer ? bl_loop_now(d->loop) : 0;
+		/* the connect sequence read SYSTEM_TIMER (and noted when its
+		 * answer came): the first health read gives the clock's rate */
+		d->timer_read_us = d->have_timer ? d->timer_answer_us : 0;
 		d->clock_from_us = d->timer_read_us;
 		d->clock_ticks = 0;
 		d->clock_rate = 0;

@@ -50,6 +50,7 @@ struct bl_device {
 	uint16_t last_timer;
 	bool have_timer;
 	uint64_t timer_read_us;      /* host time of the last SYSTEM_TIMER read (health); 0: none */
+	uint64_t timer_answer_us;    /* host time the connect sequence's SYSTEM_TIMER read was answered */
 	double clock_rate;           /* device seconds per host second, never under (watchdog_by_clock); 0: unknown */
 	uint64_t clock_from_us;      /* host time of the first SYSTEM_TIMER read the average counts from */
 	double clock_ticks;          /* SYSTEM_TIMER ticks since then */

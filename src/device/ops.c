@@ -334,7 +334,11 @@ static void store_id_value(struct bl_device *d, const struct id_read *r, uint16_
 		case BL_UNIT_DEVICE_ID: id->serial = (id->serial & 0xFFFFu) | ((uint32_t)v << 16); break;
 		case BL_UNIT_FIRMWARE_VER: id->firmware = v; break;
 		case BL_UNIT_SETTINGS: id->settings = d->settings = v; break;
-		case BL_UNIT_SYSTEM_TIMER: d->last_timer = v; d->have_timer = true; break;
+		case BL_UNIT_SYSTEM_TIMER:
+			d->last_timer = v;
+			d->have_timer = true;
+			d->timer_answer_us = bl_loop_now(d->loop);
+			break;
 		}
 		return;
 	}

@@ -263,6 +263,7 @@ void bl_csv_text(struct bl_buf *b, const char *s, size_t n)
 struct hour_cache {
 	bool valid;
 	long long start;             /* first second of the hour */
+	long long from;              /* the second it was worked out from */
 	char prefix[24];
 };
 
@@ -271,12 +272,16 @@ static bool hour_of(struct hour_cache *c, long long sec, bool utc)
 	time_t tt = (time_t)sec;
 	struct tm tm;
 
-	if (c->valid && sec >= c->start && sec - c->start < 3600)
+	/* not before the second it was worked out from: in a zone that
+	 * moves by half an hour, the half hour before a change is another
+	 * offset's */
+	if (c->valid && sec >= c->from && sec - c->start < 3600)
 		return true;
 	if (!(utc ? gmtime_r(&tt, &tm) : localtime_r(&tt, &tm)))
 		return false;
 	strftime(c->prefix, sizeof c->prefix, utc ? "%Y-%m-%dT%H:" : "%Y-%m-%d %H:", &tm);
 	c->start = sec - (tm.tm_min * 60 + (tm.tm_sec > 59 ? 59 : tm.tm_sec));
+	c->from = sec;
 	c->valid = true;
 	return true;
 }
@@ -297,7 +302,7 @@ void bl_csv_time(struct bl_buf *b, double epoch, bool utc)
 	long long t, sec, frac, in_hour;
 	char tmp[48], *p;
 
-	if (!isfinite(epoch))
+	if (!(fabs(epoch) < 1e12))   /* NaN, infinite, or no date a row can have */
 		return;
 	t = (long long)floor(epoch * (double)unit + 0.5);
 	sec = t >= 0 ? t / unit : -((-t + unit - 1) / unit);

@@ -173,7 +173,7 @@ static int l_open_file(lua_State *L)
 	const char *mode = luaL_optstring(L, 2, "r");
 	struct bigfile *b;
 
-	luaL_argcheck(L, strchr("rwa", mode[0]) && strspn(mode + 1, "+b") == strlen(mode + 1), 2,
+	luaL_argcheck(L, mode[0] && strchr("rwa", mode[0]) && strspn(mode + 1, "+b") == strlen(mode + 1), 2,
 	              "invalid mode");
 	b = lua_newuserdatauv(L, sizeof *b, 0);
 	b->s.closef = NULL;      /* not open yet: a failure below leaves a closed file */

@@ -20,7 +20,8 @@
  * checks and watches again), waking late never is.
  *
  *   spec = {
- *     timeout = s,           -- no report for this long: nil, "timeout"
+ *     timeout = s,           -- no report for this long: nil, "timeout" (a watch
+ *                            -- whose thresholds are never crossed waits on)
  *     mode = n,              -- the mode the step expects (others wake)
  *     v_hi = V, v_lo = V,    -- wake at V >= v_hi or V <= v_lo
  *     i_lo = A, i_after = s, -- wake at |I| <= i_lo once step_time >= i_after
@@ -78,7 +79,8 @@ static double num_field(lua_State *L, int t, const char *k, double dflt)
 
 static void read_spec(lua_State *L, int t, struct watch *x)
 {
-	double timeout = num_field(L, t, "timeout", 0);
+	double timeout = num_field(L, t, "timeout", -1);
+	double mode = num_field(L, t, "mode", -1);
 
 	x->v_hi = num_field(L, t, "v_hi", HUGE_VAL);
 	x->v_lo = num_field(L, t, "v_lo", -HUGE_VAL);
@@ -101,11 +103,17 @@ static void read_spec(lua_State *L, int t, struct watch *x)
 	x->jump_v = num_field(L, t, "jump_v", HUGE_VAL);
 	x->jump_t = num_field(L, t, "jump_t", HUGE_VAL);
 	x->vcc_lo = num_field(L, t, "vcc_lo", 0);
-	x->mode = (int)num_field(L, t, "mode", -1);
+	luaL_argcheck(L, mode == -1 || (mode >= 0 && mode <= 65535 && mode == floor(mode)), 2,
+	              "spec.mode must be a MODE value");
+	x->mode = (int)mode;
 	x->sum_v = num_field(L, t, "sum_v", 0);
 	x->sum_i = num_field(L, t, "sum_i", 0);
-	luaL_argcheck(L, timeout >= 0 && timeout < 1e12, 1, "spec.timeout must be seconds >= 0");
-	x->timeout_us = (uint64_t)llround(timeout * 1e6);
+	luaL_argcheck(L, timeout == -1 || (timeout >= 0 && timeout < 1e12), 2,
+	              "spec.timeout must be seconds >= 0");
+	/* given: at least a microsecond (0 means none inside) */
+	x->timeout_us = timeout < 0 ? 0 : (uint64_t)llround(timeout * 1e6);
+	if (timeout >= 0 && x->timeout_us == 0)
+		x->timeout_us = 1;
 	x->quiet = 0;
 	x->temp_first = x->temp_last = x->temp_hi = NAN;
 	x->vcc_seen = false;

@@ -66,6 +66,34 @@ static const char *got_time(double epoch, bool utc)
 	return got;
 }
 
+/* Around each change of a half-hour daylight-saving zone in 2024, rows
+ * going forward, then back (interleaved cells, an older row). */
+static void test_time_changes(void)
+{
+	unsigned long bad = 0, n = 0;
+	int changes = 0;
+	long prev_off = 0;
+
+	setenv("TZ", "Australia/Lord_Howe", 1);
+	tzset();
+	for (time_t t = 1704067200; t < 1735689600; t += 900) {
+		struct tm tm;
+		localtime_r(&t, &tm);
+		if (t > 1704067200 && tm.tm_gmtoff != prev_off) {
+			changes++;
+			for (int dir = 1; dir >= -1; dir -= 2)
+				for (int k = 0; k <= 2000; k++, n++) {
+					double e = (double)t + (dir > 0 ? -3600 + 3.6 * k : 3600 - 3.6 * k);
+					if (strcmp(got_time(e, false), want_time(e, false)) != 0 && bad++ < 5)
+						diag("%.1f: %s, strftime %s", e, got, want_time(e, false));
+				}
+		}
+		prev_off = tm.tm_gmtoff;
+	}
+	ok(changes == 2 || changes == 0, "Lord Howe changes its clock twice a year (%d seen)", changes);
+	is_int((long long)bad, 0, "%lu times around its changes, forwards and back: as strftime", n);
+}
+
 /* bl_csv_time keeps the date and hour for the hour: across hours, days,
  * and the daylight-saving changes of zones with whole- and half-hour
  * offsets, it writes what strftime writes. */
@@ -91,6 +119,7 @@ static void test_times(void)
 	}
 	is_int((long long)bad, 0, "%lu times in %zu zones: the same text as strftime", n,
 	       sizeof zones / sizeof zones[0]);
+	test_time_changes();
 }
 
 int main(void)
