@@ -32,6 +32,15 @@ local function higher(a, b)
 end
 M.EARLY, M.lower, M.higher = EARLY, lower, higher
 
+-- How far before cv.v the constant-voltage taper lowers the current:
+-- I x Z x sensitivity (Lexcelon's approximation), Z the latest impedance
+-- (or cv.z, 0.05 ohm) kept within 0.01..0.5 ohm. batlab.steps tapers
+-- there; the watch wakes there.
+function M.cv_margin(cv, st)
+	local z = math.min(math.max(st.last_z or cv.z or 0.05, 0.01), 0.5)
+	return st.base_current * z * (cv.sensitivity or 1)
+end
+
 -- The voltage thresholds: the end voltage, trickle engagement, the
 -- constant-voltage taper's margin, and a removed cell (< 0.5 V).
 local function voltages(kind, opts, st, spec)
@@ -53,8 +62,7 @@ local function voltages(kind, opts, st, spec)
 	end
 	local cv = opts.cv_approach
 	if cv and st.pulse_on and not st.trickle_on and st.base_current > cv.step then
-		local z = math.min(math.max(st.last_z or cv.z or 0.05, 0.01), 0.5)
-		local margin = st.base_current * z * (cv.sensitivity or 1)
+		local margin = M.cv_margin(cv, st)
 		if up then
 			hi = lower(hi, cv.v - margin)
 		else

@@ -400,8 +400,7 @@ end
 local function cv_approach(cell, opts, st, s, sum)
 	if opts.cv_approach and st.pulse_on and not st.trickle_on then
 		local v, cv = s.voltage, opts.cv_approach
-		local z = math.min(math.max(st.last_z or cv.z or 0.05, 0.01), 0.5)
-		local margin = st.base_current * z * (cv.sensitivity or 1)
+		local margin = step_watch.cv_margin(cv, st)
 		local near = st.sign > 0 and v > cv.v - margin or st.sign < 0 and v < cv.v + margin
 		if near and st.base_current > cv.step then
 			st.base_current = math.max(st.base_current - cv.step, cv.step)

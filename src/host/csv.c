@@ -185,10 +185,7 @@ static bool add_integral(struct bl_buf *b, double v, int max_digits)
 	neg = n < 0;
 	if (neg)
 		n = -n;
-	do {
-		*--p = (char)('0' + n % 10);
-		n /= 10;
-	} while (n > 0);
+	p = put_digits(p, n, 0);
 	if (tmp + sizeof tmp - p > max_digits)
 		return false;
 	if (neg)
