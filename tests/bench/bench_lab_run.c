@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "figure.h"
+#include "ptyserver.h"
 
 #define NDEV 64
 #define NCELL (NDEV * 4)
@@ -31,43 +32,6 @@ static double now_s(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* Start the server; its stdout gives one pty path per line. */
-static pid_t start_sim(const char *bin, char paths[NDEV][128], int *out_fd)
-{
-	int p[2], lines = 0;
-	char buf[16384];
-	size_t len = 0;
-	pid_t pid;
-
-	if (pipe(p) < 0)
-		return -1;
-	pid = fork();
-	if (pid == 0) {
-		dup2(p[1], 1);
-		close(p[0]);
-		close(p[1]);
-		execl(bin, bin, "sim", "--pty", "--devices", "64", (char *)NULL);
-		_exit(127);
-	}
-	close(p[1]);
-	*out_fd = p[0];
-	while (pid > 0 && lines < NDEV && len + 1 < sizeof buf) {
-		struct pollfd pf = {p[0], POLLIN, 0};
-		ssize_t r;
-
-		if (poll(&pf, 1, 10000) <= 0 || (r = read(p[0], buf + len, sizeof buf - 1 - len)) <= 0)
-			return -1;
-		for (ssize_t i = 0; i < r; i++)
-			lines += buf[len + (size_t)i] == '\n';
-		len += (size_t)r;
-	}
-	buf[len] = 0;
-	lines = 0;
-	for (char *line = strtok(buf, "\n"); line && lines < NDEV; line = strtok(NULL, "\n"))
-		snprintf(paths[lines++], 128, "%s", line);
-	return lines == NDEV ? pid : -1;
 }
 
 static int write_proc(const char *path)
@@ -150,9 +114,9 @@ static int wait_run(pid_t pid, double t0, double *steady)
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
-static int run_lab(const char *bin, const char *dir, char paths[NDEV][128])
+static int run_lab(const char *bin, const char *dir, char paths[][128])
 {
-	static char args[NDEV * 2 + NCELL + 24][160];
+	static char args[NDEV * 2 + NCELL + 24][640];
 	char *argv[NDEV * 2 + NCELL + 24];
 	char out[600], logp[600], proc[600], m[200];
 	int argc = 0;
@@ -211,22 +175,20 @@ static int run_lab(const char *bin, const char *dir, char paths[NDEV][128])
 int main(void)
 {
 	const char *bin = getenv("BATLAB") ? getenv("BATLAB") : "./batlab";
-	char dir[] = "/tmp/bench-lab-XXXXXX", paths[NDEV][128], cmd[600];
-	int out_fd = -1, rc;
-	pid_t sim;
+	char dir[] = "/tmp/bench-lab-XXXXXX", cmd[600];
+	char *argv[] = {(char *)bin, "sim", "--pty", "--devices", "64", NULL};
+	struct server sim;
+	int rc;
 
 	signal(SIGPIPE, SIG_IGN);
 	if (!mkdtemp(dir))
 		return 1;
-	sim = start_sim(bin, paths, &out_fd);
-	if (sim < 0) {
+	if (start_server(&sim, bin, argv, NDEV) < 0) {
 		fprintf(stderr, "bench lab_run: cannot start %s sim --pty --devices 64\n", bin);
 		return 1;
 	}
-	rc = run_lab(bin, dir, paths);
-	kill(sim, SIGTERM);
-	waitpid(sim, NULL, 0);
-	close(out_fd);
+	rc = run_lab(bin, dir, sim.paths);
+	stop_server(&sim);
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	if (rc == 0 && system(cmd) != 0)
 		rc = 1;

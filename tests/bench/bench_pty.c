@@ -34,6 +34,7 @@
 #include "link/link.h"
 #include "sim/simdev.h"
 #include "figure.h"
+#include "ptyserver.h"
 
 #define GUARD_US 5000000
 #define NREADS 2000
@@ -67,76 +68,6 @@ static bool find_batlab(void)
 	}
 	snprintf(batlab, sizeof batlab, "./batlab");
 	return access(batlab, X_OK) == 0;
-}
-
-struct server {
-	pid_t pid;
-	int out;
-	char paths[NDEV][128];
-	int n;
-};
-
-static int start_server(struct server *s, char *const argv[], int ndev)
-{
-	int p[2];
-	char buf[4096];
-	size_t len = 0;
-	int lines = 0;
-
-	if (pipe(p) < 0)
-		return -1;
-	s->pid = fork();
-	if (s->pid < 0)
-		return -1;
-	if (s->pid == 0) {
-		dup2(p[1], 1);
-		close(p[0]);
-		close(p[1]);
-		execv(batlab, argv);
-		_exit(127);
-	}
-	close(p[1]);
-	s->out = p[0];
-	while (lines < ndev && len + 1 < sizeof buf) {
-		struct pollfd pf = {s->out, POLLIN, 0};
-		ssize_t r;
-		if (poll(&pf, 1, 5000) <= 0)
-			return -1;
-		r = read(s->out, buf + len, sizeof buf - 1 - len);
-		if (r <= 0)
-			return -1;
-		for (ssize_t i = 0; i < r; i++)
-			lines += buf[len + (size_t)i] == '\n';
-		len += (size_t)r;
-	}
-	buf[len] = 0;
-	s->n = 0;
-	for (char *line = strtok(buf, "\n"); line && s->n < ndev; line = strtok(NULL, "\n"))
-		snprintf(s->paths[s->n++], sizeof s->paths[0], "%s", line);
-	return s->n == ndev ? 0 : -1;
-}
-
-/* SIGTERM, wait; returns the server's CPU seconds (from RUSAGE_CHILDREN). */
-static double stop_server(struct server *s)
-{
-	struct rusage ru;
-	char buf[256];
-
-	kill(s->pid, SIGTERM);
-	for (;;) {
-		struct pollfd pf = {s->out, POLLIN, 0};
-		if (poll(&pf, 1, 5000) <= 0) {
-			kill(s->pid, SIGKILL);
-			break;
-		}
-		if (read(s->out, buf, sizeof buf) <= 0)
-			break;
-	}
-	waitpid(s->pid, NULL, 0);
-	close(s->out);
-	getrusage(RUSAGE_CHILDREN, &ru);
-	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
 /* ---- one client connection ---------------------------------------------- */
@@ -225,7 +156,7 @@ static uint64_t roundtrip(const char *speed, int n)
 	struct conn c;
 	uint64_t *t = calloc((size_t)n, sizeof *t), med = 0;
 
-	if (start_server(&s, argv, 1) < 0 || conn_open(&c, loop, s.paths[0]) < 0) {
+	if (start_server(&s, batlab, argv, 1) < 0 || conn_open(&c, loop, s.paths[0]) < 0) {
 		fprintf(stderr, "bench: cannot start %s sim --pty\n", batlab);
 		goto out;
 	}
@@ -314,7 +245,7 @@ static int streams64(void)
 	double cpu0, cpu1, srv_cpu, pct;
 	int rc = 1;
 
-	if (start_server(&s, argv, NDEV) < 0) {
+	if (start_server(&s, batlab, argv, NDEV) < 0) {
 		fprintf(stderr, "bench: cannot start %s sim --pty --devices 64\n", batlab);
 		bl_loop_free(loop);
 		return 1;
