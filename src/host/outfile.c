@@ -10,13 +10,16 @@
 
 /* zlib's input and output buffers: a few seconds of rows of a virtual
  * run between deflate calls, one write(2) per 64 KiB of output. */
-#define GZ_BUFFER (64u * 1024u)  /* the buffer of either kind of file */
+#define GZ_BUFFER (64u * 1024u)
+/* A plain file's stdio buffer: 160 rows a write(2) in a virtual run; a
+ * lab of 256 cells holds 256 of them (4 MB), where 64 kB each made 16. */
+#define FILE_BUFFER (16u * 1024u)
 
 struct bl_outfile {
 	FILE *f;        /* plain */
 	gzFile gz;      /* or compressed */
 	size_t pathlen; /* zlib's messages start "PATH: " (the recorder adds its own) */
-	char buf[GZ_BUFFER];  /* the plain file's stdio buffer */
+	char buf[FILE_BUFFER];  /* the plain file's stdio buffer */
 };
 
 bool bl_outfile_is_gzip(const char *path)
