@@ -267,7 +267,7 @@ local function new_cell(R, a)
 		series = c.cw:series(), t0 = R.t0, epoch = R.epoch,
 		lexcelon = R.lex and { log1 = log1, log2 = R.lex, serial = a.ch.dev.sn, channel = a.ch.index,
 			period = R.settings and R.settings.reportingPeriod or 1 },
-		journal = R.journal, journal_every = R.o.sim and 60 or 1, record = R.o.record or R.proc.record,
+		journal = R.journal, journal_every = R.o.sim and math.huge or 1, record = R.o.record or R.proc.record,
 		feeds = R.lab and R.lab:feeds(a.name, a.ch.ch, a.ch.dev.sn, a.ch.index),
 		-- the live lines: on a terminal only, redrawn at most every
 		-- virtual second (they read c.cell.last)

@@ -202,6 +202,9 @@ int bl_device_submit(struct bl_device *d, const struct bl_packet *req, unsigned 
 	r = request_new(d);
 	if (!r)
 		return BL_ERR_MEM;
+	if (req->write && ((req->ns < BL_CELLS && (req->addr == BL_CELL_CHARGEL || req->addr == BL_CELL_CHARGEH)) ||
+	                   (req->ns == BL_NS_UNIT && req->addr == BL_UNIT_SETTINGS)))
+		d->charge_epoch++; /* a counter cleared, or a channel's latch rate changed */
 	r->pkt = *req;
 	r->flags = flags;
 	r->timeout_us = timeout_us ? timeout_us : d->opts.timeout_us;
@@ -486,6 +489,7 @@ static void device_was_reset(struct bl_device *d)
 	bl_timer_stop(d->loop, &d->health);
 	for (int c = 0; c < BL_CELLS; c++)
 		d->ch[c].target_raw = 0;
+	d->charge_epoch++;
 	emit(d, BL_DEV_RESET);
 }
 
@@ -606,9 +610,23 @@ static void on_health(struct bl_loop *loop, struct bl_timer *t, void *ud)
 	read_async(d, BL_NS_UNIT, BL_UNIT_SETTINGS, on_settings_read);
 }
 
+bool bl_devi_device_time_under(const struct bl_device *d, uint64_t from_us, uint64_t to_us,
+                               uint64_t device_us)
+{
+	double host_us = to_us > from_us ? (double)(to_us - from_us) : 0.0;
+
+	/* a model on a pty may run many times faster than the host's clock:
+	 * until its rate is measured nothing can be said */
+	if (d->opts.watchdog_by_clock && d->clock_ticks < 100)
+		return false;
+	/* 2 %: the rate is taken as 1 within that */
+	return host_us * bl_device_time_rate(d) * 1.02 < (double)device_us;
+}
+
 void bl_devi_connected(struct bl_device *d)
 {
 	d->id.connected = true;
+	d->charge_epoch++;
 	if (d->opts.watchdog_by_clock) {
 		/* the connect sequence read SYSTEM_TIMER (and noted when its
 		 * answer came): the first health read gives the clock's rate */

@@ -24,6 +24,13 @@ struct bl_channel_state {
 	 * that began before (an impedance measurement) must not put back a
 	 * mode that is no longer wanted. */
 	unsigned gen;
+	/* The charge counter as last read in full (ops.c, bl_op_charge): a
+	 * read soon after needs only its low half. charge_epoch counts the
+	 * writes that could change it otherwise (CHARGEL/H, SETTINGS). */
+	uint32_t charge_raw;
+	uint64_t charge_read_us;     /* host time the read was sent */
+	unsigned charge_epoch;       /* charge_epoch when it was read */
+	bool charge_known;
 };
 
 struct bl_device {
@@ -55,6 +62,7 @@ struct bl_device {
 	uint64_t clock_from_us;      /* host time of the first SYSTEM_TIMER read the average counts from */
 	double clock_ticks;          /* SYSTEM_TIMER ticks since then */
 	uint16_t settings;
+	unsigned charge_epoch;       /* bumped by a write that may change a counter */
 
 	int consecutive_failures;
 	bool silent;
@@ -74,6 +82,11 @@ static inline bool bl_valid_cell(int cell) { return cell >= 0 && cell < BL_CELLS
 
 /* regulate.c: one correction of a channel's setpoint, at its report. */
 void bl_devi_regulate(struct bl_device *d, int cell);
+/* device.c: true when at most `device_us` of the device's own time can
+ * have passed between the host times from_us and to_us (its clock rate
+ * known, margin included); false when that cannot be told. */
+bool bl_devi_device_time_under(const struct bl_device *d, uint64_t from_us, uint64_t to_us,
+                               uint64_t device_us);
 /* device.c: connect has succeeded; start the watchdog and health timers. */
 void bl_devi_connected(struct bl_device *d);
 

@@ -35,6 +35,8 @@ struct bl_op {
 	uint16_t tmp[4];
 	double number;
 	uint32_t raw32;
+	uint64_t started_us;         /* bl_op_charge: when its first read was sent */
+	unsigned epoch;              /* bl_op_charge: the device's charge_epoch then */
 	bool cancelled;
 	struct bl_timer timer;
 	bl_op_fn fn;

@@ -445,12 +445,65 @@ struct bl_op *bl_op_connect(struct bl_device *d, bl_op_fn fn, void *ud)
 
 /* ---- Charge counter --------------------------------------------------------- */
 
+/* Firmware 5 to 7 add a current's raw value, at most 32767 (a larger one
+ * reads 0), to the counter once per 614.4 ms on a normal channel. Two
+ * reads less than two of those periods apart, in the device's time, are
+ * at most two additions apart: under 65536, so the low half alone gives
+ * the new value. One request instead of three for a report's counter. */
+#define CHARGE_LOW_ONLY_US 1228800u
+#define CHARGE_STATE_LOW 4
+
+static bool charge_low_only(const struct bl_op *op, uint64_t to_us)
+{
+	const struct bl_device *d = op->d;
+	const struct bl_channel_state *cs = &d->ch[op->cell];
+
+	return cs->charge_known && cs->charge_epoch == op->epoch && d->id.firmware >= 5 &&
+	       d->id.firmware <= 7 &&
+	       bl_device_charge_multiplier(d, op->cell) == BL_CHARGE_MULT_NORMAL &&
+	       bl_devi_device_time_under(d, cs->charge_read_us, to_us, CHARGE_LOW_ONLY_US);
+}
+
+static void charge_read_full(struct bl_op *op)
+{
+	op->state = 0;
+	op->epoch = op->d->charge_epoch;
+	op->started_us = bl_loop_now(op->d->loop);
+	bl_opi_read(op, (uint8_t)op->cell, BL_CELL_CHARGEH);
+}
+
+static void charge_done(struct bl_op *op, uint32_t raw32)
+{
+	struct bl_channel_state *cs = &op->d->ch[op->cell];
+
+	cs->charge_raw = raw32;
+	cs->charge_read_us = op->started_us;
+	cs->charge_epoch = op->epoch;
+	cs->charge_known = true;
+	op->raw32 = raw32;
+	op->number = bl_charge_coulombs(raw32, bl_device_charge_multiplier(op->d, op->cell));
+	bl_opi_finish(op, BL_OK);
+}
+
 static void step_charge(struct bl_op *op, int status, uint16_t value)
 {
+	struct bl_channel_state *cs = &op->d->ch[op->cell];
 	uint8_t cell = (uint8_t)op->cell;
 
+	if (status != BL_OK)
+		cs->charge_known = false;
 	if (bl_opi_failed(op, status))
 		return;
+	if (op->state == CHARGE_STATE_LOW) {
+		/* still true now that the answer is here (the device read its
+		 * counter before that); a write queued since was done after */
+		if (!charge_low_only(op, bl_loop_now(op->d->loop))) {
+			charge_read_full(op);
+			return;
+		}
+		charge_done(op, cs->charge_raw + (uint16_t)(value - (uint16_t)cs->charge_raw));
+		return;
+	}
 	op->tmp[op->state] = value;
 	switch (op->state++) {
 	case 0: bl_opi_read(op, cell, BL_CELL_CHARGEL); return;
@@ -462,22 +515,28 @@ static void step_charge(struct bl_op *op, int status, uint16_t value)
 			bl_opi_read(op, cell, BL_CELL_CHARGEL);
 			return;
 		}
-		op->raw32 = bl_charge_join(op->tmp[0], op->tmp[1]);
-		break;
-	case 3:
-		op->raw32 = bl_charge_join(op->tmp[2], op->tmp[3]);
-		break;
+		charge_done(op, bl_charge_join(op->tmp[0], op->tmp[1]));
+		return;
+	default:
+		charge_done(op, bl_charge_join(op->tmp[2], op->tmp[3]));
+		return;
 	}
-	op->number = bl_charge_coulombs(op->raw32, bl_device_charge_multiplier(op->d, op->cell));
-	bl_opi_finish(op, BL_OK);
 }
 
 struct bl_op *bl_op_charge(struct bl_device *d, int cell, bl_op_fn fn, void *ud)
 {
 	struct bl_op *op = bl_opi_new_cell(d, cell, step_charge, fn, ud);
 
-	if (op)
-		bl_opi_read(op, (uint8_t)cell, BL_CELL_CHARGEH);
+	if (!op)
+		return NULL;
+	op->epoch = d->charge_epoch;
+	if (charge_low_only(op, bl_loop_now(d->loop))) {
+		op->state = CHARGE_STATE_LOW;
+		op->started_us = bl_loop_now(d->loop);
+		bl_opi_read(op, (uint8_t)cell, BL_CELL_CHARGEL);
+	} else {
+		charge_read_full(op);
+	}
 	return op;
 }
 

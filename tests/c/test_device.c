@@ -463,6 +463,43 @@ static void on_op_done(struct bl_device *d, struct bl_op *op, int status, void *
 	closed_calls += status == BL_ERR_CLOSED;
 }
 
+/* A read soon after a full one asks for the counter's low half only
+ * (firmware 5-7 add at most 32767 a latch, one latch per 614.4 ms): at
+ * 3 A three latches pass 65536, and whatever the gap every
+ * read is the counter's value, before or after the latch in flight. */
+static void test_charge_low_half(void)
+{
+	static const double gaps[] = {0.3, 1.0, 0.05, 1.2, 0.61, 2.0, 1.0, 1.3, 0.9, 5.0};
+	struct rig r;
+	int good = 0, low_only = 0, low_when_long = 0, n = 0;
+
+	rig_open(&r, NULL);
+	bl_device_wait(r.dev, bl_op_connect(r.dev, NULL, NULL), NULL, NULL);
+	bl_device_wait(r.dev, bl_op_discharge_start(r.dev, 1, 3.0, NULL, NULL), NULL, NULL);
+	wr(&r, 1, BL_CELL_CHARGEH, 0);
+	for (int k = 0; k < 120; k++, n++) {
+		struct bl_device_stats s0, s1;
+		double coulombs = -1, gap = gaps[k % 10];
+		if (k == 60)
+			wr(&r, 1, BL_CELL_CHARGEH, 0); /* cleared: the next read is whole again */
+		run_for(&r, gap);
+		uint32_t before = bl_charge_join(bl_simdev_reg(r.sim, 1, BL_CELL_CHARGEH), bl_simdev_reg(r.sim, 1, BL_CELL_CHARGEL));
+		bl_device_stats(r.dev, &s0);
+		bl_device_wait(r.dev, bl_op_charge(r.dev, 1, NULL, NULL), NULL, &coulombs);
+		bl_device_stats(r.dev, &s1);
+		uint32_t after = bl_charge_join(bl_simdev_reg(r.sim, 1, BL_CELL_CHARGEH), bl_simdev_reg(r.sim, 1, BL_CELL_CHARGEL));
+		good += fabs(coulombs - bl_charge_coulombs(before, 6)) < 1e-9 ||
+		        fabs(coulombs - bl_charge_coulombs(after, 6)) < 1e-9;
+		low_only += s1.sent - s0.sent == 1;
+		low_when_long += s1.sent - s0.sent == 1 && (gap > 1.22 || k == 60);
+	}
+	is_int(good, n, "every read is the counter's value (3 A: 72,000 counts in three latches)");
+	ok(low_only > 40, "reads soon after one another ask for the low half only (%d of %d)", low_only, n);
+	is_int(low_when_long, 0, "never after 1.22 s or more, nor after the counter was cleared");
+	bl_device_wait(r.dev, bl_op_safe(r.dev, 1, NULL, NULL), NULL, NULL);
+	rig_close(&r);
+}
+
 /* The review's safety cases: nothing may leave current flowing. */
 static void test_safety_paths(void)
 {
@@ -562,6 +599,7 @@ int main(void)
 	test_regulation();
 	test_watchdog();
 	test_charge_and_impedance();
+	test_charge_low_half();
 	test_events();
 	test_safety_paths();
 	test_safe_verify();
