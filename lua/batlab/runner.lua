@@ -12,13 +12,12 @@ local batlab = require "batlab"
 local cellmod = require "batlab.cell"
 local journal = require "batlab.journal"
 local placement = require "batlab.placement"
+local procedure = require "batlab.procedure"
 local progress = require "batlab.progress"
 local recording = require "batlab.recording"
 local results = require "batlab.results"
 local resume = require "batlab.resume"
 local runargs = require "batlab.runargs"
-local settings = require "batlab.settings"
-local suggest = require "batlab.suggest"
 local cjson = require "cjson"
 local lfs = require "lfs"
 
@@ -30,141 +29,6 @@ local SIM_EPOCH = 946684800
 
 local function err(msg)
 	io.stderr:write("batlab: ", msg, "\n")
-end
-
--- ---- the procedure and its parameters -----------------------------------
-
-local function load_proc(mode, o)
-	local script = o.script
-	if mode ~= "run" then
-		script = runargs.stock_script(mode == "cycletest" and "cycle-test.lua" or "discharge-test.lua")
-		if not script then
-			return nil, "cannot find the stock scripts (scripts/cycle-test.lua)"
-		end
-	elseif not script then
-		return nil, "run: which script? (see 'batlab run --help')"
-	elseif not script:find("/", 1, true) and not lfs.attributes(script) then
-		-- a procedure by name: one of the installed scripts
-		local found = runargs.stock_script(script:match("%.lua$") and script or script .. ".lua")
-		if not found then
-			return nil, ("%s: no such file, and no installed procedure of that name (%s)"):format(script,
-				table.concat(runargs.stock_names(), ", "))
-		end
-		script = found
-	end
-	local proc, perr = batlab.load_procedure(script)
-	if not proc then
-		return nil, perr
-	end
-	if type(proc) == "function" then
-		proc = { name = script:match("([^/]+)%.lua$") or script, run = proc }
-	end
-	if type(proc) ~= "table" or type(proc.run) ~= "function" then
-		return nil, script .. ": a procedure returns a function, or a table with run(cell, params)"
-	end
-	if proc.params ~= nil and type(proc.params) ~= "table" then
-		return nil, script .. ": params must be a table of NAME = default value"
-	end
-	if proc.record ~= nil then
-		local ok, rerr = require("batlab.runargs").check_record(proc.record, script .. ": record")
-		if not ok then
-			return nil, rerr
-		end
-	end
-	proc._script = script
-	return proc, script
-end
-
--- One --set KEY=VALUE for a procedure's params: the key must be one of
--- them, the value of its default's type. key, value | nil, nil, message.
-local function set_param(proc, kv)
-	local where = proc._script or "the procedure"
-	local k, v = kv:match("^([%w_]+)=(.*)$")
-	if not k then
-		return nil, nil, ("--set '%s': expected KEY=VALUE"):format(kv)
-	end
-	local params = proc.params or {}
-	local default = params[k]
-	if default == nil then
-		local names = {}
-		for name in pairs(params) do
-			names[#names + 1] = name
-		end
-		table.sort(names)
-		if #names == 0 then
-			return nil, nil, ("--set '%s': %s takes no parameters"):format(kv, where)
-		end
-		return nil, nil, ("--set '%s': %s has no parameter '%s'%s; its parameters: %s"):format(kv, where, k,
-			suggest.hint(k, names), table.concat(names, ", "))
-	end
-	local dt = type(default)
-	if dt == "number" then
-		local n = tonumber(v)
-		if not n then
-			return nil, nil, ("--set '%s': %s is a number (default %s), not '%s'"):format(kv, k,
-				tostring(default), v)
-		end
-		return k, n
-	elseif dt == "boolean" then
-		if v ~= "true" and v ~= "false" then
-			return nil, nil, ("--set '%s': %s is true or false (default %s)"):format(kv, k, tostring(default))
-		end
-		return k, v == "true"
-	end
-	return k, v
-end
-
--- `batlab run FILE --help`: what the procedure says of itself, its
--- parameters with their defaults, then the options.
-local function proc_help(proc, script)
-	local out = { ("%s (%s)"):format(proc.name or "procedure", script) }
-	if type(proc.description) == "string" then
-		out[#out + 1] = "\n" .. proc.description:gsub("%s+$", "")
-	end
-	local names = {}
-	for k in pairs(proc.params or {}) do
-		names[#names + 1] = k
-	end
-	table.sort(names)
-	out[#out + 1] = #names > 0 and "\nParameters (change with --set NAME=VALUE):" or "\nNo parameters."
-	for _, k in ipairs(names) do
-		out[#out + 1] = ("  %-20s %s"):format(k, tostring(proc.params[k]))
-	end
-	return table.concat(out, "\n") .. "\n\n"
-end
-
--- The settings (stock tests, or --settings) or the procedure's params with
--- --set applied: params, settings, warnings | nil, err.
-local function load_params(o, proc)
-	if o.settings or proc.needs_settings then
-		local s, warnings
-		if o.settings then
-			s, warnings = settings.load(o.settings, o.sets)
-		else
-			s, warnings = settings.parse("{}", "(defaults)", o.sets)
-		end
-		if not s then
-			return nil, warnings
-		end
-		return s, s, warnings
-	end
-	local params = {}
-	for k, v in pairs(proc.params or {}) do
-		params[k] = v
-	end
-	for _, kv in ipairs(o.sets) do
-		local k, v, perr = set_param(proc, kv)
-		if perr then
-			return nil, perr
-		end
-		params[k] = v
-	end
-	-- A procedure's own check of its parameters, before anything starts.
-	local ok, why = pcall(proc.check or function() end, params)
-	if not ok or why then
-		return nil, ("%s: %s"):format(proc._script or proc.name or "procedure", tostring(why))
-	end
-	return params
 end
 
 -- ---- the results directory -------------------------------------------------
@@ -367,8 +231,14 @@ local function slot_task(R, a)
 	end
 end
 
+local function log_news(R, news)
+	for _, m in ipairs(news) do
+		R.run:event(m)
+	end
+end
+
 local function start_tasks(R, plan)
-	local running = 0
+	local running, pace = 0, R.o.speed and R.o.speed > 0 and R.o.sim
 	-- Each task adds its cell before it first waits: run.json is written
 	-- once the watcher (spawned last) first runs, not once per cell.
 	R.run:hold_meta()
@@ -377,29 +247,32 @@ local function start_tasks(R, plan)
 		batlab.spawn(function()
 			slot_task(R, a)
 			running = running - 1
+			if running == 0 and R.watching then -- no more news to wait for
+				log_news(R, R.pool:messages())
+				R.watcher:cancel()
+			end
 		end)
 	end
-	local pace = R.o.speed and R.o.speed > 0 and R.o.sim
 	if R.o.speed and R.o.speed > 0 and not R.o.sim then
 		R.run:event("--speed applies to virtual runs only; ignored")
 	end
 	-- The run's watcher: the devices' news (plugged, unplugged, reset,
-	-- silent) into events.log, and with --speed the pace: every tenth of
-	-- a virtual second it waits for the real clock to catch up with
-	-- virtual time / speed.
-	batlab.spawn(function()
+	-- silent) into events.log as it comes, and with --speed the pace:
+	-- every tenth of a virtual second it waits for the real clock to
+	-- catch up with virtual time / speed (and logs the news every second).
+	R.watcher = batlab.spawn(function()
 		local tick = 0
 		assert(R.run:release_meta())
 		while running > 0 do
-			batlab.sleep(pace and 0.1 or 1)
-			tick = tick + 1
 			if pace then
+				batlab.sleep(0.1)
+				tick = tick + 1
 				batlab._pace(batlab.now() - R.t0, R.o.speed)
-			end
-			if not pace or tick % 10 == 0 then
-				for _, m in ipairs(R.pool:messages()) do
-					R.run:event(m)
-				end
+				log_news(R, tick % 10 == 0 and R.pool:messages() or {})
+			else
+				R.watching = true
+				log_news(R, R.pool:wait_messages())
+				R.watching = false
 			end
 		end
 	end)
@@ -565,16 +438,16 @@ local function prepare(mode, argv, dev)
 		io.stdout:write(runargs.USAGE[mode])
 		return nil, batlab.EXIT_OK
 	end
-	local proc, script = load_proc(mode, o)
+	local proc, script = procedure.load(mode, o)
 	if not proc then
 		err(script)
 		return nil, batlab.EXIT_USAGE
 	end
 	if o.help then
-		io.stdout:write(proc_help(proc, script), runargs.USAGE[mode])
+		io.stdout:write(procedure.help(proc, script), runargs.USAGE[mode])
 		return nil, batlab.EXIT_OK
 	end
-	local params, s, warnings = load_params(o, proc)
+	local params, s, warnings = procedure.params(o, proc)
 	if not params then
 		err(s)
 		return nil, batlab.EXIT_USAGE

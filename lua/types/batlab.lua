@@ -114,6 +114,10 @@ function Pool:active() end
 function Pool:devices() end
 ---@return string[]
 function Pool:messages() end
+---Waits (in a task) until there is at least one message, or timeout seconds.
+---@param timeout? number seconds; nil waits as long as it takes
+---@return string[]
+function Pool:wait_messages(timeout) end
 function Pool:close() end
 ---@param dev batlab.Device
 ---@param kind string a fault kind (docs/simulator.md)

@@ -35,6 +35,8 @@ struct bl_pool {
 	bl_pool_fn fn;
 	void *ud;
 	struct message *msg_head, *msg_tail;
+	bl_pool_message_fn msg_fn;
+	void *msg_ud;
 };
 
 void bl_pool_opts_default(struct bl_pool_opts *o)
@@ -66,6 +68,19 @@ static void say(struct bl_pool *p, const char *fmt, ...)
 	else
 		p->msg_head = m;
 	p->msg_tail = m;
+	if (p->msg_fn)
+		p->msg_fn(p, p->msg_ud);
+}
+
+void bl_pool_on_message(struct bl_pool *p, bl_pool_message_fn fn, void *ud)
+{
+	p->msg_fn = fn;
+	p->msg_ud = ud;
+}
+
+bool bl_pool_has_message(const struct bl_pool *p)
+{
+	return p->msg_head != NULL;
 }
 
 char *bl_pool_next_message(struct bl_pool *p)

@@ -66,5 +66,9 @@ struct bl_loop *bl_pool_loop(const struct bl_pool *p);
  * queued for a prompt to print. Returns a malloc'd string (caller frees)
  * or NULL when none is waiting. */
 char *bl_pool_next_message(struct bl_pool *p);
+bool bl_pool_has_message(const struct bl_pool *p);
+/* fn runs after each message is queued (one at a time; NULL: none). */
+typedef void (*bl_pool_message_fn)(struct bl_pool *p, void *ud);
+void bl_pool_on_message(struct bl_pool *p, bl_pool_message_fn fn, void *ud);
 
 #endif

@@ -17,25 +17,16 @@
 #include "device/pool.h"
 #include "host/session.h"
 #include "lua/engine.h"
+#include "lua/lua_pool_parts.h"
 #include "lua/lua_util.h"
 #include "lua/sched.h"
 
 #define FLUSH_US 2000000u
 
-struct lpool {
-	struct bl_session *s;
-	bool owned;                 /* batlab.open made it: close frees it */
-	bool closed;
-	struct bl_sched *sched;
-	const struct bl_clock *old_clock;
-	struct bl_lua_device **devs;   /* attached Device objects */
-	size_t n, cap;
-};
-
 /* Registry key: the open Pool object (its address). */
 static const char open_key = 0;
 
-static struct lpool *check_pool(lua_State *L, int idx)
+struct lpool *bl_lua_check_pool(lua_State *L, int idx)
 {
 	struct lpool *lp = luaL_checkudata(L, idx, BL_LUA_POOL);
 
@@ -188,6 +179,7 @@ static void pool_close(lua_State *L, struct lpool *lp)
 	bl_sched_set_loop(lp->sched, NULL);
 	set_clock(L, lp->old_clock);
 	bl_session_on_event(lp->s, NULL, NULL);
+	bl_lua_pool_messages_off(lp);
 	if (lp->owned)
 		bl_session_close(lp->s);
 	lp->s = NULL;
@@ -217,6 +209,7 @@ static struct lpool *new_pool(lua_State *L, struct bl_session *s, bool owned)
 	lp->old_clock = bl_lua_get_clock(L);
 	lp->closed = false;
 	bl_session_on_event(s, on_session_event, lp);
+	bl_pool_on_message(p, bl_lua_pool_message_posted, lp);
 	bl_sched_set_loop(lp->sched, bl_session_loop(s));
 	bl_sched_set_interrupt_hook(lp->sched, pool_interrupt, lp);
 	set_clock(L, bl_session_clock(s));
@@ -367,7 +360,7 @@ static int l_batlab_open(lua_State *L)
 
 static int l_pool_devices(lua_State *L)
 {
-	struct lpool *lp = check_pool(L, 1);
+	struct lpool *lp = bl_lua_check_pool(L, 1);
 	struct bl_pool *p = bl_session_pool(lp->s);
 	size_t n = bl_pool_count(p);
 
@@ -381,7 +374,7 @@ static int l_pool_devices(lua_State *L)
 
 static int l_pool_find(lua_State *L)
 {
-	struct lpool *lp = check_pool(L, 1);
+	struct lpool *lp = bl_lua_check_pool(L, 1);
 	struct bl_pool *p = bl_session_pool(lp->s);
 	struct bl_device *d;
 
@@ -402,7 +395,7 @@ static int l_pool_find(lua_State *L)
 
 static int l_pool_active(lua_State *L)
 {
-	struct lpool *lp = check_pool(L, 1);
+	struct lpool *lp = bl_lua_check_pool(L, 1);
 	struct bl_device *d = bl_pool_active(bl_session_pool(lp->s));
 
 	if (d)
@@ -417,7 +410,7 @@ static int l_pool_active(lua_State *L)
  * holds every one it found when it opened). */
 static int l_pool_get_ports(lua_State *L)
 {
-	struct lpool *lp = check_pool(L, 1);
+	struct lpool *lp = bl_lua_check_pool(L, 1);
 	struct bl_pool *p = bl_session_pool(lp->s);
 	size_t n = bl_pool_count(p);
 
@@ -432,7 +425,7 @@ static int l_pool_get_ports(lua_State *L)
 /* pool:active_exists() -> whether there is an active Batlab (the seed's). */
 static int l_pool_active_exists(lua_State *L)
 {
-	struct lpool *lp = check_pool(L, 1);
+	struct lpool *lp = bl_lua_check_pool(L, 1);
 
 	lua_pushboolean(L, bl_pool_active(bl_session_pool(lp->s)) != NULL);
 	return 1;
@@ -440,7 +433,7 @@ static int l_pool_active_exists(lua_State *L)
 
 static int l_pool_set_active(lua_State *L)
 {
-	struct lpool *lp = check_pool(L, 1);
+	struct lpool *lp = bl_lua_check_pool(L, 1);
 	struct bl_lua_device *ld = luaL_checkudata(L, 2, BL_LUA_DEVICE);
 	struct bl_device *d = bl_lua_device_ptr(ld);
 
@@ -448,21 +441,6 @@ static int l_pool_set_active(lua_State *L)
 	    bl_pool_set_active(bl_session_pool(lp->s), d) != BL_OK)
 		return bl_lua_fail(L, BL_ERR_NOTFOUND, "pool:set_active: that device is not in this pool");
 	lua_pushboolean(L, 1);
-	return 1;
-}
-
-static int l_pool_messages(lua_State *L)
-{
-	struct lpool *lp = check_pool(L, 1);
-	char *m;
-	lua_Integer i = 0;
-
-	lua_newtable(L);
-	while ((m = bl_pool_next_message(bl_session_pool(lp->s)))) {
-		lua_pushstring(L, m);
-		free(m);
-		lua_rawseti(L, -2, ++i);
-	}
 	return 1;
 }
 
@@ -515,7 +493,7 @@ static struct bl_simdev *check_sim(lua_State *L, struct lpool *lp, int arg)
 
 static int l_pool_sim_reg(lua_State *L)
 {
-	struct lpool *lp = check_pool(L, 1);
+	struct lpool *lp = bl_lua_check_pool(L, 1);
 	struct bl_simdev *sim = check_sim(L, lp, 2);
 	uint8_t ns = bl_lua_check_ns(L, 3);
 	uint8_t addr = bl_lua_check_addr(L, 4, ns);
@@ -526,7 +504,7 @@ static int l_pool_sim_reg(lua_State *L)
 
 static int l_pool_sim_current(lua_State *L)
 {
-	struct lpool *lp = check_pool(L, 1);
+	struct lpool *lp = bl_lua_check_pool(L, 1);
 	struct bl_simdev *sim = check_sim(L, lp, 2);
 	lua_Integer cell = luaL_checkinteger(L, 3);
 
@@ -541,7 +519,7 @@ static int l_pool_sim_current(lua_State *L)
  * compare measured capacities with these. */
 static int l_pool_sim_cell(lua_State *L)
 {
-	struct lpool *lp = check_pool(L, 1);
+	struct lpool *lp = bl_lua_check_pool(L, 1);
 	struct bl_simdev *sim = check_sim(L, lp, 2);
 	lua_Integer cell = luaL_checkinteger(L, 3);
 	const struct bl_cell *c;
@@ -575,7 +553,7 @@ static int l_pool_sim_fault(lua_State *L)
 		"garbage", "drop_bytes", "vcc_sag", "psu_lost", "thermistor_open", "self_heating",
 		NULL,
 	};
-	struct lpool *lp = check_pool(L, 1);
+	struct lpool *lp = bl_lua_check_pool(L, 1);
 	struct bl_simdev *sim = check_sim(L, lp, 2);
 	int kind = luaL_checkoption(L, 3, NULL, kinds);
 	struct bl_fault f;
@@ -640,7 +618,8 @@ static const luaL_Reg pool_methods[] = {
 	{"active_exists", l_pool_active_exists},
 	{"get_ports", l_pool_get_ports},
 	{"set_active", l_pool_set_active},
-	{"messages", l_pool_messages},
+	{"messages", bl_lua_pool_messages},
+	{"wait_messages", bl_lua_pool_wait_messages},
 	{"close", l_pool_close},
 	{"sim_reg", l_pool_sim_reg},
 	{"sim_current", l_pool_sim_current},

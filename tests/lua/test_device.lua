@@ -384,7 +384,19 @@ batlab.spawn(function()
 	batlab.sleep(3)
 	pool:sim_fault(dev, "unplug")
 end)
+pool:messages()
+local news, news_at, quiet = nil, nil, nil
+batlab.spawn(function()
+	quiet = pool:wait_messages(1) -- nothing within a second: an empty table
+	news = pool:wait_messages()   -- woken by the unplug, not by a clock
+	news_at = batlab.now()
+end)
+local t_unplug = batlab.now() + 3
 t.ok(batlab.run(20), "the tasks end after the unplug")
+t.is(quiet and #quiet, 0, "wait_messages(1) with no news: an empty table after the timeout")
+t.like(news and news[1] or "", "Batlab 1000 on sim0 disconnected", "wait_messages: the unplug's news")
+t.ok(news_at and news_at - t_unplug < 0.01, ("as it came (%.3f s after the unplug)"):format((news_at or 0) - t_unplug))
+t.raises(function() pool:wait_messages(-1) end, "a timeout in seconds", "wait_messages(-1) raises")
 t.is(w.status, "done", "the waiting task saw the failure as a return value")
 t.is(got[2], "ECLOSED", "ECLOSED")
 t.like(got[1] or "", "Batlab 1000", "the message names the device")

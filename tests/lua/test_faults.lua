@@ -52,6 +52,8 @@ for _, n in ipairs { "A", "B", "C", "D" } do
 		("%s: a small time series (%d bytes)"):format(n, size(r.dir .. "/cells/" .. n .. ".csv")))
 end
 t.ok(not r.events:find("ended: no reports", 1, true), "the reboot's silence is not taken for the end")
+-- the run's watcher logs the devices' news as it comes, not on a clock
+t.like(r.events, " 599%.99%d s  Batlab 1000 on sim0 reset; reconnecting\n", "the device's news logged when it came")
 
 -- ---- a burst of lost replies: retried, an event --------------------------------------
 r = run("burst", { { at = 300, kind = "no_reply", count = 20 } }, "--timeout 3000")

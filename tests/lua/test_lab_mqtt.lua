@@ -64,7 +64,9 @@ end
 
 local done = subscribe(tmp .. "/sub.txt", "batlab/#")
 local r1 = tmp .. "/r1"
-local code, _, err = cli.batlab(("run %s --sim --cell 0=A1 --out %s --mqtt %s --quiet --no-report")
+-- at --speed 1000 (0.7 s): live samples are dropped while the broker is
+-- slower than they come, and an unpaced virtual run outruns any broker
+local code, _, err = cli.batlab(("run %s --sim --speed 1000 --cell 0=A1 --out %s --mqtt %s --quiet --no-report")
 	:format(q(tmp .. "/short.lua"), r1, mq.url))
 t.is(code, 0, "run --mqtt: exit 0 " .. err)
 t.is(err, "", "run --mqtt: nothing on stderr")
