@@ -20,8 +20,9 @@
 --   {"ev":"resume", t, gap_from}                       the run went on
 --   {"ev":"closed", outcome}                           the run ended
 --
--- Lines are flushed as they are written; a step's start and end also go
--- to the disk (fsync). A line cut short by a crash is ignored on reading.
+-- Lines are flushed as they are written ("at" lines about once a second
+-- for all cells together); a step's start and end also go to the disk
+-- (fsync). A line cut short by a crash is ignored on reading.
 local batlab = require "batlab"
 local cjson = require("cjson").new()
 local fsutil = require "batlab.fsutil"
@@ -134,6 +135,16 @@ function Journal:_write(entry, sync)
 	-- to the disk with the buffer, not an entry at a time
 	if not self.resumable then
 		return true
+	end
+	-- "at" entries (every cell, every second) go out together about once
+	-- a second, with the next entry of another kind or at close: a lab of
+	-- 256 channels made a write a channel a second for them
+	if entry.ev == "at" then
+		local now = batlab.now()
+		if self.at_flushed and now - self.at_flushed < 1 then
+			return true
+		end
+		self.at_flushed = now
 	end
 	if sync and self.sync then
 		return batlab.fsync(self.f)

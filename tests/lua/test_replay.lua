@@ -146,6 +146,26 @@ end)
 batlab.run()
 pool:close()
 
+-- 6b. "at" entries go to the file together about once a second (a lab
+-- of 256 channels wrote one line a channel a second), flushed sooner by
+-- any other entry.
+do
+	os.execute("mkdir -p " .. q(tmp .. "/jat"))
+	local jn = assert(journal.open(tmp .. "/jat"))
+	local function lines()
+		return select(2, (cli.read(tmp .. "/jat/journal.jsonl") or ""):gsub("\n", ""))
+	end
+	jn:write({ ev = "at", cell = "X", step = 1, t = 1 })
+	jn:write({ ev = "at", cell = "Y", step = 1, t = 1 })
+	jn:write({ ev = "at", cell = "X", step = 1, t = 2 })
+	t.is(lines(), 1, "the first 'at' is written at once, the next ones within the second wait")
+	jn:write({ ev = "end", cell = "Y", step = 1 })
+	t.is(lines(), 4, "the next entry of another kind takes them along")
+	jn:write({ ev = "at", cell = "X", step = 2, t = 3 })
+	jn:close()
+	t.is(lines(), 5, "and the close")
+end
+
 -- 7. BATLAB_JOURNAL_SIGNAL: the host signals itself at the journal entry
 -- named (the kill-and-resume test lands its kills with it).
 cli.write(tmp .. "/j.lua", ([[
