@@ -326,9 +326,12 @@ function Recording:end_step(sum)
 		self.rec:lexcelon_carry(0, 0)
 		count_lexcelon_rows(self)
 	end
-	local state = type(self.cell.state) == "table" and plain(self.cell.state) or nil
+	-- the summary and the procedure's state are for resume, which a run
+	-- on the in-process simulator cannot do (encoding them cost 1 %)
+	local full = self.journal and self.journal.resumable
+	local state = full and type(self.cell.state) == "table" and plain(self.cell.state) or nil
 	journal(self, { ev = "end", step = self.step_no, t = batlab.now() - self.t0, row = plain(row),
-		sum = plain(sum), state = state, v = sum.end_sample and sum.end_sample.voltage }, true)
+		sum = full and plain(sum) or nil, state = state, v = sum.end_sample and sum.end_sample.voltage }, true)
 	self.carry, self.in_step = nil, false
 	if self.on_step then
 		self.on_step(row, sum, self)
