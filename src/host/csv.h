@@ -55,6 +55,41 @@ static inline void bl_buf_addc(struct bl_buf *b, char c)
 	bl_buf_add(b, &c, 1);
 }
 
+/* A row written in place: one check for the room of all its fields, then
+ * each field at a cursor (the bl_csv_put_* below), then bl_buf_done with
+ * where the cursor ended. bl_buf_room: where to write n bytes more, NULL
+ * when out of memory. */
+char *bl_buf_grow_room(struct bl_buf *b, size_t n);
+static inline char *bl_buf_room(struct bl_buf *b, size_t n)
+{
+	if (b->oom || b->len + n + 1 > b->cap)
+		return bl_buf_grow_room(b, n);
+	return b->p + b->len;
+}
+
+static inline void bl_buf_done(struct bl_buf *b, char *end)
+{
+	b->len = (size_t)(end - b->p);
+	b->p[b->len] = '\0';
+}
+
+/* The most a field written at a cursor may take: a fixed number (the
+ * "%.15f" of the largest double is 326 bytes), a date-time, a whole
+ * number. */
+#define BL_CSV_FIXED_ROOM 360
+#define BL_CSV_TIME_ROOM 64
+#define BL_CSV_UINT_ROOM 24
+
+/* The three kinds of date-time: bl_csv_time's two and the UTC of
+ * Lexcelon's log ("YYYY-mm-dd HH:MM:SS.ffffff"). */
+enum bl_csv_clock { BL_CSV_ISO_UTC, BL_CSV_LOCAL, BL_CSV_UTC_US };
+
+/* Fields at a cursor p with the room above; each returns the end of what
+ * it wrote (p itself for an empty field). */
+char *bl_csv_put_fixed(char *p, double v, int prec);
+char *bl_csv_put_time(char *p, double epoch, enum bl_csv_clock clock);
+char *bl_csv_put_uint(char *p, unsigned long long n);
+
 void bl_csv_fixed(struct bl_buf *b, double v, int prec);
 void bl_csv_whole(struct bl_buf *b, double v);
 void bl_csv_general(struct bl_buf *b, double v);
