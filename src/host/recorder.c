@@ -20,7 +20,6 @@ struct bl_recorder {
 	struct bl_recorder_opts o;
 	struct bl_outfile *f;                /* cells/<name>.csv or .csv.gz */
 	char path[512];
-	struct bl_buf row;
 	uint64_t last_flush_us;
 	bool dirty;
 	struct bl_labels lb;
@@ -100,24 +99,20 @@ static void mode_text(struct bl_recorder *r, uint16_t m)
 	r->mode_of_text = m;
 }
 
-/* The row, written in place after one check for room: the number fields
- * at their most, the texts as they are, the error names. */
-static void format_row(struct bl_recorder *r, const struct bl_sample *s)
+/* The most a row takes: the number fields at their most, the texts as
+ * they are, the error names. */
+static size_t row_room(const struct bl_recorder *r)
 {
-	struct bl_buf *b = &r->row;
+	return 10 * BL_CSV_FIXED_ROOM + BL_CSV_TIME_ROOM + r->labels_text.len + r->mode_text.len +
+	       256 + 8;
+}
+
+/* The row at p, which has row_room(r) bytes; returns its end. */
+static char *format_row(struct bl_recorder *r, const struct bl_sample *s, char *p)
+{
 	bool carry = s->step_seq != r->carry_seq; /* not a report of the step before */
 	double t = s->time - r->o.t0;
-	char *p;
 
-	if (s->mode != r->mode_of_text)
-		mode_text(r, s->mode);
-	b->len = 0;
-	p = bl_buf_room(b, 10 * BL_CSV_FIXED_ROOM + BL_CSV_TIME_ROOM + r->labels_text.len +
-	                   r->mode_text.len + 256 + 8);
-	if (!p || r->labels_text.oom || r->mode_text.oom) {
-		b->oom = true;
-		return;
-	}
 	p = bl_csv_put_fixed(p, t, 3);                 *p++ = ',';
 	p = bl_csv_put_fixed(p, s->step_time + (carry ? r->carry_time : 0), 3); *p++ = ',';
 	memcpy(p, r->labels_text.p, r->labels_text.len);
@@ -139,7 +134,7 @@ static void format_row(struct bl_recorder *r, const struct bl_sample *s)
 		p += strlen(p);
 	}
 	*p++ = '\n';
-	bl_buf_done(b, p);
+	return p;
 }
 
 static void account(struct bl_recorder *r, const struct bl_sample *s)
@@ -158,15 +153,21 @@ static void account(struct bl_recorder *r, const struct bl_sample *s)
 
 static void write_row(struct bl_recorder *r, const struct bl_sample *s)
 {
-	char err[256];
+	char err[256], *p;
 
-	format_row(r, s);
-	r->impedance = NAN;
-	if (r->row.oom) {
+	if (s->mode != r->mode_of_text)
+		mode_text(r, s->mode);
+	if (r->labels_text.oom || r->mode_text.oom) {
+		r->impedance = NAN;
 		fail(r, BL_ERR_MEM, "out of memory formatting a row");
 		return;
 	}
-	if (bl_outfile_write(r->f, r->row.p, r->row.len, err, sizeof err) != 0) {
+	/* formatted where it goes: in the file's buffer */
+	p = bl_outfile_room(r->f, row_room(r), err, sizeof err);
+	if (p)
+		bl_outfile_commit(r->f, format_row(r, s, p));
+	r->impedance = NAN;             /* on this row, or lost with it */
+	if (!p) {
 		fail(r, BL_ERR_IO, err);
 		return;
 	}
@@ -283,7 +284,6 @@ int bl_recorder_close(struct bl_recorder *r)
 	if (r->f && bl_outfile_close(r->f, err, sizeof err) != 0)
 		fail(r, BL_ERR_IO, err);
 	st = r->st.write_status;
-	bl_buf_free(&r->row);
 	bl_buf_free(&r->labels_text);
 	bl_buf_free(&r->mode_text);
 	free(r);
