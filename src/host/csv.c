@@ -82,11 +82,13 @@ static void add_number(struct bl_buf *b, const char *fmt, double v)
 		unsign_zero(b, tmp, (size_t)n);
 }
 
-/* "%.Nf" without printf for the usual case: glibc formats the exact
- * binary value with multiple-precision arithmetic, which is most of the
- * cost of a row. Scaled to an integer, a value prints the same unless it
- * sits within rounding error of a half: those (and large values) still go
- * to snprintf, so the output is always the same as "%.Nf". */
+/* "%.Nf" without printf for the usual case (bl_csv_put_fixed_n, csv.h):
+ * glibc formats the exact binary value with multiple-precision
+ * arithmetic, which was most of the cost of a row. Scaled to an integer,
+ * a value prints the same unless it sits within rounding error of a
+ * half: those are rounded here on the exact value, and large values (or
+ * more than 8 digits) still go to snprintf, so the output is always the
+ * same as "%.Nf". */
 /* |v| x 10^prec rounded to the nearest integer, ties to even, on the
  * exact binary value of v (|v| < 1e9, prec <= 8): v = m x 2^e with a
  * 53-bit m, so |v| x 10^prec = m x 5^prec x 2^(e + prec), which 128 bits
@@ -122,69 +124,10 @@ static unsigned long long round_exact(double v, int prec)
 	return (unsigned long long)k;
 }
 
-static const char two_digits_table[201] =
+const char bl_csv_digit_pairs[201] =
 	"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
 	"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
 	"8081828384858687888990919293949596979899";
-
-static inline void put2(char *p, unsigned d)
-{
-	memcpy(p, two_digits_table + 2 * d, 2);
-}
-
-/* How many digits u has (at least one). */
-static inline int digit_count(unsigned long long u)
-{
-	int n = 1;
-
-	while (u >= 10000) {
-		u /= 10000;
-		n += 4;
-	}
-	return n + (u >= 10) + (u >= 100) + (u >= 1000);
-}
-
-/* u's digits from p on, two a step from the end; returns their end. */
-static inline char *put_whole(char *p, unsigned long long u)
-{
-	char *end = p + digit_count(u), *q = end;
-
-	while (u >= 100) {
-		q -= 2;
-		put2(q, (unsigned)(u % 100));
-		u /= 100;
-	}
-	if (u >= 10)
-		put2(q - 2, (unsigned)u);
-	else
-		q[-1] = (char)('0' + u);
-	return end;
-}
-
-/* n / 10^prec "." its last prec digits; prec is a constant where this
- * is inlined, so the divisions are multiplications. */
-static inline __attribute__((always_inline)) char *put_scaled(char *p, unsigned long long n, int prec)
-{
-	static const unsigned pow10[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000,
-	                                 100000000};
-	unsigned long long whole = n / pow10[prec];
-	unsigned frac = (unsigned)(n - whole * pow10[prec]);
-	char *q;
-
-	p = put_whole(p, whole);
-	if (prec == 0)
-		return p;
-	*p = '.';
-	q = p + 1 + prec;
-	for (int k = prec; k >= 2; k -= 2) {
-		q -= 2;
-		put2(q, frac % 100);
-		frac /= 100;
-	}
-	if (prec & 1)
-		q[-1] = (char)('0' + frac);
-	return p + 1 + prec;
-}
 
 /* The rare "%.Nf": |v| >= 1e9 or more than 8 digits after the point. */
 static char *put_printf_fixed(char *p, double v, int prec)
@@ -201,50 +144,53 @@ static char *put_printf_fixed(char *p, double v, int prec)
 	return p + n;
 }
 
-char *bl_csv_put_fixed(char *p, double v, int prec)
+/* n / 10^prec with its sign, prec <= 8 a variable. */
+static char *put_scaled_any(char *p, bool neg, unsigned long long n, int prec)
 {
-	static const double scale[] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8};
-	double ax = fabs(v), x, d, margin;
-	unsigned long long n;
-
-	if (prec < 0)
-		prec = 0;
-	if (prec > 15)
-		prec = 15;
-	if (!(ax < 1e9) || prec > 8)        /* NaN and infinities too */
-		return isfinite(v) ? put_printf_fixed(p, v, prec) : p;
-	x = ax * scale[prec];
-	n = (unsigned long long)x;          /* x < 1e17: truncation is floor */
-	d = (x - (double)n) - 0.5;          /* the fraction, exact; from a half */
-	/* The product is off the exact decimal by a few units in its last
-	 * place (x x 2^-52 each): only a value that close to a half can
-	 * round the other way, and those are rounded on the exact binary
-	 * value, as printf does (a margin of x x 1e-12 is thousands of
-	 * times that error). */
-	margin = 1e-12 * (x > 1 ? x : 1);
-	if (d < margin && d > -margin)
-		n = round_exact(ax, prec);
-	else
-		n += d > 0;
-	/* a negative value that rounds to zero is written without its sign */
-	if (v < 0 && n != 0)
+	if (neg)
 		*p++ = '-';
 	switch (prec) {
-	case 0: return put_scaled(p, n, 0);
-	case 1: return put_scaled(p, n, 1);
-	case 2: return put_scaled(p, n, 2);
-	case 3: return put_scaled(p, n, 3);
-	case 4: return put_scaled(p, n, 4);
-	case 5: return put_scaled(p, n, 5);
-	case 6: return put_scaled(p, n, 6);
-	case 7: return put_scaled(p, n, 7);
-	default: return put_scaled(p, n, 8);
+	case 0: return bl_csv_put_scaled(p, n, 0);
+	case 1: return bl_csv_put_scaled(p, n, 1);
+	case 2: return bl_csv_put_scaled(p, n, 2);
+	case 3: return bl_csv_put_scaled(p, n, 3);
+	case 4: return bl_csv_put_scaled(p, n, 4);
+	case 5: return bl_csv_put_scaled(p, n, 5);
+	case 6: return bl_csv_put_scaled(p, n, 6);
+	case 7: return bl_csv_put_scaled(p, n, 7);
+	default: return bl_csv_put_scaled(p, n, 8);
 	}
 }
 
-char *bl_csv_put_uint(char *p, unsigned long long n)
+char *bl_csv_put_fixed_rare(char *p, double v, int prec)
 {
-	return put_whole(p, n);
+	unsigned long long n;
+
+	if (!isfinite(v))
+		return p;
+	if (prec > 8 || !(fabs(v) < 1e9))
+		return put_printf_fixed(p, v, prec);
+	n = round_exact(fabs(v), prec);
+	/* a negative value that rounds to zero is written without its sign */
+	return put_scaled_any(p, v < 0 && n != 0, n, prec);
+}
+
+char *bl_csv_put_fixed(char *p, double v, int prec)
+{
+	if (prec < 0)
+		prec = 0;
+	switch (prec) {
+	case 0: return bl_csv_put_fixed_n(p, v, 0);
+	case 1: return bl_csv_put_fixed_n(p, v, 1);
+	case 2: return bl_csv_put_fixed_n(p, v, 2);
+	case 3: return bl_csv_put_fixed_n(p, v, 3);
+	case 4: return bl_csv_put_fixed_n(p, v, 4);
+	case 5: return bl_csv_put_fixed_n(p, v, 5);
+	case 6: return bl_csv_put_fixed_n(p, v, 6);
+	case 7: return bl_csv_put_fixed_n(p, v, 7);
+	case 8: return bl_csv_put_fixed_n(p, v, 8);
+	default: return bl_csv_put_fixed_rare(p, v, prec > 15 ? 15 : prec);
+	}
 }
 
 void bl_csv_fixed(struct bl_buf *b, double v, int prec)
@@ -269,14 +215,14 @@ static bool add_integral(struct bl_buf *b, double v, int max_digits)
 	if ((double)n != v)
 		return false;
 	u = n < 0 ? 0ull - (unsigned long long)n : (unsigned long long)n;
-	if (digit_count(u) > max_digits)
+	if (bl_csv_digit_count(u) > max_digits)
 		return false;
 	p = bl_buf_room(b, BL_CSV_UINT_ROOM);
 	if (!p)
 		return true;             /* out of memory: the buffer says so */
 	if (n < 0)
 		*p++ = '-';
-	bl_buf_done(b, put_whole(p, u));
+	bl_buf_done(b, bl_csv_put_uint(p, u));
 	return true;
 }
 
@@ -349,6 +295,12 @@ struct hour_cache {
 	long long from;              /* the second it was worked out from */
 	size_t len;
 	char prefix[32];
+	/* and the last second's text, the prefix and "MM:SS.": a row's
+	 * cells are sampled within the same second */
+	bool have_second;
+	long long second;
+	size_t second_len;
+	char second_text[32];
 };
 
 static bool hour_of(struct hour_cache *c, long long sec, enum bl_csv_clock clock)
@@ -403,25 +355,34 @@ char *bl_csv_put_time(char *p, double epoch, enum bl_csv_clock clock)
 		sec = t >= 0 ? t / 1000000 : -((-t + 999999) / 1000000);
 		frac = t - sec * 1000000;
 	}
-	if (!hour_of(c, sec, clock))
-		return p;
-	memcpy(p, c->prefix, sizeof c->prefix);
-	p += c->len;
-	in_hour = (unsigned)(sec - c->start);
-	put2(p, in_hour / 60);
-	p[2] = ':';
-	put2(p + 3, in_hour % 60);
-	p[5] = '.';
-	if (iso) {
-		p[6] = (char)('0' + frac / 100);
-		put2(p + 7, (unsigned)(frac % 100));
-		p[9] = 'Z';
-		return p + 10;
+	if (!c->have_second || sec != c->second) {
+		char *q = c->second_text;
+		c->have_second = false;
+		if (!hour_of(c, sec, clock))
+			return p;
+		memcpy(q, c->prefix, c->len);
+		q += c->len;
+		in_hour = (unsigned)(sec - c->start);
+		bl_csv_pair(q, in_hour / 60);
+		q[2] = ':';
+		bl_csv_pair(q + 3, in_hour % 60);
+		q[5] = '.';
+		c->second_len = c->len + 6;
+		c->second = sec;
+		c->have_second = true;
 	}
-	put2(p + 6, (unsigned)(frac / 10000));
-	put2(p + 8, (unsigned)(frac / 100 % 100));
-	put2(p + 10, (unsigned)(frac % 100));
-	return p + 12;
+	memcpy(p, c->second_text, sizeof c->second_text);
+	p += c->second_len;
+	if (iso) {
+		p[0] = (char)('0' + frac / 100);
+		bl_csv_pair(p + 1, (unsigned)(frac % 100));
+		p[3] = 'Z';
+		return p + 4;
+	}
+	bl_csv_pair(p, (unsigned)(frac / 10000));
+	bl_csv_pair(p + 2, (unsigned)(frac / 100 % 100));
+	bl_csv_pair(p + 4, (unsigned)(frac % 100));
+	return p + 6;
 }
 
 void bl_csv_time(struct bl_buf *b, double epoch, bool utc)

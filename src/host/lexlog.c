@@ -148,24 +148,25 @@ static void format_row(struct bl_lexlog *x, const struct bl_sample *s)
 	bl_buf_add(b, x->prefix, x->prefix_len);            bl_buf_addc(b, ',');
 	if (x->o.utc)
 		utc_stamp(b, stamp);
-	else
-		bl_csv_time(b, stamp, false);
-	p = bl_buf_room(b, 7 * BL_CSV_FIXED_ROOM + x->state_text.len + 3 * BL_CSV_UINT_ROOM + 8);
+	p = bl_buf_room(b, BL_CSV_TIME_ROOM + 7 * BL_CSV_FIXED_ROOM + x->state_text.len +
+	                   3 * BL_CSV_UINT_ROOM + 8);
 	if (!p || x->state_text.oom) {
 		b->oom = true;
 		return;
 	}
+	if (!x->o.utc)
+		p = bl_csv_put_time(p, stamp, BL_CSV_LOCAL);
 	*p++ = ',';
-	p = bl_csv_put_fixed(p, s->voltage, 4);             *p++ = ',';
-	p = bl_csv_put_fixed(p, fabs(s->current), 4);       *p++ = ',';
-	p = bl_csv_put_fixed(p, s->temp_c, 4);              *p++ = ',';
-	p = bl_csv_put_fixed(p, x->have_z ? x->z : NAN, 4); *p++ = ',';
+	p = bl_csv_put_fixed_n(p, s->voltage, 4);             *p++ = ',';
+	p = bl_csv_put_fixed_n(p, fabs(s->current), 4);       *p++ = ',';
+	p = bl_csv_put_fixed_n(p, s->temp_c, 4);              *p++ = ',';
+	p = bl_csv_put_fixed_n(p, x->have_z ? x->z : NAN, 4); *p++ = ',';
 	/* joules and coulombs, from Wh and Ah as the Lua did it */
-	p = bl_csv_put_fixed(p, (fabs(s->energy_wh) + x->carry_wh) * 3600, 4); *p++ = ',';
-	p = bl_csv_put_fixed(p, (fabs(s->charge_ah) + x->carry_ah) * 3600, 4); *p++ = ',';
+	p = bl_csv_put_fixed_n(p, (fabs(s->energy_wh) + x->carry_wh) * 3600, 4); *p++ = ',';
+	p = bl_csv_put_fixed_n(p, (fabs(s->charge_ah) + x->carry_ah) * 3600, 4); *p++ = ',';
 	memcpy(p, x->state_text.p, x->state_text.len);
 	p += x->state_text.len;
-	p = bl_csv_put_fixed(p, s->vcc, 4);                 *p++ = ',';
+	p = bl_csv_put_fixed_n(p, s->vcc, 4);                 *p++ = ',';
 	p = bl_csv_put_uint(p, s->op_raw);                  *p++ = ',';
 	p = bl_csv_put_uint(p, s->sp_raw);                  *p++ = ',';
 	if (s->have_duty)
@@ -209,7 +210,8 @@ int bl_lexlog_sample(struct bl_lexlog *x, const struct bl_sample *s, char *err, 
 		snprintf(err, errlen, "%s: out of memory formatting a row", x->path);
 		return BL_ERR_MEM;
 	}
-	if (fwrite(x->row.p, 1, x->row.len, f) != x->row.len ||
+	/* unlocked: the log's FILE is only used from the loop's thread */
+	if (fwrite_unlocked(x->row.p, 1, x->row.len, f) != x->row.len ||
 	    (x->o.flush_every_row && fflush(f) != 0)) {
 		snprintf(err, errlen, "%s: %s", x->path, strerror(errno));
 		return BL_ERR_IO;

@@ -113,19 +113,19 @@ static char *format_row(struct bl_recorder *r, const struct bl_sample *s, char *
 	bool carry = s->step_seq != r->carry_seq; /* not a report of the step before */
 	double t = s->time - r->o.t0;
 
-	p = bl_csv_put_fixed(p, t, 3);                 *p++ = ',';
-	p = bl_csv_put_fixed(p, s->step_time + (carry ? r->carry_time : 0), 3); *p++ = ',';
+	p = bl_csv_put_fixed_n(p, t, 3);                 *p++ = ',';
+	p = bl_csv_put_fixed_n(p, s->step_time + (carry ? r->carry_time : 0), 3); *p++ = ',';
 	memcpy(p, r->labels_text.p, r->labels_text.len);
 	p += r->labels_text.len;
 	memcpy(p, r->mode_text.p, r->mode_text.len);
 	p += r->mode_text.len;
-	p = bl_csv_put_fixed(p, s->voltage, 4);        *p++ = ',';
-	p = bl_csv_put_fixed(p, s->current, 4);        *p++ = ',';
-	p = bl_csv_put_fixed(p, s->temp_c, 2);         *p++ = ',';
-	p = bl_csv_put_fixed(p, s->charge_ah + (carry ? r->carry_ah : 0), 6); *p++ = ',';
-	p = bl_csv_put_fixed(p, s->energy_wh + (carry ? r->carry_wh : 0), 6); *p++ = ',';
-	p = bl_csv_put_fixed(p, r->impedance, 5);      *p++ = ',';
-	p = bl_csv_put_fixed(p, s->vcc, 3);            *p++ = ',';
+	p = bl_csv_put_fixed_n(p, s->voltage, 4);        *p++ = ',';
+	p = bl_csv_put_fixed_n(p, s->current, 4);        *p++ = ',';
+	p = bl_csv_put_fixed_n(p, s->temp_c, 2);         *p++ = ',';
+	p = bl_csv_put_fixed_n(p, s->charge_ah + (carry ? r->carry_ah : 0), 6); *p++ = ',';
+	p = bl_csv_put_fixed_n(p, s->energy_wh + (carry ? r->carry_wh : 0), 6); *p++ = ',';
+	p = bl_csv_put_fixed_n(p, r->impedance, 5);      *p++ = ',';
+	p = bl_csv_put_fixed_n(p, s->vcc, 3);            *p++ = ',';
 	p = bl_csv_put_time(p, r->o.epoch + t, BL_CSV_ISO_UTC); *p++ = ',';
 	if (s->error) {
 		/* the error bits by name, "|" between them ("0x1000" for a bit
