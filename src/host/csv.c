@@ -37,6 +37,27 @@ void bl_buf_grow_add(struct bl_buf *b, const char *s, size_t n)
 	b->p[b->len] = '\0';
 }
 
+char *bl_buf_grow_room(struct bl_buf *b, size_t n)
+{
+	size_t cap = b->cap ? b->cap : 256;
+	char *p;
+
+	if (b->oom)
+		return NULL;
+	while (cap < b->len + n + 1)
+		cap *= 2;
+	if (cap != b->cap) {
+		p = realloc(b->p, cap);
+		if (!p) {
+			b->oom = true;
+			return NULL;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	return b->p + b->len;
+}
+
 void bl_buf_adds(struct bl_buf *b, const char *s)
 {
 	bl_buf_add(b, s, strlen(s));
@@ -61,26 +82,38 @@ static void add_number(struct bl_buf *b, const char *fmt, double v)
 		unsign_zero(b, tmp, (size_t)n);
 }
 
-/* "%.Nf" without printf for the usual case: glibc formats the exact
- * binary value with multiple-precision arithmetic, which is most of the
- * cost of a row. Scaled to an integer, a value prints the same unless it
- * sits within rounding error of a half: those (and large values) still go
- * to snprintf, so the output is always the same as "%.Nf". */
+/* "%.Nf" without printf for the usual case (bl_csv_put_fixed_n, csv.h):
+ * glibc formats the exact binary value with multiple-precision
+ * arithmetic, which was most of the cost of a row. Scaled to an integer,
+ * a value prints the same unless it sits within rounding error of a
+ * half: those are rounded here on the exact value, and large values (or
+ * more than 8 digits) still go to snprintf, so the output is always the
+ * same as "%.Nf". */
 /* |v| x 10^prec rounded to the nearest integer, ties to even, on the
  * exact binary value of v (|v| < 1e9, prec <= 8): v = m x 2^e with a
  * 53-bit m, so |v| x 10^prec = m x 5^prec x 2^(e + prec), which 128 bits
- * hold exactly (m x 5^8 < 2^72). */
-static long long round_exact(double v, int prec)
+ * hold exactly (m x 5^8 < 2^72). m and e come from v's bits (no libm). */
+static unsigned long long round_exact(double v, int prec)
 {
+	unsigned long long bits, m;
 	int e, sh;
-	double f = frexp(fabs(v), &e);
-	unsigned __int128 n = (unsigned __int128)(unsigned long long)ldexp(f, 53), k, rem, half;
+	unsigned __int128 n, k, rem, half;
 
+	memcpy(&bits, &v, sizeof bits);
+	m = bits & ((1ull << 52) - 1);
+	e = (int)(bits >> 52 & 0x7ff);
+	if (e == 0) {               /* subnormal: m x 2^-1074 */
+		e = -1074;
+	} else {
+		m |= 1ull << 52;
+		e -= 1075;
+	}
+	n = m;
 	for (int i = 0; i < prec; i++)
 		n *= 5;
-	sh = 53 - e - prec;          /* |v| x 10^prec = n / 2^sh */
+	sh = -e - prec;              /* |v| x 10^prec = n / 2^sh */
 	if (sh <= 0)
-		return (long long)(n << -sh);
+		return (unsigned long long)(n << -sh);
 	if (sh >= 100)
 		return 0;
 	k = n >> sh;
@@ -88,109 +121,108 @@ static long long round_exact(double v, int prec)
 	half = (unsigned __int128)1 << (sh - 1);
 	if (rem > half || (rem == half && (k & 1)))
 		k++;
-	return (long long)k;
+	return (unsigned long long)k;
 }
 
-static const char two_digits_table[201] =
+const char bl_csv_digit_pairs[201] =
 	"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
 	"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
 	"8081828384858687888990919293949596979899";
 
-/* n >= 0 as digits ending at p, the last `prec` of them after a point
- * (at least one before it); returns where they start. Two digits a step. */
-static char *put_digits(char *p, long long n, int prec)
+/* The rare "%.Nf": |v| >= 1e9 or more than 8 digits after the point. */
+static char *put_printf_fixed(char *p, double v, int prec)
 {
-	unsigned long long u = (unsigned long long)n;
-	int frac = prec;
+	int n = snprintf(p, BL_CSV_FIXED_ROOM, "%.*f", prec, v);
 
-	while (frac >= 2) {
-		const char *d = two_digits_table + 2 * (u % 100);
-		*--p = d[1];
-		*--p = d[0];
-		u /= 100;
-		frac -= 2;
+	if (n <= 0 || n >= BL_CSV_FIXED_ROOM)
+		return p;
+	/* "-0.000": no digit 1-9 after the '-' */
+	if (p[0] == '-' && strpbrk(p + 1, "123456789") == NULL) {
+		memmove(p, p + 1, (size_t)n - 1);
+		n--;
 	}
-	if (frac == 1) {
-		*--p = (char)('0' + u % 10);
-		u /= 10;
+	return p + n;
+}
+
+/* n / 10^prec with its sign, prec <= 8 a variable. */
+static char *put_scaled_any(char *p, bool neg, unsigned long long n, int prec)
+{
+	if (neg)
+		*p++ = '-';
+	switch (prec) {
+	case 0: return bl_csv_put_scaled(p, n, 0);
+	case 1: return bl_csv_put_scaled(p, n, 1);
+	case 2: return bl_csv_put_scaled(p, n, 2);
+	case 3: return bl_csv_put_scaled(p, n, 3);
+	case 4: return bl_csv_put_scaled(p, n, 4);
+	case 5: return bl_csv_put_scaled(p, n, 5);
+	case 6: return bl_csv_put_scaled(p, n, 6);
+	case 7: return bl_csv_put_scaled(p, n, 7);
+	default: return bl_csv_put_scaled(p, n, 8);
 	}
-	if (prec > 0)
-		*--p = '.';
-	while (u >= 100) {
-		const char *d = two_digits_table + 2 * (u % 100);
-		*--p = d[1];
-		*--p = d[0];
-		u /= 100;
+}
+
+char *bl_csv_put_fixed_rare(char *p, double v, int prec)
+{
+	unsigned long long n;
+
+	if (!isfinite(v))
+		return p;
+	if (prec > 8 || !(fabs(v) < 1e9))
+		return put_printf_fixed(p, v, prec);
+	n = round_exact(fabs(v), prec);
+	/* a negative value that rounds to zero is written without its sign */
+	return put_scaled_any(p, v < 0 && n != 0, n, prec);
+}
+
+char *bl_csv_put_fixed(char *p, double v, int prec)
+{
+	if (prec < 0)
+		prec = 0;
+	switch (prec) {
+	case 0: return bl_csv_put_fixed_n(p, v, 0);
+	case 1: return bl_csv_put_fixed_n(p, v, 1);
+	case 2: return bl_csv_put_fixed_n(p, v, 2);
+	case 3: return bl_csv_put_fixed_n(p, v, 3);
+	case 4: return bl_csv_put_fixed_n(p, v, 4);
+	case 5: return bl_csv_put_fixed_n(p, v, 5);
+	case 6: return bl_csv_put_fixed_n(p, v, 6);
+	case 7: return bl_csv_put_fixed_n(p, v, 7);
+	case 8: return bl_csv_put_fixed_n(p, v, 8);
+	default: return bl_csv_put_fixed_rare(p, v, prec > 15 ? 15 : prec);
 	}
-	if (u >= 10) {
-		*--p = two_digits_table[2 * u + 1];
-		*--p = two_digits_table[2 * u];
-	} else {
-		*--p = (char)('0' + u);
-	}
-	return p;
 }
 
 void bl_csv_fixed(struct bl_buf *b, double v, int prec)
 {
-	static const double scale[] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8};
-	char tmp[48], *p = tmp + sizeof tmp;
-	double x;
-	long long n;
-	bool neg;
-	if (!isfinite(v))
-		return;
-	if (prec > 15)
-		prec = 15;
+	char *p = bl_buf_room(b, BL_CSV_FIXED_ROOM);
 
-	if (prec > 8 || !(fabs(v) < 1e9)) {
-		char fmt[16];
-		snprintf(fmt, sizeof fmt, "%%.%df", prec);
-		add_number(b, fmt, v);
-		return;
-	}
-	x = v * scale[prec];
-	/* The product is off the exact decimal by a few units in its last
-	 * place (|x| x 2^-52 each): only a value that close to a half can
-	 * round the other way, and those are rounded on the exact binary
-	 * value, as printf does (a margin of |x| x 1e-12 is thousands of
-	 * times that error). */
-	if (fabs(fabs(x - floor(x)) - 0.5) < 1e-12 * (fabs(x) > 1 ? fabs(x) : 1)) {
-		n = round_exact(v, prec);
-		neg = v < 0 && n != 0;
-	} else {
-		n = (long long)floor(x + 0.5);
-		neg = n < 0;
-		if (neg)
-			n = -n;
-	}
-	p = put_digits(p, n, prec);
-	/* a negative value that rounds to zero is written without its sign */
-	if (neg)
-		*--p = '-';
-	bl_buf_add(b, p, (size_t)(tmp + sizeof tmp - p));
+	if (p)
+		bl_buf_done(b, bl_csv_put_fixed(p, v, prec));
 }
 
 /* A whole number within +/-1e15 prints the same under "%.0f" and
  * "%.10g" (up to ten digits) as its digits: no printf needed. */
 static bool add_integral(struct bl_buf *b, double v, int max_digits)
 {
-	char tmp[32], *p = tmp + sizeof tmp;
 	long long n;
-	bool neg;
+	unsigned long long u;
+	char *p;
 
-	if (!(fabs(v) < 1e15) || v != floor(v))
+	if (!(fabs(v) < 1e15))
 		return false;
 	n = (long long)v;
-	neg = n < 0;
-	if (neg)
-		n = -n;
-	p = put_digits(p, n, 0);
-	if (tmp + sizeof tmp - p > max_digits)
+	if ((double)n != v)
 		return false;
-	if (neg)
-		*--p = '-';
-	bl_buf_add(b, p, (size_t)(tmp + sizeof tmp - p));
+	u = n < 0 ? 0ull - (unsigned long long)n : (unsigned long long)n;
+	if (bl_csv_digit_count(u) > max_digits)
+		return false;
+	p = bl_buf_room(b, BL_CSV_UINT_ROOM);
+	if (!p)
+		return true;             /* out of memory: the buffer says so */
+	if (n < 0)
+		*p++ = '-';
+	bl_buf_done(b, bl_csv_put_uint(p, u));
 	return true;
 }
 
@@ -250,74 +282,115 @@ void bl_csv_text(struct bl_buf *b, const char *s, size_t n)
 	bl_buf_addc(b, '"');
 }
 
-/* Seconds are formatted once and reused: rows come once a second. */
-/* The date and hour of a second, as "YYYY-mm-ddTHH:" (UTC) or
- * "YYYY-mm-dd HH:" (local), kept for the hour it starts: rows come every
- * second or faster, and localtime_r (the time zone's rules) costs more
- * than the rest of a row. The hour's start is where the clock showed
- * HH:00:00, so the zone's offset (a whole number of minutes) holds
- * throughout, and minutes and seconds within it are arithmetic. */
+/* The date and hour of a second, as "YYYY-mm-ddTHH:" (ISO UTC) or
+ * "YYYY-mm-dd HH:" (local, or UTC in Lexcelon's log), kept for the hour
+ * it starts: rows come every second or faster, and localtime_r (the time
+ * zone's rules) costs more than the rest of a row. The hour's start is
+ * where the clock showed HH:00:00, so the zone's offset (a whole number
+ * of minutes) holds throughout, and minutes and seconds within it are
+ * arithmetic. */
 struct hour_cache {
 	bool valid;
 	long long start;             /* first second of the hour */
 	long long from;              /* the second it was worked out from */
-	char prefix[24];
+	size_t len;
+	char prefix[32];
+	/* and the last second's text, the prefix and "MM:SS.": a row's
+	 * cells are sampled within the same second */
+	bool have_second;
+	long long second;
+	size_t second_len;
+	char second_text[32];
 };
 
-static bool hour_of(struct hour_cache *c, long long sec, bool utc)
+static bool hour_of(struct hour_cache *c, long long sec, enum bl_csv_clock clock)
 {
 	time_t tt = (time_t)sec;
 	struct tm tm;
+	bool local = clock == BL_CSV_LOCAL;
 
 	/* not before the second it was worked out from: in a zone that
 	 * moves by half an hour, the half hour before a change is another
 	 * offset's */
 	if (c->valid && sec >= c->from && sec - c->start < 3600)
 		return true;
-	if (!(utc ? gmtime_r(&tt, &tm) : localtime_r(&tt, &tm)))
+	c->valid = false;
+	if (!(local ? localtime_r(&tt, &tm) : gmtime_r(&tt, &tm)))
 		return false;
-	strftime(c->prefix, sizeof c->prefix, utc ? "%Y-%m-%dT%H:" : "%Y-%m-%d %H:", &tm);
+	c->len = strftime(c->prefix, sizeof c->prefix,
+	                  clock == BL_CSV_ISO_UTC ? "%Y-%m-%dT%H:" : "%Y-%m-%d %H:", &tm);
+	if (c->len == 0)
+		return false;
 	c->start = sec - (tm.tm_min * 60 + (tm.tm_sec > 59 ? 59 : tm.tm_sec));
 	c->from = sec;
 	c->valid = true;
 	return true;
 }
 
-static char *two_digits(char *p, long long v)
+/* epoch x unit rounded half up, as floor(epoch x unit + 0.5) (|epoch| <
+ * 1e12: the product fits), without libm for dates after 1970. */
+static long long round_units(double epoch, double unit)
 {
-	*p++ = (char)('0' + v / 10);
-	*p++ = (char)('0' + v % 10);
-	return p;
+	double y = epoch * unit + 0.5;
+
+	return y >= 0 ? (long long)y : (long long)floor(y);
+}
+
+char *bl_csv_put_time(char *p, double epoch, enum bl_csv_clock clock)
+{
+	static struct hour_cache cache[3];
+	struct hour_cache *c = &cache[clock];
+	bool iso = clock == BL_CSV_ISO_UTC;
+	long long t, sec, frac;
+	unsigned in_hour;
+
+	if (!(fabs(epoch) < 1e12))   /* NaN, infinite, or no date a row can have */
+		return p;
+	if (iso) {
+		t = round_units(epoch, 1e3);
+		sec = t >= 0 ? t / 1000 : -((-t + 999) / 1000);
+		frac = t - sec * 1000;
+	} else {
+		t = round_units(epoch, 1e6);
+		sec = t >= 0 ? t / 1000000 : -((-t + 999999) / 1000000);
+		frac = t - sec * 1000000;
+	}
+	if (!c->have_second || sec != c->second) {
+		char *q = c->second_text;
+		c->have_second = false;
+		if (!hour_of(c, sec, clock))
+			return p;
+		memcpy(q, c->prefix, c->len);
+		q += c->len;
+		in_hour = (unsigned)(sec - c->start);
+		bl_csv_pair(q, in_hour / 60);
+		q[2] = ':';
+		bl_csv_pair(q + 3, in_hour % 60);
+		q[5] = '.';
+		c->second_len = c->len + 6;
+		c->second = sec;
+		c->have_second = true;
+	}
+	memcpy(p, c->second_text, sizeof c->second_text);
+	p += c->second_len;
+	if (iso) {
+		p[0] = (char)('0' + frac / 100);
+		bl_csv_pair(p + 1, (unsigned)(frac % 100));
+		p[3] = 'Z';
+		return p + 4;
+	}
+	bl_csv_pair(p, (unsigned)(frac / 10000));
+	bl_csv_pair(p + 2, (unsigned)(frac / 100 % 100));
+	bl_csv_pair(p + 4, (unsigned)(frac % 100));
+	return p + 6;
 }
 
 void bl_csv_time(struct bl_buf *b, double epoch, bool utc)
 {
-	static struct hour_cache cache[2];
-	struct hour_cache *c = &cache[utc ? 0 : 1];
-	int digits = utc ? 3 : 6;
-	long long unit = utc ? 1000 : 1000000;
-	long long t, sec, frac, in_hour;
-	char tmp[48], *p;
+	char *p = bl_buf_room(b, BL_CSV_TIME_ROOM);
 
-	if (!(fabs(epoch) < 1e12))   /* NaN, infinite, or no date a row can have */
-		return;
-	t = (long long)floor(epoch * (double)unit + 0.5);
-	sec = t >= 0 ? t / unit : -((-t + unit - 1) / unit);
-	frac = t - sec * unit;
-	if (!hour_of(c, sec, utc))
-		return;
-	in_hour = sec - c->start;
-	p = two_digits(tmp, in_hour / 60);
-	*p++ = ':';
-	p = two_digits(p, in_hour % 60);
-	*p++ = '.';
-	for (int i = digits - 1; i >= 0; i--, frac /= 10)
-		p[i] = (char)('0' + frac % 10);
-	p += digits;
-	if (utc)
-		*p++ = 'Z';
-	bl_buf_adds(b, c->prefix);
-	bl_buf_add(b, tmp, (size_t)(p - tmp));
+	if (p)
+		bl_buf_done(b, bl_csv_put_time(p, epoch, utc ? BL_CSV_ISO_UTC : BL_CSV_LOCAL));
 }
 
 void bl_csv_whole(struct bl_buf *b, double v)

@@ -55,6 +55,151 @@ static inline void bl_buf_addc(struct bl_buf *b, char c)
 	bl_buf_add(b, &c, 1);
 }
 
+/* A row written in place: one check for the room of all its fields, then
+ * each field at a cursor (the bl_csv_put_* below), then bl_buf_done with
+ * where the cursor ended. bl_buf_room: where to write n bytes more, NULL
+ * when out of memory. */
+char *bl_buf_grow_room(struct bl_buf *b, size_t n);
+static inline char *bl_buf_room(struct bl_buf *b, size_t n)
+{
+	if (b->oom || b->len + n + 1 > b->cap)
+		return bl_buf_grow_room(b, n);
+	return b->p + b->len;
+}
+
+static inline void bl_buf_done(struct bl_buf *b, char *end)
+{
+	b->len = (size_t)(end - b->p);
+	b->p[b->len] = '\0';
+}
+
+/* The most a field written at a cursor may take: a fixed number (the
+ * "%.15f" of the largest double is 326 bytes), a date-time, a whole
+ * number. */
+#define BL_CSV_FIXED_ROOM 360
+#define BL_CSV_TIME_ROOM 64
+#define BL_CSV_UINT_ROOM 24
+
+/* The three kinds of date-time: bl_csv_time's two and the UTC of
+ * Lexcelon's log ("YYYY-mm-dd HH:MM:SS.ffffff"). */
+enum bl_csv_clock { BL_CSV_ISO_UTC, BL_CSV_LOCAL, BL_CSV_UTC_US };
+
+/* Fields at a cursor p with the room above; each returns the end of what
+ * it wrote (p itself for an empty field). */
+char *bl_csv_put_fixed(char *p, double v, int prec);
+char *bl_csv_put_time(char *p, double epoch, enum bl_csv_clock clock);
+static inline char *bl_csv_put_uint(char *p, unsigned long long n);
+/* bl_csv_put_fixed with a constant prec (0-8), inline: a row's numbers
+ * are most of its cost, and most of a number's is what a call, the
+ * precision's dispatch and its divisions add. */
+static inline char *bl_csv_put_fixed_n(char *p, double v, int prec);
+
+/* ---- inline internals of the number fields ---- */
+
+/* "00" "01" ... "99" */
+extern const char bl_csv_digit_pairs[201];
+/* Ties, |v| >= 1e9, prec > 8, NaN and infinities. */
+char *bl_csv_put_fixed_rare(char *p, double v, int prec);
+
+static inline void bl_csv_pair(char *p, unsigned d)
+{
+	__builtin_memcpy(p, bl_csv_digit_pairs + 2 * d, 2);
+}
+
+/* How many digits u has (at least one). */
+static inline int bl_csv_digit_count(unsigned long long u)
+{
+	int n = 1;
+
+	while (u >= 10000) {
+		u /= 10000;
+		n += 4;
+	}
+	return n + (u >= 10) + (u >= 100) + (u >= 1000);
+}
+
+/* u's digits, two a step from the end; most whole parts in rows are
+ * under 100: those first. */
+static inline char *bl_csv_put_uint(char *p, unsigned long long u)
+{
+	char *end, *q;
+
+	if (u < 10) {
+		*p = (char)('0' + u);
+		return p + 1;
+	}
+	if (u < 100) {
+		bl_csv_pair(p, (unsigned)u);
+		return p + 2;
+	}
+	end = q = p + bl_csv_digit_count(u);
+	while (u >= 100) {
+		q -= 2;
+		bl_csv_pair(q, (unsigned)(u % 100));
+		u /= 100;
+	}
+	if (u >= 10)
+		bl_csv_pair(q - 2, (unsigned)u);
+	else
+		q[-1] = (char)('0' + u);
+	return end;
+}
+
+/* n / 10^prec "." its last prec digits; prec is a constant where this
+ * is inlined, so the divisions are multiplications. */
+static inline __attribute__((always_inline)) char *bl_csv_put_scaled(char *p, unsigned long long n,
+                                                                     int prec)
+{
+	static const unsigned p10[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000,
+	                                 100000000};
+	unsigned long long whole = n / p10[prec];
+	unsigned frac = (unsigned)(n - whole * p10[prec]);
+	char *q;
+
+	p = bl_csv_put_uint(p, whole);
+	if (prec == 0)
+		return p;
+	*p = '.';
+	q = p + 1 + prec;
+	for (int k = prec; k >= 2; k -= 2) {
+		q -= 2;
+		bl_csv_pair(q, frac % 100);
+		frac /= 100;
+	}
+	if (prec & 1)
+		q[-1] = (char)('0' + frac);
+	return p + 1 + prec;
+}
+
+/* "%.Nf" without printf: |v| x 10^prec (|v| < 1e9, prec <= 8: under
+ * 1e17) truncated to an integer, plus one when the fraction is over a
+ * half. The product is off the exact decimal by a few units in its last
+ * place (x x 2^-52 each): only a value that close to a half can round
+ * the other way, and those are rounded on the exact binary value, as
+ * printf does (bl_csv_put_fixed_rare; a margin of x x 1e-12 is thousands
+ * of times that error). No libm: the conversions are one instruction
+ * each way, the fraction exact. */
+static inline __attribute__((always_inline)) char *bl_csv_put_fixed_n(char *p, double v, int prec)
+{
+	static const double scale[] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8};
+	double ax = __builtin_fabs(v), x, d, margin;
+	long long n;
+
+	if (!(ax < 1e9))                    /* NaN (an empty field) and infinities too */
+		return __builtin_isnan(v) ? p : bl_csv_put_fixed_rare(p, v, prec);
+	x = ax * scale[prec];
+	n = (long long)x;
+	d = (x - (double)n) - 0.5;          /* the fraction, from a half */
+	margin = 1e-12 * (x > 1 ? x : 1);
+	if (d < margin && d > -margin)
+		return bl_csv_put_fixed_rare(p, v, prec);
+	n += d > 0;
+	/* a negative value that rounds to zero is written without its sign */
+	if (v < 0 && n != 0)
+		*p++ = '-';
+	return bl_csv_put_scaled(p, (unsigned long long)n, prec);
+}
+
 void bl_csv_fixed(struct bl_buf *b, double v, int prec);
 void bl_csv_whole(struct bl_buf *b, double v);
 void bl_csv_general(struct bl_buf *b, double v);

@@ -16,6 +16,9 @@
 struct bl_lexlog {
 	struct bl_lexlog_opts o;
 	char *prefix, *path, *state;   /* copies; state NULL: "IDLE" */
+	size_t prefix_len;
+	struct bl_buf state_text;      /* the state as CSV and the commas after the
+	                                * level-2 fields: it changes with a step */
 	int step;
 	bool have_due, have_z;
 	double due, z;
@@ -34,6 +37,15 @@ static char *dup_text(const char *s)
 	return p;
 }
 
+static void state_text(struct bl_lexlog *x)
+{
+	const char *state = x->state ? x->state : "IDLE";
+
+	x->state_text.len = 0;
+	bl_csv_text(&x->state_text, state, strlen(state));
+	bl_buf_adds(&x->state_text, ",,,,,,,,,");       /* the 8 level-2 fields */
+}
+
 struct bl_lexlog *bl_lexlog_new(const struct bl_lexlog_opts *o)
 {
 	struct bl_lexlog *x = calloc(1, sizeof *x);
@@ -49,6 +61,8 @@ struct bl_lexlog *bl_lexlog_new(const struct bl_lexlog_opts *o)
 	}
 	x->o.prefix = x->prefix;
 	x->o.path = x->path;
+	x->prefix_len = strlen(x->prefix);
+	state_text(x);
 	return x;
 }
 
@@ -60,6 +74,7 @@ void bl_lexlog_free(struct bl_lexlog *x)
 	free(x->path);
 	free(x->state);
 	bl_buf_free(&x->row);
+	bl_buf_free(&x->state_text);
 	free(x);
 }
 
@@ -72,6 +87,7 @@ void bl_lexlog_state(struct bl_lexlog *x, int step, const char *name)
 		if (s) {            /* out of memory: the old name stays */
 			free(x->state);
 			x->state = s;
+			state_text(x);
 		}
 	}
 }
@@ -94,16 +110,24 @@ uint64_t bl_lexlog_rows(const struct bl_lexlog *x)
 }
 
 /* "YYYY-mm-dd HH:MM:SS.ffffff" in UTC, as lexcelon_log.timestamp(epoch,
- * true) makes it (bl_csv_time's UTC form is ISO 8601 with milliseconds). */
+ * true) makes it (bl_csv_time's UTC form is ISO 8601 with milliseconds):
+ * the hour cache's for dates from 1970 to 5138 (four digits of year, no
+ * sign, nothing to quote), strftime's otherwise. */
 static void utc_stamp(struct bl_buf *b, double epoch)
 {
 	long long us = (long long)floor(epoch * 1e6 + 0.5);
 	long long sec = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
 	time_t tt = (time_t)sec;
 	struct tm tm;
-	char text[64];
+	char text[64], *p;
 	size_t n;
 
+	if (epoch >= 0 && epoch < 1e11) {
+		p = bl_buf_room(b, BL_CSV_TIME_ROOM);
+		if (p)
+			bl_buf_done(b, bl_csv_put_time(p, epoch, BL_CSV_UTC_US));
+		return;
+	}
 	if (!isfinite(epoch) || !gmtime_r(&tt, &tm))
 		return;
 	n = strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S", &tm);
@@ -111,35 +135,44 @@ static void utc_stamp(struct bl_buf *b, double epoch)
 	bl_csv_text(b, text, strlen(text));
 }
 
+/* The row: the prefix and the timestamp, then the rest in place after
+ * one check for room. */
 static void format_row(struct bl_lexlog *x, const struct bl_sample *s)
 {
 	struct bl_buf *b = &x->row;
-	const char *state = x->state ? x->state : "IDLE";
 	double stamp = x->o.have_epoch ? x->o.epoch + s->time - x->o.t0
 	                               : x->o.start_time + (s->time - x->o.t0);
+	char *p;
 
 	b->len = 0;
-	bl_buf_adds(b, x->prefix);                           bl_buf_addc(b, ',');
+	bl_buf_add(b, x->prefix, x->prefix_len);            bl_buf_addc(b, ',');
 	if (x->o.utc)
 		utc_stamp(b, stamp);
-	else
-		bl_csv_time(b, stamp, false);
-	bl_buf_addc(b, ',');
-	bl_csv_fixed(b, s->voltage, 4);                      bl_buf_addc(b, ',');
-	bl_csv_fixed(b, fabs(s->current), 4);                bl_buf_addc(b, ',');
-	bl_csv_fixed(b, s->temp_c, 4);                       bl_buf_addc(b, ',');
-	bl_csv_fixed(b, x->have_z ? x->z : NAN, 4);          bl_buf_addc(b, ',');
+	p = bl_buf_room(b, BL_CSV_TIME_ROOM + 7 * BL_CSV_FIXED_ROOM + x->state_text.len +
+	                   3 * BL_CSV_UINT_ROOM + 8);
+	if (!p || x->state_text.oom) {
+		b->oom = true;
+		return;
+	}
+	if (!x->o.utc)
+		p = bl_csv_put_time(p, stamp, BL_CSV_LOCAL);
+	*p++ = ',';
+	p = bl_csv_put_fixed_n(p, s->voltage, 4);             *p++ = ',';
+	p = bl_csv_put_fixed_n(p, fabs(s->current), 4);       *p++ = ',';
+	p = bl_csv_put_fixed_n(p, s->temp_c, 4);              *p++ = ',';
+	p = bl_csv_put_fixed_n(p, x->have_z ? x->z : NAN, 4); *p++ = ',';
 	/* joules and coulombs, from Wh and Ah as the Lua did it */
-	bl_csv_fixed(b, (fabs(s->energy_wh) + x->carry_wh) * 3600, 4); bl_buf_addc(b, ',');
-	bl_csv_fixed(b, (fabs(s->charge_ah) + x->carry_ah) * 3600, 4); bl_buf_addc(b, ',');
-	bl_csv_text(b, state, strlen(state));
-	bl_buf_adds(b, ",,,,,,,,,");                         /* the 8 level-2 fields */
-	bl_csv_fixed(b, s->vcc, 4);                          bl_buf_addc(b, ',');
-	bl_csv_whole(b, s->op_raw);                          bl_buf_addc(b, ',');
-	bl_csv_whole(b, s->sp_raw);                          bl_buf_addc(b, ',');
+	p = bl_csv_put_fixed_n(p, (fabs(s->energy_wh) + x->carry_wh) * 3600, 4); *p++ = ',';
+	p = bl_csv_put_fixed_n(p, (fabs(s->charge_ah) + x->carry_ah) * 3600, 4); *p++ = ',';
+	memcpy(p, x->state_text.p, x->state_text.len);
+	p += x->state_text.len;
+	p = bl_csv_put_fixed_n(p, s->vcc, 4);                 *p++ = ',';
+	p = bl_csv_put_uint(p, s->op_raw);                  *p++ = ',';
+	p = bl_csv_put_uint(p, s->sp_raw);                  *p++ = ',';
 	if (s->have_duty)
-		bl_csv_whole(b, s->duty);
-	bl_buf_addc(b, '\n');
+		p = bl_csv_put_uint(p, s->duty);
+	*p++ = '\n';
+	bl_buf_done(b, p);
 }
 
 /* Is this sample a row? Moves the grid on when it is on time. */
@@ -177,7 +210,8 @@ int bl_lexlog_sample(struct bl_lexlog *x, const struct bl_sample *s, char *err, 
 		snprintf(err, errlen, "%s: out of memory formatting a row", x->path);
 		return BL_ERR_MEM;
 	}
-	if (fwrite(x->row.p, 1, x->row.len, f) != x->row.len ||
+	/* unlocked: the log's FILE is only used from the loop's thread */
+	if (fwrite_unlocked(x->row.p, 1, x->row.len, f) != x->row.len ||
 	    (x->o.flush_every_row && fflush(f) != 0)) {
 		snprintf(err, errlen, "%s: %s", x->path, strerror(errno));
 		return BL_ERR_IO;

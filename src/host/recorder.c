@@ -20,10 +20,13 @@ struct bl_recorder {
 	struct bl_recorder_opts o;
 	struct bl_outfile *f;                /* cells/<name>.csv or .csv.gz */
 	char path[512];
-	struct bl_buf row;
 	uint64_t last_flush_us;
 	bool dirty;
 	struct bl_labels lb;
+	/* What changes only with a label or a mode, as CSV with the commas
+	 * after: the cycle, its kind, the step and its name; the mode. */
+	struct bl_buf labels_text, mode_text;
+	int mode_of_text;                   /* the mode mode_text is of; -1: none */
 	double impedance;                   /* NaN: none pending */
 	/* A step resumed after a crash: what it had done before (its step
 	 * time, signed charge and energy), added to its rows until the next
@@ -69,42 +72,69 @@ int bl_recorder_flush(struct bl_recorder *r)
 	return r->st.write_status;
 }
 
-static void format_row(struct bl_recorder *r, const struct bl_sample *s)
+static void labels_text(struct bl_recorder *r)
 {
-	struct bl_buf *b = &r->row;
-	bool carry = s->step_seq != r->carry_seq; /* not a report of the step before */
-	const char *mode = bl_mode_name(s->mode);
-	double t = s->time - r->o.t0;
-	char num[16];
+	struct bl_buf *b = &r->labels_text;
 
 	b->len = 0;
-	bl_csv_fixed(b, t, 3);                         bl_buf_addc(b, ',');
-	bl_csv_fixed(b, s->step_time + (carry ? r->carry_time : 0), 3); bl_buf_addc(b, ',');
 	bl_csv_whole(b, r->lb.cycle);                  bl_buf_addc(b, ',');
 	bl_csv_text(b, r->lb.cycle_kind, strlen(r->lb.cycle_kind)); bl_buf_addc(b, ',');
 	bl_csv_whole(b, r->lb.step);                   bl_buf_addc(b, ',');
 	bl_csv_text(b, r->lb.step_name, strlen(r->lb.step_name)); bl_buf_addc(b, ',');
+}
+
+static void mode_text(struct bl_recorder *r, uint16_t m)
+{
+	struct bl_buf *b = &r->mode_text;
+	const char *mode = bl_mode_name(m);
+	char num[16];
+
 	if (!mode) {
-		snprintf(num, sizeof num, "%u", s->mode);
+		snprintf(num, sizeof num, "%u", m);
 		mode = num;
 	}
-	bl_csv_text(b, mode, strlen(mode));            bl_buf_addc(b, ',');
-	bl_csv_fixed(b, s->voltage, 4);                bl_buf_addc(b, ',');
-	bl_csv_fixed(b, s->current, 4);                bl_buf_addc(b, ',');
-	bl_csv_fixed(b, s->temp_c, 2);                 bl_buf_addc(b, ',');
-	bl_csv_fixed(b, s->charge_ah + (carry ? r->carry_ah : 0), 6); bl_buf_addc(b, ',');
-	bl_csv_fixed(b, s->energy_wh + (carry ? r->carry_wh : 0), 6); bl_buf_addc(b, ',');
-	bl_csv_fixed(b, r->impedance, 5);              bl_buf_addc(b, ',');
-	bl_csv_fixed(b, s->vcc, 3);                    bl_buf_addc(b, ',');
-	bl_csv_time(b, r->o.epoch + t, true);          bl_buf_addc(b, ',');
+	b->len = 0;
+	bl_csv_text(b, mode, strlen(mode));
+	bl_buf_addc(b, ',');
+	r->mode_of_text = m;
+}
+
+/* The most a row takes: the number fields at their most, the texts as
+ * they are, the error names. */
+static size_t row_room(const struct bl_recorder *r)
+{
+	return 10 * BL_CSV_FIXED_ROOM + BL_CSV_TIME_ROOM + r->labels_text.len + r->mode_text.len +
+	       256 + 8;
+}
+
+/* The row at p, which has row_room(r) bytes; returns its end. */
+static char *format_row(struct bl_recorder *r, const struct bl_sample *s, char *p)
+{
+	bool carry = s->step_seq != r->carry_seq; /* not a report of the step before */
+	double t = s->time - r->o.t0;
+
+	p = bl_csv_put_fixed_n(p, t, 3);                 *p++ = ',';
+	p = bl_csv_put_fixed_n(p, s->step_time + (carry ? r->carry_time : 0), 3); *p++ = ',';
+	memcpy(p, r->labels_text.p, r->labels_text.len);
+	p += r->labels_text.len;
+	memcpy(p, r->mode_text.p, r->mode_text.len);
+	p += r->mode_text.len;
+	p = bl_csv_put_fixed_n(p, s->voltage, 4);        *p++ = ',';
+	p = bl_csv_put_fixed_n(p, s->current, 4);        *p++ = ',';
+	p = bl_csv_put_fixed_n(p, s->temp_c, 2);         *p++ = ',';
+	p = bl_csv_put_fixed_n(p, s->charge_ah + (carry ? r->carry_ah : 0), 6); *p++ = ',';
+	p = bl_csv_put_fixed_n(p, s->energy_wh + (carry ? r->carry_wh : 0), 6); *p++ = ',';
+	p = bl_csv_put_fixed_n(p, r->impedance, 5);      *p++ = ',';
+	p = bl_csv_put_fixed_n(p, s->vcc, 3);            *p++ = ',';
+	p = bl_csv_put_time(p, r->o.epoch + t, BL_CSV_ISO_UTC); *p++ = ',';
 	if (s->error) {
-		char names[256];
 		/* the error bits by name, "|" between them ("0x1000" for a bit
-		 * with no name) */
-		bl_bits_format(BL_UK_ERROR, s->error, "|", names, sizeof names);
-		bl_buf_adds(b, names);
+		 * with no name): at most 255 bytes */
+		bl_bits_format(BL_UK_ERROR, s->error, "|", p, 256);
+		p += strlen(p);
 	}
-	bl_buf_addc(b, '\n');
+	*p++ = '\n';
+	return p;
 }
 
 static void account(struct bl_recorder *r, const struct bl_sample *s)
@@ -123,15 +153,21 @@ static void account(struct bl_recorder *r, const struct bl_sample *s)
 
 static void write_row(struct bl_recorder *r, const struct bl_sample *s)
 {
-	char err[256];
+	char err[256], *p;
 
-	format_row(r, s);
-	r->impedance = NAN;
-	if (r->row.oom) {
+	if (s->mode != r->mode_of_text)
+		mode_text(r, s->mode);
+	if (r->labels_text.oom || r->mode_text.oom) {
+		r->impedance = NAN;
 		fail(r, BL_ERR_MEM, "out of memory formatting a row");
 		return;
 	}
-	if (bl_outfile_write(r->f, r->row.p, r->row.len, err, sizeof err) != 0) {
+	/* formatted where it goes: in the file's buffer */
+	p = bl_outfile_room(r->f, row_room(r), err, sizeof err);
+	if (p)
+		bl_outfile_commit(r->f, format_row(r, s, p));
+	r->impedance = NAN;             /* on this row, or lost with it */
+	if (!p) {
 		fail(r, BL_ERR_IO, err);
 		return;
 	}
@@ -225,6 +261,8 @@ struct bl_recorder *bl_recorder_open(struct bl_channel *ch, const char *path,
 	r->o = *o;
 	snprintf(r->path, sizeof r->path, "%s", path ? path : "(no file)");
 	r->impedance = NAN;
+	r->mode_of_text = -1;
+	labels_text(r);
 	r->st.write_status = BL_OK;
 	r->last_flush_us = bl_clock_monotonic_us();
 	r->listener.fn = on_sample;
@@ -246,7 +284,8 @@ int bl_recorder_close(struct bl_recorder *r)
 	if (r->f && bl_outfile_close(r->f, err, sizeof err) != 0)
 		fail(r, BL_ERR_IO, err);
 	st = r->st.write_status;
-	bl_buf_free(&r->row);
+	bl_buf_free(&r->labels_text);
+	bl_buf_free(&r->mode_text);
 	free(r);
 	return st;
 }
@@ -261,6 +300,7 @@ void bl_recorder_label(struct bl_recorder *r, int step, const char *step_name, i
 	bl_recorder_flush(r);
 	if (bl_labels_set(&r->lb, step, step_name, cycle, cycle_kind))
 		r->carry_time = r->carry_ah = r->carry_wh = 0.0;
+	labels_text(r);
 }
 
 void bl_recorder_carry(struct bl_recorder *r, double step_time, double charge_ah, double energy_wh)

@@ -1,8 +1,11 @@
 /* test_csv.c - bl_csv_fixed writes exactly what "%.Nf" writes (the time
  * series and Lexcelon's log depend on it for byte-identical files),
  * over every precision the columns use, magnitudes from 1e-6 to 1e9,
- * exact halves, values a hair from a half, and negatives; bl_csv_time
- * what strftime writes. */
+ * exact halves, values a hair from a half, and negatives (bl_csv_fixed
+ * is bl_csv_put_fixed, which is the recorder's inline bl_csv_put_fixed_n
+ * at each precision); bl_csv_time and bl_csv_put_time what strftime
+ * writes; bl_csv_put_uint what printf writes. */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +31,7 @@ static const char *fixed(double v, int prec)
  * columns want it). */
 static const char *want(double v, int prec)
 {
-	static char w[128];
+	static char w[BL_CSV_FIXED_ROOM];
 
 	snprintf(w, sizeof w, "%.*f", prec, v);
 	if (w[0] == '-' && strspn(w + 1, "0.") == strlen(w + 1))
@@ -122,6 +125,102 @@ static void test_times(void)
 	test_time_changes();
 }
 
+/* Lexcelon's UTC date-time ("YYYY-mm-dd HH:MM:SS.ffffff"), from the
+ * hour and second caches: what gmtime and strftime write, whatever the
+ * zone. */
+static void test_utc_us(void)
+{
+	unsigned seed = 4242;
+	unsigned long bad = 0, n = 0;
+
+	setenv("TZ", "Asia/Kolkata", 1);
+	tzset();
+	for (int k = 0; k < 20000; k++, n++) {
+		double e = (double)(rand_r(&seed) % 2000000000) + rand_r(&seed) % 1000000 / 1e6;
+		long long us = (long long)floor(e * 1e6 + 0.5);
+		time_t tt = (time_t)(us / 1000000);
+		struct tm tm;
+		char want_s[64], buf[BL_CSV_TIME_ROOM], *end;
+		size_t w;
+
+		gmtime_r(&tt, &tm);
+		w = strftime(want_s, sizeof want_s, "%Y-%m-%d %H:%M:%S", &tm);
+		snprintf(want_s + w, sizeof want_s - w, ".%06lld", us % 1000000);
+		end = bl_csv_put_time(buf, e, BL_CSV_UTC_US);
+		*end = '\0';
+		if (strcmp(buf, want_s) != 0 && bad++ < 5)
+			diag("%.6f: %s, strftime %s", e, buf, want_s);
+	}
+	is_int((long long)bad, 0, "%lu UTC times with microseconds: as gmtime and strftime", n);
+}
+
+/* The last second's text is kept: rows of several cells in one second,
+ * then a step back over a second's and an hour's change, in both zones'
+ * kinds, interleaved. */
+static void test_same_second(void)
+{
+	unsigned long bad = 0, n = 0;
+
+	setenv("TZ", "Europe/Berlin", 1);
+	tzset();
+	for (double base = 1711846800.0 - 7200; base < 1711846800.0 + 7200; base += 1799.5) {
+		static const double steps[] = {0, 0.25, 0.5, 0.9999994, 1.0, -0.4, -1.2, 3599.9, -3600.1};
+		for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++)
+			for (int utc = 0; utc < 2; utc++, n++) {
+				double e = base + steps[i];
+				if (strcmp(got_time(e, utc), want_time(e, utc)) != 0 && bad++ < 5)
+					diag("%.7f: %s, strftime %s", e, got, want_time(e, utc));
+			}
+	}
+	is_int((long long)bad, 0, "%lu times within and across seconds around a clock change", n);
+}
+
+/* Whole numbers at a cursor: "%llu"'s digits, at the ends of each digit
+ * count. */
+static void test_uint(void)
+{
+	unsigned long bad = 0, n = 0;
+	unsigned long long u = 1;
+	char buf[BL_CSV_UINT_ROOM], want_s[32], *end;
+
+	for (int d = 0; d < 20; d++, u *= 10)
+		for (int k = -2; k <= 2; k++, n++) {
+			unsigned long long v = u + (unsigned long long)(long long)k;
+			if (d == 0 && k < -1)
+				continue;
+			end = bl_csv_put_uint(buf, v);
+			*end = '\0';
+			snprintf(want_s, sizeof want_s, "%llu", v);
+			if (strcmp(buf, want_s) != 0 && bad++ < 5)
+				diag("%s, printf %s", buf, want_s);
+		}
+	end = bl_csv_put_uint(buf, ~0ull);
+	*end = '\0';
+	snprintf(want_s, sizeof want_s, "%llu", ~0ull);
+	is_str(buf, want_s, "the largest");
+	is_int((long long)bad, 0, "%lu whole numbers around powers of ten: as printf", n);
+}
+
+/* The room a fixed field may take is enough for any double at any
+ * precision, and the edges of the fast path print as printf. */
+static void test_fixed_edges(void)
+{
+	static const double v[] = {DBL_MAX, -DBL_MAX, 1e9, -1e9, 999999999.99999, 999999999.5,
+	                           0.9999999995, -0.00000000049, 5e-324, -0.0, 1e17, 123456789.125};
+	char buf[BL_CSV_FIXED_ROOM + 1], *end;
+
+	for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+		for (int p = 0; p <= 15; p += (p < 9 ? 1 : 6)) {
+			end = bl_csv_put_fixed(buf, v[i], p);
+			ok(end - buf < BL_CSV_FIXED_ROOM, "%.17g at %d digits fits the room (%td)", v[i], p,
+			   end - buf);
+			*end = '\0';
+			is_str(buf, want(v[i], p), "%.17g at %d digits", v[i], p);
+		}
+	ok(bl_csv_put_fixed(buf, NAN, 3) == buf && bl_csv_put_fixed(buf, INFINITY, 3) == buf,
+	   "NaN and infinity: an empty field");
+}
+
 int main(void)
 {
 	static const double halves[] = {0.5, 1.5, 2.5, 0.125, 0.375, 1234.5, 2.675, 1.005, 0.0005};
@@ -148,5 +247,9 @@ int main(void)
 	}
 	is_int((long long)bad, 0, "%lu random values and halves: the same text as printf", n);
 	test_times();
+	test_utc_us();
+	test_same_second();
+	test_uint();
+	test_fixed_edges();
 	return done_testing();
 }
