@@ -35,7 +35,7 @@
 #include "device/channel.h"
 #include "host/csv.h"
 
-#define BL_DB_SCHEMA_VERSION 2
+#define BL_DB_SCHEMA_VERSION 3
 #define BL_DB_SPOOL "db-spool.sql"
 #define BL_DB_SENT "db-spool.sent"
 

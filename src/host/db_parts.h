@@ -35,13 +35,16 @@ int bl_dbspool_open(struct bl_dbspool *sp, const char *path);
 void bl_dbspool_close(struct bl_dbspool *sp);
 /* Read on from off (not before the first row). */
 void bl_dbspool_seek(struct bl_dbspool *sp, uint64_t off);
-/* The next batch of a COPY spool: the rows of one table that follow
- * each other, as COPY text data (one line a row) into data, its table
- * into table[64], the offset after them into *end. 1: a batch, 0:
- * nothing complete to send, -1: a bad row. */
-int bl_dbspool_batch(struct bl_dbspool *sp, struct bl_buf *data, char *table, uint64_t *end);
-/* The same for a spool of the INSERT format: one multi-row INSERT ...
- * ON CONFLICT DO NOTHING into sql. */
+/* Rows of a COPY spool: those of `table` that follow (table "": the
+ * next row's, whose name goes into table[64]) as COPY text data (one
+ * line a row) appended to data, until it holds max_bytes or max_rows
+ * were added. The rows added, 0 at the end of the complete rows or at
+ * another table's, -1 a bad row. */
+int bl_dbspool_rows(struct bl_dbspool *sp, struct bl_buf *data, char *table, size_t max_bytes,
+                    int max_rows);
+/* The next batch of a spool of the INSERT format: one multi-row INSERT
+ * ... ON CONFLICT DO NOTHING into sql, the offset after it in *end. 1:
+ * a batch, 0: nothing complete to send, -1: a bad row. */
 int bl_dbspool_insert_batch(struct bl_dbspool *sp, struct bl_buf *sql, uint64_t *end);
 /* The offset the server has acknowledged (db-spool.sent), 0 if none. */
 uint64_t bl_dbspool_marked(const char *dir);
@@ -65,9 +68,10 @@ struct bl_dbsend {
 	bool failed;                /* a statement of the batch was refused */
 	bool dup;                   /* ... with a unique violation */
 	uint64_t batch_start, batch_end, sent;
+	int batch_rows;
 	long batches;
 	char table[64];
-	struct bl_buf data, sql;
+	struct bl_buf data, sql;    /* the rows read and not yet given to libpq; the batch's statement */
 	char error[256];
 };
 

@@ -14,6 +14,12 @@
 #include "host/db_parts.h"
 
 #define UNIQUE_VIOLATION "23505"
+/* A batch is one transaction: large enough that the server's cost per
+ * transaction and the round trips vanish beside the rows, small enough
+ * that a batch sent again (a lost acknowledgement) costs little. Its
+ * rows go to libpq a chunk at a time, as the socket takes them. */
+#define BATCH_ROWS 20000
+#define CHUNK_BYTES (64u << 10)
 
 static void keep_error(struct bl_dbsend *sd, const char *e)
 {
@@ -79,9 +85,12 @@ static int start_batch(struct bl_dbsend *sd)
 	int r;
 
 	sd->batch_start = sd->rd->off;
-	r = bl_dbspool_batch(sd->rd, &sd->data, sd->table, &sd->batch_end);
+	sd->table[0] = '\0';
+	sd->data.len = 0;
+	r = bl_dbspool_rows(sd->rd, &sd->data, sd->table, CHUNK_BYTES, BATCH_ROWS);
 	if (r <= 0)
 		return r < 0 ? BL_DBSEND_BADROW : 0;
+	sd->batch_rows = r;
 	batch_sql(sd);
 	if (sd->sql.oom || !PQsendQuery(sd->conn, sd->sql.p))
 		return lost(sd);
@@ -90,22 +99,48 @@ static int start_batch(struct bl_dbsend *sd)
 	return 1;
 }
 
-/* The rows and their end; 0: wait until the socket takes more. */
+/* The server ended the COPY early (it refused a row): its results say why. */
+static int copy_ended(struct bl_dbsend *sd)
+{
+	if (PQstatus(sd->conn) == CONNECTION_BAD)
+		return lost(sd);
+	sd->failed = true;
+	keep_error(sd, PQerrorMessage(sd->conn));
+	sd->data.len = 0;
+	sd->st = BL_DBSEND_END;
+	return 1;
+}
+
+/* The batch's rows, a chunk at a time, as long as the socket takes them
+ * (0: wait until it takes more), then the COPY's end. */
 static int put_data(struct bl_dbsend *sd)
 {
-	int r = PQputCopyData(sd->conn, sd->data.p, (int)sd->data.len);
+	int r;
 
-	if (r == 1)
-		r = PQputCopyEnd(sd->conn, NULL);
+	for (;;) {
+		if (sd->data.len > 0) {
+			r = PQputCopyData(sd->conn, sd->data.p, (int)sd->data.len);
+			if (r == 0)
+				return 0;
+			if (r < 0)
+				return copy_ended(sd);
+			sd->data.len = 0;
+			if ((r = PQflush(sd->conn)) != 0)
+				return r < 0 ? lost(sd) : 0;
+		}
+		r = bl_dbspool_rows(sd->rd, &sd->data, sd->table, CHUNK_BYTES, BATCH_ROWS - sd->batch_rows);
+		if (r < 0)
+			return BL_DBSEND_BADROW;
+		if (r == 0)
+			break;
+		sd->batch_rows += r;
+	}
+	sd->batch_end = sd->rd->off;
+	r = PQputCopyEnd(sd->conn, NULL);
 	if (r == 0)
 		return 0;
-	if (r < 0) {
-		if (PQstatus(sd->conn) == CONNECTION_BAD)
-			return lost(sd);
-		sd->failed = true;     /* the server ended the COPY: its results say why */
-		keep_error(sd, PQerrorMessage(sd->conn));
-	}
-	sd->data.len = 0;
+	if (r < 0)
+		return copy_ended(sd);
 	sd->st = BL_DBSEND_END;
 	return 1;
 }

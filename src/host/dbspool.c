@@ -11,11 +11,6 @@
 #include "host/db.h"
 #include "host/db_parts.h"
 
-/* A COPY batch is one transaction: large enough that the server's cost
- * per transaction and the round trips vanish beside the rows, small
- * enough that a batch sent again (a lost acknowledgement) costs little. */
-#define BATCH_ROWS 20000
-#define BATCH_BYTES (4u << 20)
 #define INSERT_ROWS 2000
 #define INSERT_BYTES (1u << 20)
 
@@ -127,25 +122,22 @@ static ssize_t batch_row(struct bl_dbspool *sp, char *table, int rows, ssize_t *
 	return (ssize_t)tl;
 }
 
-int bl_dbspool_batch(struct bl_dbspool *sp, struct bl_buf *data, char *table, uint64_t *end)
+int bl_dbspool_rows(struct bl_dbspool *sp, struct bl_buf *data, char *table, size_t max_bytes,
+                    int max_rows)
 {
 	int rows = 0;
 	ssize_t tl, n;
 
-	data->len = 0;
 	if (sp->format != BL_DBSPOOL_COPY)
 		return sp->format == BL_DBSPOOL_EMPTY ? 0 : -1;
-	while (rows < BATCH_ROWS && data->len < BATCH_BYTES && (tl = batch_row(sp, table, rows, &n)) != 0) {
+	while (rows < max_rows && data->len < max_bytes && (tl = batch_row(sp, table, table[0] ? 1 : 0, &n)) != 0) {
 		if (tl < 0)
 			return -1;
 		bl_buf_add(data, sp->line + tl + 1, (size_t)(n - tl - 1));
 		sp->off += (uint64_t)n;
 		rows++;
 	}
-	*end = sp->off;
-	if (rows == 0)
-		return 0;
-	return data->oom ? -1 : 1;
+	return data->oom ? -1 : rows;
 }
 
 int bl_dbspool_insert_batch(struct bl_dbspool *sp, struct bl_buf *sql, uint64_t *end)

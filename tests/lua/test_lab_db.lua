@@ -54,12 +54,12 @@ return {
 
 local code, out, err = cli.batlab("db init --db " .. q(URL))
 t.is(code, 0, "db init: exit 0 " .. err)
-t.like(out, "schema version 0 %-> 2", "db init: creates version 2")
+t.like(out, "schema version 0 %-> 3", "db init: creates version 3")
 code, out = cli.batlab("db init", "BATLAB_DB=" .. q(URL))
 t.is(code, 0, "db init again (BATLAB_DB): exit 0")
-t.like(out, "at version 2 already", "db init again: nothing to do")
-t.is_deeply(query("SELECT version FROM batlab.schema_version ORDER BY version"), { { "1" }, { "2" } },
-	"schema_version holds 1 and 2")
+t.like(out, "at version 3 already", "db init again: nothing to do")
+t.is_deeply(query("SELECT version FROM batlab.schema_version ORDER BY version"), { { "1" }, { "2" }, { "3" } },
+	"schema_version holds 1, 2 and 3")
 
 -- ---- a run with --db: every row as in the files ------------------------------------
 
