@@ -64,6 +64,7 @@ struct bl_dbsend {
 	struct bl_dbspool *rd;
 	const char *dir;            /* where db-spool.sent is written */
 	enum bl_dbsend_state st;
+	bool hold;                  /* idle: no new batch yet (the sink gathers rows) */
 	bool staging;               /* this batch goes through the temporary table */
 	bool failed;                /* a statement of the batch was refused */
 	bool dup;                   /* ... with a unique violation */
@@ -86,8 +87,8 @@ void bl_dbsend_init(struct bl_dbsend *sd, PGconn *conn, struct bl_dbspool *rd, c
                     uint64_t sent);
 /* Go on: `events` (BL_IO_READ | BL_IO_WRITE) are what the socket is
  * ready for (0 when rows were added). Returns the events to wait for
- * (BL_IO_READ at least; idle when st is BL_DBSEND_IDLE) or a negative
- * BL_DBSEND_*. */
+ * (BL_IO_READ at least; idle when st is BL_DBSEND_IDLE: no rows to send,
+ * or `hold` set) or a negative BL_DBSEND_*. */
 int bl_dbsend_step(struct bl_dbsend *sd, unsigned events);
 /* Send the whole spool, waiting on the socket; at most wait_s seconds
  * without the server answering. BL_OK, or a BL_DBSEND_* (timeout:

@@ -218,7 +218,7 @@ int bl_dbsend_step(struct bl_dbsend *sd, unsigned events)
 	for (;;) {
 		switch (sd->st) {
 		case BL_DBSEND_IDLE:
-			r = start_batch(sd);
+			r = sd->hold ? 0 : start_batch(sd);
 			break;
 		case BL_DBSEND_DATA:
 			r = put_data(sd);
@@ -235,9 +235,11 @@ int bl_dbsend_step(struct bl_dbsend *sd, unsigned events)
 
 int bl_dbsend_drain(struct bl_dbsend *sd, double wait_s)
 {
-	int want = bl_dbsend_step(sd, 0), ms = (int)fmin(wait_s * 1000, 1e9), r;
+	int want, ms = (int)fmin(wait_s * 1000, 1e9), r;
 	struct pollfd p;
 
+	sd->hold = false;
+	want = bl_dbsend_step(sd, 0);
 	while (want >= 0 && sd->st != BL_DBSEND_IDLE) {
 		p.fd = PQsocket(sd->conn);
 		p.events = (short)(((want & BL_IO_READ) ? POLLIN : 0) | ((want & BL_IO_WRITE) ? POLLOUT : 0));

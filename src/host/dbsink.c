@@ -16,6 +16,12 @@
 
 #define MOD "db"
 #define RETRY_US 1000000u
+/* In real time rows come a few at a time (one per channel per reporting
+ * period): a batch starts once this much is waiting, or this long after
+ * the first row came, not for every row (each batch costs round trips
+ * and a commit). A virtual run's rows come far faster: no waiting. */
+#define GATHER_BYTES (64u << 10)
+#define GATHER_US 100000u
 
 enum state { DOWN, CONNECTING, UP, STOPPED };
 
@@ -28,6 +34,8 @@ struct bl_dbsink {
 	enum state st;
 	PGconn *conn;
 	struct bl_io io;
+	struct bl_timer gather;     /* real time: the rows waiting go when it fires */
+	bool gathered;
 	uint64_t last_try_us;
 	struct bl_dbsend sd;        /* UP: the sending */
 	struct bl_dbsink_stats stats;
@@ -88,10 +96,15 @@ static void pump(struct bl_dbsink *s, unsigned events)
 		set_error(s, "spool", strerror(errno));
 		return;
 	}
+	s->sd.hold = !s->gathered && !bl_loop_is_virtual(s->loop) &&
+	             s->stats.spool_bytes - s->sd.sent < GATHER_BYTES;
 	r = bl_dbsend_step(&s->sd, events);
 	s->stats.sent_bytes = s->sd.sent;
 	if (r >= 0) {
 		watch(s, (unsigned)r);
+		if (s->st == UP && s->sd.st == BL_DBSEND_IDLE && s->sd.hold && !bl_timer_active(&s->gather) &&
+		    s->stats.spool_bytes > s->sd.sent)
+			bl_timer_after(s->loop, &s->gather, GATHER_US, 0);
 	} else if (r == BL_DBSEND_LOST) {
 		drop(s, s->sd.error);
 	} else {
@@ -102,6 +115,19 @@ static void pump(struct bl_dbsink *s, unsigned events)
 		if (s->io.active)
 			bl_io_stop(s->loop, &s->io);
 	}
+}
+
+static void on_gathered(struct bl_loop *loop, struct bl_timer *t, void *ud)
+{
+	struct bl_dbsink *s = ud;
+
+	(void)loop;
+	(void)t;
+	if (s->st != UP || s->sd.st != BL_DBSEND_IDLE)
+		return;
+	s->gathered = true;
+	pump(s, 0);
+	s->gathered = false;
 }
 
 static void try_connect(struct bl_dbsink *s)
@@ -166,8 +192,9 @@ static void kick(struct bl_dbsink *s)
 {
 	if (s->st == DOWN && bl_clock_monotonic_us() - s->last_try_us >= RETRY_US)
 		try_connect(s);
-	/* a batch in flight takes the rows that came meanwhile when it is done */
-	if (s->st == UP && s->sd.st == BL_DBSEND_IDLE)
+	/* a batch in flight, or the gathering, takes the rows that came
+	 * meanwhile when it is done */
+	if (s->st == UP && s->sd.st == BL_DBSEND_IDLE && !bl_timer_active(&s->gather))
 		pump(s, 0);
 }
 
@@ -241,6 +268,7 @@ struct bl_dbsink *bl_dbsink_open(struct bl_loop *loop, const char *conninfo, con
 		s->stats.sent_bytes = s->rd.start;
 	bl_dbspool_seek(&s->rd, s->stats.sent_bytes);
 	bl_io_init(&s->io, -1, on_io, s);
+	bl_timer_init(&s->gather, on_gathered, s);
 	s->last_try_us = bl_clock_monotonic_us() - RETRY_US;
 	kick(s);
 	return s;
@@ -263,6 +291,7 @@ uint64_t bl_dbsink_close(struct bl_dbsink *s, double wait_s, char *msg, size_t m
 		return 0;
 	if (s->io.active)
 		bl_io_stop(s->loop, &s->io);
+	bl_timer_stop(s->loop, &s->gather);
 	fflush(s->fa);
 	fclose(s->fa);
 	msg[0] = '\0';

@@ -70,7 +70,7 @@ end
 -- the WAL, no full pages in the WAL, no WAL for replicas). Not advice for
 -- a lab's server.
 local PG_FAST = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c wal_level=minimal"
-	.. " -c max_wal_senders=0"
+	.. " -c max_wal_senders=0 -c autovacuum=off"
 
 function PG:start()
 	return self:ctl(("-w -t 60 -l %s -o %s start"):format(q(self.dir .. "/log"),

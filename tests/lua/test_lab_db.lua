@@ -63,12 +63,12 @@ t.is_deeply(query("SELECT version FROM batlab.schema_version ORDER BY version"),
 
 -- ---- a run with --db: every row as in the files ------------------------------------
 
-local function check_cell(run_dir, run_id, cell, label)
+local function check_cell(run_dir, run_id, cell, label, min_rows)
 	local file = csv_rows(run_dir .. "/cells/" .. cell .. ".csv")
 	local db = query(("SELECT t_s, step_time_s, cycle, cycle_kind, step, step_name, mode, voltage, current,"
 		.. " temp_c, charge_ah, energy_wh, vcc FROM batlab.samples WHERE run_id = '%s' AND cell = '%s'"
 		.. " ORDER BY seq"):format(run_id, cell))
-	t.ok(#file > 100, label .. ": the CSV has rows (" .. #file .. ")")
+	t.ok(#file >= (min_rows or 100), label .. ": the CSV has rows (" .. #file .. ")")
 	t.is(#db, #file, label .. ": as many samples in the database as rows in the CSV")
 	local cols = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14 } -- CSV columns, in the query's order
 	local bad
@@ -122,6 +122,20 @@ t.is(ev[1][2], "2", "batlab.events: each cell's discharge ended")
 t.is(query("SELECT outcome FROM batlab.run_ends")[1][1], "completed", "batlab.run_ends: completed")
 local spool = cli.read(r1 .. "/db-spool.sql")
 t.is(tonumber(cli.read(r1 .. "/db-spool.sent")), #spool, "db-spool.sent: the whole spool acknowledged")
+
+-- ---- in real time: rows gathered a little before each batch --------------------
+
+cli.write(tmp .. "/rest.lua", [[
+local steps = require "batlab.steps"
+return { name = "rest", run = function(cell) steps.rest(cell, 3); return true, "done" end }
+]])
+local rt = tmp .. "/rt"
+code, out, err = cli.batlab(("run %s --sim --speed 1 --cell 0=E5 --cell 1=F6 --out %s --db %s --quiet --no-report")
+	:format(q(tmp .. "/rest.lua"), rt, q(URL)))
+t.is(code, 0, "real time --db: exit 0 " .. err)
+local rt_id = query("SELECT run_id FROM batlab.runs WHERE run_dir LIKE '%/rt'")[1][1]
+check_cell(rt, rt_id, "E5", "real time E5", 3)
+check_cell(rt, rt_id, "F6", "real time F6", 3)
 
 -- ---- the server stops mid-run and comes back -------------------------------------
 
