@@ -50,6 +50,7 @@ int bl_dbspool_open(struct bl_dbspool *sp, const char *path)
 	sp->f = fopen(path, "r");
 	if (!sp->f)
 		return -1;
+	setvbuf(sp->f, NULL, _IOFBF, 64u << 10);   /* read back megabytes: few reads */
 	detect(sp);
 	bl_dbspool_seek(sp, 0);
 	return 0;
