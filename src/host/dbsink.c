@@ -110,8 +110,10 @@ static void pump(struct bl_dbsink *s, unsigned events)
 		drop(s, s->sd.error);
 	} else {
 		/* a batch the server refused stops the sending: the rows stay in the spool */
-		set_error(s, r == BL_DBSEND_BADROW ? "spool" : "the database refused rows (see docs/database.md: batlab db init)",
-		          r == BL_DBSEND_BADROW ? "a damaged row" : s->sd.error);
+		if (r == BL_DBSEND_BADROW)
+			set_error(s, "spool", "a damaged row");
+		else
+			set_error(s, "the database refused rows (see docs/database.md: batlab db init)", s->sd.error);
 		s->st = STOPPED;
 		if (s->io.active)
 			bl_io_stop(s->loop, &s->io);
@@ -303,7 +305,8 @@ uint64_t bl_dbsink_close(struct bl_dbsink *s, double wait_s, char *msg, size_t m
 		s->stats.sent_bytes = s->sd.sent;
 		if (r != BL_OK && r != BL_DBSEND_LOST) {
 			s->st = STOPPED;
-			snprintf(s->stats.error, sizeof s->stats.error, "%s", r == BL_DBSEND_BADROW ? "a damaged row in the spool" : s->sd.error);
+			snprintf(s->stats.error, sizeof s->stats.error, "%s",
+			         r == BL_DBSEND_BADROW ? "a damaged row in the spool" : s->sd.error);
 		}
 	}
 	bl_dbspool_close(&s->rd);
