@@ -69,6 +69,7 @@ struct bl_dbsend {
 	bool failed;                /* a statement of the batch was refused */
 	bool dup;                   /* ... with a unique violation */
 	uint64_t batch_start, batch_end, sent;
+	uint64_t marked, marked_us;  /* the offset in db-spool.sent, and when it was written */
 	int batch_rows;
 	long batches;
 	char table[64];
@@ -94,6 +95,10 @@ int bl_dbsend_step(struct bl_dbsend *sd, unsigned events);
  * without the server answering. BL_OK, or a BL_DBSEND_* (timeout:
  * BL_DBSEND_LOST). */
 int bl_dbsend_drain(struct bl_dbsend *sd, double wait_s);
+/* Write what was sent to db-spool.sent (after each batch it is written
+ * at most every MARK_US: it is for a later run of batlab, which sends
+ * again whatever came after it). */
+int bl_dbsend_mark(struct bl_dbsend *sd);
 void bl_dbsend_free(struct bl_dbsend *sd);
 
 /* PQconnectStartParams / PQconnectdbParams on a URL or key=value string,

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/bl.h"
+#include "core/clock.h"
 #include "core/loop.h"
 #include "host/db.h"
 #include "host/db_parts.h"
@@ -20,6 +21,10 @@
  * rows go to libpq a chunk at a time, as the socket takes them. */
 #define BATCH_ROWS 20000
 #define CHUNK_BYTES (64u << 10)
+/* db-spool.sent is rewritten after a batch at most this often (a virtual
+ * run sends a batch every few milliseconds; a rewrite costs an open, a
+ * truncation, a write and a close), and when the sending stops. */
+#define MARK_US 250000u
 
 static void keep_error(struct bl_dbsend *sd, const char *e)
 {
@@ -48,8 +53,17 @@ void bl_dbsend_init(struct bl_dbsend *sd, PGconn *conn, struct bl_dbspool *rd, c
 	sd->conn = conn;
 	sd->rd = rd;
 	sd->dir = dir;
-	sd->sent = sent;
+	sd->sent = sd->marked = sent;
 	bl_dbspool_seek(rd, sent);
+}
+
+int bl_dbsend_mark(struct bl_dbsend *sd)
+{
+	if (sd->sent == sd->marked)
+		return BL_OK;
+	sd->marked = sd->sent;
+	sd->marked_us = bl_clock_monotonic_us();
+	return bl_dbspool_mark(sd->dir, sd->sent);
 }
 
 void bl_dbsend_free(struct bl_dbsend *sd)
@@ -154,7 +168,8 @@ static int batch_over(struct bl_dbsend *sd)
 		sd->sent = sd->batch_end;
 		sd->staging = false;
 		sd->batches++;
-		bl_dbspool_mark(sd->dir, sd->sent);
+		if (bl_clock_monotonic_us() - sd->marked_us >= MARK_US)
+			bl_dbsend_mark(sd);
 		return 1;
 	}
 	if (sd->dup && !sd->staging) {
@@ -249,10 +264,12 @@ int bl_dbsend_drain(struct bl_dbsend *sd, double wait_s)
 			continue;
 		if (r <= 0) {
 			snprintf(sd->error, sizeof sd->error, "no answer from the server in %g s", wait_s);
-			return BL_DBSEND_LOST;
+			want = BL_DBSEND_LOST;
+			break;
 		}
 		want = bl_dbsend_step(sd, ((p.revents & (POLLIN | POLLHUP | POLLERR)) ? BL_IO_READ : 0u) |
 		                              ((p.revents & POLLOUT) ? BL_IO_WRITE : 0u));
 	}
+	bl_dbsend_mark(sd);
 	return want < 0 ? want : BL_OK;
 }

@@ -67,6 +67,7 @@ static void drop(struct bl_dbsink *s, const char *why)
 	s->conn = NULL;
 	s->st = DOWN;
 	s->stats.connected = false;
+	bl_dbsend_mark(&s->sd);
 	/* whatever was in flight is sent again: the sender makes it land once */
 	bl_dbspool_seek(&s->rd, s->stats.sent_bytes);
 }
@@ -309,6 +310,7 @@ uint64_t bl_dbsink_close(struct bl_dbsink *s, double wait_s, char *msg, size_t m
 			         r == BL_DBSEND_BADROW ? "a damaged row in the spool" : s->sd.error);
 		}
 	}
+	bl_dbsend_mark(&s->sd);
 	bl_dbspool_close(&s->rd);
 	if (s->conn)
 		PQfinish(s->conn);  /* a batch in flight is simply sent again */
