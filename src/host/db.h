@@ -3,21 +3,26 @@
  * database, as a second sink beside the files (docs/database.md).
  *
  * Rows are first appended to a spool file in the run directory
- * (db-spool.sql, one "table<TAB>(values)" line per row, in the order they
- * were recorded); a sender on the event loop sends the spool in order, in
- * batches of multi-row INSERT ... ON CONFLICT DO NOTHING, over a
- * non-blocking libpq connection whose socket the loop watches. What the
- * server acknowledged is kept as a byte offset in db-spool.sent. Every
- * table has a natural key (run, cell, sequence number), so a batch sent
- * twice (the connection dropped before its answer came) lands once: the
- * rows reach the database in order and exactly once, whether the server
- * was there all along, came back mid-run, or only sees them through
- * `batlab db push RUN_DIR` later.
+ * (db-spool.sql: a header line, then one "table<TAB>row" line per row,
+ * the row in COPY text format, in the order they were recorded); a
+ * sender on the event loop sends the spool in order, a batch of
+ * consecutive rows of one table at a time, each a COPY ... FROM STDIN
+ * into its table in its own transaction, over a non-blocking libpq
+ * connection whose socket the loop watches. What the server
+ * acknowledged is kept as a byte offset in db-spool.sent. Every table
+ * has a natural key (run, cell, sequence number): a batch sent again
+ * (the connection dropped before its answer came) fails on a key that
+ * is there already, and is then sent through a temporary table and
+ * INSERT ... ON CONFLICT DO NOTHING, so it lands once: the rows reach
+ * the database in order and exactly once, whether the server was there
+ * all along, came back mid-run, or only sees them through `batlab db
+ * push RUN_DIR` later (which also sends a spool of an older batlab, of
+ * "table<TAB>(SQL values)" lines, as INSERTs).
  *
  * Nothing on the sample path blocks: appending is a buffered write; the
  * connection is retried at most once a second (of real time) while rows
- * arrive. Only bl_dbsink_close, at the end of a run, waits (a bounded
- * time) for the rest to be sent.
+ * arrive. Only bl_dbsink_close, at the end of a run, waits for the rest
+ * to be sent (at most a given time without an answer).
  */
 #ifndef BL_DB_H
 #define BL_DB_H
@@ -30,7 +35,7 @@
 #include "device/channel.h"
 #include "host/csv.h"
 
-#define BL_DB_SCHEMA_VERSION 2
+#define BL_DB_SCHEMA_VERSION 3
 #define BL_DB_SPOOL "db-spool.sql"
 #define BL_DB_SENT "db-spool.sent"
 
@@ -49,8 +54,8 @@ struct bl_dbsink_stats {
  * err when the spool cannot be written. */
 struct bl_dbsink *bl_dbsink_open(struct bl_loop *loop, const char *conninfo, const char *dir,
                                  char *err, size_t errlen);
-/* Append one row: `values` is a parenthesised SQL tuple in the table's
- * column order (bl_sql_* below build it). */
+/* Append one row: `values` is its fields in the table's column order,
+ * in COPY text format (bl_copy_* below build it). */
 int bl_dbsink_row(struct bl_dbsink *s, const char *table, const char *values, size_t n);
 void bl_dbsink_stats(const struct bl_dbsink *s, struct bl_dbsink_stats *out);
 /* Send what is left, waiting at most wait_s seconds for the server, and
@@ -87,11 +92,14 @@ int bl_dbconn_query(struct bl_dbconn *c, const char *sql, int nparams, const cha
                     bl_dbrow_fn fn, void *arg, char *msg, size_t msglen);
 void bl_dbconn_close(struct bl_dbconn *c);
 
-/* ---- SQL tuples ----------------------------------------------------------- */
+/* ---- rows: COPY text fields ----------------------------------------------- */
 
-void bl_sql_text(struct bl_buf *b, const char *s);   /* E'...' literal, NULL: NULL */
-void bl_sql_fixed(struct bl_buf *b, double v, int prec); /* as the CSV writes it; NaN: NULL */
-void bl_sql_int(struct bl_buf *b, long long v);
+/* A row is its fields in the table's column order, a tab between them. */
+void bl_copy_text(struct bl_buf *b, const char *s);   /* escaped; NULL: \N */
+void bl_copy_null(struct bl_buf *b);
+void bl_copy_fixed(struct bl_buf *b, double v, int prec); /* as the CSV writes it; NaN: \N */
+void bl_copy_int(struct bl_buf *b, long long v);
+void bl_copy_time(struct bl_buf *b, double epoch);     /* a timestamptz, to the millisecond */
 
 /* ---- the samples of one channel (dbfeed.c) -------------------------------- */
 

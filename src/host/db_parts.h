@@ -1,8 +1,9 @@
 /* db_parts.h - what the PostgreSQL sink's files share (dbsink.c,
- * dbspool.c, db.c). Internal to src/host. */
+ * dbsend.c, dbspool.c, db.c). Internal to src/host. */
 #ifndef BL_DB_PARTS_H
 #define BL_DB_PARTS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
@@ -11,25 +12,94 @@
 
 #include "host/csv.h"
 
+/* The first line of a spool written in COPY text format (db.h). A spool
+ * without it is of batlab before it: "TABLE<TAB>(SQL values)" lines,
+ * which `batlab db push` still sends, as INSERTs. */
+#define BL_DBSPOOL_HEADER "# batlab db-spool 2: TABLE<TAB>COPY text row\n"
+
+enum bl_dbspool_format { BL_DBSPOOL_EMPTY, BL_DBSPOOL_COPY, BL_DBSPOOL_INSERT, BL_DBSPOOL_UNKNOWN };
+
 /* Reading the spool back from an offset, a batch at a time. */
 struct bl_dbspool {
 	FILE *f;
+	enum bl_dbspool_format format;
+	uint64_t start;             /* where the first row starts (after the header) */
 	uint64_t off;               /* where the next unread row starts */
 	char *line;
 	size_t cap;
 	ssize_t held;               /* a row read but kept for the next batch (-1: none) */
 };
 
+/* Open for reading and tell its format from its first line. */
 int bl_dbspool_open(struct bl_dbspool *sp, const char *path);
 void bl_dbspool_close(struct bl_dbspool *sp);
+/* Read on from off (not before the first row). */
 void bl_dbspool_seek(struct bl_dbspool *sp, uint64_t off);
-/* The next batch: one INSERT of consecutive rows of one table into sql,
- * the offset after them in *end. 1: a batch, 0: nothing complete to
- * send, -1: a bad row. */
-int bl_dbspool_batch(struct bl_dbspool *sp, struct bl_buf *sql, uint64_t *end);
+/* Rows of a COPY spool: those of `table` that follow (table "": the
+ * next row's, whose name goes into table[64]) as COPY text data (one
+ * line a row) appended to data, until it holds max_bytes or max_rows
+ * were added. The rows added, 0 at the end of the complete rows or at
+ * another table's, -1 a bad row. */
+int bl_dbspool_rows(struct bl_dbspool *sp, struct bl_buf *data, char *table, size_t max_bytes,
+                    int max_rows);
+/* The next batch of a spool of the INSERT format: one multi-row INSERT
+ * ... ON CONFLICT DO NOTHING into sql, the offset after it in *end. 1:
+ * a batch, 0: nothing complete to send, -1: a bad row. */
+int bl_dbspool_insert_batch(struct bl_dbspool *sp, struct bl_buf *sql, uint64_t *end);
 /* The offset the server has acknowledged (db-spool.sent), 0 if none. */
 uint64_t bl_dbspool_marked(const char *dir);
 int bl_dbspool_mark(const char *dir, uint64_t off);
+
+/* The sender: a COPY spool's batches over one connection, in order, one
+ * batch in flight. Each batch is a COPY straight into its table, in its
+ * own transaction; a batch the table already has some rows of (unique
+ * violation: they landed before, their acknowledgement was lost) is sent
+ * again through a temporary table and INSERT ... ON CONFLICT DO NOTHING.
+ * Works on a non-blocking connection: bl_dbsend_step is called when the
+ * socket is ready (or rows were added) and says what to wait for. */
+enum bl_dbsend_state { BL_DBSEND_IDLE, BL_DBSEND_START, BL_DBSEND_DATA, BL_DBSEND_END };
+
+struct bl_dbsend {
+	PGconn *conn;
+	struct bl_dbspool *rd;
+	const char *dir;            /* where db-spool.sent is written */
+	enum bl_dbsend_state st;
+	bool hold;                  /* idle: no new batch yet (the sink gathers rows) */
+	bool staging;               /* this batch goes through the temporary table */
+	bool failed;                /* a statement of the batch was refused */
+	bool dup;                   /* ... with a unique violation */
+	uint64_t batch_start, batch_end, sent;
+	uint64_t marked, marked_us;  /* the offset in db-spool.sent, and when it was written */
+	int batch_rows;
+	long batches;
+	char table[64];
+	struct bl_buf data, sql;    /* the rows read and not yet given to libpq; the batch's statement */
+	char error[256];
+};
+
+enum {
+	BL_DBSEND_LOST = -1,        /* the connection is gone */
+	BL_DBSEND_REFUSED = -2,     /* the server refused a batch (error says why) */
+	BL_DBSEND_BADROW = -3,      /* the spool holds a row that is not one */
+};
+
+/* Start on conn (non-blocking) from rd's offset, which `sent` is. */
+void bl_dbsend_init(struct bl_dbsend *sd, PGconn *conn, struct bl_dbspool *rd, const char *dir,
+                    uint64_t sent);
+/* Go on: `events` (BL_IO_READ | BL_IO_WRITE) are what the socket is
+ * ready for (0 when rows were added). Returns the events to wait for
+ * (BL_IO_READ at least; idle when st is BL_DBSEND_IDLE: no rows to send,
+ * or `hold` set) or a negative BL_DBSEND_*. */
+int bl_dbsend_step(struct bl_dbsend *sd, unsigned events);
+/* Send the whole spool, waiting on the socket; at most wait_s seconds
+ * without the server answering. BL_OK, or a BL_DBSEND_* (timeout:
+ * BL_DBSEND_LOST). */
+int bl_dbsend_drain(struct bl_dbsend *sd, double wait_s);
+/* Write what was sent to db-spool.sent (after each batch it is written
+ * at most every MARK_US: it is for a later run of batlab, which sends
+ * again whatever came after it). */
+int bl_dbsend_mark(struct bl_dbsend *sd);
+void bl_dbsend_free(struct bl_dbsend *sd);
 
 /* PQconnectStartParams / PQconnectdbParams on a URL or key=value string,
  * with a connect timeout, and notices kept off stderr. */

@@ -28,31 +28,29 @@ static void format_row(struct bl_dbfeed *f, const struct bl_sample *s)
 	double t = s->time - f->t0;
 	char num[16];
 
-	b->len = 0;
-	bl_buf_addc(b, '(');
-	bl_sql_text(b, f->run_id);                     bl_buf_addc(b, ',');
-	bl_sql_text(b, f->cell);                       bl_buf_addc(b, ',');
-	bl_sql_int(b, (long long)++f->seq);            bl_buf_adds(b, ",to_timestamp(");
-	bl_sql_fixed(b, f->epoch + t, 3);              bl_buf_adds(b, "),");
-	bl_sql_fixed(b, t, 3);                         bl_buf_addc(b, ',');
-	bl_sql_fixed(b, s->step_time, 3);              bl_buf_addc(b, ',');
-	bl_sql_int(b, f->lb.cycle);                       bl_buf_addc(b, ',');
-	bl_sql_text(b, f->lb.cycle_kind);                 bl_buf_addc(b, ',');
-	bl_sql_int(b, f->lb.step);                        bl_buf_addc(b, ',');
-	bl_sql_text(b, f->lb.step_name);                  bl_buf_addc(b, ',');
 	if (!mode) {
 		snprintf(num, sizeof num, "%u", s->mode);
 		mode = num;
 	}
-	bl_sql_text(b, mode);                          bl_buf_addc(b, ',');
-	bl_sql_fixed(b, s->voltage, 4);                bl_buf_addc(b, ',');
-	bl_sql_fixed(b, s->current, 4);                bl_buf_addc(b, ',');
-	bl_sql_fixed(b, s->temp_c, 2);                 bl_buf_addc(b, ',');
-	bl_sql_fixed(b, s->charge_ah, 6);              bl_buf_addc(b, ',');
-	bl_sql_fixed(b, s->energy_wh, 6);              bl_buf_addc(b, ',');
-	bl_sql_fixed(b, s->vcc, 3);                    bl_buf_addc(b, ',');
-	bl_sql_int(b, s->error);
-	bl_buf_addc(b, ')');
+	b->len = 0;
+	bl_copy_text(b, f->run_id);                    bl_buf_addc(b, '\t');
+	bl_copy_text(b, f->cell);                      bl_buf_addc(b, '\t');
+	bl_copy_int(b, (long long)++f->seq);           bl_buf_addc(b, '\t');
+	bl_copy_time(b, f->epoch + t);                 bl_buf_addc(b, '\t');
+	bl_copy_fixed(b, t, 3);                        bl_buf_addc(b, '\t');
+	bl_copy_fixed(b, s->step_time, 3);             bl_buf_addc(b, '\t');
+	bl_copy_int(b, f->lb.cycle);                   bl_buf_addc(b, '\t');
+	bl_copy_text(b, f->lb.cycle_kind);             bl_buf_addc(b, '\t');
+	bl_copy_int(b, f->lb.step);                    bl_buf_addc(b, '\t');
+	bl_copy_text(b, f->lb.step_name);              bl_buf_addc(b, '\t');
+	bl_copy_text(b, mode);                         bl_buf_addc(b, '\t');
+	bl_copy_fixed(b, s->voltage, 4);               bl_buf_addc(b, '\t');
+	bl_copy_fixed(b, s->current, 4);               bl_buf_addc(b, '\t');
+	bl_copy_fixed(b, s->temp_c, 2);                bl_buf_addc(b, '\t');
+	bl_copy_fixed(b, s->charge_ah, 6);             bl_buf_addc(b, '\t');
+	bl_copy_fixed(b, s->energy_wh, 6);             bl_buf_addc(b, '\t');
+	bl_copy_fixed(b, s->vcc, 3);                   bl_buf_addc(b, '\t');
+	bl_copy_int(b, s->error);
 }
 
 static void on_sample(struct bl_chan_listener *l, const struct bl_sample *s, int status)

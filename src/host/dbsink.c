@@ -1,5 +1,6 @@
 /* dbsink.c - the spool and the non-blocking sender of the PostgreSQL
- * results sink (db.h). */
+ * results sink (db.h): the connection on the event loop, the sending in
+ * dbsend.c. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -15,8 +16,15 @@
 
 #define MOD "db"
 #define RETRY_US 1000000u
+/* In real time rows come a few at a time (one per channel per reporting
+ * period): a batch starts once this much is waiting, or this long after
+ * the first row came, not for every row (each batch costs round trips
+ * and a commit). A virtual run's rows come far faster: no waiting. */
+#define GATHER_BYTES (64u << 10)
+#define GATHER_US 100000u
+#define SPOOL_BUF (64u << 10)
 
-enum state { DOWN, CONNECTING, IDLE, BUSY, STOPPED };
+enum state { DOWN, CONNECTING, UP, STOPPED };
 
 struct bl_dbsink {
 	struct bl_loop *loop;
@@ -27,12 +35,11 @@ struct bl_dbsink {
 	enum state st;
 	PGconn *conn;
 	struct bl_io io;
+	struct bl_timer gather;     /* real time: the rows waiting go when it fires */
+	bool gathered;
 	uint64_t last_try_us;
-	uint64_t batch_end;         /* spool offset the batch in flight ends at */
-	bool batch_ok;
-	struct bl_buf sql;
+	struct bl_dbsend sd;        /* UP: the sending */
 	struct bl_dbsink_stats stats;
-	bool told_down;
 };
 
 static void set_error(struct bl_dbsink *s, const char *what, const char *detail)
@@ -60,7 +67,8 @@ static void drop(struct bl_dbsink *s, const char *why)
 	s->conn = NULL;
 	s->st = DOWN;
 	s->stats.connected = false;
-	/* whatever was in flight is sent again: the keys make it land once */
+	bl_dbsend_mark(&s->sd);
+	/* whatever was in flight is sent again: the sender makes it land once */
 	bl_dbspool_seek(&s->rd, s->stats.sent_bytes);
 }
 
@@ -76,11 +84,55 @@ static void watch(struct bl_dbsink *s, unsigned events)
 		bl_io_stop(s->loop, &s->io);
 	if (!s->io.active)
 		s->io.fd = fd;
-	if (bl_io_start(s->loop, &s->io, events) < 0)
+	if ((!s->io.active || s->io.events != events) && bl_io_start(s->loop, &s->io, events) < 0)
 		drop(s, "cannot watch the socket");
 }
 
-static void kick(struct bl_dbsink *s);
+/* The sender goes on (events: what the socket is ready for, 0 when rows
+ * were added); what it read back from the spool is on disk first. */
+static void pump(struct bl_dbsink *s, unsigned events)
+{
+	int r;
+
+	if (fflush(s->fa) != 0) {
+		set_error(s, "spool", strerror(errno));
+		return;
+	}
+	s->sd.hold = !s->gathered && !bl_loop_is_virtual(s->loop) &&
+	             s->stats.spool_bytes - s->sd.sent < GATHER_BYTES;
+	r = bl_dbsend_step(&s->sd, events);
+	s->stats.sent_bytes = s->sd.sent;
+	if (r >= 0) {
+		watch(s, (unsigned)r);
+		if (s->st == UP && s->sd.st == BL_DBSEND_IDLE && s->sd.hold && !bl_timer_active(&s->gather) &&
+		    s->stats.spool_bytes > s->sd.sent)
+			bl_timer_after(s->loop, &s->gather, GATHER_US, 0);
+	} else if (r == BL_DBSEND_LOST) {
+		drop(s, s->sd.error);
+	} else {
+		/* a batch the server refused stops the sending: the rows stay in the spool */
+		if (r == BL_DBSEND_BADROW)
+			set_error(s, "spool", "a damaged row");
+		else
+			set_error(s, "the database refused rows (see docs/database.md: batlab db init)", s->sd.error);
+		s->st = STOPPED;
+		if (s->io.active)
+			bl_io_stop(s->loop, &s->io);
+	}
+}
+
+static void on_gathered(struct bl_loop *loop, struct bl_timer *t, void *ud)
+{
+	struct bl_dbsink *s = ud;
+
+	(void)loop;
+	(void)t;
+	if (s->st != UP || s->sd.st != BL_DBSEND_IDLE)
+		return;
+	s->gathered = true;
+	pump(s, 0);
+	s->gathered = false;
+}
 
 static void try_connect(struct bl_dbsink *s)
 {
@@ -110,13 +162,13 @@ static void connect_step(struct bl_dbsink *s)
 			drop(s, "cannot make the connection non-blocking");
 			return;
 		}
-		s->st = IDLE;
+		s->st = UP;
 		s->stats.connected = true;
 		if (s->stats.error[0])
 			BL_INFO(MOD, "connected to the database again");
 		s->stats.error[0] = '\0';
-		watch(s, BL_IO_READ);
-		kick(s);
+		bl_dbsend_init(&s->sd, s->conn, &s->rd, s->dir, s->stats.sent_bytes);
+		pump(s, 0);
 		break;
 	default:
 		set_error(s, "cannot connect to the database", PQerrorMessage(s->conn));
@@ -128,107 +180,26 @@ static void connect_step(struct bl_dbsink *s)
 	}
 }
 
-static void send_batch(struct bl_dbsink *s)
-{
-	int r;
-
-	if (fflush(s->fa) != 0) {
-		set_error(s, "spool", strerror(errno));
-		return;
-	}
-	r = bl_dbspool_batch(&s->rd, &s->sql, &s->batch_end);
-	if (r <= 0) {
-		if (r < 0)
-			set_error(s, "spool", "cannot read it back");
-		return;
-	}
-	if (!PQsendQuery(s->conn, s->sql.p)) {
-		drop(s, NULL);
-		return;
-	}
-	s->st = BUSY;
-	s->batch_ok = false;
-	r = PQflush(s->conn);
-	if (r < 0)
-		drop(s, NULL);
-	else
-		watch(s, r ? BL_IO_READ | BL_IO_WRITE : BL_IO_READ);
-}
-
-/* A batch's answer: the offset moves past it, or a statement the server
- * refused stops the sending (the rows stay in the spool). */
-static void batch_done(struct bl_dbsink *s)
-{
-	if (!s->batch_ok) {
-		s->st = STOPPED;
-		return;
-	}
-	s->stats.sent_bytes = s->batch_end;
-	bl_dbspool_mark(s->dir, s->stats.sent_bytes);
-	s->st = IDLE;
-	kick(s);
-}
-
-static void read_results(struct bl_dbsink *s)
-{
-	PGresult *res;
-
-	/* the server went away between batches: its goodbye reads fine */
-	if (!PQconsumeInput(s->conn) || PQstatus(s->conn) == CONNECTION_BAD) {
-		drop(s, NULL);
-		return;
-	}
-	while (s->conn && !PQisBusy(s->conn)) {
-		res = PQgetResult(s->conn);
-		if (!res) {
-			if (s->st == BUSY)
-				batch_done(s);
-			return;
-		}
-		if (PQresultStatus(res) == PGRES_COMMAND_OK) {
-			s->batch_ok = true;
-		} else if (PQstatus(s->conn) == CONNECTION_BAD) {
-			PQclear(res);
-			drop(s, NULL);
-			return;
-		} else {
-			set_error(s, "the database refused rows (see docs/database.md: batlab db init)",
-			          PQresultErrorMessage(res));
-			s->batch_ok = false;
-		}
-		PQclear(res);
-	}
-}
-
 static void on_io(struct bl_loop *loop, struct bl_io *io, unsigned events, void *ud)
 {
 	struct bl_dbsink *s = ud;
 
 	(void)loop;
 	(void)io;
-	if (s->st == CONNECTING) {
+	if (s->st == CONNECTING)
 		connect_step(s);
-		return;
-	}
-	if (events & BL_IO_WRITE) {
-		int r = PQflush(s->conn);
-		if (r < 0) {
-			drop(s, NULL);
-			return;
-		}
-		if (r == 0)
-			watch(s, BL_IO_READ);
-	}
-	if (s->conn && (events & BL_IO_READ))
-		read_results(s);
+	else if (s->st == UP)
+		pump(s, events);
 }
 
 static void kick(struct bl_dbsink *s)
 {
 	if (s->st == DOWN && bl_clock_monotonic_us() - s->last_try_us >= RETRY_US)
 		try_connect(s);
-	if (s->st == IDLE && s->stats.sent_bytes < s->stats.spool_bytes)
-		send_batch(s);
+	/* a batch in flight, or the gathering, takes the rows that came
+	 * meanwhile when it is done */
+	if (s->st == UP && s->sd.st == BL_DBSEND_IDLE && !bl_timer_active(&s->gather))
+		pump(s, 0);
 }
 
 int bl_dbsink_row(struct bl_dbsink *s, const char *table, const char *values, size_t n)
@@ -244,6 +215,35 @@ int bl_dbsink_row(struct bl_dbsink *s, const char *table, const char *values, si
 	s->stats.spool_bytes += tl + n + 2;
 	kick(s);
 	return BL_OK;
+}
+
+/* The spool to append to: a new one starts with its format's header; one
+ * of an older batlab's format is not added to. */
+static FILE *open_spool(struct bl_dbsink *s, const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "a");
+
+	if (!f || fseeko(f, 0, SEEK_END) != 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		if (f)
+			fclose(f);
+		return NULL;
+	}
+	/* a virtual run appends megabytes in a fraction of a second */
+	setvbuf(f, NULL, _IOFBF, SPOOL_BUF);
+	if (ftello(f) == 0 && (fputs(BL_DBSPOOL_HEADER, f) == EOF || fflush(f) != 0)) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		fclose(f);
+		return NULL;
+	}
+	if (bl_dbspool_open(&s->rd, path) < 0 || s->rd.format != BL_DBSPOOL_COPY) {
+		snprintf(err, errlen, "%s: %s", path, s->rd.f ? "written by an older batlab (send it with"
+		         " `batlab db push`, then move it away)" : strerror(errno));
+		bl_dbspool_close(&s->rd);
+		fclose(f);
+		return NULL;
+	}
+	return f;
 }
 
 struct bl_dbsink *bl_dbsink_open(struct bl_loop *loop, const char *conninfo, const char *dir,
@@ -263,22 +263,18 @@ struct bl_dbsink *bl_dbsink_open(struct bl_loop *loop, const char *conninfo, con
 	s->loop = loop;
 	snprintf(s->dir, sizeof s->dir, "%s", dir);
 	snprintf(path, sizeof path, "%s/" BL_DB_SPOOL, dir);
-	s->fa = fopen(path, "a");
-	if (!s->fa || bl_dbspool_open(&s->rd, path) < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		if (s->fa)
-			fclose(s->fa);
+	if (!(s->fa = open_spool(s, path, err, errlen))) {
 		free(s->conninfo);
 		free(s);
 		return NULL;
 	}
-	fseeko(s->fa, 0, SEEK_END);
 	s->stats.spool_bytes = (uint64_t)ftello(s->fa);
 	s->stats.sent_bytes = bl_dbspool_marked(dir);
-	if (s->stats.sent_bytes > s->stats.spool_bytes)
-		s->stats.sent_bytes = 0;
+	if (s->stats.sent_bytes > s->stats.spool_bytes || s->stats.sent_bytes < s->rd.start)
+		s->stats.sent_bytes = s->rd.start;
 	bl_dbspool_seek(&s->rd, s->stats.sent_bytes);
 	bl_io_init(&s->io, -1, on_io, s);
+	bl_timer_init(&s->gather, on_gathered, s);
 	s->last_try_us = bl_clock_monotonic_us() - RETRY_US;
 	kick(s);
 	return s;
@@ -289,32 +285,45 @@ void bl_dbsink_stats(const struct bl_dbsink *s, struct bl_dbsink_stats *out)
 	*out = s->stats;
 }
 
+/* At the end: the connection there is driven until the spool is sent
+ * (the run waits now, and only now); a server that is away, or goes
+ * away now, is waited for by a `batlab db push` of the rest. */
 uint64_t bl_dbsink_close(struct bl_dbsink *s, double wait_s, char *msg, size_t msglen)
 {
-	uint64_t left;
-	long r;
+	uint64_t left, marked, start = s ? s->rd.start : 0;
+	int r;
 
 	if (!s)
 		return 0;
 	if (s->io.active)
 		bl_io_stop(s->loop, &s->io);
+	bl_timer_stop(s->loop, &s->gather);
 	fflush(s->fa);
 	fclose(s->fa);
+	msg[0] = '\0';
+	if (s->st == UP) {
+		r = bl_dbsend_drain(&s->sd, wait_s);
+		s->stats.sent_bytes = s->sd.sent;
+		if (r != BL_OK && r != BL_DBSEND_LOST) {
+			s->st = STOPPED;
+			snprintf(s->stats.error, sizeof s->stats.error, "%s",
+			         r == BL_DBSEND_BADROW ? "a damaged row in the spool" : s->sd.error);
+		}
+	}
+	bl_dbsend_mark(&s->sd);
 	bl_dbspool_close(&s->rd);
 	if (s->conn)
 		PQfinish(s->conn);  /* a batch in flight is simply sent again */
 	s->conn = NULL;
-	msg[0] = '\0';
 	if (s->st == STOPPED)
 		snprintf(msg, msglen, "%s", s->stats.error);
-	else if (s->stats.sent_bytes < s->stats.spool_bytes) {
-		r = bl_db_push(s->conninfo, s->dir, wait_s, msg, msglen);
-		(void)r;
-	}
-	left = s->stats.spool_bytes - bl_dbspool_marked(s->dir);
-	if (bl_dbspool_marked(s->dir) > s->stats.spool_bytes)
-		left = 0;
-	bl_buf_free(&s->sql);
+	else if (s->stats.sent_bytes < s->stats.spool_bytes)
+		(void)bl_db_push(s->conninfo, s->dir, wait_s, msg, msglen);
+	marked = bl_dbspool_marked(s->dir);
+	if (marked < start)
+		marked = start;    /* nothing sent, nothing to send: the header alone */
+	left = marked > s->stats.spool_bytes ? 0 : s->stats.spool_bytes - marked;
+	bl_dbsend_free(&s->sd);
 	free(s->conninfo);
 	free(s);
 	return left;

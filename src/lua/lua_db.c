@@ -81,29 +81,27 @@ static int l_db_open(lua_State *L)
 	return 1;
 }
 
+/* One field of a row, in COPY text format. */
 static void add_value(lua_State *L, struct bl_buf *b, int idx)
 {
 	switch (lua_type(L, idx)) {
 	case LUA_TNIL:
-		bl_buf_adds(b, "NULL");
+		bl_copy_null(b);
 		break;
 	case LUA_TBOOLEAN:
 		bl_buf_adds(b, lua_toboolean(L, idx) ? "true" : "false");
 		break;
 	case LUA_TNUMBER:
 		if (lua_isinteger(L, idx))
-			bl_sql_int(b, (long long)lua_tointeger(L, idx));
+			bl_copy_int(b, (long long)lua_tointeger(L, idx));
 		else
-			bl_sql_fixed(b, lua_tonumber(L, idx), 6);
+			bl_copy_fixed(b, lua_tonumber(L, idx), 6);
 		break;
 	case LUA_TTABLE:
 		if (lua_getfield(L, idx, "ts") == LUA_TNUMBER) {
-			bl_buf_adds(b, "to_timestamp(");
-			bl_sql_fixed(b, lua_tonumber(L, -1), 3);
-			bl_buf_addc(b, ')');
+			bl_copy_time(b, lua_tonumber(L, -1));
 		} else if (lua_getfield(L, idx, "json") == LUA_TSTRING) {
-			bl_sql_text(b, lua_tostring(L, -1));
-			bl_buf_adds(b, "::jsonb");
+			bl_copy_text(b, lua_tostring(L, -1));  /* the column is jsonb: the server parses it */
 			lua_pop(L, 1);
 		} else {
 			luaL_error(L, "db:row: a table value is { ts = N } or { json = TEXT }");
@@ -111,7 +109,7 @@ static void add_value(lua_State *L, struct bl_buf *b, int idx)
 		lua_pop(L, 1);
 		break;
 	default:
-		bl_sql_text(b, luaL_tolstring(L, idx, NULL));
+		bl_copy_text(b, luaL_tolstring(L, idx, NULL));
 		lua_pop(L, 1);
 	}
 }
@@ -126,15 +124,13 @@ static int l_db_row(lua_State *L)
 	for (const char *p = table; *p; p++)
 		luaL_argcheck(L, (*p >= 'a' && *p <= 'z') || *p == '_', 2, "a table name");
 	d->row.len = 0;
-	bl_buf_addc(&d->row, '(');
 	for (lua_Integer i = 1; i <= n; i++) {
 		if (i > 1)
-			bl_buf_addc(&d->row, ',');
+			bl_buf_addc(&d->row, '\t');
 		lua_rawgeti(L, 3, i);
 		add_value(L, &d->row, lua_gettop(L));
 		lua_pop(L, 1);
 	}
-	bl_buf_addc(&d->row, ')');
 	if (d->row.oom)
 		return bl_lua_fail(L, BL_ERR_MEM, "out of memory");
 	if (bl_dbsink_row(d->s, table, d->row.p, d->row.len) != BL_OK)

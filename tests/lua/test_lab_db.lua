@@ -54,21 +54,21 @@ return {
 
 local code, out, err = cli.batlab("db init --db " .. q(URL))
 t.is(code, 0, "db init: exit 0 " .. err)
-t.like(out, "schema version 0 %-> 2", "db init: creates version 2")
+t.like(out, "schema version 0 %-> 3", "db init: creates version 3")
 code, out = cli.batlab("db init", "BATLAB_DB=" .. q(URL))
 t.is(code, 0, "db init again (BATLAB_DB): exit 0")
-t.like(out, "at version 2 already", "db init again: nothing to do")
-t.is_deeply(query("SELECT version FROM batlab.schema_version ORDER BY version"), { { "1" }, { "2" } },
-	"schema_version holds 1 and 2")
+t.like(out, "at version 3 already", "db init again: nothing to do")
+t.is_deeply(query("SELECT version FROM batlab.schema_version ORDER BY version"), { { "1" }, { "2" }, { "3" } },
+	"schema_version holds 1, 2 and 3")
 
 -- ---- a run with --db: every row as in the files ------------------------------------
 
-local function check_cell(run_dir, run_id, cell, label)
+local function check_cell(run_dir, run_id, cell, label, min_rows)
 	local file = csv_rows(run_dir .. "/cells/" .. cell .. ".csv")
 	local db = query(("SELECT t_s, step_time_s, cycle, cycle_kind, step, step_name, mode, voltage, current,"
 		.. " temp_c, charge_ah, energy_wh, vcc FROM batlab.samples WHERE run_id = '%s' AND cell = '%s'"
 		.. " ORDER BY seq"):format(run_id, cell))
-	t.ok(#file > 100, label .. ": the CSV has rows (" .. #file .. ")")
+	t.ok(#file >= (min_rows or 100), label .. ": the CSV has rows (" .. #file .. ")")
 	t.is(#db, #file, label .. ": as many samples in the database as rows in the CSV")
 	local cols = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14 } -- CSV columns, in the query's order
 	local bad
@@ -122,6 +122,20 @@ t.is(ev[1][2], "2", "batlab.events: each cell's discharge ended")
 t.is(query("SELECT outcome FROM batlab.run_ends")[1][1], "completed", "batlab.run_ends: completed")
 local spool = cli.read(r1 .. "/db-spool.sql")
 t.is(tonumber(cli.read(r1 .. "/db-spool.sent")), #spool, "db-spool.sent: the whole spool acknowledged")
+
+-- ---- in real time: rows gathered a little before each batch --------------------
+
+cli.write(tmp .. "/rest.lua", [[
+local steps = require "batlab.steps"
+return { name = "rest", run = function(cell) steps.rest(cell, 3); return true, "done" end }
+]])
+local rt = tmp .. "/rt"
+code, out, err = cli.batlab(("run %s --sim --speed 1 --cell 0=E5 --cell 1=F6 --out %s --db %s --quiet --no-report")
+	:format(q(tmp .. "/rest.lua"), rt, q(URL)))
+t.is(code, 0, "real time --db: exit 0 " .. err)
+local rt_id = query("SELECT run_id FROM batlab.runs WHERE run_dir LIKE '%/rt'")[1][1]
+check_cell(rt, rt_id, "E5", "real time E5", 3)
+check_cell(rt, rt_id, "F6", "real time F6", 3)
 
 -- ---- the server stops mid-run and comes back -------------------------------------
 
@@ -194,6 +208,74 @@ t.is(code, 0, "db push again from the start: exit 0")
 t.is(checksum_db(id3, "D4"), checksum_csv(r3 .. "/cells/D4.csv"), "db push again: no row twice")
 t.is(query(("SELECT count(*) FROM batlab.events WHERE run_id = '%s'"):format(id3))[1][1],
 	tostring(#query(("SELECT 1 FROM batlab.events WHERE run_id = '%s'"):format(id3))), "events once")
+
+-- ---- rows sent twice: a batch some of whose rows are there already ----------------
+
+-- The spool: its format's header, then one line a row in COPY text format.
+local spool3 = cli.read(r3 .. "/db-spool.sql")
+t.is(spool3:match("^[^\n]*"), "# batlab db-spool 2: TABLE<TAB>COPY text row", "the spool's first line: its format")
+local row = spool3:match("\nsamples\t[^\n]*\tD4\t1\t[^\n]*")
+t.ok(row and select(2, row:gsub("\t", "")) == 18, "a sample's spool line: the table and 18 fields")
+-- The acknowledgement of rows that landed is lost (db-spool.sent goes back
+-- to D4's 100th sample) and the rows after the 200th never landed: the next
+-- batch holds rows the table has and rows it lacks, its COPY fails on the
+-- first, and it goes again through the temporary table.
+local function offset_of(spool, seq)
+	local at = spool:find("\nsamples\t[^\t]*\tD4\t" .. seq .. "\t")
+	return at and at or nil -- the byte after the newline, counted from 0
+end
+local off100 = offset_of(spool3, 100)
+pg:psql(("DELETE FROM batlab.samples WHERE run_id = '%s' AND seq > 200"):format(id3))
+cli.write(r3 .. "/db-spool.sent", ("%020d\n"):format(off100))
+t.is(query(("SELECT count(*) FROM batlab.samples WHERE run_id = '%s'"):format(id3))[1][1], "200",
+	"rows sent twice: 200 samples left in the database")
+code, out, err = cli.batlab(("db push %s --db %s"):format(r3, q(URL)))
+t.is(code, 0, "rows sent twice: db push exit 0 " .. err)
+t.is(checksum_db(id3, "D4"), checksum_csv(r3 .. "/cells/D4.csv"), "rows sent twice: samples equal to the CSV's, once")
+t.is(tonumber(cli.read(r3 .. "/db-spool.sent")), #spool3, "rows sent twice: the whole spool acknowledged")
+
+-- The sink itself, on the spool of a run already in the database, from
+-- its start: every batch goes through the temporary table; one new row
+-- lands, no other twice.
+cli.write(tmp .. "/append.lua", [[
+local batlab = require "batlab"
+local db = assert(batlab.db_open(arg[1], arg[2]))
+assert(db:row("events", { "test:append", 1, nil, { ts = 946684800.5 }, 0.5, "a\tb\\c\nd\re '\"" }, 6))
+local left, why = db:close(10)
+io.write(left, why and " " .. why or "", "\n")
+]])
+os.remove(r1 .. "/db-spool.sent")
+code, out, err = cli.batlab(("lua %s %s %s"):format(q(tmp .. "/append.lua"), q(URL), r1))
+t.is(code .. out, "00\n", "the sink from the start of a sent spool: all sent " .. err)
+check_cell(r1, run_id, "A1", "sent again by the sink: A1")
+t.is(query(("SELECT count(*) FROM batlab.events WHERE run_id = '%s'"):format(run_id))[1][1],
+	tostring(ev[1][1]), "sent again by the sink: the events once")
+t.is_deeply(query("SELECT message = E'a\\tb\\\\c\\nd\\re ''\"', at, t_s FROM batlab.events WHERE run_id = 'test:append'")[1],
+	{ "t", "2000-01-01 00:00:00.5+00", "0.5" }, "a text with a tab, a backslash, newline, CR, quotes: as given")
+
+-- ---- a spool of batlab before COPY (INSERT values) ----------------------------
+
+local old = tmp .. "/old"
+assert(os.execute("mkdir " .. old))
+local sample = "samples\t(E'old:run:1',E'Z9',%d,to_timestamp(946684800.%03d),0.%03d,0.000,0,E'other',0,E'',"
+	.. "E'IDLE',3.76%02d,0.0000,25.03,0.000000,0.000000,5.000,0)\n"
+cli.write(old .. "/db-spool.sql", "runs\t(E'old:run:1',E'h',E'run',E'short',NULL,to_timestamp(946684800.000),"
+	.. "true,E'/x',E'0.0.9',NULL)\n" .. sample:format(1, 4, 4, 1) .. sample:format(2, 8, 8, 2))
+code, out, err = cli.batlab(("db push %s --db %s"):format(old, q(URL)))
+t.is(code, 0, "db push of an INSERT spool: exit 0 " .. err)
+os.remove(old .. "/db-spool.sent")
+code = cli.batlab(("db push %s --db %s"):format(old, q(URL)))
+t.is(code, 0, "db push of an INSERT spool again: exit 0")
+t.is_deeply(query("SELECT seq, voltage, at FROM batlab.samples WHERE run_id = 'old:run:1' ORDER BY seq"),
+	{ { "1", "3.7601", "2000-01-01 00:00:00.004+00" }, { "2", "3.7602", "2000-01-01 00:00:00.008+00" } },
+	"db push of an INSERT spool: its rows, once")
+code, out, err = cli.batlab(("lua %s %s %s"):format(q(tmp .. "/append.lua"), q(URL), old))
+local refused = code ~= 0 and err:find("db%-spool.sql: written by an older batlab") ~= nil
+t.ok(refused, "the sink does not add to an INSERT spool " .. (refused and "" or err))
+cli.write(old .. "/db-spool.sql", "hello\n")
+code, _, err = cli.batlab(("db push %s --db %s"):format(old, q(URL)))
+t.ok(code ~= 0, "db push of a file that is not a spool: fails")
+t.like(err, "not a batlab database spool", "db push of a file that is not a spool: says so")
 
 -- ---- batlab runs ---------------------------------------------------------------
 

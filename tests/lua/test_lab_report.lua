@@ -18,19 +18,23 @@ local URL = pg.url
 local q = cli.quote
 local query = function(sql) return pg:rows(sql) end
 
--- ---- db init: version 2, and a version-1 database brought to it ------------------
+-- ---- db init: version 3, and a version-1 database brought to it ------------------
 
 local code, out, err = cli.batlab("db init --db " .. q(URL))
 t.is(code, 0, "db init: exit 0 " .. err)
-t.like(out, "schema version 0 %-> 2", "db init: creates version 2")
--- what version 1 had: no run_json, no ordinal (the statements of migration 2 undone)
+t.like(out, "schema version 0 %-> 3", "db init: creates version 3")
+-- what version 1 had: no run_json, no ordinal, a B-tree on samples.at (the
+-- statements of migrations 2 and 3 undone)
 assert(pg:psql("ALTER TABLE batlab.runs DROP COLUMN run_json; ALTER TABLE batlab.cells DROP COLUMN ordinal;"
-	.. " DROP INDEX batlab.events_run_time; DELETE FROM batlab.schema_version WHERE version = 2"))
+	.. " DROP INDEX batlab.events_run_time; DROP INDEX batlab.samples_at;"
+	.. " CREATE INDEX samples_at ON batlab.samples (at); DELETE FROM batlab.schema_version WHERE version >= 2"))
 code, out = cli.batlab("db init --db " .. q(URL))
 t.is(code, 0, "db init on a version-1 database: exit 0")
-t.like(out, "schema version 1 %-> 2", "db init: version 1 -> 2")
+t.like(out, "schema version 1 %-> 3", "db init: version 1 -> 3")
 t.is(query("SELECT count(*) FROM information_schema.columns WHERE table_schema = 'batlab'"
 	.. " AND column_name IN ('run_json', 'ordinal')")[1][1], "2", "version 2: runs.run_json, cells.ordinal")
+t.is_deeply(query("SELECT indexdef LIKE '%USING brin (at)' FROM pg_indexes WHERE schemaname = 'batlab'"
+	.. " AND indexname = 'samples_at'"), { { "t" } }, "version 3: samples.at indexed by BRIN")
 
 -- ---- a run with --db, its report from the directory and from the database ----------
 

@@ -1,0 +1,275 @@
+/* dbsend.c - a COPY spool sent over one PostgreSQL connection, batch by
+ * batch, without blocking (db_parts.h): the sink drives it from the
+ * event loop, `batlab db push` and the sink's close from poll(). */
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/bl.h"
+#include "core/clock.h"
+#include "core/loop.h"
+#include "host/db.h"
+#include "host/db_parts.h"
+
+#define UNIQUE_VIOLATION "23505"
+/* A batch is one transaction: large enough that the server's cost per
+ * transaction and the round trips vanish beside the rows, small enough
+ * that a batch sent again (a lost acknowledgement) costs little. Its
+ * rows go to libpq a chunk at a time, as the socket takes them. */
+#define BATCH_ROWS 20000
+#define CHUNK_BYTES (64u << 10)
+/* db-spool.sent is rewritten after a batch at most this often (a virtual
+ * run sends a batch every few milliseconds; a rewrite costs an open, a
+ * truncation, a write and a close), and when the sending stops. */
+#define MARK_US 250000u
+
+static void keep_error(struct bl_dbsend *sd, const char *e)
+{
+	size_t n;
+
+	snprintf(sd->error, sizeof sd->error, "%s", e ? e : "?");
+	n = strlen(sd->error);
+	while (n > 0 && (sd->error[n - 1] == '\n' || sd->error[n - 1] == ' '))
+		sd->error[--n] = '\0';
+}
+
+static int lost(struct bl_dbsend *sd)
+{
+	keep_error(sd, PQerrorMessage(sd->conn));
+	return BL_DBSEND_LOST;
+}
+
+void bl_dbsend_init(struct bl_dbsend *sd, PGconn *conn, struct bl_dbspool *rd, const char *dir,
+                    uint64_t sent)
+{
+	struct bl_buf data = sd->data, sql = sd->sql;   /* kept across connections */
+
+	memset(sd, 0, sizeof *sd);
+	sd->data = data;
+	sd->sql = sql;
+	sd->conn = conn;
+	sd->rd = rd;
+	sd->dir = dir;
+	sd->sent = sd->marked = sent;
+	bl_dbspool_seek(rd, sent);
+}
+
+int bl_dbsend_mark(struct bl_dbsend *sd)
+{
+	if (sd->sent == sd->marked)
+		return BL_OK;
+	sd->marked = sd->sent;
+	sd->marked_us = bl_clock_monotonic_us();
+	return bl_dbspool_mark(sd->dir, sd->sent);
+}
+
+void bl_dbsend_free(struct bl_dbsend *sd)
+{
+	bl_buf_free(&sd->data);
+	bl_buf_free(&sd->sql);
+}
+
+/* The statement of a batch: COPY into the table, or (rows of it may be
+ * there already) COPY into a temporary table of its shape and INSERT
+ * the rows not there yet, all one transaction (one simple query). */
+static void batch_sql(struct bl_dbsend *sd)
+{
+	const char *t = sd->table;
+	char sql[1024];
+
+	if (sd->staging)
+		snprintf(sql, sizeof sql,
+		         "CREATE TEMP TABLE IF NOT EXISTS batlab_stage_%s (LIKE batlab.%s) ON COMMIT DELETE ROWS;"
+		         " COPY pg_temp.batlab_stage_%s FROM STDIN;"
+		         " INSERT INTO batlab.%s SELECT * FROM pg_temp.batlab_stage_%s ON CONFLICT DO NOTHING",
+		         t, t, t, t, t);
+	else
+		snprintf(sql, sizeof sql, "COPY batlab.%s FROM STDIN", t);
+	sd->sql.len = 0;
+	bl_buf_adds(&sd->sql, sql);
+	bl_buf_addc(&sd->sql, '\0');
+}
+
+/* 1: a batch is on its way, 0: nothing to send, or a BL_DBSEND_*. */
+static int start_batch(struct bl_dbsend *sd)
+{
+	int r;
+
+	sd->batch_start = sd->rd->off;
+	sd->table[0] = '\0';
+	sd->data.len = 0;
+	r = bl_dbspool_rows(sd->rd, &sd->data, sd->table, CHUNK_BYTES, BATCH_ROWS);
+	if (r <= 0)
+		return r < 0 ? BL_DBSEND_BADROW : 0;
+	sd->batch_rows = r;
+	batch_sql(sd);
+	if (sd->sql.oom || !PQsendQuery(sd->conn, sd->sql.p))
+		return lost(sd);
+	sd->st = BL_DBSEND_START;
+	sd->failed = sd->dup = false;
+	return 1;
+}
+
+/* The server ended the COPY early (it refused a row): its results say why. */
+static int copy_ended(struct bl_dbsend *sd)
+{
+	if (PQstatus(sd->conn) == CONNECTION_BAD)
+		return lost(sd);
+	sd->failed = true;
+	keep_error(sd, PQerrorMessage(sd->conn));
+	sd->data.len = 0;
+	sd->st = BL_DBSEND_END;
+	return 1;
+}
+
+/* The batch's rows, a chunk at a time, as long as the socket takes them
+ * (0: wait until it takes more), then the COPY's end. */
+static int put_data(struct bl_dbsend *sd)
+{
+	int r;
+
+	for (;;) {
+		if (sd->data.len > 0) {
+			r = PQputCopyData(sd->conn, sd->data.p, (int)sd->data.len);
+			if (r == 0)
+				return 0;
+			if (r < 0)
+				return copy_ended(sd);
+			sd->data.len = 0;
+			if ((r = PQflush(sd->conn)) != 0)
+				return r < 0 ? lost(sd) : 0;
+		}
+		r = bl_dbspool_rows(sd->rd, &sd->data, sd->table, CHUNK_BYTES, BATCH_ROWS - sd->batch_rows);
+		if (r < 0)
+			return BL_DBSEND_BADROW;
+		if (r == 0)
+			break;
+		sd->batch_rows += r;
+	}
+	sd->batch_end = sd->rd->off;
+	r = PQputCopyEnd(sd->conn, NULL);
+	if (r == 0)
+		return 0;
+	if (r < 0)
+		return copy_ended(sd);
+	sd->st = BL_DBSEND_END;
+	return 1;
+}
+
+/* The whole batch answered: on to the next, again through the temporary
+ * table, or stop. */
+static int batch_over(struct bl_dbsend *sd)
+{
+	sd->st = BL_DBSEND_IDLE;
+	if (!sd->failed) {
+		sd->sent = sd->batch_end;
+		sd->staging = false;
+		sd->batches++;
+		if (bl_clock_monotonic_us() - sd->marked_us >= MARK_US)
+			bl_dbsend_mark(sd);
+		return 1;
+	}
+	if (sd->dup && !sd->staging) {
+		sd->staging = true;
+		bl_dbspool_seek(sd->rd, sd->batch_start);
+		return 1;
+	}
+	bl_dbspool_seek(sd->rd, sd->sent);
+	return BL_DBSEND_REFUSED;
+}
+
+/* The results come in: 1 when the state moved on, 0 to wait for more. */
+static int results(struct bl_dbsend *sd)
+{
+	PGresult *res;
+
+	while (!PQisBusy(sd->conn)) {
+		if (!(res = PQgetResult(sd->conn)))
+			return batch_over(sd);
+		switch (PQresultStatus(res)) {
+		case PGRES_COPY_IN:
+			PQclear(res);
+			sd->st = BL_DBSEND_DATA;
+			return 1;
+		case PGRES_COMMAND_OK:
+			break;
+		default:
+			if (PQstatus(sd->conn) == CONNECTION_BAD) {
+				PQclear(res);
+				return lost(sd);
+			}
+			{
+				const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+				sd->dup = state && strcmp(state, UNIQUE_VIOLATION) == 0;
+			}
+			sd->failed = true;
+			keep_error(sd, PQresultErrorMessage(res));
+		}
+		PQclear(res);
+	}
+	return 0;
+}
+
+static int wanted(struct bl_dbsend *sd)
+{
+	int r = PQflush(sd->conn);
+
+	if (r < 0)
+		return lost(sd);
+	return r ? BL_IO_READ | BL_IO_WRITE : BL_IO_READ;
+}
+
+int bl_dbsend_step(struct bl_dbsend *sd, unsigned events)
+{
+	int r = 0;
+
+	if ((events & BL_IO_WRITE) && PQflush(sd->conn) < 0)
+		return lost(sd);
+	if ((events & BL_IO_READ) && (!PQconsumeInput(sd->conn) || PQstatus(sd->conn) == CONNECTION_BAD))
+		return lost(sd);
+	for (;;) {
+		switch (sd->st) {
+		case BL_DBSEND_IDLE:
+			r = sd->hold ? 0 : start_batch(sd);
+			break;
+		case BL_DBSEND_DATA:
+			r = put_data(sd);
+			break;
+		default:
+			r = results(sd);
+		}
+		if (r < 0)
+			return r;
+		if (r == 0)
+			return wanted(sd);
+	}
+}
+
+int bl_dbsend_drain(struct bl_dbsend *sd, double wait_s)
+{
+	int want, ms = (int)fmin(wait_s * 1000, 1e9), r;
+	struct pollfd p;
+
+	sd->hold = false;
+	want = bl_dbsend_step(sd, 0);
+	while (want >= 0 && sd->st != BL_DBSEND_IDLE) {
+		p.fd = PQsocket(sd->conn);
+		p.events = (short)(((want & BL_IO_READ) ? POLLIN : 0) | ((want & BL_IO_WRITE) ? POLLOUT : 0));
+		p.revents = 0;
+		r = poll(&p, 1, ms < 0 ? 0 : ms);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			snprintf(sd->error, sizeof sd->error, "no answer from the server in %g s", wait_s);
+			want = BL_DBSEND_LOST;
+			break;
+		}
+		want = bl_dbsend_step(sd, ((p.revents & (POLLIN | POLLHUP | POLLERR)) ? BL_IO_READ : 0u) |
+		                              ((p.revents & POLLOUT) ? BL_IO_WRITE : 0u));
+	}
+	bl_dbsend_mark(sd);
+	return want < 0 ? want : BL_OK;
+}
