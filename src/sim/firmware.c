@@ -16,6 +16,7 @@
  * latches and streams (fw_measure.c), power-up, EEPROM and the bootloader
  * (fw_boot.c); docs/simulator.md, "Firmware model", describes them all.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/bl.h"
@@ -139,6 +140,9 @@ void bl_fw_set_flags(struct bl_fw *fw, int c, uint64_t t)
 {
 	if (!fw->ch[c].flags_stable || !flags_unchanged(fw, &fw->ch[c]))
 		set_flags_noted(fw, c, t);
+	/* Slot c's inputs were the only ones that could have moved. */
+	if (!fw->ch[c].flags_stable)
+		fw->flags_settled = false;
 }
 
 static void set_flags(struct bl_fw *fw, int c, uint64_t t)
@@ -205,9 +209,13 @@ static void set_flags(struct bl_fw *fw, int c, uint64_t t)
 
 void bl_fw_set_flags_all(struct bl_fw *fw, uint64_t t)
 {
-	for (int c = 0; c < BL_CELLS; c++)
+	bool settled = true;
+	for (int c = 0; c < BL_CELLS; c++) {
 		if (!fw->ch[c].flags_stable || !flags_unchanged(fw, &fw->ch[c]))
 			set_flags_noted(fw, c, t);
+		settled = settled && fw->ch[c].flags_stable;
+	}
+	fw->flags_settled = settled;
 }
 
 /* ---- 100 ms tick: SYSTEM_TIMER, watchdog, and the main loop's timers ---- */
@@ -314,6 +322,8 @@ static bool cell_write(struct bl_fw *fw, int c, unsigned addr, uint16_t v, uint6
 		break;
 	default:
 		ch->r[addr] = v;
+		if (addr == BL_CELL_REPORT_INTERVAL)
+			fw->stream_due_ok = false;
 		if ((ee = bl_fw_ee_cell_addr(addr, c)) >= 0) {
 			ee_put16(fw, (unsigned)ee, v);
 			stall(fw, delay, 2 * BL_FW_EE_BYTE_US);
@@ -432,8 +442,18 @@ uint64_t bl_fw_command(struct bl_fw *fw, uint64_t t, uint64_t arrived, const uin
 	app_command(fw, t, pkt, resp, &delay);
 	if (fw->hooks.to_host)
 		fw->hooks.to_host(fw->hooks.ud, t + delay, resp, sizeof resp);
-	/* The rest of this main-loop pass. */
-	bl_fw_set_flags_all(fw, t + delay);
+	/* The rest of this main-loop pass. Everything that moves an input of
+	 * set_flags without a pass of its own is a write (reading DUTY stores
+	 * a register set_flags does not read): after a read of a settled
+	 * board the pass would skip every slot. */
+	if ((pkt[2] & 0x80) || !fw->flags_settled)
+		bl_fw_set_flags_all(fw, t + delay);
+#ifdef BL_SIM_VERIFY
+	else
+		for (int c = 0; c < BL_CELLS; c++)
+			if (!fw->ch[c].flags_stable || !flags_unchanged(fw, &fw->ch[c]))
+				abort();
+#endif
 	bl_fw_send_streams(fw, t + delay);
 	fw->busy_until = t + delay + BL_FW_PASS_US;
 	return fw->busy_until;

@@ -105,6 +105,15 @@ struct bl_fw {
 	uint16_t last_led;           /* SYSTEM_TIMER at the last LED refresh */
 	uint16_t last_psu;           /* SYSTEM_TIMER at the last PSU poll */
 	bool psu_flag;               /* the measure MCU's copy of COMMS PSU */
+	/* The systicks count at which the first stream packet falls due
+	 * (UINT64_MAX: none), valid while stream_due_ok: the 100 ms tick and
+	 * every command would otherwise scan the four channels for nothing.
+	 * Cleared by REPORT_INTERVAL writes and the application's start. */
+	uint64_t stream_due;
+	bool stream_due_ok;
+	/* Every channel's flags are stable and their inputs unchanged since
+	 * (firmware.c, bl_fw_set_flags): a read command needs no pass. */
+	bool flags_settled;
 
 	/* Bootloader. */
 	uint16_t bl_addr;

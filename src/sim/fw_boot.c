@@ -100,6 +100,7 @@ static void app_start(struct bl_fw *fw, uint64_t t)
 	fw->slice_idx = 0;
 	fw->last_led = 0;
 	fw->last_psu = 0;
+	fw->stream_due_ok = false;   /* SYSTEM_TIMER, last_sent and intervals restart */
 	/* The comms MCU reports PSU = 1 after its start-up sweep; the first
 	 * real poll comes 1.1 s later. */
 	fw->psu_flag = true;

@@ -7,6 +7,7 @@
 #ifndef BL_SIM_FW_PARTS_H
 #define BL_SIM_FW_PARTS_H
 
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -26,6 +27,21 @@ static inline int s16(uint16_t v)
 static inline uint16_t u16(int64_t v)
 {
 	return (uint16_t)((uint64_t)v & 0xFFFF);
+}
+
+/* lround/llround (halves away from zero) without the library call: the
+ * readings are far inside 2^52, where x minus its truncation is exact. */
+static inline long round_half_away(double x)
+{
+	if (!(fabs(x) < 4503599627370496.0))
+		return lround(x);   /* NaN, infinities, huge: the library's answer */
+	long i = (long)x;
+	double f = x - (double)i;
+	if (f >= 0.5)
+		i++;
+	else if (f <= -0.5)
+		i--;
+	return i;
 }
 
 static inline bool driving(uint16_t mode)
