@@ -82,73 +82,53 @@ static int led_for_mode(uint16_t mode)
 	return mode < BL_MODE_COUNT ? led[mode] : -1;
 }
 
-/* The inputs of set_flags, which a skipped call must match exactly:
- * compute_status's registers (cell registers 0x00..0x0F hold the limits
- * and readings; some others ride along, which only costs a skip), the
- * mode machine's MODE and ERROR, its outputs STATUS and the LED (a call
- * that would change them is no no-op). */
-_Static_assert(BL_CELL_MODE == 0 && BL_CELL_VOLTAGE < 16 && BL_CELL_TEMP_LIMIT_DCHG == 15,
-               "flags_key copies cell registers 0x00..0x0F");
-
-static void flags_key(const struct bl_fw *fw, const struct bl_fw_chan *ch, uint16_t k[BL_FW_FLAGS_KEY])
+/* set_flags decides from the STATUS it computes, MODE, ERROR, SETTINGS
+ * and the LED alone. When its last pass changed none of its outputs
+ * (MODE, ERROR, STATUS, the LED), a pass that finds the same five values
+ * changes nothing either: it stops after computing STATUS. */
+static bool flags_hold(const struct bl_fw *fw, const struct bl_fw_chan *ch, uint16_t st)
 {
-	memcpy(k, ch->r, 16 * sizeof k[0]);
-	k[16] = ch->r[BL_CELL_CURRENT_CALIB_SCA];
-	k[17] = (uint16_t)ch->led;
-	k[18] = fw->psu_flag;
-	k[19] = UNIT_OF(fw, SERIAL_NUM);
-	k[20] = UNIT_OF(fw, DEVICE_ID);
-	k[21] = UNIT_OF(fw, VOLT_CH_CALIB_SCA);
-	k[22] = UNIT_OF(fw, VCC);
-	k[23] = UNIT_OF(fw, SETTINGS);
+	const uint16_t *r = ch->r;
+	return ch->flags_stable && st == ch->held_status && r[BL_CELL_STATUS] == st &&
+	       r[BL_CELL_MODE] == ch->held_mode && r[BL_CELL_ERROR] == ch->held_error &&
+	       ch->led == ch->held_led && UNIT_OF(fw, SETTINGS) == ch->held_settings;
 }
 
-/* flags_key(fw, ch) == ch->flags_in, without building the key: this is
- * the test every skipped call pays. */
-static bool flags_unchanged(const struct bl_fw *fw, const struct bl_fw_chan *ch)
-{
-	const uint16_t *k = ch->flags_in;
+static void set_flags(struct bl_fw *fw, int c, uint64_t t, uint16_t st);
 
-	return memcmp(k, ch->r, 16 * sizeof k[0]) == 0 && k[16] == ch->r[BL_CELL_CURRENT_CALIB_SCA] &&
-	       k[17] == (uint16_t)ch->led && k[18] == fw->psu_flag &&
-	       k[19] == UNIT_OF(fw, SERIAL_NUM) && k[20] == UNIT_OF(fw, DEVICE_ID) &&
-	       k[21] == UNIT_OF(fw, VOLT_CH_CALIB_SCA) && k[22] == UNIT_OF(fw, VCC) &&
-	       k[23] == UNIT_OF(fw, SETTINGS);
-}
-
-static void set_flags(struct bl_fw *fw, int c, uint64_t t);
-
-/* set_flags, noting whether it changed anything. */
-static void set_flags_noted(struct bl_fw *fw, int c, uint64_t t)
+/* One pass of the mode state machine for slot c, noting whether it
+ * changed anything. */
+static void flags_pass(struct bl_fw *fw, int c, uint64_t t)
 {
 	struct bl_fw_chan *ch = &fw->ch[c];
+	uint16_t st = compute_status(fw, ch);
+	if (flags_hold(fw, ch, st))
+		return;
 	uint16_t mode = ch->r[BL_CELL_MODE], error = ch->r[BL_CELL_ERROR];
 	uint16_t status = ch->r[BL_CELL_STATUS];
 	int led = ch->led;
 
-	set_flags(fw, c, t);
-	flags_key(fw, ch, ch->flags_in);
-	/* Its outputs are the only key fields it writes. */
+	set_flags(fw, c, t, st);
 	ch->flags_stable = mode == ch->r[BL_CELL_MODE] && error == ch->r[BL_CELL_ERROR] &&
 	                   status == ch->r[BL_CELL_STATUS] && led == ch->led;
+	ch->held_status = st;
+	ch->held_mode = mode;
+	ch->held_error = error;
+	ch->held_led = led;
+	ch->held_settings = UNIT_OF(fw, SETTINGS);
 }
 
-/* set_flags is a function of flags_key alone, and once a call changes
- * nothing, calls with the same inputs change nothing: skip them. The
- * test is all a skipped call costs. */
 void bl_fw_set_flags(struct bl_fw *fw, int c, uint64_t t)
 {
-	if (!fw->ch[c].flags_stable || !flags_unchanged(fw, &fw->ch[c]))
-		set_flags_noted(fw, c, t);
+	flags_pass(fw, c, t);
 	/* Slot c's inputs were the only ones that could have moved. */
 	if (!fw->ch[c].flags_stable)
 		fw->flags_settled = false;
 }
 
-static void set_flags(struct bl_fw *fw, int c, uint64_t t)
+static void set_flags(struct bl_fw *fw, int c, uint64_t t, uint16_t st)
 {
 	struct bl_fw_chan *ch = &fw->ch[c];
-	uint16_t st = compute_status(fw, ch);
 	uint16_t mode = ch->r[BL_CELL_MODE];
 	uint16_t stop = 0;
 	bool safety = !(UNIT_OF(fw, SETTINGS) & BL_SET_SAFETY_DISABLE);
@@ -211,8 +191,7 @@ void bl_fw_set_flags_all(struct bl_fw *fw, uint64_t t)
 {
 	bool settled = true;
 	for (int c = 0; c < BL_CELLS; c++) {
-		if (!fw->ch[c].flags_stable || !flags_unchanged(fw, &fw->ch[c]))
-			set_flags_noted(fw, c, t);
+		flags_pass(fw, c, t);
 		settled = settled && fw->ch[c].flags_stable;
 	}
 	fw->flags_settled = settled;
@@ -451,7 +430,7 @@ uint64_t bl_fw_command(struct bl_fw *fw, uint64_t t, uint64_t arrived, const uin
 #ifdef BL_SIM_VERIFY
 	else
 		for (int c = 0; c < BL_CELLS; c++)
-			if (!fw->ch[c].flags_stable || !flags_unchanged(fw, &fw->ch[c]))
+			if (!flags_hold(fw, &fw->ch[c], compute_status(fw, &fw->ch[c])))
 				abort();
 #endif
 	bl_fw_send_streams(fw, t + delay);

@@ -57,8 +57,6 @@ struct bl_fw_hooks {
 	uint16_t (*psu_poll)(void *ud, uint64_t t);
 };
 
-#define BL_FW_FLAGS_KEY 24
-
 struct bl_fw_chan {
 	uint16_t r[BL_CELL_NREGS];   /* the cell namespace */
 	/* Current control: the internal ramped duty was `ramp` at
@@ -76,12 +74,14 @@ struct bl_fw_chan {
 	bool therm_open;
 	struct bl_cell cell;
 	uint64_t phys_t;             /* the cell model is integrated up to here */
-	/* Everything bl_fw_set_flags reads, as of its last call, and whether
-	 * that call changed nothing: then a call with the same inputs would
-	 * change nothing either, and the main loop's pass after every command
-	 * (most of them reads) is skipped (firmware.c, flags_key). */
-	uint16_t flags_in[BL_FW_FLAGS_KEY];
+	/* Whether the last pass of the mode state machine changed nothing,
+	 * and what it decided from: the STATUS it computed, MODE, ERROR, the
+	 * LED and SETTINGS. A pass that computes the same STATUS from the
+	 * same rest would change nothing either, so it stops there
+	 * (firmware.c, flags_hold). */
 	bool flags_stable;
+	int held_led;
+	uint16_t held_status, held_mode, held_error, held_settings;
 };
 
 struct bl_fw {

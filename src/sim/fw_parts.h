@@ -21,7 +21,7 @@
 /* Register values as the firmware's int16 arithmetic sees them. */
 static inline int s16(uint16_t v)
 {
-	return v < 0x8000 ? (int)v : (int)v - 65536;
+	return (int16_t)v;   /* two's complement: GCC and Clang define it so */
 }
 
 static inline uint16_t u16(int64_t v)
