@@ -236,22 +236,6 @@ static void systick(struct bl_fw *fw, uint64_t t)
 
 /* ---- Events ------------------------------------------------------------ */
 
-uint64_t bl_fw_next_event(const struct bl_fw *fw)
-{
-	switch (fw->state) {
-	case BL_FW_DOWN:
-		return fw->down_until;
-	case BL_FW_BOOTLOADER:
-		return UINT64_MAX;
-	case BL_FW_APP:
-		break;
-	}
-	uint64_t tick = fw->isr_t0 + (fw->systicks + 1) * BL_FW_SYSTICK_US;
-	uint64_t slice = fw->isr_t0 + (fw->slices + 1) * BL_FW_SLICE_US;
-	uint64_t t = tick < slice ? tick : slice;
-	return fw->reset_at < t ? fw->reset_at : t;
-}
-
 void bl_fw_step(struct bl_fw *fw)
 {
 	uint64_t t = bl_fw_next_event(fw);

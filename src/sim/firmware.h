@@ -156,7 +156,22 @@ void bl_fw_init(struct bl_fw *fw, const struct bl_fw_setup *s,
 
 /* Time of the next internal event (timer tick, slice end, boot stage);
  * UINT64_MAX if none. */
-uint64_t bl_fw_next_event(const struct bl_fw *fw);
+static inline uint64_t bl_fw_next_event(const struct bl_fw *fw)
+{
+	/* Inline: the device's event loop asks before every step. */
+	switch (fw->state) {
+	case BL_FW_DOWN:
+		return fw->down_until;
+	case BL_FW_BOOTLOADER:
+		return UINT64_MAX;
+	case BL_FW_APP:
+		break;
+	}
+	uint64_t tick = fw->isr_t0 + (fw->systicks + 1) * BL_FW_SYSTICK_US;
+	uint64_t slice = fw->isr_t0 + (fw->slices + 1) * BL_FW_SLICE_US;
+	uint64_t t = tick < slice ? tick : slice;
+	return fw->reset_at < t ? fw->reset_at : t;
+}
 /* Process the next internal event; it must be due at or before `now`. */
 void bl_fw_step(struct bl_fw *fw);
 

@@ -9,7 +9,6 @@
  * "Measurement pipeline: what is kept, what is bypassed").
  */
 #include <math.h>
-#include <stdlib.h>
 
 #include "core/proto.h"
 #include "core/regs.h"
@@ -55,21 +54,8 @@ static uint64_t stream_due(const struct bl_fw *fw)
 	return best;
 }
 
-void bl_fw_send_streams(struct bl_fw *fw, uint64_t t)
+void bl_fw_send_due_streams(struct bl_fw *fw, uint64_t t)
 {
-	/* SYSTEM_TIMER moves only with systicks: nothing is due before. */
-	if (fw->stream_due_ok && fw->systicks < fw->stream_due) {
-#ifdef BL_SIM_VERIFY
-		for (int c = 0; c < BL_CELLS; c++) {
-			uint16_t n = fw->ch[c].r[BL_CELL_REPORT_INTERVAL];
-			if (n && (uint16_t)(UNIT_OF(fw, SYSTEM_TIMER) - fw->ch[c].last_sent) > n)
-				abort();
-		}
-		if (stream_due(fw) != fw->stream_due)
-			abort();
-#endif
-		return;
-	}
 	uint16_t now = UNIT_OF(fw, SYSTEM_TIMER);
 	for (int c = 0; c < BL_CELLS; c++) {
 		struct bl_fw_chan *ch = &fw->ch[c];

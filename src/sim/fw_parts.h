@@ -94,8 +94,16 @@ void bl_fw_set_flags_all(struct bl_fw *fw, uint64_t t);
 
 /* The end of a 102.4 ms slice at t: one channel, the temperatures or VCC. */
 void bl_fw_slice_end(struct bl_fw *fw, uint64_t t);
-/* Stream packets due by SYSTEM_TIMER, leaving at t. */
-void bl_fw_send_streams(struct bl_fw *fw, uint64_t t);
+/* Stream packets due by SYSTEM_TIMER, leaving at t. SYSTEM_TIMER moves
+ * only with systicks, so before stream_due nothing is (the 100 ms tick and
+ * every command ask). */
+void bl_fw_send_due_streams(struct bl_fw *fw, uint64_t t);
+
+static inline void bl_fw_send_streams(struct bl_fw *fw, uint64_t t)
+{
+	if (!fw->stream_due_ok || fw->systicks >= fw->stream_due)
+		bl_fw_send_due_streams(fw, t);
+}
 
 /* ---- fw_boot.c: boot stages, EEPROM, bootloader ----------------------------- */
 

@@ -351,6 +351,13 @@ void bl_simdev_host_write(struct bl_simdev *d, uint64_t now_us, const uint8_t *d
 	run_until(d, now_us);
 	if (d->unplugged)
 		return;
+	/* One whole packet with nothing buffered (the host's usual write):
+	 * the parser below would take it as it is. */
+	if (d->hlen == 0 && n == 5 && data[0] == 0xAA) {
+		dispatch(d, d->now, data);
+		d->due_ok = d->next_ok = false;
+		return;
+	}
 	/* The comms MCU's USB parser: while 5 bytes are buffered, skip
 	 * to 0xAA and take 5; a partial packet waits for more bytes. */
 	for (size_t i = 0; i < n; i++) {
