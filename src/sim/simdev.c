@@ -73,7 +73,11 @@ void bl_simdev_out_push(struct bl_simdev *d, uint64_t due, const uint8_t *b, siz
 	p->len = (uint8_t)n;
 	p->off = (uint8_t)off;
 	p->response = response;
-	memcpy(p->b, b, n);
+	/* Fixed sizes copy inline; packets are 5 or 13 bytes. */
+	if (n == 5)
+		memcpy(p->b, b, 5);
+	else
+		memcpy(p->b, b, n);
 }
 
 /* An answer to a command: subject to the no-reply and late-reply faults. */
@@ -385,7 +389,10 @@ size_t bl_simdev_host_read(struct bl_simdev *d, uint64_t now_us, uint8_t *buf, s
 		size_t k = (size_t)(p->len - p->off);
 		if (k > max - n)
 			k = max - n;
-		memcpy(buf + n, p->b + p->off, k);
+		if (k == 5)
+			memcpy(buf + n, p->b + p->off, 5);
+		else
+			memcpy(buf + n, p->b + p->off, k);
 		n += k;
 		p->off = (uint8_t)(p->off + k);
 		if (p->off == p->len) {
