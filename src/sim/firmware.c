@@ -16,7 +16,6 @@
  * latches and streams (fw_measure.c), power-up, EEPROM and the bootloader
  * (fw_boot.c); docs/simulator.md, "Firmware model", describes them all.
  */
-#include <stdlib.h>
 #include <string.h>
 
 #include "core/bl.h"
@@ -411,12 +410,6 @@ uint64_t bl_fw_command(struct bl_fw *fw, uint64_t t, uint64_t arrived, const uin
 	 * board the pass would skip every slot. */
 	if ((pkt[2] & 0x80) || !fw->flags_settled)
 		bl_fw_set_flags_all(fw, t + delay);
-#ifdef BL_SIM_VERIFY
-	else
-		for (int c = 0; c < BL_CELLS; c++)
-			if (!flags_hold(fw, &fw->ch[c], compute_status(fw, &fw->ch[c])))
-				abort();
-#endif
 	bl_fw_send_streams(fw, t + delay);
 	fw->busy_until = t + delay + BL_FW_PASS_US;
 	return fw->busy_until;
