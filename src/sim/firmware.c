@@ -95,14 +95,12 @@ static bool flags_hold(const struct bl_fw *fw, const struct bl_fw_chan *ch, uint
 
 static void set_flags(struct bl_fw *fw, int c, uint64_t t, uint16_t st);
 
-/* One pass of the mode state machine for slot c, noting whether it
- * changed anything. */
-static void flags_pass(struct bl_fw *fw, int c, uint64_t t)
+/* The rest of a pass that may change something, noting whether it did.
+ * Out of line: most passes stop at flags_hold and need none of it. */
+__attribute__((noinline))
+static void flags_change(struct bl_fw *fw, int c, uint64_t t, uint16_t st)
 {
 	struct bl_fw_chan *ch = &fw->ch[c];
-	uint16_t st = compute_status(fw, ch);
-	if (flags_hold(fw, ch, st))
-		return;
 	uint16_t mode = ch->r[BL_CELL_MODE], error = ch->r[BL_CELL_ERROR];
 	uint16_t status = ch->r[BL_CELL_STATUS];
 	int led = ch->led;
@@ -115,6 +113,14 @@ static void flags_pass(struct bl_fw *fw, int c, uint64_t t)
 	ch->held_error = error;
 	ch->held_led = led;
 	ch->held_settings = UNIT_OF(fw, SETTINGS);
+}
+
+/* One pass of the mode state machine for slot c. */
+static inline void flags_pass(struct bl_fw *fw, int c, uint64_t t)
+{
+	uint16_t st = compute_status(fw, &fw->ch[c]);
+	if (!flags_hold(fw, &fw->ch[c], st))
+		flags_change(fw, c, t, st);
 }
 
 void bl_fw_set_flags(struct bl_fw *fw, int c, uint64_t t)
@@ -235,9 +241,8 @@ static void systick(struct bl_fw *fw, uint64_t t)
 
 /* ---- Events ------------------------------------------------------------ */
 
-void bl_fw_step(struct bl_fw *fw)
+void bl_fw_step(struct bl_fw *fw, uint64_t t)
 {
-	uint64_t t = bl_fw_next_event(fw);
 	if (t == UINT64_MAX)
 		return;
 	if (fw->state == BL_FW_DOWN) {

@@ -172,8 +172,9 @@ static inline uint64_t bl_fw_next_event(const struct bl_fw *fw)
 	uint64_t t = tick < slice ? tick : slice;
 	return fw->reset_at < t ? fw->reset_at : t;
 }
-/* Process the next internal event; it must be due at or before `now`. */
-void bl_fw_step(struct bl_fw *fw);
+/* Process the next internal event, due at t: what bl_fw_next_event just
+ * said (the caller has it already; UINT64_MAX does nothing). */
+void bl_fw_step(struct bl_fw *fw, uint64_t t);
 
 /* Handle one command packet, which reached the measure MCU at `arrived`,
  * in the main-loop pass at `t` (the caller has already run every internal

@@ -165,9 +165,8 @@ static void latch_channel(struct bl_fw *fw, int c, uint64_t t)
 	struct bl_fw_chan *ch = &fw->ch[c];
 	uint16_t mode = ch->r[BL_CELL_MODE];
 
-	bl_fw_phys_sync(fw, c, t);
+	double i = bl_fw_latch_sync(fw, c, t);
 	fw->n_latches++;
-	double i = bl_fw_applied_current(fw, c, t);
 	double v = ch->present ? bl_cell_voltage(&ch->cell, i) : 0.0;
 	ch->r[BL_CELL_VOLTAGE] = voltage_raw(fw, ch, v + gauss(fw, fw->noise_v));
 

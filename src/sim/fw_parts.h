@@ -76,6 +76,9 @@ static inline void ee_put16(struct bl_fw *fw, unsigned a, uint16_t v)
  * before changing anything the applied current depends on. */
 void bl_fw_sync(struct bl_fw *fw, uint64_t t);
 void bl_fw_phys_sync(struct bl_fw *fw, int c, uint64_t t);
+/* bl_fw_phys_sync for a latch, which reads the current at t as well:
+ * returns it (the integration has it on the way). */
+double bl_fw_latch_sync(struct bl_fw *fw, int c, uint64_t t);
 /* MODE and CURRENT_SETPOINT writes, which restart the duty ramp. */
 void bl_fw_set_mode(struct bl_fw *fw, int c, uint64_t t, uint16_t mode);
 void bl_fw_set_setpoint(struct bl_fw *fw, int c, uint64_t t, uint16_t v);

@@ -158,6 +158,8 @@ static int next_operator(const struct bl_simdev *d, uint64_t *at)
 {
 	int best = -1;
 	*at = UINT64_MAX;
+	if (!d->op_any)
+		return best;
 	for (int s = 0; s < BL_CELLS; s++)
 		if (d->op_at[s] < *at) {
 			*at = d->op_at[s];
@@ -201,7 +203,7 @@ static void run_until(struct bl_simdev *d, uint64_t t)
 		/* Ties: the ISR first, then the comms MCU, faults, the operator,
 		 * and the command last (it sees everything else at its time). */
 		if (tf == m) {
-			bl_fw_step(&d->fw);
+			bl_fw_step(&d->fw, tf);
 		} else if (tc == m) {
 			bl_simdev_comms_measure(d);
 		} else if (tx == m) {
