@@ -35,12 +35,30 @@
 
 /* ---- Mode state machine -------------------------------------------------- */
 
-static uint16_t compute_status(const struct bl_fw *fw, const struct bl_fw_chan *ch)
+/* The STATUS bits that come from the unit, the same for every slot (a
+ * pass over all four works them out once). */
+static uint16_t unit_status(const struct bl_fw *fw)
+{
+	uint16_t st = 0;
+
+	if (!fw->psu_flag)
+		st |= BL_STAT_NO_PSU;
+	if (UNIT_OF(fw, SERIAL_NUM) == 0xFFFF || UNIT_OF(fw, DEVICE_ID) == 0xFFFF)
+		st |= BL_STAT_NOT_INITIALIZED;
+	if (UNIT_OF(fw, VOLT_CH_CALIB_SCA) == 0xFFFF)
+		st |= BL_STAT_NOT_CALIBRATED;
+	if (UNIT_OF(fw, VCC) > VCC_LOW_RAW)
+		st |= BL_STAT_LOW_VCC;
+	return st;
+}
+
+/* STATUS of a slot, given unit_status. */
+static uint16_t compute_status(const struct bl_fw_chan *ch, uint16_t unit_st)
 {
 	const uint16_t *r = ch->r;
 	int v = s16(r[BL_CELL_VOLTAGE]);
 	int i = s16(r[BL_CELL_CURRENT]);
-	uint16_t st = 0;
+	uint16_t st = unit_st;
 
 	if (v > s16(r[BL_CELL_VOLTAGE_LIMIT_CHG]))
 		st |= BL_STAT_VOLTAGE_LIMIT_CHG;
@@ -59,14 +77,8 @@ static uint16_t compute_status(const struct bl_fw *fw, const struct bl_fw_chan *
 		st |= BL_STAT_BACKWARDS;
 	if ((v > V_BACKWARDS && v < V_PRESENT_MIN) || v > V_PRESENT_MAX)
 		st |= BL_STAT_NO_CELL;
-	if (!fw->psu_flag)
-		st |= BL_STAT_NO_PSU;
-	if (UNIT_OF(fw, SERIAL_NUM) == 0xFFFF || UNIT_OF(fw, DEVICE_ID) == 0xFFFF)
-		st |= BL_STAT_NOT_INITIALIZED;
-	if (UNIT_OF(fw, VOLT_CH_CALIB_SCA) == 0xFFFF || r[BL_CELL_CURRENT_CALIB_SCA] == 0xFFFF)
+	if (r[BL_CELL_CURRENT_CALIB_SCA] == 0xFFFF)
 		st |= BL_STAT_NOT_CALIBRATED;
-	if (UNIT_OF(fw, VCC) > VCC_LOW_RAW)
-		st |= BL_STAT_LOW_VCC;
 	return st;
 }
 
@@ -115,17 +127,18 @@ static void flags_change(struct bl_fw *fw, int c, uint64_t t, uint16_t st)
 	ch->held_settings = UNIT_OF(fw, SETTINGS);
 }
 
-/* One pass of the mode state machine for slot c. */
-static inline void flags_pass(struct bl_fw *fw, int c, uint64_t t)
+/* One pass of the mode state machine for slot c. Nothing a pass does
+ * moves unit_st's inputs, so one value serves a pass over all slots. */
+static inline void flags_pass(struct bl_fw *fw, int c, uint64_t t, uint16_t unit_st)
 {
-	uint16_t st = compute_status(fw, &fw->ch[c]);
+	uint16_t st = compute_status(&fw->ch[c], unit_st);
 	if (!flags_hold(fw, &fw->ch[c], st))
 		flags_change(fw, c, t, st);
 }
 
 void bl_fw_set_flags(struct bl_fw *fw, int c, uint64_t t)
 {
-	flags_pass(fw, c, t);
+	flags_pass(fw, c, t, unit_status(fw));
 	/* Slot c's inputs were the only ones that could have moved. */
 	if (!fw->ch[c].flags_stable)
 		fw->flags_settled = false;
@@ -195,8 +208,9 @@ static void set_flags(struct bl_fw *fw, int c, uint64_t t, uint16_t st)
 void bl_fw_set_flags_all(struct bl_fw *fw, uint64_t t)
 {
 	bool settled = true;
+	uint16_t unit_st = unit_status(fw);
 	for (int c = 0; c < BL_CELLS; c++) {
-		flags_pass(fw, c, t);
+		flags_pass(fw, c, t, unit_st);
 		settled = settled && fw->ch[c].flags_stable;
 	}
 	fw->flags_settled = settled;
@@ -207,6 +221,7 @@ void bl_fw_set_flags_all(struct bl_fw *fw, uint64_t t)
 static void systick(struct bl_fw *fw, uint64_t t)
 {
 	fw->systicks++;
+	fw->tick_at += BL_FW_SYSTICK_US;
 	uint16_t now = ++UNIT_OF(fw, SYSTEM_TIMER);
 
 	if (UNIT_OF(fw, SETTINGS) & BL_SET_WATCHDOG_TIMER) {
@@ -254,7 +269,7 @@ void bl_fw_step(struct bl_fw *fw, uint64_t t)
 		return;
 	}
 	/* Within one ISR tick SYSTEM_TIMER moves before the slice handler. */
-	if (t == fw->isr_t0 + (fw->systicks + 1) * BL_FW_SYSTICK_US)
+	if (t == fw->tick_at)
 		systick(fw, t);
 	else
 		bl_fw_slice_end(fw, t);
@@ -267,6 +282,8 @@ static void stall(struct bl_fw *fw, uint64_t *delay, uint64_t us)
 {
 	*delay += us;
 	fw->isr_t0 += us;
+	fw->tick_at += us;
+	fw->slice_at += us;
 }
 
 static bool cell_write(struct bl_fw *fw, int c, unsigned addr, uint16_t v, uint64_t t, uint64_t *delay)

@@ -101,6 +101,10 @@ struct bl_fw {
 	uint64_t isr_t0;             /* time of ISR tick 0, moved by stalls */
 	uint64_t systicks;           /* SYSTEM_TIMER increments since start */
 	uint64_t slices;             /* slices completed since start */
+	/* isr_t0 + (systicks + 1) x BL_FW_SYSTICK_US and the same for slices:
+	 * the next tick and slice end, kept with the three (the event loop
+	 * asks for them before every step). */
+	uint64_t tick_at, slice_at;
 	int slice_idx;               /* slice being measured, 0..5 */
 	uint16_t last_led;           /* SYSTEM_TIMER at the last LED refresh */
 	uint16_t last_psu;           /* SYSTEM_TIMER at the last PSU poll */
@@ -167,9 +171,7 @@ static inline uint64_t bl_fw_next_event(const struct bl_fw *fw)
 	case BL_FW_APP:
 		break;
 	}
-	uint64_t tick = fw->isr_t0 + (fw->systicks + 1) * BL_FW_SYSTICK_US;
-	uint64_t slice = fw->isr_t0 + (fw->slices + 1) * BL_FW_SLICE_US;
-	uint64_t t = tick < slice ? tick : slice;
+	uint64_t t = fw->tick_at < fw->slice_at ? fw->tick_at : fw->slice_at;
 	return fw->reset_at < t ? fw->reset_at : t;
 }
 /* Process the next internal event, due at t: what bl_fw_next_event just

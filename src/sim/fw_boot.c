@@ -97,6 +97,8 @@ static void app_start(struct bl_fw *fw, uint64_t t)
 	fw->isr_t0 = t;
 	fw->systicks = 0;
 	fw->slices = 0;
+	fw->tick_at = t + BL_FW_SYSTICK_US;
+	fw->slice_at = t + BL_FW_SLICE_US;
 	fw->slice_idx = 0;
 	fw->last_led = 0;
 	fw->last_psu = 0;

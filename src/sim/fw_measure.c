@@ -232,4 +232,5 @@ void bl_fw_slice_end(struct bl_fw *fw, uint64_t t)
 	}
 	fw->slice_idx = (idx + 1) % 6;
 	fw->slices++;
+	fw->slice_at += BL_FW_SLICE_US;
 }
