@@ -196,29 +196,35 @@ static void run_until(struct bl_simdev *d, uint64_t t)
 	/* Unplugged from the host, the device goes on (its watchdog too);
 	 * only what it sends is lost. */
 	for (;;) {
-		uint64_t tf = bl_fw_next_event(&d->fw);
 		uint64_t tc = d->comms_next;
 		uint64_t tr = d->rx_n ? rx_handle_time(d) : UINT64_MAX;
-		uint64_t m = tf;
-		if (tc < m)
-			m = tc;
-		if (tx < m)
-			m = tx;
-		if (to < m)
-			m = to;
-		if (tr < m)
-			m = tr;
+		uint64_t other = tc;
+		if (tx < other)
+			other = tx;
+		if (to < other)
+			other = to;
+		if (tr < other)
+			other = tr;
+		/* Ties: the ISR first, then the comms MCU, faults, the operator,
+		 * and the command last (it sees everything else at its time).
+		 * The ISR's own events move none of the others' times, so its
+		 * run up to the next of them needs no second look at those. */
+		uint64_t tf = bl_fw_next_event(&d->fw);
+		if (tf <= other && tf <= t) {
+			d->next_ok = false;
+			do {
+				bl_fw_step(&d->fw, tf);
+				tf = bl_fw_next_event(&d->fw);
+			} while (tf <= other && tf <= t);
+		}
+		uint64_t m = tf < other ? tf : other;
 		if (m > t) {
 			d->due = m;
 			d->due_ok = true;
 			break;
 		}
 		d->next_ok = false;
-		/* Ties: the ISR first, then the comms MCU, faults, the operator,
-		 * and the command last (it sees everything else at its time). */
-		if (tf == m) {
-			bl_fw_step(&d->fw, tf);
-		} else if (tc == m) {
+		if (tc == m) {
 			bl_simdev_comms_measure(d);
 		} else if (tx == m) {
 			bl_simdev_apply_fault(d, m, &d->faults[d->next_fault++]);
