@@ -388,7 +388,8 @@ void bl_cell_step(struct bl_cell *c, double current_a, double dt_s)
 	if (!(dt_s > 0))
 		return;
 	double i = cell_current(c, current_a);
-	int n = (int)ceil(dt_s / MAX_SUBSTEP_S);
+	/* A latch period is one piece (dt / 30 <= 1 rounds up to 1). */
+	int n = dt_s <= MAX_SUBSTEP_S ? 1 : (int)ceil(dt_s / MAX_SUBSTEP_S);
 	if (n < 1)
 		n = 1;
 	if (n > 100000)
