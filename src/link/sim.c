@@ -28,14 +28,20 @@ static uint64_t now_of(const struct sim_link *s)
 	return bl_clock_now(s->clock);
 }
 
-static bool check_unplugged(struct sim_link *s)
+static bool close_unplugged(struct sim_link *s)
 {
-	if (!s->base.closed && bl_simdev_unplugged(s->dev)) {
-		s->base.closed = true;
-		bl_link_set_error(&s->base, "%s: device unplugged", s->base.name);
-		BL_INFO(MOD, "%s: closed (unplugged)", s->base.name);
-	}
-	return s->base.closed;
+	s->base.closed = true;
+	bl_link_set_error(&s->base, "%s: device unplugged", s->base.name);
+	BL_INFO(MOD, "%s: closed (unplugged)", s->base.name);
+	return true;
+}
+
+/* Asked at every read, write and dispatch: the common answer is short. */
+static inline bool check_unplugged(struct sim_link *s)
+{
+	if (s->base.closed)
+		return true;
+	return bl_simdev_unplugged(s->dev) && close_unplugged(s);
 }
 
 static int sim_write(struct bl_link *l, const uint8_t *data, size_t n)

@@ -232,9 +232,27 @@ static double r_factor(const struct bl_cell *c)
 	return f;
 }
 
+static bool rf_cached(const struct bl_cell *c)
+{
+	return c->rf_ok && c->rf_temp == c->temp_c && c->rf_soc == c->soc &&
+	       c->rf_excess == c->excess_ah && c->rf_cap == c->capacity_ah;
+}
+
+/* r_factor of the state now, remembered for the next reader: a step ends
+ * here, and the latch's voltage and the next step's start read it. */
+static void rf_remember(struct bl_cell *c)
+{
+	c->rf = r_factor(c);
+	c->rf_temp = c->temp_c;
+	c->rf_soc = c->soc;
+	c->rf_excess = c->excess_ah;
+	c->rf_cap = c->capacity_ah;
+	c->rf_ok = true;
+}
+
 void bl_cell_resistance(const struct bl_cell *c, double *r0, double *r1)
 {
-	double f = r_factor(c);
+	double f = rf_cached(c) ? c->rf : r_factor(c);
 	if (r0)
 		*r0 = c->p.r0_ohm * f;
 	if (r1)
@@ -317,8 +335,14 @@ static void substep(struct bl_cell *c, double i, double dt)
 	/* Lumped thermal: C dT/dt = P - h (T - Ta), exact for constant P. */
 	double heat = i * i * (r0 + r1) + p->self_heating_w;
 	double t_inf = p->ambient_c + heat / p->cooling_w_k;
-	c->temp_c = t_inf + (c->temp_c - t_inf)
-		* exp(-dt * p->cooling_w_k / p->heat_capacity_j_k);
+	/* Steps come in a few lengths (mostly the latch period). */
+	double x = -dt * p->cooling_w_k / p->heat_capacity_j_k;
+	if (!c->heat_ok || c->heat_x != x) {
+		c->heat_x = x;
+		c->heat_decay = exp(x);
+		c->heat_ok = true;
+	}
+	c->temp_c = t_inf + (c->temp_c - t_inf) * c->heat_decay;
 
 	/* Charge: the host's amp-hours are booked in full, but only
 	 * coulombic_eff of a charge ends up stored. */
@@ -364,7 +388,8 @@ void bl_cell_step(struct bl_cell *c, double current_a, double dt_s)
 	if (!(dt_s > 0))
 		return;
 	double i = cell_current(c, current_a);
-	int n = (int)ceil(dt_s / MAX_SUBSTEP_S);
+	/* A latch period is one piece (dt / 30 <= 1 rounds up to 1). */
+	int n = dt_s <= MAX_SUBSTEP_S ? 1 : (int)ceil(dt_s / MAX_SUBSTEP_S);
 	if (n < 1)
 		n = 1;
 	if (n > 100000)
@@ -372,6 +397,7 @@ void bl_cell_step(struct bl_cell *c, double current_a, double dt_s)
 	double h = dt_s / n;
 	for (int k = 0; k < n; k++)
 		substep(c, i, h);
+	rf_remember(c);
 }
 
 double bl_cell_impedance(const struct bl_cell *c, double hz)

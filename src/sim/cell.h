@@ -58,6 +58,14 @@ struct bl_cell {
 	 * above full). SOC itself stays in [0, 1]; this is what makes the
 	 * voltage collapse or soar instead of sitting at the table's ends. */
 	double excess_ah;
+	/* Caches of pure functions of the state above (cell.c), so that a
+	 * latch works each out once: the resistance factor of the state
+	 * (temp_c, soc, excess_ah, capacity_ah) as last stepped to, and the
+	 * thermal decay exp(x) of the last step length. Never read unless
+	 * their inputs match exactly. */
+	bool rf_ok, heat_ok;
+	double rf, rf_temp, rf_soc, rf_excess, rf_cap;
+	double heat_x, heat_decay;
 };
 
 /* Built-in profiles, by name: "nmc18650", "lfp26650", "lipo-pouch",

@@ -35,12 +35,30 @@
 
 /* ---- Mode state machine -------------------------------------------------- */
 
-static uint16_t compute_status(const struct bl_fw *fw, const struct bl_fw_chan *ch)
+/* The STATUS bits that come from the unit, the same for every slot (a
+ * pass over all four works them out once). */
+static uint16_t unit_status(const struct bl_fw *fw)
+{
+	uint16_t st = 0;
+
+	if (!fw->psu_flag)
+		st |= BL_STAT_NO_PSU;
+	if (UNIT_OF(fw, SERIAL_NUM) == 0xFFFF || UNIT_OF(fw, DEVICE_ID) == 0xFFFF)
+		st |= BL_STAT_NOT_INITIALIZED;
+	if (UNIT_OF(fw, VOLT_CH_CALIB_SCA) == 0xFFFF)
+		st |= BL_STAT_NOT_CALIBRATED;
+	if (UNIT_OF(fw, VCC) > VCC_LOW_RAW)
+		st |= BL_STAT_LOW_VCC;
+	return st;
+}
+
+/* STATUS of a slot, given unit_status. */
+static uint16_t compute_status(const struct bl_fw_chan *ch, uint16_t unit_st)
 {
 	const uint16_t *r = ch->r;
 	int v = s16(r[BL_CELL_VOLTAGE]);
 	int i = s16(r[BL_CELL_CURRENT]);
-	uint16_t st = 0;
+	uint16_t st = unit_st;
 
 	if (v > s16(r[BL_CELL_VOLTAGE_LIMIT_CHG]))
 		st |= BL_STAT_VOLTAGE_LIMIT_CHG;
@@ -59,14 +77,8 @@ static uint16_t compute_status(const struct bl_fw *fw, const struct bl_fw_chan *
 		st |= BL_STAT_BACKWARDS;
 	if ((v > V_BACKWARDS && v < V_PRESENT_MIN) || v > V_PRESENT_MAX)
 		st |= BL_STAT_NO_CELL;
-	if (!fw->psu_flag)
-		st |= BL_STAT_NO_PSU;
-	if (UNIT_OF(fw, SERIAL_NUM) == 0xFFFF || UNIT_OF(fw, DEVICE_ID) == 0xFFFF)
-		st |= BL_STAT_NOT_INITIALIZED;
-	if (UNIT_OF(fw, VOLT_CH_CALIB_SCA) == 0xFFFF || r[BL_CELL_CURRENT_CALIB_SCA] == 0xFFFF)
+	if (r[BL_CELL_CURRENT_CALIB_SCA] == 0xFFFF)
 		st |= BL_STAT_NOT_CALIBRATED;
-	if (UNIT_OF(fw, VCC) > VCC_LOW_RAW)
-		st |= BL_STAT_LOW_VCC;
 	return st;
 }
 
@@ -81,70 +93,60 @@ static int led_for_mode(uint16_t mode)
 	return mode < BL_MODE_COUNT ? led[mode] : -1;
 }
 
-/* The inputs of set_flags, which a skipped call must match exactly:
- * compute_status's registers (cell registers 0x00..0x0F hold the limits
- * and readings; some others ride along, which only costs a skip), the
- * mode machine's MODE and ERROR, its outputs STATUS and the LED (a call
- * that would change them is no no-op). */
-_Static_assert(BL_CELL_MODE == 0 && BL_CELL_VOLTAGE < 16 && BL_CELL_TEMP_LIMIT_DCHG == 15,
-               "flags_key copies cell registers 0x00..0x0F");
-
-static void flags_key(const struct bl_fw *fw, const struct bl_fw_chan *ch, uint16_t k[BL_FW_FLAGS_KEY])
+/* set_flags decides from the STATUS it computes, MODE, ERROR, SETTINGS
+ * and the LED alone. When its last pass changed none of its outputs
+ * (MODE, ERROR, STATUS, the LED), a pass that finds the same five values
+ * changes nothing either: it stops after computing STATUS. */
+static bool flags_hold(const struct bl_fw *fw, const struct bl_fw_chan *ch, uint16_t st)
 {
-	memcpy(k, ch->r, 16 * sizeof k[0]);
-	k[16] = ch->r[BL_CELL_CURRENT_CALIB_SCA];
-	k[17] = (uint16_t)ch->led;
-	k[18] = fw->psu_flag;
-	k[19] = UNIT_OF(fw, SERIAL_NUM);
-	k[20] = UNIT_OF(fw, DEVICE_ID);
-	k[21] = UNIT_OF(fw, VOLT_CH_CALIB_SCA);
-	k[22] = UNIT_OF(fw, VCC);
-	k[23] = UNIT_OF(fw, SETTINGS);
+	const uint16_t *r = ch->r;
+	return ch->flags_stable && st == ch->held_status && r[BL_CELL_STATUS] == st &&
+	       r[BL_CELL_MODE] == ch->held_mode && r[BL_CELL_ERROR] == ch->held_error &&
+	       ch->led == ch->held_led && UNIT_OF(fw, SETTINGS) == ch->held_settings;
 }
 
-/* flags_key(fw, ch) == ch->flags_in, without building the key: this is
- * the test every skipped call pays. */
-static bool flags_unchanged(const struct bl_fw *fw, const struct bl_fw_chan *ch)
-{
-	const uint16_t *k = ch->flags_in;
+static void set_flags(struct bl_fw *fw, int c, uint64_t t, uint16_t st);
 
-	return memcmp(k, ch->r, 16 * sizeof k[0]) == 0 && k[16] == ch->r[BL_CELL_CURRENT_CALIB_SCA] &&
-	       k[17] == (uint16_t)ch->led && k[18] == fw->psu_flag &&
-	       k[19] == UNIT_OF(fw, SERIAL_NUM) && k[20] == UNIT_OF(fw, DEVICE_ID) &&
-	       k[21] == UNIT_OF(fw, VOLT_CH_CALIB_SCA) && k[22] == UNIT_OF(fw, VCC) &&
-	       k[23] == UNIT_OF(fw, SETTINGS);
-}
-
-static void set_flags(struct bl_fw *fw, int c, uint64_t t);
-
-/* set_flags, noting whether it changed anything. */
-static void set_flags_noted(struct bl_fw *fw, int c, uint64_t t)
+/* The rest of a pass that may change something, noting whether it did.
+ * Out of line: most passes stop at flags_hold and need none of it. */
+__attribute__((noinline))
+static void flags_change(struct bl_fw *fw, int c, uint64_t t, uint16_t st)
 {
 	struct bl_fw_chan *ch = &fw->ch[c];
 	uint16_t mode = ch->r[BL_CELL_MODE], error = ch->r[BL_CELL_ERROR];
 	uint16_t status = ch->r[BL_CELL_STATUS];
 	int led = ch->led;
 
-	set_flags(fw, c, t);
-	flags_key(fw, ch, ch->flags_in);
-	/* Its outputs are the only key fields it writes. */
+	set_flags(fw, c, t, st);
 	ch->flags_stable = mode == ch->r[BL_CELL_MODE] && error == ch->r[BL_CELL_ERROR] &&
 	                   status == ch->r[BL_CELL_STATUS] && led == ch->led;
+	ch->held_status = st;
+	ch->held_mode = mode;
+	ch->held_error = error;
+	ch->held_led = led;
+	ch->held_settings = UNIT_OF(fw, SETTINGS);
 }
 
-/* set_flags is a function of flags_key alone, and once a call changes
- * nothing, calls with the same inputs change nothing: skip them. The
- * test is all a skipped call costs. */
+/* One pass of the mode state machine for slot c. Nothing a pass does
+ * moves unit_st's inputs, so one value serves a pass over all slots. */
+static inline void flags_pass(struct bl_fw *fw, int c, uint64_t t, uint16_t unit_st)
+{
+	uint16_t st = compute_status(&fw->ch[c], unit_st);
+	if (!flags_hold(fw, &fw->ch[c], st))
+		flags_change(fw, c, t, st);
+}
+
 void bl_fw_set_flags(struct bl_fw *fw, int c, uint64_t t)
 {
-	if (!fw->ch[c].flags_stable || !flags_unchanged(fw, &fw->ch[c]))
-		set_flags_noted(fw, c, t);
+	flags_pass(fw, c, t, unit_status(fw));
+	/* Slot c's inputs were the only ones that could have moved. */
+	if (!fw->ch[c].flags_stable)
+		fw->flags_settled = false;
 }
 
-static void set_flags(struct bl_fw *fw, int c, uint64_t t)
+static void set_flags(struct bl_fw *fw, int c, uint64_t t, uint16_t st)
 {
 	struct bl_fw_chan *ch = &fw->ch[c];
-	uint16_t st = compute_status(fw, ch);
 	uint16_t mode = ch->r[BL_CELL_MODE];
 	uint16_t stop = 0;
 	bool safety = !(UNIT_OF(fw, SETTINGS) & BL_SET_SAFETY_DISABLE);
@@ -205,9 +207,13 @@ static void set_flags(struct bl_fw *fw, int c, uint64_t t)
 
 void bl_fw_set_flags_all(struct bl_fw *fw, uint64_t t)
 {
-	for (int c = 0; c < BL_CELLS; c++)
-		if (!fw->ch[c].flags_stable || !flags_unchanged(fw, &fw->ch[c]))
-			set_flags_noted(fw, c, t);
+	bool settled = true;
+	uint16_t unit_st = unit_status(fw);
+	for (int c = 0; c < BL_CELLS; c++) {
+		flags_pass(fw, c, t, unit_st);
+		settled = settled && fw->ch[c].flags_stable;
+	}
+	fw->flags_settled = settled;
 }
 
 /* ---- 100 ms tick: SYSTEM_TIMER, watchdog, and the main loop's timers ---- */
@@ -215,6 +221,7 @@ void bl_fw_set_flags_all(struct bl_fw *fw, uint64_t t)
 static void systick(struct bl_fw *fw, uint64_t t)
 {
 	fw->systicks++;
+	fw->tick_at += BL_FW_SYSTICK_US;
 	uint16_t now = ++UNIT_OF(fw, SYSTEM_TIMER);
 
 	if (UNIT_OF(fw, SETTINGS) & BL_SET_WATCHDOG_TIMER) {
@@ -249,25 +256,8 @@ static void systick(struct bl_fw *fw, uint64_t t)
 
 /* ---- Events ------------------------------------------------------------ */
 
-uint64_t bl_fw_next_event(const struct bl_fw *fw)
+void bl_fw_step(struct bl_fw *fw, uint64_t t)
 {
-	switch (fw->state) {
-	case BL_FW_DOWN:
-		return fw->down_until;
-	case BL_FW_BOOTLOADER:
-		return UINT64_MAX;
-	case BL_FW_APP:
-		break;
-	}
-	uint64_t tick = fw->isr_t0 + (fw->systicks + 1) * BL_FW_SYSTICK_US;
-	uint64_t slice = fw->isr_t0 + (fw->slices + 1) * BL_FW_SLICE_US;
-	uint64_t t = tick < slice ? tick : slice;
-	return fw->reset_at < t ? fw->reset_at : t;
-}
-
-void bl_fw_step(struct bl_fw *fw)
-{
-	uint64_t t = bl_fw_next_event(fw);
 	if (t == UINT64_MAX)
 		return;
 	if (fw->state == BL_FW_DOWN) {
@@ -279,7 +269,7 @@ void bl_fw_step(struct bl_fw *fw)
 		return;
 	}
 	/* Within one ISR tick SYSTEM_TIMER moves before the slice handler. */
-	if (t == fw->isr_t0 + (fw->systicks + 1) * BL_FW_SYSTICK_US)
+	if (t == fw->tick_at)
 		systick(fw, t);
 	else
 		bl_fw_slice_end(fw, t);
@@ -292,6 +282,8 @@ static void stall(struct bl_fw *fw, uint64_t *delay, uint64_t us)
 {
 	*delay += us;
 	fw->isr_t0 += us;
+	fw->tick_at += us;
+	fw->slice_at += us;
 }
 
 static bool cell_write(struct bl_fw *fw, int c, unsigned addr, uint16_t v, uint64_t t, uint64_t *delay)
@@ -314,6 +306,8 @@ static bool cell_write(struct bl_fw *fw, int c, unsigned addr, uint16_t v, uint6
 		break;
 	default:
 		ch->r[addr] = v;
+		if (addr == BL_CELL_REPORT_INTERVAL)
+			fw->stream_due_ok = false;
 		if ((ee = bl_fw_ee_cell_addr(addr, c)) >= 0) {
 			ee_put16(fw, (unsigned)ee, v);
 			stall(fw, delay, 2 * BL_FW_EE_BYTE_US);
@@ -432,8 +426,12 @@ uint64_t bl_fw_command(struct bl_fw *fw, uint64_t t, uint64_t arrived, const uin
 	app_command(fw, t, pkt, resp, &delay);
 	if (fw->hooks.to_host)
 		fw->hooks.to_host(fw->hooks.ud, t + delay, resp, sizeof resp);
-	/* The rest of this main-loop pass. */
-	bl_fw_set_flags_all(fw, t + delay);
+	/* The rest of this main-loop pass. Everything that moves an input of
+	 * set_flags without a pass of its own is a write (reading DUTY stores
+	 * a register set_flags does not read): after a read of a settled
+	 * board the pass would skip every slot. */
+	if ((pkt[2] & 0x80) || !fw->flags_settled)
+		bl_fw_set_flags_all(fw, t + delay);
 	bl_fw_send_streams(fw, t + delay);
 	fw->busy_until = t + delay + BL_FW_PASS_US;
 	return fw->busy_until;

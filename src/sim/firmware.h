@@ -57,8 +57,6 @@ struct bl_fw_hooks {
 	uint16_t (*psu_poll)(void *ud, uint64_t t);
 };
 
-#define BL_FW_FLAGS_KEY 24
-
 struct bl_fw_chan {
 	uint16_t r[BL_CELL_NREGS];   /* the cell namespace */
 	/* Current control: the internal ramped duty was `ramp` at
@@ -76,12 +74,14 @@ struct bl_fw_chan {
 	bool therm_open;
 	struct bl_cell cell;
 	uint64_t phys_t;             /* the cell model is integrated up to here */
-	/* Everything bl_fw_set_flags reads, as of its last call, and whether
-	 * that call changed nothing: then a call with the same inputs would
-	 * change nothing either, and the main loop's pass after every command
-	 * (most of them reads) is skipped (firmware.c, flags_key). */
-	uint16_t flags_in[BL_FW_FLAGS_KEY];
+	/* Whether the last pass of the mode state machine changed nothing,
+	 * and what it decided from: the STATUS it computed, MODE, ERROR, the
+	 * LED and SETTINGS. A pass that computes the same STATUS from the
+	 * same rest would change nothing either, so it stops there
+	 * (firmware.c, flags_hold). */
 	bool flags_stable;
+	int held_led;
+	uint16_t held_status, held_mode, held_error, held_settings;
 };
 
 struct bl_fw {
@@ -101,10 +101,23 @@ struct bl_fw {
 	uint64_t isr_t0;             /* time of ISR tick 0, moved by stalls */
 	uint64_t systicks;           /* SYSTEM_TIMER increments since start */
 	uint64_t slices;             /* slices completed since start */
+	/* isr_t0 + (systicks + 1) x BL_FW_SYSTICK_US and the same for slices:
+	 * the next tick and slice end, kept with the three (the event loop
+	 * asks for them before every step). */
+	uint64_t tick_at, slice_at;
 	int slice_idx;               /* slice being measured, 0..5 */
 	uint16_t last_led;           /* SYSTEM_TIMER at the last LED refresh */
 	uint16_t last_psu;           /* SYSTEM_TIMER at the last PSU poll */
 	bool psu_flag;               /* the measure MCU's copy of COMMS PSU */
+	/* The systicks count at which the first stream packet falls due
+	 * (UINT64_MAX: none), valid while stream_due_ok: the 100 ms tick and
+	 * every command would otherwise scan the four channels for nothing.
+	 * Cleared by REPORT_INTERVAL writes and the application's start. */
+	uint64_t stream_due;
+	bool stream_due_ok;
+	/* Every channel's flags are stable and their inputs unchanged since
+	 * (firmware.c, bl_fw_set_flags): a read command needs no pass. */
+	bool flags_settled;
 
 	/* Bootloader. */
 	uint16_t bl_addr;
@@ -147,9 +160,23 @@ void bl_fw_init(struct bl_fw *fw, const struct bl_fw_setup *s,
 
 /* Time of the next internal event (timer tick, slice end, boot stage);
  * UINT64_MAX if none. */
-uint64_t bl_fw_next_event(const struct bl_fw *fw);
-/* Process the next internal event; it must be due at or before `now`. */
-void bl_fw_step(struct bl_fw *fw);
+static inline uint64_t bl_fw_next_event(const struct bl_fw *fw)
+{
+	/* Inline: the device's event loop asks before every step. */
+	switch (fw->state) {
+	case BL_FW_DOWN:
+		return fw->down_until;
+	case BL_FW_BOOTLOADER:
+		return UINT64_MAX;
+	case BL_FW_APP:
+		break;
+	}
+	uint64_t t = fw->tick_at < fw->slice_at ? fw->tick_at : fw->slice_at;
+	return fw->reset_at < t ? fw->reset_at : t;
+}
+/* Process the next internal event, due at t: what bl_fw_next_event just
+ * said (the caller has it already; UINT64_MAX does nothing). */
+void bl_fw_step(struct bl_fw *fw, uint64_t t);
 
 /* Handle one command packet, which reached the measure MCU at `arrived`,
  * in the main-loop pass at `t` (the caller has already run every internal

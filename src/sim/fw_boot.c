@@ -97,9 +97,12 @@ static void app_start(struct bl_fw *fw, uint64_t t)
 	fw->isr_t0 = t;
 	fw->systicks = 0;
 	fw->slices = 0;
+	fw->tick_at = t + BL_FW_SYSTICK_US;
+	fw->slice_at = t + BL_FW_SLICE_US;
 	fw->slice_idx = 0;
 	fw->last_led = 0;
 	fw->last_psu = 0;
+	fw->stream_due_ok = false;   /* SYSTEM_TIMER, last_sent and intervals restart */
 	/* The comms MCU reports PSU = 1 after its start-up sweep; the first
 	 * real poll comes 1.1 s later. */
 	fw->psu_flag = true;

@@ -87,21 +87,28 @@ static double chan_current(const struct bl_fw *fw, int c, uint64_t t)
 	}
 }
 
-/* Integrate `cell` (slot c's model or a copy of it) from t0 to t under
- * the conditions in force since slot c's last sync. */
-static void integrate(const struct bl_fw *fw, int c, struct bl_cell *cell, uint64_t t0, uint64_t t)
+/* Integrate `cell` (slot c's model or a copy of it) from t0 to t (t > t0)
+ * under the conditions in force since slot c's last sync. Returns the
+ * current at t, which either segment works out on the way. */
+static double integrate(const struct bl_fw *fw, int c, struct bl_cell *cell, uint64_t t0, uint64_t t)
 {
 	uint64_t te = ramp_end(&fw->ch[c]);
+	double i_t = 0;
 	if (fw->state == BL_FW_APP && te > t0) {
 		/* Ramp segment: the duty climbs one count per pass, so the mean
 		 * current is the mean of the two ends. */
 		uint64_t t1 = te < t ? te : t;
-		double i = 0.5 * (chan_current(fw, c, t0) + chan_current(fw, c, t1));
+		double i1 = chan_current(fw, c, t1);
+		double i = 0.5 * (chan_current(fw, c, t0) + i1);
 		bl_cell_step(cell, i, (double)(t1 - t0) * 1e-6);
 		t0 = t1;
+		i_t = i1;
 	}
-	if (t > t0)
-		bl_cell_step(cell, chan_current(fw, c, t), (double)(t - t0) * 1e-6);
+	if (t > t0) {
+		i_t = chan_current(fw, c, t);
+		bl_cell_step(cell, i_t, (double)(t - t0) * 1e-6);
+	}
+	return i_t;
 }
 
 /* Bring slot c's cell up to t. Callers sync before changing anything
@@ -114,6 +121,18 @@ void bl_fw_phys_sync(struct bl_fw *fw, int c, uint64_t t)
 	if (ch->present)
 		integrate(fw, c, &ch->cell, ch->phys_t, t);
 	ch->phys_t = t;
+}
+
+double bl_fw_latch_sync(struct bl_fw *fw, int c, uint64_t t)
+{
+	struct bl_fw_chan *ch = &fw->ch[c];
+	if (t <= ch->phys_t || !ch->present) {
+		bl_fw_phys_sync(fw, c, t);
+		return chan_current(fw, c, t);
+	}
+	double i = integrate(fw, c, &ch->cell, ch->phys_t, t);
+	ch->phys_t = t;
+	return i;
 }
 
 void bl_fw_sync(struct bl_fw *fw, uint64_t t)

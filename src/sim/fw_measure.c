@@ -34,7 +34,27 @@
 
 /* ---- Streams ---------------------------------------------------------------- */
 
-void bl_fw_send_streams(struct bl_fw *fw, uint64_t t)
+/* The systicks count at which the first stream falls due, right after a
+ * pass that sent every due one: channel c's is n + 1 - (now - last_sent)
+ * ticks away (REPORT_INTERVAL 0 and 0xFFFF never send). */
+static uint64_t stream_due(const struct bl_fw *fw)
+{
+	uint16_t now = UNIT_OF(fw, SYSTEM_TIMER);
+	uint64_t best = UINT64_MAX;
+	for (int c = 0; c < BL_CELLS; c++) {
+		const struct bl_fw_chan *ch = &fw->ch[c];
+		uint16_t n = ch->r[BL_CELL_REPORT_INTERVAL];
+		if (n == 0 || n == 0xFFFF)
+			continue;
+		uint16_t k = (uint16_t)(ch->last_sent + n + 1 - now);
+		uint64_t at = fw->systicks + (k ? k : 65536);
+		if (at < best)
+			best = at;
+	}
+	return best;
+}
+
+void bl_fw_send_due_streams(struct bl_fw *fw, uint64_t t)
 {
 	uint16_t now = UNIT_OF(fw, SYSTEM_TIMER);
 	for (int c = 0; c < BL_CELLS; c++) {
@@ -54,27 +74,20 @@ void bl_fw_send_streams(struct bl_fw *fw, uint64_t t)
 		if (fw->hooks.to_host)
 			fw->hooks.to_host(fw->hooks.ud, t, p, sizeof p);
 	}
+	fw->stream_due = stream_due(fw);
+	fw->stream_due_ok = true;
 }
 
 uint64_t bl_fw_next_stream(const struct bl_fw *fw)
 {
 	if (fw->state != BL_FW_APP)
 		return UINT64_MAX;
-	uint16_t now = UNIT_OF(fw, SYSTEM_TIMER);
-	uint64_t best = UINT64_MAX;
-	for (int c = 0; c < BL_CELLS; c++) {
-		const struct bl_fw_chan *ch = &fw->ch[c];
-		uint16_t n = ch->r[BL_CELL_REPORT_INTERVAL];
-		if (n == 0 || n == 0xFFFF)
-			continue;
-		/* First SYSTEM_TIMER value with now - last_sent > n. */
-		uint16_t k = (uint16_t)(ch->last_sent + n + 1 - now);
-		uint64_t ticks = k ? k : 65536;
-		uint64_t at = fw->isr_t0 + (fw->systicks + ticks) * BL_FW_SYSTICK_US + BL_FW_PASS_US / 2;
-		if (at < best)
-			best = at;
-	}
-	return best;
+	/* First SYSTEM_TIMER value with now - last_sent > n (a stream due
+	 * but not sent yet counts as 65536 ticks away, as stream_due has it). */
+	uint64_t due = fw->stream_due_ok ? fw->stream_due : stream_due(fw);
+	if (due == UINT64_MAX)
+		return UINT64_MAX;
+	return fw->isr_t0 + due * BL_FW_SYSTICK_US + BL_FW_PASS_US / 2;
 }
 
 /* ---- Measurement latches ----------------------------------------------------- */
@@ -86,7 +99,7 @@ static uint16_t voltage_raw(const struct bl_fw *fw, const struct bl_fw_chan *ch,
 		s = VSAMPLE_MIN;
 	if (s > VSAMPLE_MAX)
 		s = VSAMPLE_MAX;
-	int64_t vsum = llround(s * 1024.0);
+	int64_t vsum = round_half_away(s * 1024.0);
 	bool chg = ch->r[BL_CELL_MODE] == BL_MODE_CHARGE;
 	uint16_t sca = chg ? UNIT_OF(fw, VOLT_CH_CALIB_SCA) : UNIT_OF(fw, VOLT_DC_CALIB_SCA);
 	uint16_t off = chg ? UNIT_OF(fw, VOLT_CH_CALIB_OFF) : UNIT_OF(fw, VOLT_DC_CALIB_OFF);
@@ -105,7 +118,7 @@ static uint16_t current_raw(const struct bl_fw *fw, const struct bl_fw_chan *ch,
 		cur = 0;
 	if (cur > CUR_MAX)
 		cur = CUR_MAX;
-	int64_t csum = llround(cur * 1024.0);
+	int64_t csum = round_half_away(cur * 1024.0);
 	uint16_t sca = ch->r[BL_CELL_CURRENT_CALIB_SCA];
 	uint16_t c = sca ? u16(csum * 256 / sca - s16(ch->r[BL_CELL_CURRENT_CALIB_OFF])) : 0xFFFF;
 	/* The int16 comparison also zeroes anything >= 32768 (>= 4.096 A). */
@@ -136,8 +149,8 @@ static void latch_pp(struct bl_fw *fw, int c, uint64_t t)
 		ipp += fw->noise_a * (1.0 + 0.5 * fabs(bl_rng_gauss(&fw->rng)));
 	if (fw->noise_v > 0)
 		vpp += fw->noise_v * (1.0 + 0.5 * fabs(bl_rng_gauss(&fw->rng)));
-	long cd = lround(ipp * CUR_COUNTS_PER_A);
-	long vd = lround(vpp / 4.5 * 4096.0);
+	long cd = round_half_away(ipp * CUR_COUNTS_PER_A);
+	long vd = round_half_away(vpp / 4.5 * 4096.0);
 	cd = cd < 0 ? 0 : cd > CUR_MAX ? CUR_MAX : cd;
 	vd = vd < 0 ? 0 : vd > 8191 ? 8191 : vd;
 	uint16_t ccal = ch->r[BL_CELL_CURRENT_CALIB_PP], vcal = ch->r[BL_CELL_VOLTAGE_CALIB_PP];
@@ -152,9 +165,8 @@ static void latch_channel(struct bl_fw *fw, int c, uint64_t t)
 	struct bl_fw_chan *ch = &fw->ch[c];
 	uint16_t mode = ch->r[BL_CELL_MODE];
 
-	bl_fw_phys_sync(fw, c, t);
+	double i = bl_fw_latch_sync(fw, c, t);
 	fw->n_latches++;
-	double i = bl_fw_applied_current(fw, c, t);
 	double v = ch->present ? bl_cell_voltage(&ch->cell, i) : 0.0;
 	ch->r[BL_CELL_VOLTAGE] = voltage_raw(fw, ch, v + gauss(fw, fw->noise_v));
 
@@ -180,7 +192,7 @@ static uint16_t temperature_raw(struct bl_fw *fw, const struct bl_fw_chan *ch)
 		return TEMP_RAW_MAX;
 	double tc = (ch->present ? ch->cell.temp_c : fw->ambient_c) + gauss(fw, fw->noise_temp_c);
 	double rt = NTC_R25 * exp(NTC_B * (1.0 / (tc + 273.15) - 1.0 / 298.15));
-	long raw = lround(32768.0 * rt / (NTC_R_SERIES + rt));
+	long raw = round_half_away(32768.0 * rt / (NTC_R_SERIES + rt));
 	return (uint16_t)(raw < 0 ? 0 : raw > TEMP_RAW_MAX ? TEMP_RAW_MAX : raw);
 }
 
@@ -201,7 +213,7 @@ static void latch_vcc(struct bl_fw *fw, uint64_t t)
 	if ((set & BL_SET_VCC_COMPENSATION) && !(set & BL_SET_TRIM_OUTPUT))
 		bl_fw_sync(fw, t);   /* the compensated duty changes with VCC */
 	double v = fw->vcc_v + gauss(fw, fw->noise_v);
-	long raw = v > 0 ? lround(VCC_RAW_VOLTS / v) : VCC_RAW_MAX;
+	long raw = v > 0 ? round_half_away(VCC_RAW_VOLTS / v) : VCC_RAW_MAX;
 	UNIT_OF(fw, VCC) = (uint16_t)(raw > VCC_RAW_MAX ? VCC_RAW_MAX : raw);
 	bl_fw_set_flags_all(fw, t);
 }
@@ -220,4 +232,5 @@ void bl_fw_slice_end(struct bl_fw *fw, uint64_t t)
 	}
 	fw->slice_idx = (idx + 1) % 6;
 	fw->slices++;
+	fw->slice_at += BL_FW_SLICE_US;
 }

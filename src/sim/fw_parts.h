@@ -7,6 +7,7 @@
 #ifndef BL_SIM_FW_PARTS_H
 #define BL_SIM_FW_PARTS_H
 
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -20,12 +21,27 @@
 /* Register values as the firmware's int16 arithmetic sees them. */
 static inline int s16(uint16_t v)
 {
-	return v < 0x8000 ? (int)v : (int)v - 65536;
+	return (int16_t)v;   /* two's complement: GCC and Clang define it so */
 }
 
 static inline uint16_t u16(int64_t v)
 {
 	return (uint16_t)((uint64_t)v & 0xFFFF);
+}
+
+/* lround/llround (halves away from zero) without the library call: the
+ * readings are far inside 2^52, where x minus its truncation is exact. */
+static inline long round_half_away(double x)
+{
+	if (!(fabs(x) < 4503599627370496.0))
+		return lround(x);   /* NaN, infinities, huge: the library's answer */
+	long i = (long)x;
+	double f = x - (double)i;
+	if (f >= 0.5)
+		i++;
+	else if (f <= -0.5)
+		i--;
+	return i;
 }
 
 static inline bool driving(uint16_t mode)
@@ -60,6 +76,9 @@ static inline void ee_put16(struct bl_fw *fw, unsigned a, uint16_t v)
  * before changing anything the applied current depends on. */
 void bl_fw_sync(struct bl_fw *fw, uint64_t t);
 void bl_fw_phys_sync(struct bl_fw *fw, int c, uint64_t t);
+/* bl_fw_phys_sync for a latch, which reads the current at t as well:
+ * returns it (the integration has it on the way). */
+double bl_fw_latch_sync(struct bl_fw *fw, int c, uint64_t t);
 /* MODE and CURRENT_SETPOINT writes, which restart the duty ramp. */
 void bl_fw_set_mode(struct bl_fw *fw, int c, uint64_t t, uint16_t mode);
 void bl_fw_set_setpoint(struct bl_fw *fw, int c, uint64_t t, uint16_t v);
@@ -78,8 +97,16 @@ void bl_fw_set_flags_all(struct bl_fw *fw, uint64_t t);
 
 /* The end of a 102.4 ms slice at t: one channel, the temperatures or VCC. */
 void bl_fw_slice_end(struct bl_fw *fw, uint64_t t);
-/* Stream packets due by SYSTEM_TIMER, leaving at t. */
-void bl_fw_send_streams(struct bl_fw *fw, uint64_t t);
+/* Stream packets due by SYSTEM_TIMER, leaving at t. SYSTEM_TIMER moves
+ * only with systicks, so before stream_due nothing is (the 100 ms tick and
+ * every command ask). */
+void bl_fw_send_due_streams(struct bl_fw *fw, uint64_t t);
+
+static inline void bl_fw_send_streams(struct bl_fw *fw, uint64_t t)
+{
+	if (!fw->stream_due_ok || fw->systicks >= fw->stream_due)
+		bl_fw_send_due_streams(fw, t);
+}
 
 /* ---- fw_boot.c: boot stages, EEPROM, bootloader ----------------------------- */
 

@@ -45,12 +45,8 @@ uint32_t bl_rng_below(struct bl_rng *r, uint32_t n)
 	return (uint32_t)(((rng_u64(r) >> 32) * (uint64_t)n) >> 32);
 }
 
-double bl_rng_gauss(struct bl_rng *r)
+double bl_rng_gauss_pair(struct bl_rng *r)
 {
-	if (r->has_spare) {
-		r->has_spare = false;
-		return r->spare;
-	}
 	/* Marsaglia's polar method: one log and one sqrt per two deviates and
 	 * no trigonometry, which matters at millions of latches per day. */
 	double u, v, s;

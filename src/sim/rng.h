@@ -21,7 +21,18 @@ struct bl_rng {
 void bl_rng_seed(struct bl_rng *r, uint64_t seed);
 /* Uniform integer in [0, n), n > 0. */
 uint32_t bl_rng_below(struct bl_rng *r, uint32_t n);
-/* Standard normal deviate (mean 0, variance 1). */
-double bl_rng_gauss(struct bl_rng *r);
+/* The polar method's next pair: returns one deviate, keeps the other. */
+double bl_rng_gauss_pair(struct bl_rng *r);
+
+/* Standard normal deviate (mean 0, variance 1). Inline: every other call
+ * only hands out the spare. */
+static inline double bl_rng_gauss(struct bl_rng *r)
+{
+	if (r->has_spare) {
+		r->has_spare = false;
+		return r->spare;
+	}
+	return bl_rng_gauss_pair(r);
+}
 
 #endif

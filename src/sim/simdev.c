@@ -53,6 +53,20 @@ void bl_simdev_out_push(struct bl_simdev *d, uint64_t due, const uint8_t *b, siz
 	size_t off = 0;
 	if (d->unplugged) /* no host to read it */
 		return;
+	/* The usual case: room, no fault, due no earlier than the last. */
+	if (d->drop_bytes == 0 && d->out_n < d->out_cap && d->out_n < OUT_MAX &&
+	    (d->out_n == 0 || out_at(d, d->out_n - 1)->due <= due)) {
+		struct out_pkt *p = out_at(d, d->out_n++);
+		p->due = due;
+		p->len = (uint8_t)n;
+		p->off = 0;
+		p->response = response;
+		if (n == 5)
+			memcpy(p->b, b, 5);
+		else
+			memcpy(p->b, b, n);
+		return;
+	}
 	while (d->drop_bytes > 0 && off < n) {
 		d->drop_bytes--;
 		off++;
@@ -73,7 +87,11 @@ void bl_simdev_out_push(struct bl_simdev *d, uint64_t due, const uint8_t *b, siz
 	p->len = (uint8_t)n;
 	p->off = (uint8_t)off;
 	p->response = response;
-	memcpy(p->b, b, n);
+	/* Fixed sizes copy inline; packets are 5 or 13 bytes. */
+	if (n == 5)
+		memcpy(p->b, b, 5);
+	else
+		memcpy(p->b, b, n);
 }
 
 /* An answer to a command: subject to the no-reply and late-reply faults. */
@@ -154,6 +172,8 @@ static int next_operator(const struct bl_simdev *d, uint64_t *at)
 {
 	int best = -1;
 	*at = UINT64_MAX;
+	if (!d->op_any)
+		return best;
 	for (int s = 0; s < BL_CELLS; s++)
 		if (d->op_at[s] < *at) {
 			*at = d->op_at[s];
@@ -176,29 +196,35 @@ static void run_until(struct bl_simdev *d, uint64_t t)
 	/* Unplugged from the host, the device goes on (its watchdog too);
 	 * only what it sends is lost. */
 	for (;;) {
-		uint64_t tf = bl_fw_next_event(&d->fw);
 		uint64_t tc = d->comms_next;
 		uint64_t tr = d->rx_n ? rx_handle_time(d) : UINT64_MAX;
-		uint64_t m = tf;
-		if (tc < m)
-			m = tc;
-		if (tx < m)
-			m = tx;
-		if (to < m)
-			m = to;
-		if (tr < m)
-			m = tr;
+		uint64_t other = tc;
+		if (tx < other)
+			other = tx;
+		if (to < other)
+			other = to;
+		if (tr < other)
+			other = tr;
+		/* Ties: the ISR first, then the comms MCU, faults, the operator,
+		 * and the command last (it sees everything else at its time).
+		 * The ISR's own events move none of the others' times, so its
+		 * run up to the next of them needs no second look at those. */
+		uint64_t tf = bl_fw_next_event(&d->fw);
+		if (tf <= other && tf <= t) {
+			d->next_ok = false;
+			do {
+				bl_fw_step(&d->fw, tf);
+				tf = bl_fw_next_event(&d->fw);
+			} while (tf <= other && tf <= t);
+		}
+		uint64_t m = tf < other ? tf : other;
 		if (m > t) {
 			d->due = m;
 			d->due_ok = true;
 			break;
 		}
 		d->next_ok = false;
-		/* Ties: the ISR first, then the comms MCU, faults, the operator,
-		 * and the command last (it sees everything else at its time). */
-		if (tf == m) {
-			bl_fw_step(&d->fw);
-		} else if (tc == m) {
+		if (tc == m) {
 			bl_simdev_comms_measure(d);
 		} else if (tx == m) {
 			bl_simdev_apply_fault(d, m, &d->faults[d->next_fault++]);
@@ -351,6 +377,13 @@ void bl_simdev_host_write(struct bl_simdev *d, uint64_t now_us, const uint8_t *d
 	run_until(d, now_us);
 	if (d->unplugged)
 		return;
+	/* One whole packet with nothing buffered (the host's usual write):
+	 * the parser below would take it as it is. */
+	if (d->hlen == 0 && n == 5 && data[0] == 0xAA) {
+		dispatch(d, d->now, data);
+		d->due_ok = d->next_ok = false;
+		return;
+	}
 	/* The comms MCU's USB parser: while 5 bytes are buffered, skip
 	 * to 0xAA and take 5; a partial packet waits for more bytes. */
 	for (size_t i = 0; i < n; i++) {
@@ -378,7 +411,10 @@ size_t bl_simdev_host_read(struct bl_simdev *d, uint64_t now_us, uint8_t *buf, s
 		size_t k = (size_t)(p->len - p->off);
 		if (k > max - n)
 			k = max - n;
-		memcpy(buf + n, p->b + p->off, k);
+		if (k == 5)
+			memcpy(buf + n, p->b + p->off, 5);
+		else
+			memcpy(buf + n, p->b + p->off, k);
 		n += k;
 		p->off = (uint8_t)(p->off + k);
 		if (p->off == p->len) {

@@ -31,6 +31,7 @@ void bl_simdev_apply_fault(struct bl_simdev *d, uint64_t t, const struct bl_faul
 		if (d->queue_next < d->cfg.nqueue) {
 			double s = d->cfg.operator_delay_s > 0 ? d->cfg.operator_delay_s : 0;
 			d->op_at[f->slot] = t + (uint64_t)llround(s * 1e6);
+			d->op_any = true;
 			d->op_idx[f->slot] = d->queue_next++;
 		}
 		break;

@@ -70,6 +70,7 @@ struct bl_simdev {
 	int queue_next;
 	uint64_t op_at[BL_CELLS];
 	int op_idx[BL_CELLS];
+	bool op_any;                  /* some op_at was ever set: worth a look */
 
 	/* bl_simdev_next_event_us, computed once after each change: an event
 	 * loop asks several times per step, and only the mutating calls

@@ -361,6 +361,34 @@ static void test_impedance(void)
 	ok(bl_cell_impedance(&c, 39.0625) > z39 * 1.2, "cold cell has higher impedance");
 }
 
+/* The remembered resistance factor and thermal decay are answers for
+ * exactly the state and step they were worked out for: a state changed
+ * behind the model's back, or another step length, gets fresh ones, bit
+ * for bit what a cell without the caches computes. */
+static void test_caches(void)
+{
+	struct bl_cell c, fresh;
+	struct bl_cell_params p = prof("nmc18650");
+	bl_cell_init(&c, &p);
+	bl_cell_step(&c, -2.5, 0.6144);
+	double r0, r1, f0, f1;
+	c.temp_c = 5.0;    /* as an inspector or a test might */
+	fresh = c;
+	fresh.rf_ok = fresh.heat_ok = false;
+	bl_cell_resistance(&c, &r0, &r1);
+	bl_cell_resistance(&fresh, &f0, &f1);
+	ok(r0 == f0 && r1 == f1, "a changed temperature is not answered from the cache (%.6f, %.6f)", r0, f0);
+	ok(r0 > p.r0_ohm * 1.3, "cold: R0 %.4f ohm is well above its 25 degC value", r0);
+	bl_cell_step(&c, -2.5, 0.6144);
+	bl_cell_step(&fresh, -2.5, 0.6144);
+	fresh.rf_ok = fresh.heat_ok = false;
+	bl_cell_step(&c, -2.5, 1.5);
+	bl_cell_step(&fresh, -2.5, 1.5);
+	ok(c.temp_c == fresh.temp_c && c.v_rc == fresh.v_rc && c.soc == fresh.soc,
+	   "a new step length gets its own decay: temperature %.9f, v_rc %.9f", c.temp_c, c.v_rc);
+	ok(bl_cell_voltage(&c, -2.5) == bl_cell_voltage(&fresh, -2.5), "same terminal voltage");
+}
+
 int main(void)
 {
 	plan_lazy();
@@ -377,5 +405,6 @@ int main(void)
 	test_huge_step();
 	test_determinism();
 	test_impedance();
+	test_caches();
 	return done_testing();
 }
