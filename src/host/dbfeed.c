@@ -18,6 +18,10 @@ struct bl_dbfeed {
 	double t0, epoch;
 	struct bl_labels lb;
 	uint64_t seq;
+	/* a step resumed after a crash: its rows go on from what it had done,
+	 * as the CSV's (recorder.c, bl_recorder_carry) */
+	double carry_time, carry_ah, carry_wh;
+	unsigned carry_seq, last_seq;
 	struct bl_buf row;
 };
 
@@ -26,6 +30,7 @@ static void format_row(struct bl_dbfeed *f, const struct bl_sample *s)
 	struct bl_buf *b = &f->row;
 	const char *mode = bl_mode_name(s->mode);
 	double t = s->time - f->t0;
+	bool carry = s->step_seq != f->carry_seq; /* not a report of the step before */
 	char num[16];
 
 	b->len = 0;
@@ -35,7 +40,7 @@ static void format_row(struct bl_dbfeed *f, const struct bl_sample *s)
 	bl_sql_int(b, (long long)++f->seq);            bl_buf_adds(b, ",to_timestamp(");
 	bl_sql_fixed(b, f->epoch + t, 3);              bl_buf_adds(b, "),");
 	bl_sql_fixed(b, t, 3);                         bl_buf_addc(b, ',');
-	bl_sql_fixed(b, s->step_time, 3);              bl_buf_addc(b, ',');
+	bl_sql_fixed(b, s->step_time + (carry ? f->carry_time : 0), 3);             bl_buf_addc(b, ',');
 	bl_sql_int(b, f->lb.cycle);                       bl_buf_addc(b, ',');
 	bl_sql_text(b, f->lb.cycle_kind);                 bl_buf_addc(b, ',');
 	bl_sql_int(b, f->lb.step);                        bl_buf_addc(b, ',');
@@ -48,8 +53,8 @@ static void format_row(struct bl_dbfeed *f, const struct bl_sample *s)
 	bl_sql_fixed(b, s->voltage, 4);                bl_buf_addc(b, ',');
 	bl_sql_fixed(b, s->current, 4);                bl_buf_addc(b, ',');
 	bl_sql_fixed(b, s->temp_c, 2);                 bl_buf_addc(b, ',');
-	bl_sql_fixed(b, s->charge_ah, 6);              bl_buf_addc(b, ',');
-	bl_sql_fixed(b, s->energy_wh, 6);              bl_buf_addc(b, ',');
+	bl_sql_fixed(b, s->charge_ah + (carry ? f->carry_ah : 0), 6);           bl_buf_addc(b, ',');
+	bl_sql_fixed(b, s->energy_wh + (carry ? f->carry_wh : 0), 6);           bl_buf_addc(b, ',');
 	bl_sql_fixed(b, s->vcc, 3);                    bl_buf_addc(b, ',');
 	bl_sql_int(b, s->error);
 	bl_buf_addc(b, ')');
@@ -62,6 +67,7 @@ static void on_sample(struct bl_chan_listener *l, const struct bl_sample *s, int
 	if (status != BL_OK || !s)
 		return;
 	format_row(f, s);
+	f->last_seq = s->step_seq;
 	if (!f->row.oom)
 		bl_dbsink_row(f->sink, "samples", f->row.p, f->row.len);
 }
@@ -87,7 +93,21 @@ struct bl_dbfeed *bl_dbfeed_open(struct bl_dbsink *s, struct bl_channel *ch, con
 void bl_dbfeed_label(struct bl_dbfeed *f, int step, const char *step_name, int cycle,
                      const char *cycle_kind)
 {
-	bl_labels_set(&f->lb, step, step_name, cycle, cycle_kind);
+	if (bl_labels_set(&f->lb, step, step_name, cycle, cycle_kind))
+		f->carry_time = f->carry_ah = f->carry_wh = 0.0;
+}
+
+void bl_dbfeed_carry(struct bl_dbfeed *f, double step_time, double charge_ah, double energy_wh)
+{
+	f->carry_time = step_time;
+	f->carry_ah = charge_ah;
+	f->carry_wh = energy_wh;
+	f->carry_seq = f->last_seq;
+}
+
+void bl_dbfeed_continue(struct bl_dbfeed *f, uint64_t rows)
+{
+	f->seq = rows;
 }
 
 uint64_t bl_dbfeed_rows(const struct bl_dbfeed *f)
