@@ -136,6 +136,9 @@ cli.write(r1 .. "/db-spool.sql", table.concat(lines, "", 1, #lines - 20))
 local rows_a = #csv_rows(r1 .. "/cells/A.csv")
 t.ok(rows_a > 20, "A's rows before the crash: " .. rows_a)
 
+code, _, err = cli.batlab(("resume %s --db"):format(r1))
+t.ok(code == 2 and err:find("resume: --db needs a URL", 1, true), "resume --db without its URL: exit 2, said")
+
 pg:start()
 local done = subscribe(tmp .. "/sub.txt")
 code, _, err = cli.batlab(("resume %s --quiet"):format(r1), "BATLAB_DB=" .. q(URL_PW) .. " BATLAB_DB_WAIT=20")
