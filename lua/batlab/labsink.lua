@@ -133,10 +133,12 @@ end
 -- The feeds batlab.recording labels and closes with the cell's recording.
 function Lab:feeds(name, ch, serial, channel)
 	local out = {}
-	if self.db and self.rows_before then -- resumed: its row is there (batlab.labresume)
-		out[#out + 1] = self.db:feed(ch, self.run_id, name, self.t0, self.epoch, self.rows_before[name] or 0)
-	elseif self.db then
-		out[#out + 1] = self.db:feed(ch, self.run_id, name, self.t0, self.epoch)
+	-- (a resumed cell goes on after its rows; its cells row is there, batlab.labresume)
+	local before = self.db and self.rows_before and self.rows_before[name]
+	if self.db then
+		out[#out + 1] = self.db:feed(ch, self.run_id, name, self.t0, self.epoch, before or 0)
+	end
+	if self.db and not before then
 		self.cell_names = self.cell_names or {}
 		self.cell_names[name] = true
 		self.ncells = (self.ncells or 0) + 1 -- its place in run.json's cells
