@@ -4,13 +4,16 @@
 --
 -- * a run with --db and --mqtt on a virtual Batlab served over a pty
 --   (`batlab sim --pty`: a run on the in-process one cannot be resumed),
---   killed (SIGKILL) in its discharge, then `batlab resume`: the database
+--   killed (SIGKILL) in its discharge, then `batlab resume`, killed again,
+--   and resumed to its end: the database
 --   ends with every CSV row once (count, values, numbers 1..N), each step,
 --   event and cell once; the broker gets the resumed cells' statuses and
 --   samples. The database is down until the resume and the crash's lost
 --   spool buffer is made certain (its last rows cut), so the resume must
---   send what only the files kept. The run's URL had a password: never
---   written to the run, it comes back from BATLAB_DB.
+--   send what only the files kept; the second resume goes on from what
+--   the server acknowledged. The run's URL had a password: never written
+--   to the run, it comes back from BATLAB_DB (the first resume, without
+--   it, says so).
 -- * a --db and --mqtt host name that does not resolve: the run completes
 --   in virtual time, its rows spooled, a warning naming the host; and
 --   `localhost` (a name, looked up off the loop) reaches both servers.
@@ -141,8 +144,16 @@ t.ok(code == 2 and err:find("resume: --db needs a URL", 1, true), "resume --db w
 
 pg:start()
 local done = subscribe(tmp .. "/sub.txt")
+-- A first resume, without the password, killed again in the discharge it
+-- went on with: the server up, what it sent is acknowledged.
+code, _, err = cli.batlab(("resume %s --quiet"):format(r1),
+	"BATLAB_DB_WAIT=20 BATLAB_JOURNAL_SIGNAL='KILL after at A 2 2'")
+t.is(code, 137, "a first resume is killed too")
+t.like(err, "warning: the run's database URL had a password, which the run did not write down",
+	"without BATLAB_DB, the resume says the password is not known (and connects without it)")
+t.ok(tonumber(cli.read(r1 .. "/db-spool.sent") or "") > 0, "it had sent rows")
 code, _, err = cli.batlab(("resume %s --quiet"):format(r1), "BATLAB_DB=" .. q(URL_PW) .. " BATLAB_DB_WAIT=20")
-t.is(code, 0, "resume: the run completes " .. err)
+t.is(code, 0, "the second resume completes the run " .. err)
 t.is(err, "", "resume: nothing on stderr (the password came back from BATLAB_DB)")
 local got = done()
 os.execute("kill " .. sim_pid)
@@ -165,7 +176,7 @@ local entries = select(2, (cli.read(r1 .. "/events.log") or ""):gsub("\n%S", "")
 local ev = query("SELECT count(*), max(seq), count(*) FILTER (WHERE message LIKE 'resumed after a crash%') FROM batlab.events")
 t.ok(tonumber(ev[1][1]) == entries and tonumber(ev[1][2]) == entries,
 	("batlab.events: each of events.log's %d entries once (%s rows)"):format(entries, ev[1][1]))
-t.is(ev[1][3], "1", "batlab.events: the resume's gap")
+t.is(ev[1][3], "2", "batlab.events: the resumes' gaps")
 t.is(query("SELECT outcome FROM batlab.run_ends")[1][1], "completed", "batlab.run_ends: completed")
 t.is(tonumber(cli.read(r1 .. "/db-spool.sent")), #cli.read(r1 .. "/db-spool.sql"), "the whole spool acknowledged")
 
