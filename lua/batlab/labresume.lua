@@ -68,9 +68,14 @@ function M.recorded_argv(argv)
 end
 
 -- urls(R, conf) -> db, mqtt, warning: where a resumed run's sinks go.
+-- A database other than the run's gets the whole spool: what the run's
+-- had acknowledged (db-spool.sent) is forgotten.
 function M.urls(R, conf)
 	local rec, given = R.resume.lab or {}, R.lab_given or {}
 	local db, mqtt, warn = given.db or rec.db, given.mqtt or rec.mqtt, nil
+	if given.db and M.redact(given.db) ~= rec.db then
+		os.remove(R.dir .. "/db-spool.sent")
+	end
 	if not given.db and rec.db_password then
 		local again = os.getenv("BATLAB_DB") or conf.db
 		if again and M.redact(again) == rec.db then

@@ -108,6 +108,10 @@ static bool host_to_look_up(const char *conninfo, char *host, size_t hostlen)
 		else if (strcmp(o->keyword, "hostaddr") == 0 && o->val && o->val[0])
 			has_addr = true;
 	}
+	/* (libpq's defaults from the environment, which the parse leaves out) */
+	if (!h || !h[0])
+		h = getenv("PGHOST");
+	has_addr = has_addr || (getenv("PGHOSTADDR") && getenv("PGHOSTADDR")[0]);
 	bool look = !has_addr && h && !strchr(h, ',') && strlen(h) < hostlen && bl_host_needs_lookup(h);
 	if (look)
 		snprintf(host, hostlen, "%s", h);
