@@ -40,7 +40,7 @@ static void format_row(struct bl_dbfeed *f, const struct bl_sample *s)
 	bl_sql_int(b, (long long)++f->seq);            bl_buf_adds(b, ",to_timestamp(");
 	bl_sql_fixed(b, f->epoch + t, 3);              bl_buf_adds(b, "),");
 	bl_sql_fixed(b, t, 3);                         bl_buf_addc(b, ',');
-	bl_sql_fixed(b, s->step_time + (carry ? f->carry_time : 0), 3);             bl_buf_addc(b, ',');
+	bl_sql_fixed(b, s->step_time + (carry ? f->carry_time : 0), 3); bl_buf_addc(b, ',');
 	bl_sql_int(b, f->lb.cycle);                       bl_buf_addc(b, ',');
 	bl_sql_text(b, f->lb.cycle_kind);                 bl_buf_addc(b, ',');
 	bl_sql_int(b, f->lb.step);                        bl_buf_addc(b, ',');
@@ -53,8 +53,8 @@ static void format_row(struct bl_dbfeed *f, const struct bl_sample *s)
 	bl_sql_fixed(b, s->voltage, 4);                bl_buf_addc(b, ',');
 	bl_sql_fixed(b, s->current, 4);                bl_buf_addc(b, ',');
 	bl_sql_fixed(b, s->temp_c, 2);                 bl_buf_addc(b, ',');
-	bl_sql_fixed(b, s->charge_ah + (carry ? f->carry_ah : 0), 6);           bl_buf_addc(b, ',');
-	bl_sql_fixed(b, s->energy_wh + (carry ? f->carry_wh : 0), 6);           bl_buf_addc(b, ',');
+	bl_sql_fixed(b, s->charge_ah + (carry ? f->carry_ah : 0), 6); bl_buf_addc(b, ',');
+	bl_sql_fixed(b, s->energy_wh + (carry ? f->carry_wh : 0), 6); bl_buf_addc(b, ',');
 	bl_sql_fixed(b, s->vcc, 3);                    bl_buf_addc(b, ',');
 	bl_sql_int(b, s->error);
 	bl_buf_addc(b, ')');
