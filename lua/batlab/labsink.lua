@@ -164,6 +164,7 @@ function Lab:feeds(name, ch, serial, channel)
 					self:_status(c)
 				end
 			end,
+			carry = function(_, k) feed:carry(k) end, -- (a resumed step, batlab.recording)
 			close = function() feed:close() end,
 		}
 		self:_status(c)

@@ -18,10 +18,7 @@ struct bl_dbfeed {
 	double t0, epoch;
 	struct bl_labels lb;
 	uint64_t seq;
-	/* a step resumed after a crash: its rows go on from what it had done,
-	 * as the CSV's (recorder.c, bl_recorder_carry) */
-	double carry_time, carry_ah, carry_wh;
-	unsigned carry_seq, last_seq;
+	struct bl_carry carry;              /* a resumed step's, as the CSV's */
 	struct bl_buf row;
 };
 
@@ -29,9 +26,10 @@ static void format_row(struct bl_dbfeed *f, const struct bl_sample *s)
 {
 	struct bl_buf *b = &f->row;
 	const char *mode = bl_mode_name(s->mode);
-	double t = s->time - f->t0;
-	bool carry = s->step_seq != f->carry_seq; /* not a report of the step before */
+	double t = s->time - f->t0, step_time = s->step_time, ah = s->charge_ah, wh = s->energy_wh;
 	char num[16];
+
+	bl_carry_apply(&f->carry, s->step_seq, &step_time, &ah, &wh);
 
 	b->len = 0;
 	bl_buf_addc(b, '(');
@@ -40,7 +38,7 @@ static void format_row(struct bl_dbfeed *f, const struct bl_sample *s)
 	bl_sql_int(b, (long long)++f->seq);            bl_buf_adds(b, ",to_timestamp(");
 	bl_sql_fixed(b, f->epoch + t, 3);              bl_buf_adds(b, "),");
 	bl_sql_fixed(b, t, 3);                         bl_buf_addc(b, ',');
-	bl_sql_fixed(b, s->step_time + (carry ? f->carry_time : 0), 3); bl_buf_addc(b, ',');
+	bl_sql_fixed(b, step_time, 3);                 bl_buf_addc(b, ',');
 	bl_sql_int(b, f->lb.cycle);                       bl_buf_addc(b, ',');
 	bl_sql_text(b, f->lb.cycle_kind);                 bl_buf_addc(b, ',');
 	bl_sql_int(b, f->lb.step);                        bl_buf_addc(b, ',');
@@ -53,8 +51,8 @@ static void format_row(struct bl_dbfeed *f, const struct bl_sample *s)
 	bl_sql_fixed(b, s->voltage, 4);                bl_buf_addc(b, ',');
 	bl_sql_fixed(b, s->current, 4);                bl_buf_addc(b, ',');
 	bl_sql_fixed(b, s->temp_c, 2);                 bl_buf_addc(b, ',');
-	bl_sql_fixed(b, s->charge_ah + (carry ? f->carry_ah : 0), 6); bl_buf_addc(b, ',');
-	bl_sql_fixed(b, s->energy_wh + (carry ? f->carry_wh : 0), 6); bl_buf_addc(b, ',');
+	bl_sql_fixed(b, ah, 6);                        bl_buf_addc(b, ',');
+	bl_sql_fixed(b, wh, 6);                        bl_buf_addc(b, ',');
 	bl_sql_fixed(b, s->vcc, 3);                    bl_buf_addc(b, ',');
 	bl_sql_int(b, s->error);
 	bl_buf_addc(b, ')');
@@ -67,7 +65,6 @@ static void on_sample(struct bl_chan_listener *l, const struct bl_sample *s, int
 	if (status != BL_OK || !s)
 		return;
 	format_row(f, s);
-	f->last_seq = s->step_seq;
 	if (!f->row.oom)
 		bl_dbsink_row(f->sink, "samples", f->row.p, f->row.len);
 }
@@ -94,15 +91,12 @@ void bl_dbfeed_label(struct bl_dbfeed *f, int step, const char *step_name, int c
                      const char *cycle_kind)
 {
 	if (bl_labels_set(&f->lb, step, step_name, cycle, cycle_kind))
-		f->carry_time = f->carry_ah = f->carry_wh = 0.0;
+		bl_carry_set(&f->carry, 0, 0, 0);
 }
 
 void bl_dbfeed_carry(struct bl_dbfeed *f, double step_time, double charge_ah, double energy_wh)
 {
-	f->carry_time = step_time;
-	f->carry_ah = charge_ah;
-	f->carry_wh = energy_wh;
-	f->carry_seq = f->last_seq;
+	bl_carry_set(&f->carry, step_time, charge_ah, energy_wh);
 }
 
 void bl_dbfeed_continue(struct bl_dbfeed *f, uint64_t rows)

@@ -263,14 +263,8 @@ static int l_feed_carry(lua_State *L)
 {
 	struct lfeed *lf = check_feed(L);
 	double v[3];
-	const char *keys[] = {"step_time", "charge_ah", "energy_wh"};
 
-	luaL_checktype(L, 2, LUA_TTABLE);
-	for (int i = 0; i < 3; i++) {
-		lua_getfield(L, 2, keys[i]);
-		v[i] = luaL_optnumber(L, -1, 0);
-		lua_pop(L, 1);
-	}
+	bl_lua_check_carry(L, 2, v);
 	if (lf->f)
 		bl_dbfeed_carry(lf->f, v[0], v[1], v[2]);
 	return 0;

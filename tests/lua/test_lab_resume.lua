@@ -182,14 +182,26 @@ t.is(tonumber(cli.read(r1 .. "/db-spool.sent")), #cli.read(r1 .. "/db-spool.sql"
 
 local meta = cjson.decode(cli.read(r1 .. "/run.json") or "{}")
 local gap = meta.resumes and meta.resumes[1] and meta.resumes[1].gap_from_s or math.huge
-local late, status = 0, {}
+local late, status, by_time, bad = 0, {}, {}, nil
+for _, cell in ipairs { "A", "B" } do
+	for _, r in ipairs(csv_rows(r1 .. "/cells/" .. cell .. ".csv")) do
+		by_time[cell .. " " .. r[1]] = r
+	end
+end
 for _, s in ipairs(messages(got, "sample")) do
-	late = late + (s.time > gap and 1 or 0)
+	local r = by_time[("%s %.3f"):format(s.cell, s.time)]
+	if s.time > gap then
+		late = late + 1
+		if not r or tonumber(r[11]) ~= s.charge_ah or tonumber(r[12]) ~= s.energy_wh or tonumber(r[8]) ~= s.voltage then
+			bad = bad or ("%s at %.3f s: %s"):format(s.cell, s.time, r and "differs from its CSV row" or "no row")
+		end
+	end
 end
 for _, s in ipairs(messages(got, "status")) do
 	status[s.cell] = (status[s.cell] or "") .. s.state .. (s.step and (":" .. s.step) or "") .. " "
 end
 t.ok(late > 20, ("MQTT: samples after the crash (%d)"):format(late))
+t.ok(not bad, "MQTT: each equal to its CSV row (V, the resumed step's Ah and Wh carried over) " .. (bad or ""))
 t.like(status.A or "", "running:1%.?0? running:2%.?0? .*done", "MQTT: A's status goes on at its discharge, then done")
 t.like(status.B or "", "running:1%.?0? running:2%.?0? .*done", "MQTT: B's status too")
 
