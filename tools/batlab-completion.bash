@@ -44,7 +44,7 @@ _batlab_options()
 		calibration)
 			if [[ $2 == backup ]]; then echo "$devopts --force"; else echo "$devopts"; fi ;;
 		run|cycletest|dischargetest) echo "$runopts" ;;
-		resume) echo "--port --quiet --json -h --help" ;;
+		resume) echo "--port --db --mqtt --quiet --json -h --help" ;;
 		shell) echo "-e --sim --sim= --devices --seed --port --serial -h --help" ;;
 		sim) echo "--pty --describe --devices --layout --seed --speed -h --help" ;;
 		lua) echo "-e -h --help" ;;

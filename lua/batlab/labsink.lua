@@ -13,6 +13,7 @@
 --   lab:event(name, text, t); lab:summary(name, sum); lab:close(outcome)
 local batlab = require "batlab"
 local labconf = require "batlab.labconf"
+local labresume = require "batlab.labresume"
 
 local M = {}
 
@@ -53,32 +54,64 @@ local function absolute(dir)
 	return require("lfs").currentdir() .. "/" .. dir
 end
 
--- open(R) -> lab | nil, nil (no sink asked for) | nil, err. R.o.db /
--- R.o.mqtt, else $BATLAB_DB / $BATLAB_MQTT, else the config file.
+-- Where the sinks go: R.o.db / R.o.mqtt, else $BATLAB_DB / $BATLAB_MQTT,
+-- else the config file; a resumed run's are its own (batlab.labresume).
+local function urls(R, conf)
+	if R.resume then
+		return labresume.urls(R, conf)
+	end
+	return R.o.db or os.getenv("BATLAB_DB") or conf.db, R.o.mqtt or os.getenv("BATLAB_MQTT") or conf.mqtt
+end
+
+function Lab:_run_row()
+	local R = self.R
+	local run_json = require("batlab.fsutil").read_file(R.run.dir .. "/run.json")
+	self.db:row("runs", { self.run_id, self.host, R.mode, R.proc.name, R.script, { ts = R.epoch },
+		R.o.sim and true or false, absolute(R.run.dir), batlab.VERSION, run_json and { json = run_json } }, 10)
+end
+
+-- What a resume needs to go on with the same sinks (its journal, never
+-- a password: batlab.labresume).
+local function record(R, lab, url, mqtt_url)
+	local db, removed
+	if (url or "") ~= "" then
+		db, removed = labresume.redact(url)
+	end
+	R.journal:write({ ev = "lab", run_id = lab.run_id, db = db, db_password = removed or nil,
+		mqtt = (mqtt_url or "") ~= "" and mqtt_url or nil }, true)
+end
+
+-- open(R) -> lab | nil, nil (no sink asked for) | nil, err.
 function M.open(R)
 	local conf, cerr = labconf.read()
 	if not conf then
 		return nil, cerr
 	end
-	local url = R.o.db or os.getenv("BATLAB_DB") or conf.db
-	local mqtt_url = R.o.mqtt or os.getenv("BATLAB_MQTT") or conf.mqtt
+	local url, mqtt_url, warn = urls(R, conf)
 	if (url or "") == "" and (mqtt_url or "") == "" then
 		return nil
+	end
+	if warn then
+		io.stderr:write("batlab: warning: ", warn, "\n")
 	end
 	local dir = R.run.dir
 	local lab = setmetatable({ R = R, host = hostname(), seq = 0, t0 = R.t0, epoch = R.epoch, cells = {} },
 		Lab)
-	lab.run_id = ("%s:%s:%d"):format(lab.host, dir:match("([^/]+)/*$") or dir, os.time())
+	lab.run_id = R.resume and R.resume.lab and R.resume.lab.run_id
+		or ("%s:%s:%d"):format(lab.host, dir:match("([^/]+)/*$") or dir, os.time())
+	record(R, lab, url, mqtt_url)
 	if (url or "") ~= "" then
 		local db, err = batlab.db_open(url, dir)
 		if not db then
 			return nil, "--db: " .. tostring(err)
 		end
 		lab.db = db
-		local run_json = require("batlab.fsutil").read_file(dir .. "/run.json")
-		db:row("runs", { lab.run_id, lab.host, R.mode, R.proc.name, R.script, { ts = R.epoch },
-			R.o.sim and true or false, absolute(dir), batlab.VERSION, run_json and { json = run_json } }, 10)
 		lab.log = { path = dir .. "/events.log", off = 0 }
+		if R.resume then
+			labresume.catch_up(lab, R)
+		else
+			lab:_run_row()
+		end
 	end
 	if (mqtt_url or "") ~= "" then
 		if not batlab.mqtt_open then
@@ -100,8 +133,12 @@ end
 -- The feeds batlab.recording labels and closes with the cell's recording.
 function Lab:feeds(name, ch, serial, channel)
 	local out = {}
+	-- (a resumed cell goes on after its rows; its cells row is there, batlab.labresume)
+	local before = self.db and self.rows_before and self.rows_before[name]
 	if self.db then
-		out[#out + 1] = self.db:feed(ch, self.run_id, name, self.t0, self.epoch)
+		out[#out + 1] = self.db:feed(ch, self.run_id, name, self.t0, self.epoch, before or 0)
+	end
+	if self.db and not before then
 		self.cell_names = self.cell_names or {}
 		self.cell_names[name] = true
 		self.ncells = (self.ncells or 0) + 1 -- its place in run.json's cells
@@ -127,6 +164,7 @@ function Lab:feeds(name, ch, serial, channel)
 					self:_status(c)
 				end
 			end,
+			carry = function(_, k) feed:carry(k) end, -- (a resumed step, batlab.recording)
 			close = function() feed:close() end,
 		}
 		self:_status(c)
@@ -158,6 +196,9 @@ function Lab:_event_row(t, body)
 		name, text = nil, body
 	end
 	self.seq = self.seq + 1
+	if self.seq <= (self.skip_events or 0) then -- resumed: spooled before the crash
+		return
+	end
 	self.db:row("events", { self.run_id, self.seq, name, { ts = self.epoch + t }, t, text }, 6)
 end
 

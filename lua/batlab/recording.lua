@@ -250,7 +250,13 @@ function Recording:begin_step(name, opts)
 		self.step_policy = true
 	end
 	if c and self.rec then
-		self.rec:carry { step_time = c.time, charge_ah = c.sign * c.ah, energy_wh = c.sign * c.wh }
+		local k = { step_time = c.time, charge_ah = c.sign * c.ah, energy_wh = c.sign * c.wh }
+		self.rec:carry(k)
+		for _, f in ipairs(self.feeds) do -- (the database's rows are the CSV's)
+			if f.carry then
+				f:carry(k)
+			end
+		end
 	end
 	-- (batlab.journal: a resume may then read the counter as this step's)
 	local kind = opts and opts.kind

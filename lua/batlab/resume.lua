@@ -31,7 +31,7 @@ M.VOLTAGE_TOLERANCE = 0.5
 M.RELAX_MAX = 1.0
 
 M.USAGE = [[
-usage: batlab resume RUN_DIR [--port PATH] [--quiet] [--json]
+usage: batlab resume RUN_DIR [--port PATH] [--db URL] [--mqtt URL] [--quiet] [--json]
 
 Go on with a run whose host died (kill -9, a crash, a reboot, a power
 cut), or that was interrupted (Ctrl-C), from the journal in its directory. The same Batlabs are opened
@@ -45,6 +45,13 @@ and time. The run's files are appended to; the gap is recorded.
 A run on the in-process virtual Batlab cannot be resumed: its devices
 ended with it. For a dry run that can, serve the virtual Batlab on a
 pseudo-terminal with 'batlab sim' (docs/cli.md, "resume").
+
+A run that sent its rows to a database (--db) or its telemetry to an MQTT
+broker (--mqtt) goes on sending to the same ones: the database gets what
+the crash kept from it and every row after, each once. --db URL and
+--mqtt URL send to others instead (or start sending); a database password
+the run's URL had is not kept in the run: it comes from BATLAB_DB or the
+lab configuration file when they name the same database, or ~/.pgpass.
 ]]
 
 -- ---- the journal, per cell ------------------------------------------------
@@ -112,6 +119,8 @@ local function load(dir)
 			J.run = e
 		elseif e.ev == "closed" then
 			J.closed = e.outcome or "closed"
+		elseif e.ev == "lab" then
+			J.lab = e -- (batlab.labsink: its sinks)
 		elseif e.ev == "resume" then
 			J.resumes, J.closed = J.resumes + 1, nil
 		elseif ON[e.ev] and e.cell then
@@ -181,9 +190,16 @@ end
 -- prepare(argv, dev, prepare_run, err) -> R | nil, exit code: the run as
 -- its command line said, with R.resume (the journal) and R.dir.
 function M.prepare(argv, dev, prepare_run, err)
-	local dir, extra = nil, {}
+	local dir, extra, given, want = nil, {}, {}, nil
 	for _, a in ipairs(argv) do
-		if a == "-h" or a == "--help" then
+		local opt, val = a:match("^%-%-(%a+)=(.*)$")
+		if want then
+			given[want], want = a, nil
+		elseif opt == "db" or opt == "mqtt" then
+			given[opt] = val
+		elseif a == "--db" or a == "--mqtt" then
+			want = a:sub(3)
+		elseif a == "-h" or a == "--help" then
 			io.stdout:write(M.USAGE)
 			return nil, batlab.EXIT_OK
 		elseif a == "--quiet" or a == "--json" then
@@ -195,7 +211,10 @@ function M.prepare(argv, dev, prepare_run, err)
 			dir = a
 		end
 	end
-	if not dir then
+	if want then
+		err(("resume: --%s needs a URL"):format(want))
+		return nil, batlab.EXIT_USAGE
+	elseif not dir then
 		err("resume: which run? (batlab resume RUN_DIR)")
 		return nil, batlab.EXIT_USAGE
 	end
@@ -223,13 +242,7 @@ function M.prepare(argv, dev, prepare_run, err)
 		err(why)
 		return nil, batlab.EXIT_USAGE
 	end
-	R.resume, R.dir = J, dir
-	if R.o.db or R.o.mqtt or os.getenv("BATLAB_DB") or os.getenv("BATLAB_MQTT") then
-		-- (a resumed run would need its database keys and telemetry to go
-		-- on where they stopped)
-		err("warning: resume does not send to the lab's database or MQTT: the rows after the "
-			.. "crash are in the run's files only")
-	end
+	R.resume, R.dir, R.lab_given = J, dir, given
 	return R
 end
 
@@ -303,6 +316,7 @@ end
 
 -- (what resume does to each file of the run, for tests/lua/test_gzip.lua)
 M.tidy_file = tidy
+M.recorded_argv = require("batlab.labresume").recorded_argv
 
 -- The cells' files as run.json names them.
 local function cell_files(dir)
@@ -347,13 +361,15 @@ local function tidy_all(R)
 		end
 	end
 	tidy(dir .. "/events.log")
+	tidy(dir .. "/db-spool.sql") -- (batlab.labresume reads it; the sender appends to it)
 	for entry in lfs.dir(dir) do
 		if entry:find("^batlab%-log_.*%.csv$") then
 			tidy(dir .. "/" .. entry)
 		end
 	end
 	for _, c in ipairs(R.resume.cells) do
-		local lines, last = tidy(dir .. "/" .. (files[c.name] or "cells/" .. fsutil.safe_name(c.name) .. ".csv"))
+		c.file = dir .. "/" .. (files[c.name] or "cells/" .. fsutil.safe_name(c.name) .. ".csv")
+		local lines, last = tidy(c.file)
 		c.rows = math.max(lines - 1, 0)
 		c.last_row_t = last and tonumber(last:match("^([^,]+)"))
 	end
@@ -586,6 +602,14 @@ function M.open(R, P)
 		return nil, batlab.EXIT_USAGE
 	end
 	R.run, R.journal = run, j
+	-- the run's database and broker, caught up with what the crash cut
+	local lab, lerr = require("batlab.labsink").open(R)
+	if lerr then -- (nothing written yet: the run stays as the crash left it)
+		P.err(lerr)
+		R.pool:close()
+		return nil, batlab.EXIT_USAGE
+	end
+	R.lab = lab
 	local gap = ("resumed after %s: the journal's last entry was at %.1f s; going on at %.1f s "
 		.. "(a gap of %.1f s)"):format(J.closed and "an interruption (Ctrl-C)" or UNCLOSED, J.last_t, t,
 		t - J.last_t)

@@ -91,10 +91,10 @@ local function open_results(R)
 		return nil, jerr
 	end
 	R.journal = j
-	j:write({ ev = "run", mode = R.mode, argv = R.argv, dev = R.dev, cwd = lfs.currentdir(),
-		script = R.script, script_hash = journal.digest_file(R.script), settings_file = o.settings,
-		settings_hash = o.settings and journal.digest_file(o.settings) or nil, epoch = R.epoch,
-		sim = o.sim and true or false }, true)
+	j:write({ ev = "run", mode = R.mode, argv = resume.recorded_argv(R.argv), dev = R.dev, -- (no password)
+		cwd = lfs.currentdir(), script = R.script, script_hash = journal.digest_file(R.script),
+		settings_file = o.settings, settings_hash = o.settings and journal.digest_file(o.settings) or nil,
+		epoch = R.epoch, sim = o.sim and true or false }, true)
 	return open_lexcelon(R, run, name)
 end
 

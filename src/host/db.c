@@ -9,6 +9,7 @@
 #include "core/bl.h"
 #include "host/db.h"
 #include "host/db_parts.h"
+#include "host/resolve.h"
 
 /* The schema's versions (docs/database.md documents every column): entry
  * k brings a database from version k to k + 1. A new version appends its
@@ -96,28 +97,135 @@ bool bl_db_conninfo_ok(const char *conninfo, char *msg, size_t msglen)
 	return true;
 }
 
-static PGconn *connect_params(const char *conninfo, double wait_s, bool async)
+/* The one host a conninfo names, when it is a name to look up: true with
+ * it in host. A hostaddr already given, a socket directory, a number or a
+ * list of hosts ("a,b": libpq looks those up itself) is left to libpq. */
+static bool host_to_look_up(const char *conninfo, char *host, size_t hostlen)
 {
-	char timeout[32];
-	const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
-	const char *vals[] = {conninfo, timeout, "batlab", NULL};
+	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+	const char *h = NULL;
+	bool has_addr = false;
+
+	if (!opts)
+		return false;
+	for (PQconninfoOption *o = opts; o->keyword; o++) {
+		if (strcmp(o->keyword, "host") == 0)
+			h = o->val;
+		else if (strcmp(o->keyword, "hostaddr") == 0 && o->val && o->val[0])
+			has_addr = true;
+	}
+	/* (libpq's defaults from the environment, which the parse leaves out) */
+	if (!h || !h[0])
+		h = getenv("PGHOST");
+	has_addr = has_addr || (getenv("PGHOSTADDR") && getenv("PGHOSTADDR")[0]);
+	bool look = !has_addr && h && !strchr(h, ',') && strlen(h) < hostlen && bl_host_needs_lookup(h);
+	if (look)
+		snprintf(host, hostlen, "%s", h);
+	PQconninfoFree(opts);
+	return look;
+}
+
+/* PQconnectStartParams / PQconnectdbParams on the conninfo (dbname is
+ * expanded); with addrs, host and hostaddr come after it and override
+ * it: libpq connects to each address in turn without looking a name up,
+ * and still checks a TLS certificate and finds ~/.pgpass by the name
+ * (libpq's documented way: "host" and "hostaddr" together). */
+static PGconn *connect_params(const char *conninfo, double wait_s, bool async, const char *host,
+                              const struct bl_addrs *addrs)
+{
+	char timeout[32], hosts[BL_RESOLVE_MAX * 257], hostaddrs[BL_RESOLVE_MAX * (BL_ADDR_LEN + 1)];
+	const char *keys[] = {"dbname", "connect_timeout", "application_name", "host", "hostaddr", NULL};
+	const char *vals[] = {conninfo, timeout, "batlab", hosts, hostaddrs, NULL};
 	PGconn *c;
 
 	snprintf(timeout, sizeof timeout, "%d", wait_s < 1 ? 1 : (int)ceil(wait_s));
+	hosts[0] = hostaddrs[0] = '\0';
+	for (int i = 0; addrs && i < addrs->n; i++) {
+		size_t hn = strlen(hosts), an = strlen(hostaddrs);
+		snprintf(hosts + hn, sizeof hosts - hn, "%s%s", i ? "," : "", host);
+		snprintf(hostaddrs + an, sizeof hostaddrs - an, "%s%s", i ? "," : "", addrs->a[i]);
+	}
+	if (!addrs)
+		keys[3] = vals[3] = NULL;
 	c = async ? PQconnectStartParams(keys, vals, 1) : PQconnectdbParams(keys, vals, 1);
 	if (c)
 		PQsetNoticeProcessor(c, quiet, NULL);
 	return c;
 }
 
-PGconn *bl_db_connect_start(const char *conninfo)
+/* Connecting from the loop: the name looked up first (host/resolve.h),
+ * then PQconnectStartParams on its addresses, whose socket the caller
+ * watches through PQconnectPoll. */
+struct bl_dbdial {
+	struct bl_resolve *r;
+	char *conninfo;
+	char host[256];
+	bl_dbdial_fn fn;
+	void *ud;
+};
+
+static void dial_free(struct bl_dbdial *d)
 {
-	return connect_params(conninfo, 10, true);
+	free(d->conninfo);
+	free(d);
 }
 
-PGconn *bl_db_connect(const char *conninfo, double wait_s)
+static void looked_up(void *ud, const struct bl_addrs *addrs)
 {
-	return connect_params(conninfo, wait_s, false);
+	struct bl_dbdial *d = ud;
+	PGconn *c = addrs->n ? connect_params(d->conninfo, 10, true, d->host, addrs) : NULL;
+
+	d->fn(d->ud, c, addrs->n ? "out of memory" : addrs->error);
+	dial_free(d);
+}
+
+struct bl_dbdial *bl_db_dial(struct bl_loop *loop, const char *conninfo, bl_dbdial_fn fn, void *ud)
+{
+	char host[256], err[200];
+	struct bl_dbdial *d;
+
+	if (!host_to_look_up(conninfo, host, sizeof host)) {
+		fn(ud, connect_params(conninfo, 10, true, NULL, NULL), "out of memory");
+		return NULL;
+	}
+	d = calloc(1, sizeof *d);
+	if (!d || !(d->conninfo = strdup(conninfo))) {
+		free(d);
+		fn(ud, NULL, "out of memory");
+		return NULL;
+	}
+	snprintf(d->host, sizeof d->host, "%s", host);
+	d->fn = fn;
+	d->ud = ud;
+	d->r = bl_resolve_start(loop, host, looked_up, d, err, sizeof err);
+	if (!d->r) {
+		dial_free(d);
+		fn(ud, NULL, err);
+		return NULL;
+	}
+	return d;
+}
+
+void bl_db_dial_cancel(struct bl_dbdial *d)
+{
+	if (!d)
+		return;
+	bl_resolve_cancel(d->r);
+	dial_free(d);
+}
+
+PGconn *bl_db_connect(const char *conninfo, double wait_s, char *msg, size_t msglen)
+{
+	char host[256];
+	struct bl_addrs addrs;
+
+	if (!host_to_look_up(conninfo, host, sizeof host))
+		return connect_params(conninfo, wait_s, false, NULL, NULL);
+	if (bl_resolve_wait(host, wait_s, &addrs) == 0) {
+		snprintf(msg, msglen, "cannot connect to the database: %s", addrs.error);
+		return NULL;
+	}
+	return connect_params(conninfo, wait_s, false, host, &addrs);
 }
 
 static int fail_conn(PGconn *c, const char *what, char *msg, size_t msglen)
@@ -139,7 +247,10 @@ static PGconn *open_conn(const char *conninfo, double wait_s, char *msg, size_t 
 
 	if (!bl_db_conninfo_ok(conninfo, msg, msglen))
 		return NULL;
-	c = bl_db_connect(conninfo, wait_s);
+	msg[0] = '\0';
+	c = bl_db_connect(conninfo, wait_s, msg, msglen);
+	if (!c && msg[0])
+		return NULL; /* the name did not resolve: msg says so */
 	if (!c || PQstatus(c) != CONNECTION_OK) {
 		fail_conn(c, "cannot connect to the database", msg, msglen);
 		return NULL;

@@ -112,6 +112,10 @@ struct bl_dbfeed *bl_dbfeed_open(struct bl_dbsink *s, struct bl_channel *ch, con
 void bl_dbfeed_label(struct bl_dbfeed *f, int step, const char *step_name, int cycle,
                      const char *cycle_kind);
 uint64_t bl_dbfeed_rows(const struct bl_dbfeed *f);
+/* A resumed run: the cell's rows go on after the `rows` it had, and the
+ * step a crash cut short from what it had done (bl_recorder_carry). */
+void bl_dbfeed_continue(struct bl_dbfeed *f, uint64_t rows);
+void bl_dbfeed_carry(struct bl_dbfeed *f, double step_time, double charge_ah, double energy_wh);
 void bl_dbfeed_close(struct bl_dbfeed *f);
 
 #endif

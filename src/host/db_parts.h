@@ -101,9 +101,18 @@ int bl_dbsend_drain(struct bl_dbsend *sd, double wait_s);
 int bl_dbsend_mark(struct bl_dbsend *sd);
 void bl_dbsend_free(struct bl_dbsend *sd);
 
-/* PQconnectStartParams / PQconnectdbParams on a URL or key=value string,
- * with a connect timeout, and notices kept off stderr. */
-PGconn *bl_db_connect_start(const char *conninfo);
-PGconn *bl_db_connect(const char *conninfo, double wait_s);
+/* Connecting without blocking the loop (a host name is looked up off it,
+ * host/resolve.h): fn gets the PGconn from PQconnectStartParams on the
+ * name's addresses, to drive with PQconnectPoll, or NULL and why (the
+ * name did not resolve: err names it). NULL when fn already ran (a number
+ * or a socket: nothing to look up), else a dial to cancel (fn not run). */
+struct bl_loop;
+struct bl_dbdial;
+typedef void (*bl_dbdial_fn)(void *ud, PGconn *c, const char *err);
+struct bl_dbdial *bl_db_dial(struct bl_loop *loop, const char *conninfo, bl_dbdial_fn fn, void *ud);
+void bl_db_dial_cancel(struct bl_dbdial *d);
+/* PQconnectdbParams, the name looked up in at most wait_s: NULL with msg
+ * when it did not resolve. Notices are kept off stderr. */
+PGconn *bl_db_connect(const char *conninfo, double wait_s, char *msg, size_t msglen);
 
 #endif

@@ -18,6 +18,7 @@ struct bl_dbfeed {
 	double t0, epoch;
 	struct bl_labels lb;
 	uint64_t seq;
+	struct bl_carry carry;              /* a resumed step's, as the CSV's */
 	struct bl_buf row;
 };
 
@@ -25,9 +26,10 @@ static void format_row(struct bl_dbfeed *f, const struct bl_sample *s)
 {
 	struct bl_buf *b = &f->row;
 	const char *mode = bl_mode_name(s->mode);
-	double t = s->time - f->t0;
+	double t = s->time - f->t0, step_time = s->step_time, ah = s->charge_ah, wh = s->energy_wh;
 	char num[16];
 
+	bl_carry_apply(&f->carry, s->step_seq, &step_time, &ah, &wh);
 	if (!mode) {
 		snprintf(num, sizeof num, "%u", s->mode);
 		mode = num;
@@ -38,7 +40,7 @@ static void format_row(struct bl_dbfeed *f, const struct bl_sample *s)
 	bl_copy_int(b, (long long)++f->seq);           bl_buf_addc(b, '\t');
 	bl_copy_time(b, f->epoch + t);                 bl_buf_addc(b, '\t');
 	bl_copy_fixed(b, t, 3);                        bl_buf_addc(b, '\t');
-	bl_copy_fixed(b, s->step_time, 3);             bl_buf_addc(b, '\t');
+	bl_copy_fixed(b, step_time, 3);                bl_buf_addc(b, '\t');
 	bl_copy_int(b, f->lb.cycle);                   bl_buf_addc(b, '\t');
 	bl_copy_text(b, f->lb.cycle_kind);             bl_buf_addc(b, '\t');
 	bl_copy_int(b, f->lb.step);                    bl_buf_addc(b, '\t');
@@ -47,8 +49,8 @@ static void format_row(struct bl_dbfeed *f, const struct bl_sample *s)
 	bl_copy_fixed(b, s->voltage, 4);               bl_buf_addc(b, '\t');
 	bl_copy_fixed(b, s->current, 4);               bl_buf_addc(b, '\t');
 	bl_copy_fixed(b, s->temp_c, 2);                bl_buf_addc(b, '\t');
-	bl_copy_fixed(b, s->charge_ah, 6);             bl_buf_addc(b, '\t');
-	bl_copy_fixed(b, s->energy_wh, 6);             bl_buf_addc(b, '\t');
+	bl_copy_fixed(b, ah, 6);                       bl_buf_addc(b, '\t');
+	bl_copy_fixed(b, wh, 6);                       bl_buf_addc(b, '\t');
 	bl_copy_fixed(b, s->vcc, 3);                   bl_buf_addc(b, '\t');
 	bl_copy_int(b, s->error);
 }
@@ -85,7 +87,18 @@ struct bl_dbfeed *bl_dbfeed_open(struct bl_dbsink *s, struct bl_channel *ch, con
 void bl_dbfeed_label(struct bl_dbfeed *f, int step, const char *step_name, int cycle,
                      const char *cycle_kind)
 {
-	bl_labels_set(&f->lb, step, step_name, cycle, cycle_kind);
+	if (bl_labels_set(&f->lb, step, step_name, cycle, cycle_kind))
+		bl_carry_set(&f->carry, 0, 0, 0);
+}
+
+void bl_dbfeed_carry(struct bl_dbfeed *f, double step_time, double charge_ah, double energy_wh)
+{
+	bl_carry_set(&f->carry, step_time, charge_ah, energy_wh);
+}
+
+void bl_dbfeed_continue(struct bl_dbfeed *f, uint64_t rows)
+{
+	f->seq = rows;
 }
 
 uint64_t bl_dbfeed_rows(const struct bl_dbfeed *f)

@@ -34,6 +34,7 @@ struct bl_dbsink {
 	struct bl_dbspool rd;       /* the spool, reading from what was sent */
 	enum state st;
 	PGconn *conn;
+	struct bl_dbdial *dial;     /* the server's name being looked up (CONNECTING) */
 	struct bl_io io;
 	struct bl_timer gather;     /* real time: the rows waiting go when it fires */
 	bool gathered;
@@ -134,18 +135,27 @@ static void on_gathered(struct bl_loop *loop, struct bl_timer *t, void *ud)
 	s->gathered = false;
 }
 
+static void dialed(void *ud, PGconn *c, const char *err)
+{
+	struct bl_dbsink *s = ud;
+
+	s->dial = NULL;
+	s->conn = c;
+	if (!c || PQstatus(c) == CONNECTION_BAD) {
+		set_error(s, "cannot connect to the database", c ? PQerrorMessage(c) : err);
+		PQfinish(c);
+		s->conn = NULL;
+		s->st = DOWN;
+		return;
+	}
+	watch(s, BL_IO_WRITE);
+}
+
 static void try_connect(struct bl_dbsink *s)
 {
 	s->last_try_us = bl_clock_monotonic_us();
-	s->conn = bl_db_connect_start(s->conninfo);
-	if (!s->conn || PQstatus(s->conn) == CONNECTION_BAD) {
-		set_error(s, "cannot connect to the database", s->conn ? PQerrorMessage(s->conn) : "out of memory");
-		PQfinish(s->conn);
-		s->conn = NULL;
-		return;
-	}
-	s->st = CONNECTING;
-	watch(s, BL_IO_WRITE);
+	s->st = CONNECTING; /* from the name's lookup on (db.c: bl_db_dial) */
+	s->dial = bl_db_dial(s->loop, s->conninfo, dialed, s);
 }
 
 static void connect_step(struct bl_dbsink *s)
@@ -298,6 +308,7 @@ uint64_t bl_dbsink_close(struct bl_dbsink *s, double wait_s, char *msg, size_t m
 	if (s->io.active)
 		bl_io_stop(s->loop, &s->io);
 	bl_timer_stop(s->loop, &s->gather);
+	bl_db_dial_cancel(s->dial);
 	fflush(s->fa);
 	fclose(s->fa);
 	msg[0] = '\0';

@@ -10,6 +10,24 @@ void bl_labels_init(struct bl_labels *l)
 	snprintf(l->cycle_kind, sizeof l->cycle_kind, "other");
 }
 
+void bl_carry_set(struct bl_carry *c, double time, double ah, double wh)
+{
+	c->time = time;
+	c->ah = ah;
+	c->wh = wh;
+	c->seq = c->last_seq;
+}
+
+void bl_carry_apply(struct bl_carry *c, unsigned step_seq, double *time, double *ah, double *wh)
+{
+	if (step_seq != c->seq) {
+		*time += c->time;
+		*ah += c->ah;
+		*wh += c->wh;
+	}
+	c->last_seq = step_seq;
+}
+
 bool bl_labels_set(struct bl_labels *l, int step, const char *step_name, int cycle,
                    const char *cycle_kind)
 {

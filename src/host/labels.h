@@ -20,4 +20,18 @@ void bl_labels_init(struct bl_labels *l);
 bool bl_labels_set(struct bl_labels *l, int step, const char *step_name, int cycle,
                    const char *cycle_kind);
 
+/* A step resumed after a crash goes on from what it had done before it
+ * (its step time, charge and energy, signed as the rows): every sink adds
+ * it to the samples of that step, not to the reports of the step before
+ * that may still come (recorder.h, bl_recorder_carry). */
+struct bl_carry {
+	double time, ah, wh;
+	unsigned seq, last_seq;     /* the carry applies from a later step_seq */
+};
+
+void bl_carry_set(struct bl_carry *c, double time, double ah, double wh);
+/* The sample's step time, charge and energy with the carry; remembers
+ * its step_seq. */
+void bl_carry_apply(struct bl_carry *c, unsigned step_seq, double *time, double *ah, double *wh);
+
 #endif

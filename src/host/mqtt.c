@@ -9,6 +9,7 @@
 #include "core/clock.h"
 #include "host/csv.h"
 #include "host/mqtt.h"
+#include "host/resolve.h"
 
 #define MOD "mqtt"
 #define RETRY_US 1000000u
@@ -36,10 +37,19 @@ struct bl_mqtt {
 	char prefix[TOPIC_MAX];     /* <prefix>/<node> */
 	char host[256];
 	int port;
+	bool tls;
 	bool connecting, connected, closing;
+	struct bl_resolve *lookup;  /* the broker's name being looked up */
+	struct bl_addrs addrs;      /* its addresses, tried in turn */
+	int next_addr;
 	uint64_t last_try_us;
 	struct held *held, **held_tail;
 	size_t nheld;
+	/* QoS 1 messages (statuses, "online") the broker has not acknowledged:
+	 * closing waits for them, as a socket closed with acknowledgements
+	 * unread is reset, and the broker drops what it had not read yet */
+	unsigned char unacked_mid[65536 / 8];
+	size_t unacked;
 	struct bl_mqtt_stats st;
 };
 
@@ -78,15 +88,44 @@ static void hold(struct bl_mqtt *m, const char *topic, const char *payload, size
 	m->nheld++;
 }
 
+static int publish(struct bl_mqtt *m, const char *topic, size_t n, const void *payload, bool retain)
+{
+	int mid = 0, rc = mosquitto_publish(m->mq, &mid, topic, (int)n, payload, retain ? 1 : 0, retain);
+
+	if (rc == MOSQ_ERR_SUCCESS && retain) {
+		m->unacked_mid[(mid & 0xffff) / 8] |= (unsigned char)(1u << (mid % 8));
+		m->unacked++;
+	}
+	return rc;
+}
+
+static void on_publish(struct mosquitto *mq, void *ud, int mid)
+{
+	struct bl_mqtt *m = ud;
+	unsigned char bit = (unsigned char)(1u << (mid % 8));
+
+	(void)mq;
+	if (m->unacked_mid[(mid & 0xffff) / 8] & bit) {
+		m->unacked_mid[(mid & 0xffff) / 8] &= (unsigned char)~bit;
+		m->unacked--;
+	}
+}
+
 static void release(struct bl_mqtt *m, bool send)
 {
 	while (m->held) {
 		struct held *h = unhold(m);
-		if (send && mosquitto_publish(m->mq, NULL, h->topic, (int)h->n, h->payload, h->retain ? 1 : 0,
-		                              h->retain) == MOSQ_ERR_SUCCESS)
+		if (send && publish(m, h->topic, h->n, h->payload, h->retain) == MOSQ_ERR_SUCCESS)
 			m->st.published++;
 		free(h);
 	}
+}
+
+static void say_error(struct bl_mqtt *m, const char *msg)
+{
+	if (strcmp(msg, m->st.error) != 0 && !m->closing)
+		BL_WARN(MOD, "%s (telemetry is dropped meanwhile)", msg);
+	snprintf(m->st.error, sizeof m->st.error, "%s", msg);
 }
 
 static void set_error(struct bl_mqtt *m, const char *what, int rc)
@@ -94,9 +133,7 @@ static void set_error(struct bl_mqtt *m, const char *what, int rc)
 	char msg[sizeof m->st.error];
 
 	snprintf(msg, sizeof msg, "%.60s %.80s:%d: %.40s", what, m->host, m->port, mosquitto_strerror(rc));
-	if (strcmp(msg, m->st.error) != 0 && !m->closing)
-		BL_WARN(MOD, "%s (telemetry is dropped meanwhile)", msg);
-	snprintf(m->st.error, sizeof m->st.error, "%s", msg);
+	say_error(m, msg);
 }
 
 static void watch(struct bl_mqtt *m)
@@ -117,29 +154,77 @@ static void watch(struct bl_mqtt *m)
 	bl_io_start(m->loop, &m->io, ev);
 }
 
+static void connect_next(struct bl_mqtt *m);
+
 static void lost(struct bl_mqtt *m, int rc)
 {
+	bool trying = m->connecting && !m->connected;
+
 	if (m->connected || m->connecting)
 		set_error(m, m->connected ? "lost the MQTT broker" : "cannot reach the MQTT broker", rc);
 	m->connected = m->connecting = false;
 	m->st.connected = false;
 	if (m->io.active)
 		bl_io_stop(m->loop, &m->io);
+	/* the name's next address, at once (localhost: ::1, then 127.0.0.1) */
+	if (trying && !m->closing && m->next_addr > 0 && m->next_addr < m->addrs.n)
+		connect_next(m);
 }
 
-static void try_connect(struct bl_mqtt *m)
+/* Connect to the next address the lookup gave. With TLS libmosquitto
+ * checks the broker's certificate against the host it is given, so it
+ * gets the name, and looks it up again itself (docs/lab.md). */
+static void connect_next(struct bl_mqtt *m)
 {
+	const char *to = m->tls ? m->host : m->addrs.a[m->next_addr];
 	int rc;
 
-	m->last_try_us = bl_clock_monotonic_us();
-	rc = mosquitto_reconnect_async(m->mq);
-	if (rc != MOSQ_ERR_SUCCESS) {
-		m->connecting = true;  /* so that lost() says it */
+	m->next_addr = m->tls ? m->addrs.n : m->next_addr + 1;
+	m->connecting = true;
+	rc = mosquitto_connect_async(m->mq, to, m->port, KEEPALIVE_S);
+	if (rc != MOSQ_ERR_SUCCESS)
 		lost(m, rc);
+	else
+		watch(m);
+}
+
+static void looked_up(void *ud, const struct bl_addrs *addrs)
+{
+	struct bl_mqtt *m = ud;
+
+	m->lookup = NULL;
+	if (addrs->n == 0) {
+		char msg[sizeof m->st.error];
+		snprintf(msg, sizeof msg, "cannot reach the MQTT broker: %s", addrs->error);
+		say_error(m, msg);
+		m->connecting = false;
 		return;
 	}
+	m->addrs = *addrs;
+	m->next_addr = 0;
+	connect_next(m);
+}
+
+/* Every try looks the name up again (the broker may have moved); a
+ * number is its own address. */
+static void try_connect(struct bl_mqtt *m)
+{
+	char err[200];
+
+	m->last_try_us = bl_clock_monotonic_us();
 	m->connecting = true;
-	watch(m);
+	if (!bl_host_needs_lookup(m->host)) {
+		m->addrs.n = 1;
+		snprintf(m->addrs.a[0], sizeof m->addrs.a[0], "%.45s", m->host);
+		m->next_addr = 0;
+		connect_next(m);
+		return;
+	}
+	m->lookup = bl_resolve_start(m->loop, m->host, looked_up, m, err, sizeof err);
+	if (!m->lookup) {
+		say_error(m, err);
+		m->connecting = false;
+	}
 }
 
 static void on_connect(struct mosquitto *mq, void *ud, int rc)
@@ -156,7 +241,8 @@ static void on_connect(struct mosquitto *mq, void *ud, int rc)
 	m->connected = m->st.connected = true;
 	m->st.error[0] = '\0';
 	snprintf(topic, sizeof topic, "%s/online", m->prefix);
-	mosquitto_publish(mq, NULL, topic, 4, "true", 1, true);
+	(void)mq;
+	publish(m, topic, 4, "true", true);
 	release(m, true);
 }
 
@@ -190,6 +276,8 @@ static void on_tick(struct bl_loop *loop, struct bl_timer *t, void *ud)
 
 	(void)loop;
 	(void)t;
+	if (m->lookup)
+		return; /* the name is being looked up */
 	if (m->connected || m->connecting) {
 		if (mosquitto_loop_misc(m->mq) != MOSQ_ERR_SUCCESS)
 			lost(m, MOSQ_ERR_CONN_LOST);
@@ -240,16 +328,12 @@ struct bl_mqtt *bl_mqtt_open(struct bl_loop *loop, const struct bl_mqtt_opts *o,
 	}
 	mosquitto_connect_callback_set(m->mq, on_connect);
 	mosquitto_disconnect_callback_set(m->mq, on_disconnect);
+	mosquitto_publish_callback_set(m->mq, on_publish);
 	bl_io_init(&m->io, -1, on_io, m);
 	bl_timer_init(&m->tick, on_tick, m);
 	bl_timer_after(loop, &m->tick, 1000000u, 1000000u);
-	m->last_try_us = bl_clock_monotonic_us();
-	m->connecting = true;
-	rc = mosquitto_connect_async(m->mq, m->host, m->port, KEEPALIVE_S);
-	if (rc != MOSQ_ERR_SUCCESS)
-		lost(m, rc);
-	else
-		watch(m);
+	m->tls = o->cafile || o->capath;
+	try_connect(m);
 	return m;
 }
 
@@ -277,7 +361,7 @@ bool bl_mqtt_publish(struct bl_mqtt *m, const char *sub, const char *payload, si
 		m->st.dropped++;
 		return false;
 	}
-	rc = mosquitto_publish(m->mq, NULL, topic, (int)n, payload, retain ? 1 : 0, retain);
+	rc = publish(m, topic, n, payload, retain);
 	if (rc != MOSQ_ERR_SUCCESS) {
 		lost(m, rc);
 		m->st.dropped++;
@@ -304,17 +388,32 @@ void bl_mqtt_close(struct bl_mqtt *m, double wait_s)
 
 	if (!m)
 		return;
+	/* a name still being looked up: its answer, so that a name that does
+	 * not resolve is said even by a run shorter than the lookup */
+	if (m->lookup && bl_resolve_finish(m->lookup, wait_s))
+		m->lookup = NULL;
+	/* a connection still under way (a run shorter than connecting): the
+	 * statuses held for it go out once it is up */
+	until = bl_clock_monotonic_us() + (uint64_t)(wait_s * 1e6);
+	while (m->connecting && !m->connected && !m->lookup && bl_clock_monotonic_us() < until)
+		if (mosquitto_loop(m->mq, 100, 1) != MOSQ_ERR_SUCCESS)
+			break;
 	m->closing = true;
 	bl_timer_stop(m->loop, &m->tick);
+	bl_resolve_cancel(m->lookup);
 	if (m->io.active)
 		bl_io_stop(m->loop, &m->io);
 	if (m->connected) {
 		char topic[TOPIC_MAX + 16];
 		snprintf(topic, sizeof topic, "%s/online", m->prefix);
-		mosquitto_publish(m->mq, NULL, topic, 5, "false", 1, true);
-		mosquitto_disconnect(m->mq);
-		/* what is queued (the last status, the goodbye) goes out */
+		publish(m, topic, 5, "false", true);
+		/* what is queued (the last status, the goodbye) goes out, and is
+		 * acknowledged, before the goodbye */
 		until = bl_clock_monotonic_us() + (uint64_t)(wait_s * 1e6);
+		while ((m->unacked > 0 || mosquitto_want_write(m->mq)) && bl_clock_monotonic_us() < until)
+			if (mosquitto_loop(m->mq, 100, 1) != MOSQ_ERR_SUCCESS)
+				break;
+		mosquitto_disconnect(m->mq);
 		while (mosquitto_want_write(m->mq) && bl_clock_monotonic_us() < until)
 			if (mosquitto_loop(m->mq, 100, 1) != MOSQ_ERR_SUCCESS)
 				break;

@@ -74,6 +74,8 @@ struct bl_mqttfeed *bl_mqttfeed_open(struct bl_mqtt *m, struct bl_channel *ch, c
                                      uint32_t serial, int channel, double t0);
 void bl_mqttfeed_label(struct bl_mqttfeed *f, int step, const char *step_name, int cycle,
                        const char *cycle_kind);
+/* A resumed step's samples go on from what it had done (bl_recorder_carry). */
+void bl_mqttfeed_carry(struct bl_mqttfeed *f, double step_time, double charge_ah, double energy_wh);
 void bl_mqttfeed_close(struct bl_mqttfeed *f);
 
 #endif

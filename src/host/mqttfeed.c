@@ -18,6 +18,7 @@ struct bl_mqttfeed {
 	char cell[LABEL_MAX], topic[48];
 	double t0;
 	struct bl_labels lb;
+	struct bl_carry carry;              /* a resumed step's, as the CSV's */
 	struct bl_buf msg;
 };
 
@@ -46,9 +47,12 @@ static void on_sample(struct bl_chan_listener *l, const struct bl_sample *s, int
 	struct bl_mqttfeed *f = (struct bl_mqttfeed *)(void *)l;
 	struct bl_buf *b = &f->msg;
 	const char *mode;
+	double step_time, ah, wh;
 
 	if (status != BL_OK || !s)
 		return;
+	step_time = s->step_time, ah = s->charge_ah, wh = s->energy_wh;
+	bl_carry_apply(&f->carry, s->step_seq, &step_time, &ah, &wh);
 	mode = bl_mode_name(s->mode);
 	b->len = 0;
 	bl_buf_adds(b, "{\"time\":");
@@ -57,8 +61,8 @@ static void on_sample(struct bl_chan_listener *l, const struct bl_sample *s, int
 	add_number(b, "voltage", s->voltage, 4);
 	add_number(b, "current", s->current, 4);
 	add_number(b, "temp_c", s->temp_c, 2);
-	add_number(b, "charge_ah", s->charge_ah, 6);
-	add_number(b, "energy_wh", s->energy_wh, 6);
+	add_number(b, "charge_ah", ah, 6);
+	add_number(b, "energy_wh", wh, 6);
 	add_number(b, "step", f->lb.step, 0);
 	add_text(b, "step_name", f->lb.step_name);
 	add_number(b, "cycle", f->lb.cycle, 0);
@@ -89,7 +93,13 @@ struct bl_mqttfeed *bl_mqttfeed_open(struct bl_mqtt *m, struct bl_channel *ch, c
 void bl_mqttfeed_label(struct bl_mqttfeed *f, int step, const char *step_name, int cycle,
                        const char *cycle_kind)
 {
-	bl_labels_set(&f->lb, step, step_name, cycle, cycle_kind);
+	if (bl_labels_set(&f->lb, step, step_name, cycle, cycle_kind))
+		bl_carry_set(&f->carry, 0, 0, 0);
+}
+
+void bl_mqttfeed_carry(struct bl_mqttfeed *f, double step_time, double charge_ah, double energy_wh)
+{
+	bl_carry_set(&f->carry, step_time, charge_ah, energy_wh);
 }
 
 void bl_mqttfeed_close(struct bl_mqttfeed *f)

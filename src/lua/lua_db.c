@@ -3,7 +3,9 @@
  *   local db = batlab.db_open("postgresql://lab/batlab", run_dir)  -- nil, err
  *   db:row("steps", { run_id, "A1", 1, ... }, n)    -- n values, nil = NULL;
  *        -- a value { ts = epoch } is a timestamp, { json = text } jsonb
- *   local feed = db:feed(ch, run_id, "A1", t0, epoch)  -- its samples
+ *   local feed = db:feed(ch, run_id, "A1", t0, epoch [, rows])  -- its samples
+ *        -- (rows: a resumed cell's rows before, its seq goes on after them)
+ *   feed:carry{ step_time = 60, charge_ah = -0.01, energy_wh = -0.04 }  -- a resumed step
  *   feed:label{ step = 1, step_name = "CHARGE", cycle = 1, cycle_kind = "cycle" }
  *   feed:close()
  *   db:stats()  -- { rows, connected, error, unsent }
@@ -17,6 +19,7 @@
  *   c:query(sql [, { params } [, n]])  -- { {v1, v2, ...}, ... } (nil for NULL) | nil, err
  *   c:close()
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,12 +94,18 @@ static void add_value(lua_State *L, struct bl_buf *b, int idx)
 	case LUA_TBOOLEAN:
 		bl_buf_adds(b, lua_toboolean(L, idx) ? "true" : "false");
 		break;
-	case LUA_TNUMBER:
+	case LUA_TNUMBER: {
+		double v = lua_tonumber(L, idx);
+		/* a whole float too (1000.0 from JSON): COPY takes no decimals
+		 * in an integer column */
 		if (lua_isinteger(L, idx))
 			bl_copy_int(b, (long long)lua_tointeger(L, idx));
+		else if (v == floor(v) && fabs(v) < 9e15)
+			bl_copy_int(b, (long long)v);
 		else
-			bl_copy_fixed(b, lua_tonumber(L, idx), 6);
+			bl_copy_fixed(b, v, 6);
 		break;
+	}
 	case LUA_TTABLE:
 		if (lua_getfield(L, idx, "ts") == LUA_TNUMBER) {
 			bl_copy_time(b, lua_tonumber(L, -1));
@@ -145,7 +154,10 @@ static int l_db_feed(lua_State *L)
 	struct bl_channel *ch = bl_lua_check_chan(L, 2);
 	const char *run = luaL_checkstring(L, 3), *cell = luaL_checkstring(L, 4);
 	double t0 = luaL_checknumber(L, 5), epoch = luaL_optnumber(L, 6, 0);
+	lua_Integer rows = luaL_optinteger(L, 7, 0);
 	struct lfeed *lf;
+
+	luaL_argcheck(L, rows >= 0, 7, "rows before must be >= 0");
 
 	if (!ch)
 		return bl_lua_fail(L, BL_ERR_CLOSED, "db:feed: the channel's device is detached");
@@ -157,6 +169,7 @@ static int l_db_feed(lua_State *L)
 	lf->f = bl_dbfeed_open(d->s, ch, run, cell, t0, epoch);
 	if (!lf->f)
 		return bl_lua_fail(L, BL_ERR_MEM, "out of memory");
+	bl_dbfeed_continue(lf->f, (uint64_t)rows);
 	lf->db = d;
 	lf->next = d->feeds;
 	if (lf->next)
@@ -244,6 +257,19 @@ static int l_feed_label(lua_State *L)
 	bl_lua_check_labels(L, 2, &lb);
 	if (lf->f)
 		bl_dbfeed_label(lf->f, lb.step, lb.step_name, lb.cycle, lb.cycle_kind);
+	return 0;
+}
+
+/* feed:carry{step_time =, charge_ah =, energy_wh =}: a resumed step's
+ * rows go on from what it had done, as its CSV rows (rec:carry). */
+static int l_feed_carry(lua_State *L)
+{
+	struct lfeed *lf = check_feed(L);
+	double v[3];
+
+	bl_lua_check_carry(L, 2, v);
+	if (lf->f)
+		bl_dbfeed_carry(lf->f, v[0], v[1], v[2]);
 	return 0;
 }
 
@@ -403,7 +429,8 @@ static const luaL_Reg db_methods[] = {
 };
 static const luaL_Reg feed_meta[] = {{"__gc", l_feed_close}, {NULL, NULL}};
 static const luaL_Reg feed_methods[] = {
-	{"label", l_feed_label}, {"rows", l_feed_rows}, {"close", l_feed_close}, {NULL, NULL},
+	{"label", l_feed_label}, {"carry", l_feed_carry}, {"rows", l_feed_rows}, {"close", l_feed_close},
+	{NULL, NULL},
 };
 
 void bl_lua_open_db(lua_State *L)

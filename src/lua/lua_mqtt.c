@@ -7,6 +7,7 @@
  *        -- (in order, bounded) while the broker is away
  *   local feed = mq:feed(ch, "A1", serial, channel, t0) -- its samples
  *   feed:label{ step =, step_name =, cycle =, cycle_kind = }; feed:close()
+ *   feed:carry{ step_time =, charge_ah =, energy_wh = }  -- a resumed step (rec:carry)
  *   mq:stats()  -- { published, dropped, connected, error }
  *   mq:close([wait_s])
  */
@@ -178,6 +179,19 @@ static int l_feed_label(lua_State *L)
 	return 0;
 }
 
+/* feed:carry{step_time =, charge_ah =, energy_wh =}: a resumed step's
+ * samples go on from what it had done, as its CSV rows (rec:carry). */
+static int l_feed_carry(lua_State *L)
+{
+	struct lmfeed *lf = luaL_checkudata(L, 1, BL_LUA_MQTTFEED);
+	double v[3];
+
+	bl_lua_check_carry(L, 2, v);
+	if (lf->f)
+		bl_mqttfeed_carry(lf->f, v[0], v[1], v[2]);
+	return 0;
+}
+
 static int l_feed_close(lua_State *L)
 {
 	feed_close(luaL_checkudata(L, 1, BL_LUA_MQTTFEED));
@@ -191,7 +205,7 @@ static const luaL_Reg mqtt_methods[] = {
 };
 static const luaL_Reg feed_meta[] = {{"__gc", l_feed_close}, {NULL, NULL}};
 static const luaL_Reg feed_methods[] = {
-	{"label", l_feed_label}, {"close", l_feed_close}, {NULL, NULL},
+	{"label", l_feed_label}, {"carry", l_feed_carry}, {"close", l_feed_close}, {NULL, NULL},
 };
 
 void bl_lua_open_mqtt(lua_State *L)

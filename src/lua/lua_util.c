@@ -203,6 +203,19 @@ int bl_lua_timed_out(lua_State *L)
 	return 3;
 }
 
+void bl_lua_check_carry(lua_State *L, int idx, double v[3])
+{
+	static const char *const keys[] = {"step_time", "charge_ah", "energy_wh"};
+
+	luaL_checktype(L, idx, LUA_TTABLE);
+	for (int i = 0; i < 3; i++) {
+		v[i] = 0;
+		if (lua_getfield(L, idx, keys[i]) != LUA_TNIL)
+			v[i] = luaL_checknumber(L, -1);
+		lua_pop(L, 1);
+	}
+}
+
 void bl_lua_check_labels(lua_State *L, int idx, struct bl_lua_labels *out)
 {
 	out->step = out->cycle = -1;

@@ -160,5 +160,8 @@ struct bl_lua_labels {
 	const char *step_name, *cycle_kind;
 };
 void bl_lua_check_labels(lua_State *L, int idx, struct bl_lua_labels *out);
+/* {step_time =, charge_ah =, energy_wh =} at idx (a resumed step's carry,
+ * each 0 when absent) into v[0..2]. */
+void bl_lua_check_carry(lua_State *L, int idx, double v[3]);
 
 #endif

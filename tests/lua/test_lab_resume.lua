@@ -1,0 +1,241 @@
+-- The lab's sinks across a crash, and servers whose names are looked up
+-- (docs/reliability.md, docs/lab.md), against a real PostgreSQL and
+-- Mosquitto of our own (labservers.lua):
+--
+-- * a run with --db and --mqtt on a virtual Batlab served over a pty
+--   (`batlab sim --pty`: a run on the in-process one cannot be resumed),
+--   killed (SIGKILL) in its discharge, then `batlab resume`, killed again,
+--   and resumed to its end: the database
+--   ends with every CSV row once (count, values, numbers 1..N), each step,
+--   event and cell once; the broker gets the resumed cells' statuses and
+--   samples. The database is down until the resume and the crash's lost
+--   spool buffer is made certain (its last rows cut), so the resume must
+--   send what only the files kept; the second resume goes on from what
+--   the server acknowledged. The run's URL had a password: never written
+--   to the run, it comes back from BATLAB_DB (the first resume, without
+--   it, says so).
+-- * a --db and --mqtt host name that does not resolve: the run completes
+--   in virtual time, its rows spooled, a warning naming the host; and
+--   `localhost` (a name, looked up off the loop) reaches both servers.
+-- Skipped, saying why, where the servers cannot be started.
+local dir = arg[0]:match("^(.-)[^/]*$")
+local t = dofile(dir .. "tap.lua")
+local cli = dofile(dir .. "cli.lua")
+local lab = dofile(dir .. "labservers.lua")
+local csv = require "batlab.csv"
+local cjson = require "cjson"
+
+local pg = lab.or_skip(lab.postgres())
+local mq = lab.or_skip(lab.mosquitto())
+local tmp = cli.tmpdir()
+local q, bin = cli.quote, cli.abs_bin
+local query = function(sql) return pg:rows(sql) end
+-- (the server trusts every local user: the password is only carried)
+local URL_PW = pg.url:gsub("//batlab@", "//batlab:sekret@")
+
+local code, _, err = cli.batlab("db init --db " .. q(pg.url))
+t.is(code, 0, "db init " .. err)
+
+cli.write(tmp .. "/short.lua", [[
+local steps = require "batlab.steps"
+return {
+  name = "short",
+  run = function(cell)
+    cell:label{ cycle = 1, cycle_kind = "cycle" }
+    steps.rest(cell, 2)
+    steps.discharge(cell, { current = 1.0, max_time = 8 })
+    return true, "done"
+  end,
+}
+]])
+
+local function csv_rows(path)
+	local rows = csv.parse(cli.read(path) or "")
+	table.remove(rows, 1)
+	if rows[#rows] and #rows[#rows] <= 1 then
+		rows[#rows] = nil
+	end
+	return rows
+end
+
+-- Every CSV row is the sample of the same number, value for value.
+local function same_rows(run_dir, run_id, cell)
+	local file = csv_rows(run_dir .. "/cells/" .. cell .. ".csv")
+	local db = query(("SELECT seq, t_s, step_time_s, cycle, step, step_name, mode, voltage, current, charge_ah,"
+		.. " energy_wh, vcc FROM batlab.samples WHERE run_id = '%s' AND cell = '%s' ORDER BY seq")
+		:format(run_id, cell))
+	local cols = { 1, 2, 3, 5, 6, 7, 8, 9, 11, 12, 14 }
+	local bad = #db ~= #file and ("%d samples, %d rows"):format(#db, #file) or nil
+	for i = 1, math.min(#db, #file) do
+		if tonumber(db[i][1]) ~= i then
+			bad = bad or ("sample %d has number %s"):format(i, db[i][1])
+		end
+		for k, c in ipairs(cols) do
+			local a, b = db[i][k + 1], file[i][c]
+			if a ~= b and tonumber(a) ~= tonumber(b) then
+				bad = bad or ("row %d column %d: database %s, CSV %s"):format(i, c, a, b)
+			end
+		end
+	end
+	return bad, #file
+end
+
+-- A subscriber to batlab/# in the background (test_lab_mqtt.lua's way).
+local SUB = ("mosquitto_sub -h 127.0.0.1 -p %d"):format(mq.port)
+local PUB = ("mosquitto_pub -h 127.0.0.1 -p %d"):format(mq.port)
+local function subscribe(file)
+	assert(os.execute(("%s -v -t 'batlab/#' -t batlab-test/mark > %s 2>&1 & echo $! > %s.pid"):format(SUB, file, file)))
+	local function mark(word)
+		for _ = 1, 300 do
+			lab.sh(("%s -t batlab-test/mark -m %s"):format(PUB, word))
+			if (cli.read(file) or ""):find("batlab-test/mark " .. word, 1, true) then
+				return true
+			end
+		end
+		return false
+	end
+	assert(mark("ready"), "the subscriber never became ready")
+	return function()
+		mark("end")
+		lab.sh("kill " .. cli.read(file .. ".pid"))
+		return cli.read(file) or ""
+	end
+end
+
+local function messages(text, kind)
+	local out = {}
+	for topic, payload in text:gmatch("(batlab/[^ \n]+) ([^\n]*)") do
+		if topic:match("/(%a+)$") == kind then
+			out[#out + 1] = cjson.decode(payload)
+		end
+	end
+	return out
+end
+
+-- ---- a run killed and resumed -----------------------------------------------------
+
+local sim = assert(io.popen(("sh -c 'echo $$; exec %s sim --pty --speed 10 --devices 1'"):format(q(bin))))
+local sim_pid, port = sim:read("l"), sim:read("l")
+t.ok(port and port:match("^/dev/pts/"), "batlab sim --pty serves a virtual Batlab")
+local r1 = tmp .. "/r1"
+pg:stop()
+code, _, err = cli.batlab(("run %s --port %s --out %s --db %s --mqtt %s --cell 0=A --cell 1=B --quiet --no-report")
+	:format(q(tmp .. "/short.lua"), port, r1, q(URL_PW), mq.url),
+	"BATLAB_DB_WAIT=1 BATLAB_JOURNAL_SIGNAL='KILL after at A 2 4'")
+t.is(code, 137, "the run is killed in its discharge (SIGKILL)")
+local journal = cli.read(r1 .. "/journal.jsonl") or ""
+local entry = cjson.decode(journal:match('[^\n]*"ev":"lab"[^\n]*') or "{}")
+t.is(entry.db, pg.url, "the journal has the run's database, its URL without the password")
+t.is(entry.mqtt, mq.url, "and its broker")
+t.ok(not journal:find("sekret") and not (cli.read(r1 .. "/run.json") or ""):find("sekret"),
+	"the password is nowhere in the journal (its command line too) or run.json")
+-- What a crash loses of the spool, for certain: its last rows.
+local spool = cli.read(r1 .. "/db-spool.sql")
+local lines = {}
+for l in spool:gmatch("[^\n]*\n") do
+	lines[#lines + 1] = l
+end
+cli.write(r1 .. "/db-spool.sql", table.concat(lines, "", 1, #lines - 20))
+local rows_a = #csv_rows(r1 .. "/cells/A.csv")
+t.ok(rows_a > 20, "A's rows before the crash: " .. rows_a)
+
+code, _, err = cli.batlab(("resume %s --db"):format(r1))
+t.ok(code == 2 and err:find("resume: --db needs a URL", 1, true), "resume --db without its URL: exit 2, said")
+
+pg:start()
+local done = subscribe(tmp .. "/sub.txt")
+-- A first resume, without the password, killed again in the discharge it
+-- went on with: the server up, what it sent is acknowledged.
+code, _, err = cli.batlab(("resume %s --quiet"):format(r1),
+	"BATLAB_DB_WAIT=20 BATLAB_JOURNAL_SIGNAL='KILL after at A 2 2'")
+t.is(code, 137, "a first resume is killed too")
+t.like(err, "warning: the run's database URL had a password, which the run did not write down",
+	"without BATLAB_DB, the resume says the password is not known (and connects without it)")
+t.ok(tonumber(cli.read(r1 .. "/db-spool.sent") or "") > 0, "it had sent rows")
+code, _, err = cli.batlab(("resume %s --quiet"):format(r1), "BATLAB_DB=" .. q(URL_PW) .. " BATLAB_DB_WAIT=20")
+t.is(code, 0, "the second resume completes the run " .. err)
+t.is(err, "", "resume: nothing on stderr (the password came back from BATLAB_DB)")
+local got = done()
+os.execute("kill " .. sim_pid)
+sim:close()
+
+local ids = query("SELECT run_id FROM batlab.runs")
+t.is(#ids, 1, "one run in the database")
+local run_id = ids[1] and ids[1][1] or "?"
+for _, cell in ipairs { "A", "B" } do
+	local bad, n = same_rows(r1, run_id, cell)
+	t.ok(not bad and n > rows_a, ("%s: the database's samples are the CSV's %d rows, numbered 1..%d, once %s")
+		:format(cell, n, n, bad or ""))
+end
+t.is_deeply(query(("SELECT cell, ordinal FROM batlab.cells WHERE run_id = '%s' ORDER BY cell"):format(run_id)),
+	{ { "A", "1" }, { "B", "2" } }, "batlab.cells: both cells, once, in their order")
+t.is(query("SELECT count(*) FROM batlab.steps")[1][1], tostring(#csv_rows(r1 .. "/steps.csv")),
+	"batlab.steps: each step of steps.csv once")
+local entries = select(2, (cli.read(r1 .. "/events.log") or ""):gsub("\n%S", ""))
+	+ ((cli.read(r1 .. "/events.log") or ""):find("^%S") and 1 or 0)
+local ev = query("SELECT count(*), max(seq), count(*) FILTER (WHERE message LIKE 'resumed after a crash%') FROM batlab.events")
+t.ok(tonumber(ev[1][1]) == entries and tonumber(ev[1][2]) == entries,
+	("batlab.events: each of events.log's %d entries once (%s rows)"):format(entries, ev[1][1]))
+t.is(ev[1][3], "2", "batlab.events: the resumes' gaps")
+t.is(query("SELECT outcome FROM batlab.run_ends")[1][1], "completed", "batlab.run_ends: completed")
+t.is(tonumber(cli.read(r1 .. "/db-spool.sent")), #cli.read(r1 .. "/db-spool.sql"), "the whole spool acknowledged")
+
+local meta = cjson.decode(cli.read(r1 .. "/run.json") or "{}")
+local gap = meta.resumes and meta.resumes[1] and meta.resumes[1].gap_from_s or math.huge
+local late, status, by_time, bad = 0, {}, {}, nil
+for _, cell in ipairs { "A", "B" } do
+	for _, r in ipairs(csv_rows(r1 .. "/cells/" .. cell .. ".csv")) do
+		by_time[cell .. " " .. r[1]] = r
+	end
+end
+for _, s in ipairs(messages(got, "sample")) do
+	local r = by_time[("%s %.3f"):format(s.cell, s.time)]
+	if s.time > gap then
+		late = late + 1
+		if not r or tonumber(r[11]) ~= s.charge_ah or tonumber(r[12]) ~= s.energy_wh or tonumber(r[8]) ~= s.voltage then
+			bad = bad or ("%s at %.3f s: %s"):format(s.cell, s.time, r and "differs from its CSV row" or "no row")
+		end
+	end
+end
+for _, s in ipairs(messages(got, "status")) do
+	status[s.cell] = (status[s.cell] or "") .. s.state .. (s.step and (":" .. s.step) or "") .. " "
+end
+t.ok(late > 20, ("MQTT: samples after the crash (%d)"):format(late))
+t.ok(not bad, "MQTT: each equal to its CSV row (V, the resumed step's Ah and Wh carried over) " .. (bad or ""))
+t.like(status.A or "", "running:1%.?0? running:2%.?0? .*done", "MQTT: A's status goes on at its discharge, then done")
+t.like(status.B or "", "running:1%.?0? running:2%.?0? .*done", "MQTT: B's status too")
+
+-- ---- host names ----------------------------------------------------------------
+
+local r2 = tmp .. "/r2"
+code, _, err = cli.batlab(("run %s --sim --cell 0=N --out %s --db %s --mqtt %s --quiet --no-report")
+	:format(q(tmp .. "/short.lua"), r2, "postgresql://batlab@nonexistent.invalid/batlab", "mqtt://nonexistent.invalid"),
+	"BATLAB_DB_WAIT=1")
+t.is(code, 0, "a host that does not resolve: the run completes")
+local rows_n = #csv_rows(r2 .. "/cells/N.csv")
+t.ok(rows_n > 5, "its rows are in the CSV (" .. rows_n .. ")")
+t.is(select(2, (cli.read(r2 .. "/db-spool.sql") or ""):gsub("\nsamples\t", "")), rows_n,
+	"and in the spool, every one")
+t.like(err, "database: cannot resolve the host name 'nonexistent.invalid'", "the database's warning names the host")
+t.like(err, "MQTT broker: cannot resolve the host name 'nonexistent.invalid'", "the broker's warning names it")
+t.like(err, "batlab db push", "the rows are said to wait for 'batlab db push'")
+
+local r3 = tmp .. "/r3"
+done = subscribe(tmp .. "/sub3.txt")
+code, _, err = cli.batlab(("run %s --sim --cell 0=L --out %s --db %s --mqtt mqtt://localhost:%d --quiet --no-report")
+	:format(q(tmp .. "/short.lua"), r3, q(pg.url:gsub("127%.0%.0%.1", "localhost")), mq.port))
+t.is(code, 0, "localhost: exit 0 " .. err)
+t.is(err, "", "localhost: nothing on stderr")
+local id3 = query("SELECT run_id FROM batlab.runs WHERE run_dir LIKE '%/r3'")
+local bad3 = "no run in the database"
+if id3[1] then
+	bad3 = same_rows(r3, id3[1][1], "L")
+end
+t.ok(not bad3, "localhost: the database has every row " .. (bad3 or ""))
+local st3 = messages(done(), "status")
+t.is(st3[#st3] and st3[#st3].cell .. " " .. st3[#st3].state, "L done", "localhost: the broker has the cell's last status " .. cjson.encode(st3))
+
+pg:destroy()
+mq:destroy()
+os.execute("rm -rf " .. q(tmp))
+t.done()
