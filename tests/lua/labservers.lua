@@ -6,6 +6,9 @@
 --   local pg, why = lab.postgres()   -- nil, why: the test skips, saying why
 --   pg.url; pg:psql("select 1"); pg:stop(); pg:start(); pg:destroy()
 --   local mq, why = lab.mosquitto()  -- mq.port, mq.url; mq:destroy()
+--   local done = lab.subscribe(mq, file, topic)  -- mosquitto_sub in the
+--       background into file, ready; done() -> all it got, once it has
+--       seen a marker published after everything before it (nil: never)
 --
 -- PostgreSQL refuses to run as root: as root the server runs as `nobody`.
 -- Readiness is waited for, never slept for: pg_ctl -w waits until the
@@ -213,6 +216,36 @@ function M.mosquitto(user, password)
 	end
 	sh("rm -rf " .. q(dir))
 	return nil, "the mosquitto broker did not start"
+end
+
+local function read(path)
+	local f = io.open(path, "rb")
+	local text = f and f:read("a")
+	if f then
+		f:close()
+	end
+	return text
+end
+
+function M.subscribe(mq, file, topic)
+	local pub = ("mosquitto_pub -h 127.0.0.1 -p %d -t batlab-test/mark -m "):format(mq.port)
+	assert(os.execute(("mosquitto_sub -h 127.0.0.1 -p %d -v -t %s -t batlab-test/mark > %s 2>&1 & echo $! > %s.pid")
+		:format(mq.port, q(topic), q(file), q(file))))
+	local function mark(word)
+		for _ = 1, 300 do
+			sh(pub .. word)
+			if (read(file) or ""):find("batlab-test/mark " .. word, 1, true) then
+				return true
+			end
+		end
+		return false
+	end
+	assert(mark("ready"), "the subscriber never became ready")
+	return function()
+		local ok = mark("end")
+		sh("kill " .. (read(file .. ".pid") or ""))
+		return ok and read(file) or nil
+	end
 end
 
 return M

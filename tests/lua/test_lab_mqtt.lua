@@ -20,7 +20,6 @@ end
 local tmp = cli.tmpdir()
 local q = cli.quote
 local SUB = ("mosquitto_sub -h 127.0.0.1 -p %d"):format(mq.port)
-local PUB = ("mosquitto_pub -h 127.0.0.1 -p %d"):format(mq.port)
 
 cli.write(tmp .. "/short.lua", [[
 local steps = require "batlab.steps"
@@ -39,25 +38,8 @@ return {
 }
 ]])
 
--- A subscriber to batlab/# in the background, ready once it has seen a
--- marker we publish (tried until it does, a bounded number of times).
 local function subscribe(file, topic)
-	assert(os.execute(("%s -v -t %s -t batlab-test/mark > %s 2>&1 & echo $! > %s.pid"):format(SUB, q(topic), file, file)))
-	local function mark(word)
-		for _ = 1, 300 do
-			lab.sh(("%s -t batlab-test/mark -m %s"):format(PUB, word))
-			if (cli.read(file) or ""):find("batlab-test/mark " .. word, 1, true) then
-				return true
-			end
-		end
-		return false
-	end
-	assert(mark("ready"), "the subscriber never became ready")
-	return function() -- all received up to here, then the subscriber ends
-		local ok = mark("end")
-		lab.sh("kill " .. cli.read(file .. ".pid"))
-		return ok and cli.read(file)
-	end
+	return lab.subscribe(mq, file, topic)
 end
 
 -- ---- a run with --mqtt ------------------------------------------------------------

@@ -80,26 +80,9 @@ local function same_rows(run_dir, run_id, cell)
 	return bad, #file
 end
 
--- A subscriber to batlab/# in the background (test_lab_mqtt.lua's way).
-local SUB = ("mosquitto_sub -h 127.0.0.1 -p %d"):format(mq.port)
-local PUB = ("mosquitto_pub -h 127.0.0.1 -p %d"):format(mq.port)
 local function subscribe(file)
-	assert(os.execute(("%s -v -t 'batlab/#' -t batlab-test/mark > %s 2>&1 & echo $! > %s.pid"):format(SUB, file, file)))
-	local function mark(word)
-		for _ = 1, 300 do
-			lab.sh(("%s -t batlab-test/mark -m %s"):format(PUB, word))
-			if (cli.read(file) or ""):find("batlab-test/mark " .. word, 1, true) then
-				return true
-			end
-		end
-		return false
-	end
-	assert(mark("ready"), "the subscriber never became ready")
-	return function()
-		mark("end")
-		lab.sh("kill " .. cli.read(file .. ".pid"))
-		return cli.read(file) or ""
-	end
+	local done = lab.subscribe(mq, file, "batlab/#")
+	return function() return done() or "" end
 end
 
 local function messages(text, kind)
