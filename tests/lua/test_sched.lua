@@ -31,10 +31,13 @@ t.is(base.refs, 0, "no references at the start")
 local function quiesce()
 	for _ = 1, 100 do
 		if batlab._stats().pending == 0 then
-			return
+			break
 		end
 		batlab.sleep(0.001)
 	end
+	-- a device's request timer stays armed until the time limit of its
+	-- last request (0.25 s) has passed
+	batlab.sleep(0.3)
 end
 quiesce()
 base = batlab._stats()
