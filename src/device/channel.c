@@ -44,6 +44,9 @@ void bl_chanset_release(struct bl_chanset *cs)
 
 static void tick_abandon(struct bl_channel *c)
 {
+	c->vcc_wait = false;
+	if (c->cs->vcc_reader == c)
+		c->cs->vcc_reader = NULL;
 	if (c->tick_op) {
 		bl_op_cancel(c->tick_op);
 		c->tick_op = NULL;
@@ -183,6 +186,7 @@ void bl_channel_want_reports(struct bl_channel *ch)
 /* ---- the report tick --------------------------------------------------------- */
 
 static void tick_done(struct bl_device *d, struct bl_op *op, int status, void *ud);
+static void vcc_read_done(struct bl_chanset *cs, bool ok);
 
 static void tick_read(struct bl_channel *c)
 {
@@ -202,6 +206,8 @@ static void tick_read(struct bl_channel *c)
 	if (!op) {
 		c->ticking = false;
 		deliver(c, NULL, BL_ERR_CLOSED);
+		if (c->tick_stage == 2 && c->cs->vcc_reader == c)
+			vcc_read_done(c->cs, false);
 	}
 }
 
@@ -229,7 +235,9 @@ static void tick_duty_or_on(struct bl_channel *c)
 }
 
 /* VCC is shared by the four channels: read it only when the last reading
- * is stale. */
+ * is stale, and once for the channels whose reports came together (the
+ * others wait for that read: four reads a second per device were one
+ * request in three). */
 static void tick_vcc_or_finish(struct bl_channel *c)
 {
 	struct bl_chanset *cs = c->cs;
@@ -239,8 +247,37 @@ static void tick_vcc_or_finish(struct bl_channel *c)
 		tick_finish(c);
 		return;
 	}
+	if (cs->vcc_reader && cs->vcc_reader != c) {
+		c->vcc_wait = true;
+		return;
+	}
+	cs->vcc_reader = c;
 	c->tick_stage = 2;
 	tick_read(c);
+}
+
+/* The VCC read of `reader` ended: the channels waiting for it finish with
+ * its value, or (it failed) go on to read it themselves. */
+static void vcc_read_done(struct bl_chanset *cs, bool ok)
+{
+	bool waiting[BL_CELLS];
+
+	cs->vcc_reader = NULL;
+	for (int i = 0; i < BL_CELLS; i++) {
+		waiting[i] = cs->ch[i].vcc_wait;
+		cs->ch[i].vcc_wait = false;
+	}
+	for (int i = 0; i < BL_CELLS; i++) {
+		struct bl_channel *w = &cs->ch[i];
+		if (!waiting[i] || !w->ticking)
+			continue;
+		if (ok) {
+			w->tick.vcc = cs->vcc;
+			tick_finish(w);
+		} else {
+			tick_vcc_or_finish(w);
+		}
+	}
 }
 
 /* The counter only counts up; the direction is the step's. */
@@ -280,6 +317,8 @@ static void tick_done(struct bl_device *d, struct bl_op *op, int status, void *u
 	if (status != BL_OK) {
 		c->ticking = false;
 		deliver(c, NULL, status);
+		if (c->tick_stage == 2 && cs->vcc_reader == c)
+			vcc_read_done(cs, false);
 		return;
 	}
 	switch (c->tick_stage) {
@@ -311,6 +350,7 @@ static void tick_done(struct bl_device *d, struct bl_op *op, int status, void *u
 		cs->have_vcc = true;
 		c->tick.vcc = cs->vcc;
 		tick_finish(c);
+		vcc_read_done(cs, true);
 		return;
 	}
 }

@@ -15,6 +15,7 @@ struct bl_channel {
 	bool ticking;
 	struct bl_op *tick_op;
 	unsigned tick_gen;               /* bumped by each tick callback */
+	bool vcc_wait;                   /* its tick waits for another's VCC read */
 	int tick_stage;
 	struct bl_sample tick;           /* being filled */
 	struct bl_sample last;
@@ -45,6 +46,7 @@ struct bl_chanset {
 	double vcc;
 	uint64_t vcc_us;
 	bool have_vcc;
+	struct bl_channel *vcc_reader;   /* whose tick reads VCC now (NULL: none) */
 	bool dead;                       /* freed by its owner; jobs still run */
 	int jobs;                        /* channel operations in flight */
 	struct bl_channel ch[BL_CELLS];

@@ -11,6 +11,7 @@
 #include "core/loop.h"
 #include "core/regs.h"
 #include "core/units.h"
+#include "device/channel.h"
 #include "device/device.h"
 #include "link/link.h"
 #include "sim/simdev.h"
@@ -34,6 +35,9 @@ static void on_event(struct bl_device *d, enum bl_device_event ev, void *ud)
 		r->events[ev]++;
 }
 
+/* Options for the next rig_open's device (NULL: the defaults). */
+static const struct bl_device_opts *rig_dev_opts;
+
 static void rig_open(struct rig *r, const struct bl_simdev_config *cfg)
 {
 	struct bl_simdev_config def;
@@ -49,7 +53,8 @@ static void rig_open(struct rig *r, const struct bl_simdev_config *cfg)
 	r->sim = bl_simdev_new(cfg, bl_loop_now(r->loop));
 	if (bl_link_open_sim(r->sim, false, &r->vc.clock, "sim0", &link) != BL_OK)
 		abort();
-	r->dev = bl_device_new(r->loop, link, NULL);
+	r->dev = bl_device_new(r->loop, link, rig_dev_opts);
+	rig_dev_opts = NULL;
 	bl_device_on_event(r->dev, on_event, r);
 }
 
@@ -500,6 +505,61 @@ static void test_charge_low_half(void)
 	rig_close(&r);
 }
 
+/* The four channels report together: one VCC read serves the reports of
+ * a device that come together (each sample's VCC is at most 0.5 s old),
+ * not one read per report. */
+struct vcc_count {
+	struct bl_chan_listener l;
+	int samples, bad;
+};
+
+static void vcc_sample(struct bl_chan_listener *l, const struct bl_sample *s, int status)
+{
+	struct vcc_count *c = (struct vcc_count *)(void *)l;
+
+	if (status != BL_OK || !s)
+		return;
+	c->samples++;
+	c->bad += !(s->vcc > 4.5 && s->vcc < 5.5);
+}
+
+static void test_vcc_shared(void)
+{
+	struct bl_device_opts o;
+	struct vcc_count cnt[BL_CELLS];
+	struct rig r;
+	char line[256];
+	int reads = 0, samples = 0, bad = 0;
+	FILE *tr = tmpfile();
+
+	bl_device_opts_default(&o);
+	o.trace = tr;
+	rig_dev_opts = &o;
+	rig_open(&r, NULL);
+	bl_device_wait(r.dev, bl_op_connect(r.dev, NULL, NULL), NULL, NULL);
+	struct bl_chanset *cs = bl_chanset_new(r.dev);
+	memset(cnt, 0, sizeof cnt);
+	for (int i = 0; i < BL_CELLS; i++) {
+		cnt[i].l.fn = vcc_sample;
+		bl_channel_listen(bl_chanset_channel(cs, i), &cnt[i].l);
+		bl_channel_want_reports(bl_chanset_channel(cs, i));
+	}
+	run_for(&r, 30);
+	rewind(tr);
+	while (fgets(line, sizeof line, tr))
+		reads += strstr(line, " UNIT VCC") != NULL;
+	for (int i = 0; i < BL_CELLS; i++) {
+		samples += cnt[i].samples;
+		bad += cnt[i].bad;
+	}
+	ok(samples > 100, "four channels reported (%d samples)", samples);
+	is_int(bad, 0, "every sample has its VCC");
+	ok(reads > 0 && reads * 3 < samples, "VCC read once for reports that come together (%d reads)", reads);
+	bl_chanset_free(cs);
+	rig_close(&r);
+	fclose(tr);
+}
+
 /* The review's safety cases: nothing may leave current flowing. */
 static void test_safety_paths(void)
 {
@@ -600,6 +660,7 @@ int main(void)
 	test_watchdog();
 	test_charge_and_impedance();
 	test_charge_low_half();
+	test_vcc_shared();
 	test_events();
 	test_safety_paths();
 	test_safe_verify();
