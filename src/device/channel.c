@@ -42,6 +42,8 @@ void bl_chanset_release(struct bl_chanset *cs)
 		free(cs);
 }
 
+/* (Only the whole set is abandoned, at bl_chanset_free: a reader's
+ * waiters are abandoned with it.) */
 static void tick_abandon(struct bl_channel *c)
 {
 	c->vcc_wait = false;
@@ -204,10 +206,15 @@ static void tick_read(struct bl_channel *c)
 		return;        /* it already completed */
 	c->tick_op = op;
 	if (!op) {
+		struct bl_chanset *cs = c->cs;
+		bool reader = c->tick_stage == 2 && cs->vcc_reader == c;
 		c->ticking = false;
+		cs->jobs++;
 		deliver(c, NULL, BL_ERR_CLOSED);
-		if (c->tick_stage == 2 && c->cs->vcc_reader == c)
-			vcc_read_done(c->cs, false);
+		if (reader)
+			vcc_read_done(cs, false);
+		cs->jobs--;
+		bl_chanset_release(cs);
 	}
 }
 
@@ -315,10 +322,14 @@ static void tick_done(struct bl_device *d, struct bl_op *op, int status, void *u
 	c->tick_gen++;
 	c->tick_op = NULL;
 	if (status != BL_OK) {
+		bool reader = c->tick_stage == 2 && cs->vcc_reader == c;
 		c->ticking = false;
+		cs->jobs++; /* held while samples go out: a listener may let the set go */
 		deliver(c, NULL, status);
-		if (c->tick_stage == 2 && cs->vcc_reader == c)
+		if (reader)
 			vcc_read_done(cs, false);
+		cs->jobs--;
+		bl_chanset_release(cs);
 		return;
 	}
 	switch (c->tick_stage) {
@@ -349,8 +360,11 @@ static void tick_done(struct bl_device *d, struct bl_op *op, int status, void *u
 		cs->vcc_us = bl_loop_now(bl_device_loop(cs->d));
 		cs->have_vcc = true;
 		c->tick.vcc = cs->vcc;
+		cs->jobs++;
 		tick_finish(c);
 		vcc_read_done(cs, true);
+		cs->jobs--;
+		bl_chanset_release(cs);
 		return;
 	}
 }

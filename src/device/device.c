@@ -3,6 +3,7 @@
  * reset and silence detection, and the accessors. Regulation is in
  * regulate.c, the operations in ops.c and ops_channel.c. See device.h. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -220,8 +221,11 @@ int bl_device_submit(struct bl_device *d, const struct bl_packet *req, unsigned 
 	if (!r)
 		return BL_ERR_MEM;
 	if (req->write && ((req->ns < BL_CELLS && (req->addr == BL_CELL_CHARGEL || req->addr == BL_CELL_CHARGEH)) ||
-	                   (req->ns == BL_NS_UNIT && req->addr == BL_UNIT_SETTINGS)))
+	                   (req->ns == BL_NS_UNIT && req->addr == BL_UNIT_SETTINGS))) {
 		d->charge_epoch++; /* a counter cleared, or a channel's latch rate changed */
+		if (req->ns == BL_NS_UNIT)
+			d->settings_writes++;
+	}
 	r->pkt = *req;
 	r->flags = flags;
 	r->timeout_us = timeout_us ? timeout_us : d->opts.timeout_us;
@@ -512,11 +516,11 @@ static void device_was_reset(struct bl_device *d)
 
 static void on_settings_read(struct bl_device *d, int status, uint16_t value, void *ud)
 {
-	(void)ud;
 	d->health_pending = false;
 	if (status != BL_OK)
 		return;
 	d->settings = value;
+	d->settings_seen = (unsigned)(uintptr_t)ud;
 	if (d->watchdog_on && !(value & BL_SET_WATCHDOG_TIMER)) {
 		BL_WARN(MOD, "%s: SETTINGS lost the watchdog bit: the device reset",
 		        bl_link_name(d->link));
@@ -624,20 +628,30 @@ static void on_health(struct bl_loop *loop, struct bl_timer *t, void *ud)
 		return;
 	d->health_pending = true;
 	read_async(d, BL_NS_UNIT, BL_UNIT_SYSTEM_TIMER, on_timer_read);
-	read_async(d, BL_NS_UNIT, BL_UNIT_SETTINGS, on_settings_read);
+	{
+		/* the value read is as of the SETTINGS writes submitted before it */
+		struct bl_packet p = bl_packet_read(BL_NS_UNIT, BL_UNIT_SETTINGS);
+		bl_device_submit(d, &p, 0, 0, on_settings_read, (void *)(uintptr_t)d->settings_writes, NULL);
+	}
 }
 
 bool bl_devi_device_time_under(const struct bl_device *d, uint64_t from_us, uint64_t to_us,
                                uint64_t device_us)
 {
-	double host_us = to_us > from_us ? (double)(to_us - from_us) : 0.0;
+	double host_us = to_us > from_us ? (double)(to_us - from_us) : 0.0, rate = 1.0;
 
-	/* a model on a pty may run many times faster than the host's clock:
-	 * until its rate is measured nothing can be said */
-	if (d->opts.watchdog_by_clock && d->clock_ticks < 100)
-		return false;
-	/* 2 %: the rate is taken as 1 within that */
-	return host_us * bl_device_time_rate(d) * 1.02 < (double)device_us;
+	if (d->opts.watchdog_by_clock) {
+		/* a model on a pty may run many times faster than the host's
+		 * clock: until its rate is measured nothing can be said; then
+		 * one tick more than counted, never rounded to 1 */
+		if (d->clock_ticks < 100 || d->timer_read_us <= d->clock_from_us)
+			return false;
+		rate = (d->clock_ticks + 1) * 0.1 / ((double)(d->timer_read_us - d->clock_from_us) / 1e6);
+		if (rate < 1.0)
+			rate = 1.0;
+	}
+	/* 2 %: a crystal's error, with room to spare */
+	return host_us * rate * 1.02 < (double)device_us;
 }
 
 void bl_devi_connected(struct bl_device *d)

@@ -62,6 +62,8 @@ struct bl_device {
 	uint64_t clock_from_us;      /* host time of the first SYSTEM_TIMER read the average counts from */
 	double clock_ticks;          /* SYSTEM_TIMER ticks since then */
 	uint16_t settings;
+	unsigned settings_writes;    /* SETTINGS writes submitted */
+	unsigned settings_seen;      /* settings_writes when `settings` was last read */
 	unsigned charge_epoch;       /* bumped by a write that may change a counter */
 
 	int consecutive_failures;

@@ -333,7 +333,7 @@ static void store_id_value(struct bl_device *d, const struct id_read *r, uint16_
 		case BL_UNIT_SERIAL_NUM: id->serial = (id->serial & 0xFFFF0000u) | v; break;
 		case BL_UNIT_DEVICE_ID: id->serial = (id->serial & 0xFFFFu) | ((uint32_t)v << 16); break;
 		case BL_UNIT_FIRMWARE_VER: id->firmware = v; break;
-		case BL_UNIT_SETTINGS: id->settings = d->settings = v; break;
+		case BL_UNIT_SETTINGS: id->settings = d->settings = v; d->settings_seen = d->settings_writes; break;
 		case BL_UNIT_SYSTEM_TIMER:
 			d->last_timer = v;
 			d->have_timer = true;
@@ -425,6 +425,7 @@ static void step_connect(struct bl_op *op, int status, uint16_t value)
 		if (bl_opi_failed(op, status))
 			return;
 		d->id.settings = d->settings = value;
+		d->settings_seen = d->settings_writes;
 		if (!(value & BL_SET_WATCHDOG_TIMER)) {
 			bl_opi_finish(op, BL_ERR_VERIFY);
 			return;
@@ -458,8 +459,9 @@ static bool charge_low_only(const struct bl_op *op, uint64_t to_us)
 	const struct bl_device *d = op->d;
 	const struct bl_channel_state *cs = &d->ch[op->cell];
 
+	/* (SETTINGS as read after its last write: which channel is hi-res) */
 	return cs->charge_known && cs->charge_epoch == op->epoch && d->id.firmware >= 5 &&
-	       d->id.firmware <= 7 &&
+	       d->id.firmware <= 7 && d->settings_seen == d->settings_writes &&
 	       bl_device_charge_multiplier(d, op->cell) == BL_CHARGE_MULT_NORMAL &&
 	       bl_devi_device_time_under(d, cs->charge_read_us, to_us, CHARGE_LOW_ONLY_US);
 }

@@ -238,7 +238,9 @@ static struct bl_session *session_new(const struct bl_session_opts *o)
 	po.scan = !o->sim && !o->port && !o->scan_once;
 	if (o->dev)
 		po.dev = *o->dev;
-	else if (o->port && (is_pty(o->port) || (o->n_more > 0 && is_pty(o->more_ports[0]))))
+	/* a model on a pty keeps its own clock (--speed): the host paces
+	 * itself by it, whoever chose the other options */
+	if (o->port && (is_pty(o->port) || (o->n_more > 0 && is_pty(o->more_ports[0]))))
 		po.dev.watchdog_by_clock = true;
 	/* BATLAB_TRACE=FILE: every request to every device, appended. */
 	if (getenv("BATLAB_TRACE") && *getenv("BATLAB_TRACE")) {

@@ -94,5 +94,26 @@ t.ok(first ~= nil, "the requests were traced")
 t.ok(late >= 1 and late <= 6, ("after the first 1.5 s the watchdog was refreshed %d times in about "
 	.. "3 s (every ~2 s of the model's time)"):format(late))
 
+-- A command of the command line paces itself by the model's clock too:
+-- `batlab charge --for 2` at --speed 200 charges for 400 s of the model's
+-- time (its watchdog fed, its counter read right: 2 A x 400 s = 0.222 Ah).
+write(tmp .. "/cmd.sh", ([[
+cd %s || exit 9
+mkfifo fifo2 || exit 9
+%s sim --pty --speed 200 > fifo2 & spid=$!
+exec 3< fifo2
+IFS= read -r pty <&3
+timeout 60 %s charge 0 2 --for 2 --port "$pty"
+echo "exit=$?"
+kill $spid; wait $spid
+]]):format(q(tmp), q(bin), q(bin)))
+p = assert(io.popen("sh " .. q(tmp .. "/cmd.sh") .. " 2>&1"))
+got = p:read("a")
+p:close()
+t.like(got, "exit=0", "charge --for on a pty at --speed 200 passes")
+t.ok(not got:find("the device stopped it", 1, true), "its watchdog was fed")
+local ah = tonumber(got:match("([%d.]+) Ah"))
+t.ok(ah and math.abs(ah - 0.2222) < 0.05, ("the charge is the model's 400 s at 2 A: %s Ah"):format(tostring(ah)))
+
 os.execute("rm -rf " .. q(tmp))
 t.done()
