@@ -23,21 +23,25 @@ return {
   end,
 }
 ]])
--- The server prints its pty path and serves until SIGTERM; the run starts
--- once that line was read.
-write(tmp .. "/wd.sh", ([[
+-- The server prints its pty path and serves until SIGTERM; `cmd` runs
+-- once that line was read, with its port in "$pty". -> what it printed.
+local function against_pty(name, speed, cmd)
+	write(("%s/%s.sh"):format(tmp, name), ([[
 cd %s || exit 9
-mkfifo fifo || exit 9
-%s sim --pty --speed 200 > fifo & spid=$!
-exec 3< fifo
+mkfifo %s.fifo || exit 9
+%s sim --pty --speed %d > %s.fifo & spid=$!
+exec 3< %s.fifo
 IFS= read -r pty <&3
-timeout 60 %s run wd.lua --port "$pty" --out wdrun --cell 0=W1
+%s
 echo "exit=$?"
 kill $spid; wait $spid
-]]):format(q(tmp), q(bin), q(bin)))
-local p = assert(io.popen("sh " .. q(tmp .. "/wd.sh") .. " 2>&1"))
-local got = p:read("a")
-p:close()
+]]):format(q(tmp), name, q(bin), speed, name, name, cmd))
+	local p = assert(io.popen("sh " .. q(tmp .. "/" .. name .. ".sh") .. " 2>&1"))
+	local out = p:read("a")
+	p:close()
+	return out
+end
+local got = against_pty("wd", 200, ("timeout 60 %s run wd.lua --port \"$pty\" --out wdrun --cell 0=W1"):format(q(bin)))
 t.like(got, "W1%s+PASS%s+mode " .. batlab.MODE_DISCHARGE, "still discharging after 400 s of model time: " .. got:match("[^\n]*"))
 t.like(got, "exit=0", "the run passes")
 
@@ -68,19 +72,8 @@ return { name = "slow", run = function(cell)
   return cell:wait().mode == batlab.MODE_DISCHARGE
 end }
 ]])
-write(tmp .. "/slow.sh", ([[
-cd %s || exit 9
-mkfifo fifo1 || exit 9
-%s sim --pty --speed 1 > fifo1 & spid=$!
-exec 3< fifo1
-IFS= read -r pty <&3
-BATLAB_TRACE=trace.txt timeout 60 %s run slow.lua --port "$pty" --out slowrun --cell 0=S1 --quiet
-echo "exit=$?"
-kill $spid; wait $spid
-]]):format(q(tmp), q(bin), q(bin)))
-p = assert(io.popen("sh " .. q(tmp .. "/slow.sh") .. " 2>&1"))
-got = p:read("a")
-p:close()
+got = against_pty("slow", 1, ("BATLAB_TRACE=trace.txt timeout 60 %s run slow.lua --port \"$pty\" --out slowrun "
+	.. "--cell 0=S1 --quiet"):format(q(bin)))
 t.like(got, "exit=0", "the run at --speed 1 passes")
 local first, late = nil, 0
 for line in (read(tmp .. "/trace.txt") or ""):gmatch("[^\n]+") do
@@ -97,19 +90,7 @@ t.ok(late >= 1 and late <= 6, ("after the first 1.5 s the watchdog was refreshed
 -- A command of the command line paces itself by the model's clock too:
 -- `batlab charge --for 2` at --speed 200 charges for 400 s of the model's
 -- time (its watchdog fed, its counter read right: 2 A x 400 s = 0.222 Ah).
-write(tmp .. "/cmd.sh", ([[
-cd %s || exit 9
-mkfifo fifo2 || exit 9
-%s sim --pty --speed 200 > fifo2 & spid=$!
-exec 3< fifo2
-IFS= read -r pty <&3
-timeout 60 %s charge 0 2 --for 2 --port "$pty"
-echo "exit=$?"
-kill $spid; wait $spid
-]]):format(q(tmp), q(bin), q(bin)))
-p = assert(io.popen("sh " .. q(tmp .. "/cmd.sh") .. " 2>&1"))
-got = p:read("a")
-p:close()
+got = against_pty("cmd", 200, ("timeout 60 %s charge 0 2 --for 2 --port \"$pty\""):format(q(bin)))
 t.like(got, "exit=0", "charge --for on a pty at --speed 200 passes")
 t.ok(not got:find("the device stopped it", 1, true), "its watchdog was fed")
 local ah = tonumber(got:match("([%d.]+) Ah"))
