@@ -190,6 +190,23 @@ void bl_channel_want_reports(struct bl_channel *ch)
 static void tick_done(struct bl_device *d, struct bl_op *op, int status, void *ud);
 static void vcc_read_done(struct bl_chanset *cs, bool ok);
 
+/* The tick ends without a sample; the channels waiting for its VCC read
+ * read it themselves. The set is held while the news goes out: a
+ * listener may let it go. */
+static void tick_failed(struct bl_channel *c, int status)
+{
+	struct bl_chanset *cs = c->cs;
+	bool reader = cs->vcc_reader == c;
+
+	c->ticking = false;
+	cs->jobs++;
+	deliver(c, NULL, status);
+	if (reader)
+		vcc_read_done(cs, false);
+	cs->jobs--;
+	bl_chanset_release(cs);
+}
+
 static void tick_read(struct bl_channel *c)
 {
 	struct bl_device *d = c->cs->d;
@@ -205,17 +222,8 @@ static void tick_read(struct bl_channel *c)
 	if (c->tick_gen != gen)
 		return;        /* it already completed */
 	c->tick_op = op;
-	if (!op) {
-		struct bl_chanset *cs = c->cs;
-		bool reader = c->tick_stage == 2 && cs->vcc_reader == c;
-		c->ticking = false;
-		cs->jobs++;
-		deliver(c, NULL, BL_ERR_CLOSED);
-		if (reader)
-			vcc_read_done(cs, false);
-		cs->jobs--;
-		bl_chanset_release(cs);
-	}
+	if (!op)
+		tick_failed(c, BL_ERR_CLOSED);
 }
 
 static void tick_finish(struct bl_channel *c)
@@ -322,14 +330,7 @@ static void tick_done(struct bl_device *d, struct bl_op *op, int status, void *u
 	c->tick_gen++;
 	c->tick_op = NULL;
 	if (status != BL_OK) {
-		bool reader = c->tick_stage == 2 && cs->vcc_reader == c;
-		c->ticking = false;
-		cs->jobs++; /* held while samples go out: a listener may let the set go */
-		deliver(c, NULL, status);
-		if (reader)
-			vcc_read_done(cs, false);
-		cs->jobs--;
-		bl_chanset_release(cs);
+		tick_failed(c, status);
 		return;
 	}
 	switch (c->tick_stage) {
@@ -360,7 +361,7 @@ static void tick_done(struct bl_device *d, struct bl_op *op, int status, void *u
 		cs->vcc_us = bl_loop_now(bl_device_loop(cs->d));
 		cs->have_vcc = true;
 		c->tick.vcc = cs->vcc;
-		cs->jobs++;
+		cs->jobs++; /* held while the samples go out, as in tick_failed */
 		tick_finish(c);
 		vcc_read_done(cs, true);
 		cs->jobs--;
