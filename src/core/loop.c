@@ -184,6 +184,12 @@ struct bl_loop *bl_loop_new(const struct bl_clock *clock)
 	}
 	loop->wake_r = fds[0];
 	loop->wake_w = fds[1];
+	if (bl_loop_poll_init(loop) < 0) {
+		close(loop->wake_r);
+		close(loop->wake_w);
+		free(loop);
+		return NULL;
+	}
 	return loop;
 }
 
@@ -196,14 +202,14 @@ void bl_loop_free(struct bl_loop *loop)
 	for (size_t i = 0; i < loop->nheap; i++)
 		loop->heap[i]->heap_index = SIZE_MAX;
 	for (size_t i = 0; i < loop->nios; i++)
-		loop->ios[i]->active = false;
+		loop->ios[i]->active = loop->ios[i]->registered = false;
 	for (size_t i = 0; i < loop->nsrcs; i++)
 		loop->srcs[i]->active = false;
+	bl_loop_poll_done(loop);
 	close(loop->wake_r);
 	close(loop->wake_w);
 	free(loop->heap);
 	free(loop->ios);
-	free(loop->pfds);
 	free(loop->srcs);
 	free(loop);
 }

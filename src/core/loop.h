@@ -70,11 +70,20 @@ struct bl_io {
 	int fd;
 	unsigned events;        /* BL_IO_READ | BL_IO_WRITE wanted */
 	bool active;
+	bool foreign;           /* bl_io_foreign: looked at by number at every poll */
+	bool registered;        /* in the loop's epoll set */
+	uint64_t token;         /* its registration there */
 	bl_io_fn fn;
 	void *ud;
 };
 
 void bl_io_init(struct bl_io *io, int fd, bl_io_fn fn, void *ud);
+/* The descriptor belongs to a library that may close it, or open another
+ * under the same number, behind the watcher's back (libpq, libmosquitto):
+ * it is polled by number at every wait instead of being registered once.
+ * Every other watcher is stopped before its descriptor is closed. Call
+ * after bl_io_init, before bl_io_start. */
+void bl_io_foreign(struct bl_io *io);
 /* Watch for `events`; calling it again on an active watcher changes them. */
 /* A virtual loop steps from event to event far faster than any
  * descriptor it watches (a database's socket, a broker's) needs looking

@@ -1,13 +1,9 @@
-/* core/loop_io.c - the loop's descriptor watchers and sources, and the
- * poll that waits on the descriptors (and on the wake-up pipe) and calls
- * the watchers that are ready.
+/* core/loop_io.c - the loop's descriptor watchers (registered with the
+ * loop's epoll set, see loop_poll.c) and its sources.
  */
-#define _GNU_SOURCE /* ppoll: microsecond timeouts instead of poll's ms */
 #include <errno.h>
-#include <poll.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
+#include <sys/epoll.h>
 
 #include "core/bl.h"
 #include "core/clock.h"
@@ -26,23 +22,58 @@ void bl_io_init(struct bl_io *io, int fd, bl_io_fn fn, void *ud)
 	io->ud = ud;
 }
 
+void bl_io_foreign(struct bl_io *io)
+{
+	io->foreign = true;
+}
+
+static uint32_t epoll_mask(unsigned events)
+{
+	return ((events & BL_IO_READ) ? EPOLLIN : 0u) | ((events & BL_IO_WRITE) ? EPOLLOUT : 0u);
+}
+
+/* A descriptor the set refuses (one another watcher already holds, a
+ * regular file) is looked at by number instead, like a foreign one. */
+void bl_loop_register(struct bl_loop *loop, struct bl_io *io, int op)
+{
+	struct epoll_event ev = {.events = epoll_mask(io->events)};
+
+	if (op == EPOLL_CTL_ADD)
+		io->token = ++loop->next_token;
+	ev.data.u64 = io->token;
+	if (epoll_ctl(loop->epfd, op, io->fd, &ev) == 0) {
+		io->registered = true;
+		return;
+	}
+	if (io->registered)
+		(void)epoll_ctl(loop->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+	io->registered = false;
+	loop->npolled++;
+}
+
 int bl_io_start(struct bl_loop *loop, struct bl_io *io, unsigned events)
 {
+	unsigned was = io->events;
 	int r;
 
 	if (io->fd < 0 || !io->fn)
 		return BL_ERR_ARG;
 	io->events = events;
-	if (io->active)
+	if (io->active) {
+		if (io->registered && events != was)
+			bl_loop_register(loop, io, EPOLL_CTL_MOD);
 		return BL_OK;
+	}
 	r = bl_loop_grow((void **)&loop->ios, &loop->capios, loop->nios + 1, sizeof *loop->ios);
-	if (r < 0)
-		return r;
-	r = bl_loop_grow((void **)&loop->pfds, &loop->cappfds, loop->nios + 2, sizeof *loop->pfds);
 	if (r < 0)
 		return r;
 	loop->ios[loop->nios++] = io;
 	io->active = true;
+	io->registered = false;
+	if (io->foreign)
+		loop->npolled++;
+	else
+		bl_loop_register(loop, io, EPOLL_CTL_ADD);
 	return BL_OK;
 }
 
@@ -56,7 +87,14 @@ void bl_io_stop(struct bl_loop *loop, struct bl_io *io)
 			loop->nios--;
 			break;
 		}
-	io->active = false;
+	/* Before the owner closes the descriptor: closed first, the set
+	 * forgets it by itself unless another process holds it too (then
+	 * loop_poll.c notices the stale token and rebuilds the set). */
+	if (io->registered)
+		(void)epoll_ctl(loop->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+	else
+		loop->npolled--;
+	io->active = io->registered = false;
 	bl_loop_frames_forget(loop, io);
 }
 
@@ -141,105 +179,6 @@ int bl_loop_run_sources(struct bl_loop *loop, uint64_t now)
 			continue; /* stopped by an earlier callback */
 		n++;
 		s->fn(loop, s, now, s->ud);
-	}
-	bl_loop_frame_done(&f, loop);
-	return n;
-}
-
-/* ---- Polling ------------------------------------------------------------- */
-
-static void drain_wake(struct bl_loop *loop)
-{
-	char buf[64];
-
-	while (read(loop->wake_r, buf, sizeof buf) > 0)
-		;
-}
-
-static unsigned map_revents(const struct bl_io *io, short re)
-{
-	unsigned ev = 0;
-
-	/* Hang-up and errors are reported as "readable" (or "writable" to a
-	 * pure writer): the next read or write returns the actual condition. */
-	if (re & (POLLIN | POLLHUP | POLLERR | POLLNVAL))
-		ev |= (io->events & BL_IO_READ) ? BL_IO_READ : 0;
-	if (re & POLLOUT)
-		ev |= BL_IO_WRITE;
-	if ((re & (POLLHUP | POLLERR | POLLNVAL)) && !(io->events & BL_IO_READ))
-		ev |= io->events & BL_IO_WRITE;
-	return ev & io->events;
-}
-
-int bl_loop_poll(struct bl_loop *loop, uint64_t wait_us)
-{
-	struct timespec ts, *tsp = NULL;
-	struct frame f;
-	size_t nfds = loop->nios + 1;
-	int n = 0, r;
-
-	/* Nothing to watch and no time to wait (a virtual loop between
-	 * events): a stop from a signal handler is seen through loop->stop
-	 * and a wake has nothing to wake, so skip the system call, which
-	 * otherwise costs a third of a virtual run. */
-	if (wait_us == 0 && loop->nios == 0)
-		return 0;
-	/* bl_loop_poll_gap: between events, a virtual loop looks at its
-	 * descriptors only that often. */
-	if (wait_us == 0 && loop->virt && loop->poll_gap_us) {
-		uint64_t real = bl_clock_monotonic_us();
-		if (real - loop->polled_us < loop->poll_gap_us)
-			return 0;
-		loop->polled_us = real;
-	}
-	if (bl_loop_grow((void **)&loop->pfds, &loop->cappfds, nfds, sizeof *loop->pfds) < 0)
-		return BL_ERR_MEM;
-	loop->pfds[0].fd = loop->wake_r;
-	loop->pfds[0].events = POLLIN;
-	loop->pfds[0].revents = 0;
-	for (size_t i = 0; i < loop->nios; i++) {
-		struct bl_io *io = loop->ios[i];
-		loop->pfds[i + 1].fd = io->fd;
-		loop->pfds[i + 1].events = (short)(((io->events & BL_IO_READ) ? POLLIN : 0) |
-		                                   ((io->events & BL_IO_WRITE) ? POLLOUT : 0));
-		loop->pfds[i + 1].revents = 0;
-	}
-	if (wait_us != BL_NEVER) {
-		ts.tv_sec = (time_t)(wait_us / 1000000u);
-		ts.tv_nsec = (long)(wait_us % 1000000u) * 1000;
-		tsp = &ts;
-	}
-	r = ppoll(loop->pfds, nfds, tsp, NULL);
-	if (r < 0) {
-		if (errno == EINTR)
-			return 0;
-		BL_ERROR(MOD, "ppoll: %s", strerror(errno));
-		return BL_ERR_IO;
-	}
-	if (r == 0)
-		return 0;
-	if (loop->pfds[0].revents)
-		drain_wake(loop);
-	if (bl_loop_frame_init(&f, loop, loop->nios) < 0)
-		return BL_ERR_MEM;
-	for (size_t i = 0; i < loop->nios; i++) {
-		unsigned ev = map_revents(loop->ios[i], loop->pfds[i + 1].revents);
-		if (ev) {
-			f.items[f.n] = loop->ios[i];
-			f.events[f.n++] = ev;
-		}
-	}
-	for (size_t i = 0; i < f.n; i++) {
-		struct bl_io *io = f.items[i];
-		unsigned ev;
-		if (!io)
-			continue;
-		/* The watcher may have changed its interest meanwhile. */
-		ev = f.events[i] & io->events;
-		if (!ev)
-			continue;
-		n++;
-		io->fn(loop, io, ev, io->ud);
 	}
 	bl_loop_frame_done(&f, loop);
 	return n;

@@ -7,6 +7,7 @@
 #define BL_LOOP_PARTS_H
 
 #include <poll.h>
+#include <sys/epoll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -34,10 +35,17 @@ struct bl_loop {
 	size_t nheap, capheap;
 	uint64_t next_seq;
 
-	struct bl_io **ios;
+	struct bl_io **ios;     /* in the order they were started */
 	size_t nios, capios;
-	struct pollfd *pfds;    /* wake pipe first, then ios[] */
+	int epfd;               /* the registered watchers and the wake-up pipe */
+	uint64_t next_token;    /* the last registration's token (0: the wake-up pipe) */
+	size_t npolled;         /* active watchers not in the set (foreign, refused) */
+	struct epoll_event *evs;
+	size_t capevs;
+	struct pollfd *pfds;    /* the set, then the polled watchers */
 	size_t cappfds;
+	unsigned *ready;        /* per ios[] index: the events a wait found */
+	size_t capready;
 
 	struct bl_source **srcs;
 	size_t nsrcs, capsrcs;
@@ -76,6 +84,15 @@ int bl_loop_run_timers(struct bl_loop *loop, uint64_t now);
 uint64_t bl_loop_sources_next(const struct bl_loop *loop);
 /* Dispatch the sources due at now; the number called or a bl_status. */
 int bl_loop_run_sources(struct bl_loop *loop, uint64_t now);
+/* Register an active watcher with the epoll set (op: EPOLL_CTL_ADD, or
+ * _MOD for new events), or have it polled when the set refuses it. */
+void bl_loop_register(struct bl_loop *loop, struct bl_io *io, int op);
+
+/* ---- loop_poll.c ------------------------------------------------------------- */
+
+/* The epoll set with the wake-up pipe in it; BL_OK or BL_ERR_IO. */
+int bl_loop_poll_init(struct bl_loop *loop);
+void bl_loop_poll_done(struct bl_loop *loop);
 /* Poll the descriptors for at most wait_us (BL_NEVER: no limit) and call
  * the ready watchers; the number called or a bl_status. */
 int bl_loop_poll(struct bl_loop *loop, uint64_t wait_us);

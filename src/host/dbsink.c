@@ -284,6 +284,7 @@ struct bl_dbsink *bl_dbsink_open(struct bl_loop *loop, const char *conninfo, con
 		s->stats.sent_bytes = s->rd.start;
 	bl_dbspool_seek(&s->rd, s->stats.sent_bytes);
 	bl_io_init(&s->io, -1, on_io, s);
+	bl_io_foreign(&s->io); /* libpq may reconnect on the same number */
 	bl_timer_init(&s->gather, on_gathered, s);
 	s->last_try_us = bl_clock_monotonic_us() - RETRY_US;
 	kick(s);

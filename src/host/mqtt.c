@@ -330,6 +330,7 @@ struct bl_mqtt *bl_mqtt_open(struct bl_loop *loop, const struct bl_mqtt_opts *o,
 	mosquitto_disconnect_callback_set(m->mq, on_disconnect);
 	mosquitto_publish_callback_set(m->mq, on_publish);
 	bl_io_init(&m->io, -1, on_io, m);
+	bl_io_foreign(&m->io); /* libmosquitto opens its sockets itself */
 	bl_timer_init(&m->tick, on_tick, m);
 	bl_timer_after(loop, &m->tick, 1000000u, 1000000u);
 	m->tls = o->cafile || o->capath;

@@ -1,0 +1,194 @@
+/* test_loop_epoll.c - the loop's descriptor wait (core/loop_poll.c): ready
+ * watchers called in the order they were started, interest changes, two
+ * watchers on one descriptor, a foreign descriptor reopened under the same
+ * number, and a descriptor closed while still registered (kept alive by a
+ * duplicate) that must neither call its stopped watcher nor spin.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/bl.h"
+#include "core/clock.h"
+#include "core/loop.h"
+#include "tap.h"
+
+static void bail(const char *what)
+{
+	printf("Bail out! %s\n", what);
+	exit(1);
+}
+
+#define NW 40
+
+struct w {
+	struct bl_io io;
+	int id, calls;
+	unsigned last;
+};
+
+static int order[NW * 2];
+static int norder;
+
+static void on_ready(struct bl_loop *loop, struct bl_io *io, unsigned events, void *ud)
+{
+	struct w *w = ud;
+	char buf[64];
+
+	(void)loop;
+	w->calls++;
+	w->last = events;
+	if (norder < NW * 2)
+		order[norder++] = w->id;
+	if (events & BL_IO_READ)
+		(void)!read(io->fd, buf, sizeof buf);
+}
+
+static void test_order(struct bl_loop *loop)
+{
+	struct w ws[NW];
+	int p[NW][2];
+	bool in_order = true;
+
+	for (int i = 0; i < NW; i++) {
+		if (pipe(p[i]) < 0)
+			bail("pipe");
+		memset(&ws[i], 0, sizeof ws[i]);
+		ws[i].id = i;
+		bl_io_init(&ws[i].io, p[i][0], on_ready, &ws[i]);
+		bl_io_start(loop, &ws[i].io, BL_IO_READ);
+	}
+	/* made ready last to first: the set reports them in that order */
+	for (int i = NW - 1; i >= 0; i--)
+		(void)!write(p[i][1], "x", 1);
+	norder = 0;
+	is_int(bl_loop_step(loop, 0), NW, "every ready watcher called in one pass");
+	for (int i = 0; i < NW; i++)
+		in_order = in_order && order[i] == i;
+	ok(norder == NW && in_order, "in the order they were started, not the order they became ready");
+	is_int(bl_loop_step(loop, 0), 0, "read empty: nothing more");
+	for (int i = 0; i < NW; i++) {
+		bl_io_stop(loop, &ws[i].io);
+		close(p[i][0]);
+		close(p[i][1]);
+	}
+	is_int((long long)bl_loop_io_count(loop), 0, "all stopped");
+}
+
+static void test_interest_and_sharing(struct bl_loop *loop)
+{
+	struct w a = {.id = 1}, b = {.id = 2};
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) < 0)
+		bail("socketpair");
+	bl_io_init(&a.io, sv[0], on_ready, &a);
+	bl_io_start(loop, &a.io, BL_IO_READ);
+	is_int(bl_loop_step(loop, 0), 0, "reader of a quiet socket: not called");
+	bl_io_start(loop, &a.io, BL_IO_READ | BL_IO_WRITE);
+	ok(bl_loop_step(loop, 0) == 1 && a.last == BL_IO_WRITE, "interest widened to writing: called writable");
+	bl_io_start(loop, &a.io, BL_IO_READ);
+	is_int(bl_loop_step(loop, 0), 0, "narrowed again: not called");
+
+	/* a second watcher on the same descriptor: both hear it */
+	bl_io_init(&b.io, sv[0], on_ready, &b);
+	bl_io_start(loop, &b.io, BL_IO_READ);
+	(void)!write(sv[1], "y", 1);
+	norder = 0;
+	is_int(bl_loop_step(loop, 0), 2, "two watchers of one descriptor: both called");
+	ok(norder == 2 && order[0] == 1 && order[1] == 2, "the first started first");
+	bl_io_stop(loop, &a.io);
+	bl_io_stop(loop, &b.io);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+/* A library closes its socket and opens another, which gets the same
+ * number: a foreign watcher is looked at by number and hears the new one. */
+static void test_foreign_reopened(struct bl_loop *loop)
+{
+	struct w f = {.id = 3};
+	int p1[2], p2[2];
+
+	if (pipe(p1) < 0)
+		bail("pipe");
+	bl_io_init(&f.io, p1[0], on_ready, &f);
+	bl_io_foreign(&f.io);
+	bl_io_start(loop, &f.io, BL_IO_READ);
+	close(p1[0]);
+	if (pipe(p2) < 0)
+		bail("pipe");
+	is_int(p2[0], p1[0], "the new descriptor has the old number");
+	(void)!write(p2[1], "z", 1);
+	ok(bl_loop_step(loop, 0) == 1 && f.calls == 1, "the foreign watcher hears the new descriptor");
+	bl_io_stop(loop, &f.io);
+	close(p1[1]);
+	close(p2[0]);
+	close(p2[1]);
+}
+
+static int rebuilds;
+
+static void count_rebuilds(void *ud, enum bl_log_level level, const char *module, const char *msg)
+{
+	(void)ud;
+	(void)level;
+	if (strcmp(module, "loop") == 0 && strstr(msg, "rebuilt"))
+		rebuilds++;
+}
+
+/* Closed before it was stopped while a duplicate keeps the pipe open: the
+ * kernel keeps the registration, and its events name no watcher. */
+static void test_closed_while_watched(struct bl_loop *loop)
+{
+	struct w gone = {.id = 4}, live = {.id = 5};
+	int p[2], q[2], dup_fd;
+
+	if (pipe2(p, O_NONBLOCK) < 0 || pipe2(q, O_NONBLOCK) < 0)
+		bail("pipe");
+	bl_io_init(&gone.io, p[0], on_ready, &gone);
+	bl_io_init(&live.io, q[0], on_ready, &live);
+	bl_io_start(loop, &gone.io, BL_IO_READ);
+	bl_io_start(loop, &live.io, BL_IO_READ);
+	dup_fd = dup(p[0]);
+	close(p[0]);
+	bl_io_stop(loop, &gone.io); /* too late: the number is gone */
+	(void)!write(p[1], "w", 1);
+	bl_log_set_level(BL_LOG_DEBUG);
+	bl_log_set_handler(count_rebuilds, NULL);
+	for (int i = 0; i < 3; i++)
+		bl_loop_step(loop, 0);
+	is_int(gone.calls, 0, "the stopped watcher is not called");
+	is_int(rebuilds, 1, "the stale registration is dropped once (the set rebuilt), not met at every wait");
+	(void)!write(q[1], "v", 1);
+	ok(bl_loop_step(loop, 0) == 1 && live.calls == 1, "the other watcher still hears its descriptor");
+	bl_log_set_handler(NULL, NULL);
+	bl_log_set_level(BL_LOG_WARN);
+	bl_io_stop(loop, &live.io);
+	close(dup_fd);
+	close(p[1]);
+	close(q[0]);
+	close(q[1]);
+}
+
+int main(void)
+{
+	struct bl_vclock vc;
+	struct bl_loop *loop;
+
+	plan_lazy();
+	bl_vclock_init(&vc, 0);
+	loop = bl_loop_new(&vc.clock);
+	if (!loop)
+		bail("loop");
+	test_order(loop);
+	test_interest_and_sharing(loop);
+	test_foreign_reopened(loop);
+	test_closed_while_watched(loop);
+	bl_loop_free(loop);
+	return done_testing();
+}
