@@ -7,14 +7,18 @@
 local ch = require "batlab.characterise"
 local more = require "batlab.steps_more"
 local steps = require "batlab.steps"
+local batlab = require "batlab"
 
--- A slow step recording {charge Ah, V} at every report.
+-- A slow step recording {charge Ah, V} at every report (captured in C:
+-- the step is watched, no Lua runs for the reports in between).
 local function slow(cell, fn, opts)
-	local curve = {}
-	opts.on_sample = function(s)
-		curve[#curve + 1] = { math.abs(s.charge_ah or 0), s.voltage }
+	opts.capture = batlab.series { "charge_ah", "voltage" }
+	local sum = fn(cell, opts)
+	local curve = opts.capture:rows()
+	for _, pt in ipairs(curve) do
+		pt[1] = math.abs(pt[1] or 0)
 	end
-	return fn(cell, opts), curve
+	return sum, curve
 end
 
 return {

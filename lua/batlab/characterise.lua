@@ -4,6 +4,7 @@
 -- sampled finely, its resistance at given times, statistics.
 -- docs/characterisation.md says how each is computed.
 
+local batlab = require "batlab"
 local more = require "batlab.steps_more"
 local steps = require "batlab.steps"
 
@@ -51,31 +52,24 @@ function M.full(cell, p)
 end
 
 -- rest_v(cell, seconds, name) -> the rest's summary, the mean voltage of
--- its last 5 reports (the noise averaged out).
+-- its last 5 reports (the noise averaged out). The step keeps them (tail):
+-- a rest with no per-report function is watched in C (batlab.step_watch).
 function M.rest_v(cell, seconds, name)
-	local last = {}
-	local r = more.rest(cell, seconds, { name = name, on_sample = function(s)
-		last[#last + 1] = s.voltage
-		if #last > 5 then
-			table.remove(last, 1)
-		end
-	end })
-	return r, (M.mean_u(last))
+	local r = more.rest(cell, seconds, { name = name, tail = 5 })
+	return r, (M.mean_u(r.tail or {}))
 end
 
 -- pulse(cell, amps, seconds, name, interval) -> summary, series: a current
 -- pulse (+ charge, - discharge) of `seconds`, reported every `interval` s
 -- (default 0.1: the device's finest), series = { {step_time, V, I}, ... }.
+-- The step captures them (a batlab.series): it is watched in C.
 function M.pulse(cell, amps, seconds, name, interval)
-	local series = {}
+	local cap = batlab.series { "step_time", "voltage", "current" }
 	cell:report_interval(interval or 0.1)
-	local o = { current = math.abs(amps), max_time = seconds, name = name,
-		on_sample = function(s)
-			series[#series + 1] = { s.step_time, s.voltage, s.current }
-		end }
+	local o = { current = math.abs(amps), max_time = seconds, name = name, capture = cap }
 	local r = amps > 0 and more.charge(cell, o) or more.discharge(cell, o)
 	cell:report_interval(1)
-	return r, series
+	return r, cap:rows()
 end
 
 -- The resistance of a pulse at times `at` (s into the pulse): (OCV(t) -

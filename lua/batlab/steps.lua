@@ -75,7 +75,11 @@ end
 
 local function account(sum, s)
 	local temp = not bad_thermistor(s) and s.temp_c or nil
-	sum.samples = sum.samples + 1
+	local n = sum.samples + 1
+	sum.samples = n
+	if n == 1 then
+		sum.first_sample = s
+	end
 	sum._sum_v = sum._sum_v + s.voltage
 	sum._sum_i = sum._sum_i + math.abs(s.current)
 	sum.temp_start = sum.temp_start or temp
@@ -94,6 +98,9 @@ local function finish(sum, reason, extra)
 	end
 	if sum.temp_start and sum.temp_max then
 		sum.temp_rise = sum.temp_max - sum.temp_start
+	end
+	if sum._tail then
+		sum.tail, sum._tail = sum._tail:values(), nil
 	end
 	sum._sum_v, sum._sum_i, sum.t_offset, sum.continues, sum.carry = nil, nil, nil, nil, nil
 	sum._thermistor_told, sum._jump_told = nil, nil
@@ -259,6 +266,15 @@ local function observe(cell, kind, sum, opts, spec)
 	end
 	jumped(cell, sum, s)
 	account(sum, s)
+	if opts.tail then
+		-- the voltages of the last reports (the quiet ones went in in C)
+		local tr = sum._tail or batlab.trail { keep = opts.tail }
+		sum._tail = tr
+		tr:push(sum.duration, s.voltage)
+	end
+	if opts.capture then
+		opts.capture:push(s)
+	end
 	if opts.on_sample then
 		opts.on_sample(s, sum)
 	end
@@ -563,7 +579,7 @@ function M.rest(cell, seconds, opts)
 	end
 	local o = { max_time = seconds, on_sample = opts.on_sample, guard = opts.guard,
 		report_timeout = opts.report_timeout, silence_grace = opts.silence_grace,
-		allow_bad_thermistor = opts.allow_bad_thermistor }
+		allow_bad_thermistor = opts.allow_bad_thermistor, tail = opts.tail, capture = opts.capture }
 	local name = opts.name or "REST"
 	return stepped(cell, name, function()
 		if seconds == 0 then

@@ -147,7 +147,8 @@ function M.rest(cell, seconds, opts)
 			cell.recording:started()
 		end
 		-- what a watched rest wakes for: its time, its conditions
-		local wopts = { max_time = seconds, guard = opts.guard, on_sample = opts.on_sample, ["until"] = check }
+		local wopts = { max_time = seconds, guard = opts.guard, on_sample = opts.on_sample, ["until"] = check,
+			capture = opts.capture }
 		local wst = { sign = -1, pulse_on = true, trickle_on = false, base_current = 0 }
 		while true do
 			local spec = step_watch.spec(cell, "rest", wopts, wst, sum, steps)
@@ -281,11 +282,31 @@ local function errors_of(st, target, unit)
 		rms_err = math.sqrt(st.se / st.n), max_abs_err = st.maxe }
 end
 
--- One labelled step whose current a control recomputes at every report.
--- control: first (A), next(s, sum, st) -> A or nil, ended(s, sum, st) ->
--- name or nil (before opts.stop), done(sum, st) (fills the summary).
+-- The watch spec of a regulated step's next report (batlab.step_watch),
+-- or nil to look at every report: control.watch(spec, st, lo, hi) tightens
+-- it to wake at every report where ended or next could act (false: it
+-- cannot), lo..hi the range the step clamps the current to.
+local function regulated_spec(cell, kind, opts, control, st, sum, wopts, lo, hi)
+	if not control.watch or st.amps < lo or st.amps > hi then
+		return nil
+	end
+	local wst = { sign = kind == "charge" and 1 or -1, pulse_on = true, trickle_on = false, base_current = 0 }
+	local spec = step_watch.spec(cell, kind, wopts, wst, sum, steps)
+	if spec and control.watch(spec, st) then
+		return spec
+	end
+	return nil
+end
+
+-- One labelled step whose current a control recomputes at every report
+-- (or at the reports control.watch says can change it). control: first
+-- (A), next(s, sum, st) -> A or nil, ended(s, sum, st) -> name or nil
+-- (before opts.stop), done(sum, st) (fills the summary), watch (above).
 local function regulated(cell, kind, name, opts, control)
 	local check = step_check(cell, opts.stop)
+	local wopts = { guard = opts.guard, on_sample = opts.on_sample, ["until"] = check, max_time = control.max_time,
+		capture = opts.capture }
+	local hi = opts.max_current or batlab.CURRENT_MAX
 	local zopts = { current = control.smallest or control.first }
 	return core.with_zero_amp(cell, name, zopts, kind, function()
 		return core.stepped(cell, name, function()
@@ -302,14 +323,15 @@ local function regulated(cell, kind, name, opts, control)
 			local done
 			repeat
 				local s
-				s, done = core.observe(cell, kind, sum, opts)
+				local spec = regulated_spec(cell, kind, opts, control, st, sum, wopts, 0.01, hi)
+				s, done = core.observe(cell, kind, sum, opts, spec)
 				if s then
 					local fired = control.ended and control.ended(s, sum, st) or check(s, sum)
 					if fired then
 						done = end_on(sum, fired)
 					else
 						local new = control.next(s, sum, st)
-						new = new and math.max(math.min(new, opts.max_current or batlab.CURRENT_MAX), 0.01)
+						new = new and math.max(math.min(new, hi), 0.01)
 						if new and math.abs(new - st.amps) >= 1 / 256 then
 							st.amps = new
 							done = core.set_current(cell, sum, new)
@@ -329,7 +351,8 @@ end
 -- ones): a misspelt one raises at the caller, as batlab.steps' do.
 local T = { n = "number", s = "string", f = "function", b = "boolean" }
 local COMMON = { name = T.s, guard = T.f, on_sample = T.f, report_timeout = T.n, silence_grace = T.n,
-	allow_bad_thermistor = T.b, resumable = T.b, stop = "table", max_current = T.n, settle = T.n }
+	allow_bad_thermistor = T.b, resumable = T.b, stop = "table", max_current = T.n, settle = T.n,
+	tail = T.n, capture = "userdata" }
 local function schema(extra)
 	local out = {}
 	for k, v in pairs(COMMON) do
@@ -453,8 +476,25 @@ function M.cccv(cell, opts)
 			:format(v, vmax), 2)
 	end
 	local r_est = 0.1 -- ohms: how hard to correct per volt of error
+	-- the voltage error that moves the current by the least change the
+	-- step makes (1/256 A), less a margin for rounding: a report within
+	-- it changes nothing (the clamps only make the change smaller)
+	local band = r_est / 256 - 1e-6
 	return regulated(cell, "charge", opts.name or "CCCV", opts, {
-		first = i, smallest = until_i,
+		first = i, smallest = until_i, max_time = opts.max_time,
+		watch = function(spec, st)
+			if st.amps < until_i / 2 or st.amps > i then
+				return false
+			end
+			if not st.cv_at then
+				spec.v_hi = step_watch.lower(spec.v_hi, v)
+				return true
+			end
+			spec.v_hi = step_watch.lower(spec.v_hi, v + band)
+			spec.v_lo = step_watch.higher(spec.v_lo, v - band)
+			spec.i_lo, spec.i_after = step_watch.higher(spec.i_lo, until_i), 0
+			return true
+		end,
 		ended = function(s, sum, st)
 			if st.cv_at and math.abs(s.current) <= until_i and st.amps <= until_i * 1.5 then
 				return "current"

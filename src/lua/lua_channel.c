@@ -641,5 +641,7 @@ void bl_lua_open_channel(lua_State *L)
 	lua_pushcfunction(L, l_extend_channel);
 	lua_setfield(L, -2, "extend_channel");
 	bl_lua_open_recorder(L);
+	bl_lua_open_trail(L);
+	bl_lua_open_series(L);
 	bl_sched_set_safe_hook(bl_sched_get(L), channel_safe, NULL);
 }

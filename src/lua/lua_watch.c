@@ -33,6 +33,12 @@
  *     temp_at = degC, temp_min = degC, temp_max = degC,  -- T >= temp_at, outside [min, max]
  *     prev_v = V, prev_t = degC, jump_v = V, jump_t = K,  -- a jump from the report before
  *     vcc_lo = V,            -- wake at 0 < VCC < vcc_lo
+ *     dvdt = trail, dvdt_below = V/s,  -- wake when the report would bring the
+ *                            -- window trail's slope below dvdt_below
+ *     tail = trail,          -- a trail the quiet reports are pushed to
+ *     capture = series,      -- a batlab.series the quiet reports are added to
+ *                            -- (batlab.trail, lua_watch_trail.c: their times are
+ *                            -- the step's duration, (step_time - t_offset) + carry_time)
  *     -- accumulators, read at the start and written back at the end:
  *     sum_v, sum_i,          -- running sums the quiet reports are added to
  *     quiet,                 -- out: how many reports were quiet
@@ -54,7 +60,9 @@
 struct watch {
 	double v_hi, v_lo, i_lo, i_after, i_hi, t_at, dur_at, t_offset, carry_time;
 	double ah_at, carry_ah, wh_at, carry_wh, temp_at, temp_min, temp_max;
-	double prev_v, prev_t, jump_v, jump_t, vcc_lo;
+	double prev_v, prev_t, jump_v, jump_t, vcc_lo, dvdt_below;
+	struct bl_trail *dvdt, *tail;   /* anchored by the spec (argument 2) */
+	struct bl_series *capture;
 	int mode;                    /* -1: any */
 	uint64_t timeout_us;         /* 0: none */
 	/* the quiet reports */
@@ -75,6 +83,16 @@ static double num_field(lua_State *L, int t, const char *k, double dflt)
 	}
 	lua_pop(L, 1);
 	return v;
+}
+
+static struct bl_trail *trail_field(lua_State *L, int t, const char *k)
+{
+	struct bl_trail *tr = NULL;
+
+	if (lua_getfield(L, t, k) != LUA_TNIL && !(tr = bl_trail_test(L, -1)))
+		luaL_error(L, "ch:watch: spec.%s must be a batlab.trail", k);
+	lua_pop(L, 1);
+	return tr;
 }
 
 static void read_spec(lua_State *L, int t, struct watch *x)
@@ -103,6 +121,13 @@ static void read_spec(lua_State *L, int t, struct watch *x)
 	x->jump_v = num_field(L, t, "jump_v", HUGE_VAL);
 	x->jump_t = num_field(L, t, "jump_t", HUGE_VAL);
 	x->vcc_lo = num_field(L, t, "vcc_lo", 0);
+	x->dvdt = trail_field(L, t, "dvdt");
+	x->dvdt_below = num_field(L, t, "dvdt_below", -HUGE_VAL);
+	x->tail = trail_field(L, t, "tail");
+	x->capture = NULL;
+	if (lua_getfield(L, t, "capture") != LUA_TNIL && !(x->capture = bl_series_test(L, -1)))
+		luaL_error(L, "ch:watch: spec.capture must be a batlab.series");
+	lua_pop(L, 1);
 	luaL_argcheck(L, mode == -1 || (mode >= 0 && mode <= 65535 && mode == floor(mode)), 2,
 	              "spec.mode must be a MODE value");
 	x->mode = (int)mode;
@@ -124,7 +149,9 @@ static void read_spec(lua_State *L, int t, struct watch *x)
  * this calls quiet is one the step would have let pass. */
 static bool wakes(const struct watch *x, const struct bl_sample *s)
 {
-	double v = s->voltage, t = s->temp_c, st = s->step_time;
+	double v = s->voltage, t = s->temp_c, st = s->step_time, slope;
+	/* the step's duration as batlab.steps works it out */
+	double dur = (st - x->t_offset) + x->carry_time;
 
 	if (s->device_reset || s->error || (x->mode >= 0 && s->mode != x->mode))
 		return true;
@@ -132,7 +159,13 @@ static bool wakes(const struct watch *x, const struct bl_sample *s)
 		return true;
 	if ((x->i_lo >= 0 && st >= x->i_after && fabs(s->current) <= x->i_lo) || fabs(s->current) >= x->i_hi)
 		return true;
-	if ((st - x->t_offset) + x->carry_time >= x->dur_at)
+	if (dur >= x->dur_at)
+		return true;
+	if (x->dvdt && bl_trail_slope_if(x->dvdt, dur, v, &slope) && slope < x->dvdt_below)
+		return true;
+	/* a trail that cannot take the report: Lua's push raises */
+	if ((x->dvdt && !bl_trail_room(x->dvdt)) || (x->tail && !bl_trail_room(x->tail)) ||
+	    (x->capture && !bl_series_room(x->capture)))
 		return true;
 	if (fabs(s->charge_ah) + x->carry_ah >= x->ah_at || fabs(s->energy_wh) + x->carry_wh >= x->wh_at)
 		return true;
@@ -163,6 +196,16 @@ static void account(struct watch *x, const struct bl_sample *s)
 	x->prev = *s;
 	x->prev_v = s->voltage;
 	x->prev_t = t;
+	if (x->dvdt || x->tail) {
+		double dur = (s->step_time - x->t_offset) + x->carry_time;
+
+		if (x->dvdt)
+			bl_trail_push(x->dvdt, dur, s->voltage);   /* room made by wakes */
+		if (x->tail)
+			bl_trail_push(x->tail, dur, s->voltage);
+	}
+	if (x->capture)
+		bl_series_add(x->capture, s);
 }
 
 /* Called by the channel's sample listener for a watch wait: true when the
