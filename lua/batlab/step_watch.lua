@@ -154,4 +154,27 @@ function M.spec(cell, kind, opts, st, sum, steps)
 	return spec
 end
 
+-- The spec of a constant-voltage hold's next report (batlab.steps'
+-- cv_hold), or nil to look at it: it wakes where the hold's loop could
+-- act. A voltage within w.band of w.v moves the target by less than the
+-- loop's least change (its clamps only make the change smaller, the
+-- target being within them); the end current and time limit are
+-- thresholds (the hold's time is its step time plus what it carried).
+local CV_ST = { sign = 1, pulse_on = true, trickle_on = false, base_current = 0 }
+function M.cv_spec(cell, opts, sum, w, target, steps)
+	if target < w.until_i / 2 or (opts.current and target > opts.current) then
+		return nil
+	end
+	local spec = M.spec(cell, "cv", w.opts, CV_ST, sum, steps)
+	if spec then
+		spec.v_hi = lower(spec.v_hi, w.v + w.band)
+		spec.v_lo = higher(spec.v_lo, w.v - w.band)
+		spec.i_lo, spec.i_after = higher(spec.i_lo, w.until_i), 0
+		if opts.max_time then
+			spec.t_at = math.min(spec.t_at, opts.max_time - (sum.carry and sum.carry.time or 0) - EARLY)
+		end
+	end
+	return spec
+end
+
 return M

@@ -616,6 +616,11 @@ function cv_loop(cell, opts)
 	local target = opts.current or 1.0
 	local until_i = opts.until_i or 0.05
 	local r_est = 0.1   -- ohms: how hard to correct per volt of error
+	-- what the watch wakes for (batlab.step_watch.cv_spec): the voltage
+	-- error that moves the target by the loop's least change (0.008 A),
+	-- less a margin for rounding
+	local w = { v = v, until_i = until_i, band = r_est * 0.008 - 1e-6,
+		opts = { guard = opts.guard, on_sample = opts.on_sample } }
 	local sum = new_summary(opts.name or "CV", "charge")
 	sum.continues = true
 	sum.carry = cell.recording and cell.recording.carry
@@ -630,7 +635,7 @@ function cv_loop(cell, opts)
 		target = math.max(sum.carry.current or target, until_i)
 	end
 	while true do
-		local s, done = observe(cell, "cv", sum, opts)
+		local s, done = observe(cell, "cv", sum, opts, step_watch.cv_spec(cell, opts, sum, w, target, M))
 		if not s then
 			return done
 		end

@@ -1,0 +1,191 @@
+-- The characterisation scripts' steps are watched in C (ch:watch): a
+-- rest ending on dV/dt over a window (batlab.trail), the last voltages of
+-- a step (tail), every report's numbers captured (batlab.series), and a
+-- CCCV charge's CC phase and CV band. Their task is resumed only for the
+-- reports that can end or change the step, and that must change nothing:
+-- the same procedure run watched and once with an on_sample hook on every
+-- step (which makes each step look at every report in Lua) writes the
+-- same files and the same summaries to the last bit; a GITT-style relax
+-- resumes its task a few times for a couple of hundred reports, each a
+-- row, and ends on the very report where dV/dt, evaluated as the Lua
+-- condition always did (reference below), first falls below the limit.
+local t = dofile(arg[0]:match("^(.-)[^/]*$") .. "tap.lua")
+local cli = dofile(arg[0]:match("^(.-)[^/]*$") .. "cli.lua")
+
+local tmp = cli.tmpdir()
+
+local PROC = [[
+local batlab = require "batlab"
+local more = require "batlab.steps_more"
+local C = require "batlab.conditions"
+local ch = require "batlab.characterise"
+return {
+  name = "watchcond",
+  params = { look = false },
+  run = function(cell, p)
+    -- how many reports each step's task was resumed for
+    local wakes = 0
+    local wait, watch = cell.wait, cell.watch
+    cell.wait = function(self, ...) wakes = wakes + 1 return wait(self, ...) end
+    cell.watch = function(self, ...) wakes = wakes + 1 return watch(self, ...) end
+    local function o(t)
+      if p.look then t.on_sample = function() end end
+      return t
+    end
+    local got = {}
+    local function keep(sum, extra)
+      local d = ("%s %s %d wakes=%d"):format(sum.name, sum.end_reason, sum.samples, wakes)
+      for _, k in ipairs { "duration", "ah", "wh", "avg_v", "avg_i", "temp_start", "temp_end", "temp_max" } do
+        d = d .. (" %s=%.17g"):format(k, sum[k] or -1)
+      end
+      for _, v in ipairs(sum.tail or {}) do
+        d = d .. (" %.17g"):format(v)
+      end
+      got[#got + 1] = d .. (extra or "")
+      wakes = 0
+      return sum
+    end
+    local function rows(cap)
+      local out = {}
+      for _, r in ipairs(cap:rows()) do
+        out[#out + 1] = ("%.17g/%.17g"):format(r[1], r[2])
+      end
+      return " rows " .. #out .. " " .. table.concat(out, ",")
+    end
+    cell:limits { vmax = 4.25, vmin = 2.8, imax = 4.0, tmax_c = 55 }
+    keep(more.cccv(cell, o { current = 1.25, v = 4.2, until_i = 0.125, max_time = 6 * 3600, name = "FULL" }))
+    keep(more.rest(cell, 600, o { name = "REST", tail = 5 }))
+    local cap = batlab.series { "step_time", "voltage" }
+    keep(more.discharge(cell, o { current = 2.0, max_time = 10, name = "PULSE", capture = cap })
+      , rows(cap))
+    -- a GITT pulse and relax: every report captured for the reference below
+    local gp = keep(more.discharge(cell, o { current = 0.5, max_time = 600, name = "GPULSE",
+      stop = { v_below = 3.0 } }))
+    local relax = batlab.series { "step_time", "voltage" }
+    local r = keep(more.rest(cell, 3600, o { name = "RELAX", tail = 5, capture = relax,
+      stop = C.dvdt_below(3e-6, 120, "relaxed") }))
+    -- the Lua evaluation the condition had (a table of {t, V}): the first
+    -- report where it fires
+    local hist, fired = {}, nil
+    for k, row in ipairs(relax:rows()) do
+      local tt, v = row[1], row[2]
+      hist[#hist + 1] = { tt, v }
+      while #hist > 2 and tt - hist[2][1] >= 120 do
+        table.remove(hist, 1)
+      end
+      local first = hist[1]
+      if tt - first[1] >= 120 and math.abs(v - first[2]) / (tt - first[1]) < 3e-6 then
+        fired = k
+        break
+      end
+    end
+    -- dV/dt inside `all` and a group's `during`, with a time limit
+    more.group(cell, { n = 1, during = C.all { C.dvdt_below(2e-5, 60), C.time(200) } }, function()
+      local d = keep(more.discharge(cell, o { current = 1.0, max_time = 120, name = "G DIS" }))
+      return { d, keep(more.rest(cell, 1800, o { name = "G REST" })) }
+    end)
+    cell:record { watch = table.concat(got, "\n"), relax_rows = #relax, relax_fired = fired,
+      relax_reason = r.end_reason, relax_samples = r.samples,
+      first_v = gp.first_sample and gp.first_sample.voltage }
+    return true
+  end,
+}
+]]
+cli.write(tmp .. "/watchcond.lua", PROC)
+
+local function run(tag, look)
+	local code = cli.batlab(("run %s/watchcond.lua --sim --seed 7 --quiet --no-report --set look=%s --out %s/%s A B")
+		:format(tmp, look, tmp, tag))
+	t.is(code, 0, tag .. ": the procedure runs")
+end
+run("watched", "false")
+run("looked", "true")
+
+t.is(cli.read(tmp .. "/watched/steps.csv"), cli.read(tmp .. "/looked/steps.csv"),
+	"steps.csv is byte-identical whether the steps watch or look at every report")
+for _, cell in ipairs { "A", "B" } do
+	t.is(cli.read(tmp .. "/watched/cells/" .. cell .. ".csv"), cli.read(tmp .. "/looked/cells/" .. cell .. ".csv"),
+		cell .. ": the time series is byte-identical")
+end
+
+local json = require "cjson"
+local function records(tag)
+	local s = json.decode(cli.read(tmp .. "/" .. tag .. "/summary.json"))
+	local out = {}
+	for _, c in ipairs(s.cells) do
+		out[c.name] = c.records
+	end
+	return out
+end
+local W, L = records("watched"), records("looked")
+
+-- the summaries without the wake counts, which differ on purpose
+local function bare(s)
+	return (s or ""):gsub(" wakes=%d+", "")
+end
+
+-- wake counts and samples of each step, by name
+local function wakes(s)
+	local out = {}
+	for line in (s or ""):gmatch("[^\n]+") do
+		local name, reason, n, w = line:match("^(.-) (%S+) (%d+) wakes=(%d+)")
+		out[name] = { reason = reason, samples = tonumber(n), wakes = tonumber(w) }
+	end
+	return out
+end
+
+-- the RELAX step's rows in a time series (the Step Name column)
+local function step_rows(path, name)
+	local text = cli.read(path) or ""
+	local header = text:match("^[^\n]*")
+	local col
+	local k = 0
+	for field in header:gmatch("[^,]+") do
+		k = k + 1
+		if field == "Step Name" then
+			col = k
+		end
+	end
+	local n = 0
+	for line in text:gmatch("\n([^\n]+)") do
+		local f, i = nil, 0
+		for field in (line .. ","):gmatch("([^,]*),") do
+			i = i + 1
+			if i == col then
+				f = field
+				break
+			end
+		end
+		if f == name then
+			n = n + 1
+		end
+	end
+	return n
+end
+
+for _, cell in ipairs { "A", "B" } do
+	local w, l = W[cell] or {}, L[cell] or {}
+	t.ok(w.watch and select(2, w.watch:gsub("\n", "")) == 6, cell .. ": seven step summaries kept")
+	t.is(bare(w.watch), bare(l.watch), cell .. ": every summary (tail and captured rows too) is the same to the last bit")
+	local ww, lw = wakes(w.watch), wakes(l.watch)
+	local relax = ww.RELAX or {}
+	t.is(relax.reason, "relaxed", cell .. ": the relax ended on dV/dt")
+	t.ok((relax.samples or 0) > 150, cell .. ": after over 150 reports (" .. tostring(relax.samples) .. ")")
+	t.ok((relax.wakes or 99) <= 3, cell .. ": its task resumed " .. tostring(relax.wakes) .. " times for them")
+	t.is(lw.RELAX and lw.RELAX.wakes, relax.samples, cell .. ": looking at every report resumes it for each")
+	t.is(w.relax_rows, relax.samples, cell .. ": every report captured")
+	t.is(step_rows(tmp .. "/watched/cells/" .. cell .. ".csv", "RELAX"), relax.samples,
+		cell .. ": every report of the relax is a row of the time series")
+	t.is(w.relax_fired, w.relax_rows, cell .. ": it ended on the first report where the Lua evaluation of dV/dt fires")
+	local full = ww.FULL or {}
+	t.ok(full.wakes and full.samples and full.wakes * 3 < full.samples,
+		cell .. ": the CCCV charge resumed its task for fewer than a third of its reports ("
+		.. tostring(full.wakes) .. " of " .. tostring(full.samples) .. ")")
+	t.ok((ww.REST or {}).wakes == 2 and (ww.PULSE or {}).wakes == 2,
+		cell .. ": a rest keeping its last voltages and a captured pulse resume their task twice")
+	t.is((ww["G REST"] or {}).reason, "dvdt+time", cell .. ": a group's dV/dt and time together end its rest")
+	t.is((ww.GPULSE or {}).wakes, 2, cell .. ": a GITT pulse resumes its task twice")
+	t.ok(type(w.first_v) == "number" and w.first_v == l.first_v, cell .. ": its first report kept (first_sample)")
+	t.is((ww.FULL or {}).reason, "current", cell .. ": the CCCV charge ended on its CV current")
+end
+t.done()
