@@ -274,6 +274,17 @@ local function track(st, e)
 	st.maxe = math.max(st.maxe or 0, math.abs(e))
 end
 
+-- control.watch of a power (reg 1) or resistance (reg 2) step: the watch
+-- wakes when the current it wants moves by the least change the step
+-- makes, and accounts the quiet reports' regulation error as track() does.
+local function reg_watch(reg, target, settle)
+	return function(spec, st)
+		spec.reg, spec.reg_target, spec.reg_amps, spec.reg_settle = reg, target, st.amps, settle
+		spec.reg_n, spec.reg_se, spec.reg_sae, spec.reg_maxe = st.n or 0, st.se or 0, st.sae or 0, st.maxe or 0
+		return true
+	end
+end
+
 local function errors_of(st, target, unit)
 	if not st.n then
 		return nil
@@ -286,11 +297,10 @@ end
 -- or nil to look at every report: control.watch(spec, st, lo, hi) tightens
 -- it to wake at every report where ended or next could act (false: it
 -- cannot), lo..hi the range the step clamps the current to.
-local function regulated_spec(cell, kind, opts, control, st, sum, wopts, lo, hi)
-	if not control.watch or st.amps < lo or st.amps > hi then
+local function regulated_spec(cell, kind, control, st, sum, wopts, wst, hi)
+	if not control.watch or st.amps < 0.01 or st.amps > hi then
 		return nil
 	end
-	local wst = { sign = kind == "charge" and 1 or -1, pulse_on = true, trickle_on = false, base_current = 0 }
 	local spec = step_watch.spec(cell, kind, wopts, wst, sum, steps)
 	if spec and control.watch(spec, st) then
 		return spec
@@ -307,6 +317,7 @@ local function regulated(cell, kind, name, opts, control)
 	local wopts = { guard = opts.guard, on_sample = opts.on_sample, ["until"] = check, max_time = control.max_time,
 		capture = opts.capture }
 	local hi = opts.max_current or batlab.CURRENT_MAX
+	local wst = { sign = kind == "charge" and 1 or -1, pulse_on = true, trickle_on = false, base_current = 0 }
 	local zopts = { current = control.smallest or control.first }
 	return core.with_zero_amp(cell, name, zopts, kind, function()
 		return core.stepped(cell, name, function()
@@ -323,8 +334,12 @@ local function regulated(cell, kind, name, opts, control)
 			local done
 			repeat
 				local s
-				local spec = regulated_spec(cell, kind, opts, control, st, sum, wopts, 0.01, hi)
+				local spec = regulated_spec(cell, kind, control, st, sum, wopts, wst, hi)
 				s, done = core.observe(cell, kind, sum, opts, spec)
+				if spec and spec.reg and spec.reg_n ~= (st.n or 0) then
+					-- the regulation error of the quiet reports, accounted in C
+					st.n, st.se, st.sae, st.maxe = spec.reg_n, spec.reg_se, spec.reg_sae, spec.reg_maxe
+				end
 				if s then
 					local fired = control.ended and control.ended(s, sum, st) or check(s, sum)
 					if fired then
@@ -426,6 +441,7 @@ function M.power(cell, opts)
 	local settle = opts.settle or 3
 	return regulated(cell, kind, opts.name or "POWER", opts, {
 		first = math.min(p / volts_now(cell, opts), batlab.CURRENT_MAX),
+		watch = reg_watch(1, p, settle),
 		next = function(s, sum, st)
 			if sum.duration >= settle then
 				track(st, s.voltage * math.abs(s.current) - p)
@@ -448,6 +464,7 @@ function M.resistance(cell, opts)
 	local settle = opts.settle or 3
 	return regulated(cell, kind, opts.name or "RESISTANCE", opts, {
 		first = math.min(volts_now(cell, opts) / r, batlab.CURRENT_MAX),
+		watch = reg_watch(2, r, settle),
 		next = function(s, sum, st)
 			if sum.duration >= settle and math.abs(s.current) > 0.01 then
 				track(st, s.voltage / math.abs(s.current) - r)

@@ -37,6 +37,13 @@
  *                            -- window trail's slope below dvdt_below
  *     tail = trail,          -- a trail the quiet reports are pushed to
  *     capture = series,      -- a batlab.series the quiet reports are added to
+ *     reg = 1 | 2, reg_target = W | ohm, reg_amps = A, reg_settle = s,
+ *                            -- a regulated step (batlab.steps_more power: 1,
+ *                            -- resistance: 2) driving reg_amps: wake when the
+ *                            -- current it wants (W / max(V, 0.5), V / ohm) is
+ *                            -- 1/256 A or more away; its error (V|I| - W, V/|I| - ohm,
+ *                            -- once the duration reaches reg_settle) accounted into
+ *     reg_n, reg_se, reg_sae, reg_maxe,  -- count, sum of squares, of |e|, max |e|
  *                            -- (batlab.trail, lua_watch_trail.c: their times are
  *                            -- the step's duration, (step_time - t_offset) + carry_time)
  *     -- accumulators, read at the start and written back at the end:
@@ -63,6 +70,9 @@ struct watch {
 	double prev_v, prev_t, jump_v, jump_t, vcc_lo, dvdt_below;
 	struct bl_trail *dvdt, *tail;   /* anchored by the spec (argument 2) */
 	struct bl_series *capture;
+	int reg;                     /* 0: none, 1: power, 2: resistance */
+	double reg_target, reg_amps, reg_settle, reg_se, reg_sae, reg_maxe;
+	lua_Integer reg_n;
 	int mode;                    /* -1: any */
 	uint64_t timeout_us;         /* 0: none */
 	/* the quiet reports */
@@ -125,6 +135,17 @@ static void read_spec(lua_State *L, int t, struct watch *x)
 	x->dvdt_below = num_field(L, t, "dvdt_below", -HUGE_VAL);
 	x->tail = trail_field(L, t, "tail");
 	x->capture = NULL;
+	x->reg = (int)num_field(L, t, "reg", 0);
+	luaL_argcheck(L, x->reg >= 0 && x->reg <= 2, 2, "spec.reg must be 1 (power) or 2 (resistance)");
+	if (x->reg) {
+		x->reg_target = num_field(L, t, "reg_target", NAN);
+		x->reg_amps = num_field(L, t, "reg_amps", NAN);
+		x->reg_settle = num_field(L, t, "reg_settle", 0);
+		x->reg_n = (lua_Integer)num_field(L, t, "reg_n", 0);
+		x->reg_se = num_field(L, t, "reg_se", 0);
+		x->reg_sae = num_field(L, t, "reg_sae", 0);
+		x->reg_maxe = num_field(L, t, "reg_maxe", 0);
+	}
 	if (lua_getfield(L, t, "capture") != LUA_TNIL && !(x->capture = bl_series_test(L, -1)))
 		luaL_error(L, "ch:watch: spec.capture must be a batlab.series");
 	lua_pop(L, 1);
@@ -144,6 +165,30 @@ static void read_spec(lua_State *L, int t, struct watch *x)
 	x->vcc_seen = false;
 }
 
+/* The current a regulated step wants at voltage v (as steps_more's
+ * control.next works it out, before its clamps). */
+static double reg_wants(const struct watch *x, double v)
+{
+	return x->reg == 1 ? x->reg_target / (v > 0.5 ? v : 0.5) : v / x->reg_target;
+}
+
+/* Its error at s, accounted as steps_more's track() does (the same
+ * doubles in the same order); none before reg_settle. */
+static void reg_track(struct watch *x, const struct bl_sample *s, double dur)
+{
+	double i = fabs(s->current), e, ae;
+
+	if (dur < x->reg_settle || (x->reg == 2 && !(i > 0.01)))
+		return;
+	e = x->reg == 1 ? s->voltage * i - x->reg_target : s->voltage / i - x->reg_target;
+	ae = fabs(e);
+	x->reg_n++;
+	x->reg_se = x->reg_se + e * e;
+	x->reg_sae = x->reg_sae + ae;
+	if (ae > x->reg_maxe)
+		x->reg_maxe = ae;
+}
+
 /* Whether the step would act on s: any threshold crossed, or anything
  * unusual. Written as the step's own conditions are, so that a report
  * this calls quiet is one the step would have let pass. */
@@ -160,6 +205,10 @@ static bool wakes(const struct watch *x, const struct bl_sample *s)
 	if ((x->i_lo >= 0 && st >= x->i_after && fabs(s->current) <= x->i_lo) || fabs(s->current) >= x->i_hi)
 		return true;
 	if (dur >= x->dur_at)
+		return true;
+	/* a current change the step would make (its clamps only make it
+	 * smaller: reg_amps is within them); NaN wakes */
+	if (x->reg && !(fabs(reg_wants(x, v) - x->reg_amps) < 1.0 / 256))
 		return true;
 	if (x->dvdt && bl_trail_slope_if(x->dvdt, dur, v, &slope) && slope < x->dvdt_below)
 		return true;
@@ -206,6 +255,8 @@ static void account(struct watch *x, const struct bl_sample *s)
 	}
 	if (x->capture)
 		bl_series_add(x->capture, s);
+	if (x->reg)
+		reg_track(x, s, (s->step_time - x->t_offset) + x->carry_time);
 }
 
 /* Called by the channel's sample listener for a watch wait: true when the
@@ -250,6 +301,13 @@ static void write_back(lua_State *L, const struct watch *x)
 	lua_setfield(L, 2, "vcc_seen");
 	bl_lua_push_sample(L, &x->prev);
 	lua_setfield(L, 2, "prev");
+	if (x->reg) {
+		lua_pushinteger(L, x->reg_n);
+		lua_setfield(L, 2, "reg_n");
+		set_num(L, 2, "reg_se", x->reg_se);
+		set_num(L, 2, "reg_sae", x->reg_sae);
+		set_num(L, 2, "reg_maxe", x->reg_maxe);
+	}
 }
 
 static int k_ch_watch(lua_State *L, int status, lua_KContext ctx)

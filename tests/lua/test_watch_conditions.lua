@@ -80,6 +80,16 @@ return {
       end
     end
     -- dV/dt inside `all` and a group's `during`, with a time limit
+    -- regulated steps: the current changes and the error statistics
+    local function reg(sum)
+      local g = sum.regulation or {}
+      return (" reg %s %.17g %.17g %.17g"):format(tostring(g.samples), g.mean_abs_err or -1, g.rms_err or -1,
+        g.max_abs_err or -1)
+    end
+    local pw = more.power(cell, o { watts = 3, stop = { time = 900, v_below = 3.0 }, name = "POWER" })
+    keep(pw, reg(pw))
+    local rs = more.resistance(cell, o { ohms = 6, stop = { time = 900 }, name = "RES" })
+    keep(rs, reg(rs))
     more.group(cell, { n = 1, during = C.all { C.dvdt_below(2e-5, 60), C.time(200) } }, function()
       local d = keep(more.discharge(cell, o { current = 1.0, max_time = 120, name = "G DIS" }))
       return { d, keep(more.rest(cell, 1800, o { name = "G REST" })) }
@@ -165,7 +175,7 @@ end
 
 for _, cell in ipairs { "A", "B" } do
 	local w, l = W[cell] or {}, L[cell] or {}
-	t.ok(w.watch and select(2, w.watch:gsub("\n", "")) == 6, cell .. ": seven step summaries kept")
+	t.ok(w.watch and select(2, w.watch:gsub("\n", "")) == 8, cell .. ": nine step summaries kept")
 	t.is(bare(w.watch), bare(l.watch), cell .. ": every summary (tail and captured rows too) is the same to the last bit")
 	local ww, lw = wakes(w.watch), wakes(l.watch)
 	local relax = ww.RELAX or {}
@@ -185,6 +195,12 @@ for _, cell in ipairs { "A", "B" } do
 		cell .. ": a rest keeping its last voltages and a captured pulse resume their task twice")
 	t.is((ww["G REST"] or {}).reason, "dvdt+time", cell .. ": a group's dV/dt and time together end its rest")
 	t.is((ww.GPULSE or {}).wakes, 2, cell .. ": a GITT pulse resumes its task twice")
+	for _, name in ipairs { "POWER", "RES" } do
+		local x = ww[name] or {}
+		t.ok(x.samples and x.samples > 800 and x.wakes * 10 < x.samples, ("%s: a %s step resumed its task for "
+			.. "fewer than a tenth of its reports (%s of %s)"):format(cell, name, tostring(x.wakes), tostring(x.samples)))
+	end
+	t.ok(w.watch and w.watch:match("POWER time .- reg %d+ %d"), cell .. ": the power step's regulation error kept")
 	t.ok(type(w.first_v) == "number" and w.first_v == l.first_v, cell .. ": its first report kept (first_sample)")
 	t.is((ww.FULL or {}).reason, "current", cell .. ": the CCCV charge ended on its CV current")
 end
