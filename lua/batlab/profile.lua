@@ -68,17 +68,32 @@ local function checked(pts, where)
 	return pts
 end
 
--- The current at time t of one pass.
-function M.at(pts, t, mode)
-	for k = 2, #pts do
+-- The current at time t of one pass. `from` (a table the playback keeps)
+-- remembers the segment of the last lookup: at a time no earlier than its
+-- start, the points before it are not gone through again (a long drive
+-- cycle would otherwise cost its length at every report). The segment
+-- found is the same: the first whose end is after t.
+function M.at(pts, t, mode, from)
+	local k0 = 2
+	local h = from and from.k
+	if h and h <= #pts + 1 and t >= (pts[h - 1][1] or pts[h - 1].t) then
+		k0 = h
+	end
+	for k = k0, #pts do
 		local t1, t2 = pts[k - 1][1] or pts[k - 1].t, pts[k][1] or pts[k].t
 		if t < t2 then
+			if from then
+				from.k = k
+			end
 			local a1, a2 = pts[k - 1][2] or pts[k - 1].current, pts[k][2] or pts[k].current
 			if mode == "step" then
 				return a1
 			end
 			return a1 + (a2 - a1) * (t - t1) / (t2 - t1)
 		end
+	end
+	if from then
+		from.k = #pts + 1
 	end
 	local last = pts[#pts]
 	return last[2] or last.current
@@ -134,6 +149,7 @@ local function playback(cell, name, opts, pts)
 		return core.finish(sum, "safety", { safety = err, errors = { code } })
 	end
 	local seg, segments, last = kind_of(a), 1, nil
+	local cursor = {}
 	while true do
 		local s, done = core.observe(cell, seg == "rest" and "rest" or seg, sum, opts)
 		if not s then
@@ -150,7 +166,7 @@ local function playback(cell, name, opts, pts)
 			sum.segments = segments
 			return more._end_on(sum, fired)
 		end
-		local want = M.at(pts, sum.duration % period, opts.mode)
+		local want = M.at(pts, sum.duration % period, opts.mode, cursor)
 		local cur = seg == "rest" and 0 or (seg == "charge" and 1 or -1) * (sum._amps or math.abs(a))
 		if kind_of(want) ~= seg or math.abs(want - cur) > 0.25 then
 			base = { t = sum.duration, ah = sum.ah, wh = sum.wh, net = sum.net_ah }
