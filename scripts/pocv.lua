@@ -58,9 +58,10 @@ return {
 			cv[k] = { pt[1] / c.ah, pt[2] }
 		end
 		local tbl = {}
+		local at_d, at_c = {}, {}   -- the SoCs grow: each lookup goes on from the last
 		for k = 0, math.floor(1 / p.soc_step + 0.5) do
 			local soc = k * p.soc_step
-			local a, b = ch.interp(dv, soc), ch.interp(cv, soc)
+			local a, b = ch.interp(dv, soc, at_d), ch.interp(cv, soc, at_c)
 			tbl[#tbl + 1] = { soc = soc, v_discharge = a, v_charge = b, ocv = (a + b) / 2 }
 		end
 		cell:record{ pocv = tbl, pocv_discharge_ah = d.ah, pocv_charge_ah = c.ah }

@@ -32,15 +32,28 @@ function M.mean_u(list)
 end
 
 -- The value of series {t, v} at time t, linearly between samples.
-function M.interp(series, t)
-	for k = 2, #series do
+-- `from` (optional, a table kept across calls at times that only grow)
+-- remembers where the last one found t: the samples before are not gone
+-- through again, and the sample found is the same (the first at or after t).
+function M.interp(series, t, from)
+	local k0 = 2
+	if from and from.t and t >= from.t then
+		k0 = from.k
+	end
+	for k = k0, #series do
 		local a, b = series[k - 1], series[k]
 		if t <= b[1] then
+			if from then
+				from.k, from.t = k, t
+			end
 			if b[1] == a[1] then
 				return b[2]
 			end
 			return a[2] + (b[2] - a[2]) * (t - a[1]) / (b[1] - a[1])
 		end
+	end
+	if from then
+		from.k, from.t = math.max(#series + 1, k0), t
 	end
 	return series[#series] and series[#series][2]
 end
