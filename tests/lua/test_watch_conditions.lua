@@ -204,4 +204,53 @@ for _, cell in ipairs { "A", "B" } do
 	t.ok(type(w.first_v) == "number" and w.first_v == l.first_v, cell .. ": its first report kept (first_sample)")
 	t.is((ww.FULL or {}).reason, "current", cell .. ": the CCCV charge ended on its CV current")
 end
+
+-- batlab.trail against the evaluator it replaced, on random reports (times
+-- with gaps, windows of 0 to 30 s, spans equal to the window), pair for pair; its count form; and the
+-- errors of the new pieces.
+cli.write(tmp .. "/trail.lua", [[
+local batlab = require "batlab"
+local seed = 12345
+local function rnd()
+  seed = (seed * 1103515245 + 12345) % 2147483648
+  return seed / 2147483648
+end
+local bad = 0
+for _, window in ipairs { 0, 0.5, 3, 30 } do
+  local tr, hist, t = batlab.trail { window = window }, {}, 0
+  for _ = 1, 2000 do
+    -- steps of 1/8 s (exact): spans equal to the window happen
+    t = t + 0.125 * (1 + math.floor((rnd() < 0.1 and 40 or 8) * rnd()))
+    local v = 3.7 + 0.01 * rnd()
+    hist[#hist + 1] = { t, v }
+    while #hist > 2 and t - hist[2][1] >= window do
+      table.remove(hist, 1)
+    end
+    local first, want = hist[1], nil
+    if not (t - first[1] < window) then
+      want = math.abs(v - first[2]) / (t - first[1])
+    end
+    local got = tr:push(t, v)
+    if #tr ~= #hist or not (got == want or (got ~= got and want ~= want)) then
+      bad = bad + 1
+    end
+  end
+end
+print("window mismatches " .. bad)
+local k = batlab.trail { keep = 3 }
+for i = 1, 5 do k:push(i, i / 10) end
+print("keep " .. table.concat(k:values(), ","))
+print(select(2, pcall(batlab.trail, {})))
+print(select(2, pcall(batlab.series, { "voltage", "bogus" })))
+print(select(2, pcall(require("batlab.step_options").check, "rest", { tail = 0.5 })))
+]])
+local code, out = cli.batlab("lua " .. tmp .. "/trail.lua")
+out = out or ""
+t.is(code, 0, "the trail script runs")
+t.ok(out:find("window mismatches 0", 1, true), "a window trail gives the Lua evaluator's slope, pair for pair")
+t.ok(out:find("keep 0.3,0.4,0.5", 1, true), "a keep trail holds the last voltages, oldest first")
+t.ok(out:find("give window = seconds >= 0 or keep = a count >= 1", 1, true), "a trail of neither says what it takes")
+t.ok(out:find("series: field 2 is 'bogus', not one of time, step_time, voltage", 1, true),
+	"an unknown series field is named, with the fields there are")
+t.ok(out:find("option tail to steps.rest must be a whole number of reports", 1, true), "a bad tail is refused")
 t.done()
