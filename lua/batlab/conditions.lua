@@ -185,18 +185,35 @@ end
 
 -- The voltage has fallen `dv` volts from the step's peak (-dV: the end of
 -- a NiMH/NiCd charge). Ignores the first `settle` seconds (default 30).
+-- A watched step follows the peak in C over the quiet reports (the spec's
+-- mdv_peak, read back before the next report is evaluated here).
 function M.minus_dv(dv, name, settle)
 	number(dv, "minus_dv")
 	settle = settle or 30
 	return cond("minus_dv", name, function()
-		local peak
-		return function(s, sum)
+		local peak, given
+		local ev = function(s, sum)
+			if given then
+				peak, given = given.mdv_peak, nil
+			end
 			if sum.duration < settle then
 				return false
 			end
 			peak = math.max(peak or s.voltage, s.voltage)
 			return peak - s.voltage >= dv
 		end
+		INST[ev] = function(spec)
+			if spec.mdv_dv then
+				return false   -- one -dV per watch: a second one looks at every report
+			end
+			if given then
+				peak, given = given.mdv_peak, nil
+			end
+			spec.mdv_dv, spec.mdv_settle, spec.mdv_peak = dv, settle, peak
+			given = spec
+			return true
+		end
+		return ev
 	end)
 end
 

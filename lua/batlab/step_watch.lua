@@ -144,7 +144,7 @@ function M.spec(cell, kind, opts, st, sum, steps)
 	spec.jump_v = opts.guard and math.min(steps.VOLTAGE_JUMP, 0.2) or steps.VOLTAGE_JUMP
 	spec.jump_t = steps.TEMP_JUMP
 	spec.vcc_lo = opts.guard and 4.35 or nil
-	spec.i_hi, spec.dvdt, spec.dvdt_below, spec.reg = nil, nil, nil, nil
+	spec.i_hi, spec.dvdt, spec.dvdt_below, spec.reg, spec.mdv_dv = nil, nil, nil, nil, nil
 	-- the voltages the step keeps (opts.tail): the quiet reports' too
 	spec.tail = sum._tail
 	spec.capture = opts.capture

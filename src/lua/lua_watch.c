@@ -44,6 +44,9 @@
  *                            -- 1/256 A or more away; its error (V|I| - W, V/|I| - ohm,
  *                            -- once the duration reaches reg_settle) accounted into
  *     reg_n, reg_se, reg_sae, reg_maxe,  -- count, sum of squares, of |e|, max |e|
+ *     mdv_dv = V, mdv_settle = s, mdv_peak = V,  -- -dV: once the duration reaches
+ *                            -- mdv_settle, the peak (nil: none yet) follows V; wake
+ *                            -- when peak - V >= mdv_dv (mdv_peak written back)
  *                            -- (batlab.trail, lua_watch_trail.c: their times are
  *                            -- the step's duration, (step_time - t_offset) + carry_time)
  *     -- accumulators, read at the start and written back at the end:
@@ -73,6 +76,7 @@ struct watch {
 	int reg;                     /* 0: none, 1: power, 2: resistance */
 	double reg_target, reg_amps, reg_settle, reg_se, reg_sae, reg_maxe;
 	lua_Integer reg_n;
+	double mdv_dv, mdv_settle, mdv_peak;   /* mdv_dv NaN: no -dV; peak NaN: none yet */
 	int mode;                    /* -1: any */
 	uint64_t timeout_us;         /* 0: none */
 	/* the quiet reports */
@@ -135,6 +139,9 @@ static void read_spec(lua_State *L, int t, struct watch *x)
 	x->dvdt_below = num_field(L, t, "dvdt_below", -HUGE_VAL);
 	x->tail = trail_field(L, t, "tail");
 	x->capture = NULL;
+	x->mdv_dv = num_field(L, t, "mdv_dv", NAN);
+	x->mdv_settle = num_field(L, t, "mdv_settle", 0);
+	x->mdv_peak = num_field(L, t, "mdv_peak", NAN);
 	x->reg = (int)num_field(L, t, "reg", 0);
 	luaL_argcheck(L, x->reg >= 0 && x->reg <= 2, 2, "spec.reg must be 1 (power) or 2 (resistance)");
 	if (x->reg) {
@@ -189,6 +196,12 @@ static void reg_track(struct watch *x, const struct bl_sample *s, double dur)
 		x->reg_maxe = ae;
 }
 
+/* The -dV peak after a report at voltage v (as math.max(peak or v, v)). */
+static double mdv_peak_after(const struct watch *x, double v)
+{
+	return (isnan(x->mdv_peak) || x->mdv_peak < v) ? v : x->mdv_peak;
+}
+
 /* Whether the step would act on s: any threshold crossed, or anything
  * unusual. Written as the step's own conditions are, so that a report
  * this calls quiet is one the step would have let pass. */
@@ -211,6 +224,8 @@ static bool wakes(const struct watch *x, const struct bl_sample *s)
 	if (x->reg && !(fabs(reg_wants(x, v) - x->reg_amps) < 1.0 / 256))
 		return true;
 	if (x->dvdt && bl_trail_slope_if(x->dvdt, dur, v, &slope) && slope < x->dvdt_below)
+		return true;
+	if (!isnan(x->mdv_dv) && dur >= x->mdv_settle && mdv_peak_after(x, v) - v >= x->mdv_dv)
 		return true;
 	/* a trail that cannot take the report: Lua's push raises */
 	if ((x->dvdt && !bl_trail_room(x->dvdt)) || (x->tail && !bl_trail_room(x->tail)) ||
@@ -255,8 +270,14 @@ static void account(struct watch *x, const struct bl_sample *s)
 	}
 	if (x->capture)
 		bl_series_add(x->capture, s);
-	if (x->reg)
-		reg_track(x, s, (s->step_time - x->t_offset) + x->carry_time);
+	if (x->reg || !isnan(x->mdv_dv)) {
+		double dur = (s->step_time - x->t_offset) + x->carry_time;
+
+		if (x->reg)
+			reg_track(x, s, dur);
+		if (!isnan(x->mdv_dv) && dur >= x->mdv_settle)
+			x->mdv_peak = mdv_peak_after(x, s->voltage);
+	}
 }
 
 /* Called by the channel's sample listener for a watch wait: true when the
@@ -301,6 +322,8 @@ static void write_back(lua_State *L, const struct watch *x)
 	lua_setfield(L, 2, "vcc_seen");
 	bl_lua_push_sample(L, &x->prev);
 	lua_setfield(L, 2, "prev");
+	if (!isnan(x->mdv_dv))
+		set_num(L, 2, "mdv_peak", x->mdv_peak);
 	if (x->reg) {
 		lua_pushinteger(L, x->reg_n);
 		lua_setfield(L, 2, "reg_n");

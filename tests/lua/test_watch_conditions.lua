@@ -1,7 +1,8 @@
 -- The characterisation scripts' steps are watched in C (ch:watch): a
--- rest ending on dV/dt over a window (batlab.trail), the last voltages of
--- a step (tail), every report's numbers captured (batlab.series), and a
--- CCCV charge's CC phase and CV band. Their task is resumed only for the
+-- rest ending on dV/dt over a window (batlab.trail), -dV from a step's
+-- peak, the last voltages of a step (tail), every report's numbers
+-- captured (batlab.series), a CCCV charge's CC phase and CV band, constant
+-- power and resistance. Their task is resumed only for the
 -- reports that can end or change the step, and that must change nothing:
 -- the same procedure run watched and once with an on_sample hook on every
 -- step (which makes each step look at every report in Lua) writes the
@@ -80,6 +81,9 @@ return {
       end
     end
     -- dV/dt inside `all` and a group's `during`, with a time limit
+    -- -dV from the step's peak (a discharge falls from its start)
+    keep(more.discharge(cell, o { current = 1.0, max_time = 3600, name = "MDV",
+      stop = C.minus_dv(0.02, "dropped", 30) }))
     -- regulated steps: the current changes and the error statistics
     local function reg(sum)
       local g = sum.regulation or {}
@@ -175,7 +179,7 @@ end
 
 for _, cell in ipairs { "A", "B" } do
 	local w, l = W[cell] or {}, L[cell] or {}
-	t.ok(w.watch and select(2, w.watch:gsub("\n", "")) == 8, cell .. ": nine step summaries kept")
+	t.ok(w.watch and select(2, w.watch:gsub("\n", "")) == 9, cell .. ": ten step summaries kept")
 	t.is(bare(w.watch), bare(l.watch), cell .. ": every summary (tail and captured rows too) is the same to the last bit")
 	local ww, lw = wakes(w.watch), wakes(l.watch)
 	local relax = ww.RELAX or {}
@@ -195,6 +199,10 @@ for _, cell in ipairs { "A", "B" } do
 		cell .. ": a rest keeping its last voltages and a captured pulse resume their task twice")
 	t.is((ww["G REST"] or {}).reason, "dvdt+time", cell .. ": a group's dV/dt and time together end its rest")
 	t.is((ww.GPULSE or {}).wakes, 2, cell .. ": a GITT pulse resumes its task twice")
+	local mdv = ww.MDV or {}
+	t.ok(mdv.reason == "dropped" and mdv.samples > 100 and mdv.wakes <= 3,
+		("%s: a -dV discharge ended on it after %s reports, its task resumed %s times"):format(cell,
+			tostring(mdv.samples), tostring(mdv.wakes)))
 	for _, name in ipairs { "POWER", "RES" } do
 		local x = ww[name] or {}
 		t.ok(x.samples and x.samples > 800 and x.wakes * 10 < x.samples, ("%s: a %s step resumed its task for "
