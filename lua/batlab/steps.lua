@@ -5,7 +5,8 @@
 --
 --   { name, kind, duration, ah, wh, avg_v, avg_i, temp_start, temp_end,
 --     temp_max, temp_rise, end_reason, safety, errors, samples,
---     impedance = { {time, step_time, charge_ah, ohms}, ... }, end_sample }
+--     impedance = { {time, step_time, charge_ah, ohms}, ... }, end_sample,
+--     first_sample, tail (with opts.tail: the last reports' voltages) }
 --
 -- end_reason is one of: "voltage", "current", "time", "charge", "energy",
 -- "temperature", a predicate's own reason, "safety" (the device stopped

@@ -294,9 +294,10 @@ local function errors_of(st, target, unit)
 end
 
 -- The watch spec of a regulated step's next report (batlab.step_watch),
--- or nil to look at every report: control.watch(spec, st, lo, hi) tightens
--- it to wake at every report where ended or next could act (false: it
--- cannot), lo..hi the range the step clamps the current to.
+-- or nil to look at it: control.watch(spec, st) tightens it to wake at
+-- every report where ended or next could act (false: it cannot). Only
+-- while the current is within what the step clamps it to (0.01..hi):
+-- then a clamp can only make a change smaller.
 local function regulated_spec(cell, kind, control, st, sum, wopts, wst, hi)
 	if not control.watch or st.amps < 0.01 or st.amps > hi then
 		return nil
