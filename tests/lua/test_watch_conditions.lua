@@ -20,6 +20,7 @@ local batlab = require "batlab"
 local more = require "batlab.steps_more"
 local C = require "batlab.conditions"
 local ch = require "batlab.characterise"
+local profile = require "batlab.profile"
 return {
   name = "watchcond",
   params = { look = false },
@@ -35,7 +36,7 @@ return {
     end
     local got = {}
     local function keep(sum, extra)
-      local d = ("%s %s %d wakes=%d"):format(sum.name, sum.end_reason, sum.samples, wakes)
+      local d = ("%s|%s|%d wakes=%d"):format(sum.name, sum.end_reason, sum.samples, wakes)
       for _, k in ipairs { "duration", "ah", "wh", "avg_v", "avg_i", "temp_start", "temp_end", "temp_max" } do
         d = d .. (" %s=%.17g"):format(k, sum[k] or -1)
       end
@@ -94,6 +95,13 @@ return {
     keep(pw, reg(pw))
     local rs = more.resistance(cell, o { ohms = 6, stop = { time = 900 }, name = "RES" })
     keep(rs, reg(rs))
+    -- profile playback: held levels, then ramps (the watch wakes where the
+    -- current would move 1/128 A), across rests and changes of direction
+    local pts = { { 0, -1.0 }, { 300, -2.0 }, { 600, 0 }, { 900, 1.0 }, { 1200, -1.5 }, { 1500, -1.5 } }
+    for _, mode in ipairs { "step", "linear" } do
+      local pr = profile.play(cell, o { points = pts, mode = mode, stop = { v_below = 3.0 }, name = "P" .. mode })
+      keep(pr, (" net=%.17g segments=%d"):format(pr.net_ah, pr.segments))
+    end
     more.group(cell, { n = 1, during = C.all { C.dvdt_below(2e-5, 60), C.time(200) } }, function()
       local d = keep(more.discharge(cell, o { current = 1.0, max_time = 120, name = "G DIS" }))
       return { d, keep(more.rest(cell, 1800, o { name = "G REST" })) }
@@ -142,7 +150,7 @@ end
 local function wakes(s)
 	local out = {}
 	for line in (s or ""):gmatch("[^\n]+") do
-		local name, reason, n, w = line:match("^(.-) (%S+) (%d+) wakes=(%d+)")
+		local name, reason, n, w = line:match("^(.-)|(.-)|(%d+) wakes=(%d+)")
 		out[name] = { reason = reason, samples = tonumber(n), wakes = tonumber(w) }
 	end
 	return out
@@ -179,7 +187,7 @@ end
 
 for _, cell in ipairs { "A", "B" } do
 	local w, l = W[cell] or {}, L[cell] or {}
-	t.ok(w.watch and select(2, w.watch:gsub("\n", "")) == 9, cell .. ": ten step summaries kept")
+	t.ok(w.watch and select(2, w.watch:gsub("\n", "")) == 11, cell .. ": twelve step summaries kept")
 	t.is(bare(w.watch), bare(l.watch), cell .. ": every summary (tail and captured rows too) is the same to the last bit")
 	local ww, lw = wakes(w.watch), wakes(l.watch)
 	local relax = ww.RELAX or {}
@@ -208,7 +216,13 @@ for _, cell in ipairs { "A", "B" } do
 		t.ok(x.samples and x.samples > 800 and x.wakes * 10 < x.samples, ("%s: a %s step resumed its task for "
 			.. "fewer than a tenth of its reports (%s of %s)"):format(cell, name, tostring(x.wakes), tostring(x.samples)))
 	end
-	t.ok(w.watch and w.watch:match("POWER time .- reg %d+ %d"), cell .. ": the power step's regulation error kept")
+	t.ok(w.watch and w.watch:match("POWER|time|.- reg %d+ %d"), cell .. ": the power step's regulation error kept")
+	local ps, pl = ww.Pstep or {}, ww.Plinear or {}
+	t.ok(ps.reason == "profile end" and ps.samples > 1400 and ps.wakes <= 12,
+		("%s: a profile of held levels resumed its task %s times for %s reports"):format(cell, tostring(ps.wakes),
+			tostring(ps.samples)))
+	t.ok(pl.reason == "profile end" and pl.wakes * 10 < pl.samples * 6,
+		("%s: a profile of ramps resumed it %s times for %s reports (1/128 A every 2.3 s)"):format(cell, tostring(pl.wakes), tostring(pl.samples)))
 	t.ok(type(w.first_v) == "number" and w.first_v == l.first_v, cell .. ": its first report kept (first_sample)")
 	t.is((ww.FULL or {}).reason, "current", cell .. ": the CCCV charge ended on its CV current")
 end
