@@ -31,22 +31,16 @@ return {
 		local floor = false
 		local until_floor = C.predicate(function() return floor end, "voltage")
 		local g = more.group(cell, { name = "GITT", ["until"] = until_floor }, function(k)
-			local first
+			-- no per-report functions: the steps are watched in C, the
+			-- relax's dV/dt too (docs/procedures.md)
 			local d = more.discharge(cell, { current = p.current, max_time = p.pulse_s, name = "PULSE " .. k,
-				stop = { v_below = p.vmin }, on_sample = function(s)
-					first = first or s
-				end })
+				stop = { v_below = p.vmin } })
+			local first = d.first_sample
 			out_ah = out_ah + d.ah
 			floor = d.end_condition == "voltage"
-			local last = {}
-			local r = more.rest(cell, p.relax_max_s, { name = "RELAX " .. k, stop = relax,
-				on_sample = function(s)
-					last[#last + 1] = s.voltage
-					if #last > 5 then
-						table.remove(last, 1)
-					end
-				end })
-			local ocv = ch.mean_u(last)
+			-- the relaxed voltage: the mean of its last 5 reports
+			local r = more.rest(cell, p.relax_max_s, { name = "RELAX " .. k, stop = relax, tail = 5 })
+			local ocv = ch.mean_u(r.tail or {})
 			points[#points + 1] = { soc = 1 - out_ah / p.capacity_ah, ocv_v = ocv, relaxed_by = r.end_condition,
 				ir_v = first and v_prev - first.voltage, eta_v = d.end_sample and ocv - d.end_sample.voltage }
 			v_prev = ocv

@@ -7,14 +7,18 @@
 local ch = require "batlab.characterise"
 local more = require "batlab.steps_more"
 local steps = require "batlab.steps"
+local batlab = require "batlab"
 
--- A slow step recording {charge Ah, V} at every report.
+-- A slow step recording {charge Ah, V} at every report (captured in C:
+-- the step is watched, no Lua runs for the reports in between).
 local function slow(cell, fn, opts)
-	local curve = {}
-	opts.on_sample = function(s)
-		curve[#curve + 1] = { math.abs(s.charge_ah or 0), s.voltage }
+	opts.capture = batlab.series { "charge_ah", "voltage" }
+	local sum = fn(cell, opts)
+	local curve = opts.capture:rows()
+	for _, pt in ipairs(curve) do
+		pt[1] = math.abs(pt[1] or 0)
 	end
-	return fn(cell, opts), curve
+	return sum, curve
 end
 
 return {
@@ -54,9 +58,10 @@ return {
 			cv[k] = { pt[1] / c.ah, pt[2] }
 		end
 		local tbl = {}
+		local at_d, at_c = {}, {}   -- the SoCs grow: each lookup goes on from the last
 		for k = 0, math.floor(1 / p.soc_step + 0.5) do
 			local soc = k * p.soc_step
-			local a, b = ch.interp(dv, soc), ch.interp(cv, soc)
+			local a, b = ch.interp(dv, soc, at_d), ch.interp(cv, soc, at_c)
 			tbl[#tbl + 1] = { soc = soc, v_discharge = a, v_charge = b, ocv = (a + b) / 2 }
 		end
 		cell:record{ pocv = tbl, pocv_discharge_ah = d.ah, pocv_charge_ah = c.ah }

@@ -4,6 +4,7 @@
 -- sampled finely, its resistance at given times, statistics.
 -- docs/characterisation.md says how each is computed.
 
+local batlab = require "batlab"
 local more = require "batlab.steps_more"
 local steps = require "batlab.steps"
 
@@ -31,15 +32,28 @@ function M.mean_u(list)
 end
 
 -- The value of series {t, v} at time t, linearly between samples.
-function M.interp(series, t)
-	for k = 2, #series do
+-- `from` (optional, a table kept across calls at times that only grow)
+-- remembers where the last one found t: the samples before are not gone
+-- through again, and the sample found is the same (the first at or after t).
+function M.interp(series, t, from)
+	local k0 = 2
+	if from and from.t and t >= from.t then
+		k0 = from.k
+	end
+	for k = k0, #series do
 		local a, b = series[k - 1], series[k]
 		if t <= b[1] then
+			if from then
+				from.k, from.t = k, t
+			end
 			if b[1] == a[1] then
 				return b[2]
 			end
 			return a[2] + (b[2] - a[2]) * (t - a[1]) / (b[1] - a[1])
 		end
+	end
+	if from then
+		from.k, from.t = math.max(#series + 1, k0), t
 	end
 	return series[#series] and series[#series][2]
 end
@@ -51,31 +65,24 @@ function M.full(cell, p)
 end
 
 -- rest_v(cell, seconds, name) -> the rest's summary, the mean voltage of
--- its last 5 reports (the noise averaged out).
+-- its last 5 reports (the noise averaged out). The step keeps them (tail):
+-- a rest with no per-report function is watched in C (batlab.step_watch).
 function M.rest_v(cell, seconds, name)
-	local last = {}
-	local r = more.rest(cell, seconds, { name = name, on_sample = function(s)
-		last[#last + 1] = s.voltage
-		if #last > 5 then
-			table.remove(last, 1)
-		end
-	end })
-	return r, (M.mean_u(last))
+	local r = more.rest(cell, seconds, { name = name, tail = 5 })
+	return r, (M.mean_u(r.tail or {}))
 end
 
 -- pulse(cell, amps, seconds, name, interval) -> summary, series: a current
 -- pulse (+ charge, - discharge) of `seconds`, reported every `interval` s
 -- (default 0.1: the device's finest), series = { {step_time, V, I}, ... }.
+-- The step captures them (a batlab.series): it is watched in C.
 function M.pulse(cell, amps, seconds, name, interval)
-	local series = {}
+	local cap = batlab.series { "step_time", "voltage", "current" }
 	cell:report_interval(interval or 0.1)
-	local o = { current = math.abs(amps), max_time = seconds, name = name,
-		on_sample = function(s)
-			series[#series + 1] = { s.step_time, s.voltage, s.current }
-		end }
+	local o = { current = math.abs(amps), max_time = seconds, name = name, capture = cap }
 	local r = amps > 0 and more.charge(cell, o) or more.discharge(cell, o)
 	cell:report_interval(1)
-	return r, series
+	return r, cap:rows()
 end
 
 -- The resistance of a pulse at times `at` (s into the pulse): (OCV(t) -

@@ -19,6 +19,7 @@
 --
 -- The summary fields used: duration, ah, wh, temp_start (batlab.steps).
 
+local batlab = require "batlab"
 local step_watch = require "batlab.step_watch"
 
 local M = {}
@@ -28,10 +29,40 @@ COND.__index = COND
 
 -- thresholds(spec, sum) -> true: tightens a batlab.Channel watch spec so
 -- that it wakes at every report the condition could fire on (see
--- batlab.step_watch); false: it needs to see every report (it keeps a
--- history, or is the user's own function). nil: never watchable.
+-- batlab.step_watch); false: it needs to see every report now. nil:
+-- never watchable (the user's own function). A condition whose
+-- evaluators keep a history has thresholds per evaluator: make() puts
+-- them in INST[evaluator].
+local INST = setmetatable({}, { __mode = "k" })
+
 local function cond(kind, name, make, thresholds)
 	return setmetatable({ kind = kind, name = name or kind, make = make, thresholds = thresholds }, COND)
+end
+
+-- A fresh evaluator of c, whether c said something inside, and the
+-- evaluator's thresholds (nil: not watchable).
+local function instantiate(c)
+	local ev, named_inside = c.make()
+	return ev, named_inside, INST[ev] or c.thresholds
+end
+
+-- The thresholds of several evaluators together (a combination wakes when
+-- any part could fire: for `all`, more often than needed, never too
+-- late); nil when one of them has none.
+local function joint(thrs)
+	for _, t in ipairs(thrs) do
+		if not t then
+			return nil
+		end
+	end
+	return function(spec, sum)
+		for _, t in ipairs(thrs) do
+			if not t(spec, sum) then
+				return false
+			end
+		end
+		return true
+	end
 end
 
 -- The watch's helpers: thresholds from a difference are woken EARLY
@@ -129,40 +160,60 @@ end
 
 -- |dV/dt| over the last `window` seconds (default 60) has fallen below
 -- `vps` V/s: a relaxation is over. Needs a full window of samples first.
+-- The history is a batlab.trail (src/lua/lua_watch_trail.c): a watched
+-- step's quiet reports go into it in C, and the watch wakes the step at
+-- the report that brings the slope below vps.
 function M.dvdt_below(vps, window, name)
 	number(vps, "dvdt_below")
 	window = window or 60
 	return cond("dvdt", name, function()
-		local hist = {}
-		return function(s, sum)
-			local t = sum.duration
-			hist[#hist + 1] = { t, s.voltage }
-			while #hist > 2 and t - hist[2][1] >= window do
-				table.remove(hist, 1)
-			end
-			local first = hist[1]
-			if t - first[1] < window then
-				return false
-			end
-			return math.abs(s.voltage - first[2]) / (t - first[1]) < vps
+		local trail = batlab.trail { window = window }
+		local ev = function(s, sum)
+			local slope = trail:push(sum.duration, s.voltage)
+			return slope ~= nil and slope < vps
 		end
+		INST[ev] = function(spec)
+			if spec.dvdt then
+				return false   -- one trail per watch: a second one looks at every report
+			end
+			spec.dvdt, spec.dvdt_below = trail, vps
+			return true
+		end
+		return ev
 	end)
 end
 
 -- The voltage has fallen `dv` volts from the step's peak (-dV: the end of
 -- a NiMH/NiCd charge). Ignores the first `settle` seconds (default 30).
+-- A watched step follows the peak in C over the quiet reports (the spec's
+-- mdv_peak, read back before the next report is evaluated here).
 function M.minus_dv(dv, name, settle)
 	number(dv, "minus_dv")
 	settle = settle or 30
 	return cond("minus_dv", name, function()
-		local peak
-		return function(s, sum)
+		local peak, given
+		local ev = function(s, sum)
+			if given then
+				peak, given = given.mdv_peak, nil
+			end
 			if sum.duration < settle then
 				return false
 			end
 			peak = math.max(peak or s.voltage, s.voltage)
 			return peak - s.voltage >= dv
 		end
+		INST[ev] = function(spec)
+			if spec.mdv_dv then
+				return false   -- one -dV per watch: a second one looks at every report
+			end
+			if given then
+				peak, given = given.mdv_peak, nil
+			end
+			spec.mdv_dv, spec.mdv_settle, spec.mdv_peak = dv, settle, peak
+			given = spec
+			return true
+		end
+		return ev
 	end)
 end
 
@@ -192,35 +243,18 @@ local function as_cond(c)
 end
 
 -- Any one of them: fires under the first (in order) that fires.
--- The thresholds of every part (a combination wakes when any part could
--- fire: for `all`, more often than needed, never too late).
-local function all_thresholds(cs)
-	for _, c in ipairs(cs) do
-		if not c.thresholds then
-			return nil
-		end
-	end
-	return function(spec, sum)
-		for _, c in ipairs(cs) do
-			if not c.thresholds(spec, sum) then
-				return false
-			end
-		end
-		return true
-	end
-end
-
 function M.any(list, name)
 	local cs = {}
 	for i, c in ipairs(list) do
 		cs[i] = as_cond(c)
 	end
 	return cond("any", name, function()
-		local evs = {}
+		local evs, thrs = {}, {}
 		for i, c in ipairs(cs) do
-			evs[i] = { c.make(), c.name }
+			local ev, _, thr = instantiate(c)
+			evs[i], thrs[i] = { ev, c.name }, thr or false
 		end
-		return function(s, sum)
+		local any = function(s, sum)
 			for _, e in ipairs(evs) do
 				local r = e[1](s, sum)
 				if r then
@@ -228,8 +262,10 @@ function M.any(list, name)
 				end
 			end
 			return false
-		end, true
-	end, all_thresholds(cs))
+		end
+		INST[any] = joint(thrs)
+		return any, true
+	end)
 end
 
 -- All of them at the same sample: fires under its own name, or the names
@@ -242,11 +278,12 @@ function M.all(list, name)
 		names[i] = cs[i].name
 	end
 	return cond("all", name or table.concat(names, "+"), function()
-		local evs = {}
+		local evs, thrs = {}, {}
 		for i, c in ipairs(cs) do
-			evs[i] = c.make()
+			local ev, _, thr = instantiate(c)
+			evs[i], thrs[i] = ev, thr or false
 		end
-		return function(s, sum)
+		local all = function(s, sum)
 			local n = 0
 			for _, ev in ipairs(evs) do
 				if ev(s, sum) then
@@ -255,7 +292,9 @@ function M.all(list, name)
 			end
 			return n == #evs
 		end
-	end, all_thresholds(cs))
+		INST[all] = joint(thrs)
+		return all
+	end)
 end
 
 -- named(name, c): the same condition under another name.
@@ -309,7 +348,7 @@ function M.compile(spec)
 		return never
 	end
 	local c = as_cond(spec)
-	local ev, named_inside = c.make()
+	local ev, named_inside, thr = instantiate(c)
 	local check = function(s, sum)
 		local r = ev(s, sum)
 		if not r then
@@ -320,7 +359,7 @@ function M.compile(spec)
 		end
 		return c.name
 	end
-	M.thresholds[check] = c.thresholds
+	M.thresholds[check] = thr
 	return check
 end
 

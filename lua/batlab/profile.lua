@@ -22,6 +22,7 @@ local batlab = require "batlab"
 local steps = require "batlab.steps"
 local more = require "batlab.steps_more"
 local C = require "batlab.conditions"
+local step_watch = require "batlab.step_watch"
 
 local core = steps._core
 local M = {}
@@ -68,17 +69,32 @@ local function checked(pts, where)
 	return pts
 end
 
--- The current at time t of one pass.
-function M.at(pts, t, mode)
-	for k = 2, #pts do
+-- The current at time t of one pass. `from` (a table the playback keeps)
+-- remembers the segment of the last lookup: at a time no earlier than its
+-- start, the points before it are not gone through again (a long drive
+-- cycle would otherwise cost its length at every report). The segment
+-- found is the same: the first whose end is after t.
+function M.at(pts, t, mode, from)
+	local k0 = 2
+	local h = from and from.k
+	if h and h <= #pts + 1 and t >= (pts[h - 1][1] or pts[h - 1].t) then
+		k0 = h
+	end
+	for k = k0, #pts do
 		local t1, t2 = pts[k - 1][1] or pts[k - 1].t, pts[k][1] or pts[k].t
 		if t < t2 then
+			if from then
+				from.k = k
+			end
 			local a1, a2 = pts[k - 1][2] or pts[k - 1].current, pts[k][2] or pts[k].current
 			if mode == "step" then
 				return a1
 			end
 			return a1 + (a2 - a1) * (t - t1) / (t2 - t1)
 		end
+	end
+	if from then
+		from.k = #pts + 1
 	end
 	local last = pts[#pts]
 	return last[2] or last.current
@@ -122,6 +138,61 @@ local function load(opts)
 	return checked(pts, where)
 end
 
+-- Until when in the pass (s) the playback, driving `cur` A (signed) in
+-- segment kind `seg` and at d s into the pass (the segment M.at last
+-- found in `cursor`), changes nothing: while the profile's current stays
+-- within 1/128 A of cur and of the same kind (a little inside, for
+-- rounding), to the end of the segment at most. nil: it may act now.
+local INSIDE = 1e-9
+local function quiet_until(pts, d, mode, cursor, seg, cur)
+	local k = cursor.k
+	if not k or k < 2 or k > #pts then
+		return nil
+	end
+	local p1, p2 = pts[k - 1], pts[k]
+	local t1, t2, a1, a2 = p1[1] or p1.t, p2[1] or p2.t, p1[2] or p1.current, p2[2] or p2.current
+	local lo, hi
+	if seg == "rest" then
+		lo, hi = -0.01 + INSIDE, 0.01 - INSIDE
+	elseif seg == "charge" then
+		lo, hi = math.max(cur - 1 / 128, 0.01) + INSIDE, cur + 1 / 128 - INSIDE
+	else
+		lo, hi = cur - 1 / 128 + INSIDE, math.min(cur + 1 / 128, -0.01) - INSIDE
+	end
+	local want = mode == "step" and a1 or a1 + (a2 - a1) * (d - t1) / (t2 - t1)
+	if not (want > lo and want < hi) then
+		return nil
+	end
+	if mode == "step" or a2 == a1 then
+		return t2
+	end
+	local edge = a2 > a1 and hi or lo
+	return math.min(t1 + (edge - a1) * (t2 - t1) / (a2 - a1), t2)
+end
+
+-- The watch spec of the playback's next report (batlab.step_watch), or
+-- nil to look at it. The profile's duration, charge and energy run on
+-- across its device steps from `base`: the watch takes base as what the
+-- step carries. It wakes where the current could change (quiet_until),
+-- at the profile's end, and where a stop condition could fire. Not
+-- when that is less than two reports away (a profile that changes at
+-- every report: the watch would cost more than it saves).
+local function watch_spec(cell, w, sum, base, seg, cur)
+	local d = sum.duration % w.period
+	local q = quiet_until(w.pts, d, w.mode, w.cursor, seg, cur)
+	if not q or q - d < 2 * sum.duration / sum.samples then
+		return nil
+	end
+	w.st.sign = seg == "charge" and 1 or -1
+	sum.carry = { time = base.t, ah = base.ah, wh = base.wh }
+	local spec = step_watch.spec(cell, seg == "rest" and "rest" or seg, w.opts, w.st, sum, steps)
+	sum.carry = nil
+	if spec then
+		spec.dur_at = math.min(spec.dur_at or math.huge, (sum.duration - d) + q - step_watch.EARLY, w.period * w.n)
+	end
+	return spec
+end
+
 -- The playback loop; returns the finished summary.
 local function playback(cell, name, opts, pts)
 	local sum = core.new_summary(name, "profile")
@@ -134,8 +205,13 @@ local function playback(cell, name, opts, pts)
 		return core.finish(sum, "safety", { safety = err, errors = { code } })
 	end
 	local seg, segments, last = kind_of(a), 1, nil
+	local cursor = {}
+	local w = { pts = pts, mode = opts.mode, cursor = cursor, period = period, n = n,
+		opts = { guard = opts.guard, on_sample = opts.on_sample, ["until"] = check },
+		st = { sign = -1, pulse_on = true, trickle_on = false, base_current = 0 } }
+	local spec
 	while true do
-		local s, done = core.observe(cell, seg == "rest" and "rest" or seg, sum, opts)
+		local s, done = core.observe(cell, seg == "rest" and "rest" or seg, sum, opts, spec)
 		if not s then
 			if last then
 				totals(done, base, done.end_sample or last)
@@ -150,7 +226,7 @@ local function playback(cell, name, opts, pts)
 			sum.segments = segments
 			return more._end_on(sum, fired)
 		end
-		local want = M.at(pts, sum.duration % period, opts.mode)
+		local want = M.at(pts, sum.duration % period, opts.mode, cursor)
 		local cur = seg == "rest" and 0 or (seg == "charge" and 1 or -1) * (sum._amps or math.abs(a))
 		if kind_of(want) ~= seg or math.abs(want - cur) > 0.25 then
 			base = { t = sum.duration, ah = sum.ah, wh = sum.wh, net = sum.net_ah }
@@ -167,6 +243,8 @@ local function playback(cell, name, opts, pts)
 				return failed
 			end
 		end
+		spec = watch_spec(cell, w, sum, base,
+			seg, seg == "rest" and 0 or (seg == "charge" and 1 or -1) * (sum._amps or math.abs(a)))
 	end
 end
 

@@ -29,7 +29,7 @@ local function schema(...)
 	return out
 end
 local COMMON = { name = STR, guard = FUN, on_sample = FUN, report_timeout = NUM, silence_grace = NUM,
-	allow_bad_thermistor = BOOL, resumable = BOOL, record = SUB.record }
+	allow_bad_thermistor = BOOL, resumable = BOOL, record = SUB.record, tail = NUM, capture = "userdata" }
 local CC = { current = NUM, until_v = NUM, until_i = NUM, settle = NUM, max_time = NUM,
 	max_ah = NUM, max_wh = NUM, max_temp_c = NUM, ["until"] = FUN, impedance_every = NUM,
 	on_impedance = FUN, trickle = SUB.trickle, pulse = SUB.pulse, cv_approach = SUB.cv_approach }
@@ -76,6 +76,11 @@ local function bad_options(fn, opts, sch, within)
 		elseif type(v) ~= want then
 			return ("option %s to steps.%s must be a %s, got %s"):format(what, fn, want, type(v))
 		end
+	end
+	local tail = not within and opts.tail
+	if tail and (tail < 1 or tail > 1e6 or tail ~= math.floor(tail)) then
+		return ("option tail to steps.%s must be a whole number of reports from 1 to 1e6, got %s")
+			:format(fn, tostring(tail))
 	end
 	return nil
 end

@@ -144,9 +144,35 @@ function M.spec(cell, kind, opts, st, sum, steps)
 	spec.jump_v = opts.guard and math.min(steps.VOLTAGE_JUMP, 0.2) or steps.VOLTAGE_JUMP
 	spec.jump_t = steps.TEMP_JUMP
 	spec.vcc_lo = opts.guard and 4.35 or nil
-	spec.i_hi = nil
+	spec.i_hi, spec.dvdt, spec.dvdt_below, spec.reg, spec.mdv_dv = nil, nil, nil, nil, nil
+	-- the voltages the step keeps (opts.tail): the quiet reports' too
+	spec.tail = sum._tail
+	spec.capture = opts.capture
 	if until_ and not until_(spec, sum) then
 		return nil
+	end
+	return spec
+end
+
+-- The spec of a constant-voltage hold's next report (batlab.steps'
+-- cv_hold), or nil to look at it: it wakes where the hold's loop could
+-- act. A voltage within w.band of w.v moves the target by less than the
+-- loop's least change (its clamps only make the change smaller, the
+-- target being within them); the end current and time limit are
+-- thresholds (the hold's time is its step time plus what it carried).
+local CV_ST = { sign = 1, pulse_on = true, trickle_on = false, base_current = 0 }
+function M.cv_spec(cell, opts, sum, w, target, steps)
+	if target < w.until_i / 2 or (opts.current and target > opts.current) then
+		return nil
+	end
+	local spec = M.spec(cell, "cv", w.opts, CV_ST, sum, steps)
+	if spec then
+		spec.v_hi = lower(spec.v_hi, w.v + w.band)
+		spec.v_lo = higher(spec.v_lo, w.v - w.band)
+		spec.i_lo, spec.i_after = higher(spec.i_lo, w.until_i), 0
+		if opts.max_time then
+			spec.t_at = math.min(spec.t_at, opts.max_time - (sum.carry and sum.carry.time or 0) - EARLY)
+		end
 	end
 	return spec
 end

@@ -5,7 +5,8 @@
 --
 --   { name, kind, duration, ah, wh, avg_v, avg_i, temp_start, temp_end,
 --     temp_max, temp_rise, end_reason, safety, errors, samples,
---     impedance = { {time, step_time, charge_ah, ohms}, ... }, end_sample }
+--     impedance = { {time, step_time, charge_ah, ohms}, ... }, end_sample,
+--     first_sample, tail (with opts.tail: the last reports' voltages) }
 --
 -- end_reason is one of: "voltage", "current", "time", "charge", "energy",
 -- "temperature", a predicate's own reason, "safety" (the device stopped
@@ -28,6 +29,8 @@ local guards = require "batlab.guards"
 local zero_amp = require "batlab.zero_amp"
 
 local M = {}
+-- per report: a local is cheaper than a field of a global
+local abs = math.abs
 
 -- Ends that are a normal outcome of a step (everything else is abnormal).
 local NORMAL = {
@@ -68,16 +71,20 @@ local function account_latest(sum, s)
 	-- a step resumed after a crash carries on from what it had done
 	local c = sum.carry
 	sum.duration = s.step_time - sum.t_offset + (c and c.time or 0)
-	sum.ah = math.abs(s.charge_ah or 0) + (c and c.ah or 0)
-	sum.wh = math.abs(s.energy_wh or 0) + (c and c.wh or 0)
+	sum.ah = abs(s.charge_ah or 0) + (c and c.ah or 0)
+	sum.wh = abs(s.energy_wh or 0) + (c and c.wh or 0)
 	sum.end_sample = s
 end
 
-local function account(sum, s)
-	local temp = not bad_thermistor(s) and s.temp_c or nil
-	sum.samples = sum.samples + 1
+local function account(sum, s, bad_t)
+	local temp = not bad_t and s.temp_c or nil
+	local n = sum.samples + 1
+	sum.samples = n
+	if n == 1 then
+		sum.first_sample = s
+	end
 	sum._sum_v = sum._sum_v + s.voltage
-	sum._sum_i = sum._sum_i + math.abs(s.current)
+	sum._sum_i = sum._sum_i + abs(s.current)
 	sum.temp_start = sum.temp_start or temp
 	sum.temp_end = temp or sum.temp_end
 	if temp and (not sum.temp_max or temp > sum.temp_max) then
@@ -94,6 +101,9 @@ local function finish(sum, reason, extra)
 	end
 	if sum.temp_start and sum.temp_max then
 		sum.temp_rise = sum.temp_max - sum.temp_start
+	end
+	if sum._tail then
+		sum.tail, sum._tail = sum._tail:values(), nil
 	end
 	sum._sum_v, sum._sum_i, sum.t_offset, sum.continues, sum.carry = nil, nil, nil, nil, nil
 	sum._thermistor_told, sum._jump_told = nil, nil
@@ -204,8 +214,8 @@ end
 -- An open or shorted thermistor ends a charge or discharge (no limit
 -- could stop an overheating cell) unless the step allows it; a rest, or a
 -- step that allows it, goes on with a warning (once).
-local function thermistor(cell, kind, sum, opts, s)
-	if not bad_thermistor(s) then
+local function thermistor(cell, kind, sum, opts, s, bad_t)
+	if not bad_t then
 		return nil
 	end
 	local what = ("the thermistor reads %.2f degC (outside %g..%g): open or shorted, "
@@ -228,13 +238,13 @@ end
 M.VOLTAGE_JUMP, M.TEMP_JUMP = 0.1, 1.5
 local function jumped(cell, sum, s)
 	local p = sum.end_sample
-	if sum._jump_told or not p or p.mode ~= s.mode or math.abs(s.current - p.current) > 0.05 then
+	if sum._jump_told or not p or p.mode ~= s.mode or abs(s.current - p.current) > 0.05 then
 		return
 	end
 	local what
-	if math.abs(s.voltage - p.voltage) > M.VOLTAGE_JUMP then
+	if abs(s.voltage - p.voltage) > M.VOLTAGE_JUMP then
 		what = ("the voltage jumped from %.3f V to %.3f V"):format(p.voltage, s.voltage)
-	elseif p.temp_c and s.temp_c and math.abs(s.temp_c - p.temp_c) > M.TEMP_JUMP then
+	elseif p.temp_c and s.temp_c and abs(s.temp_c - p.temp_c) > M.TEMP_JUMP then
 		what = ("the temperature jumped from %.2f to %.2f degC"):format(p.temp_c, s.temp_c)
 	else
 		return
@@ -258,7 +268,17 @@ local function observe(cell, kind, sum, opts, spec)
 		return nil, end_unsafe(cell, sum, "device reset", "the device lost the step")
 	end
 	jumped(cell, sum, s)
-	account(sum, s)
+	local bad_t = bad_thermistor(s)
+	account(sum, s, bad_t)
+	if opts.tail then
+		-- the voltages of the last reports (the quiet ones went in in C)
+		local tr = sum._tail or batlab.trail { keep = opts.tail }
+		sum._tail = tr
+		tr:push(sum.duration, s.voltage)
+	end
+	if opts.capture then
+		opts.capture:push(s)
+	end
 	if opts.on_sample then
 		opts.on_sample(s, sum)
 	end
@@ -274,7 +294,7 @@ local function observe(cell, kind, sum, opts, spec)
 		-- program; a step that goes on would record rows that mean nothing
 		return nil, end_unsafe(cell, sum, "stopped", "the channel is IDLE")
 	end
-	local bad = thermistor(cell, kind, sum, opts, s)
+	local bad = thermistor(cell, kind, sum, opts, s, bad_t)
 	if bad then
 		return nil, bad
 	end
@@ -323,7 +343,7 @@ end
 -- The end conditions, in a fixed order so the reason is predictable: the
 -- finished summary, or nil while the step goes on.
 local function ended(kind, sign, opts, s, sum)
-	local v, i = s.voltage, math.abs(s.current)
+	local v, i = s.voltage, abs(s.current)
 	if opts.until_v and ((sign > 0 and v >= opts.until_v) or (sign < 0 and kind ~= "rest" and v <= opts.until_v)) then
 		return finish(sum, "voltage")
 	end
@@ -563,7 +583,7 @@ function M.rest(cell, seconds, opts)
 	end
 	local o = { max_time = seconds, on_sample = opts.on_sample, guard = opts.guard,
 		report_timeout = opts.report_timeout, silence_grace = opts.silence_grace,
-		allow_bad_thermistor = opts.allow_bad_thermistor }
+		allow_bad_thermistor = opts.allow_bad_thermistor, tail = opts.tail, capture = opts.capture }
 	local name = opts.name or "REST"
 	return stepped(cell, name, function()
 		if seconds == 0 then
@@ -600,6 +620,11 @@ function cv_loop(cell, opts)
 	local target = opts.current or 1.0
 	local until_i = opts.until_i or 0.05
 	local r_est = 0.1   -- ohms: how hard to correct per volt of error
+	-- what the watch wakes for (batlab.step_watch.cv_spec): the voltage
+	-- error that moves the target by the loop's least change (0.008 A),
+	-- less a margin for rounding
+	local w = { v = v, until_i = until_i, band = r_est * 0.008 - 1e-6,
+		opts = { guard = opts.guard, on_sample = opts.on_sample } }
 	local sum = new_summary(opts.name or "CV", "charge")
 	sum.continues = true
 	sum.carry = cell.recording and cell.recording.carry
@@ -614,11 +639,11 @@ function cv_loop(cell, opts)
 		target = math.max(sum.carry.current or target, until_i)
 	end
 	while true do
-		local s, done = observe(cell, "cv", sum, opts)
+		local s, done = observe(cell, "cv", sum, opts, step_watch.cv_spec(cell, opts, sum, w, target, M))
 		if not s then
 			return done
 		end
-		if math.abs(s.current) <= until_i and target <= until_i * 1.5 then
+		if abs(s.current) <= until_i and target <= until_i * 1.5 then
 			return finish(sum, "current")
 		end
 		if opts.max_time and s.step_time + (sum.carry and sum.carry.time or 0) >= opts.max_time then
@@ -628,7 +653,7 @@ function cv_loop(cell, opts)
 		-- current gets there while the voltage is held.
 		local new = target - (s.voltage - v) / r_est
 		new = math.max(math.min(new, opts.current or target), until_i / 2)
-		if math.abs(new - target) >= 0.008 then
+		if abs(new - target) >= 0.008 then
 			target = new
 			local failed = set_current(cell, sum, target)
 			if failed then

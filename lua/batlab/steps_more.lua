@@ -147,7 +147,8 @@ function M.rest(cell, seconds, opts)
 			cell.recording:started()
 		end
 		-- what a watched rest wakes for: its time, its conditions
-		local wopts = { max_time = seconds, guard = opts.guard, on_sample = opts.on_sample, ["until"] = check }
+		local wopts = { max_time = seconds, guard = opts.guard, on_sample = opts.on_sample, ["until"] = check,
+			capture = opts.capture }
 		local wst = { sign = -1, pulse_on = true, trickle_on = false, base_current = 0 }
 		while true do
 			local spec = step_watch.spec(cell, "rest", wopts, wst, sum, steps)
@@ -273,6 +274,17 @@ local function track(st, e)
 	st.maxe = math.max(st.maxe or 0, math.abs(e))
 end
 
+-- control.watch of a power (reg 1) or resistance (reg 2) step: the watch
+-- wakes when the current it wants moves by the least change the step
+-- makes, and accounts the quiet reports' regulation error as track() does.
+local function reg_watch(reg, target, settle)
+	return function(spec, st)
+		spec.reg, spec.reg_target, spec.reg_amps, spec.reg_settle = reg, target, st.amps, settle
+		spec.reg_n, spec.reg_se, spec.reg_sae, spec.reg_maxe = st.n or 0, st.se or 0, st.sae or 0, st.maxe or 0
+		return true
+	end
+end
+
 local function errors_of(st, target, unit)
 	if not st.n then
 		return nil
@@ -281,11 +293,32 @@ local function errors_of(st, target, unit)
 		rms_err = math.sqrt(st.se / st.n), max_abs_err = st.maxe }
 end
 
--- One labelled step whose current a control recomputes at every report.
--- control: first (A), next(s, sum, st) -> A or nil, ended(s, sum, st) ->
--- name or nil (before opts.stop), done(sum, st) (fills the summary).
+-- The watch spec of a regulated step's next report (batlab.step_watch),
+-- or nil to look at it: control.watch(spec, st) tightens it to wake at
+-- every report where ended or next could act (false: it cannot). Only
+-- while the current is within what the step clamps it to (0.01..hi):
+-- then a clamp can only make a change smaller.
+local function regulated_spec(cell, kind, control, st, sum, wopts, wst, hi)
+	if not control.watch or st.amps < 0.01 or st.amps > hi then
+		return nil
+	end
+	local spec = step_watch.spec(cell, kind, wopts, wst, sum, steps)
+	if spec and control.watch(spec, st) then
+		return spec
+	end
+	return nil
+end
+
+-- One labelled step whose current a control recomputes at every report
+-- (or at the reports control.watch says can change it). control: first
+-- (A), next(s, sum, st) -> A or nil, ended(s, sum, st) -> name or nil
+-- (before opts.stop), done(sum, st) (fills the summary), watch (above).
 local function regulated(cell, kind, name, opts, control)
 	local check = step_check(cell, opts.stop)
+	local wopts = { guard = opts.guard, on_sample = opts.on_sample, ["until"] = check, max_time = control.max_time,
+		capture = opts.capture }
+	local hi = opts.max_current or batlab.CURRENT_MAX
+	local wst = { sign = kind == "charge" and 1 or -1, pulse_on = true, trickle_on = false, base_current = 0 }
 	local zopts = { current = control.smallest or control.first }
 	return core.with_zero_amp(cell, name, zopts, kind, function()
 		return core.stepped(cell, name, function()
@@ -302,14 +335,19 @@ local function regulated(cell, kind, name, opts, control)
 			local done
 			repeat
 				local s
-				s, done = core.observe(cell, kind, sum, opts)
+				local spec = regulated_spec(cell, kind, control, st, sum, wopts, wst, hi)
+				s, done = core.observe(cell, kind, sum, opts, spec)
+				if spec and spec.reg and spec.reg_n ~= (st.n or 0) then
+					-- the regulation error of the quiet reports, accounted in C
+					st.n, st.se, st.sae, st.maxe = spec.reg_n, spec.reg_se, spec.reg_sae, spec.reg_maxe
+				end
 				if s then
 					local fired = control.ended and control.ended(s, sum, st) or check(s, sum)
 					if fired then
 						done = end_on(sum, fired)
 					else
 						local new = control.next(s, sum, st)
-						new = new and math.max(math.min(new, opts.max_current or batlab.CURRENT_MAX), 0.01)
+						new = new and math.max(math.min(new, hi), 0.01)
 						if new and math.abs(new - st.amps) >= 1 / 256 then
 							st.amps = new
 							done = core.set_current(cell, sum, new)
@@ -329,7 +367,8 @@ end
 -- ones): a misspelt one raises at the caller, as batlab.steps' do.
 local T = { n = "number", s = "string", f = "function", b = "boolean" }
 local COMMON = { name = T.s, guard = T.f, on_sample = T.f, report_timeout = T.n, silence_grace = T.n,
-	allow_bad_thermistor = T.b, resumable = T.b, stop = "table", max_current = T.n, settle = T.n }
+	allow_bad_thermistor = T.b, resumable = T.b, stop = "table", max_current = T.n, settle = T.n,
+	tail = T.n, capture = "userdata" }
 local function schema(extra)
 	local out = {}
 	for k, v in pairs(COMMON) do
@@ -403,6 +442,7 @@ function M.power(cell, opts)
 	local settle = opts.settle or 3
 	return regulated(cell, kind, opts.name or "POWER", opts, {
 		first = math.min(p / volts_now(cell, opts), batlab.CURRENT_MAX),
+		watch = reg_watch(1, p, settle),
 		next = function(s, sum, st)
 			if sum.duration >= settle then
 				track(st, s.voltage * math.abs(s.current) - p)
@@ -425,6 +465,7 @@ function M.resistance(cell, opts)
 	local settle = opts.settle or 3
 	return regulated(cell, kind, opts.name or "RESISTANCE", opts, {
 		first = math.min(volts_now(cell, opts) / r, batlab.CURRENT_MAX),
+		watch = reg_watch(2, r, settle),
 		next = function(s, sum, st)
 			if sum.duration >= settle and math.abs(s.current) > 0.01 then
 				track(st, s.voltage / math.abs(s.current) - r)
@@ -453,8 +494,25 @@ function M.cccv(cell, opts)
 			:format(v, vmax), 2)
 	end
 	local r_est = 0.1 -- ohms: how hard to correct per volt of error
+	-- the voltage error that moves the current by the least change the
+	-- step makes (1/256 A), less a margin for rounding: a report within
+	-- it changes nothing (the clamps only make the change smaller)
+	local band = r_est / 256 - 1e-6
 	return regulated(cell, "charge", opts.name or "CCCV", opts, {
-		first = i, smallest = until_i,
+		first = i, smallest = until_i, max_time = opts.max_time,
+		watch = function(spec, st)
+			if st.amps < until_i / 2 or st.amps > i then
+				return false
+			end
+			if not st.cv_at then
+				spec.v_hi = step_watch.lower(spec.v_hi, v)
+				return true
+			end
+			spec.v_hi = step_watch.lower(spec.v_hi, v + band)
+			spec.v_lo = step_watch.higher(spec.v_lo, v - band)
+			spec.i_lo, spec.i_after = step_watch.higher(spec.i_lo, until_i), 0
+			return true
+		end,
 		ended = function(s, sum, st)
 			if st.cv_at and math.abs(s.current) <= until_i and st.amps <= until_i * 1.5 then
 				return "current"

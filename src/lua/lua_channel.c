@@ -171,6 +171,24 @@ void bl_lua_push_sample(lua_State *L, const struct bl_sample *s)
 	lua_pop(L, 1);
 }
 
+/* The names of a status or error word, from the keys table at `keys`: one
+ * table per word value, made once (the table at key -1 - (which << 16 |
+ * bits)) and shared by every sample with that value: a sample table costs
+ * one allocation, not three (and the collector's work that goes with
+ * them). The tables are read, never written (a procedure that changed one
+ * would change the names of later samples). */
+static void push_names(lua_State *L, int keys, int which, uint16_t bits)
+{
+	lua_Integer k = -1 - (((lua_Integer)which << 16) | bits);
+
+	if (lua_rawgeti(L, keys, k) == LUA_TTABLE)
+		return;
+	lua_pop(L, 1);
+	push_bits(L, which, bits);
+	lua_pushvalue(L, -1);
+	lua_rawseti(L, keys, k);
+}
+
 static void build_sample(lua_State *L, const struct bl_sample *s)
 {
 	const char *mode = bl_mode_name(s->mode);
@@ -186,9 +204,9 @@ static void build_sample(lua_State *L, const struct bl_sample *s)
 	lua_pushinteger(L, s->mode);         put(L, t, keys, K_MODE);
 	lua_pushstring(L, mode ? mode : "UNKNOWN"); put(L, t, keys, K_MODE_NAME);
 	lua_pushinteger(L, s->status);       put(L, t, keys, K_STATUS);
-	push_bits(L, 0, s->status);          put(L, t, keys, K_STATUS_NAMES);
+	push_names(L, keys, 0, s->status);   put(L, t, keys, K_STATUS_NAMES);
 	lua_pushinteger(L, s->error);        put(L, t, keys, K_ERROR);
-	push_bits(L, 1, s->error);           put(L, t, keys, K_ERROR_NAMES);
+	push_names(L, keys, 1, s->error);    put(L, t, keys, K_ERROR_NAMES);
 	lua_pushnumber(L, s->voltage);       put(L, t, keys, K_VOLTAGE);
 	lua_pushnumber(L, s->current);       put(L, t, keys, K_CURRENT);
 	if (!isnan(s->temp_c)) {
@@ -641,5 +659,7 @@ void bl_lua_open_channel(lua_State *L)
 	lua_pushcfunction(L, l_extend_channel);
 	lua_setfield(L, -2, "extend_channel");
 	bl_lua_open_recorder(L);
+	bl_lua_open_trail(L);
+	bl_lua_open_series(L);
 	bl_sched_set_safe_hook(bl_sched_get(L), channel_safe, NULL);
 }

@@ -113,6 +113,34 @@ int bl_lua_chan_report(lua_State *L, struct bl_wait *w);
 #define BL_LUA_WATCH 0x57
 int bl_lua_channel_watch(lua_State *L);
 bool bl_lua_watch_quiet(struct bl_wait *w, const struct bl_sample *s);
+/* batlab.trail (lua_watch_trail.c): a step's recent (time, voltage) pairs,
+ * a window of seconds (dV/dt) or the last `keep` of them. */
+struct bl_trail {
+	double window;               /* seconds; < 0: keep the last `keep` */
+	size_t keep;
+	double *t, *v;               /* a ring of cap pairs, n of them from head */
+	size_t cap, head, n;
+};
+struct bl_trail *bl_trail_check(lua_State *L, int idx);
+struct bl_trail *bl_trail_test(lua_State *L, int idx);
+/* The slope a push of (t, v) would give (false: the window not yet
+ * spanned, or a keep trail), without pushing. */
+bool bl_trail_slope_if(const struct bl_trail *tr, double t, double v, double *slope);
+bool bl_trail_push(struct bl_trail *tr, double t, double v);   /* false: out of memory */
+bool bl_trail_room(struct bl_trail *tr);   /* room for one more push (false: out of memory) */
+void bl_lua_open_trail(lua_State *L);
+/* batlab.series (lua_watch_series.c): chosen numbers of every report. */
+#define BL_SERIES_FIELDS 8
+struct bl_series {
+	int nf;
+	unsigned char field[BL_SERIES_FIELDS];
+	double *data;                /* n rows of nf, room for cap */
+	size_t n, cap;
+};
+struct bl_series *bl_series_test(lua_State *L, int idx);
+bool bl_series_room(struct bl_series *sr);   /* room for one more row */
+bool bl_series_add(struct bl_series *sr, const struct bl_sample *s);
+void bl_lua_open_series(lua_State *L);
 /* Bind the channel at idx to the task w belongs to (once per task). */
 void bl_lua_bind_task(lua_State *L, struct bl_wait *w, struct lchan *c, int idx);
 /* Push the Channel for `cell` of the Device at dev_idx (one per channel). */

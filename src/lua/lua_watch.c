@@ -33,6 +33,22 @@
  *     temp_at = degC, temp_min = degC, temp_max = degC,  -- T >= temp_at, outside [min, max]
  *     prev_v = V, prev_t = degC, jump_v = V, jump_t = K,  -- a jump from the report before
  *     vcc_lo = V,            -- wake at 0 < VCC < vcc_lo
+ *     dvdt = trail, dvdt_below = V/s,  -- wake when the report would bring the
+ *                            -- window trail's slope below dvdt_below
+ *     tail = trail,          -- a trail the quiet reports are pushed to
+ *     capture = series,      -- a batlab.series the quiet reports are added to
+ *     reg = 1 | 2, reg_target = W | ohm, reg_amps = A, reg_settle = s,
+ *                            -- a regulated step (batlab.steps_more power: 1,
+ *                            -- resistance: 2) driving reg_amps: wake when the
+ *                            -- current it wants (W / max(V, 0.5), V / ohm) is
+ *                            -- 1/256 A or more away; its error (V|I| - W, V/|I| - ohm,
+ *                            -- once the duration reaches reg_settle) accounted into
+ *     reg_n, reg_se, reg_sae, reg_maxe,  -- count, sum of squares, of |e|, max |e|
+ *     mdv_dv = V, mdv_settle = s, mdv_peak = V,  -- -dV: once the duration reaches
+ *                            -- mdv_settle, the peak (nil: none yet) follows V; wake
+ *                            -- when peak - V >= mdv_dv (mdv_peak written back)
+ *                            -- (batlab.trail, lua_watch_trail.c: their times are
+ *                            -- the step's duration, (step_time - t_offset) + carry_time)
  *     -- accumulators, read at the start and written back at the end:
  *     sum_v, sum_i,          -- running sums the quiet reports are added to
  *     quiet,                 -- out: how many reports were quiet
@@ -54,7 +70,13 @@
 struct watch {
 	double v_hi, v_lo, i_lo, i_after, i_hi, t_at, dur_at, t_offset, carry_time;
 	double ah_at, carry_ah, wh_at, carry_wh, temp_at, temp_min, temp_max;
-	double prev_v, prev_t, jump_v, jump_t, vcc_lo;
+	double prev_v, prev_t, jump_v, jump_t, vcc_lo, dvdt_below;
+	struct bl_trail *dvdt, *tail;   /* anchored by the spec (argument 2) */
+	struct bl_series *capture;
+	int reg;                     /* 0: none, 1: power, 2: resistance */
+	double reg_target, reg_amps, reg_settle, reg_se, reg_sae, reg_maxe;
+	lua_Integer reg_n;
+	double mdv_dv, mdv_settle, mdv_peak;   /* mdv_dv NaN: no -dV; peak NaN: none yet */
 	int mode;                    /* -1: any */
 	uint64_t timeout_us;         /* 0: none */
 	/* the quiet reports */
@@ -75,6 +97,16 @@ static double num_field(lua_State *L, int t, const char *k, double dflt)
 	}
 	lua_pop(L, 1);
 	return v;
+}
+
+static struct bl_trail *trail_field(lua_State *L, int t, const char *k)
+{
+	struct bl_trail *tr = NULL;
+
+	if (lua_getfield(L, t, k) != LUA_TNIL && !(tr = bl_trail_test(L, -1)))
+		luaL_error(L, "ch:watch: spec.%s must be a batlab.trail", k);
+	lua_pop(L, 1);
+	return tr;
 }
 
 static void read_spec(lua_State *L, int t, struct watch *x)
@@ -103,6 +135,27 @@ static void read_spec(lua_State *L, int t, struct watch *x)
 	x->jump_v = num_field(L, t, "jump_v", HUGE_VAL);
 	x->jump_t = num_field(L, t, "jump_t", HUGE_VAL);
 	x->vcc_lo = num_field(L, t, "vcc_lo", 0);
+	x->dvdt = trail_field(L, t, "dvdt");
+	x->dvdt_below = num_field(L, t, "dvdt_below", -HUGE_VAL);
+	x->tail = trail_field(L, t, "tail");
+	x->capture = NULL;
+	x->mdv_dv = num_field(L, t, "mdv_dv", NAN);
+	x->mdv_settle = num_field(L, t, "mdv_settle", 0);
+	x->mdv_peak = num_field(L, t, "mdv_peak", NAN);
+	x->reg = (int)num_field(L, t, "reg", 0);
+	luaL_argcheck(L, x->reg >= 0 && x->reg <= 2, 2, "spec.reg must be 1 (power) or 2 (resistance)");
+	if (x->reg) {
+		x->reg_target = num_field(L, t, "reg_target", NAN);
+		x->reg_amps = num_field(L, t, "reg_amps", NAN);
+		x->reg_settle = num_field(L, t, "reg_settle", 0);
+		x->reg_n = (lua_Integer)num_field(L, t, "reg_n", 0);
+		x->reg_se = num_field(L, t, "reg_se", 0);
+		x->reg_sae = num_field(L, t, "reg_sae", 0);
+		x->reg_maxe = num_field(L, t, "reg_maxe", 0);
+	}
+	if (lua_getfield(L, t, "capture") != LUA_TNIL && !(x->capture = bl_series_test(L, -1)))
+		luaL_error(L, "ch:watch: spec.capture must be a batlab.series");
+	lua_pop(L, 1);
 	luaL_argcheck(L, mode == -1 || (mode >= 0 && mode <= 65535 && mode == floor(mode)), 2,
 	              "spec.mode must be a MODE value");
 	x->mode = (int)mode;
@@ -119,12 +172,44 @@ static void read_spec(lua_State *L, int t, struct watch *x)
 	x->vcc_seen = false;
 }
 
+/* The current a regulated step wants at voltage v (as steps_more's
+ * control.next works it out, before its clamps). */
+static double reg_wants(const struct watch *x, double v)
+{
+	return x->reg == 1 ? x->reg_target / (v > 0.5 ? v : 0.5) : v / x->reg_target;
+}
+
+/* Its error at s, accounted as steps_more's track() does (the same
+ * doubles in the same order); none before reg_settle. */
+static void reg_track(struct watch *x, const struct bl_sample *s, double dur)
+{
+	double i = fabs(s->current), e, ae;
+
+	if (dur < x->reg_settle || (x->reg == 2 && !(i > 0.01)))
+		return;
+	e = x->reg == 1 ? s->voltage * i - x->reg_target : s->voltage / i - x->reg_target;
+	ae = fabs(e);
+	x->reg_n++;
+	x->reg_se = x->reg_se + e * e;
+	x->reg_sae = x->reg_sae + ae;
+	if (ae > x->reg_maxe)
+		x->reg_maxe = ae;
+}
+
+/* The -dV peak after a report at voltage v (as math.max(peak or v, v)). */
+static double mdv_peak_after(const struct watch *x, double v)
+{
+	return (isnan(x->mdv_peak) || x->mdv_peak < v) ? v : x->mdv_peak;
+}
+
 /* Whether the step would act on s: any threshold crossed, or anything
  * unusual. Written as the step's own conditions are, so that a report
  * this calls quiet is one the step would have let pass. */
 static bool wakes(const struct watch *x, const struct bl_sample *s)
 {
-	double v = s->voltage, t = s->temp_c, st = s->step_time;
+	double v = s->voltage, t = s->temp_c, st = s->step_time, slope;
+	/* the step's duration as batlab.steps works it out */
+	double dur = (st - x->t_offset) + x->carry_time;
 
 	if (s->device_reset || s->error || (x->mode >= 0 && s->mode != x->mode))
 		return true;
@@ -132,7 +217,19 @@ static bool wakes(const struct watch *x, const struct bl_sample *s)
 		return true;
 	if ((x->i_lo >= 0 && st >= x->i_after && fabs(s->current) <= x->i_lo) || fabs(s->current) >= x->i_hi)
 		return true;
-	if ((st - x->t_offset) + x->carry_time >= x->dur_at)
+	if (dur >= x->dur_at)
+		return true;
+	/* a current change the step would make (its clamps only make it
+	 * smaller: reg_amps is within them); NaN wakes */
+	if (x->reg && !(fabs(reg_wants(x, v) - x->reg_amps) < 1.0 / 256))
+		return true;
+	if (x->dvdt && bl_trail_slope_if(x->dvdt, dur, v, &slope) && slope < x->dvdt_below)
+		return true;
+	if (!isnan(x->mdv_dv) && dur >= x->mdv_settle && mdv_peak_after(x, v) - v >= x->mdv_dv)
+		return true;
+	/* a trail that cannot take the report: Lua's push raises */
+	if ((x->dvdt && !bl_trail_room(x->dvdt)) || (x->tail && !bl_trail_room(x->tail)) ||
+	    (x->capture && !bl_series_room(x->capture)))
 		return true;
 	if (fabs(s->charge_ah) + x->carry_ah >= x->ah_at || fabs(s->energy_wh) + x->carry_wh >= x->wh_at)
 		return true;
@@ -163,6 +260,24 @@ static void account(struct watch *x, const struct bl_sample *s)
 	x->prev = *s;
 	x->prev_v = s->voltage;
 	x->prev_t = t;
+	if (x->dvdt || x->tail) {
+		double dur = (s->step_time - x->t_offset) + x->carry_time;
+
+		if (x->dvdt)
+			bl_trail_push(x->dvdt, dur, s->voltage);   /* room made by wakes */
+		if (x->tail)
+			bl_trail_push(x->tail, dur, s->voltage);
+	}
+	if (x->capture)
+		bl_series_add(x->capture, s);
+	if (x->reg || !isnan(x->mdv_dv)) {
+		double dur = (s->step_time - x->t_offset) + x->carry_time;
+
+		if (x->reg)
+			reg_track(x, s, dur);
+		if (!isnan(x->mdv_dv) && dur >= x->mdv_settle)
+			x->mdv_peak = mdv_peak_after(x, s->voltage);
+	}
 }
 
 /* Called by the channel's sample listener for a watch wait: true when the
@@ -207,6 +322,15 @@ static void write_back(lua_State *L, const struct watch *x)
 	lua_setfield(L, 2, "vcc_seen");
 	bl_lua_push_sample(L, &x->prev);
 	lua_setfield(L, 2, "prev");
+	if (!isnan(x->mdv_dv))
+		set_num(L, 2, "mdv_peak", x->mdv_peak);
+	if (x->reg) {
+		lua_pushinteger(L, x->reg_n);
+		lua_setfield(L, 2, "reg_n");
+		set_num(L, 2, "reg_se", x->reg_se);
+		set_num(L, 2, "reg_sae", x->reg_sae);
+		set_num(L, 2, "reg_maxe", x->reg_maxe);
+	}
 }
 
 static int k_ch_watch(lua_State *L, int status, lua_KContext ctx)
