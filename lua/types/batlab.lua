@@ -391,6 +391,9 @@ function batlab.Encoder(x) end
 function batlab.recorder(ch, path, opts) end
 ---A Lua file's writes on the disk.
 ---@param file file*
+---@return true|nil ok
+---@return string? err
+---@return string? code
 function batlab.fsync(file) end
 ---@param path string
 ---@param mode? "r"|"w"|"a" "r" (default): inflated, a plain file as it is

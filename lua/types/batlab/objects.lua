@@ -181,6 +181,9 @@ function Recorder:policy(p) end
 function Recorder:flush() end
 ---@return { rows: integer, samples: integer, charge_min: number?, charge_max: number?, listening: boolean, lexcelon_rows: integer?, error: string? }
 function Recorder:stats() end
+---@return true|nil ok
+---@return string? err a write that failed
+---@return string? code
 function Recorder:close() end
 
 ---A file read through zlib ("r": inflated, a plain file as it is) or
