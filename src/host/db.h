@@ -5,9 +5,9 @@
  * Rows are first appended to a spool file in the run directory
  * (db-spool.sql: a header line, then one "table<TAB>row" line per row,
  * the row in COPY text format, in the order they were recorded); a
- * sender on the event loop sends the spool in order, a batch of
- * consecutive rows of one table at a time, each a COPY ... FROM STDIN
- * into its table in its own transaction, over a non-blocking libpq
+ * sender on the event loop sends the spool in order, a batch at a time
+ * (the rows there, up to a limit, gathered by table: a COPY ... FROM
+ * STDIN into each table, the batch one transaction), over a non-blocking libpq
  * connection whose socket the loop watches. What the server
  * acknowledged is kept as a byte offset in db-spool.sent. Every table
  * has a natural key (run, cell, sequence number): a batch sent again

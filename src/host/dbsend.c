@@ -16,10 +16,13 @@
 
 #define UNIQUE_VIOLATION "23505"
 /* A batch is one transaction: large enough that the server's cost per
- * transaction and the round trips vanish beside the rows, small enough
- * that a batch sent again (a lost acknowledgement) costs little. Its
- * rows go to libpq a chunk at a time, as the socket takes them. */
+ * transaction (a commit waits for the WAL to reach the disk) and the
+ * round trips vanish beside the rows, small enough that a batch sent
+ * again (a lost acknowledgement) costs little and that its rows, held in
+ * memory while it goes, stay a few megabytes. Its rows go to libpq a
+ * chunk at a time, as the socket takes them. */
 #define BATCH_ROWS 20000
+#define BATCH_BYTES (4u << 20)
 #define CHUNK_BYTES (64u << 10)
 /* db-spool.sent is rewritten after a batch at most this often (a virtual
  * run sends a batch every few milliseconds; a rewrite costs an open, a
@@ -45,10 +48,12 @@ static int lost(struct bl_dbsend *sd)
 void bl_dbsend_init(struct bl_dbsend *sd, PGconn *conn, struct bl_dbspool *rd, const char *dir,
                     uint64_t sent)
 {
-	struct bl_buf data = sd->data, sql = sd->sql;   /* kept across connections */
+	struct bl_dbseg seg[BL_DBSEND_TABLES];     /* buffers kept across connections */
+	struct bl_buf sql = sd->sql;
 
+	memcpy(seg, sd->seg, sizeof seg);
 	memset(sd, 0, sizeof *sd);
-	sd->data = data;
+	memcpy(sd->seg, seg, sizeof seg);
 	sd->sql = sql;
 	sd->conn = conn;
 	sd->rd = rd;
@@ -68,29 +73,80 @@ int bl_dbsend_mark(struct bl_dbsend *sd)
 
 void bl_dbsend_free(struct bl_dbsend *sd)
 {
-	bl_buf_free(&sd->data);
+	for (int i = 0; i < BL_DBSEND_TABLES; i++)
+		bl_buf_free(&sd->seg[i].data);
 	bl_buf_free(&sd->sql);
 }
 
-/* The statement of a batch: COPY into the table, or (rows of it may be
- * there already) COPY into a temporary table of its shape and INSERT
- * the rows not there yet, all one transaction (one simple query). */
+/* The statements of a batch: a COPY into each of its tables, or (rows of
+ * it may be there already) for each a COPY into a temporary table of its
+ * shape and an INSERT of the rows not there yet; one simple query, so
+ * one transaction. */
 static void batch_sql(struct bl_dbsend *sd)
 {
-	const char *t = sd->table;
 	char sql[1024];
 
-	if (sd->staging)
-		snprintf(sql, sizeof sql,
-		         "CREATE TEMP TABLE IF NOT EXISTS batlab_stage_%s (LIKE batlab.%s) ON COMMIT DELETE ROWS;"
-		         " COPY pg_temp.batlab_stage_%s FROM STDIN;"
-		         " INSERT INTO batlab.%s SELECT * FROM pg_temp.batlab_stage_%s ON CONFLICT DO NOTHING",
-		         t, t, t, t, t);
-	else
-		snprintf(sql, sizeof sql, "COPY batlab.%s FROM STDIN", t);
 	sd->sql.len = 0;
-	bl_buf_adds(&sd->sql, sql);
+	for (int i = 0; i < sd->nseg; i++) {
+		const char *t = sd->seg[i].table;
+		if (sd->staging)
+			snprintf(sql, sizeof sql,
+			         "CREATE TEMP TABLE IF NOT EXISTS batlab_stage_%s (LIKE batlab.%s) ON COMMIT DELETE ROWS;"
+			         " COPY pg_temp.batlab_stage_%s FROM STDIN;"
+			         " INSERT INTO batlab.%s SELECT * FROM pg_temp.batlab_stage_%s ON CONFLICT DO NOTHING;",
+			         t, t, t, t, t);
+		else
+			snprintf(sql, sizeof sql, "COPY batlab.%s FROM STDIN;", t);
+		bl_buf_adds(&sd->sql, sql);
+	}
 	bl_buf_addc(&sd->sql, '\0');
+}
+
+/* The batch's buffer for rows of `table` (tl bytes), NULL when the batch
+ * has as many tables as it can hold. */
+static struct bl_dbseg *segment(struct bl_dbsend *sd, const char *table, size_t tl)
+{
+	struct bl_dbseg *g;
+
+	for (int i = 0; i < sd->nseg; i++)
+		if (strncmp(sd->seg[i].table, table, tl) == 0 && sd->seg[i].table[tl] == '\0')
+			return &sd->seg[i];
+	if (sd->nseg == BL_DBSEND_TABLES)
+		return NULL;
+	g = &sd->seg[sd->nseg++];
+	memcpy(g->table, table, tl);
+	g->table[tl] = '\0';
+	g->data.len = 0;
+	g->put = 0;
+	return g;
+}
+
+/* The rows the spool has (up to a batch's worth), gathered by table: the
+ * rows read, or -1 a bad row. */
+static int gather(struct bl_dbsend *sd)
+{
+	const char *table, *data;
+	size_t tl, n, bytes = 0;
+	struct bl_dbseg *g;
+	int rows = 0, r;
+
+	sd->nseg = 0;
+	while (rows < BATCH_ROWS && bytes < BATCH_BYTES &&
+	       (r = bl_dbspool_next(sd->rd, &table, &tl, &data, &n)) != 0) {
+		if (r < 0)
+			return -1;
+		if (!(g = segment(sd, table, tl))) {
+			bl_dbspool_unread(sd->rd);
+			break;
+		}
+		bl_buf_add(&g->data, data, n);
+		bytes += n;
+		rows++;
+	}
+	for (int i = 0; i < sd->nseg; i++)
+		if (sd->seg[i].data.oom)
+			return -1;
+	return rows;
 }
 
 /* 1: a batch is on its way, 0: nothing to send, or a BL_DBSEND_*. */
@@ -99,12 +155,11 @@ static int start_batch(struct bl_dbsend *sd)
 	int r;
 
 	sd->batch_start = sd->rd->off;
-	sd->table[0] = '\0';
-	sd->data.len = 0;
-	r = bl_dbspool_rows(sd->rd, &sd->data, sd->table, CHUNK_BYTES, BATCH_ROWS);
+	r = gather(sd);
 	if (r <= 0)
 		return r < 0 ? BL_DBSEND_BADROW : 0;
-	sd->batch_rows = r;
+	sd->batch_end = sd->rd->off;
+	sd->cur = 0;
 	batch_sql(sd);
 	if (sd->sql.oom || !PQsendQuery(sd->conn, sd->sql.p))
 		return lost(sd);
@@ -120,41 +175,36 @@ static int copy_ended(struct bl_dbsend *sd)
 		return lost(sd);
 	sd->failed = true;
 	keep_error(sd, PQerrorMessage(sd->conn));
-	sd->data.len = 0;
 	sd->st = BL_DBSEND_END;
 	return 1;
 }
 
-/* The batch's rows, a chunk at a time, as long as the socket takes them
- * (0: wait until it takes more), then the COPY's end. */
+/* The current table's rows, a chunk at a time, as long as the socket
+ * takes them (0: wait until it takes more), then its COPY's end. */
 static int put_data(struct bl_dbsend *sd)
 {
+	struct bl_dbseg *g = &sd->seg[sd->cur];
 	int r;
 
-	for (;;) {
-		if (sd->data.len > 0) {
-			r = PQputCopyData(sd->conn, sd->data.p, (int)sd->data.len);
-			if (r == 0)
-				return 0;
-			if (r < 0)
-				return copy_ended(sd);
-			sd->data.len = 0;
-			if ((r = PQflush(sd->conn)) != 0)
-				return r < 0 ? lost(sd) : 0;
-		}
-		r = bl_dbspool_rows(sd->rd, &sd->data, sd->table, CHUNK_BYTES, BATCH_ROWS - sd->batch_rows);
-		if (r < 0)
-			return BL_DBSEND_BADROW;
+	while (g->put < g->data.len) {
+		size_t n = g->data.len - g->put;
+		if (n > CHUNK_BYTES)
+			n = CHUNK_BYTES;
+		r = PQputCopyData(sd->conn, g->data.p + g->put, (int)n);
 		if (r == 0)
-			break;
-		sd->batch_rows += r;
+			return 0;
+		if (r < 0)
+			return copy_ended(sd);
+		g->put += n;
+		if ((r = PQflush(sd->conn)) != 0)
+			return r < 0 ? lost(sd) : 0;
 	}
-	sd->batch_end = sd->rd->off;
 	r = PQputCopyEnd(sd->conn, NULL);
 	if (r == 0)
 		return 0;
 	if (r < 0)
 		return copy_ended(sd);
+	sd->cur++;
 	sd->st = BL_DBSEND_END;
 	return 1;
 }
@@ -192,6 +242,12 @@ static int results(struct bl_dbsend *sd)
 		switch (PQresultStatus(res)) {
 		case PGRES_COPY_IN:
 			PQclear(res);
+			if (sd->cur >= sd->nseg) {         /* not a COPY of ours: cannot be */
+				PQputCopyEnd(sd->conn, "unexpected COPY");
+				sd->failed = true;
+				keep_error(sd, "the server asked for more COPY data than the batch has");
+				return 1;
+			}
 			sd->st = BL_DBSEND_DATA;
 			return 1;
 		case PGRES_COMMAND_OK:
