@@ -17,6 +17,20 @@
  * which `batlab db push` still sends, as INSERTs. */
 #define BL_DBSPOOL_HEADER "# batlab db-spool 2: TABLE<TAB>COPY text row\n"
 
+/* Rows of batlab.samples, as a spool of a batlab before schema version 4
+ * has them (the run and the cell as texts; batlab.samples is a view
+ * since): into a temporary table of that shape first (BL_DB_STAGE_SAMPLES),
+ * then from it (BL_DB_FROM_STAGE_SAMPLES) into batlab.sample_data, and
+ * into batlab.cells the cells the view joins them with, each row once. */
+#define BL_DB_STAGE_SAMPLES \
+	"CREATE TEMP TABLE IF NOT EXISTS batlab_stage_samples (LIKE batlab.samples) ON COMMIT DELETE ROWS;"
+#define BL_DB_FROM_STAGE_SAMPLES \
+	" INSERT INTO batlab.cells (run_id, cell) SELECT DISTINCT run_id, cell" \
+	" FROM pg_temp.batlab_stage_samples ON CONFLICT DO NOTHING;" \
+	" INSERT INTO batlab.sample_data SELECT batlab.series(run_id, cell), seq, at, t_s, step_time_s," \
+	" cycle, cycle_kind, step, step_name, mode, voltage, current, temp_c, charge_ah, energy_wh," \
+	" vcc, errors FROM pg_temp.batlab_stage_samples ON CONFLICT DO NOTHING;"
+
 enum bl_dbspool_format { BL_DBSPOOL_EMPTY, BL_DBSPOOL_COPY, BL_DBSPOOL_INSERT, BL_DBSPOOL_UNKNOWN };
 
 /* Reading the spool back from an offset, a batch at a time. */
@@ -68,8 +82,20 @@ enum bl_dbsend_state { BL_DBSEND_IDLE, BL_DBSEND_START, BL_DBSEND_DATA, BL_DBSEN
 /* A batch's rows of one table: its COPY's data. */
 struct bl_dbseg {
 	char table[64];
+	bool binary;                /* in COPY's binary format (dbbinary.c) */
 	struct bl_buf data;
 	size_t put;                 /* how much of data libpq has taken */
+};
+
+/* A batch: its rows by table, from the spool's offset start to end. */
+struct bl_dbbatch {
+	int nseg, rows;
+	size_t bytes;
+	bool text;                  /* all in COPY text (a row binary cannot say) */
+	bool ready;                 /* rows gathered, not sent yet */
+	bool full;                  /* takes no more rows */
+	uint64_t start, end;
+	struct bl_dbseg seg[BL_DBSEND_TABLES];
 };
 
 struct bl_dbsend {
@@ -81,11 +107,14 @@ struct bl_dbsend {
 	bool staging;               /* this batch goes through the temporary tables */
 	bool failed;                /* a statement of the batch was refused */
 	bool dup;                   /* ... with a unique violation */
-	uint64_t batch_start, batch_end, sent;
+	uint64_t sent;
 	uint64_t marked, marked_us;  /* the offset in db-spool.sent, and when it was written */
 	long batches;
-	int nseg, cur;              /* the batch's tables; the one whose COPY is going */
-	struct bl_dbseg seg[BL_DBSEND_TABLES];
+	/* the batch going (bt[b]), and the next, gathered while the server
+	 * works on the one going: the spool's rows are read and re-encoded
+	 * then, not between two batches while the server waits */
+	struct bl_dbbatch bt[2];
+	int b, cur;                 /* cur: the table whose COPY is going */
 	struct bl_buf sql;          /* the batch's statements */
 	char error[256];
 };
@@ -113,6 +142,17 @@ int bl_dbsend_drain(struct bl_dbsend *sd, double wait_s);
  * again whatever came after it). */
 int bl_dbsend_mark(struct bl_dbsend *sd);
 void bl_dbsend_free(struct bl_dbsend *sd);
+
+/* COPY's binary format (dbbinary.c): the header and trailer of the data,
+ * and a spool row (COPY text, its newline or not) as a binary tuple of
+ * the column types in `types` ('4' integer, '8' bigint, 'f' double
+ * precision, 'T' timestamptz as bl_copy_time writes it, 't' text). 0,
+ * or -1 when a field does not read as its type (b as it was). */
+void bl_dbbin_header(struct bl_buf *b);
+void bl_dbbin_trailer(struct bl_buf *b);
+int bl_dbbin_row(struct bl_buf *b, const char *types, const char *row, size_t n);
+/* The types of batlab.sample_data's columns. */
+#define BL_DB_SAMPLE_TYPES "88Tff4t4ttffffff4"
 
 /* Connecting without blocking the loop (a host name is looked up off it,
  * host/resolve.h): fn gets the PGconn from PQconnectStartParams on the

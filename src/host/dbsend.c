@@ -48,12 +48,13 @@ static int lost(struct bl_dbsend *sd)
 void bl_dbsend_init(struct bl_dbsend *sd, PGconn *conn, struct bl_dbspool *rd, const char *dir,
                     uint64_t sent)
 {
-	struct bl_dbseg seg[BL_DBSEND_TABLES];     /* buffers kept across connections */
+	struct bl_dbbatch bt[2];                  /* buffers kept across connections */
 	struct bl_buf sql = sd->sql;
 
-	memcpy(seg, sd->seg, sizeof seg);
+	memcpy(bt, sd->bt, sizeof bt);
 	memset(sd, 0, sizeof *sd);
-	memcpy(sd->seg, seg, sizeof seg);
+	memcpy(sd->bt, bt, sizeof bt);
+	sd->bt[0].ready = sd->bt[1].ready = false;
 	sd->sql = sql;
 	sd->conn = conn;
 	sd->rd = rd;
@@ -73,8 +74,9 @@ int bl_dbsend_mark(struct bl_dbsend *sd)
 
 void bl_dbsend_free(struct bl_dbsend *sd)
 {
-	for (int i = 0; i < BL_DBSEND_TABLES; i++)
-		bl_buf_free(&sd->seg[i].data);
+	for (int k = 0; k < 2; k++)
+		for (int i = 0; i < BL_DBSEND_TABLES; i++)
+			bl_buf_free(&sd->bt[k].seg[i].data);
 	bl_buf_free(&sd->sql);
 }
 
@@ -84,19 +86,24 @@ void bl_dbsend_free(struct bl_dbsend *sd)
  * one transaction. */
 static void batch_sql(struct bl_dbsend *sd)
 {
+	const struct bl_dbbatch *bt = &sd->bt[sd->b];
 	char sql[1024];
 
 	sd->sql.len = 0;
-	for (int i = 0; i < sd->nseg; i++) {
-		const char *t = sd->seg[i].table;
-		if (sd->staging)
+	for (int i = 0; i < bt->nseg; i++) {
+		const char *t = bt->seg[i].table;
+		if (strcmp(t, "samples") == 0)   /* an older batlab's spool */
+			snprintf(sql, sizeof sql, "%s", BL_DB_STAGE_SAMPLES
+			         " COPY pg_temp.batlab_stage_samples FROM STDIN;" BL_DB_FROM_STAGE_SAMPLES);
+		else if (sd->staging)
 			snprintf(sql, sizeof sql,
 			         "CREATE TEMP TABLE IF NOT EXISTS batlab_stage_%s (LIKE batlab.%s) ON COMMIT DELETE ROWS;"
-			         " COPY pg_temp.batlab_stage_%s FROM STDIN;"
+			         " COPY pg_temp.batlab_stage_%s FROM STDIN%s;"
 			         " INSERT INTO batlab.%s SELECT * FROM pg_temp.batlab_stage_%s ON CONFLICT DO NOTHING;",
-			         t, t, t, t, t);
+			         t, t, t, bt->seg[i].binary ? " WITH (FORMAT binary)" : "", t, t);
 		else
-			snprintf(sql, sizeof sql, "COPY batlab.%s FROM STDIN;", t);
+			snprintf(sql, sizeof sql, "COPY batlab.%s FROM STDIN%s;", t,
+			         bt->seg[i].binary ? " WITH (FORMAT binary)" : "");
 		bl_buf_adds(&sd->sql, sql);
 	}
 	bl_buf_addc(&sd->sql, '\0');
@@ -104,64 +111,95 @@ static void batch_sql(struct bl_dbsend *sd)
 
 /* The batch's buffer for rows of `table` (tl bytes), NULL when the batch
  * has as many tables as it can hold. */
-static struct bl_dbseg *segment(struct bl_dbsend *sd, const char *table, size_t tl)
+static struct bl_dbseg *segment(struct bl_dbbatch *bt, const char *table, size_t tl)
 {
 	struct bl_dbseg *g;
 
-	for (int i = 0; i < sd->nseg; i++)
-		if (strncmp(sd->seg[i].table, table, tl) == 0 && sd->seg[i].table[tl] == '\0')
-			return &sd->seg[i];
-	if (sd->nseg == BL_DBSEND_TABLES)
+	for (int i = 0; i < bt->nseg; i++)
+		if (strncmp(bt->seg[i].table, table, tl) == 0 && bt->seg[i].table[tl] == '\0')
+			return &bt->seg[i];
+	if (bt->nseg == BL_DBSEND_TABLES)
 		return NULL;
-	g = &sd->seg[sd->nseg++];
+	g = &bt->seg[bt->nseg++];
 	memcpy(g->table, table, tl);
 	g->table[tl] = '\0';
 	g->data.len = 0;
 	g->put = 0;
+	g->binary = !bt->text && strcmp(g->table, "sample_data") == 0;
+	if (g->binary)
+		bl_dbbin_header(&g->data);
 	return g;
 }
 
-/* The rows the spool has (up to a batch's worth), gathered by table: the
- * rows read, or -1 a bad row. */
-static int gather(struct bl_dbsend *sd)
+/* A row into its table's data: a sample re-encoded in binary, any other
+ * as it is. -1: a sample binary cannot say (the batch goes as text). */
+static int add_row(struct bl_dbseg *g, const char *data, size_t n)
+{
+	if (g->binary)
+		return bl_dbbin_row(&g->data, BL_DB_SAMPLE_TYPES, data, n);
+	bl_buf_add(&g->data, data, n);
+	return 0;
+}
+
+/* More of the rows the spool has into bt (up to a batch's worth), by
+ * table: a batch is gathered a little at a time while the one before it
+ * is with the server. The rows added, or -1 a bad row. */
+static int gather(struct bl_dbsend *sd, struct bl_dbbatch *bt)
 {
 	const char *table, *data;
-	size_t tl, n, bytes = 0;
+	size_t tl, n;
 	struct bl_dbseg *g;
-	int rows = 0, r;
+	int added = 0, r;
 
-	sd->nseg = 0;
-	while (rows < BATCH_ROWS && bytes < BATCH_BYTES &&
+	if (!bt->ready) {
+		bt->nseg = bt->rows = 0;
+		bt->bytes = 0;
+		bt->text = bt->full = false;
+		bt->start = sd->rd->off;
+	}
+	while (!bt->full && bt->rows < BATCH_ROWS && bt->bytes < BATCH_BYTES &&
 	       (r = bl_dbspool_next(sd->rd, &table, &tl, &data, &n)) != 0) {
 		if (r < 0)
 			return -1;
-		if (!(g = segment(sd, table, tl))) {
+		if (!(g = segment(bt, table, tl)) || add_row(g, data, n) < 0) {
 			bl_dbspool_unread(sd->rd);
+			if (g && bt->rows == 0 && !bt->text) {
+				bt->text = true;        /* its first row: this batch in text */
+				bt->nseg = 0;
+				continue;
+			}
+			bt->full = true;            /* the row starts the next batch */
 			break;
 		}
-		bl_buf_add(&g->data, data, n);
-		bytes += n;
-		rows++;
+		bt->bytes += n;
+		bt->rows++;
+		added++;
 	}
-	for (int i = 0; i < sd->nseg; i++)
-		if (sd->seg[i].data.oom)
+	for (int i = 0; i < bt->nseg; i++)
+		if (bt->seg[i].data.oom)
 			return -1;
-	return rows;
+	bt->end = sd->rd->off;
+	bt->ready = bt->rows > 0;
+	return added;
 }
 
 /* 1: a batch is on its way, 0: nothing to send, or a BL_DBSEND_*. */
 static int start_batch(struct bl_dbsend *sd)
 {
-	int r;
+	struct bl_dbbatch *bt = &sd->bt[!sd->b];
 
-	sd->batch_start = sd->rd->off;
-	r = gather(sd);
-	if (r <= 0)
-		return r < 0 ? BL_DBSEND_BADROW : 0;
-	sd->batch_end = sd->rd->off;
+	if (gather(sd, bt) < 0)
+		return BL_DBSEND_BADROW;
+	if (!bt->ready)
+		return 0;
+	for (int i = 0; i < bt->nseg; i++)
+		if (bt->seg[i].binary)
+			bl_dbbin_trailer(&bt->seg[i].data);
+	sd->b = !sd->b;
+	bt->ready = false;
 	sd->cur = 0;
 	batch_sql(sd);
-	if (sd->sql.oom || !PQsendQuery(sd->conn, sd->sql.p))
+	if (sd->sql.oom || bt->seg[bt->nseg - 1].data.oom || !PQsendQuery(sd->conn, sd->sql.p))
 		return lost(sd);
 	sd->st = BL_DBSEND_START;
 	sd->failed = sd->dup = false;
@@ -183,7 +221,7 @@ static int copy_ended(struct bl_dbsend *sd)
  * takes them (0: wait until it takes more), then its COPY's end. */
 static int put_data(struct bl_dbsend *sd)
 {
-	struct bl_dbseg *g = &sd->seg[sd->cur];
+	struct bl_dbseg *g = &sd->bt[sd->b].seg[sd->cur];
 	int r;
 
 	while (g->put < g->data.len) {
@@ -215,16 +253,17 @@ static int batch_over(struct bl_dbsend *sd)
 {
 	sd->st = BL_DBSEND_IDLE;
 	if (!sd->failed) {
-		sd->sent = sd->batch_end;
+		sd->sent = sd->bt[sd->b].end;
 		sd->staging = false;
 		sd->batches++;
 		if (bl_clock_monotonic_us() - sd->marked_us >= MARK_US)
 			bl_dbsend_mark(sd);
 		return 1;
 	}
+	sd->bt[!sd->b].ready = false;    /* the spool is read again, from the batch or what was sent */
 	if (sd->dup && !sd->staging) {
 		sd->staging = true;
-		bl_dbspool_seek(sd->rd, sd->batch_start);
+		bl_dbspool_seek(sd->rd, sd->bt[sd->b].start);
 		return 1;
 	}
 	bl_dbspool_seek(sd->rd, sd->sent);
@@ -242,7 +281,7 @@ static int results(struct bl_dbsend *sd)
 		switch (PQresultStatus(res)) {
 		case PGRES_COPY_IN:
 			PQclear(res);
-			if (sd->cur >= sd->nseg) {         /* not a COPY of ours: cannot be */
+			if (sd->cur >= sd->bt[sd->b].nseg) {         /* not a COPY of ours: cannot be */
 				PQputCopyEnd(sd->conn, "unexpected COPY");
 				sd->failed = true;
 				keep_error(sd, "the server asked for more COPY data than the batch has");
@@ -296,6 +335,10 @@ int bl_dbsend_step(struct bl_dbsend *sd, unsigned events)
 			break;
 		default:
 			r = results(sd);
+			/* the server has the batch: the next one meanwhile */
+			if (r == 0 && sd->st == BL_DBSEND_END && !sd->hold && !sd->staging &&
+			    gather(sd, &sd->bt[!sd->b]) < 0)
+				r = BL_DBSEND_BADROW;
 		}
 		if (r < 0)
 			return r;

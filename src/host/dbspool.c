@@ -161,7 +161,9 @@ int bl_dbspool_insert_batch(struct bl_dbspool *sp, struct bl_buf *sql, uint64_t 
 	while (rows < INSERT_ROWS && sql->len < INSERT_BYTES && (tl = batch_row(sp, table, rows, &n)) != 0) {
 		if (tl < 0 || sp->line[tl + 1] != '(' || n < tl + 3 || sp->line[n - 2] != ')')
 			return -1;
-		if (rows == 0) {
+		if (rows == 0 && strcmp(table, "samples") == 0) {
+			bl_buf_adds(sql, BL_DB_STAGE_SAMPLES "INSERT INTO pg_temp.batlab_stage_samples VALUES ");
+		} else if (rows == 0) {
 			bl_buf_adds(sql, "INSERT INTO batlab.");
 			bl_buf_adds(sql, table);
 			bl_buf_adds(sql, " VALUES ");
@@ -174,7 +176,7 @@ int bl_dbspool_insert_batch(struct bl_dbspool *sp, struct bl_buf *sql, uint64_t 
 	}
 	if (rows == 0)
 		return 0;
-	bl_buf_adds(sql, " ON CONFLICT DO NOTHING");
+	bl_buf_adds(sql, strcmp(table, "samples") == 0 ? ";" BL_DB_FROM_STAGE_SAMPLES : " ON CONFLICT DO NOTHING");
 	bl_buf_addc(sql, '\0');
 	*end = sp->off;
 	return sql->oom ? -1 : 1;

@@ -197,7 +197,7 @@ code, _, err = cli.batlab(("run %s --sim --cell 0=N --out %s --db %s --mqtt %s -
 t.is(code, 0, "a host that does not resolve: the run completes")
 local rows_n = #csv_rows(r2 .. "/cells/N.csv")
 t.ok(rows_n > 5, "its rows are in the CSV (" .. rows_n .. ")")
-t.is(select(2, (cli.read(r2 .. "/db-spool.sql") or ""):gsub("\nsamples\t", "")), rows_n,
+t.is(select(2, (cli.read(r2 .. "/db-spool.sql") or ""):gsub("\nsample_data\t", "")), rows_n,
 	"and in the spool, every one")
 t.like(err, "database: cannot resolve the host name 'nonexistent.invalid'", "the database's warning names the host")
 t.like(err, "MQTT broker: cannot resolve the host name 'nonexistent.invalid'", "the broker's warning names it")
