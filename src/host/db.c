@@ -398,7 +398,8 @@ long bl_db_push(const char *conninfo, const char *dir, double wait_s, char *msg,
 
 	snprintf(path, sizeof path, "%s/" BL_DB_SPOOL, dir);
 	if (bl_dbspool_open(&sp, path) < 0) {
-		snprintf(msg, msglen, "%s: no spool (was the run made with --db?)", path);
+		snprintf(msg, msglen, "%s: no database spool (" BL_DB_SPOOL "): not a run directory, or a run"
+		         " made without --db", dir);
 		return BL_ERR_ARG;
 	}
 	if (sp.format == BL_DBSPOOL_UNKNOWN) {

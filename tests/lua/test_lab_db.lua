@@ -217,7 +217,8 @@ t.is(spool3:match("^[^\n]*"), "# batlab db-spool 2: TABLE<TAB>COPY text row", "t
 -- a sample: its cell's number in the run (batlab.series(run_id, cell) in
 -- the database: MD5, computed alike on both sides), then its own number
 local d4 = query(("SELECT batlab.series('%s', 'D4')"):format(id3))[1][1]
-local row = spool3:match("\nsample_data\t" .. d4 .. "\t1\t[^\n]*")
+local d4p = d4:gsub("%-", "%%-") -- (a pattern: its sign escaped)
+local row = spool3:match("\nsample_data\t" .. d4p .. "\t1\t[^\n]*")
 t.ok(row and select(2, row:gsub("\t", "")) == 17, "a sample's spool line: the table and 17 fields")
 t.is(query(("SELECT count(*) FROM batlab.sample_data WHERE series = %s"):format(d4))[1][1],
 	query(("SELECT count(*) FROM batlab.samples WHERE run_id = '%s' AND cell = 'D4'"):format(id3))[1][1],
@@ -227,7 +228,7 @@ t.is(query(("SELECT count(*) FROM batlab.sample_data WHERE series = %s"):format(
 -- batch holds rows the table has and rows it lacks, its COPY fails on the
 -- first, and it goes again through the temporary table.
 local function offset_of(spool, seq)
-	local at = spool:find("\nsample_data\t" .. d4 .. "\t" .. seq .. "\t")
+	local at = spool:find("\nsample_data\t" .. d4p .. "\t" .. seq .. "\t")
 	return at and at or nil -- the byte after the newline, counted from 0
 end
 local off100 = offset_of(spool3, 100)
@@ -259,6 +260,18 @@ t.is(query(("SELECT count(*) FROM batlab.events WHERE run_id = '%s'"):format(run
 	tostring(ev[1][1]), "sent again by the sink: the events once")
 t.is_deeply(query("SELECT message = E'a\\tb\\\\c\\nd\\re ''\"', at, t_s FROM batlab.events WHERE run_id = 'test:append'")[1],
 	{ "t", "2000-01-01 00:00:00.5+00", "0.5" }, "a text with a tab, a backslash, newline, CR, quotes: as given")
+
+-- ---- db push of a directory without a spool: a usage error naming it ----------------
+
+local plain = tmp .. "/plain"
+code, _, err = cli.batlab(("run %s --sim --cell 0=P --out %s --quiet --no-report"):format(q(tmp .. "/short.lua"), plain))
+t.is(code, 0, "a run without --db " .. err)
+for _, d in ipairs { plain, tmp, tmp .. "/nowhere" } do
+	code, out, err = cli.batlab(("db push %s --db %s"):format(d, q(URL)))
+	t.ok(code == 2 and err:find("db push: " .. d .. ": no database spool (db-spool.sql): not a run directory,"
+		.. " or a run made without --db", 1, true), ("db push %s: exit 2, naming the directory (%d %s)")
+		:format(d:sub(#tmp + 1), code, err))
+end
 
 -- ---- a spool of batlab before COPY (INSERT values) ----------------------------
 
@@ -355,9 +368,6 @@ end
 
 -- ---- bad input ----------------------------------------------------------------
 
-code, _, err = cli.batlab("db push " .. tmp .. "/nothing --db " .. q(URL))
-t.is(code, 2, "db push of a directory without a spool: exit 2")
-t.like(err, "no spool", "db push: says there is no spool")
 code, _, err = cli.batlab("runs --since yesterday-ish --db " .. q(URL))
 t.is(code, 2, "runs --since with a bad date: exit 2")
 code, _, err = cli.batlab("db frobnicate --db " .. q(URL))
