@@ -10,7 +10,6 @@
  * other spelling goes through strtod itself. A field that does not read
  * as its column's type makes the row not convertible (the caller sends
  * it as text). */
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,47 +19,53 @@
 
 #define PG_EPOCH_DAYS 10957            /* 1970-01-01 to 2000-01-01 */
 
-static void be16(struct bl_buf *b, unsigned v)
+static char *be16(char *p, unsigned v)
 {
-	char c[2] = {(char)(v >> 8), (char)v};
-	bl_buf_add(b, c, 2);
+	p[0] = (char)(v >> 8);
+	p[1] = (char)v;
+	return p + 2;
 }
 
-static void be32(struct bl_buf *b, uint32_t v)
+static char *be32(char *p, uint32_t v)
 {
-	char c[4] = {(char)(v >> 24), (char)(v >> 16), (char)(v >> 8), (char)v};
-	bl_buf_add(b, c, 4);
+	p[0] = (char)(v >> 24);
+	p[1] = (char)(v >> 16);
+	p[2] = (char)(v >> 8);
+	p[3] = (char)v;
+	return p + 4;
 }
 
-static void be64(struct bl_buf *b, uint64_t v)
+static char *be64(char *p, uint64_t v)
 {
-	be32(b, (uint32_t)(v >> 32));
-	be32(b, (uint32_t)v);
+	return be32(be32(p, (uint32_t)(v >> 32)), (uint32_t)v);
 }
 
 void bl_dbbin_header(struct bl_buf *b)
 {
-	bl_buf_add(b, "PGCOPY\n\377\r\n\0", 11);
-	be32(b, 0);     /* flags */
-	be32(b, 0);     /* no header extension */
+	/* the signature, no flags, no header extension */
+	bl_buf_add(b, "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0", 19);
 }
 
 void bl_dbbin_trailer(struct bl_buf *b)
 {
-	be16(b, 0xffffu);
+	bl_buf_add(b, "\377\377", 2);
 }
 
+/* [-]digits, 18 at most (no overflow) */
 static bool parse_int(const char *s, size_t n, long long *v)
 {
-	char tmp[32], *end;
+	size_t i = n > 0 && s[0] == '-';
+	long long k = 0;
 
-	if (n == 0 || n >= sizeof tmp)
+	if (n == i || n - i > 18)
 		return false;
-	memcpy(tmp, s, n);
-	tmp[n] = '\0';
-	errno = 0;
-	*v = strtoll(tmp, &end, 10);
-	return errno == 0 && *end == '\0';
+	for (; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		k = k * 10 + (s[i] - '0');
+	}
+	*v = s[0] == '-' ? -k : k;
+	return true;
 }
 
 static const double POW10[] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12,
@@ -143,109 +148,96 @@ static bool parse_time(const char *s, size_t n, int64_t *us)
 	return true;
 }
 
-/* A text field's COPY escapes undone (bl_copy_text writes \\, \n, \t, \xHH). */
-static bool add_text(struct bl_buf *b, const char *s, size_t n)
+/* A text field's COPY escapes undone (bl_copy_text writes \\, \n, \t,
+ * \xHH): never longer than the field. NULL when it is not one. */
+static char *put_text(char *p, const char *s, size_t n)
 {
-	size_t at = b->len;
+	char *len = p, *q = p + 4;
 
-	be32(b, 0);
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];
 		if (c == '\\') {
 			if (++i == n)
-				return false;
+				return NULL;
 			switch (s[i]) {
 			case 'n': c = '\n'; break;
 			case 't': c = '\t'; break;
 			case 'r': c = '\r'; break;
 			case '\\': c = '\\'; break;
-			case 'x':
+			case 'x': {
+				char hex[3] = {0, 0, 0}, *end;
 				if (i + 2 >= n)
-					return false;
-				{
-					char hex[3] = {s[i + 1], s[i + 2], '\0'}, *end;
-					c = (char)strtol(hex, &end, 16);
-					if (*end != '\0')
-						return false;
-				}
+					return NULL;
+				hex[0] = s[i + 1];
+				hex[1] = s[i + 2];
+				c = (char)strtol(hex, &end, 16);
+				if (*end != '\0')
+					return NULL;
 				i += 2;
 				break;
+			}
 			default:
-				return false;
+				return NULL;
 			}
 		}
-		bl_buf_addc(b, c);
+		*q++ = c;
 	}
-	if (b->oom)
-		return false;
-	{
-		uint32_t len = (uint32_t)(b->len - at - 4);
-		unsigned char *p = (unsigned char *)b->p + at;
-		p[0] = (unsigned char)(len >> 24), p[1] = (unsigned char)(len >> 16);
-		p[2] = (unsigned char)(len >> 8), p[3] = (unsigned char)len;
-	}
-	return true;
+	be32(len, (uint32_t)(q - p - 4));
+	return q;
 }
 
-/* One field of type t: '4' int4, '8' int8, 'f' float8, 'T' timestamptz,
- * 't' text. */
-static bool add_field(struct bl_buf *b, char t, const char *s, size_t n)
+/* One field of type t at p: '4' int4, '8' int8, 'f' float8, 'T'
+ * timestamptz, 't' text; where it ends, NULL when it is not one. */
+static char *put_field(char *p, char t, const char *s, size_t n)
 {
 	long long i;
 	double f;
 	int64_t us;
 	uint64_t bits;
 
-	if (n == 2 && s[0] == '\\' && s[1] == 'N') {
-		be32(b, 0xffffffffu);   /* NULL */
-		return true;
-	}
+	if (n == 2 && s[0] == '\\' && s[1] == 'N')
+		return be32(p, 0xffffffffu);   /* NULL */
 	switch (t) {
 	case '4':
 		if (!parse_int(s, n, &i) || i < INT32_MIN || i > INT32_MAX)
-			return false;
-		be32(b, 4);
-		be32(b, (uint32_t)(int32_t)i);
-		return true;
+			return NULL;
+		return be32(be32(p, 4), (uint32_t)(int32_t)i);
 	case '8':
 		if (!parse_int(s, n, &i))
-			return false;
-		be32(b, 8);
-		be64(b, (uint64_t)i);
-		return true;
+			return NULL;
+		return be64(be32(p, 8), (uint64_t)i);
 	case 'f':
 		if (!parse_double(s, n, &f))
-			return false;
+			return NULL;
 		memcpy(&bits, &f, sizeof bits);
-		be32(b, 8);
-		be64(b, bits);
-		return true;
+		return be64(be32(p, 8), bits);
 	case 'T':
 		if (!parse_time(s, n, &us))
-			return false;
-		be32(b, 8);
-		be64(b, (uint64_t)us);
-		return true;
+			return NULL;
+		return be64(be32(p, 8), (uint64_t)us);
 	default:
-		return add_text(b, s, n);
+		return put_text(p, s, n);
 	}
 }
 
 int bl_dbbin_row(struct bl_buf *b, const char *types, const char *row, size_t n)
 {
-	size_t at = b->len, nf = strlen(types), start = 0;
+	size_t nf = strlen(types), start = 0;
+	/* each field at most its length word, 8 bytes or its text */
+	char *p = bl_buf_room(b, 2 + nf * 12 + n), *q;
 
+	if (!p)
+		return -1;
 	if (n > 0 && row[n - 1] == '\n')
 		n--;
-	be16(b, (unsigned)nf);
+	q = be16(p, (unsigned)nf);
 	for (size_t f = 0; f < nf; f++) {
 		const char *tab = memchr(row + start, '\t', n - start);
 		size_t end = tab ? (size_t)(tab - row) : n;
-		if ((f + 1 < nf) != (tab != NULL) || !add_field(b, types[f], row + start, end - start)) {
-			b->len = at;
+		if ((f + 1 < nf) != (tab != NULL) || !(q = put_field(q, types[f], row + start, end - start)))
 			return -1;
-		}
 		start = end + 1;
 	}
-	return b->oom ? -1 : 0;
+	bl_buf_done(b, q);
+	return 0;
 }

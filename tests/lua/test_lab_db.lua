@@ -66,11 +66,11 @@ t.is_deeply(query("SELECT version FROM batlab.schema_version ORDER BY version"),
 local function check_cell(run_dir, run_id, cell, label, min_rows)
 	local file = csv_rows(run_dir .. "/cells/" .. cell .. ".csv")
 	local db = query(("SELECT t_s, step_time_s, cycle, cycle_kind, step, step_name, mode, voltage, current,"
-		.. " temp_c, charge_ah, energy_wh, vcc FROM batlab.samples WHERE run_id = '%s' AND cell = '%s'"
-		.. " ORDER BY seq"):format(run_id, cell))
+		.. " temp_c, charge_ah, energy_wh, vcc, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+		.. " FROM batlab.samples WHERE run_id = '%s' AND cell = '%s' ORDER BY seq"):format(run_id, cell))
 	t.ok(#file >= (min_rows or 100), label .. ": the CSV has rows (" .. #file .. ")")
 	t.is(#db, #file, label .. ": as many samples in the database as rows in the CSV")
-	local cols = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14 } -- CSV columns, in the query's order
+	local cols = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 15 } -- CSV columns, in the query's order
 	local bad
 	for i = 1, math.min(#db, #file) do
 		for k, c in ipairs(cols) do
