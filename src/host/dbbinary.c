@@ -51,20 +51,22 @@ void bl_dbbin_trailer(struct bl_buf *b)
 	bl_buf_add(b, "\377\377", 2);
 }
 
-/* [-]digits, 18 at most (no overflow) */
+/* [-]digits within a bigint */
 static bool parse_int(const char *s, size_t n, long long *v)
 {
 	size_t i = n > 0 && s[0] == '-';
-	long long k = 0;
+	unsigned long long k = 0, max = i ? 9223372036854775808ull : 9223372036854775807ull;
 
-	if (n == i || n - i > 18)
+	if (n == i || n - i > 19)
 		return false;
 	for (; i < n; i++) {
 		if (s[i] < '0' || s[i] > '9')
 			return false;
-		k = k * 10 + (s[i] - '0');
+		k = k * 10 + (unsigned)(s[i] - '0');   /* 19 digits: no wrap */
 	}
-	*v = s[0] == '-' ? -k : k;
+	if (k > max)
+		return false;
+	*v = s[0] == '-' ? (long long)(0ull - k) : (long long)k;
 	return true;
 }
 
