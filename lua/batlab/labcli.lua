@@ -112,7 +112,7 @@ local function db_cmd(o, pos, url)
 		local n, why = batlab.db_push(url, pos[2])
 		if not n then
 			err("db push: " .. tostring(why))
-			return why and why:find("no spool", 1, true) and batlab.EXIT_USAGE or batlab.EXIT_FAILED
+			return why and why:find("no database spool", 1, true) and batlab.EXIT_USAGE or batlab.EXIT_FAILED
 		end
 		io.stdout:write(("db push: %d batch(es) sent from %s\n"):format(n, pos[2]))
 		return batlab.EXIT_OK

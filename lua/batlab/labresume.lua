@@ -104,6 +104,9 @@ local function copy_text(s)
 end
 
 -- What the spool has of the run: { samples = { [cell] = last seq }, events = last seq }.
+-- A sample is a row of sample_data, its cell's number first (a spool of a
+-- batlab before schema version 4 has rows of samples, naming the run and
+-- the cell: read too).
 local function scan(path, run_id, cells)
 	local seen = { samples = {}, events = 0 }
 	local f = io.open(path, "rb")
@@ -112,12 +115,17 @@ local function scan(path, run_id, cells)
 	end
 	local sp = "samples\t" .. copy_text(run_id) .. "\t"
 	local ep = "events\t" .. copy_text(run_id) .. "\t"
-	local lits = {}
+	local lits, series = {}, {}
 	for _, c in ipairs(cells) do
 		lits[#lits + 1] = { copy_text(c.name) .. "\t", c.name }
+		series["sample_data\t" .. batlab.db_series(run_id, c.name)] = c.name
 	end
 	for line in f:lines() do
-		if line:sub(1, #sp) == sp then
+		local name = series[line:match("^sample_data\t%-?%d+")]
+		if name then
+			local seq = tonumber(line:match("^sample_data\t%-?%d+\t(%d+)\t"))
+			seen.samples[name] = math.max(seen.samples[name] or 0, seq or 0)
+		elseif line:sub(1, #sp) == sp then
 			for _, l in ipairs(lits) do
 				if line:sub(#sp + 1, #sp + #l[1]) == l[1] then
 					local seq = tonumber(line:match("^(%d+)\t", #sp + #l[1] + 1))
@@ -150,14 +158,14 @@ local function error_bits(text)
 	return bits
 end
 
--- A row of the cell's CSV as the sample row dbfeed.c made of it (the
--- same numbers, to the CSV's decimals).
-local function sample_row(lab, name, seq, r, col)
+-- A row of the cell's CSV as the sample_data row dbfeed.c made of it
+-- (the same numbers, to the CSV's decimals).
+local function sample_row(lab, series, seq, r, col)
 	local function num(k)
 		return tonumber(r[col[k]] or "")
 	end
 	local t = num("Test Time / s")
-	return { lab.run_id, name, seq, t and { ts = lab.epoch + t }, t, num("Step Time / s"), num("Cycle"),
+	return { series, seq, t and { ts = lab.epoch + t }, t, num("Step Time / s"), num("Cycle"),
 		r[col["Cycle Kind"]], num("Step"), r[col["Step Name"]], r[col["Mode"]], num("Voltage / V"),
 		num("Current / A"), num("Temperature / degC"), num("Charge / Ah"), num("Energy / Wh"), num("VCC / V"),
 		error_bits(r[col["Errors"]]) }
@@ -169,7 +177,7 @@ local function resend_rows(lab, name, path, from, to)
 	if not f then
 		return
 	end
-	local col, i = nil, -1
+	local col, i, series = nil, -1, batlab.db_series(lab.run_id, name)
 	for line in f:lines() do
 		i = i + 1
 		if i == 0 then
@@ -180,7 +188,7 @@ local function resend_rows(lab, name, path, from, to)
 		elseif i > to then
 			break
 		elseif i > from then
-			lab.db:row("samples", sample_row(lab, name, i, csv.parse(line .. "\n")[1], col), 18)
+			lab.db:row("sample_data", sample_row(lab, series, i, csv.parse(line .. "\n")[1], col), 17)
 		end
 	end
 	f:close()

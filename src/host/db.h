@@ -5,9 +5,9 @@
  * Rows are first appended to a spool file in the run directory
  * (db-spool.sql: a header line, then one "table<TAB>row" line per row,
  * the row in COPY text format, in the order they were recorded); a
- * sender on the event loop sends the spool in order, a batch of
- * consecutive rows of one table at a time, each a COPY ... FROM STDIN
- * into its table in its own transaction, over a non-blocking libpq
+ * sender on the event loop sends the spool in order, a batch at a time
+ * (the rows there, up to a limit, gathered by table: a COPY ... FROM
+ * STDIN into each table, the batch one transaction), over a non-blocking libpq
  * connection whose socket the loop watches. What the server
  * acknowledged is kept as a byte offset in db-spool.sent. Every table
  * has a natural key (run, cell, sequence number): a batch sent again
@@ -35,7 +35,7 @@
 #include "device/channel.h"
 #include "host/csv.h"
 
-#define BL_DB_SCHEMA_VERSION 3
+#define BL_DB_SCHEMA_VERSION 4
 #define BL_DB_SPOOL "db-spool.sql"
 #define BL_DB_SENT "db-spool.sent"
 
@@ -101,10 +101,17 @@ void bl_copy_fixed(struct bl_buf *b, double v, int prec); /* as the CSV writes i
 void bl_copy_int(struct bl_buf *b, long long v);
 void bl_copy_time(struct bl_buf *b, double epoch);     /* a timestamptz, to the millisecond */
 
+/* ---- a cell's number in batlab.sample_data (dbseries.c) ------------------- */
+
+/* The first 8 bytes of MD5("RUN_ID\nCELL"), big-endian: what the
+ * database's batlab.series(run_id, cell) gives (docs/database.md). */
+int64_t bl_db_series(const char *run_id, const char *cell);
+void bl_md5(const void *data, size_t n, unsigned char out[16]);
+
 /* ---- the samples of one channel (dbfeed.c) -------------------------------- */
 
 struct bl_dbfeed;
-/* Every sample of ch from now on becomes a row of batlab.samples for
+/* Every sample of ch from now on becomes a row of batlab.sample_data for
  * (run_id, cell), with the labels last set, t0 and epoch as the
  * recorder's (recorder.h). */
 struct bl_dbfeed *bl_dbfeed_open(struct bl_dbsink *s, struct bl_channel *ch, const char *run_id,

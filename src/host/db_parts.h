@@ -17,6 +17,20 @@
  * which `batlab db push` still sends, as INSERTs. */
 #define BL_DBSPOOL_HEADER "# batlab db-spool 2: TABLE<TAB>COPY text row\n"
 
+/* Rows of batlab.samples, as a spool of a batlab before schema version 4
+ * has them (the run and the cell as texts; batlab.samples is a view
+ * since): into a temporary table of that shape first (BL_DB_STAGE_SAMPLES),
+ * then from it (BL_DB_FROM_STAGE_SAMPLES) into batlab.sample_data, and
+ * into batlab.cells the cells the view joins them with, each row once. */
+#define BL_DB_STAGE_SAMPLES \
+	"CREATE TEMP TABLE IF NOT EXISTS batlab_stage_samples (LIKE batlab.samples) ON COMMIT DELETE ROWS;"
+#define BL_DB_FROM_STAGE_SAMPLES \
+	" INSERT INTO batlab.cells (run_id, cell) SELECT DISTINCT run_id, cell" \
+	" FROM pg_temp.batlab_stage_samples ON CONFLICT DO NOTHING;" \
+	" INSERT INTO batlab.sample_data SELECT batlab.series(run_id, cell), seq, at, t_s, step_time_s," \
+	" cycle, cycle_kind, step, step_name, mode, voltage, current, temp_c, charge_ah, energy_wh," \
+	" vcc, errors FROM pg_temp.batlab_stage_samples ON CONFLICT DO NOTHING;"
+
 enum bl_dbspool_format { BL_DBSPOOL_EMPTY, BL_DBSPOOL_COPY, BL_DBSPOOL_INSERT, BL_DBSPOOL_UNKNOWN };
 
 /* Reading the spool back from an offset, a batch at a time. */
@@ -28,6 +42,7 @@ struct bl_dbspool {
 	char *line;
 	size_t cap;
 	ssize_t held;               /* a row read but kept for the next batch (-1: none) */
+	ssize_t last;               /* the length of the row read last */
 };
 
 /* Open for reading and tell its format from its first line. */
@@ -35,13 +50,13 @@ int bl_dbspool_open(struct bl_dbspool *sp, const char *path);
 void bl_dbspool_close(struct bl_dbspool *sp);
 /* Read on from off (not before the first row). */
 void bl_dbspool_seek(struct bl_dbspool *sp, uint64_t off);
-/* Rows of a COPY spool: those of `table` that follow (table "": the
- * next row's, whose name goes into table[64]) as COPY text data (one
- * line a row) appended to data, until it holds max_bytes or max_rows
- * were added. The rows added, 0 at the end of the complete rows or at
- * another table's, -1 a bad row. */
-int bl_dbspool_rows(struct bl_dbspool *sp, struct bl_buf *data, char *table, size_t max_bytes,
-                    int max_rows);
+/* The next complete row of a COPY spool: its table's name (tl bytes,
+ * not terminated) and its COPY text data with its newline (n bytes),
+ * both valid until the next call. 1: a row, 0: none complete yet, -1: a
+ * bad row. bl_dbspool_unread gives the row back for the next call. */
+int bl_dbspool_next(struct bl_dbspool *sp, const char **table, size_t *tl, const char **data,
+                    size_t *n);
+void bl_dbspool_unread(struct bl_dbspool *sp);
 /* The next batch of a spool of the INSERT format: one multi-row INSERT
  * ... ON CONFLICT DO NOTHING into sql, the offset after it in *end. 1:
  * a batch, 0: nothing complete to send, -1: a bad row. */
@@ -51,13 +66,37 @@ uint64_t bl_dbspool_marked(const char *dir);
 int bl_dbspool_mark(const char *dir, uint64_t off);
 
 /* The sender: a COPY spool's batches over one connection, in order, one
- * batch in flight. Each batch is a COPY straight into its table, in its
- * own transaction; a batch the table already has some rows of (unique
- * violation: they landed before, their acknowledgement was lost) is sent
- * again through a temporary table and INSERT ... ON CONFLICT DO NOTHING.
- * Works on a non-blocking connection: bl_dbsend_step is called when the
- * socket is ready (or rows were added) and says what to wait for. */
+ * batch in flight. A batch is the rows the spool holds (up to a limit),
+ * gathered by table, one COPY into each table, all in one transaction
+ * (one simple query): a transaction per batch, not per run of rows of
+ * one table, however the tables' rows interleave. A batch the tables
+ * already have some rows of (unique violation: they landed before, their
+ * acknowledgement was lost) is sent again through temporary tables and
+ * INSERT ... ON CONFLICT DO NOTHING. Works on a non-blocking connection:
+ * bl_dbsend_step is called when the socket is ready (or rows were added)
+ * and says what to wait for. */
 enum bl_dbsend_state { BL_DBSEND_IDLE, BL_DBSEND_START, BL_DBSEND_DATA, BL_DBSEND_END };
+
+#define BL_DBSEND_TABLES 8
+
+/* A batch's rows of one table: its COPY's data. */
+struct bl_dbseg {
+	char table[64];
+	bool binary;                /* in COPY's binary format (dbbinary.c) */
+	struct bl_buf data;
+	size_t put;                 /* how much of data libpq has taken */
+};
+
+/* A batch: its rows by table, from the spool's offset start to end. */
+struct bl_dbbatch {
+	int nseg, rows;
+	size_t bytes;
+	bool text;                  /* all in COPY text (a row binary cannot say) */
+	bool ready;                 /* rows gathered, not sent yet */
+	bool full;                  /* takes no more rows */
+	uint64_t start, end;
+	struct bl_dbseg seg[BL_DBSEND_TABLES];
+};
 
 struct bl_dbsend {
 	PGconn *conn;
@@ -65,15 +104,18 @@ struct bl_dbsend {
 	const char *dir;            /* where db-spool.sent is written */
 	enum bl_dbsend_state st;
 	bool hold;                  /* idle: no new batch yet (the sink gathers rows) */
-	bool staging;               /* this batch goes through the temporary table */
+	bool staging;               /* this batch goes through the temporary tables */
 	bool failed;                /* a statement of the batch was refused */
 	bool dup;                   /* ... with a unique violation */
-	uint64_t batch_start, batch_end, sent;
+	uint64_t sent;
 	uint64_t marked, marked_us;  /* the offset in db-spool.sent, and when it was written */
-	int batch_rows;
 	long batches;
-	char table[64];
-	struct bl_buf data, sql;    /* the rows read and not yet given to libpq; the batch's statement */
+	/* the batch going (bt[b]), and the next, gathered while the server
+	 * works on the one going: the spool's rows are read and re-encoded
+	 * then, not between two batches while the server waits */
+	struct bl_dbbatch bt[2];
+	int b, cur;                 /* cur: the table whose COPY is going */
+	struct bl_buf sql;          /* the batch's statements */
 	char error[256];
 };
 
@@ -100,6 +142,17 @@ int bl_dbsend_drain(struct bl_dbsend *sd, double wait_s);
  * again whatever came after it). */
 int bl_dbsend_mark(struct bl_dbsend *sd);
 void bl_dbsend_free(struct bl_dbsend *sd);
+
+/* COPY's binary format (dbbinary.c): the header and trailer of the data,
+ * and a spool row (COPY text, its newline or not) as a binary tuple of
+ * the column types in `types` ('4' integer, '8' bigint, 'f' double
+ * precision, 'T' timestamptz as bl_copy_time writes it, 't' text). 0,
+ * or -1 when a field does not read as its type (b as it was). */
+void bl_dbbin_header(struct bl_buf *b);
+void bl_dbbin_trailer(struct bl_buf *b);
+int bl_dbbin_row(struct bl_buf *b, const char *types, const char *row, size_t n);
+/* The types of batlab.sample_data's columns. */
+#define BL_DB_SAMPLE_TYPES "88Tff4t4ttffffff4"
 
 /* Connecting without blocking the loop (a host name is looked up off it,
  * host/resolve.h): fn gets the PGconn from PQconnectStartParams on the

@@ -1,6 +1,8 @@
-/* dbfeed.c - one channel's samples as rows of batlab.samples (db.h): the
- * same samples, numbers and labels as the cell's CSV time series
- * (recorder.h), each with its sequence number in the cell, the row's key. */
+/* dbfeed.c - one channel's samples as rows of batlab.sample_data (db.h),
+ * which the view batlab.samples shows: the same samples, numbers and
+ * labels as the cell's CSV time series (recorder.h), each with the cell's
+ * number in the run (bl_db_series) and its sequence number in the cell,
+ * the row's key. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,7 +16,7 @@
 struct bl_dbfeed {
 	struct bl_chan_listener listener;   /* first: the listener is the feed */
 	struct bl_dbsink *sink;
-	char run_id[128], cell[LABEL_MAX];
+	long long series;                   /* the run's cell (bl_db_series) */
 	double t0, epoch;
 	struct bl_labels lb;
 	uint64_t seq;
@@ -35,8 +37,7 @@ static void format_row(struct bl_dbfeed *f, const struct bl_sample *s)
 		mode = num;
 	}
 	b->len = 0;
-	bl_copy_text(b, f->run_id);                    bl_buf_addc(b, '\t');
-	bl_copy_text(b, f->cell);                      bl_buf_addc(b, '\t');
+	bl_copy_int(b, f->series);                     bl_buf_addc(b, '\t');
 	bl_copy_int(b, (long long)++f->seq);           bl_buf_addc(b, '\t');
 	bl_copy_time(b, f->epoch + t);                 bl_buf_addc(b, '\t');
 	bl_copy_fixed(b, t, 3);                        bl_buf_addc(b, '\t');
@@ -63,7 +64,7 @@ static void on_sample(struct bl_chan_listener *l, const struct bl_sample *s, int
 		return;
 	format_row(f, s);
 	if (!f->row.oom)
-		bl_dbsink_row(f->sink, "samples", f->row.p, f->row.len);
+		bl_dbsink_row(f->sink, "sample_data", f->row.p, f->row.len);
 }
 
 struct bl_dbfeed *bl_dbfeed_open(struct bl_dbsink *s, struct bl_channel *ch, const char *run_id,
@@ -74,8 +75,7 @@ struct bl_dbfeed *bl_dbfeed_open(struct bl_dbsink *s, struct bl_channel *ch, con
 	if (!f)
 		return NULL;
 	f->sink = s;
-	snprintf(f->run_id, sizeof f->run_id, "%s", run_id);
-	snprintf(f->cell, sizeof f->cell, "%s", cell);
+	f->series = bl_db_series(run_id, cell);
 	f->t0 = t0;
 	f->epoch = epoch;
 	bl_labels_init(&f->lb);

@@ -123,22 +123,32 @@ static ssize_t batch_row(struct bl_dbspool *sp, char *table, int rows, ssize_t *
 	return (ssize_t)tl;
 }
 
-int bl_dbspool_rows(struct bl_dbspool *sp, struct bl_buf *data, char *table, size_t max_bytes,
-                    int max_rows)
+int bl_dbspool_next(struct bl_dbspool *sp, const char **table, size_t *tl, const char **data,
+                    size_t *n)
 {
-	int rows = 0;
-	ssize_t tl, n;
+	ssize_t len;
+	size_t t;
 
 	if (sp->format != BL_DBSPOOL_COPY)
 		return sp->format == BL_DBSPOOL_EMPTY ? 0 : -1;
-	while (rows < max_rows && data->len < max_bytes && (tl = batch_row(sp, table, table[0] ? 1 : 0, &n)) != 0) {
-		if (tl < 0)
-			return -1;
-		bl_buf_add(data, sp->line + tl + 1, (size_t)(n - tl - 1));
-		sp->off += (uint64_t)n;
-		rows++;
-	}
-	return data->oom ? -1 : rows;
+	if ((len = next_row(sp)) <= 0)
+		return 0;
+	t = table_len(sp->line, (size_t)len);
+	if (t == 0 || t >= 64)
+		return -1;
+	*table = sp->line;
+	*tl = t;
+	*data = sp->line + t + 1;
+	*n = (size_t)len - t - 1;
+	sp->last = len;
+	sp->off += (uint64_t)len;
+	return 1;
+}
+
+void bl_dbspool_unread(struct bl_dbspool *sp)
+{
+	sp->held = sp->last;
+	sp->off -= (uint64_t)sp->last;
 }
 
 int bl_dbspool_insert_batch(struct bl_dbspool *sp, struct bl_buf *sql, uint64_t *end)
@@ -151,7 +161,9 @@ int bl_dbspool_insert_batch(struct bl_dbspool *sp, struct bl_buf *sql, uint64_t 
 	while (rows < INSERT_ROWS && sql->len < INSERT_BYTES && (tl = batch_row(sp, table, rows, &n)) != 0) {
 		if (tl < 0 || sp->line[tl + 1] != '(' || n < tl + 3 || sp->line[n - 2] != ')')
 			return -1;
-		if (rows == 0) {
+		if (rows == 0 && strcmp(table, "samples") == 0) {
+			bl_buf_adds(sql, BL_DB_STAGE_SAMPLES "INSERT INTO pg_temp.batlab_stage_samples VALUES ");
+		} else if (rows == 0) {
 			bl_buf_adds(sql, "INSERT INTO batlab.");
 			bl_buf_adds(sql, table);
 			bl_buf_adds(sql, " VALUES ");
@@ -164,7 +176,7 @@ int bl_dbspool_insert_batch(struct bl_dbspool *sp, struct bl_buf *sql, uint64_t 
 	}
 	if (rows == 0)
 		return 0;
-	bl_buf_adds(sql, " ON CONFLICT DO NOTHING");
+	bl_buf_adds(sql, strcmp(table, "samples") == 0 ? ";" BL_DB_FROM_STAGE_SAMPLES : " ON CONFLICT DO NOTHING");
 	bl_buf_addc(sql, '\0');
 	*end = sp->off;
 	return sql->oom ? -1 : 1;

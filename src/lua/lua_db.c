@@ -13,6 +13,7 @@
  *   batlab.db_check(url)  -- true | nil, why (not a URL libpq reads)
  *   batlab.db_init(url)  -- version found before, version now | nil, err
  *   batlab.db_push(url, run_dir [, wait_s])  -- batches sent | nil, err
+ *   batlab.db_series(run_id, cell)  -- the cell's number in batlab.sample_data
  *   batlab.db_query(url, sql [, { params } [, n]])  -- the rows as text (a tab between
  *        -- fields, a newline after each) | nil, err
  *   local c = batlab.db_connect(url [, wait_s])  -- nil, err
@@ -311,6 +312,12 @@ static int l_db_init(lua_State *L)
 	return 2;
 }
 
+static int l_db_series(lua_State *L)
+{
+	lua_pushinteger(L, (lua_Integer)bl_db_series(luaL_checkstring(L, 1), luaL_checkstring(L, 2)));
+	return 1;
+}
+
 static int l_db_push(lua_State *L)
 {
 	char msg[600];
@@ -437,7 +444,8 @@ void bl_lua_open_db(lua_State *L)
 {
 	static const luaL_Reg funcs[] = {
 		{"db_open", l_db_open}, {"db_check", l_db_check}, {"db_init", l_db_init}, {"db_push", l_db_push},
-		{"db_query", l_db_query}, {"db_connect", l_db_connect}, {NULL, NULL},
+		{"db_query", l_db_query}, {"db_connect", l_db_connect}, {"db_series", l_db_series},
+		{NULL, NULL},
 	};
 
 	bl_lua_newclass(L, BL_LUA_DB, db_meta, db_methods);

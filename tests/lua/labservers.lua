@@ -4,6 +4,7 @@
 --
 --   local lab = dofile(dir .. "labservers.lua")
 --   local pg, why = lab.postgres()   -- nil, why: the test skips, saying why
+--   lab.postgres{ durable = true }   -- a server as a lab runs one (below)
 --   pg.url; pg:psql("select 1"); pg:stop(); pg:start(); pg:destroy()
 --   local mq, why = lab.mosquitto()  -- mq.port, mq.url; mq:destroy()
 --   local done = lab.subscribe(mq, file, topic)  -- mosquitto_sub in the
@@ -75,9 +76,13 @@ end
 local PG_FAST = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c wal_level=minimal"
 	.. " -c max_wal_senders=0 -c autovacuum=off"
 
+-- A durable server (the bench's) keeps PostgreSQL's defaults: every
+-- commit waits for its WAL to reach the disk, full pages in the WAL,
+-- autovacuum; what a lab's server does.
 function PG:start()
 	return self:ctl(("-w -t 60 -l %s -o %s start"):format(q(self.dir .. "/log"),
-		q(("-p %d -k %s -c listen_addresses=127.0.0.1 %s"):format(self.port, self.dir, PG_FAST))))
+		q(("-p %d -k %s -c listen_addresses=127.0.0.1 %s"):format(self.port, self.dir,
+			self.durable and "" or PG_FAST))))
 end
 
 function PG:stop()
@@ -120,8 +125,8 @@ function M.or_skip(server, why)
 	return server
 end
 
--- postgres() -> server | nil, why.
-function M.postgres()
+-- postgres([{ durable = true }]) -> server | nil, why.
+function M.postgres(opts)
 	local bin = pg_bin()
 	if not bin then
 		return nil, "PostgreSQL is not installed (make deps installs it)"
@@ -134,7 +139,8 @@ function M.postgres()
 		as = "runuser -u nobody -- "
 		sh("chmod 755 " .. q(dir) .. " && chown nobody " .. q(dir))
 	end
-	local s = setmetatable({ bin = bin, dir = dir, data = dir .. "/data", as = as }, PG)
+	local s = setmetatable({ bin = bin, dir = dir, data = dir .. "/data", as = as,
+		durable = opts and opts.durable }, PG)
 	local ok, out = sh(("%s%s/initdb -A trust -U batlab -E UTF8 --no-sync -D %s"):format(as, bin, q(s.data)))
 	if not ok then
 		sh("rm -rf " .. q(dir))

@@ -54,23 +54,23 @@ return {
 
 local code, out, err = cli.batlab("db init --db " .. q(URL))
 t.is(code, 0, "db init: exit 0 " .. err)
-t.like(out, "schema version 0 %-> 3", "db init: creates version 3")
+t.like(out, "schema version 0 %-> 4", "db init: creates version 4")
 code, out = cli.batlab("db init", "BATLAB_DB=" .. q(URL))
 t.is(code, 0, "db init again (BATLAB_DB): exit 0")
-t.like(out, "at version 3 already", "db init again: nothing to do")
-t.is_deeply(query("SELECT version FROM batlab.schema_version ORDER BY version"), { { "1" }, { "2" }, { "3" } },
-	"schema_version holds 1, 2 and 3")
+t.like(out, "at version 4 already", "db init again: nothing to do")
+t.is_deeply(query("SELECT version FROM batlab.schema_version ORDER BY version"),
+	{ { "1" }, { "2" }, { "3" }, { "4" } }, "schema_version holds 1 to 4")
 
 -- ---- a run with --db: every row as in the files ------------------------------------
 
 local function check_cell(run_dir, run_id, cell, label, min_rows)
 	local file = csv_rows(run_dir .. "/cells/" .. cell .. ".csv")
 	local db = query(("SELECT t_s, step_time_s, cycle, cycle_kind, step, step_name, mode, voltage, current,"
-		.. " temp_c, charge_ah, energy_wh, vcc FROM batlab.samples WHERE run_id = '%s' AND cell = '%s'"
-		.. " ORDER BY seq"):format(run_id, cell))
+		.. " temp_c, charge_ah, energy_wh, vcc, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+		.. " FROM batlab.samples WHERE run_id = '%s' AND cell = '%s' ORDER BY seq"):format(run_id, cell))
 	t.ok(#file >= (min_rows or 100), label .. ": the CSV has rows (" .. #file .. ")")
 	t.is(#db, #file, label .. ": as many samples in the database as rows in the CSV")
-	local cols = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14 } -- CSV columns, in the query's order
+	local cols = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 15 } -- CSV columns, in the query's order
 	local bad
 	for i = 1, math.min(#db, #file) do
 		for k, c in ipairs(cols) do
@@ -214,18 +214,26 @@ t.is(query(("SELECT count(*) FROM batlab.events WHERE run_id = '%s'"):format(id3
 -- The spool: its format's header, then one line a row in COPY text format.
 local spool3 = cli.read(r3 .. "/db-spool.sql")
 t.is(spool3:match("^[^\n]*"), "# batlab db-spool 2: TABLE<TAB>COPY text row", "the spool's first line: its format")
-local row = spool3:match("\nsamples\t[^\n]*\tD4\t1\t[^\n]*")
-t.ok(row and select(2, row:gsub("\t", "")) == 18, "a sample's spool line: the table and 18 fields")
+-- a sample: its cell's number in the run (batlab.series(run_id, cell) in
+-- the database: MD5, computed alike on both sides), then its own number
+local d4 = query(("SELECT batlab.series('%s', 'D4')"):format(id3))[1][1]
+local d4p = d4:gsub("%-", "%%-") -- (a pattern: its sign escaped)
+local row = spool3:match("\nsample_data\t" .. d4p .. "\t1\t[^\n]*")
+t.ok(row and select(2, row:gsub("\t", "")) == 17, "a sample's spool line: the table and 17 fields")
+t.is(query(("SELECT count(*) FROM batlab.sample_data WHERE series = %s"):format(d4))[1][1],
+	query(("SELECT count(*) FROM batlab.samples WHERE run_id = '%s' AND cell = 'D4'"):format(id3))[1][1],
+	"the samples view joins the cell's number back to the run and the cell")
 -- The acknowledgement of rows that landed is lost (db-spool.sent goes back
 -- to D4's 100th sample) and the rows after the 200th never landed: the next
 -- batch holds rows the table has and rows it lacks, its COPY fails on the
 -- first, and it goes again through the temporary table.
 local function offset_of(spool, seq)
-	local at = spool:find("\nsamples\t[^\t]*\tD4\t" .. seq .. "\t")
+	local at = spool:find("\nsample_data\t" .. d4p .. "\t" .. seq .. "\t")
 	return at and at or nil -- the byte after the newline, counted from 0
 end
 local off100 = offset_of(spool3, 100)
-pg:psql(("DELETE FROM batlab.samples WHERE run_id = '%s' AND seq > 200"):format(id3))
+pg:psql(("DELETE FROM batlab.sample_data WHERE series IN (SELECT batlab.series(run_id, cell) FROM batlab.cells"
+	.. " WHERE run_id = '%s') AND seq > 200"):format(id3))
 cli.write(r3 .. "/db-spool.sent", ("%020d\n"):format(off100))
 t.is(query(("SELECT count(*) FROM batlab.samples WHERE run_id = '%s'"):format(id3))[1][1], "200",
 	"rows sent twice: 200 samples left in the database")
@@ -253,6 +261,18 @@ t.is(query(("SELECT count(*) FROM batlab.events WHERE run_id = '%s'"):format(run
 t.is_deeply(query("SELECT message = E'a\\tb\\\\c\\nd\\re ''\"', at, t_s FROM batlab.events WHERE run_id = 'test:append'")[1],
 	{ "t", "2000-01-01 00:00:00.5+00", "0.5" }, "a text with a tab, a backslash, newline, CR, quotes: as given")
 
+-- ---- db push of a directory without a spool: a usage error naming it ----------------
+
+local plain = tmp .. "/plain"
+code, _, err = cli.batlab(("run %s --sim --cell 0=P --out %s --quiet --no-report"):format(q(tmp .. "/short.lua"), plain))
+t.is(code, 0, "a run without --db " .. err)
+for _, d in ipairs { plain, tmp, tmp .. "/nowhere" } do
+	code, out, err = cli.batlab(("db push %s --db %s"):format(d, q(URL)))
+	t.ok(code == 2 and err:find("db push: " .. d .. ": no database spool (db-spool.sql): not a run directory,"
+		.. " or a run made without --db", 1, true), ("db push %s: exit 2, naming the directory (%d %s)")
+		:format(d:sub(#tmp + 1), code, err))
+end
+
 -- ---- a spool of batlab before COPY (INSERT values) ----------------------------
 
 local old = tmp .. "/old"
@@ -269,6 +289,22 @@ t.is(code, 0, "db push of an INSERT spool again: exit 0")
 t.is_deeply(query("SELECT seq, voltage, at FROM batlab.samples WHERE run_id = 'old:run:1' ORDER BY seq"),
 	{ { "1", "3.7601", "2000-01-01 00:00:00.004+00" }, { "2", "3.7602", "2000-01-01 00:00:00.008+00" } },
 	"db push of an INSERT spool: its rows, once")
+-- a COPY spool of a batlab before schema version 4: its samples name the
+-- run and the cell (rows of batlab.samples, a view now)
+local old2 = tmp .. "/old2"
+assert(os.execute("mkdir " .. old2))
+local sample2 = "samples\told:run:2\tZ8\t%d\t2000-01-01T00:00:0%d.000Z\t%d.000\t0.000\t0\tother\t0\t\tIDLE\t"
+	.. "3.76%02d\t0.0000\t25.03\t0.000000\t0.000000\t5.000\t0\n"
+cli.write(old2 .. "/db-spool.sql", "# batlab db-spool 2: TABLE<TAB>COPY text row\n"
+	.. "cells\told:run:2\tZ8\t1000\t0\t1\n" .. sample2:format(1, 1, 1, 1) .. sample2:format(2, 2, 2, 2))
+for k = 1, 2 do
+	os.remove(old2 .. "/db-spool.sent")
+	code, out, err = cli.batlab(("db push %s --db %s"):format(old2, q(URL)))
+	t.is(code, 0, ("db push of a version-3 COPY spool (%d): exit 0 %s"):format(k, err))
+end
+t.is_deeply(query("SELECT seq, voltage, at, t_s FROM batlab.samples WHERE run_id = 'old:run:2' ORDER BY seq"),
+	{ { "1", "3.7601", "2000-01-01 00:00:01+00", "1" }, { "2", "3.7602", "2000-01-01 00:00:02+00", "2" } },
+	"db push of a version-3 COPY spool: its samples, once each, in batlab.sample_data")
 code, out, err = cli.batlab(("lua %s %s %s"):format(q(tmp .. "/append.lua"), q(URL), old))
 local refused = code ~= 0 and err:find("db%-spool.sql: written by an older batlab") ~= nil
 t.ok(refused, "the sink does not add to an INSERT spool " .. (refused and "" or err))
@@ -332,9 +368,6 @@ end
 
 -- ---- bad input ----------------------------------------------------------------
 
-code, _, err = cli.batlab("db push " .. tmp .. "/nothing --db " .. q(URL))
-t.is(code, 2, "db push of a directory without a spool: exit 2")
-t.like(err, "no spool", "db push: says there is no spool")
 code, _, err = cli.batlab("runs --since yesterday-ish --db " .. q(URL))
 t.is(code, 2, "runs --since with a bad date: exit 2")
 code, _, err = cli.batlab("db frobnicate --db " .. q(URL))

@@ -18,23 +18,40 @@ local URL = pg.url
 local q = cli.quote
 local query = function(sql) return pg:rows(sql) end
 
--- ---- db init: version 3, and a version-1 database brought to it ------------------
+-- ---- db init: version 4, and a version-1 database brought to it ------------------
 
 local code, out, err = cli.batlab("db init --db " .. q(URL))
 t.is(code, 0, "db init: exit 0 " .. err)
-t.like(out, "schema version 0 %-> 3", "db init: creates version 3")
--- what version 1 had: no run_json, no ordinal, a B-tree on samples.at (the
--- statements of migrations 2 and 3 undone)
-assert(pg:psql("ALTER TABLE batlab.runs DROP COLUMN run_json; ALTER TABLE batlab.cells DROP COLUMN ordinal;"
-	.. " DROP INDEX batlab.events_run_time; DROP INDEX batlab.samples_at;"
+t.like(out, "schema version 0 %-> 4", "db init: creates version 4")
+-- what version 1 had: no run_json, no ordinal, a B-tree on samples.at, a
+-- table of samples naming their run and cell (the statements of
+-- migrations 2 to 4 undone), with two samples of a cell in it
+assert(pg:psql("DROP VIEW batlab.samples; DROP INDEX batlab.cells_series; DROP TABLE batlab.sample_data;"
+	.. " DROP FUNCTION batlab.series;"
+	.. " CREATE TABLE batlab.samples (run_id text, cell text, seq bigint, at timestamptz,"
+	.. " t_s double precision, step_time_s double precision, cycle integer, cycle_kind text,"
+	.. " step integer, step_name text, mode text, voltage double precision, current double precision,"
+	.. " temp_c double precision, charge_ah double precision, energy_wh double precision,"
+	.. " vcc double precision, errors integer, PRIMARY KEY (run_id, cell, seq));"
+	.. " INSERT INTO batlab.samples VALUES ('v1:run:1', 'Q7', 1, '2000-01-01', 0.5, 0.5, 0, 'other', 0, '',"
+	.. " 'IDLE', 3.7601, 0, 25, 0, 0, 5, 0), ('v1:run:1', 'Q7', 2, '2000-01-01', 1.5, 1.5, 0, 'other', 0, '',"
+	.. " 'IDLE', 3.7602, 0, 25, 0, 0, 5, 0);"
+	.. " ALTER TABLE batlab.runs DROP COLUMN run_json; ALTER TABLE batlab.cells DROP COLUMN ordinal;"
+	.. " DROP INDEX batlab.events_run_time;"
 	.. " CREATE INDEX samples_at ON batlab.samples (at); DELETE FROM batlab.schema_version WHERE version >= 2"))
 code, out = cli.batlab("db init --db " .. q(URL))
 t.is(code, 0, "db init on a version-1 database: exit 0")
-t.like(out, "schema version 1 %-> 3", "db init: version 1 -> 3")
+t.like(out, "schema version 1 %-> 4", "db init: version 1 -> 4")
 t.is(query("SELECT count(*) FROM information_schema.columns WHERE table_schema = 'batlab'"
 	.. " AND column_name IN ('run_json', 'ordinal')")[1][1], "2", "version 2: runs.run_json, cells.ordinal")
 t.is_deeply(query("SELECT indexdef LIKE '%USING brin (at)' FROM pg_indexes WHERE schemaname = 'batlab'"
-	.. " AND indexname = 'samples_at'"), { { "t" } }, "version 3: samples.at indexed by BRIN")
+	.. " AND indexname = 'sample_data_at'"), { { "t" } }, "version 4: sample_data.at indexed by BRIN")
+t.is_deeply(query("SELECT run_id, cell, seq, t_s, voltage FROM batlab.samples ORDER BY seq"),
+	{ { "v1:run:1", "Q7", "1", "0.5", "3.7601" }, { "v1:run:1", "Q7", "2", "1.5", "3.7602" } },
+	"version 4: the samples there moved into batlab.sample_data, the view shows them as before")
+t.is(query("SELECT series = batlab.series('v1:run:1', 'Q7') FROM batlab.sample_data LIMIT 1")[1][1], "t",
+	"version 4: each keyed by its cell's number, batlab.series(run_id, cell)")
+assert(pg:psql("DELETE FROM batlab.sample_data; DELETE FROM batlab.cells"))
 
 -- ---- a run with --db, its report from the directory and from the database ----------
 

@@ -58,10 +58,11 @@ local function csv_rows(path)
 	return rows
 end
 
--- Every CSV row is the sample of the same number, value for value.
-local function same_rows(run_dir, run_id, cell)
+-- Every CSV row is the sample of the same number, value for value (in
+-- the database `rows` reads, the run's by default).
+local function same_rows(run_dir, run_id, cell, rows)
 	local file = csv_rows(run_dir .. "/cells/" .. cell .. ".csv")
-	local db = query(("SELECT seq, t_s, step_time_s, cycle, step, step_name, mode, voltage, current, charge_ah,"
+	local db = (rows or query)(("SELECT seq, t_s, step_time_s, cycle, step, step_name, mode, voltage, current, charge_ah,"
 		.. " energy_wh, vcc FROM batlab.samples WHERE run_id = '%s' AND cell = '%s' ORDER BY seq")
 		:format(run_id, cell))
 	local cols = { 1, 2, 3, 5, 6, 7, 8, 9, 11, 12, 14 }
@@ -188,6 +189,38 @@ t.ok(not bad, "MQTT: each equal to its CSV row (V, the resumed step's Ah and Wh 
 t.like(status.A or "", "running:1%.?0? running:2%.?0? .*done", "MQTT: A's status goes on at its discharge, then done")
 t.like(status.B or "", "running:1%.?0? running:2%.?0? .*done", "MQTT: B's status too")
 
+-- ---- resumed with --db naming another database -------------------------------------
+
+-- The other database gets the whole run, each row once (the spool from
+-- its start: what the first acknowledged is nothing to the other); the
+-- first keeps what it had.
+assert(pg:psql("CREATE DATABASE other"))
+local other = setmetatable({ url = pg.url:gsub("/postgres$", "/other"), gone = true }, getmetatable(pg))
+code, _, err = cli.batlab("db init --db " .. q(other.url))
+t.is(code, 0, "db init of another database " .. err)
+sim = assert(io.popen(("sh -c 'echo $$; exec %s sim --pty --speed 10 --devices 1'"):format(q(bin))))
+sim_pid, port = sim:read("l"), sim:read("l")
+local r4 = tmp .. "/r4"
+code, _, err = cli.batlab(("run %s --port %s --out %s --db %s --cell 0=K --quiet --no-report")
+	:format(q(tmp .. "/short.lua"), port, r4, q(pg.url)), "BATLAB_JOURNAL_SIGNAL='KILL after at K 2 4'")
+t.is(code, 137, "another database: the run is killed in its discharge")
+local id4 = query("SELECT run_id FROM batlab.runs WHERE run_dir LIKE '%/r4'")[1][1]
+local first = query(("SELECT count(*) FROM batlab.samples WHERE run_id = '%s'"):format(id4))[1][1]
+t.ok(tonumber(first) > 0 and tonumber(cli.read(r4 .. "/db-spool.sent") or "") > 0,
+	"the run's database had rows of it, acknowledged (" .. first .. ")")
+code, _, err = cli.batlab(("resume %s --db %s --quiet"):format(r4, q(other.url)))
+os.execute("kill " .. sim_pid)
+sim:close()
+t.is(code, 0, "resume --db ANOTHER: completes " .. err)
+local bad4 = same_rows(r4, id4, "K", function(sql) return other:rows(sql) end)
+t.ok(not bad4, "the other database has every CSV row of the run, once, numbered 1..N " .. (bad4 or ""))
+t.is_deeply(other:rows(("SELECT (SELECT count(*) FROM batlab.runs WHERE run_id = '%s'),"
+	.. " (SELECT count(*) FROM batlab.cells WHERE run_id = '%s'), (SELECT outcome FROM batlab.run_ends),"
+	.. " (SELECT count(*) = max(seq) FROM batlab.events)"):format(id4, id4)), { { "1", "1", "completed", "t" } },
+	"and the run, its cell, its end and its events, each once")
+t.is(query(("SELECT count(*) FROM batlab.samples WHERE run_id = '%s'"):format(id4))[1][1], first,
+	"the run's first database keeps what it had, nothing more")
+
 -- ---- host names ----------------------------------------------------------------
 
 local r2 = tmp .. "/r2"
@@ -197,7 +230,7 @@ code, _, err = cli.batlab(("run %s --sim --cell 0=N --out %s --db %s --mqtt %s -
 t.is(code, 0, "a host that does not resolve: the run completes")
 local rows_n = #csv_rows(r2 .. "/cells/N.csv")
 t.ok(rows_n > 5, "its rows are in the CSV (" .. rows_n .. ")")
-t.is(select(2, (cli.read(r2 .. "/db-spool.sql") or ""):gsub("\nsamples\t", "")), rows_n,
+t.is(select(2, (cli.read(r2 .. "/db-spool.sql") or ""):gsub("\nsample_data\t", "")), rows_n,
 	"and in the spool, every one")
 t.like(err, "database: cannot resolve the host name 'nonexistent.invalid'", "the database's warning names the host")
 t.like(err, "MQTT broker: cannot resolve the host name 'nonexistent.invalid'", "the broker's warning names it")
