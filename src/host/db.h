@@ -104,9 +104,11 @@ void bl_copy_time(struct bl_buf *b, double epoch);     /* a timestamptz, to the 
 /* ---- a cell's number in batlab.sample_data (dbseries.c) ------------------- */
 
 /* The first 8 bytes of MD5("RUN_ID\nCELL"), big-endian: what the
- * database's batlab.series(run_id, cell) gives (docs/database.md). */
+ * database's batlab.series(run_id, cell) gives (docs/database.md); 0
+ * when it cannot be computed. */
 int64_t bl_db_series(const char *run_id, const char *cell);
-void bl_md5(const void *data, size_t n, unsigned char out[16]);
+/* 0, or -1 when OpenSSL gives no MD5 (a FIPS-only configuration). */
+int bl_md5(const void *data, size_t n, unsigned char out[16]);
 
 /* ---- the samples of one channel (dbfeed.c) -------------------------------- */
 

@@ -75,7 +75,13 @@ struct bl_dbfeed *bl_dbfeed_open(struct bl_dbsink *s, struct bl_channel *ch, con
 	if (!f)
 		return NULL;
 	f->sink = s;
+	/* 0: no digest (out of memory, or an OpenSSL without MD5): no feed,
+	 * rather than every cell's samples under one number */
 	f->series = bl_db_series(run_id, cell);
+	if (f->series == 0) {
+		free(f);
+		return NULL;
+	}
 	f->t0 = t0;
 	f->epoch = epoch;
 	bl_labels_init(&f->lb);

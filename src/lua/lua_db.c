@@ -169,7 +169,7 @@ static int l_db_feed(lua_State *L)
 	lua_setiuservalue(L, -2, 1);
 	lf->f = bl_dbfeed_open(d->s, ch, run, cell, t0, epoch);
 	if (!lf->f)
-		return bl_lua_fail(L, BL_ERR_MEM, "out of memory");
+		return bl_lua_fail(L, BL_ERR_MEM, "db:feed: no memory, or no MD5 in this OpenSSL for the cell's number");
 	bl_dbfeed_continue(lf->f, (uint64_t)rows);
 	lf->db = d;
 	lf->next = d->feeds;

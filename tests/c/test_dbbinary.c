@@ -43,7 +43,8 @@ static void md5_vectors(void)
 	char h[33];
 
 	for (int i = 0; i < 5; i++) {
-		bl_md5(in[i], strlen(in[i]), md);
+		if (bl_md5(in[i], strlen(in[i]), md) < 0)
+			memset(md, 0, sizeof md);
 		hex(md, h);
 		is_str(h, want[i], "md5 of \"%.20s\"", in[i]);
 	}
