@@ -72,6 +72,7 @@ struct bl_io {
 	bool active;
 	bool foreign;           /* bl_io_foreign: looked at by number at every poll */
 	bool registered;        /* in the loop's epoll set */
+	int reg_fd;             /* the descriptor registered there */
 	uint64_t token;         /* its registration there */
 	bl_io_fn fn;
 	void *ud;

@@ -43,10 +43,11 @@ void bl_loop_register(struct bl_loop *loop, struct bl_io *io, int op)
 	ev.data.u64 = io->token;
 	if (epoll_ctl(loop->epfd, op, io->fd, &ev) == 0) {
 		io->registered = true;
+		io->reg_fd = io->fd;
 		return;
 	}
 	if (io->registered)
-		(void)epoll_ctl(loop->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+		(void)epoll_ctl(loop->epfd, EPOLL_CTL_DEL, io->reg_fd, NULL);
 	io->registered = false;
 	loop->npolled++;
 }
@@ -60,8 +61,14 @@ int bl_io_start(struct bl_loop *loop, struct bl_io *io, unsigned events)
 		return BL_ERR_ARG;
 	io->events = events;
 	if (io->active) {
-		if (io->registered && events != was)
+		if (io->registered && io->fd != io->reg_fd) {
+			/* another descriptor under the same watcher: register that one */
+			(void)epoll_ctl(loop->epfd, EPOLL_CTL_DEL, io->reg_fd, NULL);
+			io->registered = false;
+			bl_loop_register(loop, io, EPOLL_CTL_ADD);
+		} else if (io->registered && events != was) {
 			bl_loop_register(loop, io, EPOLL_CTL_MOD);
+		}
 		return BL_OK;
 	}
 	r = bl_loop_grow((void **)&loop->ios, &loop->capios, loop->nios + 1, sizeof *loop->ios);
@@ -91,7 +98,7 @@ void bl_io_stop(struct bl_loop *loop, struct bl_io *io)
 	 * forgets it by itself unless another process holds it too (then
 	 * loop_poll.c notices the stale token and rebuilds the set). */
 	if (io->registered)
-		(void)epoll_ctl(loop->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+		(void)epoll_ctl(loop->epfd, EPOLL_CTL_DEL, io->reg_fd, NULL);
 	else
 		loop->npolled--;
 	io->active = io->registered = false;

@@ -31,7 +31,7 @@
 _Static_assert(EPOLLIN == POLLIN && EPOLLOUT == POLLOUT && EPOLLERR == POLLERR && EPOLLHUP == POLLHUP,
                "epoll and poll event bits differ");
 
-static bool no_pwait2; /* a kernel before 5.11: millisecond waits */
+static bool no_pwait2; /* no epoll_pwait2 here: millisecond waits */
 
 static int add_wake(int epfd, int wake_r)
 {
@@ -71,11 +71,13 @@ static void rebuild_set(struct bl_loop *loop)
 	int fd = epoll_create1(EPOLL_CLOEXEC);
 
 	BL_DEBUG(MOD, "a descriptor was closed while watched: the epoll set is rebuilt");
-	if (fd < 0 || add_wake(fd, loop->wake_r) < 0) {
-		if (fd >= 0)
-			close(fd);
-		return;
+	if (fd >= 0 && add_wake(fd, loop->wake_r) < 0) {
+		close(fd);
+		fd = -1;
 	}
+	/* Closing the old set drops the stale registration with it. Without
+	 * a new one (no descriptors left), every watcher is polled by number
+	 * and the wake-up pipe with them (epfd -1: bl_loop_register fails). */
 	close(loop->epfd);
 	loop->epfd = fd;
 	for (size_t i = 0; i < loop->nios; i++)
@@ -123,7 +125,9 @@ static int wait_set(struct bl_loop *loop, const struct timespec *tsp, int max)
 
 	if (!no_pwait2) {
 		int r = epoll_pwait2(loop->epfd, loop->evs, max, tsp, NULL);
-		if (r >= 0 || errno != ENOSYS)
+		/* ENOSYS: a kernel before 5.11 (or valgrind); EPERM: a container's
+		 * seccomp profile that predates the call */
+		if (r >= 0 || (errno != ENOSYS && errno != EPERM))
 			return r;
 		no_pwait2 = true;
 	}
@@ -142,7 +146,9 @@ static int wait_polled(struct bl_loop *loop, const struct timespec *tsp, int max
 	size_t n = 1;
 	int r;
 
-	loop->pfds[0] = (struct pollfd){.fd = loop->epfd, .events = POLLIN};
+	/* the set (which holds the wake-up pipe), or the pipe itself when
+	 * there is no set */
+	loop->pfds[0] = (struct pollfd){.fd = loop->epfd >= 0 ? loop->epfd : loop->wake_r, .events = POLLIN};
 	for (size_t i = 0; i < loop->nios; i++) {
 		struct bl_io *io = loop->ios[i];
 		if (io->registered)
@@ -159,7 +165,9 @@ static int wait_polled(struct bl_loop *loop, const struct timespec *tsp, int max
 	for (size_t i = 0; i < loop->nios; i++)
 		if (!loop->ios[i]->registered)
 			loop->ready[i] |= (unsigned)loop->pfds[n++].revents;
-	if (loop->pfds[0].revents) {
+	if (loop->pfds[0].revents && loop->epfd < 0) {
+		drain_wake(loop);
+	} else if (loop->pfds[0].revents) {
 		r = epoll_wait(loop->epfd, loop->evs, max, 0);
 		if (r > 0)
 			take_events(loop, r);
@@ -243,7 +251,7 @@ int bl_loop_poll(struct bl_loop *loop, uint64_t wait_us)
 		ts.tv_nsec = (long)(wait_us % 1000000u) * 1000;
 		tsp = &ts;
 	}
-	if (loop->npolled)
+	if (loop->npolled || loop->epfd < 0)
 		r = wait_polled(loop, tsp, (int)loop->capevs);
 	else if ((r = wait_set(loop, tsp, (int)loop->capevs)) > 0)
 		take_events(loop, r);

@@ -131,7 +131,7 @@ static struct bl_dbseg *segment(struct bl_dbbatch *bt, const char *table, size_t
 	 * little longer than its text): grown as the rows came, it cost
 	 * about a tenth more of batlab's time in a virtual run (measured) */
 	if (g->binary && g->data.cap < SAMPLES_ROOM)
-		bl_buf_room(&g->data, SAMPLES_ROOM);
+		bl_buf_room(&g->data, SAMPLES_ROOM - 1); /* with its NUL: 8 MiB, not doubled to 16 */
 	if (g->binary)
 		bl_dbbin_header(&g->data);
 	return g;
@@ -205,7 +205,10 @@ static int start_batch(struct bl_dbsend *sd)
 	bt->ready = false;
 	sd->cur = 0;
 	batch_sql(sd);
-	if (sd->sql.oom || bt->seg[bt->nseg - 1].data.oom || !PQsendQuery(sd->conn, sd->sql.p))
+	for (int i = 0; i < bt->nseg; i++)
+		if (bt->seg[i].data.oom) /* a trailer that did not fit */
+			return lost(sd);
+	if (sd->sql.oom || !PQsendQuery(sd->conn, sd->sql.p))
 		return lost(sd);
 	sd->st = BL_DBSEND_START;
 	sd->failed = sd->dup = false;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -175,6 +176,75 @@ static void test_closed_while_watched(struct bl_loop *loop)
 	close(q[1]);
 }
 
+/* A watcher given another descriptor while active hears the new one. */
+static void test_fd_changed(struct bl_loop *loop)
+{
+	struct w w = {.id = 6};
+	int p[2], q[2];
+
+	if (pipe2(p, O_NONBLOCK) < 0 || pipe2(q, O_NONBLOCK) < 0)
+		bail("pipe");
+	bl_io_init(&w.io, p[0], on_ready, &w);
+	bl_io_start(loop, &w.io, BL_IO_READ);
+	w.io.fd = q[0];
+	bl_io_start(loop, &w.io, BL_IO_READ);
+	(void)!write(p[1], "a", 1);
+	is_int(bl_loop_step(loop, 0), 0, "the old descriptor is no longer heard");
+	(void)!write(q[1], "b", 1);
+	ok(bl_loop_step(loop, 0) == 1 && w.calls == 1, "the new one is");
+	bl_io_stop(loop, &w.io);
+	for (int i = 0; i < 2; i++) {
+		close(p[i]);
+		close(q[i]);
+	}
+}
+
+/* No descriptor left for a new set when a stale registration is met:
+ * the old set goes, every watcher is polled by number, the wake-up pipe
+ * with them. */
+static void test_rebuild_without_descriptors(struct bl_loop *loop)
+{
+	struct w gone = {.id = 7}, live = {.id = 8};
+	struct rlimit old, low;
+	int p[2], q[2], dup_fd, lowest;
+
+	if (pipe2(p, O_NONBLOCK) < 0 || pipe2(q, O_NONBLOCK) < 0)
+		bail("pipe");
+	bl_io_init(&gone.io, p[0], on_ready, &gone);
+	bl_io_init(&live.io, q[0], on_ready, &live);
+	bl_io_start(loop, &gone.io, BL_IO_READ);
+	bl_io_start(loop, &live.io, BL_IO_READ);
+	dup_fd = dup(p[0]);
+	close(p[0]);
+	bl_io_stop(loop, &gone.io);
+	(void)!write(p[1], "w", 1);
+	/* the lowest free number becomes the limit: no new descriptor */
+	lowest = dup(0);
+	close(lowest);
+	getrlimit(RLIMIT_NOFILE, &old);
+	low = old;
+	low.rlim_cur = (rlim_t)lowest;
+	if (setrlimit(RLIMIT_NOFILE, &low) < 0)
+		bail("setrlimit");
+	rebuilds = 0;
+	bl_log_set_level(BL_LOG_DEBUG);
+	bl_log_set_handler(count_rebuilds, NULL);
+	for (int i = 0; i < 3; i++)
+		bl_loop_step(loop, 0);
+	bl_log_set_handler(NULL, NULL);
+	bl_log_set_level(BL_LOG_WARN);
+	setrlimit(RLIMIT_NOFILE, &old);
+	is_int(rebuilds, 1, "no set: the stale registration went with the old set (not met at every wait)");
+	is_int(gone.calls, 0, "no set: the stopped watcher is not called");
+	(void)!write(q[1], "v", 1);
+	ok(bl_loop_step(loop, 0) == 1 && live.calls == 1, "no set: the other watcher is polled and heard");
+	bl_io_stop(loop, &live.io);
+	close(dup_fd);
+	close(p[1]);
+	close(q[0]);
+	close(q[1]);
+}
+
 int main(void)
 {
 	struct bl_vclock vc;
@@ -189,6 +259,8 @@ int main(void)
 	test_interest_and_sharing(loop);
 	test_foreign_reopened(loop);
 	test_closed_while_watched(loop);
+	test_fd_changed(loop);
+	test_rebuild_without_descriptors(loop);
 	bl_loop_free(loop);
 	return done_testing();
 }
