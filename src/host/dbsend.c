@@ -46,6 +46,14 @@ static int lost(struct bl_dbsend *sd)
 	return BL_DBSEND_LOST;
 }
 
+/* Out of memory gathering a batch is not the row's fault: dropped like a
+ * lost connection, the rows go again from the last batch the server has. */
+static int no_memory(struct bl_dbsend *sd)
+{
+	keep_error(sd, "out of memory gathering a batch");
+	return BL_DBSEND_LOST;
+}
+
 void bl_dbsend_init(struct bl_dbsend *sd, PGconn *conn, struct bl_dbspool *rd, const char *dir,
                     uint64_t sent)
 {
@@ -91,6 +99,7 @@ static void batch_sql(struct bl_dbsend *sd)
 	char sql[1024];
 
 	sd->sql.len = 0;
+	sd->sql.oom = false;
 	for (int i = 0; i < bt->nseg; i++) {
 		const char *t = bt->seg[i].table;
 		if (strcmp(t, "samples") == 0)   /* an older batlab's spool */
@@ -125,6 +134,7 @@ static struct bl_dbseg *segment(struct bl_dbbatch *bt, const char *table, size_t
 	memcpy(g->table, table, tl);
 	g->table[tl] = '\0';
 	g->data.len = 0;
+	g->data.oom = false; /* a failed growth left the block as it was */
 	g->put = 0;
 	g->binary = !bt->text && strcmp(g->table, "sample_data") == 0;
 	/* the samples' block reserved whole at once (a batch's binary is a
@@ -149,7 +159,7 @@ static int add_row(struct bl_dbseg *g, const char *data, size_t n)
 
 /* More of the rows the spool has into bt (up to a batch's worth), by
  * table: a batch is gathered a little at a time while the one before it
- * is with the server. The rows added, or -1 a bad row. */
+ * is with the server. The rows added, -1 a bad row, or -2 out of memory. */
 static int gather(struct bl_dbsend *sd, struct bl_dbbatch *bt)
 {
 	const char *table, *data;
@@ -183,7 +193,7 @@ static int gather(struct bl_dbsend *sd, struct bl_dbbatch *bt)
 	}
 	for (int i = 0; i < bt->nseg; i++)
 		if (bt->seg[i].data.oom)
-			return -1;
+			return -2;
 	bt->end = sd->rd->off;
 	bt->ready = bt->rows > 0;
 	return added;
@@ -193,8 +203,11 @@ static int gather(struct bl_dbsend *sd, struct bl_dbbatch *bt)
 static int start_batch(struct bl_dbsend *sd)
 {
 	struct bl_dbbatch *bt = &sd->bt[!sd->b];
+	int g = gather(sd, bt);
 
-	if (gather(sd, bt) < 0)
+	if (g == -2)
+		return no_memory(sd);
+	if (g < 0)
 		return BL_DBSEND_BADROW;
 	if (!bt->ready)
 		return 0;
@@ -345,9 +358,10 @@ int bl_dbsend_step(struct bl_dbsend *sd, unsigned events)
 		default:
 			r = results(sd);
 			/* the server has the batch: the next one meanwhile */
-			if (r == 0 && sd->st == BL_DBSEND_END && !sd->hold && !sd->staging &&
-			    gather(sd, &sd->bt[!sd->b]) < 0)
-				r = BL_DBSEND_BADROW;
+			if (r == 0 && sd->st == BL_DBSEND_END && !sd->hold && !sd->staging) {
+				int g = gather(sd, &sd->bt[!sd->b]);
+				r = g == -2 ? no_memory(sd) : g < 0 ? BL_DBSEND_BADROW : 0;
+			}
 		}
 		if (r < 0)
 			return r;
