@@ -27,16 +27,11 @@ void bl_io_foreign(struct bl_io *io)
 	io->foreign = true;
 }
 
-static uint32_t epoll_mask(unsigned events)
-{
-	return ((events & BL_IO_READ) ? EPOLLIN : 0u) | ((events & BL_IO_WRITE) ? EPOLLOUT : 0u);
-}
-
 /* A descriptor the set refuses (one another watcher already holds, a
  * regular file) is looked at by number instead, like a foreign one. */
 void bl_loop_register(struct bl_loop *loop, struct bl_io *io, int op)
 {
-	struct epoll_event ev = {.events = epoll_mask(io->events)};
+	struct epoll_event ev = {.events = bl_loop_io_bits(io->events)};
 
 	if (op == EPOLL_CTL_ADD)
 		io->token = ++loop->next_token;

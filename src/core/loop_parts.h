@@ -84,6 +84,12 @@ int bl_loop_run_timers(struct bl_loop *loop, uint64_t now);
 uint64_t bl_loop_sources_next(const struct bl_loop *loop);
 /* Dispatch the sources due at now; the number called or a bl_status. */
 int bl_loop_run_sources(struct bl_loop *loop, uint64_t now);
+/* A watcher's BL_IO_* as poll(2) and epoll(7) bits (the same on Linux:
+ * loop_poll.c asserts it). */
+static inline unsigned bl_loop_io_bits(unsigned events)
+{
+	return ((events & BL_IO_READ) ? POLLIN : 0u) | ((events & BL_IO_WRITE) ? POLLOUT : 0u);
+}
 /* Register an active watcher with the epoll set (op: EPOLL_CTL_ADD, or
  * _MOD for new events), or have it polled when the set refuses it. */
 void bl_loop_register(struct bl_loop *loop, struct bl_io *io, int op);

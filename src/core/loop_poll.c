@@ -153,10 +153,7 @@ static int wait_polled(struct bl_loop *loop, const struct timespec *tsp, int max
 		struct bl_io *io = loop->ios[i];
 		if (io->registered)
 			continue;
-		loop->pfds[n++] = (struct pollfd){
-			.fd = io->fd,
-			.events = (short)(((io->events & BL_IO_READ) ? POLLIN : 0) | ((io->events & BL_IO_WRITE) ? POLLOUT : 0)),
-		};
+		loop->pfds[n++] = (struct pollfd){.fd = io->fd, .events = (short)bl_loop_io_bits(io->events)};
 	}
 	r = ppoll(loop->pfds, n, tsp, NULL);
 	if (r <= 0)
