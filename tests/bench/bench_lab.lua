@@ -47,8 +47,10 @@ local function timed(cmd)
 	return ok, tonumber(u) + tonumber(s), tonumber(r)
 end
 
--- CPU ticks (user + system, 1/100 s) of a running process; nil once gone
-local function ticks(pid)
+-- The fields of /proc/PID/stat from the state on (ppid 2, utime 12,
+-- stime 13, cutime 14, cstime 15, in ticks of 1/HZ s); nil once gone.
+local HZ = 100
+local function stat_fields(pid)
 	local f = io.open("/proc/" .. pid .. "/stat")
 	local line = f and f:read("a")
 	if f then
@@ -62,7 +64,13 @@ local function ticks(pid)
 	for w in rest:gmatch("%S+") do
 		v[#v + 1] = w
 	end
-	return tonumber(v[12]) + tonumber(v[13])
+	return v
+end
+
+-- CPU ticks (user + system) of a running process; nil once gone
+local function ticks(pid)
+	local v = stat_fields(pid)
+	return v and tonumber(v[12]) + tonumber(v[13])
 end
 
 -- A run in the background: its CPU as a share of one core while all its
@@ -118,7 +126,6 @@ end
 -- The server's CPU seconds so far: the postmaster's, its children's it
 -- has reaped (a connection's backend, once it ends), those still running
 -- (the WAL writer, the checkpointer, ...).
-local HZ = 100
 local function server_cpu()
 	local f = io.open(pg.data .. "/postmaster.pid")
 	local pm = f and f:read("n")
@@ -127,18 +134,8 @@ local function server_cpu()
 	end
 	local total = 0
 	for pid in io.popen("ls /proc"):lines() do
-		local st = tonumber(pid) and io.open("/proc/" .. pid .. "/stat")
-		local line = st and st:read("a")
-		if st then
-			st:close()
-		end
-		local rest = line and line:match("%) (.*)")
-		if rest then
-			local v = {}
-			for w in rest:gmatch("%S+") do
-				v[#v + 1] = w
-			end
-			-- (fields from the state on: ppid 2, utime 12, stime 13, cutime 14, cstime 15)
+		local v = tonumber(pid) and stat_fields(pid)
+		if v then
 			if tonumber(pid) == pm then
 				total = total + v[12] + v[13] + v[14] + v[15]
 			elseif tonumber(v[2]) == pm then

@@ -142,6 +142,45 @@ static void count_rebuilds(void *ud, enum bl_log_level level, const char *module
 		rebuilds++;
 }
 
+/* A registration the kernel keeps: `gone` watches p[0], which is closed
+ * before the watcher stops while a duplicate (*dup_fd) keeps the pipe
+ * open, and p has a byte to read; `live` watches q[0]. */
+static void make_stale(struct bl_loop *loop, struct w *gone, struct w *live, int p[2], int q[2], int *dup_fd)
+{
+	if (pipe2(p, O_NONBLOCK) < 0 || pipe2(q, O_NONBLOCK) < 0)
+		bail("pipe");
+	bl_io_init(&gone->io, p[0], on_ready, gone);
+	bl_io_init(&live->io, q[0], on_ready, live);
+	bl_io_start(loop, &gone->io, BL_IO_READ);
+	bl_io_start(loop, &live->io, BL_IO_READ);
+	*dup_fd = dup(p[0]);
+	close(p[0]);
+	bl_io_stop(loop, &gone->io); /* too late: the number is gone */
+	(void)!write(p[1], "w", 1);
+}
+
+static void drop_stale(struct bl_loop *loop, struct w *live, int p[2], int q[2], int dup_fd)
+{
+	bl_io_stop(loop, &live->io);
+	close(dup_fd);
+	close(p[1]);
+	close(q[0]);
+	close(q[1]);
+}
+
+/* Three steps; the rebuilds of the epoll set they logged. */
+static int steps_rebuilding(struct bl_loop *loop)
+{
+	rebuilds = 0;
+	bl_log_set_level(BL_LOG_DEBUG);
+	bl_log_set_handler(count_rebuilds, NULL);
+	for (int i = 0; i < 3; i++)
+		bl_loop_step(loop, 0);
+	bl_log_set_handler(NULL, NULL);
+	bl_log_set_level(BL_LOG_WARN);
+	return rebuilds;
+}
+
 /* Closed before it was stopped while a duplicate keeps the pipe open: the
  * kernel keeps the registration, and its events name no watcher. */
 static void test_closed_while_watched(struct bl_loop *loop)
@@ -149,31 +188,12 @@ static void test_closed_while_watched(struct bl_loop *loop)
 	struct w gone = {.id = 4}, live = {.id = 5};
 	int p[2], q[2], dup_fd;
 
-	if (pipe2(p, O_NONBLOCK) < 0 || pipe2(q, O_NONBLOCK) < 0)
-		bail("pipe");
-	bl_io_init(&gone.io, p[0], on_ready, &gone);
-	bl_io_init(&live.io, q[0], on_ready, &live);
-	bl_io_start(loop, &gone.io, BL_IO_READ);
-	bl_io_start(loop, &live.io, BL_IO_READ);
-	dup_fd = dup(p[0]);
-	close(p[0]);
-	bl_io_stop(loop, &gone.io); /* too late: the number is gone */
-	(void)!write(p[1], "w", 1);
-	bl_log_set_level(BL_LOG_DEBUG);
-	bl_log_set_handler(count_rebuilds, NULL);
-	for (int i = 0; i < 3; i++)
-		bl_loop_step(loop, 0);
+	make_stale(loop, &gone, &live, p, q, &dup_fd);
+	is_int(steps_rebuilding(loop), 1, "the stale registration is dropped once (the set rebuilt), not met at every wait");
 	is_int(gone.calls, 0, "the stopped watcher is not called");
-	is_int(rebuilds, 1, "the stale registration is dropped once (the set rebuilt), not met at every wait");
 	(void)!write(q[1], "v", 1);
 	ok(bl_loop_step(loop, 0) == 1 && live.calls == 1, "the other watcher still hears its descriptor");
-	bl_log_set_handler(NULL, NULL);
-	bl_log_set_level(BL_LOG_WARN);
-	bl_io_stop(loop, &live.io);
-	close(dup_fd);
-	close(p[1]);
-	close(q[0]);
-	close(q[1]);
+	drop_stale(loop, &live, p, q, dup_fd);
 }
 
 /* A watcher given another descriptor while active hears the new one. */
@@ -206,18 +226,9 @@ static void test_rebuild_without_descriptors(struct bl_loop *loop)
 {
 	struct w gone = {.id = 7}, live = {.id = 8};
 	struct rlimit old, low;
-	int p[2], q[2], dup_fd, lowest;
+	int p[2], q[2], dup_fd, lowest, n;
 
-	if (pipe2(p, O_NONBLOCK) < 0 || pipe2(q, O_NONBLOCK) < 0)
-		bail("pipe");
-	bl_io_init(&gone.io, p[0], on_ready, &gone);
-	bl_io_init(&live.io, q[0], on_ready, &live);
-	bl_io_start(loop, &gone.io, BL_IO_READ);
-	bl_io_start(loop, &live.io, BL_IO_READ);
-	dup_fd = dup(p[0]);
-	close(p[0]);
-	bl_io_stop(loop, &gone.io);
-	(void)!write(p[1], "w", 1);
+	make_stale(loop, &gone, &live, p, q, &dup_fd);
 	/* the lowest free number becomes the limit: no new descriptor */
 	lowest = dup(0);
 	close(lowest);
@@ -226,23 +237,13 @@ static void test_rebuild_without_descriptors(struct bl_loop *loop)
 	low.rlim_cur = (rlim_t)lowest;
 	if (setrlimit(RLIMIT_NOFILE, &low) < 0)
 		bail("setrlimit");
-	rebuilds = 0;
-	bl_log_set_level(BL_LOG_DEBUG);
-	bl_log_set_handler(count_rebuilds, NULL);
-	for (int i = 0; i < 3; i++)
-		bl_loop_step(loop, 0);
-	bl_log_set_handler(NULL, NULL);
-	bl_log_set_level(BL_LOG_WARN);
+	n = steps_rebuilding(loop);
 	setrlimit(RLIMIT_NOFILE, &old);
-	is_int(rebuilds, 1, "no set: the stale registration went with the old set (not met at every wait)");
+	is_int(n, 1, "no set: the stale registration went with the old set (not met at every wait)");
 	is_int(gone.calls, 0, "no set: the stopped watcher is not called");
 	(void)!write(q[1], "v", 1);
 	ok(bl_loop_step(loop, 0) == 1 && live.calls == 1, "no set: the other watcher is polled and heard");
-	bl_io_stop(loop, &live.io);
-	close(dup_fd);
-	close(p[1]);
-	close(q[0]);
-	close(q[1]);
+	drop_stale(loop, &live, p, q, dup_fd);
 }
 
 int main(void)
