@@ -104,28 +104,23 @@ local function copy_text(s)
 end
 
 -- What the spool has of the run: { samples = { [cell] = last seq }, events = last seq }.
--- A sample is a row of sample_data, its cell's number first (a spool of a
+-- A sample is a row of sample_data, its cell's number first (spooled in
+-- COPY's binary format; batlab.db_spool_scan reads those); a spool of a
 -- batlab before schema version 4 has rows of samples, naming the run and
--- the cell: read too).
+-- the cell: read too.
 local function scan(path, run_id, cells)
 	local seen = { samples = {}, events = 0 }
-	local f = io.open(path, "rb")
-	if not f then
-		return seen
-	end
-	local sp = "samples\t" .. copy_text(run_id) .. "\t"
-	local ep = "events\t" .. copy_text(run_id) .. "\t"
+	local sp = copy_text(run_id) .. "\t"
 	local lits, series = {}, {}
 	for _, c in ipairs(cells) do
 		lits[#lits + 1] = { copy_text(c.name) .. "\t", c.name }
-		series["sample_data\t" .. batlab.db_series(run_id, c.name)] = c.name
+		series[batlab.db_series(run_id, c.name)] = c.name
 	end
-	for line in f:lines() do
-		local name = series[line:match("^sample_data\t%-?%d+")]
-		if name then
-			local seq = tonumber(line:match("^sample_data\t%-?%d+\t(%d+)\t"))
-			seen.samples[name] = math.max(seen.samples[name] or 0, seq or 0)
-		elseif line:sub(1, #sp) == sp then
+	local last = batlab.db_spool_scan(path, function(tbl, line)
+		if line:sub(1, #sp) ~= sp then
+			return
+		end
+		if tbl == "samples" then
 			for _, l in ipairs(lits) do
 				if line:sub(#sp + 1, #sp + #l[1]) == l[1] then
 					local seq = tonumber(line:match("^(%d+)\t", #sp + #l[1] + 1))
@@ -133,11 +128,16 @@ local function scan(path, run_id, cells)
 					break
 				end
 			end
-		elseif line:sub(1, #ep) == ep then
-			seen.events = math.max(seen.events, tonumber(line:match("^(%d+)\t", #ep + 1)) or 0)
+		elseif tbl == "events" then
+			seen.events = math.max(seen.events, tonumber(line:match("^(%d+)\t", #sp + 1)) or 0)
+		end
+	end)
+	for s, seq in pairs(last or {}) do
+		local name = series[s]
+		if name then
+			seen.samples[name] = math.max(seen.samples[name] or 0, seq)
 		end
 	end
-	f:close()
 	return seen
 end
 

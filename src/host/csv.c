@@ -329,7 +329,7 @@ static bool hour_of(struct hour_cache *c, long long sec, enum bl_csv_clock clock
 
 /* epoch x unit rounded half up, as floor(epoch x unit + 0.5) (|epoch| <
  * 1e12: the product fits), without libm for dates after 1970. */
-static long long round_units(double epoch, double unit)
+long long bl_csv_round_units(double epoch, double unit)
 {
 	double y = epoch * unit + 0.5;
 
@@ -347,11 +347,11 @@ char *bl_csv_put_time(char *p, double epoch, enum bl_csv_clock clock)
 	if (!(fabs(epoch) < 1e12))   /* NaN, infinite, or no date a row can have */
 		return p;
 	if (iso) {
-		t = round_units(epoch, 1e3);
+		t = bl_csv_round_units(epoch, 1e3);
 		sec = t >= 0 ? t / 1000 : -((-t + 999) / 1000);
 		frac = t - sec * 1000;
 	} else {
-		t = round_units(epoch, 1e6);
+		t = bl_csv_round_units(epoch, 1e6);
 		sec = t >= 0 ? t / 1000000 : -((-t + 999999) / 1000000);
 		frac = t - sec * 1000000;
 	}

@@ -88,6 +88,9 @@ enum bl_csv_clock { BL_CSV_ISO_UTC, BL_CSV_LOCAL, BL_CSV_UTC_US };
  * it wrote (p itself for an empty field). */
 char *bl_csv_put_fixed(char *p, double v, int prec);
 char *bl_csv_put_time(char *p, double epoch, enum bl_csv_clock clock);
+/* epoch in units (1e3: milliseconds) to the nearest, as the times are
+ * written: half up */
+long long bl_csv_round_units(double epoch, double unit);
 static inline char *bl_csv_put_uint(char *p, unsigned long long n);
 /* bl_csv_put_fixed with a constant prec (0-8), inline: a row's numbers
  * are most of its cost, and most of a number's is what a call, the
@@ -171,33 +174,46 @@ static inline __attribute__((always_inline)) char *bl_csv_put_scaled(char *p, un
 	return p + 1 + prec;
 }
 
-/* "%.Nf" without printf: |v| x 10^prec (|v| < 1e9, prec <= 8: under
- * 1e17) truncated to an integer, plus one when the fraction is over a
- * half. The product is off the exact decimal by a few units in its last
- * place (x x 2^-52 each): only a value that close to a half can round
- * the other way, and those are rounded on the exact binary value, as
- * printf does (bl_csv_put_fixed_rare; a margin of x x 1e-12 is thousands
- * of times that error). No libm: the conversions are one instruction
- * each way, the fraction exact. */
-static inline __attribute__((always_inline)) char *bl_csv_put_fixed_n(char *p, double v, int prec)
+/* |v| x 10^prec rounded to an integer as "%.Nf" rounds it (|v| < 1e9,
+ * prec <= 8: under 1e17): the product truncated, plus one when the
+ * fraction is over a half. The product is off the exact decimal by a
+ * few units in its last place (x x 2^-52 each): only a value that close
+ * to a half can round the other way, and those are left to be rounded on
+ * the exact binary value, as printf does (false: bl_csv_put_fixed_rare;
+ * a margin of x x 1e-12 is thousands of times that error; also false for
+ * NaN, infinities and |v| >= 1e9). No libm: the conversions are one
+ * instruction each way, the fraction exact. Also what the database's
+ * binary rows are made of (host/dbbinary.c): the same digits. */
+static inline __attribute__((always_inline)) bool bl_csv_fixed_units(double ax, int prec,
+                                                                    unsigned long long *units)
 {
 	static const double scale[] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8};
-	double ax = __builtin_fabs(v), x, d, margin;
+	double x, d, margin;
 	long long n;
 
-	if (!(ax < 1e9))                    /* NaN (an empty field) and infinities too */
-		return __builtin_isnan(v) ? p : bl_csv_put_fixed_rare(p, v, prec);
+	if (!(ax < 1e9))
+		return false;
 	x = ax * scale[prec];
 	n = (long long)x;
 	d = (x - (double)n) - 0.5;          /* the fraction, from a half */
 	margin = 1e-12 * (x > 1 ? x : 1);
 	if (d < margin && d > -margin)
-		return bl_csv_put_fixed_rare(p, v, prec);
-	n += d > 0;
+		return false;
+	*units = (unsigned long long)n + (d > 0);
+	return true;
+}
+
+/* "%.Nf" without printf (bl_csv_fixed_units). */
+static inline __attribute__((always_inline)) char *bl_csv_put_fixed_n(char *p, double v, int prec)
+{
+	unsigned long long n;
+
+	if (!bl_csv_fixed_units(__builtin_fabs(v), prec, &n))  /* NaN (an empty field) and infinities too */
+		return __builtin_isnan(v) ? p : bl_csv_put_fixed_rare(p, v, prec);
 	/* a negative value that rounds to zero is written without its sign */
 	if (v < 0 && n != 0)
 		*p++ = '-';
-	return bl_csv_put_scaled(p, (unsigned long long)n, prec);
+	return bl_csv_put_scaled(p, n, prec);
 }
 
 void bl_csv_fixed(struct bl_buf *b, double v, int prec);

@@ -4,7 +4,9 @@
  *
  * Rows are first appended to a spool file in the run directory
  * (db-spool.sql: a header line, then one "table<TAB>row" line per row,
- * the row in COPY text format, in the order they were recorded); a
+ * the row in COPY text format, or for a sample "\1table<TAB>" and the
+ * row as a tuple of COPY's binary format, in the order they were
+ * recorded); a
  * sender on the event loop sends the spool in order, a batch at a time
  * (the rows there, up to a limit, gathered by table: a COPY ... FROM
  * STDIN into each table, the batch one transaction), over a non-blocking libpq
@@ -57,6 +59,9 @@ struct bl_dbsink *bl_dbsink_open(struct bl_loop *loop, const char *conninfo, con
 /* Append one row: `values` is its fields in the table's column order,
  * in COPY text format (bl_copy_* below build it). */
 int bl_dbsink_row(struct bl_dbsink *s, const char *table, const char *values, size_t n);
+/* Append one row as a tuple of COPY's binary format (host/db_parts.h:
+ * bl_dbbin_fields and the fields after it). */
+int bl_dbsink_binrow(struct bl_dbsink *s, const char *table, const char *tuple, size_t n);
 void bl_dbsink_stats(const struct bl_dbsink *s, struct bl_dbsink_stats *out);
 /* Send what is left, waiting at most wait_s seconds for the server, and
  * free. Returns the bytes of spool left unsent (0: all in the database);
@@ -64,6 +69,19 @@ void bl_dbsink_stats(const struct bl_dbsink *s, struct bl_dbsink_stats *out);
 uint64_t bl_dbsink_close(struct bl_dbsink *s, double wait_s, char *msg, size_t msglen);
 
 /* ---- blocking helpers for the CLI (db.c) --------------------------------- */
+
+/* A spool read through once (batlab resume, dbspool.c): fn gets each
+ * complete row in order, its table (tl bytes, not terminated) and its
+ * data: COPY text without its newline, or (binary) a binary tuple; a
+ * non-zero return stops the reading. BL_OK, BL_ERR_NOTFOUND (no spool),
+ * BL_ERR_PROTO (not a spool this batlab writes, or a damaged row: what
+ * came before it was read). */
+typedef int (*bl_dbspool_fn)(void *ud, const char *table, size_t tl, const char *data, size_t n,
+                             bool binary);
+int bl_dbspool_scan(const char *path, bl_dbspool_fn fn, void *ud);
+/* A sample_data row's cell (bl_db_series) and sequence number, its
+ * first two fields; false when they are not two integers. */
+bool bl_db_sample_key(const char *data, size_t n, bool binary, int64_t *series, int64_t *seq);
 
 /* conninfo is a postgresql:// URL or key=value string libpq can read;
  * false with a message (not repeating it: it may hold a password). */

@@ -12,10 +12,16 @@
 
 #include "host/csv.h"
 
-/* The first line of a spool written in COPY text format (db.h). A spool
- * without it is of batlab before it: "TABLE<TAB>(SQL values)" lines,
- * which `batlab db push` still sends, as INSERTs. */
-#define BL_DBSPOOL_HEADER "# batlab db-spool 2: TABLE<TAB>COPY text row\n"
+/* The first line of a spool of COPY data (db.h): its rows are lines of
+ * "TABLE<TAB>COPY text row", or a byte BL_DBSPOOL_BINARY, "TABLE<TAB>"
+ * and a tuple of COPY's binary format (its field count says where it
+ * ends). A spool of the format before (2) has only the lines, and is
+ * read, and appended to, as one of this. A spool without either header
+ * is of batlab before them: "TABLE<TAB>(SQL values)" lines, which
+ * `batlab db push` still sends, as INSERTs. */
+#define BL_DBSPOOL_HEADER "# batlab db-spool 3: TABLE<TAB>COPY text row, or \\1TABLE<TAB>COPY binary tuple\n"
+#define BL_DBSPOOL_HEADER_2 "# batlab db-spool 2: TABLE<TAB>COPY text row\n"
+#define BL_DBSPOOL_BINARY '\1'
 
 /* Rows of batlab.samples, as a spool of a batlab before schema version 4
  * has them (the run and the cell as texts; batlab.samples is a view
@@ -33,16 +39,16 @@
 
 enum bl_dbspool_format { BL_DBSPOOL_EMPTY, BL_DBSPOOL_COPY, BL_DBSPOOL_INSERT, BL_DBSPOOL_UNKNOWN };
 
-/* Reading the spool back from an offset, a batch at a time. */
+/* Reading the spool back from an offset, a batch at a time, through a
+ * buffer of its own (a binary row may hold any byte: not lines). */
 struct bl_dbspool {
 	FILE *f;
 	enum bl_dbspool_format format;
 	uint64_t start;             /* where the first row starts (after the header) */
-	uint64_t off;               /* where the next unread row starts */
-	char *line;
-	size_t cap;
-	ssize_t held;               /* a row read but kept for the next batch (-1: none) */
-	ssize_t last;               /* the length of the row read last */
+	uint64_t off;               /* where the next unread row starts: buf + pos */
+	char *buf;
+	size_t cap, pos, len;       /* buf[pos, len): read from the file, not taken yet */
+	size_t last;                /* the length of the row taken last */
 };
 
 /* Open for reading and tell its format from its first line. */
@@ -51,12 +57,17 @@ void bl_dbspool_close(struct bl_dbspool *sp);
 /* Read on from off (not before the first row). */
 void bl_dbspool_seek(struct bl_dbspool *sp, uint64_t off);
 /* The next complete row of a COPY spool: its table's name (tl bytes,
- * not terminated) and its COPY text data with its newline (n bytes),
- * both valid until the next call. 1: a row, 0: none complete yet, -1: a
- * bad row. bl_dbspool_unread gives the row back for the next call. */
+ * not terminated) and its data (n bytes): COPY text with its newline,
+ * or (binary) a binary tuple; valid until the next call. 1: a row, 0:
+ * none complete yet, -1: a bad row. bl_dbspool_unread gives the row
+ * back for the next call. */
 int bl_dbspool_next(struct bl_dbspool *sp, const char **table, size_t *tl, const char **data,
-                    size_t *n);
+                    size_t *n, bool *binary);
 void bl_dbspool_unread(struct bl_dbspool *sp);
+/* Where the complete rows from off on end: *torn is set when what
+ * follows them is a row cut short (a crash while it was written), not
+ * a damaged one. */
+uint64_t bl_dbspool_complete(struct bl_dbspool *sp, bool *torn);
 /* The next batch of a spool of the INSERT format: one multi-row INSERT
  * ... ON CONFLICT DO NOTHING into sql, the offset after it in *end. 1:
  * a batch, 0: nothing complete to send, -1: a bad row. */
@@ -77,9 +88,9 @@ int bl_dbspool_mark(const char *dir, uint64_t off);
  * and says what to wait for. */
 enum bl_dbsend_state { BL_DBSEND_IDLE, BL_DBSEND_START, BL_DBSEND_DATA, BL_DBSEND_END };
 
-#define BL_DBSEND_TABLES 8
+#define BL_DBSEND_TABLES 12
 
-/* A batch's rows of one table: its COPY's data. */
+/* A batch's rows of one table in one format: its COPY's data. */
 struct bl_dbseg {
 	char table[64];
 	bool binary;                /* in COPY's binary format (dbbinary.c) */
@@ -91,7 +102,6 @@ struct bl_dbseg {
 struct bl_dbbatch {
 	int nseg, rows;
 	size_t bytes;
-	bool text;                  /* all in COPY text (a row binary cannot say) */
 	bool ready;                 /* rows gathered, not sent yet */
 	bool full;                  /* takes no more rows */
 	uint64_t start, end;
@@ -153,6 +163,25 @@ void bl_dbbin_trailer(struct bl_buf *b);
 int bl_dbbin_row(struct bl_buf *b, const char *types, const char *row, size_t n);
 /* The types of batlab.sample_data's columns. */
 #define BL_DB_SAMPLE_TYPES "88Tff4t4ttffffff4"
+/* A row built in the binary format: its number of fields, then each
+ * field in order. The numbers are those of the text bl_copy_fixed and
+ * bl_copy_time write (the CSV's): bl_dbbin_fixed(v, 4) is the double
+ * that v's four decimals read as; NaN and infinities are NULL. */
+void bl_dbbin_fields(struct bl_buf *b, unsigned n);
+void bl_dbbin_null(struct bl_buf *b);
+void bl_dbbin_int4(struct bl_buf *b, int32_t v);
+void bl_dbbin_int8(struct bl_buf *b, int64_t v);
+void bl_dbbin_fixed(struct bl_buf *b, double v, int prec);
+void bl_dbbin_time(struct bl_buf *b, double epoch);
+void bl_dbbin_text(struct bl_buf *b, const char *s);   /* NULL: NULL */
+/* A binary tuple's length (from its field count), 0 when avail bytes do
+ * not hold all of it yet, -1 when it is not one (more fields than a
+ * table can have, a field longer than a spool row can be). */
+#define BL_DBBIN_MAX_FIELDS 1600
+#define BL_DBBIN_MAX_FIELD (1u << 24)
+ssize_t bl_dbbin_tuple_len(const char *p, size_t avail);
+/* A tuple's first two fields as bigints: false when they are not. */
+bool bl_dbbin_key(const char *p, size_t n, int64_t *a, int64_t *b);
 
 /* Connecting without blocking the loop (a host name is looked up off it,
  * host/resolve.h): fn gets the PGconn from PQconnectStartParams on the

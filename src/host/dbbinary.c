@@ -1,20 +1,26 @@
-/* dbbinary.c - spool rows (COPY text) re-encoded in COPY's binary format
- * for the sender (db_parts.h). The server then reads each number as its
- * 8 bytes instead of parsing its digits: for batlab.sample_data that was
- * about a third of the server's time storing a sample. The spool itself
- * stays text (readable, and what an older batlab's spools are).
+/* dbbinary.c - rows in COPY's binary format (db_parts.h): a sample as
+ * the feed spools it (bl_dbbin_fields and the fields after it), and a
+ * spool row of COPY text re-encoded for the sender (an older spool's, or
+ * one a resumed run sends again from its files). The server then reads
+ * each number as its 8 bytes instead of parsing its digits: for
+ * batlab.sample_data that was about a third of the server's time storing
+ * a sample; and batlab no longer prints the digits only to read them
+ * back.
  *
- * A number is the double the server would have parsed from its text:
- * digits with a decimal point are an integer divided by a power of ten,
- * which IEEE division rounds to the nearest double as strtod does; any
- * other spelling goes through strtod itself. A field that does not read
- * as its column's type makes the row not convertible (the caller sends
- * it as text). */
+ * A number is the double the server would have parsed from the text
+ * batlab writes of it (bl_copy_fixed, bl_copy_time): digits with a
+ * decimal point are an integer divided by a power of ten, which IEEE
+ * division rounds to the nearest double as strtod does; any other
+ * spelling goes through strtod itself. So the database has the CSV's
+ * numbers, whichever way a row came. A text field that does not read as
+ * its column's type makes the row not convertible (the caller sends it
+ * as text). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/bl.h"
+#include "host/csv.h"
 #include "host/db_parts.h"
 
 #define PG_EPOCH_DAYS 10957            /* 1970-01-01 to 2000-01-01 */
@@ -242,4 +248,163 @@ int bl_dbbin_row(struct bl_buf *b, const char *types, const char *row, size_t n)
 	}
 	bl_buf_done(b, q);
 	return 0;
+}
+
+/* ---- a row built field by field ---- */
+
+void bl_dbbin_fields(struct bl_buf *b, unsigned n)
+{
+	char *p = bl_buf_room(b, 2);
+
+	if (p)
+		bl_buf_done(b, be16(p, n));
+}
+
+void bl_dbbin_null(struct bl_buf *b)
+{
+	char *p = bl_buf_room(b, 4);
+
+	if (p)
+		bl_buf_done(b, be32(p, 0xffffffffu));
+}
+
+void bl_dbbin_int4(struct bl_buf *b, int32_t v)
+{
+	char *p = bl_buf_room(b, 8);
+
+	if (p)
+		bl_buf_done(b, be32(be32(p, 4), (uint32_t)v));
+}
+
+void bl_dbbin_int8(struct bl_buf *b, int64_t v)
+{
+	char *p = bl_buf_room(b, 12);
+
+	if (p)
+		bl_buf_done(b, be64(be32(p, 8), (uint64_t)v));
+}
+
+static void put_float8(struct bl_buf *b, double v)
+{
+	char *p = bl_buf_room(b, 12);
+	uint64_t bits;
+
+	memcpy(&bits, &v, sizeof bits);
+	if (p)
+		bl_buf_done(b, be64(be32(p, 8), bits));
+}
+
+/* As bl_copy_fixed writes v and the server reads it back (strtod's
+ * double; bl_dbbin_row's for up to 15 digits). Most values: the digits'
+ * integer over 10^prec, the division correctly rounded, with at most 15
+ * digits (|v| < 1e9, prec <= 6); the rest through their text. */
+void bl_dbbin_fixed(struct bl_buf *b, double v, int prec)
+{
+	char text[BL_CSV_FIXED_ROOM], *end;
+	unsigned long long n;
+	double x;
+
+	if (!isfinite(v)) {
+		bl_dbbin_null(b);
+		return;
+	}
+	if (prec >= 0 && prec <= 6 && bl_csv_fixed_units(fabs(v), prec, &n)) {
+		x = (double)n / POW10[prec];
+		/* a negative value that rounds to zero is written without its sign */
+		if (v < 0 && n != 0)
+			x = -x;
+	} else {
+		/* (as the server reads its text: strtod's double, however long) */
+		end = bl_csv_put_fixed(text, v, prec);
+		*end = '\0';
+		x = strtod(text, NULL);
+	}
+	put_float8(b, x);
+}
+
+/* As bl_copy_time writes the time (to the millisecond) and parse_time
+ * reads it; NULL where bl_copy_time writes none. */
+void bl_dbbin_time(struct bl_buf *b, double epoch)
+{
+	char text[BL_CSV_TIME_ROOM], *end;
+	int64_t us;
+	char *p;
+
+	if (!(fabs(epoch) < 1e11)) {
+		bl_dbbin_null(b);
+		return;
+	}
+	if (epoch >= 0) {
+		/* a date from 1970 on: the text's milliseconds, from 2000 */
+		us = bl_csv_round_units(epoch, 1e3) * 1000 - (int64_t)PG_EPOCH_DAYS * 86400 * 1000000;
+	} else {
+		end = bl_csv_put_time(text, epoch, BL_CSV_ISO_UTC);
+		if (!parse_time(text, (size_t)(end - text), &us)) {
+			bl_dbbin_null(b);
+			return;
+		}
+	}
+	if ((p = bl_buf_room(b, 12)))
+		bl_buf_done(b, be64(be32(p, 8), (uint64_t)us));
+}
+
+void bl_dbbin_text(struct bl_buf *b, const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	char *p;
+
+	if (!s) {
+		bl_dbbin_null(b);
+		return;
+	}
+	if ((p = bl_buf_room(b, 4 + n))) {
+		p = be32(p, (uint32_t)n);
+		memcpy(p, s, n);
+		bl_buf_done(b, p + n);
+	}
+}
+
+/* ---- reading a tuple back ---- */
+
+static uint32_t get32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+ssize_t bl_dbbin_tuple_len(const char *p, size_t avail)
+{
+	const unsigned char *u = (const unsigned char *)p;
+	size_t at = 2, nf;
+
+	if (avail < 2)
+		return 0;
+	nf = (size_t)u[0] << 8 | u[1];
+	if (nf == 0 || nf > BL_DBBIN_MAX_FIELDS)
+		return -1;
+	for (size_t f = 0; f < nf; f++) {
+		uint32_t len;
+		if (avail - at < 4)
+			return 0;
+		len = get32(u + at);
+		at += 4;
+		if (len == 0xffffffffu)
+			continue;
+		if (len > BL_DBBIN_MAX_FIELD)
+			return -1;
+		if (avail - at < len)
+			return 0;
+		at += len;
+	}
+	return (ssize_t)at;
+}
+
+bool bl_dbbin_key(const char *p, size_t n, int64_t *a, int64_t *b)
+{
+	const unsigned char *u = (const unsigned char *)p;
+
+	if (n < 26 || (u[0] << 8 | u[1]) < 2 || get32(u + 2) != 8 || get32(u + 14) != 8)
+		return false;
+	*a = (int64_t)((uint64_t)get32(u + 6) << 32 | get32(u + 10));
+	*b = (int64_t)((uint64_t)get32(u + 18) << 32 | get32(u + 22));
+	return true;
 }

@@ -2,7 +2,7 @@
  * which the view batlab.samples shows: the same samples, numbers and
  * labels as the cell's CSV time series (recorder.h), each with the cell's
  * number in the run (bl_db_series) and its sequence number in the cell,
- * the row's key. */
+ * the row's key. Spooled in COPY's binary format: sent as they are. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +10,7 @@
 #include "core/regs.h"
 #include "host/labels.h"
 #include "host/db.h"
+#include "host/db_parts.h"
 
 #define LABEL_MAX 64
 
@@ -24,6 +25,8 @@ struct bl_dbfeed {
 	struct bl_buf row;
 };
 
+/* The row as a binary tuple: the numbers to the CSV's decimals, as the
+ * server would read them from their text (bl_dbbin_fixed). */
 static void format_row(struct bl_dbfeed *f, const struct bl_sample *s)
 {
 	struct bl_buf *b = &f->row;
@@ -37,23 +40,24 @@ static void format_row(struct bl_dbfeed *f, const struct bl_sample *s)
 		mode = num;
 	}
 	b->len = 0;
-	bl_copy_int(b, f->series);                     bl_buf_addc(b, '\t');
-	bl_copy_int(b, (long long)++f->seq);           bl_buf_addc(b, '\t');
-	bl_copy_time(b, f->epoch + t);                 bl_buf_addc(b, '\t');
-	bl_copy_fixed(b, t, 3);                        bl_buf_addc(b, '\t');
-	bl_copy_fixed(b, step_time, 3);                bl_buf_addc(b, '\t');
-	bl_copy_int(b, f->lb.cycle);                   bl_buf_addc(b, '\t');
-	bl_copy_text(b, f->lb.cycle_kind);             bl_buf_addc(b, '\t');
-	bl_copy_int(b, f->lb.step);                    bl_buf_addc(b, '\t');
-	bl_copy_text(b, f->lb.step_name);              bl_buf_addc(b, '\t');
-	bl_copy_text(b, mode);                         bl_buf_addc(b, '\t');
-	bl_copy_fixed(b, s->voltage, 4);               bl_buf_addc(b, '\t');
-	bl_copy_fixed(b, s->current, 4);               bl_buf_addc(b, '\t');
-	bl_copy_fixed(b, s->temp_c, 2);                bl_buf_addc(b, '\t');
-	bl_copy_fixed(b, ah, 6);                       bl_buf_addc(b, '\t');
-	bl_copy_fixed(b, wh, 6);                       bl_buf_addc(b, '\t');
-	bl_copy_fixed(b, s->vcc, 3);                   bl_buf_addc(b, '\t');
-	bl_copy_int(b, s->error);
+	bl_dbbin_fields(b, 17);
+	bl_dbbin_int8(b, f->series);
+	bl_dbbin_int8(b, (int64_t)++f->seq);
+	bl_dbbin_time(b, f->epoch + t);
+	bl_dbbin_fixed(b, t, 3);
+	bl_dbbin_fixed(b, step_time, 3);
+	bl_dbbin_int4(b, f->lb.cycle);
+	bl_dbbin_text(b, f->lb.cycle_kind);
+	bl_dbbin_int4(b, f->lb.step);
+	bl_dbbin_text(b, f->lb.step_name);
+	bl_dbbin_text(b, mode);
+	bl_dbbin_fixed(b, s->voltage, 4);
+	bl_dbbin_fixed(b, s->current, 4);
+	bl_dbbin_fixed(b, s->temp_c, 2);
+	bl_dbbin_fixed(b, ah, 6);
+	bl_dbbin_fixed(b, wh, 6);
+	bl_dbbin_fixed(b, s->vcc, 3);
+	bl_dbbin_int4(b, (int32_t)s->error);
 }
 
 static void on_sample(struct bl_chan_listener *l, const struct bl_sample *s, int status)
@@ -64,7 +68,7 @@ static void on_sample(struct bl_chan_listener *l, const struct bl_sample *s, int
 		return;
 	format_row(f, s);
 	if (!f->row.oom)
-		bl_dbsink_row(f->sink, "sample_data", f->row.p, f->row.len);
+		bl_dbsink_binrow(f->sink, "sample_data", f->row.p, f->row.len);
 }
 
 struct bl_dbfeed *bl_dbfeed_open(struct bl_dbsink *s, struct bl_channel *ch, const char *run_id,

@@ -119,14 +119,15 @@ static void batch_sql(struct bl_dbsend *sd)
 	bl_buf_addc(&sd->sql, '\0');
 }
 
-/* The batch's buffer for rows of `table` (tl bytes), NULL when the batch
- * has as many tables as it can hold. */
-static struct bl_dbseg *segment(struct bl_dbbatch *bt, const char *table, size_t tl)
+/* The batch's buffer for rows of `table` (tl bytes) in the binary
+ * format or in text, NULL when the batch has as many as it can hold. */
+static struct bl_dbseg *segment(struct bl_dbbatch *bt, const char *table, size_t tl, bool binary)
 {
 	struct bl_dbseg *g;
 
 	for (int i = 0; i < bt->nseg; i++)
-		if (strncmp(bt->seg[i].table, table, tl) == 0 && bt->seg[i].table[tl] == '\0')
+		if (bt->seg[i].binary == binary && strncmp(bt->seg[i].table, table, tl) == 0 &&
+		    bt->seg[i].table[tl] == '\0')
 			return &bt->seg[i];
 	if (bt->nseg == BL_DBSEND_TABLES)
 		return NULL;
@@ -136,25 +137,35 @@ static struct bl_dbseg *segment(struct bl_dbbatch *bt, const char *table, size_t
 	g->data.len = 0;
 	g->data.oom = false; /* a failed growth left the block as it was */
 	g->put = 0;
-	g->binary = !bt->text && strcmp(g->table, "sample_data") == 0;
-	/* the samples' block reserved whole at once (a batch's binary is a
-	 * little longer than its text): grown as the rows came, it cost
-	 * about a tenth more of batlab's time in a virtual run (measured) */
-	if (g->binary && g->data.cap < SAMPLES_ROOM)
+	g->binary = binary;
+	/* the samples' block reserved whole at once: grown as the rows came,
+	 * it cost about a tenth more of batlab's time in a virtual run
+	 * (measured) */
+	if (binary && g->data.cap < SAMPLES_ROOM)
 		bl_buf_room(&g->data, SAMPLES_ROOM - 1); /* with its NUL: 8 MiB, not doubled to 16 */
-	if (g->binary)
+	if (binary)
 		bl_dbbin_header(&g->data);
 	return g;
 }
 
-/* A row into its table's data: a sample re-encoded in binary, any other
- * as it is. -1: a sample binary cannot say (the batch goes as text). */
-static int add_row(struct bl_dbseg *g, const char *data, size_t n)
+/* A row into the batch: a binary one as it is; a text sample (an older
+ * spool's, or one a resumed run sent again from its files) re-encoded
+ * in binary, or as text where binary cannot say it; any other as it
+ * is. false: the batch has no room for another table. */
+static bool add_row(struct bl_dbbatch *bt, const char *table, size_t tl, const char *data, size_t n,
+                    bool binary)
 {
-	if (g->binary)
-		return bl_dbbin_row(&g->data, BL_DB_SAMPLE_TYPES, data, n);
+	struct bl_dbseg *g;
+
+	if (!binary && tl == 11 && memcmp(table, "sample_data", 11) == 0) {
+		g = segment(bt, table, tl, true);
+		if (g && bl_dbbin_row(&g->data, BL_DB_SAMPLE_TYPES, data, n) == 0)
+			return true;
+	}
+	if (!(g = segment(bt, table, tl, binary)))
+		return false;
 	bl_buf_add(&g->data, data, n);
-	return 0;
+	return true;
 }
 
 /* More of the rows the spool has into bt (up to a batch's worth), by
@@ -164,26 +175,21 @@ static int gather(struct bl_dbsend *sd, struct bl_dbbatch *bt)
 {
 	const char *table, *data;
 	size_t tl, n;
-	struct bl_dbseg *g;
+	bool binary;
 	int added = 0, r;
 
 	if (!bt->ready) {
 		bt->nseg = bt->rows = 0;
 		bt->bytes = 0;
-		bt->text = bt->full = false;
+		bt->full = false;
 		bt->start = sd->rd->off;
 	}
 	while (!bt->full && bt->rows < BATCH_ROWS && bt->bytes < BATCH_BYTES &&
-	       (r = bl_dbspool_next(sd->rd, &table, &tl, &data, &n)) != 0) {
+	       (r = bl_dbspool_next(sd->rd, &table, &tl, &data, &n, &binary)) != 0) {
 		if (r < 0)
 			return -1;
-		if (!(g = segment(bt, table, tl)) || add_row(g, data, n) < 0) {
+		if (!add_row(bt, table, tl, data, n, binary)) {
 			bl_dbspool_unread(sd->rd);
-			if (g && bt->rows == 0 && !bt->text) {
-				bt->text = true;        /* its first row: this batch in text */
-				bt->nseg = 0;
-				continue;
-			}
 			bt->full = true;            /* the row starts the next batch */
 			break;
 		}

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
@@ -41,6 +42,7 @@ struct bl_dbsink {
 	uint64_t last_try_us;
 	struct bl_dbsend sd;        /* UP: the sending */
 	struct bl_dbsink_stats stats;
+	char spool_buf[SPOOL_BUF];  /* fa's (stdio sizes its own at 4 KiB, whatever it is asked) */
 };
 
 static void set_error(struct bl_dbsink *s, const char *what, const char *detail)
@@ -212,19 +214,31 @@ static void kick(struct bl_dbsink *s)
 		pump(s, 0);
 }
 
-int bl_dbsink_row(struct bl_dbsink *s, const char *table, const char *values, size_t n)
+/* lead (0: none), the table, a tab, the data and trail (0: none). */
+static int append(struct bl_dbsink *s, char lead, const char *table, const char *data, size_t n,
+                  char trail)
 {
 	size_t tl = strlen(table);
 
-	if (fwrite(table, 1, tl, s->fa) != tl || fputc('\t', s->fa) == EOF ||
-	    fwrite(values, 1, n, s->fa) != n || fputc('\n', s->fa) == EOF) {
+	if ((lead && fputc(lead, s->fa) == EOF) || fwrite(table, 1, tl, s->fa) != tl ||
+	    fputc('\t', s->fa) == EOF || fwrite(data, 1, n, s->fa) != n || (trail && fputc(trail, s->fa) == EOF)) {
 		set_error(s, "spool", strerror(errno));
 		return BL_ERR_IO;
 	}
 	s->stats.rows++;
-	s->stats.spool_bytes += tl + n + 2;
+	s->stats.spool_bytes += (lead != 0) + tl + 1 + n + (trail != 0);
 	kick(s);
 	return BL_OK;
+}
+
+int bl_dbsink_row(struct bl_dbsink *s, const char *table, const char *values, size_t n)
+{
+	return append(s, 0, table, values, n, '\n');
+}
+
+int bl_dbsink_binrow(struct bl_dbsink *s, const char *table, const char *tuple, size_t n)
+{
+	return append(s, BL_DBSPOOL_BINARY, table, tuple, n, 0);
 }
 
 /* The spool to append to: a new one starts with its format's header; one
@@ -233,14 +247,18 @@ static FILE *open_spool(struct bl_dbsink *s, const char *path, char *err, size_t
 {
 	FILE *f = fopen(path, "a");
 
+	/* a virtual run appends megabytes in a fraction of a second: the
+	 * buffer given, before anything else is done with the stream (a
+	 * size alone, or too late, and stdio keeps its own of 4 KiB: a
+	 * write for every twenty samples) */
+	if (f)
+		setvbuf(f, s->spool_buf, _IOFBF, sizeof s->spool_buf);
 	if (!f || fseeko(f, 0, SEEK_END) != 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		if (f)
 			fclose(f);
 		return NULL;
 	}
-	/* a virtual run appends megabytes in a fraction of a second */
-	setvbuf(f, NULL, _IOFBF, SPOOL_BUF);
 	if (ftello(f) == 0 && (fputs(BL_DBSPOOL_HEADER, f) == EOF || fflush(f) != 0)) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		fclose(f);
@@ -254,6 +272,24 @@ static FILE *open_spool(struct bl_dbsink *s, const char *path, char *err, size_t
 		return NULL;
 	}
 	return f;
+}
+
+/* A row the spool ends in that a crash cut short would run into the
+ * first row appended after it: cut off. Not a warning: a resumed run
+ * sends again from its files whatever the spool lacks (batlab.labresume),
+ * and a kill between two of the spool's buffered writes leaves one. (A
+ * damaged row before the end is left for the sender to report.) */
+static void cut_torn_row(struct bl_dbsink *s)
+{
+	bool torn;
+	uint64_t end = bl_dbspool_complete(&s->rd, &torn);
+
+	if (torn && end < s->stats.spool_bytes && ftruncate(fileno(s->fa), (off_t)end) == 0) {
+		BL_INFO(MOD, "%s/" BL_DB_SPOOL ": its last row was cut short (%" PRIu64 " bytes): dropped; the"
+		        " run's files have it", s->dir, s->stats.spool_bytes - end);
+		s->stats.spool_bytes = end;
+	}
+	bl_dbspool_seek(&s->rd, s->stats.sent_bytes);
 }
 
 struct bl_dbsink *bl_dbsink_open(struct bl_loop *loop, const char *conninfo, const char *dir,
@@ -283,6 +319,7 @@ struct bl_dbsink *bl_dbsink_open(struct bl_loop *loop, const char *conninfo, con
 	if (s->stats.sent_bytes > s->stats.spool_bytes || s->stats.sent_bytes < s->rd.start)
 		s->stats.sent_bytes = s->rd.start;
 	bl_dbspool_seek(&s->rd, s->stats.sent_bytes);
+	cut_torn_row(s);
 	bl_io_init(&s->io, -1, on_io, s);
 	bl_io_foreign(&s->io); /* libpq may reconnect on the same number */
 	bl_timer_init(&s->gather, on_gathered, s);

@@ -14,6 +14,8 @@
  *   batlab.db_init(url)  -- version found before, version now | nil, err
  *   batlab.db_push(url, run_dir [, wait_s])  -- batches sent | nil, err
  *   batlab.db_series(run_id, cell)  -- the cell's number in batlab.sample_data
+ *   batlab.db_spool_scan(path [, fn])  -- { [series] = its last seq } of the spool's
+ *        -- samples; fn(table, text) for each other row (COPY text) | nil, err
  *   batlab.db_query(url, sql [, { params } [, n]])  -- the rows as text (a tab between
  *        -- fields, a newline after each) | nil, err
  *   local c = batlab.db_connect(url [, wait_s])  -- nil, err
@@ -318,6 +320,62 @@ static int l_db_series(lua_State *L)
 	return 1;
 }
 
+struct scan {
+	lua_State *L;
+	bool fn, failed;
+};
+
+/* A sample's number kept if it is its cell's highest so far (the table
+ * at 3); any other row to the function at 2 (an error in it stops the
+ * reading, the spool closed, and is raised after). */
+static int scan_row(void *ud, const char *table, size_t tl, const char *data, size_t n, bool binary)
+{
+	struct scan *sc = ud;
+	lua_State *L = sc->L;
+	int64_t series, seq;
+
+	if (tl == 11 && memcmp(table, "sample_data", 11) == 0) {
+		if (bl_db_sample_key(data, n, binary, &series, &seq)) {
+			if (lua_rawgeti(L, 3, (lua_Integer)series) != LUA_TNUMBER || lua_tointeger(L, -1) < seq) {
+				lua_pushinteger(L, (lua_Integer)seq);
+				lua_rawseti(L, 3, (lua_Integer)series);
+			}
+			lua_pop(L, 1);
+		}
+		return 0;
+	}
+	if (!sc->fn || binary)
+		return 0;
+	lua_pushvalue(L, 2);
+	lua_pushlstring(L, table, tl);
+	lua_pushlstring(L, data, n);
+	if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+		sc->failed = true;
+		return 1;
+	}
+	return 0;
+}
+
+static int l_db_spool_scan(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	struct scan sc = {L, !lua_isnoneornil(L, 2), false};
+	int r;
+
+	if (sc.fn)
+		luaL_checktype(L, 2, LUA_TFUNCTION);
+	lua_settop(L, 2);
+	lua_newtable(L);
+	r = bl_dbspool_scan(path, scan_row, &sc);
+	if (sc.failed)
+		return lua_error(L);
+	if (r != BL_OK)
+		return bl_lua_fail(L, r, "%s: %s", path, r == BL_ERR_NOTFOUND ? "no such spool"
+		                   : "not a spool of this batlab, or a damaged row in it");
+	lua_settop(L, 3);
+	return 1;
+}
+
 static int l_db_push(lua_State *L)
 {
 	char msg[600];
@@ -445,7 +503,7 @@ void bl_lua_open_db(lua_State *L)
 	static const luaL_Reg funcs[] = {
 		{"db_open", l_db_open}, {"db_check", l_db_check}, {"db_init", l_db_init}, {"db_push", l_db_push},
 		{"db_query", l_db_query}, {"db_connect", l_db_connect}, {"db_series", l_db_series},
-		{NULL, NULL},
+		{"db_spool_scan", l_db_spool_scan}, {NULL, NULL},
 	};
 
 	bl_lua_newclass(L, BL_LUA_DB, db_meta, db_methods);

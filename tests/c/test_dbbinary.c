@@ -4,9 +4,14 @@
  * run), and a spool row re-encoded in COPY's binary format (host/dbbinary.c):
  * each field's bytes as PostgreSQL reads them, the numbers the doubles
  * strtod gives for their text, and rows binary cannot say refused with the
- * buffer left as it was (the sender then sends them as text).
+ * buffer left as it was (the sender then sends them as text); and a row
+ * built field by field (what the feed spools): each field the same bytes
+ * as the text batlab writes of its value, re-encoded, over a quarter of a
+ * million values with ties, signs, zeros and the limits.
  */
+#include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -133,10 +138,148 @@ static void sample_rows(void)
 	bl_buf_free(&b);
 }
 
+/* A seeded xorshift: the same values every run. */
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+static uint64_t next_u64(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+/* A value of any size from 1e-9 to 1e12, either sign; every eighth a
+ * decimal tie at prec (k + 0.5) / 10^prec, as near as a double comes. */
+static double any_value(int prec)
+{
+	static const double p10[] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8};
+	uint64_t r = next_u64();
+	double v;
+
+	if (r % 8 == 0)
+		v = ((double)(r >> 40) + 0.5) / p10[prec];
+	else
+		v = (double)(r >> 11) / 9007199254740992.0 * pow(10, (double)((r >> 3) % 22) - 9);
+	return (r & 4) ? -v : v;
+}
+
+/* The builder's field (bin) and the text path's the same bytes: the
+ * text re-encoded by bl_dbbin_row as a one-field row (its count first),
+ * or where that refuses a number (too many digits: it goes as text), the
+ * double the server's strtod reads. */
+static bool same_field(const struct bl_buf *bin, char type, const struct bl_buf *text)
+{
+	struct bl_buf r = {0};
+	char types[2] = {type, '\0'};
+	bool same;
+
+	if (bl_dbbin_row(&r, types, text->p ? text->p : "", text->len) < 0 && type == 'f') {
+		double d = strtod(text->p, NULL);
+		uint64_t bits;
+		unsigned char f[14] = {0, 1, 0, 0, 0, 8};
+		memcpy(&bits, &d, sizeof bits);
+		for (int i = 0; i < 8; i++)
+			f[6 + i] = (unsigned char)(bits >> (56 - 8 * i));
+		r.len = 0;
+		bl_buf_add(&r, (const char *)f, sizeof f);
+	}
+	same = r.len == bin->len + 2 && memcmp(r.p + 2, bin->p, bin->len) == 0;
+
+	bl_buf_free(&r);
+	return same;
+}
+
+static void built_fields(void)
+{
+	static const double edge[] = {0, -0.0, 0.5, -0.5, 1e-9, -0.00004, 0.125, 2.675, 999999999.9999996,
+	                              1e9, -1e9, 123456789012.5, 1e300, NAN, INFINITY, -INFINITY};
+	static const char *const texts[] = {"CHARGE", "", "tab\there", "line\nbreak", "back\\slash", "\x01\x1f",
+	                                    "caf\xc3\xa9", NULL};
+	struct bl_buf bin = {0}, text = {0};
+	int bad;
+
+	for (int prec = 0; prec <= 8; prec++) {
+		bad = 0;
+		for (int i = 0; i < 30000 + (int)(sizeof edge / sizeof edge[0]); i++) {
+			double v = i < (int)(sizeof edge / sizeof edge[0]) ? edge[i] : any_value(prec);
+			bin.len = text.len = 0;
+			bl_dbbin_fixed(&bin, v, prec);
+			bl_copy_fixed(&text, v, prec);
+			if (!same_field(&bin, 'f', &text) && bad++ < 3)
+				diag("prec %d: %.17g: %s", prec, v, text.p);
+		}
+		is_int(bad, 0, "bl_dbbin_fixed, %d decimals: every value the double its text reads as", prec);
+	}
+	bad = 0;
+	for (int i = 0; i < 30000; i++) {
+		uint64_t r = next_u64();
+		/* 1e-4 s steps around a millisecond's half, 1900 to 2300, and the limits */
+		double e = i == 0 ? 0 : i == 1 ? -1e11 : i == 2 ? 99999999999.9995 : i == 3 ? 1e11 : i == 4 ? -0.0005 :
+		           (double)(int64_t)(r % 12600000000ull) - 2208988800.0 + (double)((r >> 40) % 10) * 1e-4 + 0.0005;
+		bin.len = text.len = 0;
+		bl_dbbin_time(&bin, e);
+		bl_copy_time(&text, e);
+		if (!same_field(&bin, 'T', &text) && bad++ < 3)
+			diag("time %.6f: %s", e, text.p);
+	}
+	is_int(bad, 0, "bl_dbbin_time: every time the microseconds its text reads as (or both NULL)");
+	bad = 0;
+	for (int i = 0; i < (int)(sizeof texts / sizeof texts[0]); i++) {
+		bin.len = text.len = 0;
+		bl_dbbin_text(&bin, texts[i]);
+		bl_copy_text(&text, texts[i]);
+		bad += !same_field(&bin, 't', &text);
+	}
+	is_int(bad, 0, "bl_dbbin_text: tabs, newlines, backslashes, control bytes, UTF-8, empty and NULL as COPY reads them");
+	bad = 0;
+	for (int i = 0; i < 1000; i++) {
+		int64_t v = i == 0 ? INT64_MIN + 1 : i == 1 ? INT64_MAX : (int64_t)next_u64();
+		int32_t w = i == 0 ? INT32_MIN : i == 1 ? INT32_MAX : (int32_t)next_u64();
+		bin.len = text.len = 0;
+		bl_dbbin_int8(&bin, v);
+		bl_copy_int(&text, v);
+		bad += !same_field(&bin, '8', &text);
+		bin.len = text.len = 0;
+		bl_dbbin_int4(&bin, w);
+		bl_copy_int(&text, w);
+		bad += !same_field(&bin, '4', &text);
+	}
+	is_int(bad, 0, "bl_dbbin_int8, bl_dbbin_int4: as their digits read");
+	bl_buf_free(&bin);
+	bl_buf_free(&text);
+}
+
+static void tuple_lengths(void)
+{
+	struct bl_buf b = {0};
+	int64_t a = 0, c = 0;
+	bool all = true;
+
+	bl_dbbin_fields(&b, 3);
+	bl_dbbin_int8(&b, -7);
+	bl_dbbin_int8(&b, 42);
+	bl_dbbin_text(&b, "a\nb");
+	is_int(bl_dbbin_tuple_len(b.p, b.len), (long long)b.len, "a tuple's length from its fields");
+	for (size_t n = 0; n < b.len; n++)
+		all = all && bl_dbbin_tuple_len(b.p, n) == 0;
+	ok(all, "cut short anywhere: not all there yet (0)");
+	ok(bl_dbbin_key(b.p, b.len, &a, &c) && a == -7 && c == 42, "its first two bigints: the key");
+	b.p[1] = 0;
+	is_int(bl_dbbin_tuple_len(b.p, b.len), -1, "no fields: not a tuple");
+	b.len = 0;
+	bl_dbbin_fields(&b, 1);
+	bl_buf_add(&b, "\x7f\0\0\0", 4);
+	is_int(bl_dbbin_tuple_len(b.p, b.len), -1, "a field longer than a row can be: not a tuple");
+	bl_buf_free(&b);
+}
+
 int main(void)
 {
 	plan_lazy();
 	md5_vectors();
 	sample_rows();
+	built_fields();
+	tuple_lengths();
 	return done_testing();
 }

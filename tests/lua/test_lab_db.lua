@@ -9,6 +9,7 @@ local t = dofile(dir .. "tap.lua")
 local cli = dofile(dir .. "cli.lua")
 local lab = dofile(dir .. "labservers.lua")
 local csv = require "batlab.csv"
+local batlab = require "batlab"
 
 local pg = lab.or_skip(lab.postgres())
 local tmp = cli.tmpdir()
@@ -211,15 +212,22 @@ t.is(query(("SELECT count(*) FROM batlab.events WHERE run_id = '%s'"):format(id3
 
 -- ---- rows sent twice: a batch some of whose rows are there already ----------------
 
--- The spool: its format's header, then one line a row in COPY text format.
+-- The spool: its format's header, then a row a line in COPY text format,
+-- or a sample as \1, its table, a tab and a tuple in COPY's binary format.
 local spool3 = cli.read(r3 .. "/db-spool.sql")
-t.is(spool3:match("^[^\n]*"), "# batlab db-spool 2: TABLE<TAB>COPY text row", "the spool's first line: its format")
--- a sample: its cell's number in the run (batlab.series(run_id, cell) in
--- the database: MD5, computed alike on both sides), then its own number
+t.is(spool3:match("^[^\n]*"), "# batlab db-spool 3: TABLE<TAB>COPY text row, or \\1TABLE<TAB>COPY binary tuple",
+	"the spool's first line: its format")
+t.ok(spool3:find("\nruns\t", 1, true), "the run's row: a line of COPY text")
+-- a sample: 17 fields, first its cell's number in the run (batlab.series(run_id,
+-- cell) in the database: MD5, computed alike on both sides), then its own
+-- number, each a bigint of 8 bytes
 local d4 = query(("SELECT batlab.series('%s', 'D4')"):format(id3))[1][1]
-local d4p = d4:gsub("%-", "%%-") -- (a pattern: its sign escaped)
-local row = spool3:match("\nsample_data\t" .. d4p .. "\t1\t[^\n]*")
-t.ok(row and select(2, row:gsub("\t", "")) == 17, "a sample's spool line: the table and 17 fields")
+local function sample_head(seq)
+	return "\1sample_data\t" .. string.pack(">i2 i4 i8 i4 i8", 17, 8, math.tointeger(tonumber(d4)), 8, seq)
+end
+t.ok(spool3:find(sample_head(1), 1, true), "D4's first sample in the spool: the table, 17 fields, its number and 1")
+t.is(batlab.db_spool_scan(r3 .. "/db-spool.sql")[math.tointeger(tonumber(d4))], #csv_rows(r3 .. "/cells/D4.csv"),
+	"batlab.db_spool_scan: D4's last sample number is its CSV's row count")
 t.is(query(("SELECT count(*) FROM batlab.sample_data WHERE series = %s"):format(d4))[1][1],
 	query(("SELECT count(*) FROM batlab.samples WHERE run_id = '%s' AND cell = 'D4'"):format(id3))[1][1],
 	"the samples view joins the cell's number back to the run and the cell")
@@ -228,8 +236,8 @@ t.is(query(("SELECT count(*) FROM batlab.sample_data WHERE series = %s"):format(
 -- batch holds rows the table has and rows it lacks, its COPY fails on the
 -- first, and it goes again through the temporary table.
 local function offset_of(spool, seq)
-	local at = spool:find("\nsample_data\t" .. d4p .. "\t" .. seq .. "\t")
-	return at and at or nil -- the byte after the newline, counted from 0
+	local at = spool:find(sample_head(seq), 1, true)
+	return at and at - 1 or nil -- counted from 0
 end
 local off100 = offset_of(spool3, 100)
 pg:psql(("DELETE FROM batlab.sample_data WHERE series IN (SELECT batlab.series(run_id, cell) FROM batlab.cells"

@@ -62,6 +62,7 @@ local CORE_INTERNAL = {
 	db_push = "`batlab db push` (batlab.labcli)",
 	db_query = "`batlab db` queries (batlab.labcli)",
 	db_series = "a cell's number in batlab.sample_data, for the resume's catch-up (batlab.labresume)",
+	db_spool_scan = "each cell's last sample number in a run's spool, for the resume's catch-up (batlab.labresume)",
 	db_connect = "`batlab report --db` reads runs back (batlab.report.dbload)",
 	mqtt_open = "the runner's MQTT telemetry (batlab.labsink; `batlab run --mqtt`)",
 	open_file = "io.open with a big buffer for the Lexcelon log (batlab.lexcelon_log)",
