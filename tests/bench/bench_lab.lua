@@ -167,6 +167,31 @@ print(("bench lab_cycletest: virtual stock cycle test %.2f s, with --db %.2f s: 
 print(("FIGURE\tvirtual stock cycle test of 4 cells with --db against without (wall, medians of 3; a local"
 	.. " PostgreSQL with its default durability)\t%.2f s against %.2f s: %.2f times\t<= 1.5 times\t")
 	:format(m1, m0, m1 / m0))
+-- What the server alone takes to store those samples: the first run's,
+-- out of the database in COPY's binary format, into a table with the same
+-- key and index, by psql (one COPY, one transaction, nothing else running;
+-- medians of 3). The sink cannot end before the server has them all: this
+-- against the run without the sink is what the ratio cannot go under,
+-- whatever batlab does, unless the two overlap.
+local bin_file = tmp .. "/samples.bin"
+assert(pg:psql(("\\copy (SELECT d.* FROM batlab.sample_data d JOIN batlab.cells c ON batlab.series(c.run_id, c.cell)"
+	.. " = d.series JOIN batlab.runs r ON r.run_id = c.run_id WHERE r.run_dir LIKE '%%/c1-1') TO '%s' WITH (FORMAT binary)")
+	:format(bin_file)))
+assert(pg:psql("CREATE TABLE bench_store (LIKE batlab.sample_data INCLUDING ALL)"))
+local alone = {}
+for k = 1, 3 do
+	local okp, out = lab.sh(("psql -X -q '%s' -c '\\timing on' -c \"\\copy bench_store FROM '%s' WITH (FORMAT binary)\"")
+		:format(pg.url, bin_file))
+	alone[k] = okp and tonumber(out:match("Time: ([%d.]+) ms")) and tonumber(out:match("Time: ([%d.]+) ms")) / 1000
+		or math.huge
+	pg:psql("TRUNCATE bench_store")
+end
+pg:psql("DROP TABLE bench_store")
+local ma = median(alone)
+print(("bench lab_cycletest: the server alone stores the run's samples in %.2f s (psql COPY, binary, one"
+	.. " transaction; the run without the sink: %.2f s)"):format(ma, m0))
+print(("FIGURE\tthe same samples stored by the server alone (psql COPY of the first run's, binary, one transaction,"
+	.. " the same key and index; medians of 3)\t%.2f s: %.2f times the run without --db\t\t"):format(ma, ma / m0))
 print(("bench lab_cycletest: CPU: batlab %.2f s, with --db %.2f s; the server %.2f s storing the run"
 	.. " (%s samples)"):format(median(c0), median(c1), median(srv),
 	(select(2, pg:psql("SELECT count(*) FROM batlab.samples s JOIN batlab.runs r USING (run_id) WHERE r.run_dir LIKE '%/c1-1'")) or "?"):match("%d+") or "?"))
