@@ -121,6 +121,8 @@ static ssize_t row_len(const char *p, size_t avail, bool *binary)
 	ssize_t n;
 
 	*binary = avail > 0 && p[0] == BL_DBSPOOL_BINARY;
+	if (avail == 0)
+		return 0;   /* (p may be NULL: no buffer yet) */
 	if (!*binary) {
 		nl = memchr(p, '\n', avail);
 		return nl ? nl - p + 1 : 0;
