@@ -361,7 +361,8 @@ local function tidy_all(R)
 		end
 	end
 	tidy(dir .. "/events.log")
-	tidy(dir .. "/db-spool.sql") -- (batlab.labresume reads it; the sender appends to it)
+	-- (not db-spool.sql: its binary rows hold any byte, newlines too; the
+	-- sink cuts its torn last row itself when it opens it, dbsink.c)
 	for entry in lfs.dir(dir) do
 		if entry:find("^batlab%-log_.*%.csv$") then
 			tidy(dir .. "/" .. entry)

@@ -75,7 +75,7 @@ uint64_t bl_dbsink_close(struct bl_dbsink *s, double wait_s, char *msg, size_t m
  * data: COPY text without its newline, or (binary) a binary tuple; a
  * non-zero return stops the reading. BL_OK, BL_ERR_NOTFOUND (no spool),
  * BL_ERR_PROTO (not a spool this batlab writes, or a damaged row: what
- * came before it was read). */
+ * came before it was read), BL_ERR_MEM (no memory for a row). */
 typedef int (*bl_dbspool_fn)(void *ud, const char *table, size_t tl, const char *data, size_t n,
                              bool binary);
 int bl_dbspool_scan(const char *path, bl_dbspool_fn fn, void *ud);

@@ -59,8 +59,8 @@ void bl_dbspool_seek(struct bl_dbspool *sp, uint64_t off);
 /* The next complete row of a COPY spool: its table's name (tl bytes,
  * not terminated) and its data (n bytes): COPY text with its newline,
  * or (binary) a binary tuple; valid until the next call. 1: a row, 0:
- * none complete yet, -1: a bad row. bl_dbspool_unread gives the row
- * back for the next call. */
+ * none complete yet, -1: a bad row, -2: no memory to read it.
+ * bl_dbspool_unread gives the row back for the next call. */
 int bl_dbspool_next(struct bl_dbspool *sp, const char **table, size_t *tl, const char **data,
                     size_t *n, bool *binary);
 void bl_dbspool_unread(struct bl_dbspool *sp);

@@ -121,6 +121,8 @@ static ssize_t row_len(const char *p, size_t avail, bool *binary)
 	ssize_t n;
 
 	*binary = avail > 0 && p[0] == BL_DBSPOOL_BINARY;
+	if (avail == 0)
+		return 0;   /* (p may be NULL: no buffer yet) */
 	if (!*binary) {
 		nl = memchr(p, '\n', avail);
 		return nl ? nl - p + 1 : 0;
@@ -136,7 +138,8 @@ static ssize_t row_len(const char *p, size_t avail, bool *binary)
 }
 
 /* The next complete row at buf + pos: its length, 0 when none is
- * complete yet, -1 a bad row (or no memory to read it). */
+ * complete yet, -1 a bad row, -2 no memory to read it (not the row's
+ * fault: the sender tries again, dbsend.c). */
 static ssize_t next_row(struct bl_dbspool *sp, bool *binary)
 {
 	ssize_t n, got;
@@ -146,7 +149,7 @@ static ssize_t next_row(struct bl_dbspool *sp, bool *binary)
 		if (n != 0)
 			return n;
 		if ((got = fill(sp)) <= 0)
-			return got < 0 ? -1 : 0;
+			return got < 0 ? -2 : 0;
 	}
 }
 
@@ -243,7 +246,7 @@ int bl_dbspool_scan(const char *path, bl_dbspool_fn fn, void *ud)
 	else if (sp.format != BL_DBSPOOL_EMPTY)
 		r = -1;
 	bl_dbspool_close(&sp);
-	return r < 0 ? BL_ERR_PROTO : BL_OK;
+	return r == -2 ? BL_ERR_MEM : r < 0 ? BL_ERR_PROTO : BL_OK;
 }
 
 static bool text_int(const char **p, const char *end, int64_t *v)

@@ -371,6 +371,7 @@ static int l_db_spool_scan(lua_State *L)
 		return lua_error(L);
 	if (r != BL_OK)
 		return bl_lua_fail(L, r, "%s: %s", path, r == BL_ERR_NOTFOUND ? "no such spool"
+		                   : r == BL_ERR_MEM ? "out of memory"
 		                   : "not a spool of this batlab, or a damaged row in it");
 	lua_settop(L, 3);
 	return 1;

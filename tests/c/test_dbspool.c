@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "host/db.h"
@@ -155,6 +157,68 @@ static void older(void)
 	ok(bl_dbspool_scan("/nonexistent/db-spool.sql", keep_max, NULL) == BL_ERR_NOTFOUND, "no spool: said");
 }
 
+/* A row longer than the memory the reader may have: out of memory, not
+ * a damaged row (the sender then drops the batch and goes on, as for a
+ * lost connection; a bad row would stop it for good). In a child whose
+ * address space is capped (not under ASan or valgrind: they need theirs). */
+static void no_memory(void)
+{
+	static const char row[] = "events\t";
+	const char *vg = getenv("LD_PRELOAD");
+	size_t big = 256u << 20;
+	long pages = 0;
+	int status = -1;
+	FILE *f;
+	pid_t pid;
+
+#if defined(__SANITIZE_ADDRESS__)
+	vg = "asan";
+#endif
+	if (vg && *vg) {
+		ok(1, "# SKIP out of memory: not under ASan or valgrind");
+		return;
+	}
+	f = fopen(path, "w");
+	fputs(BL_DBSPOOL_HEADER, f);
+	fputs(row, f);
+	fflush(f);
+	/* a line of zero bytes (a sparse file), its newline at the end */
+	if (ftruncate(fileno(f), (off_t)(strlen(BL_DBSPOOL_HEADER) + strlen(row) + big)) != 0)
+		big = 0;
+	fseeko(f, 0, SEEK_END);
+	fputc('\n', f);
+	fclose(f);
+	f = fopen("/proc/self/statm", "r");
+	if (!f || fscanf(f, "%ld", &pages) != 1)
+		pages = 0;
+	if (f)
+		fclose(f);
+	if (!big || !pages) {
+		ok(1, "# SKIP out of memory: no sparse file or no /proc");
+		return;
+	}
+	pid = fork();
+	if (pid == 0) {
+		struct rlimit lim;
+		struct bl_dbspool sp;
+		const char *table, *data;
+		size_t tl, n;
+		bool binary;
+		int r;
+
+		lim.rlim_cur = lim.rlim_max = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + (64u << 20);
+		if (setrlimit(RLIMIT_AS, &lim) != 0 || bl_dbspool_open(&sp, path) != 0)
+			_exit(9);
+		r = bl_dbspool_next(&sp, &table, &tl, &data, &n, &binary);
+		bl_dbspool_close(&sp);
+		_exit(r + 3);
+	}
+	if (pid > 0)
+		waitpid(pid, &status, 0);
+	is_int(WIFEXITED(status) ? WEXITSTATUS(status) - 3 : 99, -2,
+	       "a row the reader has no memory for: out of memory (-2), not a bad row (-1)");
+}
+
 int main(void)
 {
 	int fd;
@@ -167,6 +231,7 @@ int main(void)
 	close(fd);
 	mixed();
 	older();
+	no_memory();
 	unlink(path);
 	return done_testing();
 }

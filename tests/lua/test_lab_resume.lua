@@ -81,6 +81,42 @@ local function same_rows(run_dir, run_id, cell, rows)
 	return bad, #file
 end
 
+-- The spool's whole rows, { start, stop, binary } (positions in s): after
+-- its header, lines of COPY text, and binary rows (\1, the table, a tab,
+-- a 16-bit field count, then each field's 32-bit length, -1 for NULL, and
+-- its bytes).
+local function spool_rows(s)
+	local rows, at = {}, (s:find("\n", 1, true) or #s) + 1
+	while at <= #s do
+		local stop
+		if s:byte(at) == 1 then
+			local tab = s:find("\t", at, true)
+			local p, nf = tab and tab + 1, 0
+			if p and p + 1 <= #s then
+				nf, p = string.unpack(">i2", s, p)
+				for _ = 1, nf do
+					if p + 3 > #s then
+						p = #s + 2
+						break
+					end
+					local len
+					len, p = string.unpack(">i4", s, p)
+					p = p + math.max(len, 0)
+				end
+			end
+			stop = p and p - 1 <= #s and p - 1 or nil
+		else
+			stop = s:find("\n", at, true)
+		end
+		if not stop then
+			break
+		end
+		rows[#rows + 1] = { start = at, stop = stop, binary = s:byte(at) == 1 }
+		at = stop + 1
+	end
+	return rows
+end
+
 local function subscribe(file)
 	local done = lab.subscribe(mq, file, "batlab/#")
 	return function() return done() or "" end
@@ -114,9 +150,21 @@ t.is(entry.mqtt, mq.url, "and its broker")
 t.ok(not journal:find("sekret") and not (cli.read(r1 .. "/run.json") or ""):find("sekret"),
 	"the password is nowhere in the journal (its command line too) or run.json")
 -- What a crash loses of the spool, for certain: its last rows, the last
--- one cut short (what a kill between two of its buffer's writes leaves).
+-- one cut short (what a kill between two of its buffer's writes leaves):
+-- 5 bytes of a binary sample that follows another, so that no newline
+-- byte comes after the last whole row (which a cut back to the last
+-- newline, as for a file of lines, would lose).
 local spool = cli.read(r1 .. "/db-spool.sql")
-cli.write(r1 .. "/db-spool.sql", spool:sub(1, #spool - 3001))
+local rows1, torn = spool_rows(spool), nil
+for i = 2, #rows1 do
+	if rows1[i].stop < #spool - 3000 and rows1[i].binary and rows1[i - 1].binary then
+		torn = i
+	end
+end
+local whole = torn and rows1[torn].start - 1 or 0
+t.ok(torn and spool:byte(whole) ~= 10, "the crash's spool: its last whole row a binary sample, not ending in a newline byte")
+spool = spool:sub(1, whole + 5)
+cli.write(r1 .. "/db-spool.sql", spool)
 local rows_a = #csv_rows(r1 .. "/cells/A.csv")
 t.ok(rows_a > 20, "A's rows before the crash: " .. rows_a)
 
@@ -133,6 +181,13 @@ t.is(code, 137, "a first resume is killed too")
 t.like(err, "warning: the run's database URL had a password, which the run did not write down",
 	"without BATLAB_DB, the resume says the password is not known (and connects without it)")
 t.ok(tonumber(cli.read(r1 .. "/db-spool.sent") or "") > 0, "it had sent rows")
+local spool2 = cli.read(r1 .. "/db-spool.sql") or ""
+local starts = {}
+for _, r in ipairs(spool_rows(spool2)) do
+	starts[r.start] = true
+end
+t.ok(spool2:sub(1, whole) == spool:sub(1, whole) and starts[whole + 1],
+	"the resume kept every whole row of the crash's spool, dropped its torn row and appended after them")
 code, _, err = cli.batlab(("resume %s --quiet"):format(r1), "BATLAB_DB=" .. q(URL_PW) .. " BATLAB_DB_WAIT=20")
 t.is(code, 0, "the second resume completes the run " .. err)
 t.is(err, "", "resume: nothing on stderr (the password came back from BATLAB_DB)")
