@@ -30,7 +30,7 @@ DESTDIR ?=
 UDEVDIR ?= $(if $(filter /usr,$(PREFIX)),/usr/lib/udev/rules.d,/etc/udev/rules.d)
 UDEV    ?=
 CC      ?= cc
-PKGS     = lua5.4 libserialport readline libcurl libpq libmosquitto zlib libcrypto
+PKGS     = lua5.4 libserialport readline libcurl libpq libmosquitto zlib libcrypto libssl
 VERSION  = 0.1.0
 
 ifeq ($(SANITIZE),1)

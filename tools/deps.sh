@@ -6,7 +6,7 @@ set -eu
 
 PKGS="build-essential pkg-config liblua5.4-dev lua5.4 libserialport-dev libreadline-dev \
 lua-cjson lua-filesystem perl clang libclang-rt-14-dev valgrind libcurl4-openssl-dev zlib1g-dev libxml2-utils \
-libpq-dev libssl-dev libmosquitto-dev postgresql mosquitto mosquitto-clients"
+libpq-dev libssl-dev libmosquitto-dev postgresql mosquitto mosquitto-clients openssl"
 # `make check-report` only (tools/deps.sh --report): a browser is large,
 # and no other target needs it.
 if [ "${1:-}" = "--report" ]; then

@@ -119,8 +119,10 @@ function M.open(R)
 			return nil, "--mqtt: this batlab was built without MQTT"
 		end
 		local opts, oerr = mqtt_opts(mqtt_url, conf, lab.host)
-		local mq, err = opts and batlab.mqtt_open(opts)
-		err = err or oerr
+		local mq, err = nil, oerr
+		if opts then
+			mq, err = batlab.mqtt_open(opts)
+		end
 		if not mq then
 			lab:close("error")
 			return nil, "--mqtt: " .. tostring(err)

@@ -4,6 +4,9 @@
 #include <string.h>
 
 #include <mosquitto.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "core/bl.h"
 #include "core/clock.h"
@@ -37,7 +40,7 @@ struct bl_mqtt {
 	char prefix[TOPIC_MAX];     /* <prefix>/<node> */
 	char host[256];
 	int port;
-	bool tls;
+	char tls_why[120];          /* why the broker's certificate was refused */
 	bool connecting, connected, closing;
 	struct bl_resolve *lookup;  /* the broker's name being looked up */
 	struct bl_addrs addrs;      /* its addresses, tried in turn */
@@ -156,32 +159,49 @@ static void watch(struct bl_mqtt *m)
 
 static void connect_next(struct bl_mqtt *m);
 
+/* The handshake failed on the broker's certificate (tls_info): said as
+ * such, naming the host it was checked against, rather than libmosquitto's
+ * "A TLS error occurred." */
+static void refused(struct bl_mqtt *m)
+{
+	char msg[sizeof m->st.error];
+
+	snprintf(msg, sizeof msg, "the MQTT broker %.50s:%d is refused: its certificate %.90s", m->host, m->port,
+	         m->tls_why);
+	m->tls_why[0] = '\0';
+	say_error(m, msg);
+}
+
 static void lost(struct bl_mqtt *m, int rc)
 {
-	bool trying = m->connecting && !m->connected;
+	/* the name's next address, at once (localhost: ::1, then 127.0.0.1),
+	 * the error said only when the last one fails too */
+	bool next = m->connecting && !m->connected && !m->closing && m->next_addr > 0
+	            && m->next_addr < m->addrs.n;
 
-	if (m->connected || m->connecting)
+	if (!next && (m->connected || m->connecting) && m->tls_why[0])
+		refused(m);
+	else if (!next && (m->connected || m->connecting))
 		set_error(m, m->connected ? "lost the MQTT broker" : "cannot reach the MQTT broker", rc);
 	m->connected = m->connecting = false;
 	m->st.connected = false;
 	if (m->io.active)
 		bl_io_stop(m->loop, &m->io);
-	/* the name's next address, at once (localhost: ::1, then 127.0.0.1) */
-	if (trying && !m->closing && m->next_addr > 0 && m->next_addr < m->addrs.n)
+	if (next)
 		connect_next(m);
 }
 
-/* Connect to the next address the lookup gave. With TLS libmosquitto
- * checks the broker's certificate against the host it is given, so it
- * gets the name, and looks it up again itself (docs/lab.md). */
+/* Connect to the next address the lookup gave: libmosquitto is given the
+ * number, never the name, which it would look up again itself, blocking
+ * the loop (with TLS too: the certificate is checked against the name by
+ * the SSL_CTX, tls_setup). */
 static void connect_next(struct bl_mqtt *m)
 {
-	const char *to = m->tls ? m->host : m->addrs.a[m->next_addr];
 	int rc;
 
-	m->next_addr = m->tls ? m->addrs.n : m->next_addr + 1;
 	m->connecting = true;
-	rc = mosquitto_connect_async(m->mq, to, m->port, KEEPALIVE_S);
+	m->tls_why[0] = '\0';
+	rc = mosquitto_connect_async(m->mq, m->addrs.a[m->next_addr++], m->port, KEEPALIVE_S);
 	if (rc != MOSQ_ERR_SUCCESS)
 		lost(m, rc);
 	else
@@ -259,7 +279,11 @@ static void on_io(struct bl_loop *loop, struct bl_io *io, unsigned events, void 
 
 	(void)loop;
 	(void)io;
-	if (events & BL_IO_READ)
+	/* while connecting, a socket ready to write goes to loop_read too: a
+	 * TLS handshake under way goes on only there (libmosquitto's
+	 * loop_write leaves it alone, and the broker says nothing until it has
+	 * our hello); with nothing to read it reads nothing */
+	if ((events & BL_IO_READ) || (m->connecting && (events & BL_IO_WRITE)))
 		rc = mosquitto_loop_read(m->mq, 1);
 	if (rc == MOSQ_ERR_SUCCESS && (events & BL_IO_WRITE))
 		rc = mosquitto_loop_write(m->mq, 1);
@@ -288,7 +312,106 @@ static void on_tick(struct bl_loop *loop, struct bl_timer *t, void *ud)
 	}
 }
 
-static int configure(struct bl_mqtt *m, const struct bl_mqtt_opts *o)
+/* OpenSSL's word on the handshake. At its start: the server's name (SNI)
+ * is the name the user gave, not the address libmosquitto was given and
+ * set (SSL_set_tlsext_host_name in its net__socket_connect_step3, just
+ * before SSL_connect: there is no other hook in between), none for a
+ * number (RFC 6066). An alert sent: when it is for the broker's
+ * certificate, why (for lost() to say). */
+static void tls_info(const SSL *ssl, int where, int ret)
+{
+	struct bl_mqtt *m = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+	long v;
+
+	(void)ret;
+	if (where & SSL_CB_HANDSHAKE_START) {
+		m->tls_why[0] = '\0';
+		/* the SSL is libmosquitto's, not const: OpenSSL's callback type says
+		 * only that it does not expect to be changed from here */
+		SSL_set_tlsext_host_name((SSL *)ssl, bl_host_needs_lookup(m->host) ? m->host : NULL);
+	} else if ((where & SSL_CB_ALERT) && (where & SSL_CB_WRITE)
+	           && (v = SSL_get_verify_result(ssl)) != X509_V_OK) {
+		if (v == X509_V_ERR_HOSTNAME_MISMATCH || v == X509_V_ERR_IP_ADDRESS_MISMATCH)
+			snprintf(m->tls_why, sizeof m->tls_why, "is not for '%.70s'", m->host);
+		else
+			snprintf(m->tls_why, sizeof m->tls_why, "does not verify: %.80s",
+			         X509_verify_cert_error_string(v));
+	}
+}
+
+/* The CA certificates, the client's certificate and key (from the lab
+ * configuration file) into ctx, or false with why in err. */
+static bool tls_files(SSL_CTX *ctx, const struct bl_mqtt_opts *o, char *err, size_t errlen)
+{
+	const char *what = NULL, *file = NULL, *why;
+	unsigned long e;
+
+	if (SSL_CTX_load_verify_locations(ctx, o->cafile, o->capath) != 1)
+		what = "CA certificates", file = o->cafile ? o->cafile : o->capath;
+	else if (o->certfile && SSL_CTX_use_certificate_chain_file(ctx, o->certfile) != 1)
+		what = "client certificate", file = o->certfile;
+	else if (o->keyfile && SSL_CTX_use_PrivateKey_file(ctx, o->keyfile, SSL_FILETYPE_PEM) != 1)
+		what = "client key", file = o->keyfile;
+	else if ((o->certfile || o->keyfile) && SSL_CTX_check_private_key(ctx) != 1)
+		what = "client key (not the certificate's)", file = o->keyfile ? o->keyfile : o->certfile;
+	if (!what)
+		return true;
+	e = ERR_peek_error(); /* the first: the cause ("No such file...") */
+	why = ERR_SYSTEM_ERROR(e) ? strerror(ERR_GET_REASON(e)) : ERR_reason_error_string(e);
+	snprintf(err, errlen, "cannot load the MQTT %s from %s: %s", what, file, why ? why : "unknown error");
+	ERR_clear_error();
+	return false;
+}
+
+/* TLS: libmosquitto connects to the addresses batlab looked up, and the
+ * broker's certificate is checked against the name by OpenSSL during the
+ * handshake, before CONNECT (and any credentials) goes out.
+ *
+ * The SSL_CTX is ours and complete: its verify parameters name the host
+ * (each SSL libmosquitto makes from it inherits them), it holds the CA
+ * files and the client's certificate, and libmosquitto, with
+ * MOSQ_OPT_SSL_CTX_WITH_DEFAULTS off (it is on unless said), uses it as it
+ * is (net__init_ssl_ctx) and installs no verify callback of its own. Not
+ * WITH_DEFAULTS: libmosquitto
+ * 2.0.11 (Debian 12) then installs a callback that finds no client on the
+ * SSL, its TLS being initialised only for a CTX it makes itself, and
+ * refuses every certificate (fixed in 2.0.15). "Insecure" keeps any
+ * version from checking the host against the address it is given. */
+static bool tls_setup(struct bl_mqtt *m, const struct bl_mqtt_opts *o, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	X509_VERIFY_PARAM *vp;
+	bool ok;
+
+	if (!ctx) {
+		snprintf(err, errlen, "out of memory");
+		return false;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	vp = SSL_CTX_get0_param(ctx);
+	X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	ok = bl_host_needs_lookup(m->host) ? X509_VERIFY_PARAM_set1_host(vp, m->host, 0) == 1
+	                                   : X509_VERIFY_PARAM_set1_ip_asc(vp, m->host) == 1;
+	if (!ok)
+		snprintf(err, errlen, "the MQTT broker's host '%s' cannot be checked against a certificate", m->host);
+	SSL_CTX_set_app_data(ctx, m);
+	SSL_CTX_set_info_callback(ctx, tls_info);
+	ok = ok && tls_files(ctx, o, err, errlen);
+	if (ok && (mosquitto_void_option(m->mq, MOSQ_OPT_SSL_CTX, ctx) != MOSQ_ERR_SUCCESS
+	           || mosquitto_int_option(m->mq, MOSQ_OPT_SSL_CTX_WITH_DEFAULTS, 0) != MOSQ_ERR_SUCCESS
+	           || mosquitto_tls_insecure_set(m->mq, true) != MOSQ_ERR_SUCCESS)) {
+		snprintf(err, errlen, "this libmosquitto takes no TLS context");
+		ok = false;
+	}
+	/* libmosquitto took its own reference (mosquitto_void_option), which
+	 * mosquitto_destroy drops, before m is freed */
+	SSL_CTX_free(ctx);
+	return ok;
+}
+
+static bool configure(struct bl_mqtt *m, const struct bl_mqtt_opts *o, char *err, size_t errlen)
 {
 	char topic[TOPIC_MAX + 16];
 	int rc;
@@ -297,16 +420,17 @@ static int configure(struct bl_mqtt *m, const struct bl_mqtt_opts *o)
 	rc = mosquitto_will_set(m->mq, topic, 5, "false", 1, true);
 	if (rc == MOSQ_ERR_SUCCESS && (o->username || o->password))
 		rc = mosquitto_username_pw_set(m->mq, o->username, o->password);
-	if (rc == MOSQ_ERR_SUCCESS && (o->cafile || o->capath))
-		rc = mosquitto_tls_set(m->mq, o->cafile, o->capath, o->certfile, o->keyfile, NULL);
-	return rc;
+	if (rc != MOSQ_ERR_SUCCESS) {
+		snprintf(err, errlen, "%s", mosquitto_strerror(rc));
+		return false;
+	}
+	return !(o->cafile || o->capath) || tls_setup(m, o, err, errlen);
 }
 
 struct bl_mqtt *bl_mqtt_open(struct bl_loop *loop, const struct bl_mqtt_opts *o, char *err,
                              size_t errlen)
 {
 	struct bl_mqtt *m = calloc(1, sizeof *m);
-	int rc = MOSQ_ERR_NOMEM;
 
 	if (!m) {
 		snprintf(err, errlen, "out of memory");
@@ -319,8 +443,9 @@ struct bl_mqtt *bl_mqtt_open(struct bl_loop *loop, const struct bl_mqtt_opts *o,
 	snprintf(m->host, sizeof m->host, "%s", o->host);
 	m->port = o->port > 0 ? o->port : (o->cafile || o->capath) ? 8883 : 1883;
 	m->mq = mosquitto_new(NULL, true, m);
-	if (!m->mq || (rc = configure(m, o)) != MOSQ_ERR_SUCCESS) {
-		snprintf(err, errlen, "%s", m->mq ? mosquitto_strerror(rc) : "out of memory");
+	if (!m->mq)
+		snprintf(err, errlen, "out of memory");
+	if (!m->mq || !configure(m, o, err, errlen)) {
 		if (m->mq)
 			mosquitto_destroy(m->mq);
 		free(m);
@@ -333,7 +458,6 @@ struct bl_mqtt *bl_mqtt_open(struct bl_loop *loop, const struct bl_mqtt_opts *o,
 	bl_io_foreign(&m->io); /* libmosquitto opens its sockets itself */
 	bl_timer_init(&m->tick, on_tick, m);
 	bl_timer_after(loop, &m->tick, 1000000u, 1000000u);
-	m->tls = o->cafile || o->capath;
 	try_connect(m);
 	return m;
 }
@@ -396,9 +520,11 @@ void bl_mqtt_close(struct bl_mqtt *m, double wait_s)
 	/* a connection still under way (a run shorter than connecting): the
 	 * statuses held for it go out once it is up */
 	until = bl_clock_monotonic_us() + (uint64_t)(wait_s * 1e6);
-	while (m->connecting && !m->connected && !m->lookup && bl_clock_monotonic_us() < until)
-		if (mosquitto_loop(m->mq, 100, 1) != MOSQ_ERR_SUCCESS)
-			break;
+	while (m->connecting && !m->connected && !m->lookup && bl_clock_monotonic_us() < until) {
+		int rc = mosquitto_loop(m->mq, 100, 1);
+		if (rc != MOSQ_ERR_SUCCESS)
+			lost(m, rc); /* said (a refused certificate too), the next address tried */
+	}
 	m->closing = true;
 	bl_timer_stop(m->loop, &m->tick);
 	bl_resolve_cancel(m->lookup);

@@ -11,6 +11,11 @@
  * (the files and the database keep everything), and the connection is
  * tried again at most once a second of real time. The broker being down
  * never stalls or stops a test.
+ *
+ * libmosquitto is given the addresses batlab looked up (resolve.h), never
+ * the name. With TLS the broker's certificate is checked against the host
+ * as given (a name, or a number's IP address) in the handshake, before
+ * CONNECT goes out, and the name is sent as the server name (SNI).
  */
 #ifndef BL_MQTT_H
 #define BL_MQTT_H
@@ -31,7 +36,7 @@ struct bl_mqtt_opts {
 	const char *node;            /* this host's name in the topics */
 	/* from the configuration file only (never the command line) */
 	const char *username, *password;
-	const char *cafile, *capath;  /* either set: TLS */
+	const char *cafile, *capath;  /* either set: TLS, these CAs only */
 	const char *certfile, *keyfile;
 };
 

@@ -7,9 +7,13 @@
 --   lab.postgres{ durable = true }   -- a server as a lab runs one (below)
 --   pg.url; pg:psql("select 1"); pg:stop(); pg:start(); pg:destroy()
 --   local mq, why = lab.mosquitto()  -- mq.port, mq.url; mq:destroy()
---   local done = lab.subscribe(mq, file, topic)  -- mosquitto_sub in the
---       background into file, ready; done() -> all it got, once it has
---       seen a marker published after everything before it (nil: never)
+--   lab.mosquitto(nil, nil, { cafile =, certfile =, keyfile = })  -- TLS
+--       only (mq.url mqtts://localhost:PORT); mq.client: mosquitto_sub's
+--       and mosquitto_pub's options to reach it
+--   local done = lab.subscribe(mq, file, topic [, options])  -- mosquitto_sub
+--       (with options, e.g. "-R": no retained messages) in the background
+--       into file, ready; done() -> all it got, once it has seen a marker
+--       published after everything before it (nil: never)
 --
 -- PostgreSQL refuses to run as root: as root the server runs as `nobody`.
 -- Readiness is waited for, never slept for: pg_ctl -w waits until the
@@ -160,6 +164,15 @@ function M.postgres(opts)
 	return nil, "the PostgreSQL server did not start: " .. why
 end
 
+local function read(path)
+	local f = io.open(path, "rb")
+	local text = f and f:read("a")
+	if f then
+		f:close()
+	end
+	return text
+end
+
 local MQ = {}
 MQ.__index = MQ
 MQ.__gc = function(s)
@@ -181,9 +194,26 @@ function MQ:destroy()
 	sh("rm -rf " .. q(self.dir))
 end
 
--- mosquitto([user, password]) -> broker | nil, why. With a user, the
--- broker takes only that user (a password file), no anonymous clients.
-function M.mosquitto(user, password)
+-- The broker's configuration: its listener, plain or TLS (the broker's
+-- certificate and key, and the CA it trusts), who may connect.
+local function mosquitto_conf(dir, port, auth, tls)
+	local f = assert(io.open(dir .. "/mosquitto.conf", "w"))
+	f:write(("listener %d 127.0.0.1\n"):format(port))
+	if tls then
+		f:write(("cafile %s\ncertfile %s\nkeyfile %s\n"):format(tls.cafile, tls.certfile, tls.keyfile))
+	end
+	f:write(("%spersistence false\npid_file %s/pid\nlog_dest file %s/log\n"):format(auth, dir, dir))
+	f:close()
+end
+
+-- mosquitto([user, password [, tls]]) -> broker | nil, why. With a user,
+-- the broker takes only that user (a password file), no anonymous
+-- clients. With tls ({ cafile, certfile, keyfile }: files the broker can
+-- read), a TLS listener only; the helpers' own clients (readiness, the
+-- subscriber's marks) check its certificate against tls.cafile but not
+-- its name, so that a broker with a certificate for another name can be
+-- used too.
+function M.mosquitto(user, password, tls)
 	if not sh("command -v mosquitto && command -v mosquitto_sub && command -v mosquitto_pub") then
 		return nil, "mosquitto or mosquitto-clients is not installed (make deps installs them)"
 	end
@@ -198,18 +228,19 @@ function M.mosquitto(user, password)
 		auth = ("allow_anonymous false\npassword_file %s/passwd\n"):format(dir)
 		pub_auth = (" -u %s -P %s"):format(q(user), q(password))
 	end
-	local port = first_port(24000)
+	local tls_opts = tls and (" --cafile %s --insecure"):format(q(tls.cafile)) or ""
+	local port, why = first_port(24000), ""
 	for k = 0, 9 do
 		local p = port + k
-		local f = assert(io.open(dir .. "/mosquitto.conf", "w"))
-		f:write(("listener %d 127.0.0.1\n%spersistence false\npid_file %s/pid\nlog_dest file %s/log\n")
-			:format(p, auth, dir, dir))
-		f:close()
-		if sh(("mosquitto -d -c %s"):format(q(dir .. "/mosquitto.conf"))) then
+		local client = ("-h 127.0.0.1 -p %d%s%s"):format(p, tls_opts, pub_auth)
+		mosquitto_conf(dir, p, auth, tls)
+		local started, out = sh(("mosquitto -d -c %s"):format(q(dir .. "/mosquitto.conf")))
+		why = out
+		if started then
 			for _ = 1, 200 do
-				if sh(("mosquitto_pub -h 127.0.0.1 -p %d%s -t batlab-test/ready -n"):format(p, pub_auth)) then
-					return setmetatable({ dir = dir, port = p, url = ("mqtt://127.0.0.1:%d"):format(p),
-						auth = pub_auth }, MQ)
+				if sh(("mosquitto_pub %s -t batlab-test/ready -n"):format(client)) then
+					return setmetatable({ dir = dir, port = p, auth = pub_auth, client = client,
+						url = (tls and "mqtts://localhost:%d" or "mqtt://127.0.0.1:%d"):format(p) }, MQ)
 				end
 				if not lfs.attributes(dir .. "/pid") then
 					break -- it exited (the port was taken): the next one
@@ -221,22 +252,13 @@ function M.mosquitto(user, password)
 		end
 	end
 	sh("rm -rf " .. q(dir))
-	return nil, "the mosquitto broker did not start"
+	return nil, "the mosquitto broker did not start " .. why
 end
 
-local function read(path)
-	local f = io.open(path, "rb")
-	local text = f and f:read("a")
-	if f then
-		f:close()
-	end
-	return text
-end
-
-function M.subscribe(mq, file, topic)
-	local pub = ("mosquitto_pub -h 127.0.0.1 -p %d -t batlab-test/mark -m "):format(mq.port)
-	assert(os.execute(("mosquitto_sub -h 127.0.0.1 -p %d -v -t %s -t batlab-test/mark > %s 2>&1 & echo $! > %s.pid")
-		:format(mq.port, q(topic), q(file), q(file))))
+function M.subscribe(mq, file, topic, options)
+	local pub = ("mosquitto_pub %s -t batlab-test/mark -m "):format(mq.client)
+	assert(os.execute(("mosquitto_sub %s %s -v -t %s -t batlab-test/mark > %s 2>&1 & echo $! > %s.pid")
+		:format(mq.client, options or "", q(topic), q(file), q(file))))
 	local function mark(word)
 		for _ = 1, 300 do
 			sh(pub .. word)
