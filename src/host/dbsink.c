@@ -24,6 +24,9 @@
 #define GATHER_BYTES (64u << 10)
 #define GATHER_US 100000u
 #define SPOOL_BUF (64u << 10)
+/* The most a row cut short by a crash can be (a sample's is about 200
+ * bytes, a run's row with its run.json some kilobytes) */
+#define TORN_MAX (1u << 20)
 
 enum state { DOWN, CONNECTING, UP, STOPPED };
 
@@ -284,7 +287,11 @@ static void cut_torn_row(struct bl_dbsink *s)
 	bool torn;
 	uint64_t end = bl_dbspool_complete(&s->rd, &torn);
 
-	if (torn && end < s->stats.spool_bytes && ftruncate(fileno(s->fa), (off_t)end) == 0) {
+	/* a crash leaves part of one row: more than any row's length after
+	 * the last complete one is a damaged row's length word (the sender
+	 * will say so), with good rows after it, not to be cut */
+	if (torn && end < s->stats.spool_bytes && s->stats.spool_bytes - end <= TORN_MAX &&
+	    ftruncate(fileno(s->fa), (off_t)end) == 0) {
 		BL_INFO(MOD, "%s/" BL_DB_SPOOL ": its last row was cut short (%" PRIu64 " bytes): dropped; the"
 		        " run's files have it", s->dir, s->stats.spool_bytes - end);
 		s->stats.spool_bytes = end;

@@ -39,6 +39,14 @@ static void sample(struct bl_buf *out, int64_t series, int64_t seq, const char *
 	bl_buf_free(&t);
 }
 
+static void write_file_at(const char *where, const char *data, size_t n)
+{
+	FILE *f = fopen(where, "w");
+
+	fwrite(data, 1, n, f);
+	fclose(f);
+}
+
 static void write_file(const char *data, size_t n, const char *mode)
 {
 	FILE *f = fopen(path, mode);
@@ -219,6 +227,63 @@ static void no_memory(void)
 	       "a row the reader has no memory for: out of memory (-2), not a bad row (-1)");
 }
 
+/* The sink opening a spool a crash left: a row cut short at its end is
+ * cut off before anything is appended; what only looks cut short because
+ * a damaged length word claims more than any row can be, with good rows
+ * after it, is left for the sender to report. */
+static void opened_again(void)
+{
+	char dir[64], spool[96], err[200], msg[300];
+	struct bl_buf f = {0}, one = {0};
+	struct bl_loop *loop = bl_loop_new(NULL);
+	struct bl_dbsink *s;
+	size_t good, n;
+	FILE *fp;
+
+	snprintf(dir, sizeof dir, "/tmp/test_dbsink.XXXXXX");
+	if (!mkdtemp(dir) || !loop) {
+		ok(0, "a temporary directory and a loop");
+		return;
+	}
+	snprintf(spool, sizeof spool, "%s/" BL_DB_SPOOL, dir);
+	bl_buf_adds(&f, BL_DBSPOOL_HEADER);
+	sample(&f, 77, 1, "a");
+	good = f.len;
+	sample(&one, 77, 2, "b");
+	bl_buf_add(&f, one.p, one.len / 2);
+	write_file_at(spool, f.p, f.len);
+	/* no server on port 1: the rows stay in the spool */
+	s = bl_dbsink_open(loop, "postgresql://batlab@127.0.0.1:1/x?connect_timeout=1", dir, err, sizeof err);
+	ok(s != NULL, "the sink opens the torn spool %s", s ? "" : err);
+	fp = fopen(spool, "rb");
+	fseek(fp, 0, SEEK_END);
+	n = (size_t)ftell(fp);
+	fclose(fp);
+	is_int((long long)n, (long long)good, "the torn last row cut off: the spool ends after the last whole row");
+	bl_dbsink_close(s, 0, msg, sizeof msg);
+
+	/* a damaged length word (2 MiB) with 1.5 MiB of good rows after it */
+	f.len = good;
+	bl_buf_add(&f, "\1sample_data\t\0\1\0\x20\0\0", 19);
+	while (f.len < good + (3u << 19))
+		sample(&f, 77, 3, "c");
+	write_file_at(spool, f.p, f.len);
+	s = bl_dbsink_open(loop, "postgresql://batlab@127.0.0.1:1/x?connect_timeout=1", dir, err, sizeof err);
+	fp = fopen(spool, "rb");
+	fseek(fp, 0, SEEK_END);
+	n = (size_t)ftell(fp);
+	fclose(fp);
+	is_int((long long)n, (long long)f.len, "a damaged length word with good rows after it: nothing cut");
+	bl_dbsink_close(s, 0, msg, sizeof msg);
+	unlink(spool);
+	snprintf(spool, sizeof spool, "%s/" BL_DB_SENT, dir);
+	unlink(spool);
+	rmdir(dir);
+	bl_loop_free(loop);
+	bl_buf_free(&f);
+	bl_buf_free(&one);
+}
+
 int main(void)
 {
 	int fd;
@@ -232,6 +297,7 @@ int main(void)
 	mixed();
 	older();
 	no_memory();
+	opened_again();
 	unlink(path);
 	return done_testing();
 }
