@@ -27,6 +27,23 @@ void bl_io_foreign(struct bl_io *io)
 	io->foreign = true;
 }
 
+/* Take io's registration out of the set, unless its number now belongs
+ * to another watcher's registration, made after it: then the descriptor
+ * io watched was closed while watched (the set forgot it with the close)
+ * and the number reused, and a DEL would take the other's away. */
+static void unregister(struct bl_loop *loop, struct bl_io *io)
+{
+	for (size_t i = 0; i < loop->nios; i++) {
+		const struct bl_io *o = loop->ios[i];
+		if (o != io && o->registered && o->reg_fd == io->reg_fd && o->token > io->token) {
+			io->registered = false;
+			return;
+		}
+	}
+	(void)epoll_ctl(loop->epfd, EPOLL_CTL_DEL, io->reg_fd, NULL);
+	io->registered = false;
+}
+
 /* A descriptor the set refuses (one another watcher already holds, a
  * regular file) is looked at by number instead, like a foreign one. */
 void bl_loop_register(struct bl_loop *loop, struct bl_io *io, int op)
@@ -42,8 +59,7 @@ void bl_loop_register(struct bl_loop *loop, struct bl_io *io, int op)
 		return;
 	}
 	if (io->registered)
-		(void)epoll_ctl(loop->epfd, EPOLL_CTL_DEL, io->reg_fd, NULL);
-	io->registered = false;
+		unregister(loop, io);
 	loop->npolled++;
 }
 
@@ -58,8 +74,7 @@ int bl_io_start(struct bl_loop *loop, struct bl_io *io, unsigned events)
 	if (io->active) {
 		if (io->registered && io->fd != io->reg_fd) {
 			/* another descriptor under the same watcher: register that one */
-			(void)epoll_ctl(loop->epfd, EPOLL_CTL_DEL, io->reg_fd, NULL);
-			io->registered = false;
+			unregister(loop, io);
 			bl_loop_register(loop, io, EPOLL_CTL_ADD);
 		} else if (io->registered && events != was) {
 			bl_loop_register(loop, io, EPOLL_CTL_MOD);
@@ -91,9 +106,10 @@ void bl_io_stop(struct bl_loop *loop, struct bl_io *io)
 		}
 	/* Before the owner closes the descriptor: closed first, the set
 	 * forgets it by itself unless another process holds it too (then
-	 * loop_poll.c notices the stale token and rebuilds the set). */
+	 * loop_poll.c notices the stale token and rebuilds the set). io is
+	 * out of ios already: unregister compares it with the others. */
 	if (io->registered)
-		(void)epoll_ctl(loop->epfd, EPOLL_CTL_DEL, io->reg_fd, NULL);
+		unregister(loop, io);
 	else
 		loop->npolled--;
 	io->active = io->registered = false;

@@ -1,8 +1,9 @@
 /* test_loop_epoll.c - the loop's descriptor wait (core/loop_poll.c): ready
  * watchers called in the order they were started, interest changes, two
  * watchers on one descriptor, a foreign descriptor reopened under the same
- * number, and a descriptor closed while still registered (kept alive by a
- * duplicate) that must neither call its stopped watcher nor spin.
+ * number, a descriptor closed while still registered (kept alive by a
+ * duplicate) that must neither call its stopped watcher nor spin, and a
+ * watcher stopped after its number went to another's descriptor.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -246,6 +247,46 @@ static void test_rebuild_without_descriptors(struct bl_loop *loop)
 	drop_stale(loop, &live, p, q, dup_fd);
 }
 
+/* A watcher stopped only after its descriptor was closed and the number
+ * given to another watcher's new descriptor: the other's registration
+ * stays (the set had already forgotten the old one with the close). */
+static void test_number_reused(void)
+{
+	struct w old = {.id = 9}, fresh = {.id = 10};
+	struct bl_vclock vc;
+	struct bl_loop *loop;
+	int p[2], q[2];
+
+	/* a loop of its own: the one before has given up its set (above) */
+	bl_vclock_init(&vc, 0);
+	if (!(loop = bl_loop_new(&vc.clock)))
+		bail("loop");
+	if (pipe2(p, O_NONBLOCK) < 0)
+		bail("pipe");
+	bl_io_init(&old.io, p[0], on_ready, &old);
+	bl_io_start(loop, &old.io, BL_IO_READ);
+	close(p[0]);                            /* closed while still watched */
+	if (pipe2(q, O_NONBLOCK) < 0)
+		bail("pipe");
+	if (q[0] != p[0]) {
+		ok(1, "# SKIP the number was not reused");
+		ok(1, "# SKIP the number was not reused");
+	} else {
+		bl_io_init(&fresh.io, q[0], on_ready, &fresh);
+		bl_io_start(loop, &fresh.io, BL_IO_READ);
+		bl_io_stop(loop, &old.io);
+		(void)!write(q[1], "n", 1);
+		ok(bl_loop_step(loop, 0) == 1 && fresh.calls == 1,
+		   "the new descriptor under the old number is heard after the old watcher stops");
+		is_int(old.calls, 0, "the old watcher is not called");
+		bl_io_stop(loop, &fresh.io);
+	}
+	close(p[1]);
+	close(q[0]);
+	close(q[1]);
+	bl_loop_free(loop);
+}
+
 int main(void)
 {
 	struct bl_vclock vc;
@@ -263,5 +304,6 @@ int main(void)
 	test_fd_changed(loop);
 	test_rebuild_without_descriptors(loop);
 	bl_loop_free(loop);
+	test_number_reused();
 	return done_testing();
 }
