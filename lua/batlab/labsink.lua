@@ -38,6 +38,9 @@ local function mqtt_opts(url, conf, node)
 	elseif not scheme then
 		return nil, ("'%s' is not mqtt://HOST[:PORT] or mqtts://HOST[:PORT]"):format(url)
 	end
+	if conf.mqtt_password and not conf.mqtt_username then
+		return nil, "the lab configuration file gives mqtt_password without mqtt_username"
+	end
 	local tls = scheme == "mqtts" or conf.mqtt_cafile ~= nil
 	return {
 		host = host, port = tonumber(port), node = node, prefix = conf.mqtt_topic,
@@ -79,6 +82,45 @@ local function record(R, lab, url, mqtt_url)
 	end
 	R.journal:write({ ev = "lab", run_id = lab.run_id, db = db, db_password = removed or nil,
 		mqtt = (mqtt_url or "") ~= "" and mqtt_url or nil }, true)
+end
+
+-- The TLS files the options name, each readable (what bl_mqtt_open loads).
+local TLS_FILES = { cafile = "CA certificates", certfile = "client certificate", keyfile = "client key" }
+
+-- check(R) -> true | nil, err: the lab configuration, the sinks' URLs and
+-- the broker's TLS files, before the run makes its directory (a typo
+-- there must not leave behind a run directory that the corrected command
+-- then refuses to write into).
+function M.check(R)
+	local conf, cerr = labconf.read()
+	if not conf then
+		return nil, cerr
+	end
+	local url, mqtt_url = urls(R, conf)
+	if (url or "") ~= "" then
+		local ok, why = batlab.db_check(url)
+		if not ok then
+			return nil, "--db: " .. tostring(why)
+		end
+	end
+	if (mqtt_url or "") ~= "" then
+		local opts, oerr = mqtt_opts(mqtt_url, conf, "check")
+		if not opts then
+			return nil, "--mqtt: " .. oerr
+		end
+		for _, k in ipairs { "cafile", "certfile", "keyfile" } do
+			local f, ferr = nil, nil
+			if opts[k] then
+				f, ferr = io.open(opts[k], "rb")
+			end
+			if opts[k] and not f then
+				return nil, ("--mqtt: cannot load the MQTT %s from %s"):format(TLS_FILES[k], ferr)
+			elseif f then
+				f:close()
+			end
+		end
+	end
+	return true
 end
 
 -- open(R) -> lab | nil, nil (no sink asked for) | nil, err.

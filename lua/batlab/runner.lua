@@ -490,6 +490,11 @@ end
 -- Devices, cell placement, results. true | nil, code.
 local function open_all(R)
 	local o = R.o
+	local lok, lerr = require("batlab.labsink").check(R)
+	if not lok then
+		err(lerr)
+		return nil, batlab.EXIT_USAGE
+	end
 	local ok, code = open_pool(R, { sim = o.sim, devices = o.devices, seed = o.seed, port = o.port,
 		serial = o.serial })
 	if not ok then

@@ -156,9 +156,20 @@ code, _, err = cli.batlab(("run %s --sim --cell 0=E5 --out %s/r5 --quiet --no-re
 	"BATLAB_CONFIG=" .. tmp .. "/bad.conf")
 t.is(code, 2, "a misspelt key in the config file: exit 2")
 t.like(err, "bad.conf:2: unknown key 'mqtt_pasword'", "a misspelt key: names the file, line and key")
+t.ok(not cli.read(tmp .. "/r5/run.json"), "a misspelt key: no run directory made")
+cli.write(tmp .. "/bad.conf", "mqtt = " .. mq.url .. "\nmqtt_password = x\n")
+code, _, err = cli.batlab(("run %s --sim --cell 0=E5 --out %s/r5 --quiet --no-report"):format(q(tmp .. "/short.lua"), tmp),
+	"BATLAB_CONFIG=" .. tmp .. "/bad.conf")
+t.ok(code == 2 and err:find("gives mqtt_password without mqtt_username", 1, true),
+	"a password without a user: exit 2, said " .. err)
+cli.write(tmp .. "/bad.conf", "mqtt = " .. mq.url .. "\n")
+code, _, err = cli.batlab(("run %s --sim --cell 0=E5 --out %s/r5 --quiet --no-report"):format(q(tmp .. "/short.lua"), tmp),
+	"BATLAB_CONFIG=" .. tmp .. "/bad.conf")
+t.is(code, 0, "the file corrected, the same command runs into the same --out " .. err)
 code, _, err = cli.batlab(("run %s --sim --cell 0=E5 --out %s/r6 --mqtt http://x --quiet"):format(q(tmp .. "/short.lua"), tmp))
 t.is(code, 2, "--mqtt with a bad URL: exit 2")
 t.like(err, "not mqtt://HOST", "--mqtt with a bad URL: says what it wants")
+t.ok(not cli.read(tmp .. "/r6/run.json"), "--mqtt with a bad URL: no run directory made")
 code, _, err = cli.batlab(("run %s --sim --cell 0=E5 --out %s/r7 --mqtt mqtt://me:pw@x --quiet"):format(q(tmp .. "/short.lua"), tmp))
 t.is(code, 2, "--mqtt with credentials in the URL: exit 2")
 t.like(err, "credentials go in the lab configuration file", "--mqtt with credentials: says where they go")

@@ -182,6 +182,7 @@ code, err = run("E9", mq.url, "missing.conf")
 t.is(code, 2, "a CA file that is not there: exit 2")
 t.like(err, "cannot load the MQTT CA certificates from " .. tmp:gsub("%p", "%%%0") .. "/no%-such%-ca%.pem: No such file",
 	"a CA file that is not there: names it and why")
+t.ok(not cli.read(tmp .. "/r-E9/run.json"), "a CA file that is not there: no run directory made")
 
 -- ---- the server name sent (SNI): the name given, none for a number -------------------
 
