@@ -15,12 +15,15 @@
 /* The first line of a spool of COPY data (db.h): its rows are lines of
  * "TABLE<TAB>COPY text row", or a byte BL_DBSPOOL_BINARY, "TABLE<TAB>"
  * and a tuple of COPY's binary format (its field count says where it
- * ends). A spool of the format before (2) has only the lines, and is
- * read, and appended to, as one of this. A spool without either header
- * is of batlab before them: "TABLE<TAB>(SQL values)" lines, which
- * `batlab db push` still sends, as INSERTs. */
-#define BL_DBSPOOL_HEADER "# batlab db-spool 3: TABLE<TAB>COPY text row, or \\1TABLE<TAB>COPY binary tuple\n"
+ * ends). A spool of the format before (2) has only the lines; the sink
+ * appending to one first rewrites its header to this one, of the same
+ * length (so an older batlab refuses the spool instead of reading its
+ * binary rows as damaged ones). A spool without either header is of
+ * batlab before them: "TABLE<TAB>(SQL values)" lines, which `batlab db
+ * push` still sends, as INSERTs. */
+#define BL_DBSPOOL_HEADER "# batlab db-spool 3: TABLE<TAB>COPY text|bin\n"
 #define BL_DBSPOOL_HEADER_2 "# batlab db-spool 2: TABLE<TAB>COPY text row\n"
+_Static_assert(sizeof BL_DBSPOOL_HEADER == sizeof BL_DBSPOOL_HEADER_2, "a format-2 header is rewritten in place");
 #define BL_DBSPOOL_BINARY '\1'
 
 /* Rows of batlab.samples, as a spool of a batlab before schema version 4
@@ -44,6 +47,7 @@ enum bl_dbspool_format { BL_DBSPOOL_EMPTY, BL_DBSPOOL_COPY, BL_DBSPOOL_INSERT, B
 struct bl_dbspool {
 	FILE *f;
 	enum bl_dbspool_format format;
+	int version;                /* of a COPY spool: 2 or 3 (its header) */
 	uint64_t start;             /* where the first row starts (after the header) */
 	uint64_t off;               /* where the next unread row starts: buf + pos */
 	char *buf;

@@ -2,6 +2,7 @@
  * results sink (db.h): the connection on the event loop, the sending in
  * dbsend.c. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -244,6 +245,20 @@ int bl_dbsink_binrow(struct bl_dbsink *s, const char *table, const char *tuple, 
 	return append(s, BL_DBSPOOL_BINARY, table, tuple, n, 0);
 }
 
+/* A spool of format 2 (text lines only) goes on as format 3: its first
+ * line rewritten, in place (the same length), through a descriptor of its
+ * own (pwrite on the appending one would append, on Linux). */
+static bool upgrade_header(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	bool ok = fd >= 0 &&
+	          pwrite(fd, BL_DBSPOOL_HEADER, sizeof BL_DBSPOOL_HEADER - 1, 0) == sizeof BL_DBSPOOL_HEADER - 1;
+
+	if (fd >= 0 && close(fd) != 0)
+		ok = false;
+	return ok;
+}
+
 /* The spool to append to: a new one starts with its format's header; one
  * of an older batlab's format is not added to. */
 static FILE *open_spool(struct bl_dbsink *s, const char *path, char *err, size_t errlen)
@@ -270,6 +285,12 @@ static FILE *open_spool(struct bl_dbsink *s, const char *path, char *err, size_t
 	if (bl_dbspool_open(&s->rd, path) < 0 || s->rd.format != BL_DBSPOOL_COPY) {
 		snprintf(err, errlen, "%s: %s", path, s->rd.f ? "written by an older batlab (send it with"
 		         " `batlab db push`, then move it away)" : strerror(errno));
+		bl_dbspool_close(&s->rd);
+		fclose(f);
+		return NULL;
+	}
+	if (s->rd.version == 2 && !upgrade_header(path)) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		bl_dbspool_close(&s->rd);
 		fclose(f);
 		return NULL;

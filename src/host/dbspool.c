@@ -30,7 +30,7 @@ static size_t table_len(const char *line, size_t n)
 static void detect(struct bl_dbspool *sp)
 {
 	static const char hdr[] = BL_DBSPOOL_HEADER, hdr2[] = BL_DBSPOOL_HEADER_2;
-	char head[sizeof hdr > sizeof hdr2 ? sizeof hdr : sizeof hdr2];
+	char head[sizeof hdr];
 	size_t n, tl;
 
 	rewind(sp->f);
@@ -38,22 +38,17 @@ static void detect(struct bl_dbspool *sp)
 	sp->format = BL_DBSPOOL_EMPTY;
 	if (n == 0)
 		return;
-	if (n >= sizeof hdr - 1 && memcmp(head, hdr, sizeof hdr - 1) == 0) {
+	if (n >= sizeof hdr - 1 && (memcmp(head, hdr, sizeof hdr - 1) == 0 || memcmp(head, hdr2, sizeof hdr2 - 1) == 0)) {
 		sp->format = BL_DBSPOOL_COPY;
+		sp->version = head[18] - '0';   /* "# batlab db-spool N" */
 		sp->start = sizeof hdr - 1;
-		return;
-	}
-	if (n >= sizeof hdr2 - 1 && memcmp(head, hdr2, sizeof hdr2 - 1) == 0) {
-		sp->format = BL_DBSPOOL_COPY;
-		sp->start = sizeof hdr2 - 1;
 		return;
 	}
 	tl = table_len(head, n);
 	sp->format = tl > 0 && head[tl + 1] == '(' ? BL_DBSPOOL_INSERT : BL_DBSPOOL_UNKNOWN;
 	/* a header still being written reads as not there yet */
 	if (sp->format == BL_DBSPOOL_UNKNOWN && memchr(head, '\n', n) == NULL &&
-	    (memcmp(head, hdr, n < sizeof hdr - 1 ? n : sizeof hdr - 1) == 0 ||
-	     memcmp(head, hdr2, n < sizeof hdr2 - 1 ? n : sizeof hdr2 - 1) == 0))
+	    (memcmp(head, hdr, n) == 0 || memcmp(head, hdr2, n) == 0))
 		sp->format = BL_DBSPOOL_EMPTY;
 }
 

@@ -275,6 +275,20 @@ static void opened_again(void)
 	fclose(fp);
 	is_int((long long)n, (long long)f.len, "a damaged length word with good rows after it: nothing cut");
 	bl_dbsink_close(s, 0, msg, sizeof msg);
+
+	/* a spool of format 2 goes on as format 3: its header rewritten in place */
+	f.len = 0;
+	bl_buf_adds(&f, BL_DBSPOOL_HEADER_2);
+	bl_buf_adds(&f, "events\tr\t1\n");
+	write_file_at(spool, f.p, f.len);
+	s = bl_dbsink_open(loop, "postgresql://batlab@127.0.0.1:1/x?connect_timeout=1", dir, err, sizeof err);
+	bl_dbsink_close(s, 0, msg, sizeof msg);
+	fp = fopen(spool, "rb");
+	n = fread(one.p, 1, f.len + 1, fp);
+	fclose(fp);
+	ok(n == f.len && memcmp(one.p, BL_DBSPOOL_HEADER, strlen(BL_DBSPOOL_HEADER)) == 0 &&
+	       memcmp(one.p + strlen(BL_DBSPOOL_HEADER), "events\tr\t1\n", 12) == 0,
+	   "a spool of format 2 appended to: its header now format 3's, its rows as they were");
 	unlink(spool);
 	snprintf(spool, sizeof spool, "%s/" BL_DB_SENT, dir);
 	unlink(spool);
