@@ -80,7 +80,7 @@ typedef int (*bl_dbspool_fn)(void *ud, const char *table, size_t tl, const char 
                              bool binary);
 int bl_dbspool_scan(const char *path, bl_dbspool_fn fn, void *ud);
 /* A sample_data row's cell (bl_db_series) and sequence number, its
- * first two fields; false when they are not two integers. */
+ * first two fields; false when they are not two integers (dbbinary.c). */
 bool bl_db_sample_key(const char *data, size_t n, bool binary, int64_t *series, int64_t *seq);
 
 /* conninfo is a postgresql:// URL or key=value string libpq can read;

@@ -184,8 +184,6 @@ void bl_dbbin_text(struct bl_buf *b, const char *s);   /* NULL: NULL */
 #define BL_DBBIN_MAX_FIELDS 1600
 #define BL_DBBIN_MAX_FIELD (1u << 24)
 ssize_t bl_dbbin_tuple_len(const char *p, size_t avail);
-/* A tuple's first two fields as bigints: false when they are not. */
-bool bl_dbbin_key(const char *p, size_t n, int64_t *a, int64_t *b);
 
 /* Connecting without blocking the loop (a host name is looked up off it,
  * host/resolve.h): fn gets the PGconn from PQconnectStartParams on the

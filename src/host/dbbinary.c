@@ -21,6 +21,7 @@
 
 #include "core/bl.h"
 #include "host/csv.h"
+#include "host/db.h"
 #include "host/db_parts.h"
 
 #define PG_EPOCH_DAYS 10957            /* 1970-01-01 to 2000-01-01 */
@@ -276,22 +277,26 @@ void bl_dbbin_int4(struct bl_buf *b, int32_t v)
 		bl_buf_done(b, be32(be32(p, 4), (uint32_t)v));
 }
 
-void bl_dbbin_int8(struct bl_buf *b, int64_t v)
+/* A field of 8 bytes (bigint, double precision, timestamptz). */
+static void put8(struct bl_buf *b, uint64_t v)
 {
 	char *p = bl_buf_room(b, 12);
 
 	if (p)
-		bl_buf_done(b, be64(be32(p, 8), (uint64_t)v));
+		bl_buf_done(b, be64(be32(p, 8), v));
+}
+
+void bl_dbbin_int8(struct bl_buf *b, int64_t v)
+{
+	put8(b, (uint64_t)v);
 }
 
 static void put_float8(struct bl_buf *b, double v)
 {
-	char *p = bl_buf_room(b, 12);
 	uint64_t bits;
 
 	memcpy(&bits, &v, sizeof bits);
-	if (p)
-		bl_buf_done(b, be64(be32(p, 8), bits));
+	put8(b, bits);
 }
 
 /* As bl_copy_fixed writes v and the server reads it back (strtod's
@@ -328,7 +333,6 @@ void bl_dbbin_time(struct bl_buf *b, double epoch)
 {
 	char text[BL_CSV_TIME_ROOM], *end;
 	int64_t us;
-	char *p;
 
 	if (!(fabs(epoch) < 1e11)) {
 		bl_dbbin_null(b);
@@ -344,8 +348,7 @@ void bl_dbbin_time(struct bl_buf *b, double epoch)
 			return;
 		}
 	}
-	if ((p = bl_buf_room(b, 12)))
-		bl_buf_done(b, be64(be32(p, 8), (uint64_t)us));
+	put8(b, (uint64_t)us);
 }
 
 void bl_dbbin_text(struct bl_buf *b, const char *s)
@@ -398,7 +401,8 @@ ssize_t bl_dbbin_tuple_len(const char *p, size_t avail)
 	return (ssize_t)at;
 }
 
-bool bl_dbbin_key(const char *p, size_t n, int64_t *a, int64_t *b)
+/* A binary tuple's first two fields as bigints: false when they are not. */
+static bool binary_key(const char *p, size_t n, int64_t *a, int64_t *b)
 {
 	const unsigned char *u = (const unsigned char *)p;
 
@@ -407,4 +411,24 @@ bool bl_dbbin_key(const char *p, size_t n, int64_t *a, int64_t *b)
 	*a = (int64_t)((uint64_t)get32(u + 6) << 32 | get32(u + 10));
 	*b = (int64_t)((uint64_t)get32(u + 18) << 32 | get32(u + 22));
 	return true;
+}
+
+/* A text row's first two fields, each [-]digits within a bigint. */
+static bool text_key(const char *row, size_t n, int64_t *a, int64_t *b)
+{
+	const char *t1 = memchr(row, '\t', n), *t2;
+	long long x, y;
+
+	if (!t1 || !(t2 = memchr(t1 + 1, '\t', n - (size_t)(t1 + 1 - row))))
+		t2 = row + n;
+	if (!t1 || !parse_int(row, (size_t)(t1 - row), &x) || !parse_int(t1 + 1, (size_t)(t2 - t1 - 1), &y))
+		return false;
+	*a = x;
+	*b = y;
+	return true;
+}
+
+bool bl_db_sample_key(const char *data, size_t n, bool binary, int64_t *series, int64_t *seq)
+{
+	return binary ? binary_key(data, n, series, seq) : text_key(data, n, series, seq);
 }

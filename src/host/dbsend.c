@@ -187,7 +187,7 @@ static int gather(struct bl_dbsend *sd, struct bl_dbbatch *bt)
 	while (!bt->full && bt->rows < BATCH_ROWS && bt->bytes < BATCH_BYTES &&
 	       (r = bl_dbspool_next(sd->rd, &table, &tl, &data, &n, &binary)) != 0) {
 		if (r < 0)
-			return r == -2 ? -2 : -1;
+			return r;               /* -1 a bad row, -2 no memory to read it */
 		if (!add_row(bt, table, tl, data, n, binary)) {
 			bl_dbspool_unread(sd->rd);
 			bt->full = true;            /* the row starts the next batch */

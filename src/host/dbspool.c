@@ -40,7 +40,7 @@ static void detect(struct bl_dbspool *sp)
 		return;
 	if (n >= sizeof hdr - 1 && (memcmp(head, hdr, sizeof hdr - 1) == 0 || memcmp(head, hdr2, sizeof hdr2 - 1) == 0)) {
 		sp->format = BL_DBSPOOL_COPY;
-		sp->version = head[18] - '0';   /* "# batlab db-spool N" */
+		sp->version = memcmp(head, hdr, sizeof hdr - 1) == 0 ? 3 : 2;
 		sp->start = sizeof hdr - 1;
 		return;
 	}
@@ -242,31 +242,6 @@ int bl_dbspool_scan(const char *path, bl_dbspool_fn fn, void *ud)
 		r = -1;
 	bl_dbspool_close(&sp);
 	return r == -2 ? BL_ERR_MEM : r < 0 ? BL_ERR_PROTO : BL_OK;
-}
-
-static bool text_int(const char **p, const char *end, int64_t *v)
-{
-	const char *s = *p;
-	bool neg = s < end && *s == '-';
-	uint64_t k = 0;
-	int digits = 0;
-
-	for (s += neg; s < end && *s >= '0' && *s <= '9' && digits < 19; s++, digits++)
-		k = k * 10 + (uint64_t)(*s - '0');
-	if (digits == 0 || (s < end && *s != '\t'))
-		return false;
-	*v = neg ? (int64_t)(0 - k) : (int64_t)k;
-	*p = s < end ? s + 1 : s;
-	return true;
-}
-
-bool bl_db_sample_key(const char *data, size_t n, bool binary, int64_t *series, int64_t *seq)
-{
-	const char *p = data;
-
-	if (binary)
-		return bl_dbbin_key(data, n, series, seq);
-	return text_int(&p, data + n, series) && text_int(&p, data + n, seq);
 }
 
 int bl_dbspool_insert_batch(struct bl_dbspool *sp, struct bl_buf *sql, uint64_t *end)
